@@ -1,0 +1,178 @@
+//! Expression-level parsing: macros, `@every` durations, field count and
+//! time zone. Individual fields are parsed in `fields.rs`.
+
+use chrono_tz::Tz;
+
+use crate::Trigger;
+use crate::error::{Field, ParseError};
+use crate::fields::parse_field;
+use crate::next::Spec;
+use crate::schedule::CronSchedule;
+
+pub(crate) fn parse_trigger(expr: &str, tz: &str) -> Result<Trigger, ParseError> {
+    let expr = expr.trim();
+    if expr.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    if expr.starts_with('@') {
+        return parse_macro(expr, tz);
+    }
+    let spec = compile(expr)?;
+    Ok(Trigger::Cron(CronSchedule::new(expr, parse_tz(tz)?, spec)))
+}
+
+/// An IANA zone name; empty means UTC.
+fn parse_tz(name: &str) -> Result<Tz, ParseError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Ok(Tz::UTC);
+    }
+    name.parse().map_err(|_| ParseError::UnknownTimeZone { name: name.to_string() })
+}
+
+fn parse_macro(expr: &str, tz: &str) -> Result<Trigger, ParseError> {
+    let (name, rest) = match expr.split_once(char::is_whitespace) {
+        Some((name, rest)) => (name, rest.trim()),
+        None => (expr, ""),
+    };
+    let fields = match name.to_ascii_lowercase().as_str() {
+        "@every" => {
+            let period_ms = parse_duration(rest)?;
+            parse_tz(tz)?; // a bad zone is a mistake even where it does not matter
+            return Ok(Trigger::Every { period_ms });
+        }
+        "@yearly" | "@annually" => "0 0 1 1 *",
+        "@monthly" => "0 0 1 * *",
+        "@weekly" => "0 0 * * 0",
+        "@daily" | "@midnight" => "0 0 * * *",
+        "@hourly" => "0 * * * *",
+        _ => {
+            return Err(ParseError::UnknownMacro { name: name.to_string() });
+        }
+    };
+    if !rest.is_empty() {
+        return Err(ParseError::MacroArgument { name: name.to_string() });
+    }
+    let spec = compile(fields)?;
+    Ok(Trigger::Cron(CronSchedule::new(expr, parse_tz(tz)?, spec)))
+}
+
+/// Compile 5 fields (minute hour dom month dow) or 6 (seconds first).
+fn compile(expr: &str) -> Result<Spec, ParseError> {
+    let fields: Vec<&str> = expr.split_whitespace().collect();
+    let (second, rest) = match fields.len() {
+        5 => ("0", &fields[..]),
+        6 => (fields[0], &fields[1..]),
+        got => return Err(ParseError::FieldCount { got }),
+    };
+    Ok(Spec::new(
+        parse_field(Field::Second, second)?,
+        parse_field(Field::Minute, rest[0])?,
+        parse_field(Field::Hour, rest[1])?,
+        parse_field(Field::DayOfMonth, rest[2])?,
+        parse_field(Field::Month, rest[3])?,
+        parse_field(Field::DayOfWeek, rest[4])?,
+    ))
+}
+
+/// A Go-style duration such as `90s`, `1h30m`, `1.5m` or `2000ms`, in
+/// milliseconds; it must come to a whole number of seconds, at least one.
+pub(crate) fn parse_duration(input: &str) -> Result<i64, ParseError> {
+    let bad = |reason: String| ParseError::InvalidDuration { input: input.to_string(), reason };
+    if input.is_empty() {
+        return Err(bad("missing duration, e.g. 90s, 5m or 1h30m".into()));
+    }
+    if input.contains(char::is_whitespace) {
+        return Err(bad("no spaces allowed, e.g. 1h30m".into()));
+    }
+    // Exact arithmetic: the total is counted in units of 10^-18 ms so that
+    // decimal fractions never round.
+    const SCALE: u128 = 1_000_000_000_000_000_000;
+    let mut total: u128 = 0;
+    let mut rest = input;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(digits);
+        let units = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(units);
+        rest = tail;
+        let unit_ms: u128 = match unit.to_ascii_lowercase().as_str() {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "" => {
+                return Err(bad(format!("missing unit after {number:?} (use s, m, h or d)")));
+            }
+            _ => return Err(bad(format!("unknown unit {unit:?} (use s, m, h or d)"))),
+        };
+        let (int, frac) = number.split_once('.').unwrap_or((number, ""));
+        let valid = !number.is_empty()
+            && (!int.is_empty() || !frac.is_empty())
+            && !frac.contains('.')
+            && int.len() <= 20
+            && frac.len() <= 18;
+        if !valid {
+            return Err(bad(format!("invalid number {number:?}")));
+        }
+        let int: u128 = if int.is_empty() {
+            0
+        } else {
+            int.parse().map_err(|_| bad(format!("invalid number {number:?}")))?
+        };
+        let frac_scaled: u128 = if frac.is_empty() {
+            0
+        } else {
+            let f: u128 = frac.parse().map_err(|_| bad(format!("invalid number {number:?}")))?;
+            f * 10u128.pow(18 - frac.len() as u32)
+        };
+        let part = int
+            .checked_mul(SCALE)
+            .and_then(|i| i.checked_add(frac_scaled))
+            .and_then(|v| v.checked_mul(unit_ms))
+            .and_then(|v| total.checked_add(v));
+        total = part.ok_or_else(|| ParseError::PeriodTooLong { input: input.to_string() })?;
+    }
+    let ms = total / SCALE;
+    if ms < 1_000 {
+        return Err(ParseError::PeriodTooShort { input: input.to_string() });
+    }
+    if !total.is_multiple_of(SCALE * 1_000) {
+        return Err(ParseError::PeriodNotWholeSeconds { input: input.to_string() });
+    }
+    i64::try_from(ms).map_err(|_| ParseError::PeriodTooLong { input: input.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(90_000));
+        assert_eq!(parse_duration("1h30m"), Ok(5_400_000));
+        assert_eq!(parse_duration("1.5m"), Ok(90_000));
+        assert_eq!(parse_duration("2000ms"), Ok(2_000));
+        assert_eq!(parse_duration("1d"), Ok(86_400_000));
+        assert_eq!(parse_duration("1H"), Ok(3_600_000));
+        assert_eq!(parse_duration("1s"), Ok(1_000));
+        let msg = |s| parse_duration(s).unwrap_err().to_string();
+        assert_eq!(msg("500ms"), "period must be at least 1 second, got 500ms");
+        assert_eq!(msg("0s"), "period must be at least 1 second, got 0s");
+        assert_eq!(msg("1500ms"), "period must be a whole number of seconds, got 1500ms");
+        assert_eq!(msg("1.5s"), "period must be a whole number of seconds, got 1.5s");
+        assert_eq!(msg("90x"), "@every: invalid duration \"90x\": unknown unit \"x\" (use s, m, h or d)");
+        assert_eq!(
+            msg("90"),
+            "@every: invalid duration \"90\": missing unit after \"90\" (use s, m, h or d)"
+        );
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration(".s").is_err());
+        assert!(parse_duration("1..5s").is_err());
+        assert!(parse_duration("1 h").is_err());
+        assert!(parse_duration("-5s").is_err());
+        assert!(parse_duration("99999999999999999999d").is_err());
+    }
+}
