@@ -1,0 +1,545 @@
+//! Spawning a job's process group and driving it to its end.
+//!
+//! Each run costs one posix_spawn (no `pre_exec`, so std keeps the fast path),
+//! one or two pipes and one tokio task (the driver) that waits for the leader,
+//! reads the output, enforces the timeout and kill requests, and cleans up
+//! the group. Nothing is polled on a clock: every wake-up is an event.
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::sys::signal::Signal;
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::pipe;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::args::shell_operand;
+use crate::group::Group;
+use crate::log::{Capped, Log};
+use crate::{Command, EpochMs, Finished, Outcome};
+
+/// How long to keep reading after the group was killed, waiting for the
+/// pipes to reach EOF. Only a process that left the group (e.g. `setsid cmd &`)
+/// can hold them open longer; we stop listening to it rather than hang.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(1);
+
+/// Read buffer size; at most `MAX_READS_PER_WAKE` reads per wake-up so one
+/// chatty stream cannot starve the other branches.
+const READ_CHUNK: usize = 16 * 1024;
+const MAX_READS_PER_WAKE: usize = 8;
+/// Pipe buffers hold 64 KiB by default (up to 1 MiB if enlarged).
+const MAX_READS_AT_DRAIN: usize = 64;
+
+/// Used for a `kill_grace` too large to add to a clock: effectively never.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+pub(crate) fn now_ms() -> EpochMs {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Starts `cmd` as `/bin/sh -c '<script> "$@"' <name> <args…>` in a new
+/// process group. Must be called inside a tokio runtime (an error otherwise).
+pub fn spawn(cmd: Command) -> io::Result<Running> {
+    let rt = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+    check_env(&cmd.env)?;
+    let Command {
+        script,
+        name,
+        args,
+        env,
+        workdir,
+        stdin,
+        timeout,
+        kill_grace,
+        log_cap,
+        capture_stdout,
+        user,
+    } = cmd;
+
+    // An absolute program path keeps std on posix_spawn even when the job's
+    // env sets PATH (std falls back to fork+exec to search a changed PATH).
+    let mut proc = tokio::process::Command::new("/bin/sh");
+    proc.arg("-c").arg(&*shell_operand(&script, !args.is_empty())).arg(&name).args(&args);
+    if let Some(user) = &user {
+        // std clears the supplementary groups when it sets the uid.
+        proc.uid(user.uid).gid(user.gid);
+        proc.env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name);
+    }
+    proc.envs(env).process_group(0);
+    if let Some(dir) = &workdir {
+        proc.current_dir(dir);
+    }
+    // Empty input is the same as none: EOF at the first read.
+    let stdin = stdin.filter(|b| !b.is_empty());
+    proc.stdin(if stdin.is_some() { Stdio::piped() } else { dev_null()? });
+
+    // One pipe for stdout and stderr keeps their exact interleaving; a second
+    // pipe is only needed when stdout must also be kept apart. std's pipes are
+    // close-on-exec, so concurrent spawns elsewhere cannot inherit them.
+    let (out_r, out_w) = io::pipe()?;
+    let err_r = if capture_stdout {
+        let (r, w) = io::pipe()?;
+        proc.stderr(w);
+        Some(r)
+    } else {
+        proc.stderr(out_w.try_clone()?);
+        None
+    };
+    proc.stdout(out_w);
+    // Register the read ends first, so nothing can fail once the child runs.
+    let out = receiver(out_r.into())?;
+    let err = err_r.map(|r| receiver(r.into())).transpose()?;
+
+    let mut child = proc.spawn().map_err(|e| spawn_error(e, workdir.as_deref()))?;
+    let started_at = now_ms();
+    // Our copies of the write ends must go, or the pipes never reach EOF.
+    drop(proc);
+
+    let Some((pid, group)) = child.id().and_then(|pid| Some((pid, Group::of_leader(pid)?))) else {
+        // Cannot happen (a fresh child has a real pid); never signal pgid 0.
+        let _ = child.start_kill();
+        return Err(io::Error::other("spawned child has no usable pid"));
+    };
+
+    let stdin_task = match (child.stdin.take(), stdin) {
+        (Some(mut pipe), Some(bytes)) => Some(rt.spawn(async move {
+            // EPIPE when the job does not read it all is fine; dropping the
+            // pipe closes it so the job sees EOF.
+            let _ = pipe.write_all(&bytes).await;
+        })),
+        _ => None,
+    };
+
+    let log = Log::new(log_cap);
+    let switch = Arc::new(KillSwitch::default());
+    let driver = Driver {
+        child,
+        group,
+        log: log.clone(),
+        out: Some(out),
+        err,
+        stdout: capture_stdout.then(|| Capped::new(log_cap)),
+        switch: switch.clone(),
+        stdin_task,
+        started_at,
+        timeout_at: timeout.and_then(|t| Instant::now().checked_add(t)),
+        kill_grace,
+        status: None,
+        ended_by: None,
+        sigkill_at: None,
+        drain_until: None,
+        group_killed: false,
+        done: false,
+    };
+    let task = rt.spawn(driver.run());
+
+    Ok(Running { pid, started_at, log, killer: Killer { switch }, task: Some(task) })
+}
+
+/// A child's stdin reading /dev/null. The file is opened once and duplicated
+/// per run: a dup is cheaper than a path lookup on every spawn.
+fn dev_null() -> io::Result<Stdio> {
+    static NULL: OnceLock<File> = OnceLock::new();
+    let file = match NULL.get() {
+        Some(f) => f,
+        // A failed open is not cached: the next run tries again.
+        None => {
+            let _ = NULL.set(File::open("/dev/null")?);
+            NULL.get().ok_or_else(|| io::Error::other("/dev/null"))?
+        }
+    };
+    Ok(Stdio::from(file.try_clone()?))
+}
+
+/// The read end of one of our own pipes, made non-blocking and registered
+/// with the runtime. We know it is a pipe opened for reading, so tokio's
+/// checks (two more syscalls per pipe) are skipped.
+fn receiver(fd: OwnedFd) -> io::Result<pipe::Receiver> {
+    fcntl(&fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).map_err(io::Error::from)?;
+    pipe::Receiver::from_owned_fd_unchecked(fd)
+}
+
+/// Rejects env entries that would be silently mangled in the child's
+/// environment block (std itself rejects NUL bytes at spawn).
+fn check_env(env: &[(String, String)]) -> io::Result<()> {
+    match env.iter().find(|(k, _)| k.is_empty() || k.contains(['=', '\0'])) {
+        Some((k, _)) => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid environment variable name {k:?}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Says which part was missing: posix_spawn reports a bad workdir with the
+/// same bare ENOENT as a missing program.
+fn spawn_error(e: io::Error, workdir: Option<&Path>) -> io::Error {
+    match workdir {
+        Some(dir) if !dir.is_dir() => {
+            io::Error::new(e.kind(), format!("working directory {}: {e}", dir.display()))
+        }
+        _ => e,
+    }
+}
+
+/// A started job. Dropping it without [`Running::wait`] kills the job's
+/// process group (SIGTERM, then SIGKILL after the grace); the process is
+/// still reaped in the background.
+pub struct Running {
+    pid: u32,
+    started_at: EpochMs,
+    log: Log,
+    killer: Killer,
+    /// `Some` until `wait` has the result; `Drop` kills while it is `Some`.
+    task: Option<JoinHandle<Finished>>,
+}
+
+impl Running {
+    /// The pid of the job's `sh`, which is also its process group id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Wall clock taken right after the child was spawned.
+    pub fn started_at(&self) -> EpochMs {
+        self.started_at
+    }
+
+    pub fn log(&self) -> Log {
+        self.log.clone()
+    }
+
+    pub fn killer(&self) -> Killer {
+        self.killer.clone()
+    }
+
+    /// Waits until the job's `sh` has exited, its group is gone and its
+    /// output is fully read. Cancelling this future counts as a drop.
+    pub async fn wait(mut self) -> Finished {
+        let joined = match self.task.as_mut() {
+            Some(task) => task.await.ok(),
+            None => None,
+        };
+        self.task = None;
+        // Only if the driver panicked or the runtime is shutting down.
+        joined.unwrap_or_else(|| Finished {
+            outcome: Outcome::Failed,
+            exit_code: None,
+            signal: None,
+            started_at: self.started_at,
+            finished_at: now_ms(),
+            log: self.log.snapshot(),
+            log_truncated: self.log.is_truncated(),
+            stdout: None,
+        })
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.task.is_some() {
+            self.killer.kill();
+        }
+    }
+}
+
+impl fmt::Debug for Running {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Running")
+            .field("pid", &self.pid)
+            .field("started_at", &self.started_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct KillSwitch {
+    requested: AtomicBool,
+    /// Set once the leader has exited: later kill requests are no-ops.
+    done: AtomicBool,
+    wake: Notify,
+}
+
+/// Asks a run to end: SIGTERM to its group, SIGKILL after the grace.
+/// Cloneable; holds no pid, so a late call can never hit a reused one.
+#[derive(Clone)]
+pub struct Killer {
+    switch: Arc<KillSwitch>,
+}
+
+impl Killer {
+    /// Idempotent; a no-op once the job's `sh` has exited.
+    pub fn kill(&self) {
+        let s = &self.switch;
+        if !s.done.load(Ordering::Acquire) && !s.requested.swap(true, Ordering::AcqRel) {
+            // The driver also checks `requested` on each turn; the permit
+            // stored by `notify_one` covers a driver not yet waiting.
+            s.wake.notify_one();
+        }
+    }
+}
+
+impl fmt::Debug for Killer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Killer").field("requested", &self.switch.requested.load(Ordering::Relaxed)).finish()
+    }
+}
+
+/// What the driver's one timer is set for.
+#[derive(Debug, Clone, Copy)]
+enum Due {
+    Timeout,
+    SigKill,
+    Drain,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Stream {
+    Out,
+    Err,
+}
+
+/// Owns the child and its pipes for the whole run (see the module doc).
+struct Driver {
+    child: tokio::process::Child,
+    group: Group,
+    log: Log,
+    /// stdout+stderr, or stdout alone when `stdout` is kept apart.
+    out: Option<pipe::Receiver>,
+    /// stderr when stdout is kept apart.
+    err: Option<pipe::Receiver>,
+    stdout: Option<Capped>,
+    switch: Arc<KillSwitch>,
+    stdin_task: Option<JoinHandle<()>>,
+    started_at: EpochMs,
+    timeout_at: Option<Instant>,
+    kill_grace: Duration,
+
+    /// The leader's exit, once seen.
+    status: Option<io::Result<ExitStatus>>,
+    /// Set when we sent SIGTERM (timeout or kill request).
+    ended_by: Option<Outcome>,
+    /// Pending SIGKILL after the SIGTERM grace.
+    sigkill_at: Option<Instant>,
+    /// After the leader exited and the group was killed: stop reading then.
+    drain_until: Option<Instant>,
+    group_killed: bool,
+    done: bool,
+}
+
+impl Driver {
+    async fn run(mut self) -> Finished {
+        // Filled through spare capacity: no zeroing, and no allocation
+        // before the first read.
+        let mut buf = Vec::new();
+        let timer = tokio::time::sleep_until(Instant::now());
+        tokio::pin!(timer);
+        let mut armed_at = None;
+        loop {
+            if self.status.is_some() && self.out.is_none() && self.err.is_none() {
+                break;
+            }
+            if self.status.is_none()
+                && self.ended_by.is_none()
+                && self.switch.requested.load(Ordering::Acquire)
+            {
+                self.terminate(Outcome::Killed);
+            }
+            let due = self.next_due();
+            if let Some((at, _)) = due
+                && armed_at != Some(at)
+            {
+                timer.as_mut().reset(at);
+                armed_at = Some(at);
+            }
+            let watch_kill = self.status.is_none() && self.ended_by.is_none();
+            tokio::select! {
+                res = self.child.wait(), if self.status.is_none() => self.on_exit(res),
+                () = readable(self.out.as_ref()) => self.read(Stream::Out, &mut buf, MAX_READS_PER_WAKE),
+                () = readable(self.err.as_ref()) => self.read(Stream::Err, &mut buf, MAX_READS_PER_WAKE),
+                // Handled at the top of the loop.
+                () = self.switch.wake.notified(), if watch_kill => {}
+                () = &mut timer, if due.is_some() => {
+                    if let Some((_, what)) = due {
+                        self.on_due(what, &mut buf);
+                    }
+                }
+            }
+        }
+        self.finish()
+    }
+
+    fn next_due(&self) -> Option<(Instant, Due)> {
+        if let Some(at) = self.sigkill_at {
+            Some((at, Due::SigKill))
+        } else if self.status.is_some() {
+            self.drain_until.map(|at| (at, Due::Drain))
+        } else if self.ended_by.is_none() {
+            self.timeout_at.map(|at| (at, Due::Timeout))
+        } else {
+            None
+        }
+    }
+
+    fn on_due(&mut self, what: Due, buf: &mut Vec<u8>) {
+        match what {
+            Due::Timeout => self.terminate(Outcome::TimedOut),
+            Due::SigKill => {
+                self.sigkill_at = None;
+                if self.status.is_some() {
+                    self.kill_rest_of_group();
+                } else {
+                    self.group.signal(Signal::SIGKILL);
+                }
+            }
+            Due::Drain => {
+                // Whatever the group wrote is already in the pipes: take it,
+                // then stop listening to processes that escaped the group.
+                // (Bounded: an escaped process may still be writing.)
+                self.read(Stream::Out, buf, MAX_READS_AT_DRAIN);
+                self.read(Stream::Err, buf, MAX_READS_AT_DRAIN);
+                self.out = None;
+                self.err = None;
+            }
+        }
+    }
+
+    /// SIGTERM now, SIGKILL after the grace (at once for a zero grace).
+    fn terminate(&mut self, why: Outcome) {
+        self.ended_by = Some(why);
+        self.group.signal(Signal::SIGTERM);
+        if self.kill_grace.is_zero() {
+            self.group.signal(Signal::SIGKILL);
+        } else {
+            let now = Instant::now();
+            let at = now.checked_add(self.kill_grace).or_else(|| now.checked_add(FAR_FUTURE)).unwrap_or(now);
+            self.sigkill_at = Some(at);
+        }
+    }
+
+    fn on_exit(&mut self, status: io::Result<ExitStatus>) {
+        self.status = Some(status);
+        self.switch.done.store(true, Ordering::Release);
+        // The run ends with its `sh`: kill what is left of the group (e.g.
+        // `sleep 100 &`) so nothing outlives it and the pipes reach EOF.
+        // Within a SIGTERM grace, the rest may still be cleaning up: they get
+        // until the grace ends (or until the output closes).
+        if self.sigkill_at.is_none() {
+            self.kill_rest_of_group();
+        }
+    }
+
+    fn kill_rest_of_group(&mut self) {
+        self.group.signal(Signal::SIGKILL);
+        self.group_killed = true;
+        self.drain_until = Instant::now().checked_add(DRAIN_AFTER_EXIT);
+    }
+
+    /// Reads up to `max_reads` chunks from one stream into the log.
+    fn read(&mut self, which: Stream, buf: &mut Vec<u8>, max_reads: usize) {
+        for _ in 0..max_reads {
+            let slot = match which {
+                Stream::Out => &mut self.out,
+                Stream::Err => &mut self.err,
+            };
+            let Some(rx) = slot.as_ref() else { return };
+            buf.clear();
+            // Never read into zero spare capacity: `Ok(0)` would look like EOF.
+            buf.reserve(READ_CHUNK);
+            match rx.try_read_buf(buf) {
+                Ok(0) => {
+                    *slot = None;
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
+                    return;
+                }
+                // Unexpected on a pipe; treat as the end of this stream.
+                Err(_) => {
+                    *slot = None;
+                    return;
+                }
+            }
+            let data = &buf[..];
+            self.log.push(data);
+            if which == Stream::Out
+                && let Some(stdout) = &mut self.stdout
+            {
+                stdout.push(data);
+            }
+        }
+    }
+
+    fn finish(&mut self) -> Finished {
+        // Output closed during a grace period: end the stragglers now.
+        if !self.group_killed {
+            self.group.signal(Signal::SIGKILL);
+            self.group_killed = true;
+        }
+        self.done = true;
+        self.switch.done.store(true, Ordering::Release);
+        if let Some(task) = self.stdin_task.take() {
+            task.abort();
+        }
+        self.log.close();
+        let (exit_code, signal) = match &self.status {
+            Some(Ok(st)) => (st.code(), st.signal()),
+            _ => (None, None),
+        };
+        let outcome = match (self.ended_by, &self.status) {
+            (Some(why), _) => why,
+            (None, Some(Ok(st))) if st.success() => Outcome::Succeeded,
+            _ => Outcome::Failed,
+        };
+        Finished {
+            outcome,
+            exit_code,
+            signal,
+            started_at: self.started_at,
+            finished_at: now_ms(),
+            log: self.log.snapshot(),
+            log_truncated: self.log.is_truncated(),
+            stdout: self.stdout.as_ref().map(Capped::text),
+        }
+    }
+}
+
+impl Drop for Driver {
+    /// Only reached unfinished if the task is dropped (runtime shutdown) or
+    /// panicked: do not leave the group running or followers waiting.
+    fn drop(&mut self) {
+        if !self.done {
+            self.group.signal(Signal::SIGKILL);
+            if let Some(task) = self.stdin_task.take() {
+                task.abort();
+            }
+            self.log.close();
+        }
+    }
+}
+
+/// Resolves when `rx` may be readable; never for a closed stream.
+async fn readable(rx: Option<&pipe::Receiver>) {
+    match rx {
+        // An error here shows up again at the read, which closes the stream.
+        Some(rx) => {
+            let _ = rx.readable().await;
+        }
+        None => std::future::pending().await,
+    }
+}

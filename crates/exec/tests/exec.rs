@@ -1,0 +1,510 @@
+//! Runs real child processes through the executor. Timing bounds are generous
+//! on purpose (a loaded 2-core machine): they only tell "finished" from "hung".
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cronstack_exec::{Command, Finished, Outcome, spawn};
+use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
+
+/// Far beyond any legitimate run here; far below the `sleep 300`s we kill.
+const HANG: Duration = Duration::from_secs(60);
+
+fn cmd(script: &str) -> Command {
+    Command {
+        script: script.into(),
+        name: "job".into(),
+        kill_grace: Duration::from_millis(500),
+        ..Default::default()
+    }
+}
+
+fn with_args(script: &str, args: &[&str]) -> Command {
+    Command { args: args.iter().map(|a| a.to_string()).collect(), ..cmd(script) }
+}
+
+async fn run(c: Command) -> Finished {
+    let running = spawn(c).expect("spawn");
+    tokio::time::timeout(HANG, running.wait()).await.expect("run hung")
+}
+
+/// Processes of group `pgid` that are still alive. Zombies do not count:
+/// orphans are re-parented to an init that may never reap them.
+fn live_members(pgid: u32) -> Vec<u32> {
+    let mut live = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid pgrp …"; comm may hold spaces and parens.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z" && fields[0] != "X" {
+            live.push(pid);
+        }
+    }
+    live
+}
+
+fn group_gone(pgid: u32) -> bool {
+    match kill(Pid::from_raw(-(pgid as i32)), None) {
+        Err(Errno::ESRCH) => true,
+        _ => live_members(pgid).is_empty(),
+    }
+}
+
+/// Polls (the kernel finishes SIGKILLed processes asynchronously).
+async fn assert_group_gone(pgid: u32) {
+    let start = Instant::now();
+    while !group_gone(pgid) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "group {pgid} still has live processes: {:?}",
+            live_members(pgid)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Follows `log` from `pos` until `pred` holds on everything read so far.
+async fn read_until(
+    log: &cronstack_exec::Log,
+    seen: &mut Vec<u8>,
+    pos: &mut u64,
+    pred: impl Fn(&[u8]) -> bool,
+) {
+    let start = Instant::now();
+    loop {
+        let (bytes, p) = log.read_from(*pos);
+        seen.extend(bytes);
+        *pos = p;
+        if pred(seen) {
+            return;
+        }
+        assert!(!log.is_closed(), "log closed early: {:?}", String::from_utf8_lossy(seen));
+        assert!(start.elapsed() < HANG, "no output");
+        let _ = tokio::time::timeout(Duration::from_secs(5), log.changed(*pos)).await;
+    }
+}
+
+/// Follows `log` from `pos` to its end.
+async fn follow_to_end(log: &cronstack_exec::Log, seen: &mut Vec<u8>, mut pos: u64) {
+    loop {
+        let (bytes, p) = log.read_from(pos);
+        seen.extend(bytes);
+        pos = p;
+        if log.is_closed() {
+            // Closed after our read? Take what came in between.
+            seen.extend(log.read_from(pos).0);
+            return;
+        }
+        tokio::time::timeout(HANG, log.changed(pos)).await.expect("log never changed or closed");
+    }
+}
+
+#[tokio::test]
+async fn exit_codes_and_signals() {
+    let ok = run(cmd("exit 0")).await;
+    assert_eq!((ok.outcome, ok.exit_code, ok.signal), (Outcome::Succeeded, Some(0), None));
+
+    let fail = run(cmd("exit 3")).await;
+    assert_eq!((fail.outcome, fail.exit_code, fail.signal), (Outcome::Failed, Some(3), None));
+
+    let sig = run(cmd("kill -KILL $$")).await;
+    assert_eq!((sig.outcome, sig.exit_code, sig.signal), (Outcome::Failed, None, Some(9)));
+
+    let missing = run(cmd("no-such-command-xyz")).await;
+    assert_eq!(missing.exit_code, Some(127));
+    assert!(missing.log.contains("not found"), "{:?}", missing.log);
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_interleave_in_order() {
+    let f = run(cmd("echo a; echo b >&2; echo c; echo d >&2; printf e")).await;
+    assert_eq!(f.log, "a\nb\nc\nd\ne");
+    assert!(!f.log_truncated);
+    assert_eq!(f.stdout, None);
+}
+
+#[tokio::test]
+async fn capture_stdout_keeps_stdout_apart() {
+    let f = run(Command { capture_stdout: true, ..cmd("echo out1; echo err1 >&2; echo out2") }).await;
+    assert_eq!(f.stdout.as_deref(), Some("out1\nout2\n"));
+    for line in ["out1\n", "err1\n", "out2\n"] {
+        assert!(f.log.contains(line), "{:?}", f.log);
+    }
+    assert_eq!(f.log.len(), 15);
+}
+
+#[tokio::test]
+async fn env_is_inherited_and_extended() {
+    let f = run(Command {
+        env: vec![("CS_FOO".into(), "bar baz".into())],
+        ..cmd(r#"printf '%s|%s' "$CS_FOO" "$PATH""#)
+    })
+    .await;
+    let path = std::env::var("PATH").unwrap_or_default();
+    assert_eq!(f.log, format!("bar baz|{path}"));
+
+    // A job may set its own PATH; /bin/sh is still found.
+    let f = run(Command { env: vec![("PATH".into(), "/nonexistent".into())], ..cmd(r#"printf %s "$PATH""#) })
+        .await;
+    assert_eq!((f.outcome, f.log.as_str()), (Outcome::Succeeded, "/nonexistent"));
+}
+
+#[tokio::test]
+async fn workdir_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = run(Command { workdir: Some(dir.path().to_path_buf()), ..cmd("pwd -P") }).await;
+    let want = dir.path().canonicalize().unwrap();
+    assert_eq!(f.log.trim_end(), want.to_str().unwrap());
+}
+
+#[tokio::test]
+async fn stdin_bytes_or_dev_null() {
+    let f = run(Command { stdin: Some(b"line1\nline2\n".to_vec()), ..cmd("cat") }).await;
+    assert_eq!(f.log, "line1\nline2\n");
+
+    // No stdin: /dev/null, so `cat` ends at once instead of waiting.
+    let f = run(cmd("cat")).await;
+    assert_eq!((f.outcome, f.log.as_str()), (Outcome::Succeeded, ""));
+
+    // Large input, read fully.
+    let f = run(Command { stdin: Some(vec![b'x'; 300_000]), ..cmd("wc -c") }).await;
+    assert_eq!(f.log.trim(), "300000");
+
+    // Large input the job never reads: no hang on the writer.
+    let f = run(Command { stdin: Some(vec![b'x'; 1_000_000]), ..cmd("echo ignored") }).await;
+    assert_eq!((f.outcome, f.log.as_str()), (Outcome::Succeeded, "ignored\n"));
+}
+
+#[tokio::test]
+async fn args_arrive_literally_and_are_never_executed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pwned = dir.path().join("pwned");
+    let p = pwned.to_str().unwrap();
+    let args = [
+        "a b".to_string(),
+        String::new(),
+        format!("x; touch {p}"),
+        format!("$(touch {p})"),
+        format!("`touch {p}`"),
+        format!("'; touch {p}; '"),
+        format!("\"; touch {p}; \""),
+        format!("| touch {p}"),
+        "two\nlines".to_string(),
+        "-n".to_string(),
+        "$HOME *".to_string(),
+    ];
+    let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let f = run(with_args(r"printf '[%s]\n'", &arg_refs)).await;
+    assert_eq!(f.outcome, Outcome::Succeeded, "{}", f.log);
+    let want: String = args.iter().map(|a| format!("[{a}]\n")).collect();
+    assert_eq!(f.log, want);
+    assert!(!pwned.exists(), "an argument was executed");
+
+    // $0 is the name; $# counts the args.
+    let f = run(Command {
+        name: "my job; $(id)".into(),
+        ..with_args(r#"printf '%s|%s|' "$0" "$#""#, &["1", "2 3"])
+    })
+    .await;
+    assert_eq!(f.log, "my job; $(id)|2|1|2 3|");
+}
+
+#[tokio::test]
+async fn trailing_newline_keeps_exit_status_and_args() {
+    // Without args nothing is appended: the script's own status counts.
+    let f = run(cmd("false\n")).await;
+    assert_eq!((f.outcome, f.exit_code), (Outcome::Failed, Some(1)));
+    let f = run(cmd("false;")).await;
+    assert_eq!(f.exit_code, Some(1));
+    // With args they still reach the last command.
+    let f = run(with_args("printf '<%s>'  \n\n", &["a b"])).await;
+    assert_eq!(f.log, "<a b>");
+    // Positional parameters are set with or without the append.
+    let f = run(with_args("echo \"$1\"\nfalse\n", &["x"])).await;
+    assert_eq!(f.exit_code, Some(1), "{}", f.log);
+}
+
+#[tokio::test]
+async fn cap_keeps_head_and_tail_with_marker() {
+    let full: String = (1..=2000).map(|i| format!("{i}\n")).collect();
+    let f = run(Command { log_cap: 200, capture_stdout: true, ..cmd("seq 1 2000") }).await;
+    let omitted = full.len() - 200;
+    let want = format!("{}\n… [{omitted} bytes omitted] …\n{}", &full[..100], &full[full.len() - 100..]);
+    assert_eq!(f.log, want);
+    assert!(f.log_truncated);
+    assert_eq!(f.stdout.as_deref(), Some(want.as_str()));
+}
+
+#[tokio::test]
+async fn log_handle_reads_positions_after_the_run() {
+    let full: String = (1..=2000).map(|i| format!("{i}\n")).collect();
+    let running = spawn(Command { log_cap: 200, ..cmd("seq 1 2000") }).unwrap();
+    let log = running.log();
+    let f = running.wait().await;
+    assert!(log.is_closed());
+    assert_eq!(log.len_written(), full.len() as u64);
+    assert_eq!(log.snapshot(), f.log);
+    let (all, end) = log.read_from(0);
+    assert_eq!((String::from_utf8(all).unwrap(), end), (f.log.clone(), full.len() as u64));
+    // In the omitted middle: marker, then the tail.
+    let (mid, _) = log.read_from(500);
+    let mid = String::from_utf8(mid).unwrap();
+    assert!(mid.starts_with("\n… ["), "{mid:?}");
+    assert!(mid.ends_with(&full[full.len() - 100..]));
+    // In the tail: plain bytes.
+    let (tail, _) = log.read_from(full.len() as u64 - 10);
+    assert_eq!(tail, &full.as_bytes()[full.len() - 10..]);
+    assert_eq!(log.read_from(end), (Vec::new(), end));
+    // Closed: `changed` returns at once.
+    tokio::time::timeout(HANG, log.changed(end)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_reading_then_follow_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let running = spawn(with_args(
+        r#"echo first; while [ ! -e "$1" ]; do sleep 0.02; done; echo second >&2; echo third; : "#,
+        &[go.to_str().unwrap()],
+    ))
+    .unwrap();
+    let log = running.log();
+    let (mut seen, mut pos) = (Vec::new(), 0);
+    read_until(&log, &mut seen, &mut pos, |s| s == b"first\n").await;
+    // The job is blocked until we create the file: this is truly live.
+    assert!(!log.is_closed());
+    assert_eq!(log.snapshot(), "first\n");
+    std::fs::write(&go, b"").unwrap();
+    follow_to_end(&log, &mut seen, pos).await;
+    assert_eq!(String::from_utf8(seen).unwrap(), "first\nsecond\nthird\n");
+    let f = tokio::time::timeout(HANG, running.wait()).await.unwrap();
+    assert_eq!((f.outcome, f.log.as_str()), (Outcome::Succeeded, "first\nsecond\nthird\n"));
+}
+
+#[tokio::test]
+async fn timeout_kills_the_whole_group() {
+    let running =
+        spawn(Command { timeout: Some(Duration::from_millis(300)), ..cmd("sleep 300 & sleep 300") }).unwrap();
+    let pgid = running.pid();
+    let f = tokio::time::timeout(HANG, running.wait()).await.expect("hung");
+    assert_eq!(f.outcome, Outcome::TimedOut);
+    assert!(f.signal.is_some(), "{f:?}");
+    assert_group_gone(pgid).await;
+}
+
+#[tokio::test]
+async fn sigterm_ignored_means_sigkill_after_grace() {
+    // Ignored signals are inherited: neither sh nor the sleeps die on TERM.
+    let script = "trap '' TERM; sleep 300 & sleep 300; echo not reached";
+    for grace in [Duration::from_millis(300), Duration::ZERO] {
+        let running =
+            spawn(Command { timeout: Some(Duration::from_millis(200)), kill_grace: grace, ..cmd(script) })
+                .unwrap();
+        let pgid = running.pid();
+        let f = tokio::time::timeout(HANG, running.wait()).await.expect("hung");
+        assert_eq!((f.outcome, f.signal), (Outcome::TimedOut, Some(9)), "{f:?}");
+        assert!(!f.log.contains("not reached"));
+        assert_group_gone(pgid).await;
+    }
+}
+
+#[tokio::test]
+async fn grace_lets_the_group_clean_up() {
+    // The child handles TERM by printing; the grace gives it time to.
+    let script =
+        "sh -c 'trap \"echo cleaned; exit 0\" TERM; echo ready; while :; do sleep 0.05; done' & wait";
+    let running = spawn(Command { kill_grace: Duration::from_secs(20), ..cmd(script) }).unwrap();
+    let pgid = running.pid();
+    let log = running.log();
+    let (mut seen, mut pos) = (Vec::new(), 0);
+    read_until(&log, &mut seen, &mut pos, |s| s == b"ready\n").await;
+    running.killer().kill();
+    let f = tokio::time::timeout(HANG, running.wait()).await.expect("hung");
+    assert_eq!(f.outcome, Outcome::Killed);
+    assert!(f.log.contains("cleaned"), "{:?}", f.log);
+    assert_group_gone(pgid).await;
+}
+
+#[tokio::test]
+async fn background_child_does_not_hang_wait_and_is_killed() {
+    let start = Instant::now();
+    let running = spawn(cmd("sleep 300 & (sleep 1; echo late) & echo started")).unwrap();
+    let pgid = running.pid();
+    let f = tokio::time::timeout(HANG, running.wait()).await.expect("hung");
+    assert!(start.elapsed() < Duration::from_secs(30));
+    assert_eq!((f.outcome, f.log.as_str()), (Outcome::Succeeded, "started\n"));
+    assert_group_gone(pgid).await;
+}
+
+#[tokio::test]
+async fn process_that_left_the_group_does_not_hang_wait() {
+    // `setsid` escapes the group (we cannot kill it) while holding the output
+    // pipe open: only the drain limit ends the wait. The file tells the
+    // script the escape has happened and carries the escaped pid.
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("escaped");
+    let script = r#"setsid sh -c 'echo $$ > "$1.tmp"; mv "$1.tmp" "$1"; exec sleep 30' x "$1" &
+        while [ ! -e "$1" ]; do sleep 0.01; done; cat "$1"; true"#;
+    let start = Instant::now();
+    let f = run(with_args(script, &[flag.to_str().unwrap()])).await;
+    let elapsed = start.elapsed();
+    let pid: i32 = f.log.trim().parse().expect("escaped pid");
+    let still_there = kill(Pid::from_raw(pid), None).is_ok();
+    let _ = kill(Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+    assert_eq!(f.outcome, Outcome::Succeeded);
+    assert!(still_there, "the escaped process should have survived");
+    assert!(elapsed < Duration::from_secs(25), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn killer_ends_the_run() {
+    let running = spawn(cmd("echo ready; sleep 300 & sleep 300")).unwrap();
+    let pgid = running.pid();
+    let killer = running.killer();
+    let log = running.log();
+    let (mut seen, mut pos) = (Vec::new(), 0);
+    read_until(&log, &mut seen, &mut pos, |s| s == b"ready\n").await;
+    killer.kill();
+    killer.clone().kill(); // idempotent
+    let f = tokio::time::timeout(HANG, running.wait()).await.expect("hung");
+    assert_eq!(f.outcome, Outcome::Killed);
+    assert_eq!(f.log, "ready\n");
+    assert_group_gone(pgid).await;
+    killer.kill(); // finished: no-op
+}
+
+#[tokio::test]
+async fn kill_right_after_spawn_and_after_finish() {
+    let running = spawn(cmd("sleep 300")).unwrap();
+    running.killer().kill();
+    let f = tokio::time::timeout(HANG, running.wait()).await.expect("hung");
+    assert_eq!(f.outcome, Outcome::Killed);
+
+    let running = spawn(cmd("true")).unwrap();
+    let killer = running.killer();
+    let f = running.wait().await;
+    killer.kill();
+    assert_eq!(f.outcome, Outcome::Succeeded);
+}
+
+#[tokio::test]
+async fn huge_durations_do_not_overflow() {
+    let f = run(Command { timeout: Some(Duration::MAX), kill_grace: Duration::MAX, ..cmd("true") }).await;
+    assert_eq!(f.outcome, Outcome::Succeeded);
+
+    // TERM is enough for `sleep`, so the endless grace is never waited out.
+    let running = spawn(Command { kill_grace: Duration::MAX, ..cmd("sleep 300") }).unwrap();
+    running.killer().kill();
+    let f = tokio::time::timeout(HANG, running.wait()).await.expect("hung");
+    assert_eq!((f.outcome, f.signal), (Outcome::Killed, Some(15)));
+
+    let f = run(Command { timeout: Some(Duration::ZERO), ..cmd("sleep 300") }).await;
+    assert_eq!(f.outcome, Outcome::TimedOut);
+}
+
+#[tokio::test]
+async fn drop_without_wait_kills_the_group() {
+    let running =
+        spawn(Command { kill_grace: Duration::from_millis(200), ..cmd("sleep 300 & sleep 300") }).unwrap();
+    let pgid = running.pid();
+    let log = running.log();
+    drop(running);
+    assert_group_gone(pgid).await;
+    // The driver still finishes the run: followers see the end.
+    tokio::time::timeout(HANG, log.changed(u64::MAX)).await.expect("log never closed");
+    assert!(log.is_closed());
+}
+
+#[tokio::test]
+async fn cancelled_wait_kills_the_group() {
+    let running = spawn(cmd("sleep 300 & sleep 300")).unwrap();
+    let pgid = running.pid();
+    let waited = tokio::time::timeout(Duration::from_millis(100), running.wait()).await;
+    assert!(waited.is_err());
+    assert_group_gone(pgid).await;
+}
+
+#[tokio::test]
+async fn spawn_errors_are_values() {
+    let err =
+        spawn(Command { workdir: Some(Path::new("/nonexistent/dir/for/cronstack").into()), ..cmd("true") })
+            .unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/dir/for/cronstack"), "{err}");
+
+    assert!(spawn(cmd("echo a\0b")).is_err());
+    assert!(spawn(with_args("echo", &["a\0b"])).is_err());
+    for name in ["", "A=B", "A\0"] {
+        let c = Command { env: vec![(name.into(), "v".into())], ..cmd("true") };
+        assert!(spawn(c).is_err(), "{name:?}");
+    }
+    assert!(spawn(Command { env: vec![("A".into(), "v\0".into())], ..cmd("true") }).is_err());
+}
+
+#[test]
+fn spawn_outside_a_runtime_is_an_error() {
+    assert!(spawn(cmd("true")).is_err());
+}
+
+#[tokio::test]
+async fn odd_inputs_do_not_panic() {
+    let f = run(Command::default()).await;
+    assert_eq!(f.outcome, Outcome::Succeeded);
+    let f = run(Command { log_cap: 1, ..cmd("printf 'abc\\377'") }).await;
+    assert!(f.log_truncated);
+    let f = run(cmd("printf 'ok \\377'")).await;
+    assert_eq!(f.log, "ok \u{fffd}");
+}
+
+#[tokio::test]
+async fn timestamps_bracket_the_run() {
+    let now =
+        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let before = now();
+    let running = spawn(cmd("true")).unwrap();
+    let started = running.started_at();
+    let f = running.wait().await;
+    let after = now();
+    assert!(before <= started && started <= f.finished_at && f.finished_at <= after);
+    assert_eq!(f.started_at, started);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_runs() {
+    let runs: Vec<_> = (0..40).map(|i| spawn(with_args("echo", &[&i.to_string()])).unwrap()).collect();
+    for (i, r) in runs.into_iter().enumerate() {
+        let f = tokio::time::timeout(HANG, r.wait()).await.expect("hung");
+        assert_eq!((f.outcome, f.log), (Outcome::Succeeded, format!("{i}\n")));
+    }
+}
+
+#[test]
+fn handles_can_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<cronstack_exec::Running>();
+    send_sync::<cronstack_exec::Log>();
+    send_sync::<cronstack_exec::Killer>();
+    send_sync::<Finished>();
+    send_sync::<Command>();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_output_is_read_fully_and_capped() {
+    // 20 MB through a 1 MiB cap: counts every byte, keeps both ends.
+    let f = run(cmd("head -c 20000000 /dev/zero | tr '\\0' x; echo END")).await;
+    assert_eq!(f.outcome, Outcome::Succeeded);
+    assert!(f.log_truncated);
+    assert!(f.log.starts_with("xxxx") && f.log.ends_with("xxxxEND\n"));
+    let omitted = 20_000_004 - (1 << 20);
+    assert!(f.log.contains(&format!("[{omitted} bytes omitted]")));
+    assert!(f.log.len() < (1 << 20) + 100);
+}
