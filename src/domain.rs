@@ -1,0 +1,512 @@
+//! Plain domain types shared by the store, the service, the engine and both API dialects.
+//! No I/O here: parsing, validation and the few pure rules of the model.
+
+use std::collections::BTreeMap;
+
+use cronstack_cron::Trigger;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub type EpochMs = i64;
+pub type UserId = i64;
+
+pub fn now_ms() -> EpochMs {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Booleans are stored as 0/1 BIGINTs (portable through sqlx's Any driver).
+pub fn bool_flag(b: bool) -> i64 {
+    i64::from(b)
+}
+
+/// A random 32-hex identifier (stack and job `uid`, webhook tokens).
+pub fn new_uid() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// Generates a string-backed enum with its wire names, parse and display in one place.
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name { $(#[serde(rename = $wire)] $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($wire => Some($name::$variant),)+ _ => None }
+            }
+            /// The accepted values, for error messages.
+            pub fn choices() -> String {
+                [$($wire),+].join(", ")
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+wire_enum!(
+    /// What a token may do. `public` reads and runs/pauses jobs; `jobs` also changes stacks,
+    /// schedules and jobs; `admin` also manages tokens.
+    Scope { Public = "public", Jobs = "jobs", Admin = "admin" }
+);
+
+impl Scope {
+    /// Scopes are levels: each includes the ones below it.
+    pub fn rank(self) -> u8 {
+        match self {
+            Scope::Public => 0,
+            Scope::Jobs => 1,
+            Scope::Admin => 2,
+        }
+    }
+}
+
+wire_enum!(
+    /// What happens to a slot that comes due while the previous run is still going.
+    Overlap { Allow = "allow", Forbid = "forbid", Replace = "replace" }
+);
+
+wire_enum!(
+    /// What happens to slots missed while no node was running.
+    Missed { Skip = "skip", RunOnce = "run_once", CatchUp = "catch_up" }
+);
+
+wire_enum!(
+    /// Kragle's webhook access modes for a stack.
+    HookAccess { Public = "public", Token = "token", User = "user" }
+);
+
+wire_enum!(
+    HookMethod { Get = "GET", Post = "POST" }
+);
+
+wire_enum!(
+    /// Why a run exists.
+    TriggerKind { Schedule = "schedule", RunNow = "run_now", Retry = "retry", Webhook = "webhook" }
+);
+
+wire_enum!(
+    /// A run's life: `queued` (claimed, waiting for its instant or a free slot), `running`,
+    /// then one of the final states.
+    RunStatus {
+        Queued = "queued",
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        TimedOut = "timed_out",
+        Killed = "killed",
+        Skipped = "skipped",
+        Lost = "lost",
+    }
+);
+
+impl RunStatus {
+    pub fn is_final(self) -> bool {
+        !matches!(self, RunStatus::Queued | RunStatus::Running)
+    }
+}
+
+wire_enum!(
+    /// What an outbound webhook can subscribe to. `job.fail` / `job.backon` are Cloud 66's:
+    /// a run fails after the job's previous run succeeded (or it never ran) / a run succeeds
+    /// after the previous one failed.
+    EventKind {
+        RunStarted = "run.started",
+        RunSucceeded = "run.succeeded",
+        RunFailed = "run.failed",
+        RunTimedOut = "run.timed_out",
+        JobPaused = "job.paused",
+        JobUnpaused = "job.unpaused",
+        JobDeleted = "job.deleted",
+        JobFail = "job.fail",
+        JobBackon = "job.backon",
+    }
+);
+
+impl EventKind {
+    /// The event announcing a run's end; `None` for a skipped slot. Killed and lost runs
+    /// count as failed (the run's `outcome` tells them apart).
+    pub fn for_run_end(status: RunStatus) -> Option<Self> {
+        match status {
+            RunStatus::Succeeded => Some(EventKind::RunSucceeded),
+            RunStatus::TimedOut => Some(EventKind::RunTimedOut),
+            RunStatus::Failed | RunStatus::Killed | RunStatus::Lost => Some(EventKind::RunFailed),
+            RunStatus::Queued | RunStatus::Running | RunStatus::Skipped => None,
+        }
+    }
+}
+
+wire_enum!(
+    /// The asynchronous actions of the Cloud 66 dialect.
+    ActionKind {
+        RunNow = "job_run_now",
+        Pause = "job_pause_handler",
+        Unpause = "job_unpause_handler",
+        PauseAll = "job_pause_all_handler",
+        UnpauseAll = "job_unpause_all_handler",
+    }
+);
+
+/// Cloud 66's integer job status: what the job's last run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Never run since it was last changed.
+    Updated = 0,
+    Started = 1,
+    Success = 2,
+    Failed = 3,
+}
+
+impl JobStatus {
+    pub fn from_i64(v: i64) -> Self {
+        match v {
+            1 => JobStatus::Started,
+            2 => JobStatus::Success,
+            3 => JobStatus::Failed,
+            _ => JobStatus::Updated,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub email: Option<String>,
+    pub created_at: EpochMs,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub created_at: EpochMs,
+}
+
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub id: i64,
+    pub uid: String,
+    pub owner: UserId,
+    pub name: String,
+    pub command: String,
+    pub env: BTreeMap<String, String>,
+    pub workdir: Option<String>,
+    pub webhook: Option<HookAccess>,
+    pub webhook_method: HookMethod,
+    pub webhook_token: Option<String>,
+    pub created_at: EpochMs,
+    pub updated_at: EpochMs,
+}
+
+/// A schedule's rule as users write it (Kragle's `config`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScheduleConfig {
+    Period { seconds: i64 },
+    Timestamp { unix_seconds: i64 },
+    Cron { expr: String, timezone: String },
+}
+
+impl ScheduleConfig {
+    /// Validates a Kragle `config` object. The message says what is wrong (Kragle code 26).
+    pub fn from_json(value: &Value) -> Result<Self, String> {
+        let obj = value
+            .as_object()
+            .ok_or("config must be an object such as {\"period\": 60}, {\"timestamp\": 1767225600} or {\"cron\": \"0 3 * * *\", \"timezone\": \"UTC\"}")?;
+        if let Some(key) =
+            obj.keys().find(|k| !["period", "timestamp", "cron", "timezone"].contains(&k.as_str()))
+        {
+            return Err(format!(
+                "unknown config key \"{key}\": use period, timestamp, or cron with an optional timezone"
+            ));
+        }
+        let int = |key: &str| -> Result<Option<i64>, String> {
+            match obj.get(key) {
+                None => Ok(None),
+                Some(v) => v.as_i64().map(Some).ok_or(format!("config.{key} must be an integer")),
+            }
+        };
+        let period = int("period")?;
+        let timestamp = int("timestamp")?;
+        let cron = match obj.get("cron") {
+            None => None,
+            Some(Value::String(s)) => Some(s.trim().to_string()),
+            Some(_) => return Err("config.cron must be a string".into()),
+        };
+        let timezone = match obj.get("timezone") {
+            None => None,
+            Some(Value::String(s)) => Some(s.trim().to_string()),
+            Some(_) => return Err("config.timezone must be a string".into()),
+        };
+        let config = match (period, timestamp, cron) {
+            (Some(seconds), None, None) => {
+                if seconds < 1 {
+                    return Err(format!("config.period must be at least 1 second, got {seconds}"));
+                }
+                ScheduleConfig::Period { seconds }
+            }
+            (None, Some(unix_seconds), None) => {
+                if !(0..=253_402_300_799).contains(&unix_seconds) {
+                    return Err(format!(
+                        "config.timestamp {unix_seconds} is not a Unix time between 1970 and 9999"
+                    ));
+                }
+                ScheduleConfig::Timestamp { unix_seconds }
+            }
+            (None, None, Some(expr)) => {
+                ScheduleConfig::Cron { expr, timezone: timezone.clone().unwrap_or_else(|| "UTC".into()) }
+            }
+            (None, None, None) => {
+                return Err("config needs one of period, timestamp or cron".into());
+            }
+            _ => return Err("config takes only one of period, timestamp or cron".into()),
+        };
+        if timezone.is_some() && !matches!(config, ScheduleConfig::Cron { .. }) {
+            return Err("config.timezone applies only to a cron schedule".into());
+        }
+        config.trigger()?;
+        Ok(config)
+    }
+
+    pub fn to_json(&self) -> Value {
+        match self {
+            ScheduleConfig::Period { seconds } => serde_json::json!({ "period": seconds }),
+            ScheduleConfig::Timestamp { unix_seconds } => {
+                serde_json::json!({ "timestamp": unix_seconds })
+            }
+            ScheduleConfig::Cron { expr, timezone } => {
+                serde_json::json!({ "cron": expr, "timezone": timezone })
+            }
+        }
+    }
+
+    /// The compiled fire-time rule.
+    pub fn trigger(&self) -> Result<Trigger, String> {
+        match self {
+            ScheduleConfig::Period { seconds } => {
+                Trigger::every(*seconds).map_err(|e| format!("config.period: {e}"))
+            }
+            ScheduleConfig::Timestamp { unix_seconds } => {
+                Ok(Trigger::once(unix_seconds.saturating_mul(1000)))
+            }
+            ScheduleConfig::Cron { expr, timezone } => {
+                Trigger::cron(expr, timezone).map_err(|e| format!("config.cron: {e}"))
+            }
+        }
+    }
+
+    /// The expression shown by the Cloud 66 dialect's `cron` field.
+    pub fn cron_text(&self) -> Option<String> {
+        match self {
+            ScheduleConfig::Period { seconds } => Some(format!("@every {seconds}s")),
+            ScheduleConfig::Timestamp { .. } => None,
+            ScheduleConfig::Cron { expr, .. } => Some(expr.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub id: i64,
+    pub owner: UserId,
+    pub name: Option<String>,
+    /// One-time: a job using it disables itself after it ran.
+    pub once: bool,
+    pub config: ScheduleConfig,
+    pub created_at: EpochMs,
+    pub updated_at: EpochMs,
+}
+
+/// The only job type so far: a shell command. Cloud 66 calls it `DockerHostTaskJob`.
+pub const JOB_KIND_COMMAND: &str = "command";
+
+/// A stack's hook job: created by cronstack on the stack's first hook (or exec) call to record
+/// those runs; never scheduled, not listed, not changeable through the API.
+pub const JOB_KIND_HOOK: &str = "hook";
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    pub uid: String,
+    pub owner: UserId,
+    pub stack_id: i64,
+    pub schedule_id: i64,
+    pub name: Option<String>,
+    pub kind: String,
+    pub command: Option<String>,
+    /// Kragle's `do_run`; Cloud 66's `paused` is its negation.
+    pub enabled: bool,
+    /// Kragle's `do_del`: deleted at its next slot instead of running.
+    pub pending_delete: bool,
+    /// Paused by `pause_all`, so `unpause_all` restores it (and only it).
+    pub paused_by_all: bool,
+    pub timeout_s: Option<i64>,
+    pub overlap: Overlap,
+    pub missed: Missed,
+    pub retries: i64,
+    pub retry_backoff_s: i64,
+    pub next_run_at: Option<EpochMs>,
+    pub last_status: JobStatus,
+    pub created_at: EpochMs,
+    pub updated_at: EpochMs,
+}
+
+impl Job {
+    /// Whether this is a stack's hook job (managed by cronstack).
+    pub fn is_hook(&self) -> bool {
+        self.kind == JOB_KIND_HOOK
+    }
+
+    /// The name the command sees as `$0`.
+    pub fn display_name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| format!("job-{}", self.id))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub id: i64,
+    pub job_id: i64,
+    pub owner: UserId,
+    pub trigger: TriggerKind,
+    pub scheduled_for: EpochMs,
+    pub attempt: i64,
+    pub args: Vec<String>,
+    pub status: RunStatus,
+    pub node_id: Option<String>,
+    pub started_at: Option<EpochMs>,
+    pub finished_at: Option<EpochMs>,
+    pub exit_code: Option<i64>,
+    pub signal: Option<i64>,
+    pub log_truncated: bool,
+    pub created_at: EpochMs,
+}
+
+impl Run {
+    pub fn lateness_ms(&self) -> Option<i64> {
+        self.started_at.map(|s| s - self.scheduled_for)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Action {
+    pub id: i64,
+    pub owner: UserId,
+    pub stack_id: i64,
+    pub kind: ActionKind,
+    pub started_via: String,
+    pub started_at: EpochMs,
+    pub finished_at: Option<EpochMs>,
+    pub finished_success: Option<bool>,
+    pub finished_message: Option<String>,
+    pub finished_result: Option<Value>,
+    pub metadata: Map<String, Value>,
+    pub run_id: Option<i64>,
+}
+
+/// An outbound webhook subscription: `events` of the owner's jobs (all of them, or those of
+/// one stack and/or one job) are POSTed to `url`, signed with `secret`.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub id: i64,
+    pub owner: UserId,
+    pub url: String,
+    pub events: Vec<EventKind>,
+    pub secret: String,
+    pub stack_id: Option<i64>,
+    pub job_id: Option<i64>,
+    pub created_at: EpochMs,
+    pub updated_at: EpochMs,
+}
+
+impl Webhook {
+    /// Whether an event of `kind` about `job` goes to this subscription.
+    pub fn wants(&self, kind: EventKind, job: &Job) -> bool {
+        self.owner == job.owner
+            && self.events.contains(&kind)
+            && self.stack_id.is_none_or(|s| s == job.stack_id)
+            && self.job_id.is_none_or(|j| j == job.id)
+    }
+}
+
+wire_enum!(
+    /// A delivery's life: `pending` (due at `next_attempt_at`), `delivering` (claimed by a
+    /// node), then `delivered` or `failed` (attempts exhausted).
+    DeliveryStatus { Pending = "pending", Delivering = "delivering", Delivered = "delivered", Failed = "failed" }
+);
+
+/// One event for one subscription, with its attempts.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: i64,
+    pub webhook_id: i64,
+    pub event: EventKind,
+    /// The exact body POSTed (and signed).
+    pub payload: String,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Option<EpochMs>,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<EpochMs>,
+    pub created_at: EpochMs,
+    pub updated_at: EpochMs,
+}
+
+/// Formats epoch ms as ISO-8601 UTC (`2026-11-24T10:00:00Z`, with millis when not whole).
+pub fn iso8601(ms: EpochMs) -> String {
+    use chrono::{SecondsFormat, TimeZone, Utc};
+    match Utc.timestamp_millis_opt(ms).single() {
+        Some(t) if ms % 1000 == 0 => t.to_rfc3339_opts(SecondsFormat::Secs, true),
+        Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
+        None => ms.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn schedule_configs_validate_with_clear_messages() {
+        assert_eq!(
+            ScheduleConfig::from_json(&json!({"period": 60})).unwrap(),
+            ScheduleConfig::Period { seconds: 60 }
+        );
+        assert_eq!(
+            ScheduleConfig::from_json(&json!({"cron": "0 3 * * *"})).unwrap(),
+            ScheduleConfig::Cron { expr: "0 3 * * *".into(), timezone: "UTC".into() }
+        );
+        for (bad, needle) in [
+            (json!({"period": 0}), "at least 1"),
+            (json!({"period": "60"}), "integer"),
+            (json!({"every": 5}), "unknown config key"),
+            (json!({}), "needs one of"),
+            (json!({"period": 5, "cron": "* * * * *"}), "only one"),
+            (json!({"cron": "61 * * * *"}), "config.cron"),
+            (json!({"cron": "* * * * *", "timezone": "Mars/Base"}), "config.cron"),
+            (json!({"period": 5, "timezone": "UTC"}), "only to a cron"),
+            (json!([1]), "must be an object"),
+        ] {
+            let err = ScheduleConfig::from_json(&bad).unwrap_err();
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn iso_times() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_500), "1970-01-01T00:00:01.500Z");
+    }
+}

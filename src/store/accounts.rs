@@ -1,0 +1,171 @@
+//! Users, API tokens and server settings.
+
+use sqlx::Row;
+
+use super::{SqlxResultExt, Store, StoreResult, get_i64, get_opt_string, get_string};
+use crate::domain::{ApiToken, EpochMs, Scope, User, UserId};
+
+/// What a token hash resolves to.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub token_id: i64,
+    pub user_id: UserId,
+    pub username: String,
+    pub scopes: Vec<Scope>,
+}
+
+fn parse_scopes(s: &str) -> Vec<Scope> {
+    s.split(',').filter_map(Scope::parse).collect()
+}
+
+fn join_scopes(scopes: &[Scope]) -> String {
+    scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
+}
+
+impl Store {
+    pub async fn insert_user(
+        &self,
+        username: &str,
+        email: Option<&str>,
+        password_hash: Option<&str>,
+        now: EpochMs,
+    ) -> StoreResult<UserId> {
+        let row = sqlx::query(
+            "INSERT INTO users (username, email, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(username)
+        .bind(email)
+        .bind(password_hash)
+        .bind(now)
+        .fetch_one(&self.write)
+        .await
+        .db()?;
+        get_i64(&row, "id")
+    }
+
+    /// The user named by username or email, with their password hash.
+    pub async fn user_for_login(&self, login: &str) -> StoreResult<Option<(User, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT id, username, email, password_hash, created_at FROM users WHERE username = $1 OR email = $1 ORDER BY (username = $1) DESC LIMIT 1",
+        )
+        .bind(login)
+        .fetch_optional(&self.read)
+        .await
+        .db()?;
+        row.map(|r| Ok((user_from_row(&r)?, get_opt_string(&r, "password_hash")?))).transpose()
+    }
+
+    pub async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
+        let row = sqlx::query("SELECT id, username, email, created_at FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .db()?;
+        row.map(|r| user_from_row(&r)).transpose()
+    }
+
+    pub async fn user_by_name(&self, username: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query("SELECT id, username, email, created_at FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.read)
+            .await
+            .db()?;
+        row.map(|r| user_from_row(&r)).transpose()
+    }
+
+    pub async fn insert_token(
+        &self,
+        user: UserId,
+        name: &str,
+        token_hash: &str,
+        scopes: &[Scope],
+        now: EpochMs,
+    ) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "INSERT INTO api_tokens (user_id, name, token_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(user)
+        .bind(name)
+        .bind(token_hash)
+        .bind(join_scopes(scopes))
+        .bind(now)
+        .fetch_one(&self.write)
+        .await
+        .db()?;
+        get_i64(&row, "id")
+    }
+
+    pub async fn token_by_hash(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
+        let row = sqlx::query(
+            "SELECT t.id, t.user_id, t.scopes, u.username FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.read)
+        .await
+        .db()?;
+        row.map(|r| {
+            Ok(TokenRecord {
+                token_id: get_i64(&r, "id")?,
+                user_id: get_i64(&r, "user_id")?,
+                username: get_string(&r, "username")?,
+                scopes: parse_scopes(&get_string(&r, "scopes")?),
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn list_tokens(&self, user: UserId) -> StoreResult<Vec<ApiToken>> {
+        let rows =
+            sqlx::query("SELECT id, name, scopes, created_at FROM api_tokens WHERE user_id = $1 ORDER BY id")
+                .bind(user)
+                .fetch_all(&self.read)
+                .await
+                .db()?;
+        rows.iter()
+            .map(|r| {
+                Ok(ApiToken {
+                    id: get_i64(r, "id")?,
+                    name: get_string(r, "name")?,
+                    scopes: parse_scopes(&get_string(r, "scopes")?),
+                    created_at: get_i64(r, "created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn delete_token(&self, user: UserId, id: i64) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(user)
+            .execute(&self.write)
+            .await
+            .db()?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The setting `key`, storing `init` first when it is not set yet (first writer wins, so
+    /// every node of a cluster ends up with the same value).
+    pub async fn setting_or_init(&self, key: &str, init: &str) -> StoreResult<String> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(init)
+            .execute(&self.write)
+            .await
+            .db()?;
+        let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_one(&self.write)
+            .await
+            .db()?;
+        row.try_get::<String, _>("value").db()
+    }
+}
+
+fn user_from_row(r: &sqlx::any::AnyRow) -> StoreResult<User> {
+    Ok(User {
+        id: get_i64(r, "id")?,
+        username: get_string(r, "username")?,
+        email: get_opt_string(r, "email")?,
+        created_at: get_i64(r, "created_at")?,
+    })
+}

@@ -1,0 +1,150 @@
+//! Stacks: named groups of jobs with the command, environment and hook settings they share.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sqlx::any::AnyRow;
+
+use super::{
+    Page, SqlxResultExt, Store, StoreResult, get_enum, get_i64, get_json, get_opt_string, get_string,
+};
+use crate::domain::{EpochMs, HookAccess, HookMethod, Stack, UserId};
+
+const COLUMNS: &str = "id, uid, owner, name, command, env, workdir, webhook, webhook_method, webhook_token, created_at, updated_at";
+
+/// The fields a user sets on a stack.
+#[derive(Debug, Clone)]
+pub struct NewStack {
+    pub name: String,
+    pub command: String,
+    pub env: BTreeMap<String, String>,
+    pub workdir: Option<String>,
+    pub webhook: Option<HookAccess>,
+    pub webhook_method: HookMethod,
+    pub webhook_token: Option<String>,
+}
+
+impl Store {
+    pub async fn insert_stack(
+        &self,
+        owner: UserId,
+        uid: &str,
+        s: &NewStack,
+        now: EpochMs,
+    ) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "INSERT INTO stacks (uid, owner, name, command, env, workdir, webhook, webhook_method, webhook_token, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
+        )
+        .bind(uid)
+        .bind(owner)
+        .bind(&s.name)
+        .bind(&s.command)
+        .bind(serde_json::to_string(&s.env).expect("string map serializes"))
+        .bind(&s.workdir)
+        .bind(s.webhook.map(|w| w.as_str()))
+        .bind(s.webhook_method.as_str())
+        .bind(&s.webhook_token)
+        .bind(now)
+        .fetch_one(&self.write)
+        .await
+        .db()?;
+        get_i64(&row, "id")
+    }
+
+    pub async fn update_stack(&self, id: i64, s: &NewStack, now: EpochMs) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE stacks SET name = $2, command = $3, env = $4, workdir = $5, webhook = $6, webhook_method = $7, webhook_token = $8, updated_at = $9 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&s.name)
+        .bind(&s.command)
+        .bind(serde_json::to_string(&s.env).expect("string map serializes"))
+        .bind(&s.workdir)
+        .bind(s.webhook.map(|w| w.as_str()))
+        .bind(s.webhook_method.as_str())
+        .bind(&s.webhook_token)
+        .bind(now)
+        .execute(&self.write)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    /// A stack by id, whoever owns it (the service checks ownership).
+    pub async fn stack(&self, id: i64) -> StoreResult<Option<Stack>> {
+        let sql = format!("SELECT {COLUMNS} FROM stacks WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.read).await.db()?;
+        row.map(|r| stack_from_row(&r)).transpose()
+    }
+
+    /// Several stacks at once, by id.
+    pub async fn stacks_by_ids(&self, ids: &[i64]) -> StoreResult<HashMap<i64, Stack>> {
+        let mut unique: Vec<i64> = ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        if unique.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let list = (1..=unique.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let sql = format!("SELECT {COLUMNS} FROM stacks WHERE id IN ({list})");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in &unique {
+            q = q.bind(*id);
+        }
+        let rows = q.fetch_all(&self.read).await.db()?;
+        rows.iter().map(|r| stack_from_row(r).map(|s| (s.id, s))).collect()
+    }
+
+    pub async fn stack_by_uid(&self, uid: &str) -> StoreResult<Option<Stack>> {
+        let sql = format!("SELECT {COLUMNS} FROM stacks WHERE uid = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(uid).fetch_optional(&self.read).await.db()?;
+        row.map(|r| stack_from_row(&r)).transpose()
+    }
+
+    pub async fn stack_by_name(&self, owner: UserId, name: &str) -> StoreResult<Option<Stack>> {
+        let sql = format!("SELECT {COLUMNS} FROM stacks WHERE owner = $1 AND name = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await
+            .db()?;
+        row.map(|r| stack_from_row(&r)).transpose()
+    }
+
+    pub async fn list_stacks(&self, owner: UserId, limit: i64, offset: i64) -> StoreResult<Page<Stack>> {
+        let sql = format!("SELECT {COLUMNS} FROM stacks WHERE owner = $1 ORDER BY id LIMIT $2 OFFSET $3");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.read)
+            .await
+            .db()?;
+        let total = self.count("SELECT COUNT(*) AS n FROM stacks WHERE owner = $1", owner).await?;
+        Ok(Page { items: rows.iter().map(stack_from_row).collect::<StoreResult<_>>()?, total })
+    }
+
+    /// `SELECT COUNT(*) AS n … WHERE <one bigint parameter>`, cast for the Any driver.
+    pub(super) async fn count(&self, sql: &'static str, param: i64) -> StoreResult<i64> {
+        let row = sqlx::query(sql).bind(param).fetch_one(&self.read).await.db()?;
+        get_i64(&row, "n")
+    }
+}
+
+fn stack_from_row(r: &AnyRow) -> StoreResult<Stack> {
+    Ok(Stack {
+        id: get_i64(r, "id")?,
+        uid: get_string(r, "uid")?,
+        owner: get_i64(r, "owner")?,
+        name: get_string(r, "name")?,
+        command: get_string(r, "command")?,
+        env: get_json(r, "env")?,
+        workdir: get_opt_string(r, "workdir")?,
+        webhook: get_opt_string(r, "webhook")?.as_deref().and_then(HookAccess::parse),
+        webhook_method: get_enum(r, "webhook_method", HookMethod::parse)?,
+        webhook_token: get_opt_string(r, "webhook_token")?,
+        created_at: get_i64(r, "created_at")?,
+        updated_at: get_i64(r, "updated_at")?,
+    })
+}

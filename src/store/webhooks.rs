@@ -1,0 +1,484 @@
+//! Webhooks both ways: stacks' hook jobs (inbound), subscriptions and their persisted
+//! delivery queue (outbound).
+
+use std::collections::HashMap;
+
+use sqlx::any::AnyRow;
+
+use super::jobs::{JOB_COLUMNS, job_from_row};
+use super::{
+    Backend, Page, SqlxResultExt, Store, StoreError, StoreResult, get_enum, get_i64, get_opt_i64,
+    get_opt_string, get_string,
+};
+use crate::domain::{
+    Delivery, DeliveryStatus, EpochMs, EventKind, JOB_KIND_HOOK, Job, RunStatus, Stack, UserId, Webhook,
+};
+
+const WEBHOOK_COLUMNS: &str = "id, owner, url, events, secret, stack_id, job_id, created_at, updated_at";
+const DELIVERY_COLUMNS: &str = "id, webhook_id, event, payload, status, attempts, next_attempt_at, last_status_code, last_error, delivered_at, created_at, updated_at";
+
+/// The fields a user sets on a subscription.
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    pub url: String,
+    pub events: Vec<EventKind>,
+    pub secret: String,
+    pub stack_id: Option<i64>,
+    pub job_id: Option<i64>,
+}
+
+/// A delivery to queue: the event for one subscription, with its final body.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub webhook_id: i64,
+    pub event: EventKind,
+    pub payload: String,
+}
+
+/// A delivery this node claimed, with where to send it and how to sign it.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub delivery: Delivery,
+    pub url: String,
+    pub secret: String,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub next_attempt_at: Option<EpochMs>,
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
+    pub delivered_at: Option<EpochMs>,
+}
+
+impl Store {
+    // --- inbound: the stack's hook job -------------------------------------------------------
+
+    /// The stack's hook job, created (with its owner's internal schedule) on first use. Two
+    /// nodes racing to create it end up with the same one (unique partial indexes).
+    pub async fn hook_job(&self, stack: &Stack, now: EpochMs) -> StoreResult<Job> {
+        if let Some(job) = self.find_hook_job(stack.id).await? {
+            return Ok(job);
+        }
+        sqlx::query(
+            "INSERT INTO schedules (owner, name, once, config, internal, created_at, updated_at) \
+             VALUES ($1, NULL, 1, '{\"timestamp\":0}', 1, $2, $2) \
+             ON CONFLICT (owner) WHERE internal = 1 DO NOTHING",
+        )
+        .bind(stack.owner)
+        .bind(now)
+        .execute(&self.write)
+        .await
+        .db()?;
+        let row = sqlx::query("SELECT id FROM schedules WHERE owner = $1 AND internal = 1")
+            .bind(stack.owner)
+            .fetch_one(&self.read)
+            .await
+            .db()?;
+        let schedule_id = get_i64(&row, "id")?;
+        sqlx::query(
+            "INSERT INTO jobs (uid, owner, stack_id, schedule_id, name, kind, command, enabled, timeout_s, overlap, missed, retries, retry_backoff_s, next_run_at, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, NULL, $5, NULL, 0, NULL, 'allow', 'skip', 0, 10, NULL, $6, $6) \
+             ON CONFLICT (stack_id) WHERE kind = 'hook' DO NOTHING",
+        )
+        .bind(crate::domain::new_uid())
+        .bind(stack.owner)
+        .bind(stack.id)
+        .bind(schedule_id)
+        .bind(JOB_KIND_HOOK)
+        .bind(now)
+        .execute(&self.write)
+        .await
+        .db()?;
+        self.find_hook_job(stack.id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("hook job of stack {} vanished", stack.id)))
+    }
+
+    async fn find_hook_job(&self, stack_id: i64) -> StoreResult<Option<Job>> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE stack_id = $1 AND kind = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(stack_id)
+            .bind(JOB_KIND_HOOK)
+            .fetch_optional(&self.read)
+            .await
+            .db()?;
+        row.map(|r| job_from_row(&r)).transpose()
+    }
+
+    pub async fn set_webhook_token(&self, stack_id: i64, token: &str, now: EpochMs) -> StoreResult<()> {
+        sqlx::query("UPDATE stacks SET webhook_token = $2, updated_at = $3 WHERE id = $1")
+            .bind(stack_id)
+            .bind(token)
+            .bind(now)
+            .execute(&self.write)
+            .await
+            .db()?;
+        Ok(())
+    }
+
+    /// The outcome of the job's run before `run_id` (skipped slots aside), for `job.fail` and
+    /// `job.backon`; `None` when it never ran before.
+    pub async fn previous_run_outcome(&self, job_id: i64, run_id: i64) -> StoreResult<Option<RunStatus>> {
+        let row = sqlx::query(
+            "SELECT status FROM runs WHERE job_id = $1 AND id < $2 \
+             AND status IN ('succeeded', 'failed', 'timed_out', 'killed', 'lost') ORDER BY id DESC LIMIT 1",
+        )
+        .bind(job_id)
+        .bind(run_id)
+        .fetch_optional(&self.read)
+        .await
+        .db()?;
+        row.map(|r| get_enum(&r, "status", RunStatus::parse)).transpose()
+    }
+
+    // --- outbound: subscriptions ---------------------------------------------------------------
+
+    pub async fn insert_webhook(&self, owner: UserId, w: &NewWebhook, now: EpochMs) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "INSERT INTO webhooks (owner, url, events, secret, stack_id, job_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
+        )
+        .bind(owner)
+        .bind(&w.url)
+        .bind(events_json(&w.events))
+        .bind(&w.secret)
+        .bind(w.stack_id)
+        .bind(w.job_id)
+        .bind(now)
+        .fetch_one(&self.write)
+        .await
+        .db()?;
+        get_i64(&row, "id")
+    }
+
+    pub async fn update_webhook(&self, id: i64, w: &NewWebhook, now: EpochMs) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE webhooks SET url = $2, events = $3, secret = $4, stack_id = $5, job_id = $6, updated_at = $7 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&w.url)
+        .bind(events_json(&w.events))
+        .bind(&w.secret)
+        .bind(w.stack_id)
+        .bind(w.job_id)
+        .bind(now)
+        .execute(&self.write)
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    /// Deletes a subscription and its deliveries.
+    pub async fn delete_webhook(&self, id: i64) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM webhook_deliveries WHERE webhook_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        let done = sqlx::query("DELETE FROM webhooks WHERE id = $1").bind(id).execute(&mut *tx).await.db()?;
+        tx.commit().await.db()?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub async fn webhook(&self, id: i64) -> StoreResult<Option<Webhook>> {
+        let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.read).await.db()?;
+        row.map(|r| webhook_from_row(&r)).transpose()
+    }
+
+    pub async fn list_webhooks(&self, owner: UserId, limit: i64, offset: i64) -> StoreResult<Page<Webhook>> {
+        let sql =
+            format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE owner = $1 ORDER BY id LIMIT $2 OFFSET $3");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.read)
+            .await
+            .db()?;
+        let total = self.count("SELECT COUNT(*) AS n FROM webhooks WHERE owner = $1", owner).await?;
+        Ok(Page { items: rows.iter().map(webhook_from_row).collect::<StoreResult<_>>()?, total })
+    }
+
+    /// Every subscription of these owners (the candidates for a batch of events).
+    pub async fn webhooks_of_owners(&self, owners: &[UserId]) -> StoreResult<Vec<Webhook>> {
+        if owners.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE owner IN ({})",
+            placeholders(1, owners.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for owner in owners {
+            q = q.bind(*owner);
+        }
+        let rows = q.fetch_all(&self.read).await.db()?;
+        rows.iter().map(webhook_from_row).collect()
+    }
+
+    // --- outbound: the delivery queue -----------------------------------------------------------
+
+    /// Queues deliveries, due now, in one statement per chunk.
+    pub async fn insert_deliveries(&self, items: &[NewDelivery], now: EpochMs) -> StoreResult<()> {
+        // Three parameters per row plus `now`; PostgreSQL allows 65,535 parameters.
+        for chunk in items.chunks(1000) {
+            let now_param = 3 * chunk.len() + 1;
+            let values = (0..chunk.len())
+                .map(|i| {
+                    let p = 3 * i;
+                    format!(
+                        "(${}, ${}, ${}, 'pending', 0, ${now_param}, ${now_param}, ${now_param})",
+                        p + 1,
+                        p + 2,
+                        p + 3
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO webhook_deliveries (webhook_id, event, payload, status, attempts, next_attempt_at, created_at, updated_at) VALUES {values}"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for d in chunk {
+                q = q.bind(d.webhook_id).bind(d.event.as_str()).bind(&d.payload);
+            }
+            q.bind(now).execute(&self.write).await.db()?;
+        }
+        Ok(())
+    }
+
+    /// Claims up to `limit` due deliveries for `node` until `claim_until`, oldest due first,
+    /// leaving out the subscriptions in `skip` (busy on this node). On PostgreSQL the rows are
+    /// locked with `SKIP LOCKED`, so nodes claiming at once never get the same delivery.
+    pub async fn claim_deliveries(
+        &self,
+        node: &str,
+        now: EpochMs,
+        claim_until: EpochMs,
+        limit: usize,
+        skip: &[i64],
+    ) -> StoreResult<Vec<ClaimedDelivery>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let skip_clause = if skip.is_empty() {
+            String::new()
+        } else {
+            format!(" AND webhook_id NOT IN ({})", placeholders(5, skip.len()))
+        };
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE webhook_deliveries SET status = 'delivering', claimed_by = $1, claim_until = $2, updated_at = $3 \
+             WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $3{skip_clause} \
+             ORDER BY next_attempt_at, id LIMIT $4{lock}) RETURNING {DELIVERY_COLUMNS}"
+        );
+        let mut q =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(node).bind(claim_until).bind(now).bind(limit as i64);
+        for id in skip {
+            q = q.bind(*id);
+        }
+        let rows = q.fetch_all(&self.write).await.db()?;
+        let deliveries = rows.iter().map(delivery_from_row).collect::<StoreResult<Vec<_>>>()?;
+        if deliveries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids: Vec<i64> = deliveries.iter().map(|d| d.webhook_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let sql =
+            format!("SELECT id, url, secret FROM webhooks WHERE id IN ({})", placeholders(1, ids.len()));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        let mut targets = HashMap::new();
+        for row in q.fetch_all(&self.read).await.db()? {
+            targets.insert(get_i64(&row, "id")?, (get_string(&row, "url")?, get_string(&row, "secret")?));
+        }
+        // A subscription deleted meanwhile took its deliveries with it.
+        Ok(deliveries
+            .into_iter()
+            .filter_map(|delivery| {
+                let (url, secret) = targets.get(&delivery.webhook_id)?.clone();
+                Some(ClaimedDelivery { delivery, url, secret })
+            })
+            .collect())
+    }
+
+    /// Records an attempt of a delivery this node holds; `Ok(false)` if it no longer does.
+    pub async fn record_attempt(
+        &self,
+        id: i64,
+        node: &str,
+        a: &AttemptRecord,
+        now: EpochMs,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE webhook_deliveries SET status = $3, attempts = $4, next_attempt_at = $5, last_status_code = $6, \
+             last_error = $7, delivered_at = $8, claimed_by = NULL, claim_until = NULL, updated_at = $9 \
+             WHERE id = $1 AND claimed_by = $2 AND status = 'delivering'",
+        )
+        .bind(id)
+        .bind(node)
+        .bind(a.status.as_str())
+        .bind(a.attempts)
+        .bind(a.next_attempt_at)
+        .bind(a.status_code)
+        .bind(&a.error)
+        .bind(a.delivered_at)
+        .bind(now)
+        .execute(&self.write)
+        .await
+        .db()?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives back claims of `node` without an attempt (it is busy with their subscription).
+    pub async fn unclaim_deliveries(&self, ids: &[i64], node: &str, now: EpochMs) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE webhook_deliveries SET status = 'pending', claimed_by = NULL, claim_until = NULL, next_attempt_at = $2, updated_at = $2 \
+             WHERE claimed_by = $1 AND status = 'delivering' AND id IN ({})",
+            placeholders(3, ids.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(node).bind(now);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.execute(&self.write).await.db()?;
+        Ok(())
+    }
+
+    /// Puts claimed deliveries back in the queue, due now: those of `node` (on shutdown),
+    /// those whose claim expired (their node died), or all of them (a single node restarting
+    /// on SQLite owns every claim it finds).
+    pub async fn release_deliveries(&self, release: Release<'_>, now: EpochMs) -> StoreResult<u64> {
+        let q = match release {
+            Release::Node(node) => sqlx::query(
+                "UPDATE webhook_deliveries SET status = 'pending', claimed_by = NULL, claim_until = NULL, next_attempt_at = $2, updated_at = $2 \
+                 WHERE status = 'delivering' AND claimed_by = $1",
+            )
+            .bind(node)
+            .bind(now),
+            Release::Expired => sqlx::query(
+                "UPDATE webhook_deliveries SET status = 'pending', claimed_by = NULL, claim_until = NULL, next_attempt_at = $1, updated_at = $1 \
+                 WHERE status = 'delivering' AND claim_until < $1",
+            )
+            .bind(now),
+            Release::All => sqlx::query(
+                "UPDATE webhook_deliveries SET status = 'pending', claimed_by = NULL, claim_until = NULL, next_attempt_at = $1, updated_at = $1 \
+                 WHERE status = 'delivering'",
+            )
+            .bind(now),
+        };
+        Ok(q.execute(&self.write).await.db()?.rows_affected())
+    }
+
+    /// When the earliest pending delivery is due.
+    pub async fn next_delivery_due(&self) -> StoreResult<Option<EpochMs>> {
+        let row = sqlx::query(
+            "SELECT CAST(MIN(next_attempt_at) AS BIGINT) AS due FROM webhook_deliveries WHERE status = 'pending'",
+        )
+        .fetch_one(&self.read)
+        .await
+        .db()?;
+        get_opt_i64(&row, "due")
+    }
+
+    /// A subscription's deliveries, newest first.
+    pub async fn list_deliveries(
+        &self,
+        webhook_id: i64,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<Page<Delivery>> {
+        let sql = format!(
+            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(webhook_id)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.read)
+            .await
+            .db()?;
+        let total = self
+            .count("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE webhook_id = $1", webhook_id)
+            .await?;
+        Ok(Page { items: rows.iter().map(delivery_from_row).collect::<StoreResult<_>>()?, total })
+    }
+
+    /// Forgets finished deliveries last touched before `before`.
+    pub async fn prune_deliveries(&self, before: EpochMs) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM webhook_deliveries WHERE status IN ('delivered', 'failed') AND updated_at < $1",
+        )
+        .bind(before)
+        .execute(&self.write)
+        .await
+        .db()?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// Which claims [`Store::release_deliveries`] gives back.
+#[derive(Debug, Clone, Copy)]
+pub enum Release<'a> {
+    Node(&'a str),
+    Expired,
+    All,
+}
+
+fn events_json(events: &[EventKind]) -> String {
+    serde_json::to_string(events).expect("event names serialize")
+}
+
+fn webhook_from_row(r: &AnyRow) -> StoreResult<Webhook> {
+    let raw = get_string(r, "events")?;
+    let events: Vec<EventKind> =
+        serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt(format!("webhook events {raw}: {e}")))?;
+    Ok(Webhook {
+        id: get_i64(r, "id")?,
+        owner: get_i64(r, "owner")?,
+        url: get_string(r, "url")?,
+        events,
+        secret: get_string(r, "secret")?,
+        stack_id: get_opt_i64(r, "stack_id")?,
+        job_id: get_opt_i64(r, "job_id")?,
+        created_at: get_i64(r, "created_at")?,
+        updated_at: get_i64(r, "updated_at")?,
+    })
+}
+
+fn delivery_from_row(r: &AnyRow) -> StoreResult<Delivery> {
+    Ok(Delivery {
+        id: get_i64(r, "id")?,
+        webhook_id: get_i64(r, "webhook_id")?,
+        event: get_enum(r, "event", EventKind::parse)?,
+        payload: get_string(r, "payload")?,
+        status: get_enum(r, "status", DeliveryStatus::parse)?,
+        attempts: get_i64(r, "attempts")?,
+        next_attempt_at: get_opt_i64(r, "next_attempt_at")?,
+        last_status_code: get_opt_i64(r, "last_status_code")?,
+        last_error: get_opt_string(r, "last_error")?,
+        delivered_at: get_opt_i64(r, "delivered_at")?,
+        created_at: get_i64(r, "created_at")?,
+        updated_at: get_i64(r, "updated_at")?,
+    })
+}
+
+/// `$first, $first+1, …` for `n` parameters.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
