@@ -1,0 +1,96 @@
+//! What a node does to live among others on one PostgreSQL database: it says it is alive,
+//! listens for job changes made through other nodes, and resyncs now and then in case a
+//! notification was lost. On SQLite only the heartbeat runs (for `GET /api/v1/nodes`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::scheduler::SchedMsg;
+use crate::domain::{EpochMs, now_ms};
+use crate::store::{Backend, JOBS_CHANNEL, Store};
+
+const HEARTBEAT: Duration = Duration::from_secs(1);
+const RESYNC: Duration = Duration::from_secs(30);
+/// Nodes not seen for a day are forgotten.
+const FORGET_NODES_MS: EpochMs = 24 * 3600 * 1000;
+
+pub(super) async fn heartbeat(
+    store: Store,
+    node_id: Arc<str>,
+    address: String,
+    started_at: EpochMs,
+    stop: CancellationToken,
+) {
+    loop {
+        let now = now_ms();
+        if let Err(e) = store.heartbeat(&node_id, &address, started_at, now).await {
+            tracing::warn!(error = %e, "node heartbeat");
+        }
+        let _ = store.prune_nodes(now - FORGET_NODES_MS).await;
+        tokio::select! {
+            _ = tokio::time::sleep(HEARTBEAT) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+/// Forwards other nodes' job changes to the scheduler; after any gap in listening, resyncs.
+pub(super) async fn listen(store: Store, tx: mpsc::UnboundedSender<SchedMsg>, stop: CancellationToken) {
+    if store.backend() != Backend::Postgres {
+        return;
+    }
+    loop {
+        let mut listener = match PgListener::connect(store.url()).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "connecting the change listener; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    _ = stop.cancelled() => return,
+                }
+            }
+        };
+        if let Err(e) = listener.listen(JOBS_CHANNEL).await {
+            tracing::warn!(error = %e, "LISTEN failed; retrying");
+            continue;
+        }
+        // Whatever changed while not listening is picked up from the database.
+        let _ = tx.send(SchedMsg::Resync);
+        loop {
+            tokio::select! {
+                msg = listener.try_recv() => match msg {
+                    Ok(Some(n)) => {
+                        if let Ok(job_id) = n.payload().parse::<i64>() {
+                            let _ = tx.send(SchedMsg::Reload(job_id));
+                        }
+                    }
+                    // The connection dropped: reconnect and resync.
+                    Ok(None) | Err(_) => break,
+                },
+                _ = stop.cancelled() => return,
+            }
+        }
+        tracing::warn!("change listener lost its connection; reconnecting");
+    }
+}
+
+/// The safety net: rebuild the timer heap from the database every little while.
+pub(super) async fn periodic_resync(
+    store: Store,
+    tx: mpsc::UnboundedSender<SchedMsg>,
+    stop: CancellationToken,
+) {
+    if store.backend() != Backend::Postgres {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(RESYNC) => { let _ = tx.send(SchedMsg::Resync); }
+            _ = stop.cancelled() => return,
+        }
+    }
+}

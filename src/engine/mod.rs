@@ -1,0 +1,230 @@
+//! The engine: the scheduler (timer heap + database claims) and the runner (child processes,
+//! overlap, concurrency, retries, recording). The service talks to it through [`EngineHandle`].
+
+mod cluster;
+mod runner;
+mod scheduler;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cronstack_cron::Trigger;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::domain::{EpochMs, Job, Missed, Run, Stack, now_ms};
+use crate::events::EventSender;
+use crate::service::ServiceError;
+use crate::store::Store;
+
+pub use runner::RunResult;
+use runner::Runner;
+use scheduler::{SchedMsg, Scheduler, SlotRule};
+
+/// Engine settings (from the command line).
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Runs beyond this many at once wait, in order.
+    pub max_concurrent_runs: usize,
+    /// Per-run log cap in bytes (head and tail are kept).
+    pub log_cap: usize,
+    /// Between SIGTERM and SIGKILL on timeout, replace and shutdown.
+    pub kill_grace: Duration,
+    /// How long running runs may finish on shutdown before they are killed.
+    pub shutdown_grace: Duration,
+    /// Slots are claimed this far ahead of their time, so the child starts on the dot.
+    pub lookahead: Duration,
+    /// A slot later than this is "missed" and follows the job's missed-run policy.
+    pub missed_grace: Duration,
+    /// `run_once`: the newest missed slot runs if it is at most this old.
+    pub run_once_deadline: Duration,
+    /// `catch_up`: at most this many missed slots are run.
+    pub catch_up_max: usize,
+    /// A node's hold on its runs; renewed while it lives, expired runs are marked lost.
+    pub lease: Duration,
+    /// Jobs run as this user (`--run-as`); `None`: as the service's own user.
+    pub run_as: Option<cronstack_exec::RunAs>,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            max_concurrent_runs: 256,
+            log_cap: 1024 * 1024,
+            kill_grace: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(10),
+            lookahead: Duration::from_millis(200),
+            missed_grace: Duration::from_secs(1),
+            run_once_deadline: Duration::from_secs(3600),
+            catch_up_max: 100,
+            lease: Duration::from_secs(60),
+            run_as: None,
+        }
+    }
+}
+
+/// A run ready to start: the run row, and the job and stack it runs for.
+pub struct Launch {
+    pub run: Run,
+    pub job: Job,
+    pub stack: Stack,
+    pub stdin: Option<Vec<u8>>,
+    pub capture_stdout: bool,
+    pub done: Option<oneshot::Sender<RunResult>>,
+}
+
+impl Launch {
+    pub fn new(run: Run, job: Job, stack: Stack) -> Self {
+        Launch { run, job, stack, stdin: None, capture_stdout: false, done: None }
+    }
+}
+
+/// The service's handle on the engine. Cheap to clone. An inert handle (no engine running,
+/// as in `cronstack user add`) ignores schedule changes and refuses launches.
+#[derive(Clone)]
+pub struct EngineHandle {
+    node_id: Arc<str>,
+    lease: Duration,
+    sched_tx: Option<mpsc::UnboundedSender<SchedMsg>>,
+    runner: Option<Arc<Runner>>,
+    events: EventSender,
+}
+
+impl EngineHandle {
+    /// Whether this process's scheduler is alive (its message channel is open only while its
+    /// loop runs).
+    pub fn scheduler_running(&self) -> bool {
+        self.sched_tx.as_ref().is_some_and(|tx| !tx.is_closed())
+    }
+
+    pub fn inert() -> Self {
+        EngineHandle {
+            node_id: new_node_id().into(),
+            lease: Duration::from_secs(60),
+            sched_tx: None,
+            runner: None,
+            events: EventSender::inert(),
+        }
+    }
+
+    /// Where the service announces job events (pause, unpause, delete).
+    pub fn events(&self) -> &EventSender {
+        &self.events
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    pub fn lease_until(&self, now: EpochMs) -> EpochMs {
+        now + self.lease.as_millis() as i64
+    }
+
+    /// Tells the scheduler a job's next slot (None: not scheduled) and how to compute the
+    /// following ones.
+    pub fn job_changed(&self, job_id: i64, next: Option<EpochMs>, rule: Option<(Trigger, bool, Missed)>) {
+        if let Some(tx) = &self.sched_tx {
+            let rule =
+                rule.map(|(trigger, once, missed)| SlotRule { trigger: Arc::new(trigger), once, missed });
+            let _ = tx.send(SchedMsg::JobChanged { job_id, next, rule });
+        }
+    }
+
+    /// Starts a run now (it was recorded `queued` by the caller).
+    pub fn launch(&self, launch: Launch) -> Result<(), ServiceError> {
+        let runner = self
+            .runner
+            .as_ref()
+            .ok_or_else(|| ServiceError::Unavailable("this process does not run jobs".into()))?;
+        runner.spawn_launch(launch);
+        Ok(())
+    }
+
+    /// The live log of a run going on this node.
+    pub fn live_log(&self, run_id: i64) -> Option<cronstack_exec::Log> {
+        self.runner.as_ref().and_then(|r| r.live_log(run_id))
+    }
+}
+
+/// The running engine: its tasks and the way to stop them.
+pub struct Engine {
+    handle: EngineHandle,
+    runner: Arc<Runner>,
+    sched_tx: mpsc::UnboundedSender<SchedMsg>,
+    tasks: TaskTracker,
+    stop: CancellationToken,
+    store: Store,
+}
+
+impl Engine {
+    /// Loads the schedule, marks runs left by a dead process as lost, and starts firing.
+    /// `address` is where this node's API listens (shown in the node list); run and job events
+    /// go to `events`.
+    pub async fn start(
+        store: Store,
+        settings: EngineSettings,
+        address: String,
+        events: EventSender,
+    ) -> anyhow::Result<Engine> {
+        let node_id: Arc<str> = new_node_id().into();
+        let tasks = TaskTracker::new();
+        let runner = Arc::new(Runner::new(
+            store.clone(),
+            settings.clone(),
+            node_id.clone(),
+            tasks.clone(),
+            events.clone(),
+        ));
+        let (sched_tx, sched_rx) = mpsc::unbounded_channel();
+        let handle = EngineHandle {
+            node_id: node_id.clone(),
+            lease: settings.lease,
+            sched_tx: Some(sched_tx.clone()),
+            runner: Some(runner.clone()),
+            events,
+        };
+        // One node on SQLite owns every unfinished run it finds: they were left by a crash.
+        let single_node = store.backend() == crate::store::Backend::Sqlite;
+        let lost = store.mark_lost_runs(now_ms(), single_node).await?;
+        if !lost.is_empty() {
+            tracing::warn!(count = lost.len(), "runs left unfinished by a previous process marked lost");
+        }
+        runner.retry_lost(lost);
+        let scheduler =
+            Scheduler::load(store.clone(), runner.clone(), settings.clone(), node_id.clone(), sched_rx)
+                .await?;
+        let stop = CancellationToken::new();
+        tasks.spawn(scheduler.run());
+        tasks.spawn(runner.clone().maintain());
+        tasks.spawn(cluster::heartbeat(store.clone(), node_id, address, now_ms(), stop.clone()));
+        tasks.spawn(cluster::listen(store.clone(), sched_tx.clone(), stop.clone()));
+        tasks.spawn(cluster::periodic_resync(store.clone(), sched_tx.clone(), stop.clone()));
+        Ok(Engine { handle, runner, sched_tx, tasks, stop, store })
+    }
+
+    pub fn handle(&self) -> EngineHandle {
+        self.handle.clone()
+    }
+
+    /// Stops firing, lets running runs finish within the grace period, then kills the rest
+    /// and records them.
+    pub async fn shutdown(self) {
+        let _ = self.sched_tx.send(SchedMsg::Shutdown);
+        self.stop.cancel();
+        self.runner.shutdown().await;
+        self.tasks.close();
+        self.tasks.wait().await;
+        // Slots claimed ahead that never started: say so now rather than after the lease.
+        match self.store.abandon_queued_runs(self.handle.node_id(), now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(runs = n, "runs claimed ahead of shutdown marked lost"),
+            Err(e) => tracing::warn!(error = %e, "marking queued runs at shutdown"),
+        }
+    }
+}
+
+fn new_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}-{}-{}", host.trim(), std::process::id(), &crate::domain::new_uid()[..8])
+}

@@ -1,0 +1,418 @@
+//! The scheduler: a min-heap of `(next slot, job)` loaded at start and kept current by the
+//! service's change messages (no polling). A slot is claimed in the database a little ahead
+//! of its time (compare-and-swap + unique run row), then the child starts on the dot.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cronstack_cron::Trigger;
+use tokio::sync::{mpsc, oneshot};
+
+use super::runner::Runner;
+use super::{EngineSettings, Launch};
+use crate::domain::{EpochMs, EventKind, Missed, Run, RunStatus, ScheduleConfig, Stack, TriggerKind, now_ms};
+use crate::events::Event;
+use crate::store::{Claim, ClaimOutcome, Store};
+
+/// How to compute a job's slots after the current one.
+#[derive(Debug, Clone)]
+pub(super) struct SlotRule {
+    pub trigger: Arc<Trigger>,
+    /// One-time: the job disables itself when the slot is claimed.
+    pub once: bool,
+    pub missed: Missed,
+}
+
+pub(super) enum SchedMsg {
+    /// A job's next slot changed (None: no longer scheduled).
+    JobChanged {
+        job_id: i64,
+        next: Option<EpochMs>,
+        rule: Option<SlotRule>,
+    },
+    /// Another node changed a job: read it from the database.
+    Reload(i64),
+    /// Rebuild everything from the database (the safety net behind notifications).
+    Resync,
+    Shutdown,
+}
+
+struct Entry {
+    slot: EpochMs,
+    rule: SlotRule,
+}
+
+/// At most this many slots are claimed in one transaction.
+const CLAIM_BATCH: usize = 512;
+
+pub(super) struct Scheduler {
+    store: Store,
+    runner: Arc<Runner>,
+    settings: EngineSettings,
+    node_id: Arc<str>,
+    rx: mpsc::UnboundedReceiver<SchedMsg>,
+    heap: BinaryHeap<Reverse<(EpochMs, i64)>>,
+    /// The authoritative slot per job; heap entries that disagree are stale and dropped.
+    jobs: HashMap<i64, Entry>,
+    /// Per job, the end of its latest missed-slot (catch-up) run: catch-up runs go one after
+    /// another, in slot order, instead of all at once (where `forbid` would skip all but one).
+    catching_up: HashMap<i64, oneshot::Receiver<super::RunResult>>,
+}
+
+impl Scheduler {
+    pub(super) async fn load(
+        store: Store,
+        runner: Arc<Runner>,
+        settings: EngineSettings,
+        node_id: Arc<str>,
+        rx: mpsc::UnboundedReceiver<SchedMsg>,
+    ) -> anyhow::Result<Self> {
+        let mut me = Scheduler {
+            store,
+            runner,
+            settings,
+            node_id,
+            rx,
+            heap: BinaryHeap::new(),
+            jobs: HashMap::new(),
+            catching_up: HashMap::new(),
+        };
+        me.resync().await?;
+        Ok(me)
+    }
+
+    /// Rebuilds the heap from the database (the source of truth).
+    async fn resync(&mut self) -> anyhow::Result<()> {
+        let rows = self.store.scheduled_jobs().await?;
+        // Many jobs share a schedule: compile each schedule once.
+        let mut compiled: HashMap<i64, Option<Arc<Trigger>>> = HashMap::new();
+        self.heap.clear();
+        self.jobs.clear();
+        for row in rows {
+            let trigger = compiled
+                .entry(row.schedule_id)
+                .or_insert_with(|| {
+                    let json = serde_json::from_str(&row.config).ok()?;
+                    let config = ScheduleConfig::from_json(&json).ok()?;
+                    config.trigger().ok().map(Arc::new)
+                })
+                .clone();
+            let Some(trigger) = trigger else {
+                tracing::error!(job = row.job_id, "job's schedule does not compile; not scheduled");
+                continue;
+            };
+            let rule = SlotRule { trigger, once: row.once, missed: row.missed };
+            self.set(row.job_id, Some(row.next_run_at), Some(rule));
+        }
+        metrics::gauge!("cronstack_jobs_scheduled").set(self.jobs.len() as f64);
+        tracing::info!(jobs = self.jobs.len(), "schedule loaded");
+        Ok(())
+    }
+
+    fn set(&mut self, job_id: i64, next: Option<EpochMs>, rule: Option<SlotRule>) {
+        match (next, rule) {
+            (Some(slot), Some(rule)) => {
+                self.heap.push(Reverse((slot, job_id)));
+                self.jobs.insert(job_id, Entry { slot, rule });
+            }
+            (Some(slot), None) => {
+                if let Some(e) = self.jobs.get_mut(&job_id) {
+                    e.slot = slot;
+                    self.heap.push(Reverse((slot, job_id)));
+                }
+            }
+            (None, _) => {
+                self.jobs.remove(&job_id);
+            }
+        }
+    }
+
+    pub(super) async fn run(mut self) {
+        loop {
+            self.drop_stale_top();
+            let wake = self.heap.peek().map(|Reverse((slot, _))| *slot - self.lookahead_ms());
+            let sleep = async {
+                match wake {
+                    Some(at) => tokio::time::sleep(ms_until(at)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                msg = self.rx.recv() => match msg {
+                    Some(SchedMsg::JobChanged { job_id, next, rule }) => {
+                        self.set(job_id, next, rule);
+                        metrics::gauge!("cronstack_jobs_scheduled").set(self.jobs.len() as f64);
+                    }
+                    Some(SchedMsg::Reload(job_id)) => self.reload(job_id).await,
+                    Some(SchedMsg::Resync) => {
+                        if let Err(e) = self.resync().await {
+                            tracing::error!(error = %e, "resync from the database");
+                        }
+                    }
+                    Some(SchedMsg::Shutdown) | None => return,
+                },
+                _ = sleep => self.fire_due().await,
+            }
+        }
+    }
+
+    fn lookahead_ms(&self) -> EpochMs {
+        self.settings.lookahead.as_millis() as EpochMs
+    }
+
+    fn drop_stale_top(&mut self) {
+        while let Some(Reverse((slot, job_id))) = self.heap.peek().copied() {
+            match self.jobs.get(&job_id) {
+                Some(e) if e.slot == slot => return,
+                _ => {
+                    self.heap.pop();
+                }
+            }
+        }
+    }
+
+    /// Claims every slot due within the lookahead, then starts each claimed run at its time.
+    async fn fire_due(&mut self) {
+        let now = now_ms();
+        let horizon = now + self.lookahead_ms();
+        let mut claims = Vec::new();
+        while claims.len() < CLAIM_BATCH {
+            self.drop_stale_top();
+            let Some(Reverse((slot, job_id))) = self.heap.peek().copied() else {
+                break;
+            };
+            if slot > horizon {
+                break;
+            }
+            self.heap.pop();
+            let entry = &self.jobs[&job_id];
+            claims.push(self.plan(job_id, slot, &entry.rule, now));
+        }
+        if claims.is_empty() {
+            return;
+        }
+        let outcomes = match self.store.claim_slots(&claims, now).await {
+            Ok(o) => o,
+            Err(e) => {
+                // The database is away: put the slots back and try again shortly.
+                tracing::error!(error = %e, "claiming slots; retrying");
+                for c in &claims {
+                    self.heap.push(Reverse((c.slot, c.job_id)));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                return;
+            }
+        };
+        // The stacks of the claimed jobs, in one query: a read per run would queue behind
+        // the pool and start runs late.
+        let stack_ids: Vec<i64> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                ClaimOutcome::Claimed { job, .. } => Some(job.stack_id),
+                _ => None,
+            })
+            .collect();
+        let stacks = match self.store.stacks_by_ids(&stack_ids).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "loading stacks of claimed jobs; loading one by one");
+                HashMap::new()
+            }
+        };
+        let mut busy = Vec::new();
+        for (claim, outcome) in claims.into_iter().zip(outcomes) {
+            match outcome {
+                ClaimOutcome::Claimed { run_id, job } => {
+                    self.advance(claim.job_id, claim.next);
+                    let fire = claim.fire.unwrap_or(claim.slot);
+                    let run = Run {
+                        id: run_id,
+                        job_id: job.id,
+                        owner: job.owner,
+                        trigger: TriggerKind::Schedule,
+                        scheduled_for: fire,
+                        attempt: 1,
+                        args: Vec::new(),
+                        status: RunStatus::Queued,
+                        node_id: Some(self.node_id.to_string()),
+                        started_at: None,
+                        finished_at: None,
+                        exit_code: None,
+                        signal: None,
+                        log_truncated: false,
+                        created_at: now,
+                    };
+                    let missed = fire < now - self.settings.missed_grace.as_millis() as EpochMs;
+                    let stack = stacks.get(&job.stack_id).cloned();
+                    self.start_at(fire, run, job, stack, missed);
+                }
+                ClaimOutcome::Advanced => self.advance(claim.job_id, claim.next),
+                ClaimOutcome::Deleted { job } => {
+                    tracing::info!(job = job.id, "job queued for deletion deleted at its slot");
+                    self.runner.events().emit(Event::job(EventKind::JobDeleted, &job));
+                    self.jobs.remove(&claim.job_id);
+                }
+                // Another node fired it: the job moved where this node would have moved it.
+                // A real change (pause, edit, delete) arrives as a message and overrides this.
+                ClaimOutcome::Lost => self.advance(claim.job_id, claim.next),
+                ClaimOutcome::Busy => busy.push(claim),
+            }
+        }
+        if !busy.is_empty() {
+            // Locked rows are usually free again within milliseconds; a slot another node
+            // is claiming will then show as Lost.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            for c in busy {
+                if self.jobs.get(&c.job_id).is_some_and(|e| e.slot == c.slot) {
+                    self.heap.push(Reverse((c.slot, c.job_id)));
+                }
+            }
+        }
+        metrics::gauge!("cronstack_jobs_scheduled").set(self.jobs.len() as f64);
+    }
+
+    /// Decides what to do with a due slot: run it, or follow the missed-run policy when it is
+    /// older than the grace period (the node was down or overloaded).
+    fn plan(&self, job_id: i64, slot: EpochMs, rule: &SlotRule, now: EpochMs) -> Claim {
+        let trigger = &rule.trigger;
+        let missed = slot < now - self.settings.missed_grace.as_millis() as EpochMs;
+        let (fire, next) = if !missed {
+            (Some(slot), trigger.next_after(slot))
+        } else {
+            match rule.missed {
+                Missed::Skip => (None, trigger.next_after(now)),
+                Missed::RunOnce => {
+                    let newest = last_slot_at_or_before(trigger, slot, now);
+                    let deadline = self.settings.run_once_deadline.as_millis() as EpochMs;
+                    let fire = (now - newest <= deadline).then_some(newest);
+                    (fire, trigger.next_after(now))
+                }
+                Missed::CatchUp => {
+                    let first = first_of_last_n(trigger, slot, now, self.settings.catch_up_max);
+                    (Some(first), trigger.next_after(first))
+                }
+            }
+        };
+        let next = if rule.once && fire.is_some() { None } else { next };
+        Claim {
+            job_id,
+            slot,
+            fire,
+            next,
+            disable: next.is_none(),
+            node_id: self.node_id.to_string(),
+            lease_until: now + self.settings.lease.as_millis() as EpochMs,
+        }
+    }
+
+    fn advance(&mut self, job_id: i64, next: Option<EpochMs>) {
+        match next {
+            Some(slot) => self.set(job_id, Some(slot), None),
+            None => {
+                self.jobs.remove(&job_id);
+            }
+        }
+    }
+
+    /// Another node changed the job: read where it stands now, with its schedule.
+    async fn reload(&mut self, job_id: i64) {
+        let loaded = async {
+            let Some(job) = self.store.job(job_id).await? else { return Ok(None) };
+            let Some(next) = job.next_run_at else { return Ok(None) };
+            let Some(schedule) = self.store.schedule(job.schedule_id).await? else { return Ok(None) };
+            let trigger = schedule.config.trigger().map_err(crate::store::StoreError::Corrupt)?;
+            let rule = SlotRule { trigger: Arc::new(trigger), once: schedule.once, missed: job.missed };
+            Ok::<_, crate::store::StoreError>(Some((next, rule)))
+        };
+        match loaded.await {
+            Ok(Some((next, rule))) => self.set(job_id, Some(next), Some(rule)),
+            Ok(None) => {
+                self.jobs.remove(&job_id);
+            }
+            Err(e) => tracing::error!(job = job_id, error = %e, "reloading a changed job"),
+        }
+    }
+
+    /// Loads the stack, then waits for the slot's instant and hands the run to the runner.
+    /// A `missed` slot's run (catch-up) first waits for the job's previous catch-up run to end.
+    fn start_at(
+        &mut self,
+        fire: EpochMs,
+        run: Run,
+        job: crate::domain::Job,
+        stack: Option<Stack>,
+        missed: bool,
+    ) {
+        let store = self.store.clone();
+        let runner = self.runner.clone();
+        let (after, done) = if missed {
+            let (tx, rx) = oneshot::channel();
+            (self.catching_up.insert(job.id, rx), Some(tx))
+        } else {
+            self.catching_up.remove(&job.id);
+            (None, None)
+        };
+        tokio::spawn(async move {
+            if let Some(previous) = after {
+                // Ends with that run, or at once if it was never launched (sender dropped).
+                let _ = previous.await;
+            }
+            let stack = match stack {
+                Some(stack) => Ok(Some(stack)),
+                None => store.stack(job.stack_id).await,
+            };
+            let stack = match stack {
+                Ok(Some(stack)) => stack,
+                other => {
+                    tracing::error!(job = job.id, ?other, "stack of a due job not found");
+                    return;
+                }
+            };
+            tokio::time::sleep(ms_until(fire)).await;
+            let mut launch = Launch::new(run, job, stack);
+            launch.done = done;
+            runner.spawn_launch(launch);
+        });
+    }
+}
+
+fn ms_until(at: EpochMs) -> Duration {
+    Duration::from_millis((at - now_ms()).max(0) as u64)
+}
+
+/// Bound on slot walks after downtime (an every-second job down for a day is 86,400 steps).
+const MAX_WALK: usize = 10_000_000;
+
+/// The newest slot at or before `now`, walking from `slot` (itself at or before `now`).
+fn last_slot_at_or_before(trigger: &Trigger, slot: EpochMs, now: EpochMs) -> EpochMs {
+    let mut last = slot;
+    for _ in 0..MAX_WALK {
+        match trigger.next_after(last) {
+            Some(n) if n <= now => last = n,
+            _ => break,
+        }
+    }
+    last
+}
+
+/// The first of the newest `n` slots between `slot` and `now`.
+fn first_of_last_n(trigger: &Trigger, slot: EpochMs, now: EpochMs, n: usize) -> EpochMs {
+    let mut window = std::collections::VecDeque::with_capacity(n.max(1));
+    let mut s = slot;
+    window.push_back(s);
+    for _ in 0..MAX_WALK {
+        match trigger.next_after(s) {
+            Some(next) if next <= now => {
+                s = next;
+                if window.len() == n.max(1) {
+                    window.pop_front();
+                }
+                window.push_back(s);
+            }
+            _ => break,
+        }
+    }
+    window[0]
+}

@@ -1,0 +1,193 @@
+//! Users, passwords, API tokens and who is calling.
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use sha2::{Digest, Sha256};
+
+use super::{Entity, Service, ServiceError, ServiceResult, on_unique, validate_name};
+use crate::domain::{ApiToken, Scope, User, UserId, now_ms};
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialKind {
+    Token(i64),
+    /// The Kragle `auth_tkt` session cookie: the user themself, every scope.
+    Session,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: UserId,
+    pub username: String,
+    pub scopes: Vec<Scope>,
+    pub credential: CredentialKind,
+}
+
+impl Caller {
+    /// Scopes are cumulative: `admin` ⊇ `jobs` ⊇ `public` (an admin token could mint any
+    /// token anyway, and changing jobs without reading them makes no sense).
+    pub fn require(&self, scope: Scope) -> ServiceResult<()> {
+        if self.scopes.iter().any(|held| held.rank() >= scope.rank()) {
+            Ok(())
+        } else {
+            Err(ServiceError::MissingScope(scope))
+        }
+    }
+
+    /// What rate limits count against: the token, or the user for session cookies.
+    pub fn rate_key(&self) -> String {
+        match self.credential {
+            CredentialKind::Token(id) => format!("token:{id}"),
+            CredentialKind::Session => format!("user:{}", self.user_id),
+        }
+    }
+}
+
+/// Tokens are `cst_` + 64 hex chars (32 random bytes); only their SHA-256 is stored.
+fn new_token() -> (String, String) {
+    let plain = format!("cst_{}", hex::encode(rand::random::<[u8; 32]>()));
+    let hash = hash_token(&plain);
+    (plain, hash)
+}
+
+fn hash_token(plain: &str) -> String {
+    hex::encode(Sha256::digest(plain.as_bytes()))
+}
+
+fn hash_password(password: &str) -> ServiceResult<String> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| ServiceError::Internal(anyhow::anyhow!("hashing password: {e}")))
+}
+
+impl Service {
+    /// Creates a user and their first token (every scope); returns the token once.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        email: Option<&str>,
+        password: Option<&str>,
+    ) -> ServiceResult<(User, String)> {
+        validate_name("username", username)?;
+        if username.contains('@') {
+            return Err(ServiceError::invalid(
+                "username",
+                "must not contain '@' (that is how emails are told apart)",
+            ));
+        }
+        if let Some(email) = email
+            && (!email.contains('@') || email.chars().any(char::is_whitespace))
+        {
+            return Err(ServiceError::invalid("email", "is not an email address"));
+        }
+        let hash = match password {
+            Some("") => {
+                return Err(ServiceError::invalid("password", "must not be empty"));
+            }
+            Some(p) => Some(hash_password(p)?),
+            None => None,
+        };
+        let id = on_unique(
+            self.store.insert_user(username, email, hash.as_deref(), now_ms()).await,
+            ServiceError::Conflict("a user with that username or email already exists".into()),
+        )?;
+        let user = self.store.user(id).await?.ok_or(ServiceError::NotFound(Entity::User))?;
+        let (_, token) = self.create_token(id, "default", Scope::ALL).await?;
+        Ok((user, token))
+    }
+
+    pub async fn user(&self, id: UserId) -> ServiceResult<User> {
+        self.store.user(id).await?.ok_or(ServiceError::NotFound(Entity::User))
+    }
+
+    pub async fn user_by_name(&self, username: &str) -> ServiceResult<User> {
+        self.store.user_by_name(username).await?.ok_or(ServiceError::NotFound(Entity::User))
+    }
+
+    /// Issues a token; the plain text is returned here and never again.
+    pub async fn create_token(
+        &self,
+        user: UserId,
+        name: &str,
+        scopes: &[Scope],
+    ) -> ServiceResult<(ApiToken, String)> {
+        if scopes.is_empty() {
+            return Err(ServiceError::invalid(
+                "scopes",
+                format!("give at least one of {}", Scope::choices()),
+            ));
+        }
+        if name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(ServiceError::invalid("name", "must be at most 200 printable characters"));
+        }
+        let mut scopes = scopes.to_vec();
+        scopes.sort_by_key(|s| s.as_str());
+        scopes.dedup();
+        let (plain, hash) = new_token();
+        let now = now_ms();
+        let id = self.store.insert_token(user, name, &hash, &scopes, now).await?;
+        Ok((ApiToken { id, name: name.to_string(), scopes, created_at: now }, plain))
+    }
+
+    pub async fn list_tokens(&self, caller: &Caller) -> ServiceResult<Vec<ApiToken>> {
+        caller.require(Scope::Admin)?;
+        Ok(self.store.list_tokens(caller.user_id).await?)
+    }
+
+    pub async fn revoke_token(&self, caller: &Caller, id: i64) -> ServiceResult<()> {
+        caller.require(Scope::Admin)?;
+        if self.store.delete_token(caller.user_id, id).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(Entity::Token))
+        }
+    }
+
+    /// The caller a bearer token stands for; the lookup is by hash, so no secret is compared.
+    pub async fn caller_for_token(&self, token: &str) -> ServiceResult<Caller> {
+        if !token.starts_with("cst_") || token.len() != 68 {
+            return Err(ServiceError::Unauthenticated);
+        }
+        let record =
+            self.store.token_by_hash(&hash_token(token)).await?.ok_or(ServiceError::Unauthenticated)?;
+        Ok(Caller {
+            user_id: record.user_id,
+            username: record.username,
+            scopes: record.scopes,
+            credential: CredentialKind::Token(record.token_id),
+        })
+    }
+
+    /// The caller behind a valid session cookie.
+    pub async fn caller_for_session(&self, user_id: UserId) -> ServiceResult<Caller> {
+        let user = self.store.user(user_id).await?.ok_or(ServiceError::Unauthenticated)?;
+        Ok(Caller {
+            user_id: user.id,
+            username: user.username,
+            scopes: Scope::ALL.to_vec(),
+            credential: CredentialKind::Session,
+        })
+    }
+
+    /// Checks a username-or-email and password (argon2, deliberately slow: the endpoint is
+    /// rate limited).
+    pub async fn login(&self, login: &str, password: &str) -> ServiceResult<User> {
+        let (user, hash) = self.store.user_for_login(login).await?.ok_or(ServiceError::BadLogin)?;
+        let hash = hash.ok_or(ServiceError::BadLogin)?;
+        let password = password.to_string();
+        let ok = tokio::task::spawn_blocking(move || {
+            Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok()
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(e.into()))?;
+        if ok { Ok(user) } else { Err(ServiceError::BadLogin) }
+    }
+
+    /// The key that signs session cookies, shared by every node through the database.
+    pub async fn cookie_key(&self) -> ServiceResult<Vec<u8>> {
+        let fresh = hex::encode(rand::random::<[u8; 64]>());
+        let stored = self.store.setting_or_init("cookie_key", &fresh).await?;
+        hex::decode(stored).map_err(|e| ServiceError::Internal(e.into()))
+    }
+}

@@ -1,0 +1,364 @@
+//! Jobs: create, change, pause, delete (deferred while enabled, as Kragle does), run now.
+
+use super::{
+    Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, on_unique, paged, validate_name,
+};
+use crate::domain::{
+    EventKind, JOB_KIND_COMMAND, Job, JobStatus, Missed, Overlap, Run, RunStatus, Scope, Stack, TriggerKind,
+    new_uid, now_ms,
+};
+use crate::engine::Launch;
+use crate::events::Event;
+use crate::store::{JobChanges, NewJob, NewRun, Page};
+
+/// Job fields from a request; `None` leaves a field unchanged (or default on create).
+#[derive(Debug, Clone, Default)]
+pub struct JobPatch {
+    pub stack_id: Option<i64>,
+    pub schedule_id: Option<i64>,
+    pub name: Option<Option<String>>,
+    pub enabled: Option<bool>,
+    pub command: Option<Option<String>>,
+    pub timeout_s: Option<Option<i64>>,
+    pub overlap: Option<Overlap>,
+    pub missed: Option<Missed>,
+    pub retries: Option<i64>,
+    pub retry_backoff_s: Option<i64>,
+}
+
+impl JobPatch {
+    fn apply(&self, j: &mut NewJob) {
+        if let Some(v) = self.stack_id {
+            j.stack_id = v;
+        }
+        if let Some(v) = self.schedule_id {
+            j.schedule_id = v;
+        }
+        if let Some(v) = &self.name {
+            j.name = v.clone();
+        }
+        if let Some(v) = self.enabled {
+            j.enabled = v;
+        }
+        if let Some(v) = &self.command {
+            j.command = v.clone();
+        }
+        if let Some(v) = self.timeout_s {
+            j.timeout_s = v;
+        }
+        if let Some(v) = self.overlap {
+            j.overlap = v;
+        }
+        if let Some(v) = self.missed {
+            j.missed = v;
+        }
+        if let Some(v) = self.retries {
+            j.retries = v;
+        }
+        if let Some(v) = self.retry_backoff_s {
+            j.retry_backoff_s = v;
+        }
+    }
+
+    /// Whether the job's definition (not just its on/off state) changes.
+    fn changes_definition(&self) -> bool {
+        self.stack_id.is_some()
+            || self.schedule_id.is_some()
+            || self.command.is_some()
+            || self.timeout_s.is_some()
+            || self.name.is_some()
+    }
+}
+
+fn validate_job(j: &NewJob) -> ServiceResult<()> {
+    if let Some(name) = &j.name {
+        validate_name("name", name)?;
+    }
+    if let Some(cmd) = &j.command
+        && (cmd.trim().is_empty() || cmd.contains('\0'))
+    {
+        return Err(ServiceError::invalid(
+            "command",
+            "must be a non-empty shell command (or null to use the stack's)",
+        ));
+    }
+    if let Some(t) = j.timeout_s
+        && !(1..=31 * 24 * 3600).contains(&t)
+    {
+        return Err(ServiceError::invalid(
+            "timeout_s",
+            "must be between 1 and 2678400 seconds (or null for none)",
+        ));
+    }
+    if !(0..=100).contains(&j.retries) {
+        return Err(ServiceError::invalid("retries", "must be between 0 and 100"));
+    }
+    if !(1..=24 * 3600).contains(&j.retry_backoff_s) {
+        return Err(ServiceError::invalid("retry_backoff_s", "must be between 1 and 86400 seconds"));
+    }
+    Ok(())
+}
+
+/// A stack's hook job records the hook's runs; it is not changed, paused, run or deleted
+/// through the job endpoints.
+fn refuse_hook_job(job: &Job) -> ServiceResult<()> {
+    if job.is_hook() {
+        return Err(ServiceError::Conflict(
+            "this is the stack's hook job, managed by cronstack: call the stack's hook or /blockstacks/exec/<id>"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The event announcing a change of a job's on/off state, if it changed.
+fn pause_event(before: &Job, after: &Job) -> Option<Event> {
+    match (before.enabled, after.enabled) {
+        (true, false) => Some(Event::job(EventKind::JobPaused, after)),
+        (false, true) => Some(Event::job(EventKind::JobUnpaused, after)),
+        _ => None,
+    }
+}
+
+/// What `DELETE /jobs/<id>` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    /// Enabled with a next slot: it is deleted at that slot instead of running.
+    QueuedForDeletion,
+}
+
+impl Service {
+    pub async fn create_job(&self, caller: &Caller, patch: JobPatch) -> ServiceResult<Job> {
+        caller.require(Scope::Jobs)?;
+        let stack_id = patch.stack_id.ok_or_else(|| ServiceError::invalid("stack_id", "is required"))?;
+        let schedule_id =
+            patch.schedule_id.ok_or_else(|| ServiceError::invalid("schedule_id", "is required"))?;
+        let mut job = NewJob {
+            stack_id,
+            schedule_id,
+            name: None,
+            kind: JOB_KIND_COMMAND.to_string(),
+            command: None,
+            enabled: false,
+            timeout_s: None,
+            overlap: Overlap::Forbid,
+            missed: Missed::Skip,
+            retries: 0,
+            retry_backoff_s: 10,
+        };
+        patch.apply(&mut job);
+        validate_job(&job)?;
+        self.owned_stack_ref(caller, stack_id).await?;
+        let schedule = self.owned_schedule_ref(caller, schedule_id).await?;
+        let now = now_ms();
+        let next = if job.enabled { Self::next_slot(&schedule.config, now)? } else { None };
+        let id = on_unique(
+            self.store.insert_job(caller.user_id, &new_uid(), &job, next, now).await,
+            ServiceError::NameTaken(Entity::Job),
+        )?;
+        let job = self.job(caller, id).await?;
+        self.reschedule(&job).await?;
+        Ok(job)
+    }
+
+    pub async fn update_job(&self, caller: &Caller, id: i64, patch: JobPatch) -> ServiceResult<Job> {
+        caller.require(Scope::Jobs)?;
+        // Optimistic concurrency: retry when another update landed between read and write.
+        for _ in 0..5 {
+            let current = self.job(caller, id).await?;
+            refuse_hook_job(&current)?;
+            if current.pending_delete {
+                return Err(ServiceError::Conflict(
+                    "the job is queued for deletion and can no longer be changed".into(),
+                ));
+            }
+            let mut fields = NewJob::from_job(&current);
+            patch.apply(&mut fields);
+            validate_job(&fields)?;
+            if fields.stack_id != current.stack_id {
+                self.owned_stack_ref(caller, fields.stack_id).await?;
+            }
+            let schedule = self.owned_schedule_ref(caller, fields.schedule_id).await?;
+            let now = now_ms();
+            let reschedule = if !fields.enabled {
+                Some(None)
+            } else if !current.enabled
+                || fields.schedule_id != current.schedule_id
+                || current.next_run_at.is_none()
+            {
+                Some(Self::next_slot(&schedule.config, now)?)
+            } else {
+                None
+            };
+            let changes = JobChanges {
+                pending_delete: false,
+                // An explicit on/off from the user takes the job out of pause_all's hands.
+                paused_by_all: current.paused_by_all && patch.enabled.is_none(),
+                reschedule,
+                last_status: if patch.changes_definition() {
+                    JobStatus::Updated
+                } else {
+                    current.last_status
+                },
+                fields,
+            };
+            let written = on_unique(
+                self.store.update_job(id, current.updated_at, &changes, now).await,
+                ServiceError::NameTaken(Entity::Job),
+            )?;
+            if written {
+                let job = self.job(caller, id).await?;
+                self.reschedule(&job).await?;
+                if let Some(event) = pause_event(&current, &job) {
+                    self.engine.events().emit(event);
+                }
+                return Ok(job);
+            }
+        }
+        Err(ServiceError::Conflict("the job is being changed concurrently; try again".into()))
+    }
+
+    /// Kragle's delete: immediate for a job that will not run again, deferred to its next
+    /// slot for an enabled one.
+    pub async fn delete_job(&self, caller: &Caller, id: i64) -> ServiceResult<DeleteOutcome> {
+        caller.require(Scope::Jobs)?;
+        for _ in 0..5 {
+            let current = self.job(caller, id).await?;
+            refuse_hook_job(&current)?;
+            if current.pending_delete {
+                return Ok(DeleteOutcome::QueuedForDeletion);
+            }
+            if !(current.enabled && current.next_run_at.is_some()) {
+                self.store.delete_job(id).await?;
+                self.unschedule(id).await?;
+                self.engine.events().emit(Event::job(EventKind::JobDeleted, &current));
+                return Ok(DeleteOutcome::Deleted);
+            }
+            let changes = JobChanges {
+                fields: NewJob::from_job(&current),
+                pending_delete: true,
+                paused_by_all: current.paused_by_all,
+                reschedule: None,
+                last_status: current.last_status,
+            };
+            if self.store.update_job(id, current.updated_at, &changes, now_ms()).await? {
+                return Ok(DeleteOutcome::QueuedForDeletion);
+            }
+        }
+        Err(ServiceError::Conflict("the job is being changed concurrently; try again".into()))
+    }
+
+    /// Pauses or unpauses one job; idempotent. `by_all` marks a pause made by `pause_all`
+    /// (so `unpause_all` restores exactly those).
+    pub(super) async fn set_paused(&self, job: &Job, paused: bool, by_all: bool) -> ServiceResult<Job> {
+        refuse_hook_job(job)?;
+        let mut current = job.clone();
+        for _ in 0..5 {
+            let enabled = !paused;
+            let paused_by_all = paused && by_all;
+            if current.enabled == enabled && current.paused_by_all == paused_by_all {
+                return Ok(current);
+            }
+            let mut fields = NewJob::from_job(&current);
+            fields.enabled = enabled;
+            let now = now_ms();
+            let reschedule = if !enabled {
+                Some(None)
+            } else if current.next_run_at.is_none() {
+                let schedule = self
+                    .store
+                    .schedule(current.schedule_id)
+                    .await?
+                    .ok_or(ServiceError::NotFound(Entity::Schedule))?;
+                Some(Self::next_slot(&schedule.config, now)?)
+            } else {
+                None
+            };
+            let changes = JobChanges {
+                fields,
+                pending_delete: current.pending_delete,
+                paused_by_all,
+                reschedule,
+                last_status: current.last_status,
+            };
+            if self.store.update_job(current.id, current.updated_at, &changes, now).await? {
+                let job = self.store.job(current.id).await?.ok_or(ServiceError::NotFound(Entity::Job))?;
+                self.reschedule(&job).await?;
+                if let Some(event) = pause_event(&current, &job) {
+                    self.engine.events().emit(event);
+                }
+                return Ok(job);
+            }
+            current = self.store.job(current.id).await?.ok_or(ServiceError::NotFound(Entity::Job))?;
+        }
+        Err(ServiceError::Conflict("the job is being changed concurrently; try again".into()))
+    }
+
+    pub async fn pause_job(&self, caller: &Caller, id: i64, paused: bool) -> ServiceResult<Job> {
+        caller.require(Scope::Public)?;
+        let job = self.job(caller, id).await?;
+        self.set_paused(&job, paused, false).await
+    }
+
+    /// The caller's job by id; someone else's is "not found".
+    pub async fn job(&self, caller: &Caller, id: i64) -> ServiceResult<Job> {
+        match self.store.job(id).await? {
+            Some(j) if j.owner == caller.user_id => Ok(j),
+            _ => Err(ServiceError::NotFound(Entity::Job)),
+        }
+    }
+
+    pub async fn job_by_name(&self, caller: &Caller, name: &str) -> ServiceResult<Job> {
+        self.store.job_by_name(caller.user_id, name).await?.ok_or(ServiceError::NotFound(Entity::Job))
+    }
+
+    /// A job of a stack, by uid (the Cloud 66 dialect's addressing).
+    pub async fn stack_job_by_uid(&self, stack: &Stack, uid: &str) -> ServiceResult<Job> {
+        match self.store.job_by_uid(uid).await? {
+            Some(j) if j.stack_id == stack.id && !j.is_hook() => Ok(j),
+            _ => Err(ServiceError::NotFound(Entity::Job)),
+        }
+    }
+
+    pub async fn list_jobs(&self, caller: &Caller, req: PageRequest) -> ServiceResult<Page<Job>> {
+        paged(req, |limit, offset| self.store.list_jobs(caller.user_id, limit, offset)).await
+    }
+
+    pub async fn list_stack_jobs(&self, stack: &Stack, req: PageRequest) -> ServiceResult<Page<Job>> {
+        paged(req, |limit, offset| self.store.stack_jobs(stack.id, limit, offset)).await
+    }
+
+    /// Starts a run of the job now with `args` (each a separate `$N`), outside its schedule.
+    pub async fn run_now(&self, caller: &Caller, job: &Job, args: Vec<String>) -> ServiceResult<Run> {
+        caller.require(Scope::Public)?;
+        refuse_hook_job(job)?;
+        let stack = self.stack(caller, job.stack_id).await?;
+        let run = self.new_run(job, TriggerKind::RunNow, args).await?;
+        self.engine.launch(Launch::new(run.clone(), job.clone(), stack))?;
+        Ok(run)
+    }
+
+    /// Records a queued run held by this node.
+    pub(super) async fn new_run(
+        &self,
+        job: &Job,
+        trigger: TriggerKind,
+        args: Vec<String>,
+    ) -> ServiceResult<Run> {
+        let now = now_ms();
+        let run = NewRun {
+            job_id: job.id,
+            owner: job.owner,
+            trigger,
+            scheduled_for: now,
+            attempt: 1,
+            args,
+            status: RunStatus::Queued,
+            node_id: Some(self.engine.node_id().to_string()),
+            lease_until: Some(self.engine.lease_until(now)),
+        };
+        let id = self.store.insert_run(&run, now).await?;
+        self.store.run(id).await?.ok_or(ServiceError::NotFound(Entity::Run))
+    }
+}

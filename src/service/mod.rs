@@ -1,0 +1,233 @@
+//! The service layer: every domain rule (ownership, validation, deferred delete, actions) in
+//! one place. The two HTTP dialects and the CLI are thin adapters over it.
+
+mod accounts;
+mod actions;
+mod hooks;
+mod jobs;
+mod runs;
+mod schedules;
+mod stacks;
+mod webhooks;
+
+pub use accounts::{Caller, CredentialKind};
+pub use hooks::{HookAnswer, HookRequest};
+pub use jobs::{DeleteOutcome, JobPatch};
+pub use runs::RunLog;
+pub use stacks::StackPatch;
+pub use webhooks::{WebhookPatch, generate_secret};
+
+use crate::domain::{EpochMs, Job, ScheduleConfig};
+use crate::engine::EngineHandle;
+use crate::store::{Page, Store, StoreError, page_window};
+
+/// The kinds of object a user owns, for "not found" messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    User,
+    Token,
+    Stack,
+    Schedule,
+    Job,
+    Run,
+    Action,
+    Webhook,
+}
+
+impl std::fmt::Display for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Entity::User => "user",
+            Entity::Token => "token",
+            Entity::Stack => "stack",
+            Entity::Schedule => "schedule",
+            Entity::Job => "job",
+            Entity::Run => "run",
+            Entity::Action => "action",
+            Entity::Webhook => "webhook",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The object does not exist or belongs to someone else (never told apart).
+    #[error("{0} not found")]
+    NotFound(Entity),
+    /// A payload names a stack or schedule that does not exist or is not the caller's.
+    #[error("the {0} referenced does not exist or is not yours")]
+    BadReference(Entity),
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("invalid schedule config: {0}")]
+    InvalidSchedule(String),
+    #[error("a {0} with that name already exists")]
+    NameTaken(Entity),
+    #[error("the schedule is still used by jobs")]
+    ScheduleInUse,
+    #[error("unknown user or wrong password")]
+    BadLogin,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("missing or invalid credentials")]
+    Unauthenticated,
+    #[error("this token lacks the {0} scope")]
+    MissingScope(crate::domain::Scope),
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ServiceError {
+    /// A "not found" for an id that came inside a payload becomes a bad reference.
+    fn into_reference(self, what: Entity) -> Self {
+        match self {
+            ServiceError::NotFound(_) => ServiceError::BadReference(what),
+            other => other,
+        }
+    }
+
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        ServiceError::Invalid { field: field.to_string(), message: message.into() }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(e) => ServiceError::Unavailable(format!("database: {e}")),
+            other => ServiceError::Internal(other.into()),
+        }
+    }
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Settings the service applies (from the command line).
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// Requests per token per hour.
+    pub rate_limit_per_hour: u32,
+    /// Calls of one stack's hook per hour.
+    pub hook_rate_limit_per_hour: u32,
+    /// A hook's (or exec's) command is stopped after this long; the caller gets an error.
+    pub hook_timeout_s: u64,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        ServiceSettings { rate_limit_per_hour: 3600, hook_rate_limit_per_hour: 3600, hook_timeout_s: 60 }
+    }
+}
+
+#[derive(Clone)]
+pub struct Service {
+    store: Store,
+    engine: EngineHandle,
+    settings: ServiceSettings,
+}
+
+/// A 1-based page request with its size.
+#[derive(Debug, Clone, Copy)]
+pub struct PageRequest {
+    pub page: i64,
+    pub per_page: i64,
+}
+
+impl Service {
+    pub fn new(store: Store, engine: EngineHandle, settings: ServiceSettings) -> Self {
+        Service { store, engine, settings }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn engine(&self) -> &EngineHandle {
+        &self.engine
+    }
+
+    pub fn settings(&self) -> &ServiceSettings {
+        &self.settings
+    }
+
+    /// The next slot of a job that is enabled with `config`, strictly after `now`.
+    fn next_slot(config: &ScheduleConfig, now: EpochMs) -> ServiceResult<Option<EpochMs>> {
+        let trigger = config.trigger().map_err(ServiceError::InvalidSchedule)?;
+        Ok(trigger.next_after(now))
+    }
+
+    /// Tells the scheduler (and, through the database, the other nodes) where a job stands.
+    async fn reschedule(&self, job: &Job) -> ServiceResult<()> {
+        let trigger = match job.next_run_at {
+            Some(_) => {
+                let schedule = self
+                    .store
+                    .schedule(job.schedule_id)
+                    .await?
+                    .ok_or(ServiceError::NotFound(Entity::Schedule))?;
+                let trigger = schedule.config.trigger().map_err(ServiceError::InvalidSchedule)?;
+                Some((trigger, schedule.once, job.missed))
+            }
+            None => None,
+        };
+        self.engine.job_changed(job.id, job.next_run_at, trigger);
+        self.store.notify_job_changed(job.id).await?;
+        Ok(())
+    }
+
+    /// Tells the scheduler (and the other nodes) that a job is gone.
+    async fn unschedule(&self, job_id: i64) -> ServiceResult<()> {
+        self.engine.job_changed(job_id, None, None);
+        self.store.notify_job_changed(job_id).await?;
+        Ok(())
+    }
+}
+
+/// Runs a paged query, answering an empty page past any possible row.
+async fn paged<T, F, Fut>(req: PageRequest, query: F) -> ServiceResult<Page<T>>
+where
+    F: FnOnce(i64, i64) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>, StoreError>>,
+{
+    if req.page < 1 {
+        return Err(ServiceError::invalid("page", "must be an integer of 1 or more"));
+    }
+    match page_window(req.page, req.per_page) {
+        Some((limit, offset)) => Ok(query(limit, offset).await?),
+        // A page number so large its offset overflows: nothing there, but say how many exist.
+        None => {
+            let mut first = query(1, 0).await?;
+            first.items.clear();
+            Ok(first)
+        }
+    }
+}
+
+/// Names: non-empty, at most 200 characters, no control characters.
+fn validate_name(field: &str, name: &str) -> ServiceResult<()> {
+    if name.trim().is_empty() {
+        return Err(ServiceError::invalid(field, "must not be empty"));
+    }
+    if name.chars().count() > 200 {
+        return Err(ServiceError::invalid(field, "must be at most 200 characters"));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ServiceError::invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// Maps a unique-constraint violation to the caller-facing conflict.
+fn on_unique<T>(r: Result<T, StoreError>, conflict: ServiceError) -> ServiceResult<T> {
+    match r {
+        Err(StoreError::Unique(_)) => Err(conflict),
+        other => Ok(other?),
+    }
+}
+
+/// Splits a `job_args` string like a POSIX shell splits words (no expansion).
+pub fn split_args(field: &str, line: &str) -> ServiceResult<Vec<String>> {
+    cronstack_exec::split_args(line).map_err(|e| ServiceError::invalid(field, e))
+}

@@ -1,0 +1,158 @@
+//! Outbound webhook subscriptions: which events of which jobs go where, and their deliveries.
+
+use super::{Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, paged};
+use crate::domain::{Delivery, EventKind, Scope, Webhook, now_ms};
+use crate::store::{NewWebhook, Page};
+
+/// Subscription fields from a request; `None` leaves a field unchanged (or unset on create).
+#[derive(Debug, Clone, Default)]
+pub struct WebhookPatch {
+    pub url: Option<String>,
+    pub events: Option<Vec<EventKind>>,
+    pub secret: Option<String>,
+    pub stack_id: Option<Option<i64>>,
+    pub job_id: Option<Option<i64>>,
+}
+
+/// A signing secret: `whsec_` + 64 hex characters (32 random bytes).
+pub fn generate_secret() -> String {
+    format!("whsec_{}", hex::encode(rand::random::<[u8; 32]>()))
+}
+
+fn validate_url(url: &str) -> ServiceResult<()> {
+    let bad = |why: &str| Err(ServiceError::invalid("url", why));
+    if url.len() > 2000 {
+        return bad("must be at most 2000 characters");
+    }
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return bad("must be an absolute http:// or https:// URL");
+    };
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none_or(str::is_empty) {
+        return bad("must be an absolute http:// or https:// URL");
+    }
+    Ok(())
+}
+
+fn validate_secret(secret: &str) -> ServiceResult<()> {
+    let n = secret.chars().count();
+    if !(16..=200).contains(&n) || secret.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ServiceError::invalid(
+            "secret",
+            "must be 16 to 200 characters without spaces (or leave it out to get a generated one)",
+        ));
+    }
+    Ok(())
+}
+
+impl Service {
+    /// Creates a subscription; the secret (given or generated) is returned here and never again.
+    pub async fn create_webhook(
+        &self,
+        caller: &Caller,
+        patch: WebhookPatch,
+    ) -> ServiceResult<(Webhook, String)> {
+        caller.require(Scope::Jobs)?;
+        let url = patch.url.clone().ok_or_else(|| ServiceError::invalid("url", "is required"))?;
+        if patch.events.is_none() {
+            return Err(ServiceError::invalid(
+                "events",
+                format!("is required: a list of {}", EventKind::choices()),
+            ));
+        }
+        let mut fields = NewWebhook {
+            url,
+            events: Vec::new(),
+            secret: patch.secret.clone().unwrap_or_else(generate_secret),
+            stack_id: None,
+            job_id: None,
+        };
+        self.apply_webhook_patch(caller, &patch, &mut fields).await?;
+        let id = self.store.insert_webhook(caller.user_id, &fields, now_ms()).await?;
+        let secret = fields.secret;
+        Ok((self.webhook(caller, id).await?, secret))
+    }
+
+    pub async fn update_webhook(
+        &self,
+        caller: &Caller,
+        id: i64,
+        patch: WebhookPatch,
+    ) -> ServiceResult<Webhook> {
+        caller.require(Scope::Jobs)?;
+        let current = self.webhook(caller, id).await?;
+        let mut fields = NewWebhook {
+            url: patch.url.clone().unwrap_or(current.url),
+            events: current.events,
+            secret: patch.secret.clone().unwrap_or(current.secret),
+            stack_id: current.stack_id,
+            job_id: current.job_id,
+        };
+        self.apply_webhook_patch(caller, &patch, &mut fields).await?;
+        self.store.update_webhook(id, &fields, now_ms()).await?;
+        self.webhook(caller, id).await
+    }
+
+    /// Validates the patch onto `fields` (url, secret and scope references included).
+    async fn apply_webhook_patch(
+        &self,
+        caller: &Caller,
+        patch: &WebhookPatch,
+        fields: &mut NewWebhook,
+    ) -> ServiceResult<()> {
+        validate_url(&fields.url)?;
+        validate_secret(&fields.secret)?;
+        if let Some(events) = &patch.events {
+            let mut events = events.clone();
+            events.sort_by_key(|e| e.as_str());
+            events.dedup();
+            if events.is_empty() {
+                return Err(ServiceError::invalid(
+                    "events",
+                    format!("must name at least one of {}", EventKind::choices()),
+                ));
+            }
+            fields.events = events;
+        }
+        if let Some(stack_id) = patch.stack_id {
+            if let Some(id) = stack_id {
+                self.owned_stack_ref(caller, id).await?;
+            }
+            fields.stack_id = stack_id;
+        }
+        if let Some(job_id) = patch.job_id {
+            if let Some(id) = job_id {
+                self.job(caller, id).await.map_err(|_| ServiceError::BadReference(Entity::Job))?;
+            }
+            fields.job_id = job_id;
+        }
+        Ok(())
+    }
+
+    pub async fn delete_webhook(&self, caller: &Caller, id: i64) -> ServiceResult<()> {
+        caller.require(Scope::Jobs)?;
+        self.webhook(caller, id).await?;
+        self.store.delete_webhook(id).await?;
+        Ok(())
+    }
+
+    /// The caller's subscription by id; someone else's is "not found".
+    pub async fn webhook(&self, caller: &Caller, id: i64) -> ServiceResult<Webhook> {
+        match self.store.webhook(id).await? {
+            Some(w) if w.owner == caller.user_id => Ok(w),
+            _ => Err(ServiceError::NotFound(Entity::Webhook)),
+        }
+    }
+
+    pub async fn list_webhooks(&self, caller: &Caller, req: PageRequest) -> ServiceResult<Page<Webhook>> {
+        paged(req, |limit, offset| self.store.list_webhooks(caller.user_id, limit, offset)).await
+    }
+
+    /// A subscription's deliveries, newest first.
+    pub async fn webhook_deliveries(
+        &self,
+        webhook: &Webhook,
+        req: PageRequest,
+    ) -> ServiceResult<Page<Delivery>> {
+        paged(req, |limit, offset| self.store.list_deliveries(webhook.id, limit, offset)).await
+    }
+}
