@@ -1,0 +1,171 @@
+//! Authentication (bearer token or the Kragle `auth_tkt` session cookie) and the per-token
+//! rate limit, as one middleware per dialect so that failures speak the dialect.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::{Dialect, Failure, RequestError};
+use crate::domain::{EpochMs, UserId, now_ms};
+use crate::service::{Caller, ServiceError};
+use crate::store::{Backend, Store};
+
+pub const SESSION_COOKIE: &str = "auth_tkt";
+const SESSION_TTL_MS: EpochMs = 7 * 24 * 3600 * 1000;
+
+#[derive(Serialize, Deserialize)]
+struct SessionTicket {
+    user_id: UserId,
+    expires: EpochMs,
+}
+
+/// A signed, HttpOnly, SameSite=Strict session cookie for `user_id`.
+pub fn session_cookie(user_id: UserId) -> Cookie<'static> {
+    let ticket = SessionTicket { user_id, expires: now_ms() + SESSION_TTL_MS };
+    Cookie::build((SESSION_COOKIE, serde_json::to_string(&ticket).expect("ticket serializes")))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .max_age(cookie::time::Duration::milliseconds(SESSION_TTL_MS))
+        .build()
+}
+
+pub fn clear_session_cookie() -> Cookie<'static> {
+    Cookie::build((SESSION_COOKIE, "")).path("/").max_age(cookie::time::Duration::ZERO).build()
+}
+
+fn session_user(headers: &HeaderMap, key: &Key) -> Option<UserId> {
+    let jar = SignedCookieJar::from_headers(headers, key.clone());
+    let ticket: SessionTicket = serde_json::from_str(jar.get(SESSION_COOKIE)?.value()).ok()?;
+    (ticket.expires > now_ms()).then_some(ticket.user_id)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Who is calling, if anyone: a bearer token wins over a cookie.
+pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, ServiceError> {
+    if let Some(token) = bearer(headers) {
+        return state.service.caller_for_token(token).await;
+    }
+    match session_user(headers, &state.cookie_key) {
+        Some(user) => state.service.caller_for_session(user).await,
+        None => Err(ServiceError::Unauthenticated),
+    }
+}
+
+/// A fixed hourly window per key: gives the remaining count and the reset time that the
+/// `X-RateLimit-*` headers promise (a GCRA limiter such as governor has no such window).
+/// On PostgreSQL the windows live in the database, so a token has one budget for the whole
+/// cluster; on SQLite (one node) they live in memory.
+pub struct RateLimiter {
+    limit: u32,
+    window_ms: EpochMs,
+    counts: Counts,
+}
+
+enum Counts {
+    Local(Mutex<HashMap<String, (EpochMs, u32)>>),
+    Shared(Store),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Quota {
+    pub limit: u32,
+    pub remaining: u32,
+    /// Epoch seconds when the window resets.
+    pub reset: i64,
+}
+
+impl Quota {
+    pub fn retry_after(&self) -> u64 {
+        (self.reset - now_ms() / 1000).max(1) as u64
+    }
+}
+
+impl RateLimiter {
+    pub fn new(limit_per_hour: u32, store: &Store) -> Self {
+        let counts = match store.backend() {
+            Backend::Postgres => Counts::Shared(store.clone()),
+            Backend::Sqlite => Counts::Local(Mutex::new(HashMap::new())),
+        };
+        RateLimiter { limit: limit_per_hour, window_ms: 3_600_000, counts }
+    }
+
+    /// Counts a request. `Ok(Err(quota))` when the limit is already reached.
+    pub async fn hit(&self, key: &str) -> Result<Result<Quota, Quota>, ServiceError> {
+        let now = now_ms();
+        let (hits, start) = match &self.counts {
+            Counts::Local(windows) => {
+                let mut windows = windows.lock().unwrap();
+                if windows.len() > 100_000 {
+                    windows.retain(|_, (start, _)| now - *start < self.window_ms);
+                }
+                let (start, count) = windows.entry(key.to_string()).or_insert((now, 0));
+                if now - *start >= self.window_ms {
+                    *start = now;
+                    *count = 0;
+                }
+                // A refused request does not count.
+                if *count < self.limit {
+                    *count += 1;
+                    (i64::from(*count), *start)
+                } else {
+                    (i64::from(self.limit) + 1, *start)
+                }
+            }
+            Counts::Shared(store) => store.hit_rate_window(key, now, self.window_ms).await?,
+        };
+        let reset = (start + self.window_ms + 999) / 1000;
+        let limit = i64::from(self.limit);
+        Ok(if hits > limit {
+            Err(Quota { limit: self.limit, remaining: 0, reset })
+        } else {
+            Ok(Quota { limit: self.limit, remaining: (limit - hits) as u32, reset })
+        })
+    }
+}
+
+pub(super) fn add_quota_headers(headers: &mut HeaderMap, q: Quota) {
+    headers.insert("x-ratelimit-limit", HeaderValue::from(q.limit));
+    headers.insert("x-ratelimit-remaining", HeaderValue::from(q.remaining));
+    headers.insert("x-ratelimit-reset", HeaderValue::from(q.reset));
+}
+
+/// Authenticates, counts the request against the caller's quota, and hands the `Caller` to
+/// the handler as an extension.
+pub async fn require_caller<D: Dialect>(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let caller = match identify(&state, req.headers()).await {
+        Ok(c) => c,
+        Err(e) => return Failure::<D>::new(e).into_response(),
+    };
+    let quota = match state.limiter.hit(&caller.rate_key()).await {
+        Ok(Ok(q)) => q,
+        Err(e) => return Failure::<D>::new(e).into_response(),
+        Ok(Err(q)) => {
+            let retry_after = q.retry_after();
+            let mut response =
+                Failure::<D>::new(RequestError::RateLimited { limit: q.limit, retry_after }).into_response();
+            add_quota_headers(response.headers_mut(), q);
+            return response;
+        }
+    };
+    req.extensions_mut().insert(caller);
+    let mut response = next.run(req).await;
+    add_quota_headers(response.headers_mut(), quota);
+    response
+}

@@ -1,0 +1,380 @@
+//! The Cloud 66-style v3 dialect: `{"response": …}` envelopes, lists of 30 with Cloud 66's
+//! pagination block, `{error, error_description}` errors, stacks and jobs addressed by uid,
+//! and asynchronous action records for run now / pause / unpause.
+
+use std::collections::HashMap;
+
+use axum::extract::{Extension, FromRequest, Path, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::require_caller;
+use super::error::{ApiError, Dialect, Failure, RequestError};
+use super::extract::{PageParam, parse_json, query_map, read_body};
+use crate::domain::{Action, EpochMs, Job, Stack};
+use crate::service::{Caller, PageRequest, Service, ServiceResult, split_args};
+use crate::store::Page;
+
+pub struct Cloud66;
+
+type CResult<T> = Result<T, Failure<Cloud66>>;
+type PageQ = PageParam<Cloud66>;
+
+pub const PER_PAGE: i64 = 30;
+
+/// Cloud 66 calls a job that runs a command on the stack's host a `DockerHostTaskJob`; that
+/// is what every cronstack command job is.
+pub const COMMAND_JOB_TYPE: &str = "DockerHostTaskJob";
+
+impl Dialect for Cloud66 {
+    fn render(err: &ApiError) -> Response {
+        let id = match err.status().as_u16() {
+            400 | 413 | 415 => "bad_request",
+            401 => "unauthenticated",
+            403 => "forbidden",
+            404 => "not_found",
+            405 => "method_not_allowed",
+            408 => "request_timeout",
+            409 => "conflict",
+            429 => "throttled",
+            503 => "unavailable",
+            _ => "internal_server_error",
+        };
+        let body = json!({ "error": id, "error_description": err.message() });
+        (err.status(), Json(body)).into_response()
+    }
+}
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/stacks", get(list_stacks))
+        .route("/stacks/{stack}", get(show_stack))
+        .route("/stacks/{stack}/jobs", get(list_jobs))
+        .route("/stacks/{stack}/jobs/pause_all", post(pause_all))
+        .route("/stacks/{stack}/jobs/unpause_all", post(unpause_all))
+        .route("/stacks/{stack}/jobs/{job}", get(show_job))
+        .route("/stacks/{stack}/jobs/{job}/run_now", post(run_now))
+        .route("/stacks/{stack}/jobs/{job}/pause", post(pause))
+        .route("/stacks/{stack}/jobs/{job}/unpause", post(unpause))
+        .route("/stacks/{stack}/actions", get(list_actions))
+        .route("/stacks/{stack}/actions/{id}", get(show_action))
+        .route_layer(axum::middleware::from_fn_with_state(state, require_caller::<Cloud66>))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(super::guard::dialect_guard::<Cloud66>))
+}
+
+/// Cloud 66 clients append `.json` to every path; routing sees the path without it.
+pub fn strip_json_suffix(mut req: Request) -> Request {
+    let path = req.uri().path();
+    if path.starts_with("/api/3/") && path.ends_with(".json") {
+        let stripped = &path[..path.len() - ".json".len()];
+        let rebuilt = match req.uri().query() {
+            Some(q) => format!("{stripped}?{q}"),
+            None => stripped.to_string(),
+        };
+        if let Ok(uri) = rebuilt.parse() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
+async fn not_found(uri: axum::http::Uri) -> Failure<Cloud66> {
+    Failure::new(RequestError::NoSuchEndpoint(uri.path().chars().take(200).collect()))
+}
+
+async fn method_not_allowed() -> Failure<Cloud66> {
+    Failure::new(RequestError::MethodNotAllowed("this endpoint does not take that method".into()))
+}
+
+/// Cloud 66's timestamp format in job and stack objects: `2023-10-24 15:38:29 UTC`.
+fn c66_time(ms: EpochMs) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// Action timestamps are ISO-8601 (`2016-02-04T12:52:24Z`), as in Cloud 66's examples.
+fn iso_seconds(ms: EpochMs) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+fn envelope(response: Value) -> Json<Value> {
+    Json(json!({ "response": response }))
+}
+
+/// `{"response": [...], "count", "pagination": {previous, next, current, per_page, count, pages}}`
+fn list_envelope<T>(page: i64, found: &Page<T>, items: Vec<Value>) -> Json<Value> {
+    let pages = ((found.total + PER_PAGE - 1) / PER_PAGE).max(1);
+    Json(json!({
+        "response": items,
+        "count": found.total,
+        "pagination": {
+            "previous": (page > 1).then(|| (page - 1).min(pages)),
+            "next": (page < pages).then(|| page + 1),
+            "current": page,
+            "per_page": PER_PAGE,
+            "count": found.total,
+            "pages": pages,
+        }
+    }))
+}
+
+fn page_request(page: i64) -> PageRequest {
+    PageRequest { page, per_page: PER_PAGE }
+}
+
+fn stack_view(s: &Stack) -> Value {
+    json!({
+        "id": s.id,
+        "uid": s.uid,
+        "name": s.name,
+        "command": s.command,
+        "created_at": c66_time(s.created_at),
+        "updated_at": c66_time(s.updated_at),
+    })
+}
+
+/// Exactly Cloud 66's job fields.
+async fn job_view(service: &Service, caller: &Caller, stack: &Stack, job: &Job) -> ServiceResult<Value> {
+    let schedule = service.schedule(caller, job.schedule_id).await?;
+    Ok(json!({
+        "id": job.id,
+        "uid": job.uid,
+        "name": job.display_name(),
+        "type": COMMAND_JOB_TYPE,
+        "cron": schedule.config.cron_text(),
+        "status": job.last_status as i64,
+        "paused": !job.enabled,
+        "params": { "command": job.command.clone().unwrap_or_else(|| stack.command.clone()) },
+        "created_at": c66_time(job.created_at),
+        "updated_at": c66_time(job.updated_at),
+    }))
+}
+
+async fn action_view(service: &Service, a: &Action) -> ServiceResult<Value> {
+    let user = service.user(a.owner).await?;
+    Ok(json!({
+        "id": a.id,
+        "user": user.email.unwrap_or(user.username),
+        "resource_type": "stack",
+        "action": a.kind.as_str(),
+        "resource_id": a.stack_id.to_string(),
+        "started_via": a.started_via,
+        "started_at": iso_seconds(a.started_at),
+        "finished_at": a.finished_at.map(iso_seconds),
+        "finished_success": a.finished_success,
+        "finished_message": a.finished_message,
+        "finished_result": a.finished_result,
+        "metadata": a.metadata,
+    }))
+}
+
+async fn list_stacks(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PageParam(page, _): PageQ,
+) -> CResult<Json<Value>> {
+    let found = s.service.list_stacks(&caller, page_request(page)).await?;
+    let items = found.items.iter().map(stack_view).collect();
+    Ok(list_envelope(page, &found, items))
+}
+
+async fn show_stack(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(uid): Path<String>,
+) -> CResult<Json<Value>> {
+    let stack = s.service.stack_by_uid(&caller, &uid).await?;
+    Ok(envelope(stack_view(&stack)))
+}
+
+async fn list_jobs(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(uid): Path<String>,
+    PageParam(page, _): PageQ,
+) -> CResult<Json<Value>> {
+    let stack = s.service.stack_by_uid(&caller, &uid).await?;
+    let found = s.service.list_stack_jobs(&stack, page_request(page)).await?;
+    let mut items = Vec::with_capacity(found.items.len());
+    for job in &found.items {
+        items.push(job_view(&s.service, &caller, &stack, job).await?);
+    }
+    Ok(list_envelope(page, &found, items))
+}
+
+/// The caller's stack and one of its jobs, both by uid.
+async fn stack_and_job(
+    s: &AppState,
+    caller: &Caller,
+    stack_uid: &str,
+    job_uid: &str,
+) -> ServiceResult<(Stack, Job)> {
+    let stack = s.service.stack_by_uid(caller, stack_uid).await?;
+    let job = s.service.stack_job_by_uid(&stack, job_uid).await?;
+    Ok((stack, job))
+}
+
+async fn show_job(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((stack_uid, job_uid)): Path<(String, String)>,
+) -> CResult<Json<Value>> {
+    let (stack, job) = stack_and_job(&s, &caller, &stack_uid, &job_uid).await?;
+    Ok(envelope(job_view(&s.service, &caller, &stack, &job).await?))
+}
+
+/// `job_args` from the query string, a form body or a JSON body.
+struct JobArgs(Option<String>);
+
+impl<S: Send + Sync> FromRequest<S> for JobArgs {
+    type Rejection = Failure<Cloud66>;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let mut args = query_map(&parts)?.remove("job_args");
+        let content_type =
+            parts.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        let bytes = read_body(Request::from_parts(parts, body), state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JobArgs(args));
+        }
+        if content_type.starts_with("application/x-www-form-urlencoded") {
+            let form: HashMap<String, String> = serde_urlencoded::from_bytes(&bytes)
+                .map_err(|e| RequestError::BadPayload(format!("malformed form body: {e}")))?;
+            args = form.get("job_args").cloned().or(args);
+        } else if content_type.is_empty() || content_type.contains("json") {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Body {
+                job_args: Option<String>,
+            }
+            let body: Body = parse_json(&bytes)?;
+            args = body.job_args.or(args);
+        } else {
+            return Err(RequestError::UnsupportedMediaType(content_type.chars().take(100).collect()).into());
+        }
+        Ok(JobArgs(args))
+    }
+}
+
+async fn run_now(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((stack_uid, job_uid)): Path<(String, String)>,
+    JobArgs(line): JobArgs,
+) -> CResult<Json<Value>> {
+    let (stack, job) = stack_and_job(&s, &caller, &stack_uid, &job_uid).await?;
+    let args = match line {
+        Some(line) => split_args("job_args", &line)?,
+        None => Vec::new(),
+    };
+    let action = s.service.run_now_action(&caller, &stack, &job, args).await?;
+    Ok(envelope(action_view(&s.service, &action).await?))
+}
+
+async fn pause_or_unpause(
+    s: &AppState,
+    caller: &Caller,
+    stack_uid: &str,
+    job_uid: &str,
+    paused: bool,
+) -> CResult<Json<Value>> {
+    let (stack, job) = stack_and_job(s, caller, stack_uid, job_uid).await?;
+    let action = s.service.pause_action(caller, &stack, &job, paused).await?;
+    Ok(envelope(action_view(&s.service, &action).await?))
+}
+
+async fn pause(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((stack_uid, job_uid)): Path<(String, String)>,
+) -> CResult<Json<Value>> {
+    pause_or_unpause(&s, &caller, &stack_uid, &job_uid, true).await
+}
+
+async fn unpause(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((stack_uid, job_uid)): Path<(String, String)>,
+) -> CResult<Json<Value>> {
+    pause_or_unpause(&s, &caller, &stack_uid, &job_uid, false).await
+}
+
+async fn pause_all_or_none(
+    s: &AppState,
+    caller: &Caller,
+    stack_uid: &str,
+    paused: bool,
+) -> CResult<Json<Value>> {
+    let stack = s.service.stack_by_uid(caller, stack_uid).await?;
+    let action = s.service.pause_all_action(caller, &stack, paused).await?;
+    Ok(envelope(action_view(&s.service, &action).await?))
+}
+
+async fn pause_all(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(stack_uid): Path<String>,
+) -> CResult<Json<Value>> {
+    pause_all_or_none(&s, &caller, &stack_uid, true).await
+}
+
+async fn unpause_all(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(stack_uid): Path<String>,
+) -> CResult<Json<Value>> {
+    pause_all_or_none(&s, &caller, &stack_uid, false).await
+}
+
+async fn list_actions(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(stack_uid): Path<String>,
+    PageParam(page, _): PageQ,
+) -> CResult<Json<Value>> {
+    let stack = s.service.stack_by_uid(&caller, &stack_uid).await?;
+    let found = s.service.stack_actions(&stack, page_request(page)).await?;
+    let mut items = Vec::with_capacity(found.items.len());
+    for a in &found.items {
+        items.push(action_view(&s.service, a).await?);
+    }
+    Ok(list_envelope(page, &found, items))
+}
+
+async fn show_action(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((stack_uid, id)): Path<(String, String)>,
+) -> CResult<Json<Value>> {
+    let stack = s.service.stack_by_uid(&caller, &stack_uid).await?;
+    let id = super::extract::parse_id(&id, "action")?;
+    let action = s.service.action(&stack, id).await?;
+    Ok(envelope(action_view(&s.service, &action).await?))
+}
+
+/// Fuzzing (see `crate::fuzz`): `data` as a `run_now` body with each content type a Cloud 66
+/// client may send.
+pub(super) fn fuzz_bodies(data: &[u8]) {
+    for content_type in
+        [Some("application/json"), Some("application/x-www-form-urlencoded"), None, Some("text/plain")]
+    {
+        let req = super::fuzz_request(data, content_type);
+        match super::fuzz_ready(JobArgs::from_request(req, &())) {
+            Ok(JobArgs(Some(line))) => {
+                let _ = split_args("job_args", &line);
+            }
+            Ok(JobArgs(None)) => {}
+            Err(failure) => super::fuzz_check_rejection(failure.into_response()),
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Request extractors whose rejections are dialect errors naming what is wrong.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::error::{Dialect, Failure, RequestError};
+
+/// Largest accepted request body.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// A JSON body of type `T`; an empty body counts as `{}` (for POSTs whose fields are all
+/// optional). Unknown fields, wrong types and malformed JSON are refused with the field named.
+pub struct JsonBody<T, D>(pub T, pub PhantomData<D>);
+
+impl<T, D, S> FromRequest<S> for JsonBody<T, D>
+where
+    T: DeserializeOwned,
+    D: Dialect,
+    S: Send + Sync,
+{
+    type Rejection = Failure<D>;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        check_json_content_type(req.headers())?;
+        let bytes = read_body(req, state).await?;
+        Ok(JsonBody(parse_json(&bytes)?, PhantomData))
+    }
+}
+
+pub(crate) fn check_json_content_type(headers: &axum::http::HeaderMap) -> Result<(), RequestError> {
+    match headers.get(CONTENT_TYPE).map(|v| v.to_str().unwrap_or("(not text)")) {
+        None => Ok(()),
+        Some(ct) => {
+            let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            if mime == "application/json" || mime.ends_with("+json") {
+                Ok(())
+            } else {
+                Err(RequestError::UnsupportedMediaType(ct.chars().take(100).collect()))
+            }
+        }
+    }
+}
+
+pub(crate) async fn read_body<S: Send + Sync>(req: Request, _state: &S) -> Result<Bytes, RequestError> {
+    // The server bounds how long a body may take (`http::serve`); requests built in-process
+    // (the fuzz entry points) carry no bound.
+    let timeout = req.extensions().get::<super::ClientTimeout>().map(|t| t.0);
+    let read = axum::body::to_bytes(req.into_body(), BODY_LIMIT);
+    let read = match timeout {
+        Some(t) => tokio::time::timeout(t, read).await.map_err(|_| RequestError::BodyTimeout(t.as_secs()))?,
+        None => read.await,
+    };
+    read.map_err(|e| {
+        // to_bytes fails on the length limit or on a broken connection.
+        let too_large =
+            std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            RequestError::TooLarge(BODY_LIMIT)
+        } else {
+            RequestError::BadJson(format!("could not read the body: {e}"))
+        }
+    })
+}
+
+/// A body split from its request, in a request of its own that keeps the server's body
+/// timeout (`read_body` bounds the read by it).
+pub(crate) fn rejoin(parts: &Parts, body: axum::body::Body) -> Request {
+    let mut req = Request::new(body);
+    if let Some(t) = parts.extensions.get::<super::ClientTimeout>() {
+        req.extensions_mut().insert(*t);
+    }
+    req
+}
+
+/// Parses JSON, telling malformed JSON (Kragle 2) from a wrong shape (Kragle 4).
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RequestError> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let result: Result<T, _> = serde_path_to_error::deserialize(&mut *de);
+    let value = result.map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let msg = strip_position(&inner.to_string());
+                if path == "." || path.is_empty() {
+                    RequestError::BadPayload(msg)
+                } else {
+                    RequestError::BadPayload(format!("{path}: {msg}"))
+                }
+            }
+            _ => RequestError::BadJson(inner.to_string()),
+        }
+    })?;
+    // Anything after the value (`{...} x`) makes the body malformed, not just oddly shaped.
+    de.end().map_err(|e| RequestError::BadJson(e.to_string()))?;
+    // Bodies are JSON objects; serde would also read a struct from a positional array.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(RequestError::BadPayload("the request body must be a JSON object".into()));
+    }
+    // PostgreSQL cannot store text holding NUL: refused the same way on both backends.
+    if super::guard::has_escaped_nul(bytes) {
+        let field = serde_json::from_slice::<serde_json::Value>(bytes)
+            .ok()
+            .and_then(|v| nul_field(&v, ""))
+            .unwrap_or_else(|| "a text field".into());
+        return Err(RequestError::BadPayload(format!(
+            "{field}: text must not contain NUL characters (\\u0000)"
+        )));
+    }
+    Ok(value)
+}
+
+/// The path of the first string (key or value) holding a NUL, e.g. `name` or `env.KEY`.
+fn nul_field(v: &serde_json::Value, path: &str) -> Option<String> {
+    let join = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
+    match v {
+        serde_json::Value::String(s) if s.contains('\0') => {
+            Some(if path.is_empty() { "body".into() } else { path.into() })
+        }
+        serde_json::Value::Object(map) => map
+            .iter()
+            .find_map(|(k, v)| if k.contains('\0') { Some(join(k)) } else { nul_field(v, &join(k)) }),
+        serde_json::Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, v)| nul_field(v, &join(&i.to_string())))
+        }
+        _ => None,
+    }
+}
+
+/// serde's "… at line 1 column 12" helps nobody once the field is named.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// The `page` query parameter (default 1), validated.
+pub struct PageParam<D>(pub i64, pub PhantomData<D>);
+
+impl<D: Dialect, S: Send + Sync> FromRequestParts<S> for PageParam<D> {
+    type Rejection = Failure<D>;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let params = query_map(parts)?;
+        let page = match params.get("page").map(String::as_str) {
+            None | Some("") => 1,
+            Some(raw) => match raw.trim().parse::<i64>() {
+                Ok(n) if n >= 1 => n,
+                _ => {
+                    return Err(Failure::new(RequestError::BadParam(format!(
+                        "page must be an integer of 1 or more, got {:?}",
+                        raw.chars().take(40).collect::<String>()
+                    ))));
+                }
+            },
+        };
+        Ok(PageParam(page, PhantomData))
+    }
+}
+
+pub(crate) fn query_map(parts: &Parts) -> Result<HashMap<String, String>, RequestError> {
+    let query = parts.uri.query().unwrap_or("");
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .map(|pairs| pairs.into_iter().collect())
+        .map_err(|e| RequestError::BadParam(format!("malformed query string: {e}")))
+}
+
+/// Parses an integer id from a path segment.
+pub fn parse_id(raw: &str, what: &str) -> Result<i64, RequestError> {
+    raw.parse::<i64>().map_err(|_| {
+        RequestError::BadParam(format!(
+            "{what} id must be an integer, got {:?}",
+            raw.chars().take(40).collect::<String>()
+        ))
+    })
+}

@@ -1,0 +1,155 @@
+//! `/jobs`: Kragle's job endpoints, plus cronstack's command and policy fields.
+
+use axum::Json;
+use axum::extract::{Extension, Path, State};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Body, KResult, PAGE_SIZE, Page, id_param, nullable, page_request};
+use crate::domain::{Job, Missed, Overlap, iso8601};
+use crate::http::AppState;
+use crate::http::extract::{JsonBody, PageParam};
+use crate::service::{Caller, DeleteOutcome, JobPatch};
+
+/// A job as the v1 API shows it: Kragle's fields first, then cronstack's.
+#[derive(Serialize)]
+pub struct JobView {
+    id: i64,
+    owner: i64,
+    name: Option<String>,
+    stack: i64,
+    schedule: i64,
+    next_run: Option<String>,
+    do_run: bool,
+    do_del: bool,
+    uid: String,
+    #[serde(rename = "type")]
+    kind: String,
+    command: Option<String>,
+    timeout_s: Option<i64>,
+    overlap: Overlap,
+    missed: Missed,
+    retries: i64,
+    retry_backoff_s: i64,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<&Job> for JobView {
+    fn from(j: &Job) -> Self {
+        JobView {
+            id: j.id,
+            owner: j.owner,
+            name: j.name.clone(),
+            stack: j.stack_id,
+            schedule: j.schedule_id,
+            next_run: j.next_run_at.map(iso8601),
+            do_run: j.enabled,
+            do_del: j.pending_delete,
+            uid: j.uid.clone(),
+            kind: j.kind.clone(),
+            command: j.command.clone(),
+            timeout_s: j.timeout_s,
+            overlap: j.overlap,
+            missed: j.missed,
+            retries: j.retries,
+            retry_backoff_s: j.retry_backoff_s,
+            created_at: iso8601(j.created_at),
+            updated_at: iso8601(j.updated_at),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct JobInput {
+    schedule_id: Option<i64>,
+    stack_id: Option<i64>,
+    #[serde(default, deserialize_with = "nullable")]
+    name: Option<Option<String>>,
+    enabled: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    command: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    timeout_s: Option<Option<i64>>,
+    overlap: Option<Overlap>,
+    missed: Option<Missed>,
+    retries: Option<i64>,
+    retry_backoff_s: Option<i64>,
+}
+
+impl From<JobInput> for JobPatch {
+    fn from(i: JobInput) -> Self {
+        JobPatch {
+            stack_id: i.stack_id,
+            schedule_id: i.schedule_id,
+            name: i.name,
+            enabled: i.enabled,
+            command: i.command,
+            timeout_s: i.timeout_s,
+            overlap: i.overlap,
+            missed: i.missed,
+            retries: i.retries,
+            retry_backoff_s: i.retry_backoff_s,
+        }
+    }
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PageParam(page, _): Page,
+) -> KResult<Json<Value>> {
+    let found = s.service.list_jobs(&caller, page_request(page)).await?;
+    let jobs: Vec<JobView> = found.items.iter().map(JobView::from).collect();
+    Ok(Json(json!({ "count": found.total, "pagesize": PAGE_SIZE, "page": page, "jobs": jobs })))
+}
+
+pub async fn by_id(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> KResult<Json<JobView>> {
+    let job = s.service.job(&caller, id_param(&id, "job")?).await?;
+    Ok(Json(JobView::from(&job)))
+}
+
+pub async fn by_name(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> KResult<Json<JobView>> {
+    let job = s.service.job_by_name(&caller, &name).await?;
+    Ok(Json(JobView::from(&job)))
+}
+
+pub async fn create(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(input, _): Body<JobInput>,
+) -> KResult<Json<Value>> {
+    let job = s.service.create_job(&caller, input.into()).await?;
+    Ok(Json(json!({ "id": job.id })))
+}
+
+pub async fn update(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    JsonBody(input, _): Body<JobInput>,
+) -> KResult<Json<JobView>> {
+    let job = s.service.update_job(&caller, id_param(&id, "job")?, input.into()).await?;
+    Ok(Json(JobView::from(&job)))
+}
+
+pub async fn delete(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> KResult<Json<Value>> {
+    let id = id_param(&id, "job")?;
+    Ok(Json(match s.service.delete_job(&caller, id).await? {
+        DeleteOutcome::Deleted => json!({ "deleted": id }),
+        DeleteOutcome::QueuedForDeletion => json!({ "queued_for_deletion": id }),
+    }))
+}

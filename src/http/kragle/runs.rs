@@ -1,0 +1,177 @@
+//! cronstack's run endpoints in the v1 style: history, one run, its log (live), run now.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body as HttpBody, Bytes};
+use axum::extract::{Extension, Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Body, KResult, PAGE_SIZE, Page, id_param, page_request};
+use crate::domain::{Run, RunStatus, TriggerKind, iso8601};
+use crate::http::AppState;
+use crate::http::extract::{JsonBody, PageParam};
+use crate::service::{Caller, RunLog, Service};
+
+#[derive(Serialize)]
+pub struct RunView {
+    id: i64,
+    job: i64,
+    trigger: TriggerKind,
+    attempt: i64,
+    scheduled_for: String,
+    started_at: Option<String>,
+    finished_at: Option<String>,
+    lateness_ms: Option<i64>,
+    duration_ms: Option<i64>,
+    outcome: RunStatus,
+    exit_code: Option<i64>,
+    signal: Option<i64>,
+    args: Vec<String>,
+    node: Option<String>,
+    log_truncated: bool,
+}
+
+impl From<&Run> for RunView {
+    fn from(r: &Run) -> Self {
+        RunView {
+            id: r.id,
+            job: r.job_id,
+            trigger: r.trigger,
+            attempt: r.attempt,
+            scheduled_for: iso8601(r.scheduled_for),
+            started_at: r.started_at.map(iso8601),
+            finished_at: r.finished_at.map(iso8601),
+            lateness_ms: r.lateness_ms(),
+            duration_ms: r.started_at.zip(r.finished_at).map(|(s, f)| f - s),
+            outcome: r.status,
+            exit_code: r.exit_code,
+            signal: r.signal,
+            args: r.args.clone(),
+            node: r.node_id.clone(),
+            log_truncated: r.log_truncated,
+        }
+    }
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    PageParam(page, _): Page,
+) -> KResult<Json<Value>> {
+    let job = s.service.job(&caller, id_param(&id, "job")?).await?;
+    let found = s.service.job_runs(&job, page_request(page)).await?;
+    let runs: Vec<RunView> = found.items.iter().map(RunView::from).collect();
+    Ok(Json(json!({ "count": found.total, "pagesize": PAGE_SIZE, "page": page, "runs": runs })))
+}
+
+pub async fn show(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> KResult<Json<RunView>> {
+    let run = s.service.run(&caller, id_param(&id, "run")?).await?;
+    Ok(Json(RunView::from(&run)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunNowInput {
+    /// Each a separate `$N`; a string is split like a shell splits words.
+    args: Option<ArgsInput>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ArgsInput {
+    List(Vec<String>),
+    Line(String),
+}
+
+pub async fn run_now(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    JsonBody(input, _): Body<RunNowInput>,
+) -> KResult<Json<RunView>> {
+    let job = s.service.job(&caller, id_param(&id, "job")?).await?;
+    let args = match input.args {
+        None => Vec::new(),
+        Some(ArgsInput::List(list)) => list,
+        Some(ArgsInput::Line(line)) => crate::service::split_args("args", &line)?,
+    };
+    let run = s.service.run_now(&caller, &job, args).await?;
+    Ok(Json(RunView::from(&run)))
+}
+
+#[derive(Deserialize)]
+pub struct LogQuery {
+    follow: Option<String>,
+}
+
+/// The run's log as text; with `?follow=1` the response streams until the run ends.
+pub async fn log(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> KResult<Response> {
+    let run = s.service.run(&caller, id_param(&id, "run")?).await?;
+    let follow = matches!(q.follow.as_deref(), Some("1" | "true" | "yes"));
+    let text = [(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+    if !follow {
+        let body = match s.service.run_log(&run).await? {
+            RunLog::Live(log) => log.snapshot(),
+            RunLog::Stored(text) => text,
+        };
+        return Ok((text, body).into_response());
+    }
+    let stream = follow_log(s.service.clone(), caller, run.id);
+    Ok((text, HttpBody::from_stream(stream)).into_response())
+}
+
+/// Streams a run's log: waits for it to start, follows the live output, ends with the run.
+fn follow_log(
+    service: Service,
+    caller: Caller,
+    run_id: i64,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> {
+    enum State {
+        Waiting,
+        Live(cronstack_exec::Log, u64),
+        Done,
+    }
+    futures_util::stream::unfold(State::Waiting, move |state| {
+        let service = service.clone();
+        let caller = caller.clone();
+        async move {
+            match state {
+                State::Done => None,
+                State::Waiting => loop {
+                    let run = service.run(&caller, run_id).await.ok()?;
+                    match service.run_log(&run).await.ok()? {
+                        RunLog::Live(log) => break Some((Ok(Bytes::new()), State::Live(log, 0))),
+                        RunLog::Stored(text) if run.status.is_final() => {
+                            break Some((Ok(Bytes::from(text)), State::Done));
+                        }
+                        RunLog::Stored(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                    }
+                },
+                State::Live(log, pos) => {
+                    let (bytes, next) = log.read_from(pos);
+                    if !bytes.is_empty() {
+                        return Some((Ok(Bytes::from(bytes)), State::Live(log, next)));
+                    }
+                    if log.is_closed() {
+                        return None;
+                    }
+                    log.changed(pos).await;
+                    Some((Ok(Bytes::new()), State::Live(log, pos)))
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,103 @@
+//! `/schedules`: `{id, name, once, config}` with period, timestamp or cron configs.
+
+use axum::Json;
+use axum::extract::{Extension, Path, State};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Body, KResult, PAGE_SIZE, Page, id_param, nullable, page_request};
+use crate::domain::Schedule;
+use crate::http::AppState;
+use crate::http::extract::{JsonBody, PageParam};
+use crate::service::{Caller, ServiceError};
+
+#[derive(Serialize)]
+pub struct ScheduleView {
+    id: i64,
+    name: Option<String>,
+    once: bool,
+    config: Value,
+    /// cronstack: the rule in words.
+    description: String,
+    /// cronstack: the next five fire times from now (ISO-8601 UTC).
+    upcoming: Vec<String>,
+}
+
+impl From<&Schedule> for ScheduleView {
+    fn from(s: &Schedule) -> Self {
+        ScheduleView {
+            id: s.id,
+            name: s.name.clone(),
+            once: s.once,
+            config: s.config.to_json(),
+            description: s.config.trigger().map(|t| t.describe()).unwrap_or_default(),
+            upcoming: s
+                .config
+                .trigger()
+                .map(|t| {
+                    t.upcoming(crate::domain::now_ms(), 5).into_iter().map(crate::domain::iso8601).collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleInput {
+    config: Option<Value>,
+    #[serde(default, deserialize_with = "nullable")]
+    name: Option<Option<String>>,
+    once: Option<bool>,
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PageParam(page, _): Page,
+) -> KResult<Json<Value>> {
+    let found = s.service.list_schedules(&caller, page_request(page)).await?;
+    let items: Vec<ScheduleView> = found.items.iter().map(ScheduleView::from).collect();
+    Ok(Json(json!({ "count": found.total, "pagesize": PAGE_SIZE, "page": page, "schedules": items })))
+}
+
+pub async fn by_id(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> KResult<Json<ScheduleView>> {
+    let schedule = s.service.schedule(&caller, id_param(&id, "schedule")?).await?;
+    Ok(Json(ScheduleView::from(&schedule)))
+}
+
+pub async fn create(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(input, _): Body<ScheduleInput>,
+) -> KResult<Json<Value>> {
+    let config = input.config.ok_or_else(|| ServiceError::InvalidSchedule("config is required".into()))?;
+    let id = s.service.create_schedule(&caller, input.name.flatten(), input.once, &config).await?;
+    Ok(Json(json!({ "id": id })))
+}
+
+pub async fn update(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    JsonBody(input, _): Body<ScheduleInput>,
+) -> KResult<Json<ScheduleView>> {
+    let id = id_param(&id, "schedule")?;
+    let schedule =
+        s.service.update_schedule(&caller, id, input.name, input.once, input.config.as_ref()).await?;
+    Ok(Json(ScheduleView::from(&schedule)))
+}
+
+pub async fn delete(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> KResult<Json<Value>> {
+    let id = id_param(&id, "schedule")?;
+    s.service.delete_schedule(&caller, id).await?;
+    Ok(Json(json!({ "deleted": id })))
+}

@@ -1,0 +1,131 @@
+//! Kragle's `/authenticate` (session cookie) and cronstack's token management.
+
+use axum::Json;
+use axum::extract::{Extension, Path, State};
+use axum::response::IntoResponse;
+use axum_extra::extract::cookie::SignedCookieJar;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Body, KResult, id_param};
+use crate::domain::{Scope, iso8601};
+use crate::http::AppState;
+use crate::http::auth::{clear_session_cookie, session_cookie};
+use crate::http::error::RequestError;
+use crate::http::extract::JsonBody;
+use crate::service::{Caller, ServiceError};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    username: Option<String>,
+    email: Option<String>,
+    password: String,
+}
+
+/// `{"code": 0, "user_id": N}` and a signed `auth_tkt` cookie. Attempts are rate limited per
+/// login name (argon2 is slow on purpose; guessing must be slower still).
+pub async fn authenticate(
+    State(s): State<AppState>,
+    JsonBody(creds, _): Body<Credentials>,
+) -> KResult<impl IntoResponse> {
+    // Kragle: username takes precedence when both are given.
+    let login = creds
+        .username
+        .or(creds.email)
+        .ok_or_else(|| ServiceError::invalid("username", "give a username or an email"))?;
+    if let Err(q) = s.limiter.hit(&format!("login:{}", login.to_lowercase())).await? {
+        let retry_after = q.retry_after();
+        return Err(RequestError::RateLimited { limit: q.limit, retry_after }.into());
+    }
+    let user = s.service.login(&login, &creds.password).await?;
+    let jar = SignedCookieJar::new(s.cookie_key.clone()).add(session_cookie(user.id));
+    Ok((jar, Json(json!({ "code": 0, "user_id": user.id }))))
+}
+
+pub async fn logout(State(s): State<AppState>) -> impl IntoResponse {
+    let jar = SignedCookieJar::new(s.cookie_key.clone()).add(clear_session_cookie());
+    (jar, Json(json!({ "code": 0 })))
+}
+
+pub async fn whoami(Extension(caller): Extension<Caller>) -> Json<Value> {
+    Json(json!({ "user_id": caller.user_id, "username": caller.username, "scopes": caller.scopes }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenInput {
+    name: Option<String>,
+    scopes: Vec<Scope>,
+}
+
+/// Issues a narrower (or equal) token; its secret is shown here only.
+pub async fn create_token(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(input, _): Body<TokenInput>,
+) -> KResult<Json<Value>> {
+    caller.require(Scope::Admin)?;
+    // Narrower or equal only: a token must not mint scopes it lacks.
+    if let Some(&wider) = input.scopes.iter().find(|s| !caller.scopes.contains(s)) {
+        return Err(ServiceError::MissingScope(wider).into());
+    }
+    let (token, secret) =
+        s.service.create_token(caller.user_id, input.name.as_deref().unwrap_or(""), &input.scopes).await?;
+    Ok(Json(json!({
+        "id": token.id,
+        "name": token.name,
+        "scopes": token.scopes,
+        "token": secret,
+        "created_at": iso8601(token.created_at),
+    })))
+}
+
+pub async fn list_tokens(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> KResult<Json<Value>> {
+    let tokens: Vec<Value> = s
+        .service
+        .list_tokens(&caller)
+        .await?
+        .into_iter()
+        .map(|t| json!({ "id": t.id, "name": t.name, "scopes": t.scopes, "created_at": iso8601(t.created_at) }))
+        .collect();
+    Ok(Json(json!({ "count": tokens.len(), "tokens": tokens })))
+}
+
+pub async fn revoke_token(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> KResult<Json<Value>> {
+    let id = id_param(&id, "token")?;
+    s.service.revoke_token(&caller, id).await?;
+    Ok(Json(json!({ "deleted": id })))
+}
+
+/// The cluster's nodes seen in the last hour (admin scope).
+pub async fn nodes(State(s): State<AppState>, Extension(caller): Extension<Caller>) -> KResult<Json<Value>> {
+    caller.require(Scope::Admin)?;
+    let since = crate::domain::now_ms() - 3_600_000;
+    let nodes: Vec<Value> = s
+        .service
+        .store()
+        .nodes(since)
+        .await
+        .map_err(ServiceError::from)?
+        .into_iter()
+        .map(|n| {
+            json!({
+                "id": n.id,
+                "address": n.address,
+                "started_at": iso8601(n.started_at),
+                "last_seen": iso8601(n.last_seen),
+                "running_runs": n.running_runs,
+                "this_node": n.id == s.service.engine().node_id(),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "count": nodes.len(), "nodes": nodes })))
+}

@@ -1,0 +1,160 @@
+//! `/webhooks`: outbound event subscriptions (cronstack, in the v1 style) and their deliveries.
+
+use axum::Json;
+use axum::extract::{Extension, Path, State};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{Body, KResult, PAGE_SIZE, Page, id_param, nullable, page_request};
+use crate::domain::{Delivery, DeliveryStatus, EventKind, Webhook, iso8601};
+use crate::http::AppState;
+use crate::http::extract::{JsonBody, PageParam};
+use crate::service::{Caller, WebhookPatch};
+
+/// A subscription as the API shows it (the secret never appears after creation).
+#[derive(Serialize)]
+pub struct WebhookView {
+    id: i64,
+    owner: i64,
+    url: String,
+    events: Vec<EventKind>,
+    stack_id: Option<i64>,
+    job_id: Option<i64>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<&Webhook> for WebhookView {
+    fn from(w: &Webhook) -> Self {
+        WebhookView {
+            id: w.id,
+            owner: w.owner,
+            url: w.url.clone(),
+            events: w.events.clone(),
+            stack_id: w.stack_id,
+            job_id: w.job_id,
+            created_at: iso8601(w.created_at),
+            updated_at: iso8601(w.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct DeliveryView {
+    id: i64,
+    webhook: i64,
+    event: EventKind,
+    status: DeliveryStatus,
+    attempts: i64,
+    last_status_code: Option<i64>,
+    last_error: Option<String>,
+    next_attempt: Option<String>,
+    delivered_at: Option<String>,
+    created_at: String,
+    /// The body sent (and signed), as JSON.
+    payload: Value,
+}
+
+impl From<&Delivery> for DeliveryView {
+    fn from(d: &Delivery) -> Self {
+        DeliveryView {
+            id: d.id,
+            webhook: d.webhook_id,
+            event: d.event,
+            status: d.status,
+            attempts: d.attempts,
+            last_status_code: d.last_status_code,
+            last_error: d.last_error.clone(),
+            next_attempt: d.next_attempt_at.filter(|_| d.status == DeliveryStatus::Pending).map(iso8601),
+            delivered_at: d.delivered_at.map(iso8601),
+            created_at: iso8601(d.created_at),
+            payload: serde_json::from_str(&d.payload).unwrap_or(Value::Null),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookInput {
+    url: Option<String>,
+    events: Option<Vec<EventKind>>,
+    secret: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    stack_id: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    job_id: Option<Option<i64>>,
+}
+
+impl From<WebhookInput> for WebhookPatch {
+    fn from(i: WebhookInput) -> Self {
+        WebhookPatch {
+            url: i.url,
+            events: i.events,
+            secret: i.secret,
+            stack_id: i.stack_id,
+            job_id: i.job_id,
+        }
+    }
+}
+
+pub async fn list(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    PageParam(page, _): Page,
+) -> KResult<Json<Value>> {
+    let found = s.service.list_webhooks(&caller, page_request(page)).await?;
+    let webhooks: Vec<WebhookView> = found.items.iter().map(WebhookView::from).collect();
+    Ok(Json(json!({ "count": found.total, "pagesize": PAGE_SIZE, "page": page, "webhooks": webhooks })))
+}
+
+/// Answers `{"id": …, "secret": …}`: the signing secret, shown this once.
+pub async fn create(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(input, _): Body<WebhookInput>,
+) -> KResult<Json<Value>> {
+    let (webhook, secret) = s.service.create_webhook(&caller, input.into()).await?;
+    Ok(Json(json!({ "id": webhook.id, "secret": secret })))
+}
+
+pub async fn by_id(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> KResult<Json<WebhookView>> {
+    let webhook = s.service.webhook(&caller, id_param(&id, "webhook")?).await?;
+    Ok(Json(WebhookView::from(&webhook)))
+}
+
+pub async fn update(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    JsonBody(input, _): Body<WebhookInput>,
+) -> KResult<Json<WebhookView>> {
+    let webhook = s.service.update_webhook(&caller, id_param(&id, "webhook")?, input.into()).await?;
+    Ok(Json(WebhookView::from(&webhook)))
+}
+
+pub async fn delete(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> KResult<Json<Value>> {
+    let id = id_param(&id, "webhook")?;
+    s.service.delete_webhook(&caller, id).await?;
+    Ok(Json(json!({ "deleted": id })))
+}
+
+/// `{count, pagesize, page, deliveries}`, newest first.
+pub async fn deliveries(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    PageParam(page, _): Page,
+) -> KResult<Json<Value>> {
+    let webhook = s.service.webhook(&caller, id_param(&id, "webhook")?).await?;
+    let found = s.service.webhook_deliveries(&webhook, page_request(page)).await?;
+    let deliveries: Vec<DeliveryView> = found.items.iter().map(DeliveryView::from).collect();
+    Ok(Json(json!({ "count": found.total, "pagesize": PAGE_SIZE, "page": page, "deliveries": deliveries })))
+}

@@ -1,0 +1,566 @@
+//! `GET /openapi.json` and the reference page at `/docs`.
+//!
+//! The document's paths and methods are read from the router itself (its route table, as
+//! axum reports it), so a route cannot be served without being listed. What each operation
+//! means — summary, parameters, bodies — comes from the table [`OPERATIONS`] below; a served
+//! route missing from it is still listed (as "undocumented") and the test
+//! `tests/ops.rs::openapi_lists_every_route` fails until it is described here.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+/// A served path (OpenAPI style: `{*rest}` becomes `{rest}`) and its methods.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedRoute {
+    pub path: String,
+    pub methods: Vec<&'static str>,
+}
+
+const METHODS: [&str; 7] = ["get", "post", "put", "delete", "patch", "options", "trace"];
+
+/// The routes a router serves, read from its `Debug` rendering: axum exposes its route table
+/// (`route id → path`, `route id → method router`) there and nowhere else.
+pub fn served_routes(router_debug: &str) -> Vec<ServedRoute> {
+    // Only the path router: the fallback router holds the catch-alls.
+    let table = router_debug
+        .split_once("path_router: PathRouter {")
+        .map(|(_, rest)| rest.split_once("fallback_router:").map_or(rest, |(t, _)| t))
+        .unwrap_or("");
+    let (endpoints, node) = table.split_once("node: Node {").unwrap_or((table, ""));
+    let mut paths = BTreeMap::new();
+    for (id, rest) in route_ids(node) {
+        if let Some(path) = rest.strip_prefix('"').and_then(|r| r.split_once('"')).map(|(p, _)| p) {
+            paths.insert(id, path.to_string());
+        }
+    }
+    let mut methods: BTreeMap<u64, Vec<&'static str>> = BTreeMap::new();
+    let ids: Vec<(u64, &str)> = route_ids(endpoints).collect();
+    for (i, (id, rest)) in ids.iter().enumerate() {
+        // This endpoint's text runs up to the next route id.
+        let end = ids.get(i + 1).map_or(rest.len(), |(_, next)| rest.len() - next.len());
+        let text = &rest[..end];
+        let found: Vec<&'static str> = if text.starts_with("MethodRouter(") {
+            METHODS
+                .into_iter()
+                .filter(|m| {
+                    [format!("{{ {m}: "), format!(", {m}: ")].iter().any(|field| {
+                        text.split_once(field.as_str()).is_some_and(|(_, v)| !v.starts_with("None"))
+                    })
+                })
+                .collect()
+        } else {
+            // A service route answers every method; list it as GET.
+            vec!["get"]
+        };
+        methods.insert(*id, found);
+    }
+    let mut routes: Vec<ServedRoute> = paths
+        .into_iter()
+        .filter(|(_, p)| !p.contains("__private__axum"))
+        .map(|(id, path)| ServedRoute {
+            path: path.replace("{*", "{"),
+            methods: methods.remove(&id).unwrap_or_default(),
+        })
+        .filter(|r| !r.methods.is_empty())
+        .collect();
+    routes.sort_by(|a, b| a.path.cmp(&b.path));
+    routes
+}
+
+/// `RouteId(N): <rest…>` occurrences.
+fn route_ids(text: &str) -> impl Iterator<Item = (u64, &str)> {
+    text.match_indices("RouteId(").filter_map(move |(at, _)| {
+        let rest = &text[at + "RouteId(".len()..];
+        let (num, rest) = rest.split_once(')')?;
+        let rest = rest.strip_prefix(": ")?;
+        Some((num.parse().ok()?, rest))
+    })
+}
+
+/// What an operation means.
+struct Op {
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    /// Request body schema (a name in `components.schemas`), if any.
+    body: Option<&'static str>,
+    /// Response schema name; `text` for text/plain, `html` for a page, `none` for a redirect.
+    response: &'static str,
+    /// Query parameters: (name, description).
+    query: &'static [(&'static str, &'static str)],
+}
+
+const PAGE: &[(&str, &str)] = &[("page", "1-based page number (v1: 10 per page, v3: 30)")];
+const HOOK_QUERY: &[(&str, &str)] =
+    &[("token", "the stack's webhook_token, for a token hook (or send the X-Cronstack-Hook-Token header)")];
+
+macro_rules! op {
+    ($m:literal $p:literal, $s:literal, $body:expr, $resp:literal $(, $q:expr)?) => {
+        Op { method: $m, path: $p, summary: $s, body: $body, response: $resp, query: op!(@q $($q)?) }
+    };
+    (@q) => { &[] };
+    (@q $q:expr) => { $q };
+}
+
+/// Every operation cronstack serves, described.
+const OPERATIONS: &[Op] = &[
+    // Kragle v1
+    op!("post" "/api/v1/authenticate", "Password login: answers {code: 0, user_id} and sets the signed auth_tkt cookie", Some("Credentials"), "LoginAnswer"),
+    op!("post" "/api/v1/logout", "Clear the auth_tkt cookie", None, "KragleOk"),
+    op!("get" "/api/v1/jobs", "The caller's jobs, 10 per page", None, "JobList", PAGE),
+    op!("post" "/api/v1/jobs", "Create a job (needs stack_id and schedule_id)", Some("JobInput"), "Created"),
+    op!("get" "/api/v1/jobs/byid/{id}", "One job by id", None, "Job"),
+    op!("get" "/api/v1/jobs/byname/{name}", "One job by name", None, "Job"),
+    op!("put" "/api/v1/jobs/{id}", "Change a job (partial: omitted fields stay)", Some("JobInput"), "Job"),
+    op!("delete" "/api/v1/jobs/{id}", "Delete a job; an enabled one is queued for deletion at its next slot", None, "Deleted"),
+    op!("get" "/api/v1/jobs/byid/{id}/runs", "A job's runs, newest first, 10 per page", None, "RunList", PAGE),
+    op!("post" "/api/v1/jobs/byid/{id}/run", "Run a job now, with arguments", Some("RunNowInput"), "Run"),
+    op!("get" "/api/v1/runs/{id}", "One run", None, "Run"),
+    op!("get" "/api/v1/runs/{id}/log", "A run's log as text; with follow=1 it streams until the run ends", None, "text", &[("follow", "1 to stream the log live until the run ends")]),
+    op!("get" "/api/v1/schedules", "The caller's schedules, 10 per page", None, "ScheduleList", PAGE),
+    op!("post" "/api/v1/schedules", "Create a schedule", Some("ScheduleInput"), "Created"),
+    op!("get" "/api/v1/schedules/byid/{id}", "One schedule, with its rule in words and its next five fire times", None, "Schedule"),
+    op!("put" "/api/v1/schedules/{id}", "Change a schedule", Some("ScheduleInput"), "Schedule"),
+    op!("delete" "/api/v1/schedules/{id}", "Delete a schedule no job uses", None, "Deleted"),
+    op!("get" "/api/v1/blockstacks", "The caller's stacks with their jobs, 10 per page", None, "StackList", PAGE),
+    op!("post" "/api/v1/blockstacks", "Create a stack", Some("StackInput"), "Created"),
+    op!("get" "/api/v1/blockstacks/byid/{id}", "One stack with its jobs", None, "Stack"),
+    op!("get" "/api/v1/blockstacks/byname/{name}", "One stack by name with its jobs", None, "Stack"),
+    op!("put" "/api/v1/blockstacks/{id}", "Change a stack (partial)", Some("StackInput"), "Stack"),
+    op!("get" "/api/v1/blockstacks/hook/{id}", "Call a stack's hook (webhook_method GET; access by its webhook setting): the command gets Kragle's request document on stdin; HTTP 200 with {status: 0, result} or {status: 1, err}", None, "HookAnswer", HOOK_QUERY),
+    op!("post" "/api/v1/blockstacks/hook/{id}", "Call a stack's hook (webhook_method POST): as GET, the body (JSON or form) in the document too", Some("HookBody"), "HookAnswer", HOOK_QUERY),
+    op!("get" "/api/v1/blockstacks/exec/{id}", "Run one of the caller's stacks by hand (hook or not): {success: [run id], result} or {error}", None, "ExecAnswer"),
+    op!("post" "/api/v1/blockstacks/exec/{id}", "Run one of the caller's stacks by hand, with a body in the document", Some("HookBody"), "ExecAnswer"),
+    op!("get" "/api/v1/blockstacks/hook/token_refresh/{id}", "Replace a stack's webhook_token; the old one stops working", None, "HookToken"),
+    op!("get" "/api/v1/webhooks", "The caller's outbound webhook subscriptions, 10 per page", None, "WebhookList", PAGE),
+    op!("post" "/api/v1/webhooks", "Subscribe a URL to events (optionally of one stack or job); the signing secret is shown once", Some("WebhookInput"), "WebhookCreated"),
+    op!("get" "/api/v1/webhooks/byid/{id}", "One subscription (without its secret)", None, "Webhook"),
+    op!("get" "/api/v1/webhooks/byid/{id}/deliveries", "A subscription's deliveries and their attempts, newest first, 10 per page", None, "DeliveryList", PAGE),
+    op!("put" "/api/v1/webhooks/{id}", "Change a subscription (partial)", Some("WebhookInput"), "Webhook"),
+    op!("delete" "/api/v1/webhooks/{id}", "Delete a subscription and its deliveries", None, "Deleted"),
+    op!("get" "/api/v1/tokens", "The caller's API tokens (admin scope)", None, "TokenList"),
+    op!("post" "/api/v1/tokens", "Issue a token with equal or narrower scopes; the secret is shown once", Some("TokenInput"), "NewToken"),
+    op!("delete" "/api/v1/tokens/{id}", "Revoke a token", None, "Deleted"),
+    op!("get" "/api/v1/whoami", "The caller: user id, name and scopes", None, "WhoAmI"),
+    op!("get" "/api/v1/nodes", "The cluster's nodes seen in the last hour (admin scope)", None, "NodeList"),
+    // Cloud 66 v3
+    op!("get" "/api/3/stacks", "The caller's stacks, 30 per page", None, "C66StackList", PAGE),
+    op!("get" "/api/3/stacks/{stack}", "One stack by uid", None, "C66StackOne"),
+    op!("get" "/api/3/stacks/{stack}/jobs", "A stack's jobs, 30 per page", None, "C66JobList", PAGE),
+    op!("get" "/api/3/stacks/{stack}/jobs/{job}", "One job by uid", None, "C66JobOne"),
+    op!("post" "/api/3/stacks/{stack}/jobs/{job}/run_now", "Run a job now; job_args from a JSON or form body or the query string", Some("C66RunNow"), "C66ActionOne", &[("job_args", "the arguments, split like a shell splits words")]),
+    op!("post" "/api/3/stacks/{stack}/jobs/{job}/pause", "Pause a job", None, "C66ActionOne"),
+    op!("post" "/api/3/stacks/{stack}/jobs/{job}/unpause", "Unpause a job", None, "C66ActionOne"),
+    op!("post" "/api/3/stacks/{stack}/jobs/pause_all", "Pause every job of a stack", None, "C66ActionOne"),
+    op!("post" "/api/3/stacks/{stack}/jobs/unpause_all", "Unpause the jobs pause_all paused", None, "C66ActionOne"),
+    op!("get" "/api/3/stacks/{stack}/actions", "A stack's action records, 30 per page", None, "C66ActionList", PAGE),
+    op!("get" "/api/3/stacks/{stack}/actions/{id}", "One action record", None, "C66ActionOne"),
+    // Operations
+    op!("get" "/healthz", "The process is up", None, "Status"),
+    op!("get" "/readyz", "The database answers and the engine runs (503 otherwise)", None, "Status"),
+    op!("get" "/metrics", "Prometheus metrics (text exposition format)", None, "text"),
+    op!("get" "/openapi.json", "This document", None, "json"),
+    op!("get" "/docs", "The API reference page", None, "html"),
+    // Dashboard
+    op!("get" "/", "Redirects to the dashboard", None, "none"),
+    op!("get" "/ui", "Redirects to /ui/", None, "none"),
+    op!("get" "/ui/", "The dashboard", None, "html"),
+    op!("get" "/ui/{file}", "The dashboard's embedded assets", None, "asset"),
+];
+
+fn tag_of(path: &str) -> &'static str {
+    if path.starts_with("/api/v1") {
+        "v1 (Kragle)"
+    } else if path.starts_with("/api/3") {
+        "v3 (Cloud 66)"
+    } else if path == "/" || path.starts_with("/ui") {
+        "dashboard"
+    } else {
+        "operations"
+    }
+}
+
+fn is_public(path: &str) -> bool {
+    !(path.starts_with("/api/v1") || path.starts_with("/api/3"))
+        || matches!(path, "/api/v1/authenticate" | "/api/v1/logout" | "/api/v1/blockstacks/hook/{id}")
+}
+
+fn param_schema(path: &str, name: &str) -> Value {
+    let integer = name == "id" && (path.starts_with("/api/v1") || path.contains("/actions/"));
+    if integer { json!({ "type": "integer", "format": "int64" }) } else { json!({ "type": "string" }) }
+}
+
+fn param_description(path: &str, name: &str) -> String {
+    match name {
+        "id" => "numeric id".into(),
+        "name" => "the object's name".into(),
+        "stack" => "the stack's uid".into(),
+        "job" => "the job's uid".into(),
+        "file" => "asset file name".into(),
+        other if path.starts_with("/api/3") => format!("{other} (a trailing .json is accepted)"),
+        other => other.to_string(),
+    }
+}
+
+fn error_ref(path: &str) -> &'static str {
+    if path.starts_with("/api/3") {
+        "#/components/schemas/Cloud66Error"
+    } else {
+        "#/components/schemas/KragleError"
+    }
+}
+
+fn operation(path: &str, method: &str, op: Option<&Op>) -> Value {
+    let mut o = Map::new();
+    o.insert("tags".into(), json!([tag_of(path)]));
+    o.insert(
+        "operationId".into(),
+        json!(format!("{method}{}", path.replace(['/', '{', '}', '.', '-'], "_"))),
+    );
+    o.insert(
+        "summary".into(),
+        json!(op.map_or_else(
+            || "undocumented: describe it in src/http/openapi.rs".to_string(),
+            |o| o.summary.to_string()
+        )),
+    );
+    let mut params: Vec<Value> = path
+        .split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| {
+            json!({ "name": name, "in": "path", "required": true,
+                    "description": param_description(path, name), "schema": param_schema(path, name) })
+        })
+        .collect();
+    for (name, description) in op.map_or(&[][..], |o| o.query) {
+        params.push(json!({ "name": name, "in": "query", "required": false,
+                            "description": description, "schema": { "type": "string" } }));
+    }
+    if !params.is_empty() {
+        o.insert("parameters".into(), Value::Array(params));
+    }
+    if let Some(body) = op.and_then(|o| o.body) {
+        o.insert(
+            "requestBody".into(),
+            json!({ "required": false, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{body}") } } } }),
+        );
+    }
+    let ok = match op.map_or("json", |o| o.response) {
+        "text" => {
+            json!({ "description": "OK", "content": { "text/plain": { "schema": { "type": "string" } } } })
+        }
+        "html" => {
+            json!({ "description": "OK", "content": { "text/html": { "schema": { "type": "string" } } } })
+        }
+        "asset" => json!({ "description": "the file (JavaScript, CSS or SVG)" }),
+        "none" => json!({ "description": "a redirect" }),
+        "json" => {
+            json!({ "description": "OK", "content": { "application/json": { "schema": { "type": "object" } } } })
+        }
+        name => {
+            json!({ "description": "OK", "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{name}") } } } })
+        }
+    };
+    let mut responses = Map::new();
+    let ok_status = if op.is_some_and(|o| o.response == "none") { "303" } else { "200" };
+    responses.insert(ok_status.into(), ok);
+    if path.starts_with("/api/") {
+        responses.insert(
+            "default".into(),
+            json!({ "description": "an error (400, 401, 403, 404, 409, 413, 415, 429, 503…)",
+                    "content": { "application/json": { "schema": { "$ref": error_ref(path) } } } }),
+        );
+    }
+    o.insert("responses".into(), Value::Object(responses));
+    if !is_public(path) {
+        o.insert("security".into(), json!([{ "bearer": [] }, { "cookie": [] }]));
+    } else {
+        o.insert("security".into(), json!([]));
+    }
+    Value::Object(o)
+}
+
+/// The OpenAPI 3.1 document for the routes a router serves.
+pub fn document(routes: &[ServedRoute]) -> Value {
+    let mut paths = Map::new();
+    for route in routes {
+        let mut item = Map::new();
+        for &method in &route.methods {
+            let op = OPERATIONS.iter().find(|o| o.path == route.path && o.method == method);
+            item.insert(method.into(), operation(&route.path, method, op));
+        }
+        paths.insert(route.path.clone(), Value::Object(item));
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "cronstack",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "A self-hosted job scheduler. Two REST dialects over one engine: the Kragle-style v1 API under /api/v1 and the Cloud 66-style v3 API under /api/3 (a trailing .json is accepted on every v3 path). Authenticate with `Authorization: Bearer cst_…` or the auth_tkt cookie from POST /api/v1/authenticate. Every authenticated response carries X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset.",
+            "license": { "name": "MIT" },
+        },
+        "tags": [
+            { "name": "v1 (Kragle)", "description": "Kragle-style API: {code, msg} errors, lists of 10" },
+            { "name": "v3 (Cloud 66)", "description": "Cloud 66-style API: {response: …} envelopes, {error, error_description} errors, lists of 30" },
+            { "name": "operations", "description": "Health, readiness, metrics, this document" },
+            { "name": "dashboard", "description": "The web dashboard" },
+        ],
+        "paths": paths,
+        "components": { "securitySchemes": security_schemes(), "schemas": schemas() },
+    })
+}
+
+fn security_schemes() -> Value {
+    json!({
+        "bearer": { "type": "http", "scheme": "bearer", "description": "an API token, cst_ + 64 hex characters" },
+        "cookie": { "type": "apiKey", "in": "cookie", "name": "auth_tkt", "description": "the session cookie set by POST /api/v1/authenticate" },
+    })
+}
+
+fn schemas() -> Value {
+    let int = json!({ "type": "integer", "format": "int64" });
+    let int_or_null = json!({ "type": ["integer", "null"], "format": "int64" });
+    let string = json!({ "type": "string" });
+    let string_or_null = json!({ "type": ["string", "null"] });
+    let time = json!({ "type": "string", "format": "date-time" });
+    let time_or_null = json!({ "type": ["string", "null"], "format": "date-time" });
+    let list = |key: &str, item: &str| {
+        json!({ "type": "object", "properties": {
+            "count": { "type": "integer" }, "pagesize": { "type": "integer" }, "page": { "type": "integer" },
+            key: { "type": "array", "items": { "$ref": format!("#/components/schemas/{item}") } } } })
+    };
+    let c66_list = |item: &str| {
+        json!({ "type": "object", "properties": {
+            "response": { "type": "array", "items": { "$ref": format!("#/components/schemas/{item}") } },
+            "count": { "type": "integer" },
+            "pagination": { "type": "object", "properties": {
+                "previous": { "type": ["integer", "null"] }, "next": { "type": ["integer", "null"] },
+                "current": { "type": "integer" }, "per_page": { "type": "integer" },
+                "count": { "type": "integer" }, "pages": { "type": "integer" } } } } })
+    };
+    let c66_one = |item: &str| json!({ "type": "object", "properties": { "response": { "$ref": format!("#/components/schemas/{item}") } } });
+    let overlap = json!({ "type": "string", "enum": ["allow", "forbid", "replace"] });
+    let missed = json!({ "type": "string", "enum": ["skip", "run_once", "catch_up"] });
+    let outcome = json!({ "type": "string", "enum": ["queued", "running", "succeeded", "failed", "timed_out", "killed", "skipped", "lost"] });
+    let config = json!({ "type": "object", "description": "one of {period: seconds}, {timestamp: unix seconds}, {cron: expression, timezone: IANA name}",
+        "properties": { "period": int, "timestamp": int, "cron": string, "timezone": string } });
+    let mut all = Map::new();
+    for part in [
+        json!({
+            "KragleError": { "type": "object", "required": ["code", "msg"], "properties": {
+                "code": { "type": "integer", "description": "Kragle's error number (see the README)" }, "msg": string } },
+            "Cloud66Error": { "type": "object", "required": ["error", "error_description"], "properties": {
+                "error": { "type": "string", "enum": ["bad_request", "unauthenticated", "forbidden", "not_found", "method_not_allowed", "conflict", "throttled", "unavailable", "internal_server_error"] },
+                "error_description": string } },
+            "Credentials": { "type": "object", "required": ["password"], "properties": { "username": string, "email": string, "password": string } },
+            "LoginAnswer": { "type": "object", "properties": { "code": { "type": "integer", "const": 0 }, "user_id": int } },
+            "KragleOk": { "type": "object", "properties": { "code": { "type": "integer", "const": 0 } } },
+            "Created": { "type": "object", "required": ["id"], "properties": { "id": int } },
+        }),
+        json!({
+            "Deleted": { "type": "object", "properties": { "deleted": int, "queued_for_deletion": int } },
+            "Job": { "type": "object", "properties": {
+                "id": int, "owner": int, "name": string_or_null, "stack": int, "schedule": int, "next_run": time_or_null,
+                "do_run": { "type": "boolean", "description": "enabled" }, "do_del": { "type": "boolean", "description": "queued for deletion" },
+                "uid": string, "type": string, "command": string_or_null, "timeout_s": int_or_null, "overlap": overlap, "missed": missed,
+                "retries": int, "retry_backoff_s": int, "created_at": time, "updated_at": time } },
+            "JobInput": { "type": "object", "additionalProperties": false, "properties": {
+                "stack_id": int, "schedule_id": int, "name": string_or_null, "enabled": { "type": "boolean" },
+                "command": string_or_null, "timeout_s": int_or_null, "overlap": overlap, "missed": missed,
+                "retries": int, "retry_backoff_s": int } },
+            "JobList": list("jobs", "Job"),
+            "Run": { "type": "object", "properties": {
+                "id": int, "job": int, "trigger": { "type": "string", "enum": ["schedule", "run_now", "retry", "webhook"] },
+                "attempt": int, "scheduled_for": time, "started_at": time_or_null, "finished_at": time_or_null,
+                "lateness_ms": int_or_null, "duration_ms": int_or_null, "outcome": outcome, "exit_code": int_or_null,
+                "signal": int_or_null, "args": { "type": "array", "items": string }, "node": string_or_null,
+                "log_truncated": { "type": "boolean" } } },
+            "RunList": list("runs", "Run"),
+        }),
+        json!({
+            "RunNowInput": { "type": "object", "additionalProperties": false, "properties": {
+                "args": { "description": "a list of arguments, or one string split like a shell splits words",
+                          "oneOf": [{ "type": "array", "items": string }, string] } } },
+            "Schedule": { "type": "object", "properties": {
+                "id": int, "name": string_or_null, "once": { "type": "boolean" }, "config": config,
+                "description": { "type": "string", "description": "the rule in words" },
+                "upcoming": { "type": "array", "items": time, "description": "the next five fire times" } } },
+            "ScheduleInput": { "type": "object", "additionalProperties": false, "properties": {
+                "config": config, "name": string_or_null, "once": { "type": "boolean" } } },
+            "ScheduleList": list("schedules", "Schedule"),
+            "Stack": { "type": "object", "properties": {
+                "id": int, "uid": string, "owner": int, "name": string, "command": string,
+                "env": { "type": "object", "additionalProperties": string }, "workdir": string_or_null,
+                "webhook": { "type": ["string", "null"], "enum": ["public", "token", "user", null] },
+                "webhook_method": { "type": "string", "enum": ["GET", "POST"] }, "webhook_token": string_or_null,
+                "jobs": { "type": "array", "items": { "type": "object", "properties": {
+                    "id": int, "name": string_or_null, "do_run": { "type": "boolean" }, "schedule": config } } },
+                "created_at": time, "updated_at": time } },
+            "StackInput": { "type": "object", "additionalProperties": false, "properties": {
+                "name": string, "command": string, "env": { "type": "object", "additionalProperties": string },
+                "workdir": string_or_null, "webhook": { "type": ["string", "null"] }, "webhook_method": string,
+                "schedule_id": int, "enabled": { "type": "boolean" } } },
+        }),
+        json!({
+            "StackList": list("stacks", "Stack"),
+            "Token": { "type": "object", "properties": { "id": int, "name": string,
+                "scopes": { "type": "array", "items": { "type": "string", "enum": ["public", "jobs", "admin"] } }, "created_at": time } },
+            "TokenList": { "type": "object", "properties": { "count": { "type": "integer" }, "tokens": { "type": "array", "items": { "$ref": "#/components/schemas/Token" } } } },
+            "TokenInput": { "type": "object", "required": ["scopes"], "properties": { "name": string,
+                "scopes": { "type": "array", "items": { "type": "string", "enum": ["public", "jobs", "admin"] } } } },
+            "NewToken": { "type": "object", "properties": { "id": int, "name": string, "scopes": { "type": "array", "items": string },
+                "token": { "type": "string", "description": "the secret, shown once" }, "created_at": time } },
+            "WhoAmI": { "type": "object", "properties": { "user_id": int, "username": string, "scopes": { "type": "array", "items": string } } },
+        }),
+        json!({
+            "NodeList": { "type": "object", "properties": { "count": { "type": "integer" }, "nodes": { "type": "array", "items": { "type": "object", "properties": {
+                "id": string, "address": string, "started_at": time, "last_seen": time, "running_runs": int, "this_node": { "type": "boolean" } } } } } },
+            "C66Stack": { "type": "object", "properties": { "id": int, "uid": string, "name": string, "command": string, "created_at": string, "updated_at": string } },
+            "C66Job": { "type": "object", "properties": {
+                "id": int, "uid": string, "name": string, "type": { "type": "string", "const": "DockerHostTaskJob" },
+                "cron": string_or_null, "status": { "type": "integer", "description": "0 updated, 1 started, 2 success, 3 failed" },
+                "paused": { "type": "boolean" }, "params": { "type": "object", "properties": { "command": string } },
+                "created_at": string, "updated_at": string } },
+            "C66Action": { "type": "object", "properties": {
+                "id": int, "user": string, "resource_type": string, "action": string, "resource_id": string, "started_via": string,
+                "started_at": time, "finished_at": time_or_null, "finished_success": { "type": ["boolean", "null"] },
+                "finished_message": string_or_null, "finished_result": {}, "metadata": { "type": "object" } } },
+            "C66RunNow": { "type": "object", "properties": { "job_args": string } },
+            "C66StackList": c66_list("C66Stack"),
+        }),
+        json!({
+            "C66JobList": c66_list("C66Job"),
+            "C66ActionList": c66_list("C66Action"),
+            "C66StackOne": c66_one("C66Stack"),
+            "C66JobOne": c66_one("C66Job"),
+            "C66ActionOne": c66_one("C66Action"),
+            "Status": { "type": "object", "properties": { "status": string, "node": string, "error": string } },
+        }),
+        webhook_schemas(),
+    ] {
+        if let Value::Object(m) = part {
+            all.extend(m);
+        }
+    }
+    Value::Object(all)
+}
+
+/// Inbound hooks and outbound webhook subscriptions.
+fn webhook_schemas() -> Value {
+    let int = json!({ "type": "integer", "format": "int64" });
+    let int_or_null = json!({ "type": ["integer", "null"], "format": "int64" });
+    let string = json!({ "type": "string" });
+    let string_or_null = json!({ "type": ["string", "null"] });
+    let time = json!({ "type": "string", "format": "date-time" });
+    let time_or_null = json!({ "type": ["string", "null"], "format": "date-time" });
+    let events = json!({ "type": "array", "items": { "type": "string", "enum": [
+        "run.started", "run.succeeded", "run.failed", "run.timed_out", "job.paused", "job.unpaused",
+        "job.deleted", "job.fail", "job.backon"] } });
+    let list = |key: &str, item: &str| {
+        json!({ "type": "object", "properties": {
+            "count": { "type": "integer" }, "pagesize": { "type": "integer" }, "page": { "type": "integer" },
+            key: { "type": "array", "items": { "$ref": format!("#/components/schemas/{item}") } } } })
+    };
+    json!({
+        "HookBody": { "description": "anything: a JSON body becomes the document's JSON, a form body its POST" },
+        "HookAnswer": { "type": "object", "properties": {
+            "status": { "type": "integer", "enum": [0, 1] },
+            "result": { "description": "the command's stdout, parsed as JSON when it is JSON (status 0)" },
+            "err": { "type": "string", "description": "what went wrong (status 1)" } } },
+        "ExecAnswer": { "type": "object", "properties": {
+            "success": { "type": "array", "items": int, "description": "the run's id" },
+            "result": { "description": "the command's stdout, parsed as JSON when it is JSON" },
+            "error": string } },
+        "HookToken": { "type": "object", "properties": { "token": string } },
+        "WebhookInput": { "type": "object", "additionalProperties": false, "properties": {
+            "url": string, "events": events, "secret": { "type": "string", "description": "16-200 characters; generated when absent" },
+            "stack_id": int_or_null, "job_id": int_or_null } },
+        "Webhook": { "type": "object", "properties": {
+            "id": int, "owner": int, "url": string, "events": events, "stack_id": int_or_null, "job_id": int_or_null,
+            "created_at": time, "updated_at": time } },
+        "WebhookCreated": { "type": "object", "properties": { "id": int, "secret": { "type": "string", "description": "the signing secret, shown once" } } },
+        "WebhookList": list("webhooks", "Webhook"),
+        "Delivery": { "type": "object", "properties": {
+            "id": int, "webhook": int, "event": string,
+            "status": { "type": "string", "enum": ["pending", "delivering", "delivered", "failed"] },
+            "attempts": int, "last_status_code": int_or_null, "last_error": string_or_null,
+            "next_attempt": time_or_null, "delivered_at": time_or_null, "created_at": time,
+            "payload": { "type": "object", "description": "the body sent: {event, timestamp, job, run}" } } },
+        "DeliveryList": list("deliveries", "Delivery"),
+    })
+}
+
+/// The document, computed once from the router when the app is built.
+#[derive(Clone)]
+pub struct ApiDoc(pub Arc<String>);
+
+impl ApiDoc {
+    /// The document for everything `router` serves.
+    pub fn of<S>(router: &axum::Router<S>) -> ApiDoc {
+        let doc = document(&served_routes(&format!("{router:?}")));
+        ApiDoc(Arc::new(serde_json::to_string_pretty(&doc).expect("the document serializes")))
+    }
+}
+
+pub fn router() -> axum::Router<super::AppState> {
+    axum::Router::new()
+        .route("/openapi.json", axum::routing::get(openapi_json))
+        .route("/docs", axum::routing::get(docs_page))
+}
+
+pub async fn openapi_json(Extension(doc): Extension<ApiDoc>) -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], doc.0.as_str().to_owned()).into_response()
+}
+
+pub async fn docs_page() -> Response {
+    ([(axum::http::header::CONTENT_SECURITY_POLICY, super::ui::CSP)], Html(include_str!("ui/docs.html")))
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_router_table() {
+        async fn h() {}
+        let inner: axum::Router = axum::Router::new()
+            .route("/jobs", axum::routing::get(h).post(h))
+            .route("/jobs/{id}", axum::routing::put(h).delete(h))
+            .fallback(h);
+        let router: axum::Router = axum::Router::new()
+            .nest("/api/v1", inner)
+            .route("/healthz", axum::routing::get(h))
+            .route("/ui/{*file}", axum::routing::get(h))
+            .fallback(h)
+            .layer(tower_http::trace::TraceLayer::new_for_http());
+        let routes = served_routes(&format!("{router:?}"));
+        assert_eq!(
+            routes,
+            vec![
+                ServedRoute { path: "/api/v1/jobs".into(), methods: vec!["get", "post"] },
+                ServedRoute { path: "/api/v1/jobs/{id}".into(), methods: vec!["put", "delete"] },
+                ServedRoute { path: "/healthz".into(), methods: vec!["get"] },
+                ServedRoute { path: "/ui/{file}".into(), methods: vec!["get"] },
+            ]
+        );
+    }
+
+    #[test]
+    fn every_described_operation_is_well_formed() {
+        for op in OPERATIONS {
+            assert!(METHODS.contains(&op.method), "{} {}", op.method, op.path);
+            assert!(op.path.starts_with('/'), "{}", op.path);
+            let schemas = schemas();
+            for name in op.body.into_iter().chain([op.response]) {
+                if !["text", "html", "asset", "none", "json"].contains(&name) {
+                    assert!(schemas.get(name).is_some(), "{} {}: no schema {name}", op.method, op.path);
+                }
+            }
+        }
+    }
+}
