@@ -1,0 +1,1114 @@
+//! The client side of the `cronstack` binary: `login`, `stacks`, `schedules`, `jobs`, `run`,
+//! `runs`, `logs` against a server's v1 API, and `next` (offline). Tables for people,
+//! `--output json` for scripts, one readable line for every error.
+
+mod api;
+mod config;
+mod output;
+
+use std::collections::HashMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{Map, Value, json};
+
+use api::Api;
+use output::{Spinner, Style, Table, cell, duration_ms, local_time, print_fields, print_json};
+
+/// Ends the process with this exit code and no further message (the run's own code).
+#[derive(Debug)]
+pub struct Exit(pub u8);
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Exit {}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Output {
+    /// Aligned tables and sentences for people.
+    #[default]
+    Table,
+    /// JSON on stdout, for scripts.
+    Json,
+}
+
+/// Which server, as whom, and how to print.
+#[derive(Args, Debug, Clone)]
+pub struct Conn {
+    /// Server URL (default: the one `cronstack login` stored).
+    #[arg(long, env = "CRONSTACK_URL", global = true)]
+    url: Option<String>,
+    /// API token (default: the one `cronstack login` stored).
+    #[arg(long, env = "CRONSTACK_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// `table` for people, `json` for scripts.
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table, global = true)]
+    output: Output,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Store a server URL and API token for the other client commands (file mode 0600).
+    Login(LoginArgs),
+    /// Forget the stored server URL and token.
+    Logout,
+    /// Stacks: the command (with environment and working directory) that jobs run.
+    Stacks(Box<StacksArgs>),
+    /// Schedules: cron expressions with time zones, periods, one-time timestamps.
+    Schedules(Box<SchedulesArgs>),
+    /// Jobs: a stack on a schedule.
+    Jobs(Box<JobsArgs>),
+    /// Run a job now; with --follow, stream its log and exit with its exit code.
+    Run(RunArgs),
+    /// A job's run history.
+    Runs(RunsArgs),
+    /// A run's log; with --follow, live until the run ends.
+    Logs(LogsArgs),
+    /// The next fire times of a cron expression (offline: checks an expression).
+    Next(NextArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// The server, e.g. http://127.0.0.1:7878.
+    url: String,
+    /// The API token (`cronstack user add` or `token create` printed it); without it, read
+    /// from stdin (prompted for on a terminal).
+    #[arg(long, env = "CRONSTACK_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StacksArgs {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    cmd: StacksCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum StacksCmd {
+    /// List stacks.
+    Ls,
+    /// One stack and its jobs (STACK = id or name).
+    Show { stack: String },
+    /// Create a stack.
+    Create {
+        name: String,
+        /// The shell command its jobs run (`sh -c`; the run's arguments are "$@").
+        #[arg(long)]
+        command: String,
+        /// An environment variable, KEY=VALUE (repeatable).
+        #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+        env: Vec<(String, String)>,
+        /// Working directory of its jobs.
+        #[arg(long)]
+        workdir: Option<String>,
+    },
+    /// Change a stack (STACK = id or name); what is not given stays.
+    Edit {
+        stack: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        command: Option<String>,
+        /// Set an environment variable, KEY=VALUE (repeatable; the others stay).
+        #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+        env: Vec<(String, String)>,
+        /// Remove an environment variable (repeatable).
+        #[arg(long = "unset-env", value_name = "KEY")]
+        unset_env: Vec<String>,
+        #[arg(long, conflicts_with = "no_workdir")]
+        workdir: Option<String>,
+        /// Run in the server's working directory.
+        #[arg(long)]
+        no_workdir: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct SchedulesArgs {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    cmd: SchedulesCmd,
+}
+
+/// One of a cron expression, a period or a timestamp.
+#[derive(Args, Debug, Clone, Default)]
+struct Rule {
+    /// A cron expression (5 fields, 6 with seconds, @daily, @every 90s…).
+    #[arg(long, conflicts_with_all = ["every", "at"])]
+    cron: Option<String>,
+    /// Time zone of --cron (IANA name).
+    #[arg(long, requires = "cron")]
+    tz: Option<String>,
+    /// Every this many seconds.
+    #[arg(long, value_name = "SECONDS", conflicts_with = "at")]
+    every: Option<i64>,
+    /// Once, at this time (RFC 3339 or Unix seconds).
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+}
+
+impl Rule {
+    fn is_given(&self) -> bool {
+        self.cron.is_some() || self.every.is_some() || self.at.is_some()
+    }
+
+    /// `(config, once)` for the API.
+    fn config(&self) -> anyhow::Result<(Value, bool)> {
+        if let Some(expr) = &self.cron {
+            let mut c = json!({ "cron": expr });
+            if let Some(tz) = &self.tz {
+                c["timezone"] = json!(tz);
+            }
+            return Ok((c, false));
+        }
+        if let Some(secs) = self.every {
+            return Ok((json!({ "period": secs }), false));
+        }
+        if let Some(at) = &self.at {
+            let ts = match at.trim().parse::<i64>() {
+                Ok(ts) => ts,
+                Err(_) => chrono::DateTime::parse_from_rfc3339(at.trim())
+                    .map_err(|_| {
+                        anyhow!("--at: give RFC 3339 (2026-12-01T09:00:00Z) or Unix seconds, got {at:?}")
+                    })?
+                    .timestamp(),
+            };
+            return Ok((json!({ "timestamp": ts }), true));
+        }
+        bail!("give one of --cron EXPR, --every SECONDS or --at TIME")
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum SchedulesCmd {
+    /// List schedules, with their rule in words.
+    Ls,
+    /// Create a schedule.
+    Create {
+        /// A name to refer to it by.
+        name: Option<String>,
+        #[command(flatten)]
+        rule: Rule,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct JobsArgs {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    cmd: JobsCmd,
+}
+
+/// A job's settings, for create and edit.
+#[derive(Args, Debug, Default)]
+struct JobSettings {
+    /// Override the stack's command for this job.
+    #[arg(long)]
+    command: Option<String>,
+    /// Seconds before the run is stopped (SIGTERM, then SIGKILL).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<i64>,
+    /// A slot due while the previous run goes: forbid (skip it), allow, replace.
+    #[arg(long, value_parser = ["forbid", "allow", "replace"])]
+    overlap: Option<String>,
+    /// Slots missed while no node ran: skip, run_once, catch_up.
+    #[arg(long, value_parser = ["skip", "run_once", "catch_up"])]
+    missed: Option<String>,
+    /// Retries of a failed run.
+    #[arg(long)]
+    retries: Option<i64>,
+    /// Seconds before the first retry (doubling after).
+    #[arg(long, value_name = "SECONDS")]
+    retry_backoff: Option<i64>,
+}
+
+impl JobSettings {
+    fn apply(&self, body: &mut Map<String, Value>) {
+        if let Some(c) = &self.command {
+            body.insert("command".into(), json!(c));
+        }
+        if let Some(t) = self.timeout {
+            body.insert("timeout_s".into(), json!(t));
+        }
+        if let Some(o) = &self.overlap {
+            body.insert("overlap".into(), json!(o));
+        }
+        if let Some(m) = &self.missed {
+            body.insert("missed".into(), json!(m));
+        }
+        if let Some(r) = self.retries {
+            body.insert("retries".into(), json!(r));
+        }
+        if let Some(b) = self.retry_backoff {
+            body.insert("retry_backoff_s".into(), json!(b));
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum JobsCmd {
+    /// List jobs.
+    Ls {
+        /// Only this stack's jobs (id or name).
+        #[arg(long)]
+        stack: Option<String>,
+    },
+    /// One job: settings, schedule in words, next fire times, recent runs (JOB = id or name).
+    Show { job: String },
+    /// Create a job (enabled unless --paused). With --cron/--every/--at instead of
+    /// --schedule, a schedule named after the job is created for it.
+    Create {
+        name: String,
+        /// The stack it runs (id or name).
+        #[arg(long)]
+        stack: String,
+        /// An existing schedule (id or name).
+        #[arg(long, conflicts_with_all = ["cron", "every", "at"])]
+        schedule: Option<String>,
+        #[command(flatten)]
+        rule: Rule,
+        /// Create it paused.
+        #[arg(long)]
+        paused: bool,
+        #[command(flatten)]
+        settings: JobSettings,
+    },
+    /// Change a job (JOB = id or name); what is not given stays.
+    Edit {
+        job: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        stack: Option<String>,
+        #[arg(long, conflicts_with_all = ["cron", "every", "at"])]
+        schedule: Option<String>,
+        #[command(flatten)]
+        rule: Rule,
+        /// Use the stack's command again.
+        #[arg(long, conflicts_with = "command")]
+        no_command: bool,
+        /// Remove the timeout.
+        #[arg(long, conflicts_with = "timeout")]
+        no_timeout: bool,
+        #[command(flatten)]
+        settings: JobSettings,
+    },
+    /// Stop firing a job on its schedule.
+    Pause { job: String },
+    /// Fire a job on its schedule again.
+    Unpause { job: String },
+    /// Delete a job (an enabled one is deleted at its next slot, as in Kragle).
+    Rm { job: String },
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// The job (id or name).
+    job: String,
+    /// Stream the log until the run ends, and exit with its exit code.
+    #[arg(long, short = 'f')]
+    follow: bool,
+    /// Arguments for the command ("$1", "$2", …), after `--`.
+    #[arg(last = true)]
+    args: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunsArgs {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    cmd: RunsCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum RunsCmd {
+    /// A job's runs, newest first (JOB = id or name).
+    Ls {
+        job: String,
+        /// Page of 10.
+        #[arg(long, default_value_t = 1)]
+        page: i64,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// The run id.
+    run: i64,
+    /// Keep streaming until the run ends.
+    #[arg(long, short = 'f')]
+    follow: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct NextArgs {
+    /// The expression, e.g. "0 3 * * 1-5", "@daily", "@every 90s".
+    expression: String,
+    /// Time zone (IANA name).
+    #[arg(long, default_value = "UTC")]
+    tz: String,
+    /// How many fire times.
+    #[arg(short = 'n', long = "count", default_value_t = 5)]
+    n: usize,
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
+    output: Output,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// Runs a client command.
+pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
+    let style = Style::detect();
+    match cmd {
+        ClientCommand::Login(args) => login(args).await,
+        ClientCommand::Logout => {
+            let path = config::path()?;
+            if config::remove()? {
+                println!("forgot the server and token in {}", path.display());
+            } else {
+                println!("not logged in ({} does not exist)", path.display());
+            }
+            Ok(())
+        }
+        ClientCommand::Next(args) => next(args, style),
+        ClientCommand::Stacks(a) => {
+            let (api, out) = connect(&a.conn)?;
+            stacks(&api, out, style, a.cmd).await
+        }
+        ClientCommand::Schedules(a) => {
+            let (api, out) = connect(&a.conn)?;
+            schedules(&api, out, style, a.cmd).await
+        }
+        ClientCommand::Jobs(a) => {
+            let (api, out) = connect(&a.conn)?;
+            jobs(&api, out, style, a.cmd).await
+        }
+        ClientCommand::Run(a) => {
+            let (api, out) = connect(&a.conn)?;
+            run_job(&api, out, &a.job, &a.args, a.follow).await
+        }
+        ClientCommand::Runs(a) => {
+            let (api, out) = connect(&a.conn)?;
+            match a.cmd {
+                RunsCmd::Ls { job, page } => runs_ls(&api, out, style, &job, page).await,
+            }
+        }
+        ClientCommand::Logs(a) => {
+            let (api, out) = connect(&a.conn)?;
+            logs(&api, out, a.run, a.follow).await
+        }
+    }
+}
+
+/// The API client from flags, environment, or the stored config.
+fn connect(conn: &Conn) -> anyhow::Result<(Api, Output)> {
+    let stored = if conn.url.is_some() && conn.token.is_some() { None } else { config::load()? };
+    let url = match (&conn.url, &stored) {
+        (Some(u), _) => config::normalize_url(u)?,
+        (None, Some(c)) => c.url.clone(),
+        (None, None) => {
+            bail!("no server: run `cronstack login URL`, or set CRONSTACK_URL and CRONSTACK_TOKEN")
+        }
+    };
+    let token = match (&conn.token, &stored) {
+        (Some(t), _) => t.trim().to_string(),
+        (None, Some(c)) => c.token.clone(),
+        (None, None) => bail!("no token: run `cronstack login {url}`, or set CRONSTACK_TOKEN"),
+    };
+    Ok((Api::new(&url, &token), conn.output))
+}
+
+async fn login(args: LoginArgs) -> anyhow::Result<()> {
+    let url = config::normalize_url(&args.url)?;
+    let token = match args.token {
+        Some(t) => t,
+        None => read_token(&url)?,
+    };
+    let token = token.trim().to_string();
+    if token.is_empty() {
+        bail!("no token given");
+    }
+    let api = Api::new(&url, &token);
+    let me = api.whoami().await.map_err(|e| anyhow!("{e}"))?;
+    let path = config::save(&config::Config { url: url.clone(), token })?;
+    let scopes: Vec<String> = me["scopes"].as_array().into_iter().flatten().map(cell).collect();
+    println!(
+        "logged in to {url} as {} (scopes: {}); saved to {}",
+        cell(&me["username"]),
+        scopes.join(", "),
+        path.display()
+    );
+    Ok(())
+}
+
+/// Reads a token from stdin; on a terminal, prompts without echoing it.
+fn read_token(url: &str) -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    if tty {
+        eprint!("API token for {url}: ");
+        let _ = std::io::stderr().flush();
+        let _ =
+            std::process::Command::new("stty").arg("-echo").stdin(std::process::Stdio::inherit()).status();
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if tty {
+        let _ = std::process::Command::new("stty").arg("echo").stdin(std::process::Stdio::inherit()).status();
+        eprintln!();
+    }
+    read.context("reading the token from stdin")?;
+    Ok(line)
+}
+
+fn next(args: NextArgs, style: Style) -> anyhow::Result<()> {
+    let trigger = cronstack_cron::Trigger::cron(&args.expression, &args.tz).map_err(|e| anyhow!("{e}"))?;
+    let tz: chrono_tz::Tz = args.tz.parse().map_err(|_| anyhow!("unknown time zone {:?}", args.tz))?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let times = trigger.upcoming(now, args.n);
+    if args.output == Output::Json {
+        let upcoming: Vec<String> = times.iter().map(|&t| crate::domain::iso8601(t)).collect();
+        print_json(&json!({
+            "expression": args.expression,
+            "timezone": args.tz,
+            "description": trigger.describe(),
+            "upcoming": upcoming,
+        }));
+        return Ok(());
+    }
+    println!("{}", style.bold(&trigger.describe()));
+    if times.is_empty() {
+        println!("{}", style.dim("(it never fires again)"));
+        return Ok(());
+    }
+    let mut table = Table::new(&["#", &format!("TIME ({})", args.tz), "UTC", "IN"]);
+    for (i, &t) in times.iter().enumerate() {
+        let Some(utc) = chrono::DateTime::from_timestamp_millis(t) else { continue };
+        let local = utc.with_timezone(&tz);
+        table.row(vec![
+            (i + 1).to_string(),
+            local.format("%a %Y-%m-%d %H:%M:%S %Z").to_string(),
+            utc.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            relative(t - now),
+        ]);
+    }
+    table.print(style);
+    Ok(())
+}
+
+/// `3d 4h`, `5h 02m`, `12m 30s`, `45s`.
+fn relative(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    let (d, h, m, sec) = (s / 86_400, (s / 3600) % 24, (s / 60) % 60, s % 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m:02}m")
+    } else if m > 0 {
+        format!("{m}m {sec:02}s")
+    } else {
+        format!("{sec}s")
+    }
+}
+
+fn api_err(e: api::ApiError) -> anyhow::Error {
+    anyhow!("{e}")
+}
+
+fn job_state(job: &Value) -> &'static str {
+    if job["do_del"].as_bool() == Some(true) {
+        "deleting"
+    } else if job["do_run"].as_bool() == Some(true) {
+        "enabled"
+    } else {
+        "paused"
+    }
+}
+
+fn id_of(v: &Value) -> anyhow::Result<i64> {
+    v["id"].as_i64().ok_or_else(|| anyhow!("the server's answer has no id: {v}"))
+}
+
+async fn stacks(api: &Api, out: Output, style: Style, cmd: StacksCmd) -> anyhow::Result<()> {
+    match cmd {
+        StacksCmd::Ls => {
+            let stacks = api.all("/blockstacks", "stacks").await.map_err(api_err)?;
+            if out == Output::Json {
+                print_json(&Value::Array(stacks));
+                return Ok(());
+            }
+            let mut t = Table::new(&["ID", "NAME", "JOBS", "COMMAND"]);
+            for s in &stacks {
+                let jobs = s["jobs"].as_array().map_or(0, Vec::len);
+                t.row(vec![
+                    cell(&s["id"]),
+                    cell(&s["name"]),
+                    jobs.to_string(),
+                    one_line(&cell(&s["command"]), 60),
+                ]);
+            }
+            t.print(style);
+        }
+        StacksCmd::Show { stack } => {
+            let s = api.stack(&stack).await.map_err(api_err)?;
+            if out == Output::Json {
+                print_json(&s);
+                return Ok(());
+            }
+            let env: Vec<String> =
+                s["env"].as_object().into_iter().flatten().map(|(k, v)| format!("{k}={}", cell(v))).collect();
+            print_fields(
+                style,
+                &[
+                    ("id", cell(&s["id"])),
+                    ("name", cell(&s["name"])),
+                    ("uid", cell(&s["uid"])),
+                    ("command", cell(&s["command"])),
+                    ("env", if env.is_empty() { "-".into() } else { env.join(" ") }),
+                    ("workdir", cell(&s["workdir"])),
+                    ("created", local_time(&s["created_at"])),
+                    ("updated", local_time(&s["updated_at"])),
+                ],
+            );
+            let jobs = s["jobs"].as_array().cloned().unwrap_or_default();
+            println!();
+            if jobs.is_empty() {
+                println!("{}", style.dim("no jobs"));
+            } else {
+                let mut t = Table::new(&["JOB", "NAME", "STATE", "SCHEDULE"]);
+                for j in &jobs {
+                    let state = if j["do_run"].as_bool() == Some(true) { "enabled" } else { "paused" };
+                    t.row(vec![
+                        cell(&j["id"]),
+                        cell(&j["name"]),
+                        style.status(state),
+                        schedule_text(&j["schedule"]),
+                    ]);
+                }
+                t.print(style);
+            }
+        }
+        StacksCmd::Create { name, command, env, workdir } => {
+            let mut body = json!({ "name": name, "command": command });
+            if !env.is_empty() {
+                body["env"] = json!(env.into_iter().collect::<HashMap<_, _>>());
+            }
+            if let Some(w) = workdir {
+                body["workdir"] = json!(w);
+            }
+            let id = id_of(&api.post("/blockstacks", &body).await.map_err(api_err)?)?;
+            if out == Output::Json {
+                print_json(&api.get(&format!("/blockstacks/byid/{id}")).await.map_err(api_err)?);
+            } else {
+                println!("created stack {id} ({name})");
+            }
+        }
+        StacksCmd::Edit { stack, name, command, env, unset_env, workdir, no_workdir } => {
+            let current = api.stack(&stack).await.map_err(api_err)?;
+            let id = id_of(&current)?;
+            let mut body = Map::new();
+            if let Some(n) = name {
+                body.insert("name".into(), json!(n));
+            }
+            if let Some(c) = command {
+                body.insert("command".into(), json!(c));
+            }
+            if !env.is_empty() || !unset_env.is_empty() {
+                let mut map = current["env"].as_object().cloned().unwrap_or_default();
+                for k in &unset_env {
+                    map.remove(k);
+                }
+                for (k, v) in env {
+                    map.insert(k, json!(v));
+                }
+                body.insert("env".into(), Value::Object(map));
+            }
+            if let Some(w) = workdir {
+                body.insert("workdir".into(), json!(w));
+            } else if no_workdir {
+                body.insert("workdir".into(), Value::Null);
+            }
+            if body.is_empty() {
+                bail!(
+                    "nothing to change: give --name, --command, --env, --unset-env, --workdir or --no-workdir"
+                );
+            }
+            let updated =
+                api.put(&format!("/blockstacks/{id}"), &Value::Object(body)).await.map_err(api_err)?;
+            if out == Output::Json {
+                print_json(&updated);
+            } else {
+                println!("updated stack {id} ({})", cell(&updated["name"]));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A Kragle schedule config in short: `cron 0 3 * * * (Europe/Paris)`, `every 60s`, `at …`.
+fn schedule_text(config: &Value) -> String {
+    if let Some(expr) = config["cron"].as_str() {
+        format!("cron {expr} ({})", config["timezone"].as_str().unwrap_or("UTC"))
+    } else if let Some(p) = config["period"].as_i64() {
+        format!("every {p}s")
+    } else if let Some(ts) = config["timestamp"].as_i64() {
+        let t = chrono::DateTime::from_timestamp(ts, 0).map(|t| crate::domain::iso8601(t.timestamp_millis()));
+        format!("at {}", local_time(&json!(t)))
+    } else {
+        cell(config)
+    }
+}
+
+fn one_line(s: &str, max: usize) -> String {
+    let flat = s.replace('\n', " ⏎ ");
+    if flat.chars().count() > max {
+        format!("{}…", flat.chars().take(max - 1).collect::<String>())
+    } else {
+        flat
+    }
+}
+
+async fn schedules(api: &Api, out: Output, style: Style, cmd: SchedulesCmd) -> anyhow::Result<()> {
+    match cmd {
+        SchedulesCmd::Ls => {
+            let all = api.all("/schedules", "schedules").await.map_err(api_err)?;
+            if out == Output::Json {
+                print_json(&Value::Array(all));
+                return Ok(());
+            }
+            let mut t = Table::new(&["ID", "NAME", "RULE", "IN WORDS", "NEXT"]);
+            for s in &all {
+                let next =
+                    s["upcoming"].as_array().and_then(|u| u.first()).map(local_time).unwrap_or("-".into());
+                t.row(vec![
+                    cell(&s["id"]),
+                    cell(&s["name"]),
+                    schedule_text(&s["config"]),
+                    cell(&s["description"]),
+                    next,
+                ]);
+            }
+            t.print(style);
+        }
+        SchedulesCmd::Create { name, rule } => {
+            let id = create_schedule(api, name.as_deref(), &rule).await?;
+            let created = api.get(&format!("/schedules/byid/{id}")).await.map_err(api_err)?;
+            if out == Output::Json {
+                print_json(&created);
+            } else {
+                println!("created schedule {id}: {}", cell(&created["description"]));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn create_schedule(api: &Api, name: Option<&str>, rule: &Rule) -> anyhow::Result<i64> {
+    let (config, once) = rule.config()?;
+    let mut body = json!({ "config": config });
+    if once {
+        body["once"] = json!(true);
+    }
+    if let Some(n) = name {
+        body["name"] = json!(n);
+    }
+    id_of(&api.post("/schedules", &body).await.map_err(api_err)?)
+}
+
+async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> anyhow::Result<()> {
+    match cmd {
+        JobsCmd::Ls { stack } => {
+            let mut all = api.all("/jobs", "jobs").await.map_err(api_err)?;
+            if let Some(s) = stack {
+                let id = id_of(&api.stack(&s).await.map_err(api_err)?)?;
+                all.retain(|j| j["stack"].as_i64() == Some(id));
+            }
+            if out == Output::Json {
+                print_json(&Value::Array(all));
+                return Ok(());
+            }
+            let stacks: HashMap<i64, String> = api
+                .all("/blockstacks", "stacks")
+                .await
+                .map_err(api_err)?
+                .iter()
+                .filter_map(|s| Some((s["id"].as_i64()?, cell(&s["name"]))))
+                .collect();
+            let schedules: HashMap<i64, String> = api
+                .all("/schedules", "schedules")
+                .await
+                .map_err(api_err)?
+                .iter()
+                .filter_map(|s| Some((s["id"].as_i64()?, cell(&s["description"]))))
+                .collect();
+            let mut t = Table::new(&["ID", "NAME", "STACK", "STATE", "NEXT RUN", "SCHEDULE"]);
+            for j in &all {
+                let stack = j["stack"]
+                    .as_i64()
+                    .and_then(|id| stacks.get(&id).cloned())
+                    .unwrap_or_else(|| cell(&j["stack"]));
+                let schedule = j["schedule"]
+                    .as_i64()
+                    .and_then(|id| schedules.get(&id).cloned())
+                    .unwrap_or_else(|| cell(&j["schedule"]));
+                t.row(vec![
+                    cell(&j["id"]),
+                    cell(&j["name"]),
+                    stack,
+                    style.status(job_state(j)),
+                    local_time(&j["next_run"]),
+                    schedule,
+                ]);
+            }
+            t.print(style);
+        }
+        JobsCmd::Show { job } => {
+            let j = api.job(&job).await.map_err(api_err)?;
+            let id = id_of(&j)?;
+            let schedule = api.get(&format!("/schedules/byid/{}", j["schedule"])).await.map_err(api_err)?;
+            let runs = api.get(&format!("/jobs/byid/{id}/runs")).await.map_err(api_err)?;
+            if out == Output::Json {
+                let mut j = j;
+                j["schedule_object"] = schedule;
+                j["recent_runs"] = runs["runs"].clone();
+                print_json(&j);
+                return Ok(());
+            }
+            let stack = api.get(&format!("/blockstacks/byid/{}", j["stack"])).await.map_err(api_err)?;
+            let command = match j["command"].as_str() {
+                Some(c) => c.to_string(),
+                None => format!("{} {}", cell(&stack["command"]), style.dim("(the stack's)")),
+            };
+            let upcoming: Vec<String> =
+                schedule["upcoming"].as_array().into_iter().flatten().map(local_time).collect();
+            print_fields(
+                style,
+                &[
+                    ("id", cell(&j["id"])),
+                    ("name", cell(&j["name"])),
+                    ("state", style.status(job_state(&j))),
+                    ("stack", format!("{} (#{})", cell(&stack["name"]), cell(&j["stack"]))),
+                    ("command", command),
+                    ("schedule", format!("{} (#{})", cell(&schedule["description"]), cell(&j["schedule"]))),
+                    ("next run", local_time(&j["next_run"])),
+                    ("next fires", if upcoming.is_empty() { "-".into() } else { upcoming.join(", ") }),
+                    ("timeout", j["timeout_s"].as_i64().map_or("-".into(), |t| format!("{t}s"))),
+                    ("overlap", cell(&j["overlap"])),
+                    ("missed", cell(&j["missed"])),
+                    (
+                        "retries",
+                        format!("{} (backoff {}s)", cell(&j["retries"]), cell(&j["retry_backoff_s"])),
+                    ),
+                    ("uid", cell(&j["uid"])),
+                    ("created", local_time(&j["created_at"])),
+                    ("updated", local_time(&j["updated_at"])),
+                ],
+            );
+            let runs = runs["runs"].as_array().cloned().unwrap_or_default();
+            println!();
+            if runs.is_empty() {
+                println!("{}", style.dim("no runs yet"));
+            } else {
+                println!("{}", style.bold("recent runs"));
+                runs_table(&runs, style).print(style);
+            }
+        }
+        JobsCmd::Create { name, stack, schedule, rule, paused, settings } => {
+            let stack_id = id_of(&api.stack(&stack).await.map_err(api_err)?)?;
+            let schedule_id = match (&schedule, rule.is_given()) {
+                (Some(s), _) => id_of(&api.schedule(s).await.map_err(api_err)?)?,
+                (None, true) => create_schedule(api, Some(&name), &rule).await?,
+                (None, false) => {
+                    bail!("give --schedule NAME|ID, or --cron EXPR, --every SECONDS or --at TIME")
+                }
+            };
+            let mut body = Map::new();
+            body.insert("name".into(), json!(name));
+            body.insert("stack_id".into(), json!(stack_id));
+            body.insert("schedule_id".into(), json!(schedule_id));
+            body.insert("enabled".into(), json!(!paused));
+            settings.apply(&mut body);
+            let id = id_of(&api.post("/jobs", &Value::Object(body)).await.map_err(api_err)?)?;
+            let created = api.get(&format!("/jobs/byid/{id}")).await.map_err(api_err)?;
+            if out == Output::Json {
+                print_json(&created);
+            } else {
+                println!(
+                    "created job {id} ({name}), {}; next run {}",
+                    style.status(job_state(&created)),
+                    local_time(&created["next_run"])
+                );
+            }
+        }
+        JobsCmd::Edit { job, name, stack, schedule, rule, no_command, no_timeout, settings } => {
+            let current = api.job(&job).await.map_err(api_err)?;
+            let id = id_of(&current)?;
+            let mut body = Map::new();
+            if let Some(n) = &name {
+                body.insert("name".into(), json!(n));
+            }
+            if let Some(s) = stack {
+                body.insert("stack_id".into(), json!(id_of(&api.stack(&s).await.map_err(api_err)?)?));
+            }
+            if let Some(s) = schedule {
+                body.insert("schedule_id".into(), json!(id_of(&api.schedule(&s).await.map_err(api_err)?)?));
+            } else if rule.is_given() {
+                let label = name.clone().or_else(|| current["name"].as_str().map(str::to_string));
+                body.insert(
+                    "schedule_id".into(),
+                    json!(create_schedule(api, label.as_deref(), &rule).await?),
+                );
+            }
+            if no_command {
+                body.insert("command".into(), Value::Null);
+            }
+            if no_timeout {
+                body.insert("timeout_s".into(), Value::Null);
+            }
+            settings.apply(&mut body);
+            if body.is_empty() {
+                bail!("nothing to change: see `cronstack jobs edit --help`");
+            }
+            let updated = api.put(&format!("/jobs/{id}"), &Value::Object(body)).await.map_err(api_err)?;
+            if out == Output::Json {
+                print_json(&updated);
+            } else {
+                println!("updated job {id} ({})", cell(&updated["name"]));
+            }
+        }
+        JobsCmd::Pause { job } => set_enabled(api, out, style, &job, false).await?,
+        JobsCmd::Unpause { job } => set_enabled(api, out, style, &job, true).await?,
+        JobsCmd::Rm { job } => {
+            let current = api.job(&job).await.map_err(api_err)?;
+            let id = id_of(&current)?;
+            let answer = api.delete(&format!("/jobs/{id}")).await.map_err(api_err)?;
+            if out == Output::Json {
+                print_json(&answer);
+            } else if answer.get("queued_for_deletion").is_some() {
+                println!(
+                    "job {id} ({}) is enabled: it is deleted at its next slot instead of running",
+                    cell(&current["name"])
+                );
+            } else {
+                println!("deleted job {id} ({})", cell(&current["name"]));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn set_enabled(api: &Api, out: Output, style: Style, job: &str, enabled: bool) -> anyhow::Result<()> {
+    let current = api.job(job).await.map_err(api_err)?;
+    let id = id_of(&current)?;
+    let updated = api.put(&format!("/jobs/{id}"), &json!({ "enabled": enabled })).await.map_err(api_err)?;
+    if out == Output::Json {
+        print_json(&updated);
+    } else {
+        println!("job {id} ({}) is {}", cell(&updated["name"]), style.status(job_state(&updated)));
+    }
+    Ok(())
+}
+
+fn runs_table(runs: &[Value], style: Style) -> Table {
+    let mut t =
+        Table::new(&["RUN", "TRIGGER", "OUTCOME", "SCHEDULED FOR", "DURATION", "LATENESS", "EXIT", "ARGS"]);
+    for r in runs {
+        let exit = match (r["exit_code"].as_i64(), r["signal"].as_i64()) {
+            (Some(c), _) => c.to_string(),
+            (None, Some(s)) => format!("signal {s}"),
+            _ => "-".into(),
+        };
+        let args: Vec<String> = r["args"].as_array().into_iter().flatten().map(cell).collect();
+        let args = shell_words::join(&args);
+        t.row(vec![
+            cell(&r["id"]),
+            cell(&r["trigger"]),
+            style.status(r["outcome"].as_str().unwrap_or("-")),
+            local_time(&r["scheduled_for"]),
+            duration_ms(&r["duration_ms"]),
+            duration_ms(&r["lateness_ms"]),
+            exit,
+            one_line(&args, 40),
+        ]);
+    }
+    t
+}
+
+async fn runs_ls(api: &Api, out: Output, style: Style, job: &str, page: i64) -> anyhow::Result<()> {
+    let j = api.job(job).await.map_err(api_err)?;
+    let id = id_of(&j)?;
+    let answer = api.get(&format!("/jobs/byid/{id}/runs?page={page}")).await.map_err(api_err)?;
+    let runs = answer["runs"].as_array().cloned().unwrap_or_default();
+    if out == Output::Json {
+        print_json(&Value::Array(runs));
+        return Ok(());
+    }
+    if runs.is_empty() {
+        println!("{}", style.dim(if page == 1 { "no runs yet" } else { "no runs on this page" }));
+        return Ok(());
+    }
+    runs_table(&runs, style).print(style);
+    let count = answer["count"].as_i64().unwrap_or(0);
+    let pages = (count + 9) / 10;
+    if pages > 1 {
+        println!("{}", style.dim(&format!("page {page} of {pages} ({count} runs); --page N for more")));
+    }
+    Ok(())
+}
+
+async fn run_job(api: &Api, out: Output, job: &str, args: &[String], follow: bool) -> anyhow::Result<()> {
+    let j = api.job(job).await.map_err(api_err)?;
+    let id = id_of(&j)?;
+    let run = api.run_now(id, args).await.map_err(api_err)?;
+    let run_id = id_of(&run)?;
+    if !follow {
+        if out == Output::Json {
+            print_json(&run);
+        } else {
+            println!(
+                "started run {run_id} of job {id} ({}); `cronstack logs {run_id} --follow` to watch",
+                cell(&j["name"])
+            );
+        }
+        return Ok(());
+    }
+    let label = format!("run {run_id} of {}", j["name"].as_str().map_or(format!("job {id}"), str::to_string));
+    let finished = follow_log(api, out, run_id, &label).await?;
+    if out == Output::Json {
+        print_json(&finished);
+    }
+    let code = exit_code(&finished);
+    if code == 0 { Ok(()) } else { Err(Exit(code).into()) }
+}
+
+/// The process exit code for a finished run: its exit code, 128 + the signal that killed
+/// it, or 1 for a run that never ran or failed otherwise.
+fn exit_code(run: &Value) -> u8 {
+    match (run["exit_code"].as_i64(), run["signal"].as_i64(), run["outcome"].as_str()) {
+        (Some(c), _, _) => c.clamp(0, 255) as u8,
+        (None, Some(s), _) => (128 + s).clamp(1, 255) as u8,
+        (None, None, Some("succeeded")) => 0,
+        _ => 1,
+    }
+}
+
+async fn logs(api: &Api, out: Output, run_id: i64, follow: bool) -> anyhow::Result<()> {
+    if !follow {
+        let resp = api.stream(&format!("/runs/{run_id}/log")).await.map_err(api_err)?;
+        let bytes = resp.bytes().await.map_err(|e| anyhow!("{}", api.transport_error(&e)))?;
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(&bytes)?;
+        stdout.flush()?;
+        return Ok(());
+    }
+    let finished = follow_log(api, out, run_id, &format!("run {run_id}")).await?;
+    if out == Output::Json {
+        print_json(&finished);
+    }
+    Ok(())
+}
+
+/// Streams a run's log until the run ends (a spinner on stderr meanwhile); returns the
+/// finished run. With `--output json` the log goes to stderr, keeping stdout for the JSON.
+async fn follow_log(api: &Api, out: Output, run_id: i64, label: &str) -> anyhow::Result<Value> {
+    let first = api.get(&format!("/runs/{run_id}")).await.map_err(api_err)?;
+    let spinner = Spinner::start(&format!("{label}: {}", cell(&first["outcome"])));
+    let mut resp = api.stream(&format!("/runs/{run_id}/log?follow=1")).await.map_err(api_err)?;
+    let mut sink: Box<dyn Write> =
+        if out == Output::Json { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
+    // The state is polled until the run is seen running (a few requests at most, so that a
+    // long run does not spend the token's hourly budget).
+    let mut state = first["outcome"].as_str().unwrap_or("").to_string();
+    let mut poll = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            chunk = resp.chunk() => match chunk {
+                Ok(Some(bytes)) => spinner.output(&mut *sink, &bytes)?,
+                Ok(None) => break,
+                Err(e) => {
+                    spinner.finish("");
+                    return Err(anyhow!("{}", api.transport_error(&e)));
+                }
+            },
+            _ = poll.tick(), if state == "queued" => {
+                if let Ok(r) = api.get(&format!("/runs/{run_id}")).await {
+                    state = r["outcome"].as_str().unwrap_or("").to_string();
+                    spinner.set_message(&format!("{label}: {state}"));
+                }
+            }
+        }
+    }
+    // The log closes as the process ends; the final record follows a moment later.
+    let mut run = api.get(&format!("/runs/{run_id}")).await.map_err(api_err)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while matches!(run["outcome"].as_str(), Some("queued" | "running"))
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        run = api.get(&format!("/runs/{run_id}")).await.map_err(api_err)?;
+    }
+    let outcome = run["outcome"].as_str().unwrap_or("-");
+    let mark = if outcome == "succeeded" { "✓" } else { "✗" };
+    let mut parts = vec![format!("{mark} {label} {outcome}")];
+    if let Some(c) = run["exit_code"].as_i64() {
+        parts.push(format!("exit {c}"));
+    }
+    if let Some(s) = run["signal"].as_i64() {
+        parts.push(format!("signal {s}"));
+    }
+    if !run["duration_ms"].is_null() {
+        parts.push(duration_ms(&run["duration_ms"]));
+    }
+    spinner.finish(&parts.join(" · "));
+    Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_run() {
+        assert_eq!(exit_code(&json!({"outcome": "succeeded", "exit_code": 0})), 0);
+        assert_eq!(exit_code(&json!({"outcome": "failed", "exit_code": 3})), 3);
+        assert_eq!(exit_code(&json!({"outcome": "killed", "exit_code": null, "signal": 9})), 137);
+        assert_eq!(exit_code(&json!({"outcome": "skipped"})), 1);
+    }
+
+    #[test]
+    fn rules_become_configs() {
+        let r = Rule { cron: Some("0 3 * * *".into()), tz: Some("Europe/Paris".into()), ..Rule::default() };
+        assert_eq!(r.config().unwrap(), (json!({"cron": "0 3 * * *", "timezone": "Europe/Paris"}), false));
+        let r = Rule { at: Some("2026-12-01T09:00:00Z".into()), ..Rule::default() };
+        assert_eq!(r.config().unwrap(), (json!({"timestamp": 1_796_115_600}), true));
+        assert!(Rule::default().config().is_err());
+    }
+
+    #[test]
+    fn relative_times() {
+        assert_eq!(relative(45_000), "45s");
+        assert_eq!(relative(750_000), "12m 30s");
+        assert_eq!(relative(3 * 86_400_000 + 4 * 3_600_000), "3d 4h");
+    }
+}
