@@ -1,0 +1,242 @@
+//! The dashboard in a real browser: headless Chromium (Debian's `chromium`) driven through
+//! `chromedriver` over WebDriver. A person signs in with a password, creates a stack and a
+//! job, reads the schedule in words and the next fire times, pauses and resumes it, runs it
+//! with arguments, watches its log, and comes back to its history and chart; then signs in
+//! again with a token. Screenshots land in `target/tmp/browser-*.png`.
+//!
+//! Without Chromium the test fails in CI (`CI=true`) and is skipped, saying why, elsewhere.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+const PASSWORD: &str = "correct horse";
+
+fn find_binary(candidates: &[&str]) -> Option<String> {
+    candidates.iter().find_map(|name| {
+        let out = Command::new("sh").args(["-c", &format!("command -v {name}")]).output().ok()?;
+        let path = String::from_utf8(out.stdout).ok()?.trim().to_string();
+        (!path.is_empty()).then_some(path)
+    })
+}
+
+/// A chromedriver on a free port, stopped on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start(binary: &str) -> Driver {
+        let port = free_port();
+        let child = Command::new(binary)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Driver { child, url }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn browser(driver: &Driver, chromium: &str, profile: &std::path::Path) -> Client {
+    let args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1500",
+        "--lang=en-US",
+        &format!("--user-data-dir={}", profile.display()),
+    ];
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": { "binary": chromium, "args": args },
+    });
+    let serde_json::Value::Object(caps) = caps else { unreachable!() };
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector).capabilities(caps).connect(&driver.url).await.expect("a WebDriver session")
+}
+
+/// Polls until the element's text satisfies `check`, returning the text.
+async fn wait_text(c: &Client, css: &str, what: &str, check: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        if let Ok(el) = c.find(Locator::Css(css)).await
+            && let Ok(t) = el.text().await
+        {
+            if check(&t) {
+                return t;
+            }
+            last = t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let page = c.source().await.unwrap_or_default();
+    panic!("{css}: waited for {what}; last text {last:?}; page:\n{}", &page[..page.len().min(4000)]);
+}
+
+async fn fill(c: &Client, css: &str, value: &str) {
+    let el = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    el.clear().await.unwrap();
+    el.send_keys(value).await.unwrap();
+}
+
+async fn click(c: &Client, css: &str) {
+    let el = c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    el.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+async fn screenshot(c: &Client, name: &str) -> std::path::PathBuf {
+    let png = c.screenshot().await.expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-{name}.png"));
+    std::fs::write(&path, png).unwrap();
+    println!("screenshot: {}", path.display());
+    path
+}
+
+#[tokio::test]
+async fn dashboard_in_headless_chromium() {
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    let chromium = find_binary(&["chromium", "chromium-browser"]);
+    let chromedriver = find_binary(&["chromedriver"]);
+    let (Some(chromium), Some(chromedriver)) = (chromium, chromedriver) else {
+        let reason = "Chromium or chromedriver is missing: apt-get install chromium chromium-driver";
+        assert!(!in_ci, "{reason} (.ci/run installs them)");
+        println!("skipped: {reason}");
+        return;
+    };
+
+    let db = TestDb::new();
+    let token = add_user(&db, "paula", Some(PASSWORD));
+    let server = Server::start_on(&db, &[]);
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver::start(&chromedriver);
+    let c = browser(&driver, &chromium, profile.path()).await;
+    let result = tokio::time::timeout(Duration::from_secs(180), journey(&c, &server, &token)).await;
+    let _ = c.close().await;
+    result.expect("the browser journey finished in time");
+}
+
+async fn journey(c: &Client, server: &Server, token: &str) {
+    // Signed out: the sign-in page.
+    c.goto(&server.url("/")).await.unwrap();
+    wait_text(c, "h1", "the sign-in page", |t| t.contains("Sign in")).await;
+    screenshot(c, "signin").await;
+
+    // A wrong password is refused with the server's message.
+    fill(c, "#login-username", "paula").await;
+    fill(c, "#login-password", "wrong").await;
+    click(c, "#login-submit").await;
+    wait_text(c, "#flash", "the refusal", |t| t.contains("wrong password")).await;
+
+    // Sign in with the password: the auth_tkt cookie.
+    fill(c, "#login-password", PASSWORD).await;
+    click(c, "#login-submit").await;
+    wait_text(c, "#whoami", "the user's name", |t| t == "paula").await;
+    wait_text(c, "h1", "the stacks page", |t| t == "Stacks").await;
+
+    // A stack, then a job on it with a cron expression in Paris.
+    fill(c, "#stack-name", "greeter").await;
+    fill(c, "#stack-command", "for a in \"$@\"; do echo \"hello, $a\"; sleep 0.6; done; echo bye; true")
+        .await;
+    click(c, "#stack-create").await;
+    wait_text(c, ".stack-card h2", "the new stack", |t| t == "greeter").await;
+    fill(c, "#job-name", "morning").await;
+    fill(c, "#job-cron", "30 7 * * 1-5").await;
+    fill(c, "#job-tz", "Europe/Paris").await;
+    click(c, "#job-create").await;
+
+    // The job page: schedule in words, the next five fire times.
+    let words = wait_text(c, "#schedule-words", "the schedule in words", |t| !t.is_empty()).await;
+    assert_eq!(words, "at 07:30 on Monday through Friday Europe/Paris");
+    let upcoming = c.find_all(Locator::Css("#upcoming li")).await.unwrap();
+    assert_eq!(upcoming.len(), 5);
+    wait_text(c, "#job-state", "enabled", |t| t == "enabled").await;
+
+    // Pause and resume.
+    click(c, "#pause-toggle").await;
+    wait_text(c, "#job-state", "paused", |t| t == "paused").await;
+    click(c, "#pause-toggle").await;
+    wait_text(c, "#job-state", "enabled again", |t| t == "enabled").await;
+
+    // Run now with arguments; the run page shows the log live, then the outcome.
+    fill(c, "#run-args", "alice \"big bob\" carol").await;
+    click(c, "#run-now").await;
+    wait_text(c, "#live", "the live marker while it runs", |t| t.contains("live")).await;
+    let log = wait_text(c, "#log", "the whole log", |t| t.contains("bye")).await;
+    assert_eq!(log, "hello, alice\nhello, big bob\nhello, carol\nbye");
+    wait_text(c, "#run-outcome", "the outcome", |t| t == "succeeded").await;
+    wait_text(c, "#run-exit", "the exit code", |t| t == "0").await;
+    screenshot(c, "run").await;
+
+    // Back on the job page: the history row and the chart (after a second run).
+    let api = Api::new(server, Some(token));
+    let jobs = api.get("/api/v1/jobs/byname/morning").await.json();
+    let job_id = jobs["id"].as_i64().unwrap();
+    api.post(&format!("/api/v1/jobs/byid/{job_id}/run"), json!({"args": ["dave"]})).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    c.goto(&server.url(&format!("/ui/#/jobs/{job_id}"))).await.unwrap();
+    c.refresh().await.unwrap();
+    let runs =
+        wait_text(c, "#runs", "two runs in the history", |t| t.matches("succeeded").count() == 2).await;
+    assert!(runs.contains("alice big bob carol") || runs.contains("alice"), "{runs}");
+    let chart = c.find_all(Locator::Css("#chart svg circle")).await.unwrap();
+    assert_eq!(chart.len(), 4, "a duration and a lateness point per run");
+    screenshot(c, "job").await;
+
+    // The stacks page lists the job with its schedule.
+    c.goto(&server.url("/ui/#/")).await.unwrap();
+    wait_text(c, ".job-link", "the job under its stack", |t| t == "morning").await;
+    screenshot(c, "stacks").await;
+
+    // Sign out, then in with a token.
+    click(c, "#sign-out").await;
+    wait_text(c, "h1", "the sign-in page", |t| t.contains("Sign in")).await;
+    fill(c, "#token-input", token).await;
+    click(c, "#token-submit").await;
+    wait_text(c, "#whoami", "signed in by token", |t| t == "paula").await;
+    wait_text(c, ".job-link", "the same jobs", |t| t == "morning").await;
+
+    // The API reference renders the generated document.
+    c.goto(&server.url("/docs")).await.unwrap();
+    wait_text(c, "#docs h1", "the reference", |t| t.starts_with("cronstack API")).await;
+    let ops = c.find_all(Locator::Css("details.op")).await.unwrap();
+    assert!(ops.len() > 40, "{} operations listed", ops.len());
+    screenshot(c, "docs").await;
+}

@@ -1,0 +1,337 @@
+//! The client commands of the `cronstack` binary, run as a person or a script would run them,
+//! against a real server: login and its 0600 config file, stacks / schedules / jobs, run with
+//! --follow and its exit code, runs and logs, `--output json`, one-line errors, and the
+//! offline `next`.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output};
+
+use common::*;
+use serde_json::Value;
+
+/// A server with one user, and a config directory of its own for the client.
+struct World {
+    server: Server,
+    token: String,
+    config: tempfile::TempDir,
+    _db: TestDb,
+}
+
+fn world() -> World {
+    let db = TestDb::new();
+    let token = add_user(&db, "dora", Some("pw-dora"));
+    let server = Server::start_on(&db, &[]);
+    World { server, token, config: tempfile::tempdir().unwrap(), _db: db }
+}
+
+impl World {
+    /// The client with the server and token from the environment.
+    fn cli(&self, args: &[&str]) -> Output {
+        self.cmd()
+            .args(args)
+            .env("CRONSTACK_URL", &self.server.base)
+            .env("CRONSTACK_TOKEN", &self.token)
+            .output()
+            .unwrap()
+    }
+
+    /// The client with nothing but its config directory.
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.env_remove("CRONSTACK_URL")
+            .env_remove("CRONSTACK_TOKEN")
+            .env("XDG_CONFIG_HOME", self.config.path())
+            .env("HOME", self.config.path())
+            .stdin(std::process::Stdio::null());
+        c
+    }
+
+    /// Runs and expects success; returns stdout.
+    #[track_caller]
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(out.status.success(), "cronstack {args:?} failed ({:?}):\n{}", out.status, text(&out.stderr));
+        text(&out.stdout)
+    }
+
+    #[track_caller]
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        let out = self.ok(&all);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("cronstack {args:?}: not JSON ({e}):\n{out}"))
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A failed command: exit code 1 and exactly one line on stderr, starting with "error: ".
+#[track_caller]
+fn one_line_error(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
+    let err = text(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
+    assert!(err.starts_with("error: "), "{err:?}");
+    err.trim_end().to_string()
+}
+
+#[test]
+fn login_stores_url_and_token_readable_by_the_owner_only() {
+    let w = world();
+    let out = w.cmd().args(["login", &w.server.base, "--token", &w.token]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("as dora"), "{}", text(&out.stdout));
+    let path = w.config.path().join("cronstack/config.json");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "config file mode {mode:o}");
+    let stored: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(stored["url"], w.server.base.as_str());
+    assert_eq!(stored["token"], w.token.as_str());
+
+    // The stored login is used with nothing in the environment.
+    let out = w.cmd().args(["stacks", "ls"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("ID"), "{}", text(&out.stdout));
+
+    // The token can come on stdin (a terminal would be prompted); the URL without a scheme.
+    std::fs::remove_file(&path).unwrap();
+    let mut child = w
+        .cmd()
+        .args(["login", &w.server.base.replace("http://", "")])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(child.stdin.take().unwrap(), "{}", w.token).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // A wrong token is refused in one line, and nothing is stored.
+    std::fs::remove_file(&path).unwrap();
+    let out = w.cmd().args(["login", &w.server.base, "--token", "cst_nope"]).output().unwrap();
+    let err = one_line_error(&out);
+    assert!(err.contains("credentials") && err.contains("401"), "{err}");
+    assert!(!path.exists());
+
+    // Without a login or environment, the client says what to do.
+    let out = w.cmd().args(["jobs", "ls"]).output().unwrap();
+    assert!(one_line_error(&out).contains("cronstack login"));
+
+    let out = w.cmd().args(["logout"]).output().unwrap();
+    assert!(out.status.success());
+}
+
+#[test]
+fn stacks_schedules_and_jobs_from_the_command_line() {
+    let w = world();
+    // Stacks: create, list, show, edit (by name and by id).
+    let out = w.ok(&[
+        "stacks",
+        "create",
+        "backup",
+        "--command",
+        "echo \"to $TARGET\" \"$@\"",
+        "--env",
+        "TARGET=/srv",
+    ]);
+    assert!(out.starts_with("created stack 1 (backup)"), "{out}");
+    let stacks = w.json(&["stacks", "ls"]);
+    assert_eq!(stacks.as_array().unwrap().len(), 1);
+    assert_eq!(stacks[0]["env"]["TARGET"], "/srv");
+    let table = w.ok(&["stacks", "ls"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("ID  NAME    JOBS  COMMAND"), "{table}");
+    assert!(!table.contains('\x1b'), "no colour when stdout is not a terminal: {table:?}");
+    w.ok(&["stacks", "edit", "backup", "--env", "MODE=full", "--workdir", "/tmp"]);
+    let shown = w.json(&["stacks", "show", "1"]);
+    assert_eq!(shown["env"]["MODE"], "full");
+    assert_eq!(shown["env"]["TARGET"], "/srv");
+    assert_eq!(shown["workdir"], "/tmp");
+
+    // Schedules: create with a cron expression and a zone; listed with the rule in words.
+    let s = w.json(&["schedules", "create", "weekday-3am", "--cron", "0 3 * * 1-5", "--tz", "Europe/Paris"]);
+    assert_eq!(s["description"], "at 03:00 on Monday through Friday Europe/Paris");
+    assert_eq!(s["upcoming"].as_array().unwrap().len(), 5);
+    let out = w.ok(&["schedules", "ls"]);
+    assert!(out.contains("weekday-3am") && out.contains("Monday through Friday"), "{out}");
+    let out = w.cli(&["schedules", "create", "--cron", "61 * * * *"]);
+    assert!(one_line_error(&out).contains("config.cron"));
+
+    // Jobs: on an existing schedule (by name), or with a schedule made for it.
+    let job = w.json(&[
+        "jobs",
+        "create",
+        "nightly",
+        "--stack",
+        "backup",
+        "--schedule",
+        "weekday-3am",
+        "--retries",
+        "2",
+    ]);
+    assert_eq!(job["do_run"], true);
+    assert_eq!(job["retries"], 2);
+    let out = w.ok(&[
+        "jobs",
+        "create",
+        "hourly",
+        "--stack",
+        "1",
+        "--cron",
+        "@hourly",
+        "--paused",
+        "--timeout",
+        "60",
+    ]);
+    assert!(out.contains("created job 2 (hourly), paused"), "{out}");
+    let jobs = w.json(&["jobs", "ls"]);
+    assert_eq!(jobs.as_array().unwrap().len(), 2);
+    let table = w.ok(&["jobs", "ls", "--stack", "backup"]);
+    assert!(table.contains("nightly") && table.contains("enabled") && table.contains("paused"), "{table}");
+    let shown = w.ok(&["jobs", "show", "nightly"]);
+    assert!(shown.contains("at 03:00 on Monday through Friday Europe/Paris"), "{shown}");
+    assert!(shown.contains("next fires"), "{shown}");
+
+    // Edit, pause, unpause, by name or id.
+    let edited = w.json(&["jobs", "edit", "hourly", "--overlap", "allow", "--no-timeout", "--every", "90"]);
+    assert_eq!(edited["overlap"], "allow");
+    assert_eq!(edited["timeout_s"], Value::Null);
+    let out = w.ok(&["jobs", "pause", "1"]);
+    assert!(out.contains("is paused"), "{out}");
+    assert_eq!(w.json(&["jobs", "show", "nightly"])["do_run"], false);
+    w.ok(&["jobs", "unpause", "nightly"]);
+    assert_eq!(w.json(&["jobs", "show", "1"])["do_run"], true);
+
+    // Remove: a paused job goes at once; an enabled one at its next slot (Kragle's rule).
+    w.ok(&["jobs", "pause", "hourly"]);
+    let out = w.ok(&["jobs", "rm", "hourly"]);
+    assert!(out.starts_with("deleted job 2"), "{out}");
+    let out = w.ok(&["jobs", "rm", "nightly"]);
+    assert!(out.contains("deleted at its next slot"), "{out}");
+
+    // Errors from the server: one readable line with the status.
+    let out = w.cli(&["jobs", "show", "nosuch"]);
+    let err = one_line_error(&out);
+    assert!(err.contains("no job with the id or name \"nosuch\"") && err.contains("404"), "{err}");
+    let out = w.cli(&["jobs", "create", "again", "--stack", "backup", "--cron", "@daily", "--timeout=-5"]);
+    let err = one_line_error(&out);
+    assert!(err.contains("timeout_s"), "{err}");
+    let out = w.cli(&["stacks", "create", "backup", "--command", "true"]);
+    assert!(one_line_error(&out).contains("already exists"));
+}
+
+#[test]
+fn run_follows_the_log_and_exits_with_the_runs_exit_code() {
+    let w = world();
+    w.ok(&[
+        "stacks",
+        "create",
+        "work",
+        "--command",
+        "for a in \"$@\"; do echo \"arg:$a\"; done; sleep 0.3; echo done; exit ${CODE:-0}",
+    ]);
+    w.ok(&["jobs", "create", "job", "--stack", "work", "--at", "2100-01-01T00:00:00Z"]);
+
+    // --follow: the log on stdout, the closing line on stderr, exit code 0.
+    let out = w.cli(&["run", "job", "--follow", "--", "one", "two words"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "arg:one\narg:two words\ndone\n");
+    let err = text(&out.stderr);
+    assert!(err.contains("run 1 of job") && err.contains("succeeded · exit 0"), "{err}");
+
+    // A failing run's code is the client's.
+    w.ok(&["stacks", "edit", "work", "--env", "CODE=7"]);
+    let out = w.cli(&["run", "1", "-f"]);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("failed · exit 7"));
+
+    // With --output json, stdout holds only the finished run; the log goes to stderr.
+    let out = w.cli(&["run", "job", "--follow", "--output", "json", "--", "x"]);
+    assert_eq!(out.status.code(), Some(7));
+    let run: Value = serde_json::from_slice(&out.stdout).expect("the run as JSON");
+    assert_eq!(run["outcome"], "failed");
+    assert_eq!(run["exit_code"], 7);
+    assert_eq!(run["args"], serde_json::json!(["x"]));
+    assert!(text(&out.stderr).contains("arg:x"));
+
+    // Without --follow it starts the run and returns.
+    let started: Value =
+        serde_json::from_str(&w.ok(&["run", "--output", "json", "job", "--", "later"])).unwrap();
+    let run_id = started["id"].as_i64().unwrap();
+    let out = w.ok(&["logs", &run_id.to_string(), "--follow"]);
+    assert_eq!(out, "arg:later\ndone\n");
+    assert_eq!(w.ok(&["logs", &run_id.to_string()]), "arg:later\ndone\n");
+
+    // The history: newest first, with outcome, duration, lateness and exit code.
+    let runs = w.json(&["runs", "ls", "job"]);
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    assert_eq!(runs[0]["id"], run_id);
+    assert!(runs.iter().all(|r| r["duration_ms"].as_i64().unwrap() >= 300));
+    let table = w.ok(&["runs", "ls", "job"]);
+    let header = table.lines().next().unwrap();
+    assert_eq!(header, "RUN  TRIGGER  OUTCOME    SCHEDULED FOR        DURATION  LATENESS  EXIT  ARGS");
+    assert!(table.contains("'two words'"), "arguments are shown shell-quoted: {table}");
+
+    let out = w.cli(&["logs", "999"]);
+    assert!(one_line_error(&out).contains("run not found"));
+}
+
+#[test]
+fn next_works_offline() {
+    // No server, no login: nothing but the expression.
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env("XDG_CONFIG_HOME", dir.path())
+            .env_remove("CRONSTACK_URL")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["next", "0 3 * * 1-5", "--tz", "Europe/Paris", "-n", "7", "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["description"], "at 03:00 on Monday through Friday Europe/Paris");
+    let times = v["upcoming"].as_array().unwrap();
+    assert_eq!(times.len(), 7);
+    for t in times {
+        let t = chrono::DateTime::parse_from_rfc3339(t.as_str().unwrap()).unwrap();
+        let paris = t.with_timezone(&chrono_tz::Europe::Paris);
+        use chrono::{Datelike, Timelike};
+        assert_eq!((paris.hour(), paris.minute()), (3, 0), "{paris}");
+        assert!(paris.weekday().number_from_monday() <= 5, "{paris}");
+    }
+
+    let out = run(&["next", "*/15 * * * *"]);
+    assert!(out.status.success());
+    let table = text(&out.stdout);
+    assert!(table.starts_with("every 15 minutes"), "{table}");
+    assert_eq!(table.lines().count(), 7, "a description, a header and 5 times: {table}");
+
+    let out = run(&["next", "0 25 * * *"]);
+    let err = one_line_error(&out);
+    assert!(err.contains("hour"), "{err}");
+}
+
+#[test]
+fn an_unreachable_server_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let out = Command::new(BIN)
+        .args(["jobs", "ls"])
+        .env("XDG_CONFIG_HOME", dir.path())
+        .env("CRONSTACK_URL", format!("http://127.0.0.1:{port}"))
+        .env("CRONSTACK_TOKEN", "cst_x")
+        .output()
+        .unwrap();
+    let err = one_line_error(&out);
+    assert!(err.contains("cannot reach the server") && err.contains(&port.to_string()), "{err}");
+}

@@ -1,0 +1,301 @@
+//! Black-box test harness: starts the real `cronstack` binary on a free loopback port with a
+//! fresh database, and talks to it over HTTP.
+//!
+//! The database is a temp SQLite file, or — when `CRONSTACK_TEST_POSTGRES` holds a server
+//! URL such as `postgres://postgres@127.0.0.1:5432` — a fresh PostgreSQL database per server.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cronstack");
+
+/// A database for one test: a temp SQLite file or a throw-away PostgreSQL database.
+pub struct TestDb {
+    pub url: String,
+    /// The PostgreSQL server URL and database name, to drop it afterwards.
+    pg: Option<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestDb {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut pg = None;
+        let url = match std::env::var("CRONSTACK_TEST_POSTGRES") {
+            Ok(server) if !server.is_empty() => {
+                let name = format!("cronstack_test_{}", &hex_id()[..16]);
+                let status = Command::new("psql")
+                    .args([server.as_str(), "-q", "-c", &format!("CREATE DATABASE {name}")])
+                    .status()
+                    .expect("psql runs");
+                assert!(status.success(), "creating test database {name}");
+                pg = Some((server.clone(), name.clone()));
+                format!("{}/{name}", server.trim_end_matches('/'))
+            }
+            _ => format!("sqlite://{}", dir.path().join("cronstack.db").display()),
+        };
+        TestDb { url, pg, _dir: dir }
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self._dir.path().to_path_buf()
+    }
+}
+
+impl TestDb {
+    /// Another URL for the same database (e.g. through a proxy); dropping it drops nothing.
+    pub fn alias(_same: &TestDb, url: &str) -> TestDb {
+        TestDb { url: url.to_string(), pg: None, _dir: tempfile::tempdir().expect("temp dir") }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((server, name)) = &self.pg {
+            let _ = Command::new("psql")
+                .args([server.as_str(), "-q", "-c", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+fn hex_id() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{:x}{:x}", nanos, std::process::id())
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `cronstack serve`. Dropping it sends SIGTERM and waits.
+pub struct Server {
+    pub base: String,
+    pub port: u16,
+    pub db_url: String,
+    child: Option<Child>,
+    pub log_path: PathBuf,
+}
+
+impl Server {
+    /// Starts a server on `db` with extra flags, waiting until it answers `/healthz`.
+    pub fn start_on(db: &TestDb, extra: &[&str]) -> Server {
+        Self::start_with_env(db, extra, &[])
+    }
+
+    /// Like [`Server::start_on`], with extra environment variables (e.g. `RUST_LOG`).
+    pub fn start_with_env(db: &TestDb, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let log_path = db.dir().join(format!("serve-{port}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let child = Command::new(BIN)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &db.url])
+            .args(extra)
+            .env("RUST_LOG", "info,sqlx=warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn cronstack serve");
+        let server = Server {
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            db_url: db.url.clone(),
+            child: Some(child),
+            log_path,
+        };
+        server.wait_healthy();
+        server
+    }
+
+    pub fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let host = format!("127.0.0.1:{}", self.port);
+        while Instant::now() < deadline {
+            if http_status(&host, "/healthz").is_ok_and(|code| code == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not become healthy; log:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGKILL: the crash case.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait: the graceful case.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs `cronstack user add NAME` on the database; returns the token (stdout's last line).
+pub fn add_user(db: &TestDb, name: &str, password: Option<&str>) -> String {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["user", "add", name, "--email", &format!("{name}@example.com"), "--database-url", &db.url]);
+    if let Some(p) = password {
+        cmd.args(["--password", p]);
+    }
+    let out = cmd.output().expect("run user add");
+    assert!(out.status.success(), "user add failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().last().unwrap().trim().to_string()
+}
+
+/// An HTTP client bound to a server and (optionally) a bearer token.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub token: Option<String>,
+    pub http: reqwest::Client,
+}
+
+/// A response, read fully.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}), status {}: {}", self.status, self.text))
+    }
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).map(|v| v.to_str().unwrap().to_string())
+    }
+}
+
+impl Api {
+    pub fn new(server: &Server, token: Option<&str>) -> Self {
+        Api { base: server.base.clone(), token: token.map(str::to_string), http: reqwest::Client::new() }
+    }
+
+    pub async fn send(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
+        let mut req = self.http.request(method.parse().unwrap(), format!("{}{}", self.base, path));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request sent");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        Resp { status, headers, text }
+    }
+
+    /// Sends raw bytes with a content type.
+    pub async fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Resp {
+        let mut req = self.http.request(method.parse().unwrap(), format!("{}{}", self.base, path)).body(body);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        let r = req.send().await.expect("request sent");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        Resp { status, headers, text }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send("GET", path, None).await
+    }
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.send("POST", path, Some(body)).await
+    }
+    pub async fn put(&self, path: &str, body: Value) -> Resp {
+        self.send("PUT", path, Some(body)).await
+    }
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.send("DELETE", path, None).await
+    }
+
+    /// POSTs and returns the `id` of the created object, asserting 200.
+    pub async fn create(&self, path: &str, body: Value) -> i64 {
+        let r = self.post(path, body).await;
+        assert_eq!(r.status, 200, "POST {path}: {}", r.text);
+        r.json()["id"].as_i64().unwrap_or_else(|| panic!("no id in {}", r.text))
+    }
+}
+
+/// Polls `check` every 50 ms until it returns Some or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A plain blocking GET returning the status code (used before the async client is needed).
+fn http_status(host_port: &str, path: &str) -> std::io::Result<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(host_port)?;
+    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {host_port}\r\nConnection: close\r\n\r\n")?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)?;
+    Ok(buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0))
+}
