@@ -1,0 +1,680 @@
+"""The benchmark rows of bench/run (see bench/run for the entry point and options).
+
+Each row measures cronstack and what it is compared with in the same run, stores its figures
+in bench/.results/<row>.json, and bench/RESULTS.md is rewritten from every stored row.
+Standard library only, plus the tools bench/run installs (wrk, psql, the peers).
+"""
+
+import datetime as dt
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+CRONSTACK = os.path.join(TARGET, "release", "cronstack")
+SPAWN_RATE = os.path.join(TARGET, "release", "examples", "spawn_rate")
+PEERS = os.path.join(TARGET, "peers", "release")
+VENV_PY = os.path.join(BENCH, ".venv", "bin", "python")
+RESULTS_DIR = os.path.join(BENCH, ".results")
+WORK = os.environ.get("BENCH_WORK", "/tmp/cronstack-bench")
+PG = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
+QUICK = os.environ.get("QUICK", "0") not in ("", "0")
+CORES = os.cpu_count() or 2
+HZ = os.sysconf("SC_CLK_TCK")
+
+
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Processes and measurements
+
+
+def proc_cpu(pid):
+    """User + system CPU seconds of a live process (itself, not its children)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / HZ
+    except (OSError, IndexError):
+        return float("nan")
+
+
+def proc_mem(pid):
+    """(VmRSS, VmHWM) in MiB."""
+    rss = hwm = float("nan")
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1]) / 1024
+                elif line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return rss, hwm
+
+
+def http_get(url, token=None, timeout=2.0):
+    req = urllib.request.Request(url)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.status, r.read()
+
+
+def free_port():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def stop(p, sig=signal.SIGTERM, timeout=30):
+    if p.poll() is None:
+        p.send_signal(sig)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def pct(values, q):
+    """Nearest-rank percentile of a sorted list."""
+    if not values:
+        return float("nan")
+    k = max(0, min(len(values) - 1, math.ceil(q / 100 * len(values)) - 1))
+    return values[k]
+
+
+def summary(lateness_ms):
+    v = sorted(lateness_ms)
+    return {
+        "n": len(v),
+        "p50": pct(v, 50),
+        "p99": pct(v, 99),
+        "max": v[-1] if v else float("nan"),
+        "mean": sum(v) / len(v) if v else float("nan"),
+    }
+
+
+def sleep_until(t):
+    d = t - time.time()
+    if d > 0:
+        time.sleep(d)
+
+
+# ---------------------------------------------------------------------------------------------
+# cronstack: databases, seeding, servers
+
+
+class Db:
+    """A fresh cronstack database: SQLite file or PostgreSQL database."""
+
+    def __init__(self, kind, name):
+        self.kind = kind
+        if kind == "sqlite":
+            self.path = os.path.join(WORK, f"{name}.db")
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(self.path + suffix):
+                    os.remove(self.path + suffix)
+            self.url = f"sqlite://{self.path}"
+        else:
+            self.dbname = f"cronstack_bench_{name}"
+            psql(f"{PG}/postgres", f"DROP DATABASE IF EXISTS {self.dbname} WITH (FORCE)")
+            psql(f"{PG}/postgres", f"CREATE DATABASE {self.dbname}")
+            self.url = f"{PG}/{self.dbname}"
+
+    def drop(self):
+        if self.kind == "postgres":
+            psql(f"{PG}/postgres", f"DROP DATABASE IF EXISTS {self.dbname} WITH (FORCE)")
+
+    def query(self, sql):
+        """Rows of a SELECT as lists of strings/ints."""
+        if self.kind == "sqlite":
+            con = sqlite3.connect(self.path, timeout=60)
+            try:
+                return [list(r) for r in con.execute(sql).fetchall()]
+            finally:
+                con.close()
+        out = psql(self.url, sql, tuples=True)
+        return [line.split("|") for line in out.splitlines() if line]
+
+    def exec(self, sql):
+        if self.kind == "sqlite":
+            con = sqlite3.connect(self.path, timeout=60)
+            try:
+                con.executescript(sql)
+                con.commit()
+            finally:
+                con.close()
+        else:
+            psql(self.url, sql)
+
+    def copy(self, table, columns, rows):
+        """Bulk insert (rows: iterable of tuples; None = NULL)."""
+        if self.kind == "sqlite":
+            con = sqlite3.connect(self.path, timeout=60)
+            try:
+                marks = ", ".join("?" for _ in columns)
+                con.execute("PRAGMA synchronous = OFF")
+                con.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+                con.commit()
+            finally:
+                con.close()
+        else:
+            def cell(v):
+                if v is None:
+                    return ""
+                s = str(v)
+                return '"' + s.replace('"', '""') + '"' if any(c in s for c in ',"\n') else s
+
+            data = "".join(",".join(cell(v) for v in r) + "\n" for r in rows)
+            subprocess.run(
+                ["psql", "-q", "-v", "ON_ERROR_STOP=1", self.url, "-c",
+                 f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv)"],
+                input=data.encode(), check=True, stdout=subprocess.DEVNULL,
+            )
+            psql(self.url, f"ANALYZE {table}")
+
+
+def psql(url, sql, tuples=False):
+    args = ["psql", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql]
+    if tuples:
+        args[1:1] = ["-At"]
+    return subprocess.run(args, check=True, capture_output=True, text=True).stdout
+
+
+def seed(db, schedules, jobs, command="true", overlap="allow"):
+    """A user (token returned), one stack running `command`, the given schedules (cron
+    expressions, UTC) and jobs: `jobs` is a list of (schedule index, next_run_at ms)."""
+    out = subprocess.run(
+        [CRONSTACK, "user", "add", "bench", "--database-url", db.url],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    token = out.strip().splitlines()[-1].strip()
+    now = int(time.time() * 1000)
+    stack_uid = uuid.uuid4().hex
+    db.copy("stacks", ["uid", "owner", "name", "command", "env", "created_at", "updated_at"],
+            [(stack_uid, 1, "bench", command, "{}", now, now)])
+    stack_id = int(db.query(f"SELECT id FROM stacks WHERE uid = '{stack_uid}'")[0][0])
+    db.copy("schedules", ["owner", "name", "once", "config", "created_at", "updated_at"],
+            [(1, f"s{i}", 0, json.dumps({"cron": expr, "timezone": "UTC"}), now, now)
+             for i, expr in enumerate(schedules)])
+    ids = [int(r[0]) for r in db.query("SELECT id FROM schedules ORDER BY id")]
+    cols = ["uid", "owner", "stack_id", "schedule_id", "name", "enabled", "overlap", "missed",
+            "next_run_at", "created_at", "updated_at"]
+    batch = []
+    for i, (s, next_at) in enumerate(jobs):
+        batch.append((uuid.uuid4().hex, 1, stack_id, ids[s], f"job{i}", 1, overlap, "skip", next_at, now, now))
+        if len(batch) == 200_000:
+            db.copy("jobs", cols, batch)
+            batch = []
+    if batch:
+        db.copy("jobs", cols, batch)
+    return token, stack_uid
+
+
+class Server:
+    def __init__(self, db, name, max_runs=256, port=None):
+        self.db, self.name = db, name
+        self.port = port or free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.logpath = os.path.join(WORK, f"{name}.log")
+        self.max_runs = max_runs
+        self.p = None
+
+    def start(self):
+        self.logf = open(self.logpath, "w")
+        self.t_start = time.time()
+        self.p = subprocess.Popen(
+            [CRONSTACK, "serve", "--listen", f"127.0.0.1:{self.port}", "--database-url", self.db.url,
+             "--rate-limit", "4000000000", "--max-concurrent-runs", str(self.max_runs), "--log-cap", "65536"],
+            stdout=self.logf, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "info,sqlx=warn,tower_http=warn"},
+        )
+        return self
+
+    def wait_ready(self, timeout=300):
+        """Seconds from process start until /readyz answers 200."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.p.poll() is not None:
+                raise RuntimeError(f"{self.name} exited: see {self.logpath}")
+            try:
+                if http_get(self.base + "/readyz", timeout=timeout)[0] == 200:
+                    return time.time() - self.t_start
+            except OSError:
+                time.sleep(0.01)
+        raise RuntimeError(f"{self.name} not ready after {timeout}s")
+
+    def loaded_jobs(self):
+        with open(self.logpath) as f:
+            m = re.findall(r"jobs=(\d+)\s+schedule loaded|schedule loaded.*?jobs=(\d+)", f.read())
+        return int(next(x for x in m[-1] if x)) if m else None
+
+    def stop(self):
+        if self.p:
+            stop(self.p)
+            self.logf.close()
+
+
+def cronstack_lateness(db, t0, t1):
+    rows = db.query(
+        f"SELECT scheduled_for, started_at, status, finished_at FROM runs "
+        f"WHERE trigger_kind = 'schedule' AND scheduled_for >= {t0} AND scheduled_for < {t1}"
+    )
+    late = [int(r[1]) - int(r[0]) for r in rows if r[1] not in (None, "")]
+    done = sum(1 for r in rows if r[2] == "succeeded")
+    return late, len(rows), done
+
+
+# ---------------------------------------------------------------------------------------------
+# Job sets shared by the schedulers
+
+
+def job_set(mode, n):
+    """(cron expressions, per-job (schedule index, offset ms, period ms))."""
+    if mode == "minute":
+        return [f"{s} * * * * *" for s in range(60)], [(i % 60, (i % 60) * 1000, 60_000) for i in range(n)]
+    if mode == "second":
+        return ["* * * * * *"], [(0, 0, 1000)] * n
+    raise ValueError(mode)
+
+
+def slots_in(offset, period, t0, t1):
+    first = -((-(t0 - offset)) // period) * period + offset
+    return max(0, (t1 - 1 - first) // period + 1) if first < t1 else 0
+
+
+def expected_slots(jobs, t0, t1):
+    return sum(slots_in(o, p, t0, t1) for _, o, p in jobs)
+
+
+def run_peer(cmd, mode, n, t_measure, warmup, name):
+    """Starts a peer that prints "ready", measures slots in [ready + warmup, + t_measure)."""
+    out = os.path.join(WORK, f"{name}.txt")
+    if os.path.exists(out):
+        os.remove(out)
+    total = warmup + t_measure + 4
+    p = subprocess.Popen(cmd + [mode, str(n), str(total), out], stdout=subprocess.PIPE, text=True)
+    t_launch = time.time()
+    line = p.stdout.readline()
+    if "ready" not in line:
+        raise RuntimeError(f"{name} did not start: {line!r}")
+    ready = time.time()
+    t0 = (int(ready) + warmup) * 1000
+    t1 = t0 + t_measure * 1000
+    sleep_until(t0 / 1000)
+    cpu0 = proc_cpu(p.pid)
+    sleep_until(t1 / 1000)
+    cpu1 = proc_cpu(p.pid)
+    _, hwm = proc_mem(p.pid)
+    p.wait(timeout=total + 120)
+    late = []
+    with open(out) as f:
+        for line in f:
+            slot, us = line.split()
+            if t0 <= int(slot) < t1:
+                late.append(int(us) // 1000)  # floored to whole ms, as cronstack stores them
+    _, jobs = job_set(mode, n)
+    return {"startup_s": ready - t_launch, "window_s": t_measure, "expected": expected_slots(jobs, t0, t1),
+            "fired": len(late), "cpu_s": cpu1 - cpu0, "peak_rss_mib": hwm, **summary(late)}
+
+
+def run_cronstack(mode, n, t_measure, warmup, name, db_kind="sqlite", nodes=1, max_runs=2048):
+    db = Db(db_kind, name)
+    exprs, jobs = job_set(mode, n)
+    start_at = int(time.time() * 1000) + 1000  # before the window: every window slot is due
+    token, _ = seed(db, exprs, [(s, next_slot(o, p, start_at)) for s, o, p in jobs])
+    servers = [Server(db, f"{name}-{i}", max_runs=max_runs).start() for i in range(nodes)]
+    t_launch = time.time()
+    for s in servers:
+        s.wait_ready()
+    ready = time.time()
+    t0 = (int(ready) + warmup) * 1000
+    t1 = t0 + t_measure * 1000
+    sleep_until(t0 / 1000)
+    cpu0 = sum(proc_cpu(s.p.pid) for s in servers)
+    sleep_until(t1 / 1000)
+    cpu1 = sum(proc_cpu(s.p.pid) for s in servers)
+    hwm = max(proc_mem(s.p.pid)[1] for s in servers)
+    time.sleep(3)  # let the window's last runs finish
+    for s in servers:
+        s.stop()
+    late, claimed, done = cronstack_lateness(db, t0, t1)
+    per_node = db.query(
+        f"SELECT node_id, COUNT(*) FROM runs WHERE scheduled_for >= {t0} AND scheduled_for < {t1} GROUP BY node_id"
+    )
+    db.drop()
+    return {"startup_s": ready - t_launch, "window_s": t_measure, "expected": expected_slots(jobs, t0, t1),
+            "fired": len(late), "claimed": claimed, "succeeded": done, "cpu_s": cpu1 - cpu0,
+            "peak_rss_mib": hwm, "per_node": sorted(int(c) for _, c in per_node), **summary(late)}
+
+
+def next_slot(offset, period, after_ms):
+    return (after_ms - offset) // period * period + offset + period
+
+
+TCS = [os.path.join(PEERS, "tcs_peer")]
+APS = [VENV_PY, os.path.join(BENCH, "apscheduler_peer.py")]
+BURST = [os.path.join(PEERS, "bare_burst")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows
+
+
+def row_cron():
+    env = {**os.environ, "CARGO_TARGET_DIR": TARGET}
+    if QUICK:
+        env["QUICK"] = "1"
+    cmd = ["cargo", "bench", "-p", "cronstack-cron", "--bench", "next_fire"]
+    log("cron:", " ".join(cmd))
+    subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+    res = {"command": " ".join(cmd)}
+    for group in ("all", "utc", "zoned"):
+        for lib in ("cronstack", "croner", "cron"):
+            path = os.path.join(TARGET, "criterion", f"next_fire_{group}", lib, "new")
+            with open(os.path.join(path, "estimates.json")) as f:
+                ns = json.load(f)["median"]["point_estimate"]
+            with open(os.path.join(path, "benchmark.json")) as f:
+                elements = json.load(f)["throughput"]["Elements"]
+            res[f"{group}/{lib}"] = elements / (ns / 1e9)
+    return res
+
+
+def row_lateness_minute():
+    n, t, warm = 10_000, (60 if QUICK else 120), 3
+    res = {"jobs": n, "window_s": t}
+    log(f"lateness 10k/min: cronstack ({t}s window)")
+    res["cronstack"] = run_cronstack("minute", n, t, warm, "late-minute")
+    log("lateness 10k/min: APScheduler")
+    res["apscheduler"] = run_peer(APS, "minute", n, t, warm + 2, "aps-minute")
+    log("lateness 10k/min: tokio-cron-scheduler")
+    res["tcs"] = run_peer(TCS, "minute", n, t, warm + 2, "tcs-minute")
+    log("lateness: bare spawn burst (the machine's limit)")
+    res["bare"] = run_peer(BURST, "minute", n, t, warm, "bare-minute")
+    return res
+
+
+def row_lateness_second():
+    n, t, warm = 1000, (30 if QUICK else 60), 3
+    res = {"jobs": n, "window_s": t}
+    log(f"lateness 1k/s: cronstack ({t}s window)")
+    res["cronstack"] = run_cronstack("second", n, t, warm, "late-second")
+    log("lateness 1k/s: APScheduler")
+    res["apscheduler"] = run_peer(APS, "second", n, t, warm + 2, "aps-second")
+    log("lateness 1k/s: tokio-cron-scheduler")
+    res["tcs"] = run_peer(TCS, "second", n, t, warm + 2, "tcs-second")
+    log("lateness: bare spawn burst (the machine's limit)")
+    res["bare"] = run_peer(BURST, "second", n, t, warm, "bare-second")
+    return res
+
+
+def row_executor():
+    runs, in_flight, rounds = (1000, 16, 3) if QUICK else (3000, 16, 5)
+    cmd = [SPAWN_RATE, str(runs), str(in_flight), str(rounds), str(CORES * 4)]
+    log("executor:", " ".join(cmd))
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    bare = float(re.search(r"bare sh -c true :\s+(\d+) runs/s", out).group(1))
+    ex = float(re.search(r"cronstack-exec  :\s+(\d+) runs/s", out).group(1))
+    res = {"command": " ".join(cmd).replace(TARGET, "$CARGO_TARGET_DIR"), "bare": bare, "exec": ex,
+           "ratio": ex / bare, "output": out}
+    # End to end: more every-second jobs than the machine can spawn; completed runs per second.
+    n, t = int(min(4000, max(500, 2 * bare))), (10 if QUICK else 20)
+    log(f"executor end to end: {n} every-second jobs, {t}s")
+    e2e = run_cronstack("second", n, t, 3, "e2e", max_runs=2048)
+    e2e["runs_per_s"] = e2e["succeeded"] / t
+    res["e2e"] = e2e
+    res["e2e_ratio"] = e2e["runs_per_s"] / bare
+    return res
+
+
+def row_idle():
+    n, t = 10_000, (60 if QUICK else 300)
+    log(f"idle: {n} yearly jobs, {t}s, the three side by side")
+    db = Db("sqlite", "idle")
+    year = dt.datetime.now(dt.timezone.utc).year + 1
+    jan1 = int(dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    seed(db, ["0 0 0 1 1 *"], [(0, jan1)] * n)
+    server = Server(db, "idle").start()
+    procs = {}
+    for name, cmd in (("apscheduler", APS), ("tcs", TCS)):
+        procs[name] = subprocess.Popen(cmd + ["idle", str(n), str(t + 120)], stdout=subprocess.PIPE, text=True)
+    starts = {}
+    server.wait_ready()
+    starts["cronstack"] = server.p
+    for name, p in procs.items():
+        assert "ready" in p.stdout.readline()
+        starts[name] = p
+    time.sleep(2)
+    cpu0 = {k: proc_cpu(p.pid) for k, p in starts.items()}
+    time.sleep(t)
+    res = {"jobs": n, "window_s": t}
+    for k, p in starts.items():
+        rss, hwm = proc_mem(p.pid)
+        res[k] = {"cpu_s": proc_cpu(p.pid) - cpu0[k], "startup_cpu_s": cpu0[k], "rss_mib": rss, "peak_rss_mib": hwm}
+    server.stop()
+    for p in procs.values():
+        stop(p, signal.SIGKILL)
+    return res
+
+
+def million(kind):
+    n = 100_000 if QUICK else 1_000_000
+    log(f"1M jobs on {kind}: seeding {n}")
+    db = Db(kind, f"million_{kind}")
+    year = dt.datetime.now(dt.timezone.utc).year + 1
+    exprs = [f"0 {i % 60} {i // 60 % 24} 1 1 *" for i in range(1000)]
+    base = int(dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    t = time.time()
+    token, _ = seed(db, exprs, ((i % 1000, base + ((i % 1000) // 60 % 24 * 3600 + (i % 1000) % 60 * 60) * 1000)
+                                for i in range(n)))
+    seed_s = time.time() - t
+    first = Server(db, f"million-{kind}-first").start()
+    first_ready = first.wait_ready()
+    first.stop()
+    server = Server(db, f"million-{kind}").start()
+    ready = server.wait_ready()
+    rss, _ = proc_mem(server.p.pid)
+    loaded = server.loaded_jobs()
+    lua = os.path.join(WORK, "byid.lua")
+    with open(lua, "w") as f:
+        f.write(f"""
+math.randomseed(42)
+request = function()
+  return wrk.format("GET", "/api/v1/jobs/byid/" .. math.random(1, {n}), {{["Authorization"] = "Bearer {token}"}})
+end
+""")
+    w = wrk(server.base + "/", lua=lua, duration=(5 if QUICK else 10))
+    _, hwm = proc_mem(server.p.pid)
+    server.stop()
+    db.drop()
+    return {"jobs": n, "loaded": loaded, "seed_s": seed_s, "first_start_ready_s": first_ready,
+            "restart_ready_s": ready, "rss_ready_mib": rss, "peak_rss_mib": hwm, "byid": w}
+
+
+def row_million():
+    return {"sqlite": million("sqlite"), "postgres": million("postgres")}
+
+
+def row_million_sqlite():
+    return {"sqlite": million("sqlite")}
+
+
+def wrk(url, lua=None, duration=10, conns=32, token=None):
+    cmd = ["wrk", "-t2", f"-c{conns}", f"-d{duration}s", "--latency"]
+    if token:
+        cmd += ["-H", f"Authorization: Bearer {token}"]
+    if lua:
+        cmd += ["-s", lua]
+    cmd.append(url)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+    def ms(s):
+        v, unit = re.match(r"([\d.]+)(us|ms|s)", s).groups()
+        return float(v) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+    p99 = ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "non2xx": int(non2xx.group(1)) if non2xx else 0,
+            "socket_errors": errors.group(1) if errors else ""}
+
+
+def api(kind):
+    n = 1000
+    dur = 5 if QUICK else 10
+    log(f"API on {kind}: {n} jobs")
+    db = Db(kind, f"api_{kind}")
+    year = dt.datetime.now(dt.timezone.utc).year + 1
+    jan1 = int(dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc).timestamp() * 1000)
+    token, stack_uid = seed(db, ["0 0 0 1 1 *"], [(0, jan1)] * n)
+    server = Server(db, f"api-{kind}").start()
+    server.wait_ready()
+    job_id = n // 2
+    job_uid = db.query(f"SELECT uid FROM jobs WHERE id = {job_id}")[0][0]
+    paths = {
+        "v1 job list": "/api/v1/jobs",
+        "v1 job by id": f"/api/v1/jobs/byid/{job_id}",
+        "v3 stack jobs": f"/api/3/stacks/{stack_uid}/jobs",
+        "v3 job": f"/api/3/stacks/{stack_uid}/jobs/{job_uid}",
+    }
+    bodies = {}
+    for label, path in paths.items():
+        status, body = http_get(server.base + path, token)
+        assert status == 200, (label, status)
+        f = os.path.join(WORK, f"body-{kind}-{len(bodies)}.json")
+        with open(f, "wb") as fh:
+            fh.write(body)
+        bodies[label] = (path, f, len(body))
+    res = {"jobs": n, "duration_s": dur, "endpoints": {}}
+    cron_results = {}
+    for label, (path, _, size) in bodies.items():
+        log(f"  wrk cronstack {label}")
+        cron_results[label] = wrk(server.base + path, duration=dur, token=token)
+    server.stop()
+    port = free_port()
+    bare = subprocess.Popen([os.path.join(PEERS, "bare_axum"), f"127.0.0.1:{port}"]
+                            + [f"{p}={f}" for p, f, _ in bodies.values()], stdout=subprocess.PIPE, text=True)
+    bare.stdout.readline()
+    for label, (path, _, size) in bodies.items():
+        log(f"  wrk bare axum {label}")
+        b = wrk(f"http://127.0.0.1:{port}{path}", duration=dur, token=token)
+        c = cron_results[label]
+        res["endpoints"][label] = {"path": path, "bytes": size, "cronstack": c, "bare": b,
+                                   "ratio": c["rps"] / b["rps"]}
+    stop(bare)
+    db.drop()
+    return res
+
+
+def row_api():
+    return {"sqlite": api("sqlite"), "postgres": api("postgres")}
+
+
+def row_cluster():
+    n, t = 500, (20 if QUICK else 30)
+    res = {"jobs": n, "window_s": t}
+    for nodes in (1, 3):
+        log(f"cluster: {nodes} node(s), {n} every-second jobs on PostgreSQL, {t}s")
+        r = run_cronstack("second", n, t, 3, f"cluster{nodes}", db_kind="postgres", nodes=nodes)
+        r["claims_per_s"] = r["claimed"] / t
+        res[f"nodes{nodes}"] = r
+    return res
+
+
+ROWS = {
+    "cron": row_cron,
+    "lateness": row_lateness_minute,
+    "lateness-second": row_lateness_second,
+    "executor": row_executor,
+    "idle": row_idle,
+    "million": row_million,
+    "million-sqlite": row_million_sqlite,
+    "api": row_api,
+    "cluster": row_cluster,
+}
+DEFAULT = ["cron", "lateness", "lateness-second", "executor", "idle", "million", "api", "cluster"]
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) / 1024 / 1024
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    busy = subprocess.run(["sh", "-c", "ps -eo comm | grep -cE '^(rustc|cc1|cc1plus|ld|cargo)$'"],
+                          capture_output=True, text=True).stdout.strip()
+    return {"nproc": CORES, "cpu": model, "ram_gib": round(mem, 1), "kernel": platform.release(),
+            "loadavg": load, "compilers_running": busy}
+
+
+def main():
+    os.makedirs(WORK, exist_ok=True)
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    rows = sys.argv[1:] or DEFAULT
+    for r in rows:
+        if r not in ROWS:
+            sys.exit(f"unknown row {r!r}; rows: {', '.join(ROWS)}")
+    for r in rows:
+        before = machine()
+        t = time.time()
+        try:
+            res = ROWS[r]()
+            res["ok"] = True
+        except Exception as e:  # a failed row is reported, the others still run
+            log(f"row {r} failed: {e!r}")
+            res = {"ok": False, "error": repr(e)}
+        res["date"] = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        res["seconds"] = round(time.time() - t)
+        res["quick"] = QUICK
+        res["machine_before"] = before
+        res["machine_after"] = machine()
+        name = "million" if r == "million-sqlite" else r
+        if r == "million-sqlite":
+            old = load_row("million") or {}
+            res = {**old, **res}
+        with open(os.path.join(RESULTS_DIR, f"{name}.json"), "w") as f:
+            json.dump(res, f, indent=1)
+        log(f"row {r} done in {res['seconds']}s")
+        import report
+
+        report.write()
+
+
+def load_row(name):
+    try:
+        with open(os.path.join(RESULTS_DIR, f"{name}.json")) as f:
+            return json.load(f)
+    except OSError:
+        return None
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, BENCH)
+    main()

@@ -1,0 +1,86 @@
+//! The machine's limit for the lateness rows: no scheduler, no database, no async runtime.
+//! At each slot of the benchmark's job set, THREADS threads take the slot's jobs from a queue
+//! and each runs `std::process::Command::new("sh").args(["-c", "true"]).spawn()` (posix_spawn)
+//! and then waits for it; lateness = time right after spawn returned − slot. The main thread
+//! sleeps until each slot with `thread::sleep` (no lookahead work to do).
+//!
+//! bare_burst minute|second JOBS SECONDS OUT [THREADS]   (prints "ready"; THREADS default 16)
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn now_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let usage = "usage: bare_burst minute|second JOBS SECONDS OUT [THREADS]";
+    let mode = args.get(1).ok_or(usage)?.clone();
+    let jobs: usize = args.get(2).ok_or(usage)?.parse()?;
+    let seconds: i64 = args.get(3).ok_or(usage)?.parse()?;
+    let out = args.get(4).ok_or(usage)?.clone();
+    let threads: usize = args.get(5).map(|t| t.parse()).transpose()?.unwrap_or(16);
+
+    // Jobs due at each second of the minute.
+    let mut per_second: BTreeMap<i64, usize> = BTreeMap::new();
+    for i in 0..jobs {
+        match mode.as_str() {
+            "minute" => *per_second.entry((i % 60) as i64).or_default() += 1,
+            "second" => {
+                for s in 0..60 {
+                    *per_second.entry(s).or_default() += 1;
+                }
+            }
+            _ => return Err(usage.into()),
+        }
+    }
+
+    let (tx, rx) = mpsc::channel::<i64>();
+    let rx = Arc::new(Mutex::new(rx));
+    let records = Arc::new(Mutex::new(Vec::<(i64, i64)>::with_capacity(1 << 20)));
+    for _ in 0..threads {
+        let rx = rx.clone();
+        let records = records.clone();
+        std::thread::spawn(move || {
+            loop {
+                let slot_ms = match rx.lock().unwrap().recv() {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+                let child = std::process::Command::new("sh").args(["-c", "true"]).spawn();
+                let started = now_us();
+                records.lock().unwrap().push((slot_ms, started - slot_ms * 1000));
+                if let Ok(mut child) = child {
+                    let _ = child.wait();
+                }
+            }
+        });
+    }
+    println!("ready");
+    std::io::stdout().flush()?;
+    let end_ms = now_us() / 1000 + seconds * 1000;
+    let mut slot = (now_us() / 1000 / 1000 + 1) * 1000;
+    while slot < end_ms {
+        let n = per_second.get(&(slot / 1000 % 60)).copied().unwrap_or(0);
+        let wait = slot * 1000 - now_us();
+        if wait > 0 {
+            std::thread::sleep(Duration::from_micros(wait as u64));
+        }
+        for _ in 0..n {
+            tx.send(slot)?;
+        }
+        slot += 1000;
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let records = records.lock().unwrap();
+    let mut text = String::with_capacity(records.len() * 24);
+    for (slot, late) in records.iter() {
+        text.push_str(&format!("{slot} {late}\n"));
+    }
+    std::fs::write(out, text)?;
+    std::process::exit(0);
+}
