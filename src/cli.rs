@@ -71,6 +71,13 @@ struct ServeArgs {
     /// Seconds a node holds its runs without renewing before they count as lost.
     #[arg(long, env = "CRONSTACK_LEASE", default_value_t = 60)]
     lease_s: u64,
+    /// Milliseconds ahead of its slot a run is claimed and its process spawned and held;
+    /// raise it when thousands of runs share one instant.
+    #[arg(long, env = "CRONSTACK_LOOKAHEAD_MS", default_value_t = 200)]
+    lookahead_ms: u64,
+    /// Spawn scheduled runs' processes only at their slot instead of ahead of it.
+    #[arg(long, env = "CRONSTACK_NO_PRESPAWN")]
+    no_prespawn: bool,
     /// Log format.
     #[arg(long, env = "CRONSTACK_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -238,6 +245,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         run_once_deadline: Duration::from_secs(args.run_once_deadline_s),
         catch_up_max: args.catch_up_max.max(1),
         lease: Duration::from_secs(args.lease_s.max(2)),
+        lookahead: Duration::from_millis(args.lookahead_ms.clamp(10, 10_000)),
+        prespawn: !args.no_prespawn,
         run_as: match &args.run_as {
             Some(user) => Some(
                 cronstack_exec::RunAs::lookup(user).map_err(|e| anyhow::anyhow!("--run-as {user}: {e}"))?,

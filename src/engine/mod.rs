@@ -35,6 +35,9 @@ pub struct EngineSettings {
     pub shutdown_grace: Duration,
     /// Slots are claimed this far ahead of their time, so the child starts on the dot.
     pub lookahead: Duration,
+    /// Scheduled runs' processes are spawned when their slot is claimed and held at a gate
+    /// until the slot: a burst due at one instant then starts within a millisecond.
+    pub prespawn: bool,
     /// A slot later than this is "missed" and follows the job's missed-run policy.
     pub missed_grace: Duration,
     /// `run_once`: the newest missed slot runs if it is at most this old.
@@ -55,6 +58,7 @@ impl Default for EngineSettings {
             kill_grace: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
             lookahead: Duration::from_millis(200),
+            prespawn: true,
             missed_grace: Duration::from_secs(1),
             run_once_deadline: Duration::from_secs(3600),
             catch_up_max: 100,
@@ -72,11 +76,13 @@ pub struct Launch {
     pub stdin: Option<Vec<u8>>,
     pub capture_stdout: bool,
     pub done: Option<oneshot::Sender<RunResult>>,
+    /// Its process, spawned ahead of the slot (see [`EngineSettings::prespawn`]).
+    held: Option<runner::Held>,
 }
 
 impl Launch {
     pub fn new(run: Run, job: Job, stack: Stack) -> Self {
-        Launch { run, job, stack, stdin: None, capture_stdout: false, done: None }
+        Launch { run, job, stack, stdin: None, capture_stdout: false, done: None, held: None }
     }
 }
 

@@ -25,6 +25,12 @@ pub struct RunResult {
     pub log: String,
 }
 
+/// A scheduled run's process spawned ahead of its slot, with the concurrency permit it holds.
+pub(super) struct Held {
+    child: cronstack_exec::Prepared,
+    permit: tokio::sync::OwnedSemaphorePermit,
+}
+
 struct ActiveRun {
     job_id: i64,
     log: Log,
@@ -108,6 +114,21 @@ impl Runner {
     }
 
     /// Runs one launch to its end, then any retries it earns.
+    /// Spawns a scheduled run's process ahead of its slot, held at its gate, if a concurrency
+    /// permit is free now; otherwise it is spawned at the slot as usual. Overlap rules are
+    /// still applied at the slot: a held process that must not run is dropped, which ends it.
+    pub(super) fn prepare(&self, launch: &mut Launch) {
+        if !self.settings.prespawn || launch.stdin.is_some() {
+            return;
+        }
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else { return };
+        match cronstack_exec::prepare(self.command(launch, None)) {
+            Ok(child) => launch.held = Some(Held { child, permit }),
+            // Spawned again at the slot, where a lasting error is recorded on the run.
+            Err(e) => tracing::debug!(run = launch.run.id, error = %e, "spawning ahead of the slot"),
+        }
+    }
+
     async fn execute(self: Arc<Self>, mut launch: Launch) {
         loop {
             let run = launch.run.clone();
@@ -163,6 +184,7 @@ impl Runner {
         if scheduled {
             match job.overlap {
                 Overlap::Forbid if self.job_is_running(job.id) => {
+                    launch.held = None;
                     return self
                         .finish_without_start(
                             &job,
@@ -205,41 +227,53 @@ impl Runner {
         }
     }
 
-    /// Waits for a concurrency permit, then spawns the child and registers it.
+    /// Releases the held process, or waits for a concurrency permit and spawns one; then
+    /// registers it.
     async fn start_process(
         &self,
         launch: &mut Launch,
     ) -> Result<(cronstack_exec::Running, tokio::sync::OwnedSemaphorePermit), String> {
-        metrics::gauge!("cronstack_runs_waiting").increment(1.0);
-        let permit = self.permits.clone().acquire_owned().await;
-        metrics::gauge!("cronstack_runs_waiting").decrement(1.0);
-        let permit = permit.map_err(|_| "the node is shutting down".to_string())?;
+        let (running, permit) = match launch.held.take() {
+            Some(Held { child, permit }) => (child.release(), permit),
+            None => {
+                metrics::gauge!("cronstack_runs_waiting").increment(1.0);
+                let permit = self.permits.clone().acquire_owned().await;
+                metrics::gauge!("cronstack_runs_waiting").decrement(1.0);
+                let permit = permit.map_err(|_| "the node is shutting down".to_string())?;
+                let stdin = launch.stdin.take();
+                let running = cronstack_exec::spawn(self.command(launch, stdin))
+                    .map_err(|e| format!("could not start the command: {e}"))?;
+                (running, permit)
+            }
+        };
+        let (run, job) = (&launch.run, &launch.job);
+        self.active
+            .lock()
+            .unwrap()
+            .insert(run.id, ActiveRun { job_id: job.id, log: running.log(), killer: running.killer() });
+        Ok((running, permit))
+    }
+
+    fn command(&self, launch: &Launch, stdin: Option<Vec<u8>>) -> Command {
         let (run, job, stack) = (&launch.run, &launch.job, &launch.stack);
         let mut env: Vec<(String, String)> = stack.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         env.push(("CRONSTACK_JOB_ID".into(), job.id.to_string()));
         env.push(("CRONSTACK_RUN_ID".into(), run.id.to_string()));
         env.push(("CRONSTACK_SCHEDULED_FOR".into(), crate::domain::iso8601(run.scheduled_for)));
         env.push(("CRONSTACK_ATTEMPT".into(), run.attempt.to_string()));
-        let command = Command {
+        Command {
             script: job.command.clone().unwrap_or_else(|| stack.command.clone()),
             name: job.display_name(),
             args: run.args.clone(),
             env,
             workdir: stack.workdir.clone().map(Into::into),
-            stdin: launch.stdin.take(),
+            stdin,
             timeout: job.timeout_s.map(|s| Duration::from_secs(s as u64)),
             kill_grace: self.settings.kill_grace,
             log_cap: self.settings.log_cap,
             capture_stdout: launch.capture_stdout,
             user: self.settings.run_as.clone(),
-        };
-        let running =
-            cronstack_exec::spawn(command).map_err(|e| format!("could not start the command: {e}"))?;
-        self.active
-            .lock()
-            .unwrap()
-            .insert(run.id, ActiveRun { job_id: job.id, log: running.log(), killer: running.killer() });
-        Ok((running, permit))
+        }
     }
 
     async fn record(&self, job: &Job, run: &Run, f: Finished) -> RunResult {

@@ -370,8 +370,11 @@ impl Scheduler {
                     return;
                 }
             };
-            tokio::time::sleep(ms_until(fire)).await;
             let mut launch = Launch::new(run, job, stack);
+            if !missed {
+                runner.prepare(&mut launch);
+            }
+            tokio::time::sleep(ms_until(fire)).await;
             launch.done = done;
             runner.spawn_launch(launch);
         });

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 pub use args::split_args;
 pub use log::Log;
-pub use process::{Killer, Running, spawn};
+pub use process::{Killer, Prepared, Running, prepare, spawn};
 
 /// Milliseconds since the Unix epoch.
 pub type EpochMs = i64;

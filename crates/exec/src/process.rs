@@ -20,7 +20,7 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::signal::Signal;
 use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -54,6 +54,81 @@ pub(crate) fn now_ms() -> EpochMs {
 /// Starts `cmd` as `/bin/sh -c '<script> "$@"' <name> <args…>` in a new
 /// process group. Must be called inside a tokio runtime (an error otherwise).
 pub fn spawn(cmd: Command) -> io::Result<Running> {
+    start(cmd, false).map(|(running, _)| running)
+}
+
+/// Spawns `cmd` ahead of its time: the process group exists and its `sh` is
+/// loaded, but it waits on its stdin before the first line of the script until
+/// [`Prepared::release`]. A release is one 1-byte write, so a burst of runs due
+/// at one instant starts within microseconds of it instead of one spawn after
+/// another. Its timeout and `started_at` count from the release. Dropping it
+/// unreleased ends the child (EOF at the gate: exit 125; the group is killed).
+pub fn prepare(cmd: Command) -> io::Result<Prepared> {
+    let (running, gate) = start(cmd, true)?;
+    let gate = gate.ok_or_else(|| io::Error::other("gated spawn without a gate"))?;
+    Ok(Prepared { running, gate })
+}
+
+/// A job spawned by [`prepare`], held at its gate.
+pub struct Prepared {
+    running: Running,
+    gate: Gate,
+}
+
+struct Gate {
+    /// Our end of the child's stdin.
+    writer: io::PipeWriter,
+    /// What the job reads after the gate's newline.
+    stdin: Option<Vec<u8>>,
+    start: oneshot::Sender<Start>,
+    rt: tokio::runtime::Handle,
+}
+
+/// Sent to the driver by the release.
+struct Start {
+    started_at: EpochMs,
+    at: Instant,
+    stdin_task: Option<JoinHandle<()>>,
+}
+
+impl Prepared {
+    pub fn pid(&self) -> u32 {
+        self.running.pid
+    }
+
+    /// Lets the script run now.
+    pub fn release(self) -> Running {
+        let Prepared { mut running, gate } = self;
+        let Gate { mut writer, stdin, start, rt } = gate;
+        let (started_at, at) = (now_ms(), Instant::now());
+        // One byte into an empty pipe never blocks. A child already gone gives EPIPE,
+        // and the driver reports how it ended.
+        let _ = io::Write::write_all(&mut writer, b"\n");
+        let stdin_task = stdin.and_then(|bytes| {
+            let fd = OwnedFd::from(writer);
+            fcntl(&fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).ok()?;
+            let mut pipe = pipe::Sender::from_owned_fd_unchecked(fd).ok()?;
+            Some(rt.spawn(async move {
+                let _ = pipe.write_all(&bytes).await;
+            }))
+        });
+        running.started_at = started_at;
+        let _ = start.send(Start { started_at, at, stdin_task });
+        running
+    }
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared").field("pid", &self.running.pid).finish_non_exhaustive()
+    }
+}
+
+/// The script line that holds a prepared job until its release; at EOF (the
+/// release will never come) the job ends without running anything.
+const GATE_LINE: &str = "read -r _ || exit 125\n";
+
+fn start(cmd: Command, gated: bool) -> io::Result<(Running, Option<Gate>)> {
     let rt = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
     check_env(&cmd.env)?;
     let Command {
@@ -73,7 +148,13 @@ pub fn spawn(cmd: Command) -> io::Result<Running> {
     // An absolute program path keeps std on posix_spawn even when the job's
     // env sets PATH (std falls back to fork+exec to search a changed PATH).
     let mut proc = tokio::process::Command::new("/bin/sh");
-    proc.arg("-c").arg(&*shell_operand(&script, !args.is_empty())).arg(&name).args(&args);
+    let operand = shell_operand(&script, !args.is_empty());
+    if gated {
+        proc.arg("-c").arg(format!("{GATE_LINE}{operand}"));
+    } else {
+        proc.arg("-c").arg(&*operand);
+    }
+    proc.arg(&name).args(&args);
     if let Some(user) = &user {
         // std clears the supplementary groups when it sets the uid.
         proc.uid(user.uid).gid(user.gid);
@@ -85,7 +166,18 @@ pub fn spawn(cmd: Command) -> io::Result<Running> {
     }
     // Empty input is the same as none: EOF at the first read.
     let stdin = stdin.filter(|b| !b.is_empty());
-    proc.stdin(if stdin.is_some() { Stdio::piped() } else { dev_null()? });
+    // A gated job reads its gate, then its input, from one pipe of ours.
+    let gate_pipe = if gated { Some(io::pipe()?) } else { None };
+    let gate_writer = match gate_pipe {
+        Some((r, w)) => {
+            proc.stdin(r);
+            Some(w)
+        }
+        None => {
+            proc.stdin(if stdin.is_some() { Stdio::piped() } else { dev_null()? });
+            None
+        }
+    };
 
     // One pipe for stdout and stderr keeps their exact interleaving; a second
     // pipe is only needed when stdout must also be kept apart. std's pipes are
@@ -115,6 +207,7 @@ pub fn spawn(cmd: Command) -> io::Result<Running> {
         return Err(io::Error::other("spawned child has no usable pid"));
     };
 
+    let (stdin, gate_stdin) = if gated { (None, stdin) } else { (stdin, None) };
     let stdin_task = match (child.stdin.take(), stdin) {
         (Some(mut pipe), Some(bytes)) => Some(rt.spawn(async move {
             // EPIPE when the job does not read it all is fine; dropping the
@@ -124,6 +217,13 @@ pub fn spawn(cmd: Command) -> io::Result<Running> {
         _ => None,
     };
 
+    let (gate, start_rx) = match gate_writer {
+        Some(writer) => {
+            let (tx, rx) = oneshot::channel();
+            (Some(Gate { writer, stdin: gate_stdin, start: tx, rt: rt.clone() }), Some(rx))
+        }
+        None => (None, None),
+    };
     let log = Log::new(log_cap);
     let switch = Arc::new(KillSwitch::default());
     let driver = Driver {
@@ -136,7 +236,10 @@ pub fn spawn(cmd: Command) -> io::Result<Running> {
         switch: switch.clone(),
         stdin_task,
         started_at,
-        timeout_at: timeout.and_then(|t| Instant::now().checked_add(t)),
+        // A gated job's clock starts at its release.
+        timeout_at: if gated { None } else { timeout.and_then(|t| Instant::now().checked_add(t)) },
+        timeout,
+        start: start_rx,
         kill_grace,
         status: None,
         ended_by: None,
@@ -147,7 +250,7 @@ pub fn spawn(cmd: Command) -> io::Result<Running> {
     };
     let task = rt.spawn(driver.run());
 
-    Ok(Running { pid, started_at, log, killer: Killer { switch }, task: Some(task) })
+    Ok((Running { pid, started_at, log, killer: Killer { switch }, task: Some(task) }, gate))
 }
 
 /// A child's stdin reading /dev/null. The file is opened once and duplicated
@@ -214,7 +317,7 @@ impl Running {
         self.pid
     }
 
-    /// Wall clock taken right after the child was spawned.
+    /// Wall clock taken right after the child was spawned (or released, if prepared).
     pub fn started_at(&self) -> EpochMs {
         self.started_at
     }
@@ -327,6 +430,9 @@ struct Driver {
     stdin_task: Option<JoinHandle<()>>,
     started_at: EpochMs,
     timeout_at: Option<Instant>,
+    timeout: Option<Duration>,
+    /// A prepared job's release, until it comes.
+    start: Option<oneshot::Receiver<Start>>,
     kill_grace: Duration,
 
     /// The leader's exit, once seen.
@@ -371,6 +477,7 @@ impl Driver {
                 res = self.child.wait(), if self.status.is_none() => self.on_exit(res),
                 () = readable(self.out.as_ref()) => self.read(Stream::Out, &mut buf, MAX_READS_PER_WAKE),
                 () = readable(self.err.as_ref()) => self.read(Stream::Err, &mut buf, MAX_READS_PER_WAKE),
+                start = released(self.start.as_mut()) => self.on_start(start),
                 // Handled at the top of the loop.
                 () = self.switch.wake.notified(), if watch_kill => {}
                 () = &mut timer, if due.is_some() => {
@@ -381,6 +488,16 @@ impl Driver {
             }
         }
         self.finish()
+    }
+
+    fn on_start(&mut self, start: Option<Start>) {
+        self.start = None;
+        // `None`: dropped unreleased; the job ends at its gate.
+        if let Some(s) = start {
+            self.started_at = s.started_at;
+            self.timeout_at = self.timeout.and_then(|t| s.at.checked_add(t));
+            self.stdin_task = s.stdin_task;
+        }
     }
 
     fn next_due(&self) -> Option<(Instant, Due)> {
@@ -530,6 +647,15 @@ impl Drop for Driver {
             }
             self.log.close();
         }
+    }
+}
+
+/// Resolves with a prepared job's release (`None` if it will never come);
+/// never once it came.
+async fn released(rx: Option<&mut oneshot::Receiver<Start>>) -> Option<Start> {
+    match rx {
+        Some(rx) => rx.await.ok(),
+        None => std::future::pending().await,
     }
 }
 
