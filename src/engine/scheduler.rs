@@ -3,7 +3,7 @@
 //! of its time (compare-and-swap + unique run row), then the child starts on the dot.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -112,13 +112,20 @@ impl Scheduler {
     }
 
     fn set(&mut self, job_id: i64, next: Option<EpochMs>, rule: Option<SlotRule>) {
+        // Every entry has its slot in the heap once: a second copy (the same change heard
+        // twice, locally and by NOTIFY) would be claimed twice in one batch and launch one
+        // run twice.
         match (next, rule) {
             (Some(slot), Some(rule)) => {
-                self.heap.push(Reverse((slot, job_id)));
+                if self.jobs.get(&job_id).is_none_or(|e| e.slot != slot) {
+                    self.heap.push(Reverse((slot, job_id)));
+                }
                 self.jobs.insert(job_id, Entry { slot, rule });
             }
             (Some(slot), None) => {
-                if let Some(e) = self.jobs.get_mut(&job_id) {
+                if let Some(e) = self.jobs.get_mut(&job_id)
+                    && e.slot != slot
+                {
                     e.slot = slot;
                     self.heap.push(Reverse((slot, job_id)));
                 }
@@ -178,6 +185,7 @@ impl Scheduler {
         let now = now_ms();
         let horizon = now + self.lookahead_ms();
         let mut claims = Vec::new();
+        let mut in_batch = HashSet::new();
         while claims.len() < CLAIM_BATCH {
             self.drop_stale_top();
             let Some(Reverse((slot, job_id))) = self.heap.peek().copied() else {
@@ -187,6 +195,10 @@ impl Scheduler {
                 break;
             }
             self.heap.pop();
+            // Defence in depth against a duplicate heap entry (see `set`).
+            if !in_batch.insert(job_id) {
+                continue;
+            }
             let entry = &self.jobs[&job_id];
             claims.push(self.plan(job_id, slot, &entry.rule, now));
         }
