@@ -41,7 +41,12 @@ async fn three_nodes_fire_every_slot_exactly_once_through_a_node_crash() {
     let mut nodes: Vec<Server> = (0..3).map(|_| Server::start_on(&db, &flags)).collect();
     let api = Api::new(&nodes[0], Some(&token));
 
-    let stack = api.create("/api/v1/blockstacks", json!({"name": "s", "command": "true"})).await;
+    // Every process that starts appends its run id: one run launched twice (two processes
+    // for one claimed slot) shows as a repeated id, which the runs table alone cannot show.
+    let started_log = std::env::temp_dir().join(format!("cronstack-cluster-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&started_log);
+    let command = format!("echo \"$CRONSTACK_RUN_ID\" >> '{}'", started_log.display());
+    let stack = api.create("/api/v1/blockstacks", json!({"name": "s", "command": command})).await;
     let schedule = api.create("/api/v1/schedules", json!({"config": {"period": 1}})).await;
     for i in 0..JOBS {
         // Spread the creations over the three nodes: each must learn of the others' jobs.
@@ -135,6 +140,19 @@ async fn three_nodes_fire_every_slot_exactly_once_through_a_node_crash() {
         eprintln!("cluster non-success: {r:?}");
     }
     assert_eq!(duplicates, 0, "a slot fired twice");
+    let launched = std::fs::read_to_string(&started_log).unwrap_or_default();
+    let _ = std::fs::remove_file(&started_log);
+    let mut launches: HashMap<&str, usize> = HashMap::new();
+    for id in launched.lines() {
+        *launches.entry(id).or_default() += 1;
+    }
+    let twice: Vec<_> = launches.iter().filter(|(_, n)| **n > 1).collect();
+    eprintln!(
+        "cluster: {} processes started, {} run ids started more than once",
+        launched.lines().count(),
+        twice.len()
+    );
+    assert!(twice.is_empty(), "runs launched more than once: {twice:?}");
     assert_eq!(gaps, 0, "missing slots (job, ms after the kill): {gap_examples:?}");
     assert!(by_node.get(&dead_id).copied().unwrap_or(0) > 0, "the killed node had fired runs before it died");
     assert_eq!(dead_unfinished, 0, "the dead node's runs are lost or finished");

@@ -68,7 +68,9 @@ struct Orphans(std::path::PathBuf);
 impl Drop for Orphans {
     fn drop(&mut self) {
         for pgid in std::fs::read_to_string(&self.0).unwrap_or_default().split_whitespace() {
-            let _ = std::process::Command::new("kill").args(["-KILL", &format!("-{pgid}")]).status();
+            if let Ok(pgid) = pgid.parse() {
+                kill_job_group(pgid);
+            }
         }
     }
 }

@@ -113,10 +113,7 @@ struct GroupGuard(PathBuf);
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(pgid) = read_pgid(&self.0) {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pgid}")])
-                .stderr(std::process::Stdio::null())
-                .status();
+            kill_job_group(pgid);
         }
     }
 }

@@ -77,12 +77,12 @@ pub struct Launch {
     pub capture_stdout: bool,
     pub done: Option<oneshot::Sender<RunResult>>,
     /// Its process, spawned ahead of the slot (see [`EngineSettings::prespawn`]).
-    held: Option<runner::Held>,
+    prespawned: Option<runner::Prespawned>,
 }
 
 impl Launch {
     pub fn new(run: Run, job: Job, stack: Stack) -> Self {
-        Launch { run, job, stack, stdin: None, capture_stdout: false, done: None, held: None }
+        Launch { run, job, stack, stdin: None, capture_stdout: false, done: None, prespawned: None }
     }
 }
 

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cronstack_exec::{Command, Finished, Killer, Log, Outcome};
+use cronstack_exec::{Command, Finished, Gate, Killer, Log, Outcome, Release};
 use serde_json::json;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use super::{EngineSettings, Launch};
@@ -25,10 +25,13 @@ pub struct RunResult {
     pub log: String,
 }
 
-/// A scheduled run's process spawned ahead of its slot, with the concurrency permit it holds.
-pub(super) struct Held {
-    child: cronstack_exec::Prepared,
-    permit: tokio::sync::OwnedSemaphorePermit,
+/// A scheduled run's process spawned ahead of its slot (see `EngineSettings::prespawn`),
+/// with the concurrency permit it holds.
+pub(super) enum Prespawned {
+    /// Waiting at its gate.
+    Held(cronstack_exec::Prepared, OwnedSemaphorePermit),
+    /// Passed its overlap check at the slot (and counted in `starting`), released.
+    Released(cronstack_exec::Running, OwnedSemaphorePermit),
 }
 
 struct ActiveRun {
@@ -114,18 +117,60 @@ impl Runner {
     }
 
     /// Runs one launch to its end, then any retries it earns.
-    /// Spawns a scheduled run's process ahead of its slot, held at its gate, if a concurrency
-    /// permit is free now; otherwise it is spawned at the slot as usual. Overlap rules are
-    /// still applied at the slot: a held process that must not run is dropped, which ends it.
-    pub(super) fn prepare(&self, launch: &mut Launch) {
-        if !self.settings.prespawn || launch.stdin.is_some() {
+    /// A gate to hold the processes of runs due at one instant, if runs are spawned ahead.
+    pub(super) fn gate(&self) -> Option<Gate> {
+        if !self.settings.prespawn {
+            return None;
+        }
+        Gate::new().map_err(|e| tracing::warn!(error = %e, "creating a gate; spawning at the slot")).ok()
+    }
+
+    /// Spawns a scheduled run's process ahead of its slot, held at `gate`, if a concurrency
+    /// permit is free now; otherwise it is spawned at the slot as usual.
+    pub(super) fn prepare(&self, launch: &mut Launch, gate: &mut Gate) {
+        if launch.stdin.is_some() {
             return;
         }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else { return };
-        match cronstack_exec::prepare(self.command(launch, None)) {
-            Ok(child) => launch.held = Some(Held { child, permit }),
+        match gate.prepare(self.command(launch, None)) {
+            Ok(child) => launch.prespawned = Some(Prespawned::Held(child, permit)),
             // Spawned again at the slot, where a lasting error is recorded on the run.
             Err(e) => tracing::debug!(run = launch.run.id, error = %e, "spawning ahead of the slot"),
+        }
+    }
+
+    /// Starts scheduled runs due at this instant: each held process whose run passes its
+    /// overlap check is released, then their gate opens for all at once (one write), then
+    /// each run goes on in its own task. A held process that must not run is dropped, which
+    /// kills it before the gate opens; `run_once` then records its run as skipped.
+    pub(super) fn start_group(self: &Arc<Self>, mut launches: Vec<Launch>, gate: Option<Gate>) {
+        let at = Release::now();
+        for launch in &mut launches {
+            if let Some(Prespawned::Held(child, permit)) = launch.prespawned.take()
+                && self.overlap_allows(&launch.job)
+            {
+                self.reserve(launch.job.id, true);
+                launch.prespawned = Some(Prespawned::Released(child.release(at), permit));
+            }
+        }
+        if let Some(gate) = gate {
+            gate.open();
+        }
+        for launch in launches {
+            self.spawn_launch(launch);
+        }
+    }
+
+    /// Applies the job's overlap policy to a scheduled run about to start: `false` when it
+    /// must be skipped; `replace` kills the job's running runs.
+    fn overlap_allows(&self, job: &Job) -> bool {
+        match job.overlap {
+            Overlap::Forbid => !self.job_is_running(job.id),
+            Overlap::Replace => {
+                self.kill_job_runs(job.id);
+                true
+            }
+            Overlap::Allow => true,
         }
     }
 
@@ -181,24 +226,22 @@ impl Runner {
         let run = launch.run.clone();
         let job = launch.job.clone();
         let scheduled = matches!(run.trigger, TriggerKind::Schedule | TriggerKind::Retry);
-        if scheduled {
-            match job.overlap {
-                Overlap::Forbid if self.job_is_running(job.id) => {
-                    launch.held = None;
-                    return self
-                        .finish_without_start(
-                            &job,
-                            &run,
-                            RunStatus::Skipped,
-                            "skipped: the previous run is still going (overlap: forbid)",
-                        )
-                        .await;
-                }
-                Overlap::Replace => self.kill_job_runs(job.id),
-                _ => {}
-            }
+        // A released run passed its overlap check (and took its reservation) at the slot.
+        let released = matches!(launch.prespawned, Some(Prespawned::Released(..)));
+        if scheduled && !released && !self.overlap_allows(&job) {
+            launch.prespawned = None;
+            return self
+                .finish_without_start(
+                    &job,
+                    &run,
+                    RunStatus::Skipped,
+                    "skipped: the previous run is still going (overlap: forbid)",
+                )
+                .await;
         }
-        self.reserve(job.id, true);
+        if !released {
+            self.reserve(job.id, true);
+        }
         let started = self.start_process(launch).await;
         self.reserve(job.id, false);
         match started {
@@ -227,15 +270,16 @@ impl Runner {
         }
     }
 
-    /// Releases the held process, or waits for a concurrency permit and spawns one; then
+    /// Takes the released process, or waits for a concurrency permit and spawns one; then
     /// registers it.
     async fn start_process(
         &self,
         launch: &mut Launch,
-    ) -> Result<(cronstack_exec::Running, tokio::sync::OwnedSemaphorePermit), String> {
-        let (running, permit) = match launch.held.take() {
-            Some(Held { child, permit }) => (child.release(), permit),
-            None => {
+    ) -> Result<(cronstack_exec::Running, OwnedSemaphorePermit), String> {
+        let (running, permit) = match launch.prespawned.take() {
+            Some(Prespawned::Released(running, permit)) => (running, permit),
+            // (A held one never released here is dropped, which kills it.)
+            _ => {
                 metrics::gauge!("cronstack_runs_waiting").increment(1.0);
                 let permit = self.permits.clone().acquire_owned().await;
                 metrics::gauge!("cronstack_runs_waiting").decrement(1.0);

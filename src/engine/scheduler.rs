@@ -3,7 +3,7 @@
 //! of its time (compare-and-swap + unique run row), then the child starts on the dot.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -234,6 +234,8 @@ impl Scheduler {
             }
         };
         let mut busy = Vec::new();
+        // Runs due at the same instant start together (see `start_group`).
+        let mut groups: BTreeMap<EpochMs, Vec<(Run, crate::domain::Job, Option<Stack>)>> = BTreeMap::new();
         for (claim, outcome) in claims.into_iter().zip(outcomes) {
             match outcome {
                 ClaimOutcome::Claimed { run_id, job } => {
@@ -258,7 +260,12 @@ impl Scheduler {
                     };
                     let missed = fire < now - self.settings.missed_grace.as_millis() as EpochMs;
                     let stack = stacks.get(&job.stack_id).cloned();
-                    self.start_at(fire, run, job, stack, missed);
+                    if missed {
+                        self.start_missed(run, job, stack);
+                    } else {
+                        self.catching_up.remove(&job.id);
+                        groups.entry(fire).or_default().push((run, job, stack));
+                    }
                 }
                 ClaimOutcome::Advanced => self.advance(claim.job_id, claim.next),
                 ClaimOutcome::Deleted { job } => {
@@ -271,6 +278,9 @@ impl Scheduler {
                 ClaimOutcome::Lost => self.advance(claim.job_id, claim.next),
                 ClaimOutcome::Busy => busy.push(claim),
             }
+        }
+        for (fire, due) in groups {
+            self.start_group(fire, due);
         }
         if !busy.is_empty() {
             // Locked rows are usually free again within milliseconds; a slot another node
@@ -347,49 +357,74 @@ impl Scheduler {
         }
     }
 
-    /// Loads the stack, then waits for the slot's instant and hands the run to the runner.
-    /// A `missed` slot's run (catch-up) first waits for the job's previous catch-up run to end.
-    fn start_at(
-        &mut self,
-        fire: EpochMs,
-        run: Run,
-        job: crate::domain::Job,
-        stack: Option<Stack>,
-        missed: bool,
-    ) {
+    /// Starts the runs claimed for one instant together: their processes are spawned now,
+    /// held at one gate, and the runner releases them at the instant with a single write.
+    fn start_group(&self, fire: EpochMs, due: Vec<(Run, crate::domain::Job, Option<Stack>)>) {
         let store = self.store.clone();
         let runner = self.runner.clone();
-        let (after, done) = if missed {
-            let (tx, rx) = oneshot::channel();
-            (self.catching_up.insert(job.id, rx), Some(tx))
-        } else {
-            self.catching_up.remove(&job.id);
-            (None, None)
-        };
         tokio::spawn(async move {
-            if let Some(previous) = after {
+            let mut launches = Vec::with_capacity(due.len());
+            for (run, job, stack) in due {
+                if let Some(stack) = stack_of(&store, &job, stack).await {
+                    launches.push(Launch::new(run, job, stack));
+                }
+            }
+            let mut gate = runner.gate();
+            if let Some(gate) = gate.as_mut() {
+                for launch in &mut launches {
+                    runner.prepare(launch, gate);
+                }
+            }
+            wait_until(fire).await;
+            runner.start_group(launches, gate);
+        });
+    }
+
+    /// Starts the run of a missed slot (catch-up) once the job's previous catch-up run has
+    /// ended: catch-up runs go one after another.
+    fn start_missed(&mut self, run: Run, job: crate::domain::Job, stack: Option<Stack>) {
+        let store = self.store.clone();
+        let runner = self.runner.clone();
+        let (tx, rx) = oneshot::channel();
+        let previous = self.catching_up.insert(job.id, rx);
+        tokio::spawn(async move {
+            if let Some(previous) = previous {
                 // Ends with that run, or at once if it was never launched (sender dropped).
                 let _ = previous.await;
             }
-            let stack = match stack {
-                Some(stack) => Ok(Some(stack)),
-                None => store.stack(job.stack_id).await,
-            };
-            let stack = match stack {
-                Ok(Some(stack)) => stack,
-                other => {
-                    tracing::error!(job = job.id, ?other, "stack of a due job not found");
-                    return;
-                }
-            };
-            let mut launch = Launch::new(run, job, stack);
-            if !missed {
-                runner.prepare(&mut launch);
+            if let Some(stack) = stack_of(&store, &job, stack).await {
+                let mut launch = Launch::new(run, job, stack);
+                launch.done = Some(tx);
+                runner.spawn_launch(launch);
             }
-            tokio::time::sleep(ms_until(fire)).await;
-            launch.done = done;
-            runner.spawn_launch(launch);
         });
+    }
+}
+
+/// The job's stack: the one loaded with the batch, or read now.
+async fn stack_of(store: &Store, job: &crate::domain::Job, loaded: Option<Stack>) -> Option<Stack> {
+    let stack = match loaded {
+        Some(stack) => Ok(Some(stack)),
+        None => store.stack(job.stack_id).await,
+    };
+    match stack {
+        Ok(Some(stack)) => Some(stack),
+        other => {
+            tracing::error!(job = job.id, ?other, "stack of a due job not found");
+            None
+        }
+    }
+}
+
+/// Sleeps until the wall-clock millisecond `at`. The timer wakes up to a millisecond
+/// late, so it is set 2 ms early and the rest is waited out by yielding the thread.
+async fn wait_until(at: EpochMs) {
+    let early = at - 2;
+    if now_ms() < early {
+        tokio::time::sleep(ms_until(early)).await;
+    }
+    while now_ms() < at {
+        std::thread::yield_now();
     }
 }
 

@@ -4,8 +4,8 @@ use serde_json::Value;
 use sqlx::any::AnyRow;
 
 use super::{
-    Page, SqlxResultExt, Store, StoreResult, get_enum, get_i64, get_json, get_opt_i64, get_opt_string,
-    get_string,
+    Listing, Page, SqlxResultExt, Store, StoreResult, get_enum, get_i64, get_json, get_opt_i64,
+    get_opt_string, get_string,
 };
 use crate::domain::{Action, ActionKind, EpochMs, bool_flag};
 
@@ -65,17 +65,9 @@ impl Store {
 
     /// A stack's actions, newest first.
     pub async fn stack_actions(&self, stack_id: i64, limit: i64, offset: i64) -> StoreResult<Page<Action>> {
-        let sql =
-            format!("SELECT {COLUMNS} FROM actions WHERE stack_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(stack_id)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.read)
-            .await
-            .db()?;
-        let total = self.count("SELECT COUNT(*) AS n FROM actions WHERE stack_id = $1", stack_id).await?;
-        Ok(Page { items: rows.iter().map(action_from_row).collect::<StoreResult<_>>()?, total })
+        let listing =
+            Listing { columns: COLUMNS, from_where: "actions WHERE stack_id = $1", order: "id DESC" };
+        self.page(listing, stack_id, (limit, offset), action_from_row).await
     }
 }
 

@@ -3,8 +3,8 @@
 use sqlx::any::AnyRow;
 
 use super::{
-    Backend, Page, SqlxResultExt, Store, StoreError, StoreResult, get_bool, get_enum, get_i64, get_opt_i64,
-    get_opt_string, get_string,
+    Backend, Listing, Page, SqlxResultExt, Store, StoreError, StoreResult, get_bool, get_enum, get_i64,
+    get_opt_i64, get_opt_string, get_string,
 };
 use crate::domain::{EpochMs, Job, JobStatus, Missed, Overlap, UserId, bool_flag};
 
@@ -172,36 +172,18 @@ impl Store {
 
     pub async fn list_jobs(&self, owner: UserId, limit: i64, offset: i64) -> StoreResult<Page<Job>> {
         // A stack's hook job (kind 'hook') is not listed: cronstack manages it.
-        let sql = format!(
-            "SELECT {COLUMNS} FROM jobs WHERE owner = $1 AND kind <> 'hook' ORDER BY id LIMIT $2 OFFSET $3"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(owner)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.read)
-            .await
-            .db()?;
-        let total =
-            self.count("SELECT COUNT(*) AS n FROM jobs WHERE owner = $1 AND kind <> 'hook'", owner).await?;
-        Ok(Page { items: rows.iter().map(job_from_row).collect::<StoreResult<_>>()?, total })
+        let listing =
+            Listing { columns: COLUMNS, from_where: "jobs WHERE owner = $1 AND kind <> 'hook'", order: "id" };
+        self.page(listing, owner, (limit, offset), job_from_row).await
     }
 
     pub async fn stack_jobs(&self, stack_id: i64, limit: i64, offset: i64) -> StoreResult<Page<Job>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM jobs WHERE stack_id = $1 AND kind <> 'hook' ORDER BY id LIMIT $2 OFFSET $3"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(stack_id)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.read)
-            .await
-            .db()?;
-        let total = self
-            .count("SELECT COUNT(*) AS n FROM jobs WHERE stack_id = $1 AND kind <> 'hook'", stack_id)
-            .await?;
-        Ok(Page { items: rows.iter().map(job_from_row).collect::<StoreResult<_>>()?, total })
+        let listing = Listing {
+            columns: COLUMNS,
+            from_where: "jobs WHERE stack_id = $1 AND kind <> 'hook'",
+            order: "id",
+        };
+        self.page(listing, stack_id, (limit, offset), job_from_row).await
     }
 
     /// Every job with a next slot, for the scheduler's timer heap, with what it needs to

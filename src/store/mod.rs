@@ -257,6 +257,41 @@ pub struct Page<T> {
     pub total: i64,
 }
 
+/// A listing: `SELECT <columns> FROM <from_where> ORDER BY <order>`, where `from_where` filters
+/// on one bigint parameter `$1`. All three are constants of ours, never user input.
+struct Listing {
+    columns: &'static str,
+    from_where: &'static str,
+    order: &'static str,
+}
+
+impl Store {
+    /// One page of a listing for the value of its `$1`, and the count of all its rows.
+    async fn page<T>(
+        &self,
+        listing: Listing,
+        key: i64,
+        (limit, offset): (i64, i64),
+        from_row: fn(&AnyRow) -> StoreResult<T>,
+    ) -> StoreResult<Page<T>> {
+        let Listing { columns, from_where, order } = listing;
+        let sql = format!("SELECT {columns} FROM {from_where} ORDER BY {order} LIMIT $2 OFFSET $3");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(key)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.read)
+            .await
+            .db()?;
+        let count = format!("SELECT COUNT(*) AS n FROM {from_where}");
+        let total = sqlx::query(sqlx::AssertSqlSafe(count)).bind(key).fetch_one(&self.read).await.db()?;
+        Ok(Page {
+            items: rows.iter().map(from_row).collect::<StoreResult<_>>()?,
+            total: get_i64(&total, "n")?,
+        })
+    }
+}
+
 /// Limit/offset for a 1-based page number; `None` when the page lies beyond any possible row.
 pub fn page_window(page: i64, per_page: i64) -> Option<(i64, i64)> {
     let offset = page.checked_sub(1)?.checked_mul(per_page)?;

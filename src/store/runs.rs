@@ -6,8 +6,8 @@ use sqlx::any::AnyRow;
 
 use super::jobs::{JOB_COLUMNS, job_from_row};
 use super::{
-    Backend, Page, SqlxResultExt, Store, StoreResult, get_bool, get_enum, get_i64, get_json, get_opt_i64,
-    get_opt_string,
+    Backend, Listing, Page, SqlxResultExt, Store, StoreResult, get_bool, get_enum, get_i64, get_json,
+    get_opt_i64, get_opt_string,
 };
 use crate::domain::{EpochMs, Job, JobStatus, Run, RunStatus, TriggerKind, UserId, bool_flag};
 
@@ -318,16 +318,8 @@ impl Store {
 
     /// A job's runs, newest first.
     pub async fn job_runs(&self, job_id: i64, limit: i64, offset: i64) -> StoreResult<Page<Run>> {
-        let sql = format!("SELECT {COLUMNS} FROM runs WHERE job_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(job_id)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.read)
-            .await
-            .db()?;
-        let total = self.count("SELECT COUNT(*) AS n FROM runs WHERE job_id = $1", job_id).await?;
-        Ok(Page { items: rows.iter().map(run_from_row).collect::<StoreResult<_>>()?, total })
+        let listing = Listing { columns: COLUMNS, from_where: "runs WHERE job_id = $1", order: "id DESC" };
+        self.page(listing, job_id, (limit, offset), run_from_row).await
     }
 
     /// Whether another run of the job is active (for the `forbid` overlap policy).

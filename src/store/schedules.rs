@@ -3,7 +3,8 @@
 use sqlx::any::AnyRow;
 
 use super::{
-    Page, SqlxResultExt, Store, StoreError, StoreResult, get_bool, get_i64, get_opt_string, get_string,
+    Listing, Page, SqlxResultExt, Store, StoreError, StoreResult, get_bool, get_i64, get_opt_string,
+    get_string,
 };
 use crate::domain::{EpochMs, Schedule, ScheduleConfig, UserId, bool_flag};
 
@@ -45,20 +46,12 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> StoreResult<Page<Schedule>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM schedules WHERE owner = $1 AND internal = 0 ORDER BY id LIMIT $2 OFFSET $3"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(owner)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.read)
-            .await
-            .db()?;
-        let total = self
-            .count("SELECT COUNT(*) AS n FROM schedules WHERE owner = $1 AND internal = 0", owner)
-            .await?;
-        Ok(Page { items: rows.iter().map(schedule_from_row).collect::<StoreResult<_>>()?, total })
+        let listing = Listing {
+            columns: COLUMNS,
+            from_where: "schedules WHERE owner = $1 AND internal = 0",
+            order: "id",
+        };
+        self.page(listing, owner, (limit, offset), schedule_from_row).await
     }
 
     /// Rewrites a schedule unless a job uses it; `Ok(false)` when one does. The check and the

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use sqlx::any::AnyRow;
 
 use super::{
-    Page, SqlxResultExt, Store, StoreResult, get_enum, get_i64, get_json, get_opt_string, get_string,
+    Listing, Page, SqlxResultExt, Store, StoreResult, get_enum, get_i64, get_json, get_opt_string, get_string,
 };
 use crate::domain::{EpochMs, HookAccess, HookMethod, Stack, UserId};
 
@@ -113,22 +113,8 @@ impl Store {
     }
 
     pub async fn list_stacks(&self, owner: UserId, limit: i64, offset: i64) -> StoreResult<Page<Stack>> {
-        let sql = format!("SELECT {COLUMNS} FROM stacks WHERE owner = $1 ORDER BY id LIMIT $2 OFFSET $3");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(owner)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.read)
-            .await
-            .db()?;
-        let total = self.count("SELECT COUNT(*) AS n FROM stacks WHERE owner = $1", owner).await?;
-        Ok(Page { items: rows.iter().map(stack_from_row).collect::<StoreResult<_>>()?, total })
-    }
-
-    /// `SELECT COUNT(*) AS n … WHERE <one bigint parameter>`, cast for the Any driver.
-    pub(super) async fn count(&self, sql: &'static str, param: i64) -> StoreResult<i64> {
-        let row = sqlx::query(sql).bind(param).fetch_one(&self.read).await.db()?;
-        get_i64(&row, "n")
+        let listing = Listing { columns: COLUMNS, from_where: "stacks WHERE owner = $1", order: "id" };
+        self.page(listing, owner, (limit, offset), stack_from_row).await
     }
 }
 

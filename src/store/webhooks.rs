@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::jobs::{JOB_COLUMNS, job_from_row};
 use super::{
-    Backend, Page, SqlxResultExt, Store, StoreError, StoreResult, get_enum, get_i64, get_opt_i64,
+    Backend, Listing, Page, SqlxResultExt, Store, StoreError, StoreResult, get_enum, get_i64, get_opt_i64,
     get_opt_string, get_string,
 };
 use crate::domain::{
@@ -192,17 +192,9 @@ impl Store {
     }
 
     pub async fn list_webhooks(&self, owner: UserId, limit: i64, offset: i64) -> StoreResult<Page<Webhook>> {
-        let sql =
-            format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE owner = $1 ORDER BY id LIMIT $2 OFFSET $3");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(owner)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.read)
-            .await
-            .db()?;
-        let total = self.count("SELECT COUNT(*) AS n FROM webhooks WHERE owner = $1", owner).await?;
-        Ok(Page { items: rows.iter().map(webhook_from_row).collect::<StoreResult<_>>()?, total })
+        let listing =
+            Listing { columns: WEBHOOK_COLUMNS, from_where: "webhooks WHERE owner = $1", order: "id" };
+        self.page(listing, owner, (limit, offset), webhook_from_row).await
     }
 
     /// Every subscription of these owners (the candidates for a batch of events).
@@ -403,20 +395,12 @@ impl Store {
         limit: i64,
         offset: i64,
     ) -> StoreResult<Page<Delivery>> {
-        let sql = format!(
-            "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(webhook_id)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&self.read)
-            .await
-            .db()?;
-        let total = self
-            .count("SELECT COUNT(*) AS n FROM webhook_deliveries WHERE webhook_id = $1", webhook_id)
-            .await?;
-        Ok(Page { items: rows.iter().map(delivery_from_row).collect::<StoreResult<_>>()?, total })
+        let listing = Listing {
+            columns: DELIVERY_COLUMNS,
+            from_where: "webhook_deliveries WHERE webhook_id = $1",
+            order: "id DESC",
+        };
+        self.page(listing, webhook_id, (limit, offset), delivery_from_row).await
     }
 
     /// Forgets finished deliveries last touched before `before`.

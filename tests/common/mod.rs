@@ -299,3 +299,17 @@ fn http_status(host_port: &str, path: &str) -> std::io::Result<u16> {
     s.read_to_string(&mut buf)?;
     Ok(buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0))
 }
+
+/// Kills process group `pgid` if it is still a job's (its leader's environment names a
+/// cronstack run). A recorded job pid that ended may belong to anyone by now, pids wrap
+/// quickly on a busy machine: such a group is left alone.
+pub fn kill_job_group(pgid: i32) {
+    let environ = std::fs::read(format!("/proc/{pgid}/environ")).unwrap_or_default();
+    let is_job = environ.split(|&b| b == 0).any(|var| var.starts_with(b"CRONSTACK_RUN_ID="));
+    if pgid > 1 && is_job {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pgid}")])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}

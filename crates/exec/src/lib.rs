@@ -39,7 +39,7 @@ use std::time::Duration;
 
 pub use args::split_args;
 pub use log::Log;
-pub use process::{Killer, Prepared, Running, prepare, spawn};
+pub use process::{GATE_CAPACITY, Gate, Killer, Prepared, Release, Running, spawn};
 
 /// Milliseconds since the Unix epoch.
 pub type EpochMs = i64;

@@ -54,41 +54,91 @@ pub(crate) fn now_ms() -> EpochMs {
 /// Starts `cmd` as `/bin/sh -c '<script> "$@"' <name> <args…>` in a new
 /// process group. Must be called inside a tokio runtime (an error otherwise).
 pub fn spawn(cmd: Command) -> io::Result<Running> {
-    start(cmd, false).map(|(running, _)| running)
+    start(cmd, None).map(|(running, _)| running)
 }
 
-/// Spawns `cmd` ahead of its time: the process group exists and its `sh` is
-/// loaded, but it waits on its stdin before the first line of the script until
-/// [`Prepared::release`]. A release is one 1-byte write, so a burst of runs due
-/// at one instant starts within microseconds of it instead of one spawn after
-/// another. Its timeout and `started_at` count from the release. Dropping it
-/// unreleased ends the child (EOF at the gate: exit 125; the group is killed).
-pub fn prepare(cmd: Command) -> io::Result<Prepared> {
-    let (running, gate) = start(cmd, true)?;
-    let gate = gate.ok_or_else(|| io::Error::other("gated spawn without a gate"))?;
-    Ok(Prepared { running, gate })
+/// Holds jobs spawned ahead of their time at one gate, to let them all run at
+/// one instant: a burst of runs due together then starts within a single write
+/// instead of one spawn after another.
+///
+/// Each prepared job's `sh` reads one line from its stdin (the gate's pipe)
+/// before the first line of its script, then points its stdin at /dev/null.
+/// [`Gate::open`] writes one newline per prepared job in one `write`, waking
+/// them all. Dropping the gate unopened (or this process dying) gives the jobs
+/// EOF instead: they exit 125 without running anything.
+pub struct Gate {
+    reader: io::PipeReader,
+    writer: io::PipeWriter,
+    held: usize,
 }
 
-/// A job spawned by [`prepare`], held at its gate.
+/// The script line that holds a prepared job at its gate.
+const GATE_LINE: &str = "read -r _ || exit 125; exec </dev/null\n";
+
+/// One line per job: at most this many jobs per gate, so that `open` is one
+/// atomic write into the empty pipe (PIPE_BUF) and can never block.
+pub const GATE_CAPACITY: usize = 4096;
+
+impl Gate {
+    pub fn new() -> io::Result<Gate> {
+        let (reader, writer) = io::pipe()?;
+        Ok(Gate { reader, writer, held: 0 })
+    }
+
+    /// Spawns `cmd` now, held at this gate (see [`Gate`]). Its timeout and
+    /// `started_at` count from its [`Prepared::release`]. A job with stdin bytes
+    /// cannot be held (its stdin is the gate), nor more than [`GATE_CAPACITY`].
+    pub fn prepare(&mut self, cmd: Command) -> io::Result<Prepared> {
+        if cmd.stdin.as_ref().is_some_and(|b| !b.is_empty()) {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a job with input cannot be held"));
+        }
+        if self.held >= GATE_CAPACITY {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "the gate is full"));
+        }
+        let (running, start) = start(cmd, Some(self.reader.try_clone()?))?;
+        self.held += 1;
+        let start = start.ok_or_else(|| io::Error::other("held spawn without a start channel"))?;
+        Ok(Prepared { running, start })
+    }
+
+    /// Lets every job held here run. Release the ones that are to run first:
+    /// one dropped meanwhile has been killed and never runs its script.
+    pub fn open(mut self) {
+        let lines = vec![b'\n'; self.held];
+        // Empty pipe, at most PIPE_BUF bytes: one atomic write that does not block.
+        // EPIPE (every job gone) is fine.
+        let _ = io::Write::write_all(&mut self.writer, &lines);
+    }
+}
+
+impl fmt::Debug for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gate").field("held", &self.held).finish_non_exhaustive()
+    }
+}
+
+/// The instant a gate's jobs are released, for their `started_at` and timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct Release {
+    wall: EpochMs,
+    at: Instant,
+}
+
+impl Release {
+    pub fn now() -> Release {
+        Release { wall: now_ms(), at: Instant::now() }
+    }
+
+    pub fn wall(&self) -> EpochMs {
+        self.wall
+    }
+}
+
+/// A job spawned at a [`Gate`], waiting for it to open. Dropping it kills its
+/// process group, so it never runs its script.
 pub struct Prepared {
     running: Running,
-    gate: Gate,
-}
-
-struct Gate {
-    /// Our end of the child's stdin.
-    writer: io::PipeWriter,
-    /// What the job reads after the gate's newline.
-    stdin: Option<Vec<u8>>,
-    start: oneshot::Sender<Start>,
-    rt: tokio::runtime::Handle,
-}
-
-/// Sent to the driver by the release.
-struct Start {
-    started_at: EpochMs,
-    at: Instant,
-    stdin_task: Option<JoinHandle<()>>,
+    start: oneshot::Sender<Release>,
 }
 
 impl Prepared {
@@ -96,24 +146,12 @@ impl Prepared {
         self.running.pid
     }
 
-    /// Lets the script run now.
-    pub fn release(self) -> Running {
-        let Prepared { mut running, gate } = self;
-        let Gate { mut writer, stdin, start, rt } = gate;
-        let (started_at, at) = (now_ms(), Instant::now());
-        // One byte into an empty pipe never blocks. A child already gone gives EPIPE,
-        // and the driver reports how it ended.
-        let _ = io::Write::write_all(&mut writer, b"\n");
-        let stdin_task = stdin.and_then(|bytes| {
-            let fd = OwnedFd::from(writer);
-            fcntl(&fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).ok()?;
-            let mut pipe = pipe::Sender::from_owned_fd_unchecked(fd).ok()?;
-            Some(rt.spawn(async move {
-                let _ = pipe.write_all(&bytes).await;
-            }))
-        });
-        running.started_at = started_at;
-        let _ = start.send(Start { started_at, at, stdin_task });
+    /// Marks the job as starting at `at` (its timeout counts from then) and
+    /// hands it over; it runs once its gate opens.
+    pub fn release(self, at: Release) -> Running {
+        let Prepared { mut running, start } = self;
+        running.started_at = at.wall;
+        let _ = start.send(at);
         running
     }
 }
@@ -124,11 +162,13 @@ impl fmt::Debug for Prepared {
     }
 }
 
-/// The script line that holds a prepared job until its release; at EOF (the
-/// release will never come) the job ends without running anything.
-const GATE_LINE: &str = "read -r _ || exit 125\n";
-
-fn start(cmd: Command, gated: bool) -> io::Result<(Running, Option<Gate>)> {
+/// Spawns the job; with a gate's read end, held at that gate (the receiver
+/// then gets its release).
+fn start(
+    cmd: Command,
+    gate: Option<io::PipeReader>,
+) -> io::Result<(Running, Option<oneshot::Sender<Release>>)> {
+    let gated = gate.is_some();
     let rt = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
     check_env(&cmd.env)?;
     let Command {
@@ -166,17 +206,9 @@ fn start(cmd: Command, gated: bool) -> io::Result<(Running, Option<Gate>)> {
     }
     // Empty input is the same as none: EOF at the first read.
     let stdin = stdin.filter(|b| !b.is_empty());
-    // A gated job reads its gate, then its input, from one pipe of ours.
-    let gate_pipe = if gated { Some(io::pipe()?) } else { None };
-    let gate_writer = match gate_pipe {
-        Some((r, w)) => {
-            proc.stdin(r);
-            Some(w)
-        }
-        None => {
-            proc.stdin(if stdin.is_some() { Stdio::piped() } else { dev_null()? });
-            None
-        }
+    match gate {
+        Some(reader) => proc.stdin(reader),
+        None => proc.stdin(if stdin.is_some() { Stdio::piped() } else { dev_null()? }),
     };
 
     // One pipe for stdout and stderr keeps their exact interleaving; a second
@@ -207,7 +239,6 @@ fn start(cmd: Command, gated: bool) -> io::Result<(Running, Option<Gate>)> {
         return Err(io::Error::other("spawned child has no usable pid"));
     };
 
-    let (stdin, gate_stdin) = if gated { (None, stdin) } else { (stdin, None) };
     let stdin_task = match (child.stdin.take(), stdin) {
         (Some(mut pipe), Some(bytes)) => Some(rt.spawn(async move {
             // EPIPE when the job does not read it all is fine; dropping the
@@ -217,12 +248,11 @@ fn start(cmd: Command, gated: bool) -> io::Result<(Running, Option<Gate>)> {
         _ => None,
     };
 
-    let (gate, start_rx) = match gate_writer {
-        Some(writer) => {
-            let (tx, rx) = oneshot::channel();
-            (Some(Gate { writer, stdin: gate_stdin, start: tx, rt: rt.clone() }), Some(rx))
-        }
-        None => (None, None),
+    let (start_tx, start_rx) = if gated {
+        let (tx, rx) = oneshot::channel();
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
     };
     let log = Log::new(log_cap);
     let switch = Arc::new(KillSwitch::default());
@@ -250,7 +280,7 @@ fn start(cmd: Command, gated: bool) -> io::Result<(Running, Option<Gate>)> {
     };
     let task = rt.spawn(driver.run());
 
-    Ok((Running { pid, started_at, log, killer: Killer { switch }, task: Some(task) }, gate))
+    Ok((Running { pid, started_at, log, killer: Killer { switch }, task: Some(task) }, start_tx))
 }
 
 /// A child's stdin reading /dev/null. The file is opened once and duplicated
@@ -432,7 +462,7 @@ struct Driver {
     timeout_at: Option<Instant>,
     timeout: Option<Duration>,
     /// A prepared job's release, until it comes.
-    start: Option<oneshot::Receiver<Start>>,
+    start: Option<oneshot::Receiver<Release>>,
     kill_grace: Duration,
 
     /// The leader's exit, once seen.
@@ -490,13 +520,12 @@ impl Driver {
         self.finish()
     }
 
-    fn on_start(&mut self, start: Option<Start>) {
+    fn on_start(&mut self, start: Option<Release>) {
         self.start = None;
         // `None`: dropped unreleased; the job ends at its gate.
-        if let Some(s) = start {
-            self.started_at = s.started_at;
-            self.timeout_at = self.timeout.and_then(|t| s.at.checked_add(t));
-            self.stdin_task = s.stdin_task;
+        if let Some(r) = start {
+            self.started_at = r.wall;
+            self.timeout_at = self.timeout.and_then(|t| r.at.checked_add(t));
         }
     }
 
@@ -603,6 +632,10 @@ impl Driver {
     }
 
     fn finish(&mut self) -> Finished {
+        // A release sent before the job could run, but not yet seen by the loop.
+        if let Some(r) = self.start.as_mut().and_then(|rx| rx.try_recv().ok()) {
+            self.on_start(Some(r));
+        }
         // Output closed during a grace period: end the stragglers now.
         if !self.group_killed {
             self.group.signal(Signal::SIGKILL);
@@ -652,7 +685,7 @@ impl Drop for Driver {
 
 /// Resolves with a prepared job's release (`None` if it will never come);
 /// never once it came.
-async fn released(rx: Option<&mut oneshot::Receiver<Start>>) -> Option<Start> {
+async fn released(rx: Option<&mut oneshot::Receiver<Release>>) -> Option<Release> {
     match rx {
         Some(rx) => rx.await.ok(),
         None => std::future::pending().await,

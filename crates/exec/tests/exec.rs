@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use cronstack_exec::{Command, Finished, Outcome, prepare, spawn};
+use cronstack_exec::{Command, Finished, Gate, Outcome, Release, spawn};
 use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
@@ -509,48 +509,70 @@ async fn large_output_is_read_fully_and_capped() {
     assert!(f.log.len() < (1 << 20) + 100);
 }
 
-// Prepared (spawned ahead, held at the gate) runs.
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
+// Jobs spawned ahead and held at a gate.
 
 #[tokio::test]
-async fn prepared_job_runs_nothing_until_released() {
+async fn held_jobs_run_nothing_until_their_gate_opens() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ran");
-    let script = format!("echo ran > '{}'; echo out", marker.display());
-    let prepared = prepare(with_args(&script, &["a b"])).unwrap();
-    let pgid = prepared.pid();
+    let mut gate = Gate::new().unwrap();
+    let script = format!("echo ran >> '{}'; echo out", marker.display());
+    let held: Vec<_> =
+        (0..3).map(|i| gate.prepare(with_args(&script, &[&format!("{i} x")])).unwrap()).collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!marker.exists(), "the script ran before its release");
-    assert!(!group_gone(pgid), "the held process is gone");
-    let released_at = now_ms();
-    let f = tokio::time::timeout(HANG, prepared.release().wait()).await.expect("run hung");
-    assert_eq!(f.outcome, Outcome::Succeeded, "{f:?}");
-    assert_eq!(f.log, "out a b\n");
-    assert!(marker.exists());
-    assert!(f.started_at >= released_at, "started_at {} before the release {released_at}", f.started_at);
+    assert!(!marker.exists(), "a script ran before its gate opened");
+    assert!(held.iter().all(|p| !group_gone(p.pid())), "a held process is gone");
+    let at = Release::now();
+    let running: Vec<_> = held.into_iter().map(|p| p.release(at)).collect();
+    gate.open();
+    for (i, r) in running.into_iter().enumerate() {
+        let f = tokio::time::timeout(HANG, r.wait()).await.expect("run hung");
+        assert_eq!(f.outcome, Outcome::Succeeded, "{f:?}");
+        assert_eq!(f.log, format!("out {i} x\n"));
+        assert_eq!(f.started_at, at.wall());
+    }
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "ran\nran\nran\n");
 }
 
 #[tokio::test]
-async fn prepared_job_dropped_unreleased_ends_without_running() {
+async fn a_held_job_dropped_before_the_gate_opens_never_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kept, dropped) = (dir.path().join("kept"), dir.path().join("dropped"));
+    let mut gate = Gate::new().unwrap();
+    let a = gate.prepare(cmd(&format!("touch '{}'; sleep 300", dropped.display()))).unwrap();
+    let b = gate.prepare(cmd(&format!("touch '{}'", kept.display()))).unwrap();
+    let pgid = a.pid();
+    drop(a);
+    assert_group_gone(pgid).await;
+    let b = b.release(Release::now());
+    gate.open();
+    let f = tokio::time::timeout(HANG, b.wait()).await.expect("run hung");
+    assert_eq!(f.outcome, Outcome::Succeeded);
+    assert!(kept.exists());
+    assert!(!dropped.exists(), "a dropped held job ran its script");
+}
+
+#[tokio::test]
+async fn a_gate_dropped_unopened_ends_its_jobs_without_running_them() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ran");
-    let prepared = prepare(cmd(&format!("touch '{}'; sleep 300", marker.display()))).unwrap();
-    let pgid = prepared.pid();
-    drop(prepared);
-    assert_group_gone(pgid).await;
-    assert!(!marker.exists(), "a dropped prepared job ran its script");
+    let mut gate = Gate::new().unwrap();
+    let p = gate.prepare(cmd(&format!("touch '{}'", marker.display()))).unwrap();
+    let running = p.release(Release::now());
+    drop(gate);
+    let f = tokio::time::timeout(HANG, running.wait()).await.expect("run hung");
+    assert_eq!((f.outcome, f.exit_code), (Outcome::Failed, Some(125)));
+    assert!(!marker.exists());
 }
 
 #[tokio::test]
-async fn prepared_job_timeout_counts_from_the_release() {
-    let c = Command { timeout: Some(Duration::from_millis(400)), ..cmd("sleep 300") };
-    let prepared = prepare(c).unwrap();
+async fn a_held_jobs_timeout_counts_from_its_release() {
+    let mut gate = Gate::new().unwrap();
+    let p = gate.prepare(Command { timeout: Some(Duration::from_millis(400)), ..cmd("sleep 300") }).unwrap();
     // Held longer than its timeout: the clock must not be running yet.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let running = prepared.release();
+    let running = p.release(Release::now());
+    gate.open();
     let f = tokio::time::timeout(HANG, running.wait()).await.expect("run hung");
     assert_eq!(f.outcome, Outcome::TimedOut);
     assert!(
@@ -561,28 +583,26 @@ async fn prepared_job_timeout_counts_from_the_release() {
 }
 
 #[tokio::test]
-async fn prepared_job_reads_its_stdin_after_the_gate() {
-    let c = Command { stdin: Some(b"line one\nline two".to_vec()), ..cmd("cat; echo; echo end") };
-    let f = tokio::time::timeout(HANG, prepare(c).unwrap().release().wait()).await.expect("run hung");
-    assert_eq!(f.outcome, Outcome::Succeeded);
-    assert_eq!(f.log, "line one\nline two\nend\n");
-    // Without input the job sees EOF, as with /dev/null.
-    let f = tokio::time::timeout(HANG, prepare(cmd("cat; echo done")).unwrap().release().wait())
-        .await
-        .expect("run hung");
+async fn a_held_jobs_stdin_reads_eof_after_the_gate_and_input_is_refused() {
+    let mut gate = Gate::new().unwrap();
+    let p = gate.prepare(cmd("cat; echo done")).unwrap();
+    let running = p.release(Release::now());
+    gate.open();
+    let f = tokio::time::timeout(HANG, running.wait()).await.expect("run hung");
     assert_eq!(f.log, "done\n");
+    let err = Gate::new().unwrap().prepare(Command { stdin: Some(b"x".to_vec()), ..cmd("cat") }).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
 }
 
 #[tokio::test]
-async fn a_burst_of_prepared_jobs_is_released_at_once() {
-    let held: Vec<_> = (0..100).map(|_| prepare(cmd("true")).unwrap()).collect();
-    let t = Instant::now();
-    let running: Vec<_> = held.into_iter().map(|p| p.release()).collect();
-    let release = t.elapsed();
+async fn a_burst_of_held_jobs_all_run_when_the_gate_opens() {
+    let mut gate = Gate::new().unwrap();
+    let held: Vec<_> = (0..200).map(|_| gate.prepare(cmd("true")).unwrap()).collect();
+    let at = Release::now();
+    let running: Vec<_> = held.into_iter().map(|p| p.release(at)).collect();
+    gate.open();
     for r in running {
         let f = tokio::time::timeout(HANG, r.wait()).await.expect("run hung");
         assert_eq!(f.outcome, Outcome::Succeeded);
     }
-    // Not a timing test: only a sanity bound (a spawn each would take tens of ms).
-    assert!(release < Duration::from_secs(5), "{release:?}");
 }
