@@ -1,9 +1,11 @@
 //! A layer for each dialect's router: refuses what no handler can take (a NUL character in the
 //! path or query string), and turns axum's own plain-text rejections (a path segment that is
-//! not UTF-8, a query string `Query<T>` cannot read) into the dialect's JSON error.
+//! not UTF-8, a query string `Query<T>` cannot read) into the dialect's JSON error. And one
+//! for the whole app that closes connections whose request body was refused.
 
 use axum::extract::Request;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::HeaderValue;
+use axum::http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -11,6 +13,22 @@ use super::error::{ApiError, Dialect, Failure, RequestError};
 
 /// Largest plain-text rejection body carried over into the JSON error.
 const MAX_REJECTION_TEXT: usize = 4096;
+
+/// A request refused before its body was read (too large, wrong type, no token…) leaves
+/// unread bytes on its connection, which the server then closes after the answer. The answer
+/// says so (`Connection: close`): a client that reused the connection for its next request
+/// would otherwise see it closed without an answer.
+pub async fn close_after_refused_body(req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let has_body = headers.contains_key(TRANSFER_ENCODING)
+        || headers.get(CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
+    let mut response = next.run(req).await;
+    let status = response.status();
+    if has_body && (status.is_client_error() || status.is_server_error()) {
+        response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
 
 pub async fn dialect_guard<D: Dialect>(req: Request, next: Next) -> Response {
     // PostgreSQL can neither store nor compare text holding NUL, and no name, uid or

@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> Router {
             axum::http::HeaderName::from_static("x-cronstack-hook-token"),
         ]))
         .layer(CatchPanicLayer::custom(ops::panic_response))
+        .layer(axum::middleware::from_fn(guard::close_after_refused_body))
         .with_state(state)
 }
 
