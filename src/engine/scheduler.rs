@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cronstack_cron::Trigger;
+use cronstack_exec::Gate;
 use tokio::sync::{mpsc, oneshot};
 
 use super::runner::Runner;
@@ -59,7 +60,13 @@ pub(super) struct Scheduler {
     /// Per job, the end of its latest missed-slot (catch-up) run: catch-up runs go one after
     /// another, in slot order, instead of all at once (where `forbid` would skip all but one).
     catching_up: HashMap<i64, oneshot::Receiver<super::RunResult>>,
+    /// Per instant still ahead, its group's intake: runs claimed for it by later batches join
+    /// the same group, which is released as one.
+    groups: HashMap<EpochMs, mpsc::UnboundedSender<Vec<Due>>>,
 }
+
+/// A claimed run due at an instant, with its job and (when loaded with the batch) stack.
+type Due = (Run, crate::domain::Job, Option<Stack>);
 
 impl Scheduler {
     pub(super) async fn load(
@@ -78,6 +85,7 @@ impl Scheduler {
             heap: BinaryHeap::new(),
             jobs: HashMap::new(),
             catching_up: HashMap::new(),
+            groups: HashMap::new(),
         };
         me.resync().await?;
         Ok(me)
@@ -235,7 +243,7 @@ impl Scheduler {
         };
         let mut busy = Vec::new();
         // Runs due at the same instant start together (see `start_group`).
-        let mut groups: BTreeMap<EpochMs, Vec<(Run, crate::domain::Job, Option<Stack>)>> = BTreeMap::new();
+        let mut groups: BTreeMap<EpochMs, Vec<Due>> = BTreeMap::new();
         for (claim, outcome) in claims.into_iter().zip(outcomes) {
             match outcome {
                 ClaimOutcome::Claimed { run_id, job } => {
@@ -357,26 +365,64 @@ impl Scheduler {
         }
     }
 
-    /// Starts the runs claimed for one instant together: their processes are spawned now,
-    /// held at one gate, and the runner releases them at the instant with a single write.
-    fn start_group(&self, fire: EpochMs, due: Vec<(Run, crate::domain::Job, Option<Stack>)>) {
+    /// Starts the runs claimed for one instant together: their processes are spawned as they
+    /// are claimed, held at one gate, and the runner releases the whole group at the instant
+    /// with a single write. Runs for the same instant claimed by a later batch join the group.
+    fn start_group(&mut self, fire: EpochMs, due: Vec<Due>) {
+        self.groups.retain(|at, intake| *at >= now_ms() && !intake.is_closed());
+        let due = match self.groups.get(&fire) {
+            Some(intake) => match intake.send(due) {
+                Ok(()) => return,
+                Err(mpsc::error::SendError(due)) => due,
+            },
+            None => due,
+        };
+        let (intake, mut arrivals) = mpsc::unbounded_channel();
+        let _ = intake.send(due);
+        self.groups.insert(fire, intake);
         let store = self.store.clone();
         let runner = self.runner.clone();
         tokio::spawn(async move {
-            let mut launches = Vec::with_capacity(due.len());
-            for (run, job, stack) in due {
-                if let Some(stack) = stack_of(&store, &job, stack).await {
-                    launches.push(Launch::new(run, job, stack));
+            let mut launches = Vec::new();
+            let mut gate = runner.gate();
+            let add = async |due: Vec<Due>, launches: &mut Vec<Launch>, gate: &mut Option<Gate>| {
+                for (run, job, stack) in due {
+                    let Some(stack) = stack_of(&store, &job, stack).await else { continue };
+                    let mut launch = Launch::new(run, job, stack);
+                    if let Some(gate) = gate.as_mut() {
+                        runner.prepare(&mut launch, gate);
+                    }
+                    launches.push(launch);
+                }
+            };
+            let nearly = tokio::time::sleep(ms_until(fire - WAIT_SPIN_MS));
+            tokio::pin!(nearly);
+            loop {
+                tokio::select! {
+                    biased;
+                    () = &mut nearly => break,
+                    due = arrivals.recv() => match due {
+                        Some(due) => add(due, &mut launches, &mut gate).await,
+                        None => break,
+                    },
                 }
             }
-            let mut gate = runner.gate();
-            if let Some(gate) = gate.as_mut() {
-                for launch in &mut launches {
-                    runner.prepare(launch, gate);
-                }
+            // Joined at the last moment: still spawned now, released with the rest.
+            while let Ok(due) = arrivals.try_recv() {
+                add(due, &mut launches, &mut gate).await;
             }
             wait_until(fire).await;
             runner.start_group(launches, gate);
+            // Joined after the release: started at once, on their own. (Closing first makes
+            // any later send fail, so the scheduler starts a new group instead.)
+            arrivals.close();
+            let (mut late, mut no_gate) = (Vec::new(), None);
+            while let Ok(due) = arrivals.try_recv() {
+                add(due, &mut late, &mut no_gate).await;
+            }
+            if !late.is_empty() {
+                runner.start_group(late, None);
+            }
         });
     }
 
@@ -416,10 +462,13 @@ async fn stack_of(store: &Store, job: &crate::domain::Job, loaded: Option<Stack>
     }
 }
 
+/// How early before an instant the timer is set; the rest is waited out by yielding.
+const WAIT_SPIN_MS: EpochMs = 2;
+
 /// Sleeps until the wall-clock millisecond `at`. The timer wakes up to a millisecond
-/// late, so it is set 2 ms early and the rest is waited out by yielding the thread.
+/// late, so it is set `WAIT_SPIN_MS` early and the rest is waited out by yielding the thread.
 async fn wait_until(at: EpochMs) {
-    let early = at - 2;
+    let early = at - WAIT_SPIN_MS;
     if now_ms() < early {
         tokio::time::sleep(ms_until(early)).await;
     }
