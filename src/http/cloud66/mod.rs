@@ -3,6 +3,7 @@
 //! and asynchronous action records for run now / pause / unpause.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use axum::extract::{Extension, FromRequest, Path, Request, State};
 use axum::http::header::CONTENT_TYPE;
@@ -15,7 +16,7 @@ use super::AppState;
 use super::auth::require_caller;
 use super::error::{ApiError, Dialect, Failure, RequestError};
 use super::extract::{PageParam, parse_json, query_map, read_body};
-use crate::domain::{Action, EpochMs, Job, Stack};
+use crate::domain::{Action, EpochMs, Job, Schedule, Stack};
 use crate::service::{Caller, PageRequest, Service, ServiceResult, split_args};
 use crate::store::Page;
 
@@ -143,9 +144,8 @@ fn stack_view(s: &Stack) -> Value {
 }
 
 /// Exactly Cloud 66's job fields.
-async fn job_view(service: &Service, caller: &Caller, stack: &Stack, job: &Job) -> ServiceResult<Value> {
-    let schedule = service.schedule(caller, job.schedule_id).await?;
-    Ok(json!({
+fn job_view(stack: &Stack, job: &Job, schedule: &Schedule) -> Value {
+    json!({
         "id": job.id,
         "uid": job.uid,
         "name": job.display_name(),
@@ -156,7 +156,7 @@ async fn job_view(service: &Service, caller: &Caller, stack: &Stack, job: &Job) 
         "params": { "command": job.command.clone().unwrap_or_else(|| stack.command.clone()) },
         "created_at": c66_time(job.created_at),
         "updated_at": c66_time(job.updated_at),
-    }))
+    })
 }
 
 async fn action_view(service: &Service, a: &Action) -> ServiceResult<Value> {
@@ -204,9 +204,15 @@ async fn list_jobs(
 ) -> CResult<Json<Value>> {
     let stack = s.service.stack_by_uid(&caller, &uid).await?;
     let found = s.service.list_stack_jobs(&stack, page_request(page)).await?;
+    // Jobs share schedules: each is read once per page.
+    let mut schedules: HashMap<i64, Schedule> = HashMap::new();
     let mut items = Vec::with_capacity(found.items.len());
     for job in &found.items {
-        items.push(job_view(&s.service, &caller, &stack, job).await?);
+        let schedule = match schedules.entry(job.schedule_id) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(slot) => slot.insert(s.service.schedule(&caller, job.schedule_id).await?),
+        };
+        items.push(job_view(&stack, job, schedule));
     }
     Ok(list_envelope(page, &found, items))
 }
@@ -229,7 +235,8 @@ async fn show_job(
     Path((stack_uid, job_uid)): Path<(String, String)>,
 ) -> CResult<Json<Value>> {
     let (stack, job) = stack_and_job(&s, &caller, &stack_uid, &job_uid).await?;
-    Ok(envelope(job_view(&s.service, &caller, &stack, &job).await?))
+    let schedule = s.service.schedule(&caller, job.schedule_id).await?;
+    Ok(envelope(job_view(&stack, &job, &schedule)))
 }
 
 /// `job_args` from the query string, a form body or a JSON body.
