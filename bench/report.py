@@ -248,7 +248,8 @@ def section_cluster(out):
         out.append(failed(r))
         return
     out.append(stamp(r) + "\n")
-    out.append(f"{r['jobs']} every-second `true` jobs, {r['window_s']} s window.\n")
+    out.append(f"{r['jobs']:,} every-second `true` jobs (so {r['jobs']:,} claims due per second), `--lookahead-ms 1000`, "
+               f"{r['window_s']} s window; the nodes share the machine's 2 cores. claims/s = runs claimed in the window ÷ its length.\n")
     out.append("| nodes | slots due | claimed | claims/s | runs per node | p50 ms | p99 ms | max ms |")
     out.append("|---:|---:|---:|---:|---|---:|---:|---:|")
     for n in (1, 3):
