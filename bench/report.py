@@ -54,19 +54,28 @@ def failed(r):
     return f"**This row failed:** `{r.get('error')}`\n"
 
 
+def stamped(out, name):
+    """The stored row `name`, its stamp appended to `out`; None, saying why, when it has not
+    run or it failed."""
+    r = load(name)
+    if not r:
+        out.append("*not run yet*\n")
+        return None
+    if not r.get("ok"):
+        out.append(failed(r))
+        return None
+    out.append(stamp(r) + "\n")
+    return r
+
+
 def section_cron(out):
-    r = load("cron")
     out.append("## Cron next-fire computations per second\n")
     out.append("20 expressions (10 UTC, 10 in time zones incl. Lord Howe's 30-minute DST), each "
                "from 32 pseudo-random instants in 2020-2035 and 32 chained fire times, per "
                "iteration; Criterion median. Peers get prebuilt `DateTime<Tz>` inputs.\n")
+    r = stamped(out, "cron")
     if not r:
-        out.append("*not run yet*\n")
         return
-    if not r.get("ok"):
-        out.append(failed(r))
-        return
-    out.append(stamp(r) + "\n")
     out.append("| set | cronstack-cron | croner 4.0.3 | cron 0.17 | vs croner | vs cron |")
     out.append("|---|---:|---:|---:|---:|---:|")
     for g in ("all", "utc", "zoned"):
@@ -97,15 +106,10 @@ def section_lateness(out):
         ("lateness", "Fire lateness: 10,000 `true` jobs once a minute at spread seconds", "p99 < 5 ms"),
         ("lateness-second", "Fire lateness: 1,000 `true` jobs every second", "p99 < 20 ms"),
     ):
-        r = load(name)
         out.append(f"## {title}\n")
+        r = stamped(out, name)
         if not r:
-            out.append("*not run yet*\n")
             continue
-        if not r.get("ok"):
-            out.append(failed(r))
-            continue
-        out.append(stamp(r) + "\n")
         out.append(f"Window: {r['window_s']} s of slots, starting a few seconds after each scheduler said it "
                    f"was ready; lateness = child process start − slot, in whole ms (cronstack stores epoch "
                    f"ms, so peers' µs figures are floored the same way). A peer's start is the instant its "
@@ -141,15 +145,10 @@ def section_lateness_observed(out):
     out.append("")
 
 def section_executor(out):
-    r = load("executor")
     out.append("## Runs completed per second (`true`)\n")
+    r = stamped(out, "executor")
     if not r:
-        out.append("*not run yet*\n")
         return
-    if not r.get("ok"):
-        out.append(failed(r))
-        return
-    out.append(stamp(r) + "\n")
     out.append("| path | runs/s | vs bare loop |")
     out.append("|---|---:|---:|")
     out.append(f"| bare loop, `std::process::Command::new(\"sh\").args([\"-c\", \"true\"]).status()`, 16 threads | {f0(r['bare'])} | 1.00× |")
@@ -166,15 +165,10 @@ def section_executor(out):
 
 
 def section_idle(out):
-    r = load("idle")
     out.append("## 10,000 scheduled idle jobs (yearly), CPU and memory\n")
+    r = stamped(out, "idle")
     if not r:
-        out.append("*not run yet*\n")
         return
-    if not r.get("ok"):
-        out.append(failed(r))
-        return
-    out.append(stamp(r) + "\n")
     out.append(f"The three ran side by side (idle processes barely compete), {r['window_s']} s measured after start-up.\n")
     out.append("| scheduler | CPU s over the window | CPU s to start | RSS MiB | peak RSS MiB |")
     out.append("|---|---:|---:|---:|---:|")
@@ -187,15 +181,10 @@ def section_idle(out):
 
 
 def section_million(out):
-    r = load("million")
     out.append("## 1,000,000 scheduled jobs\n")
+    r = stamped(out, "million")
     if not r:
-        out.append("*not run yet*\n")
         return
-    if not r.get("ok"):
-        out.append(failed(r))
-        return
-    out.append(stamp(r) + "\n")
     out.append("Rows inserted with SQL (1,000 yearly schedules, one stack); restart-to-ready = process "
                "start until `/readyz` answers, which `serve` only does after the scheduler logged "
                "`schedule loaded`. By-id reads: wrk, 2 threads, 32 connections, random ids. Targets: "
@@ -212,15 +201,10 @@ def section_million(out):
 
 
 def section_api(out):
-    r = load("api")
     out.append("## API reads vs a bare axum handler\n")
+    r = stamped(out, "api")
     if not r:
-        out.append("*not run yet*\n")
         return
-    if not r.get("ok"):
-        out.append(failed(r))
-        return
-    out.append(stamp(r) + "\n")
     out.append("wrk -t2 -c32 on loopback, bearer token, 1,000 jobs in the database. The bare handler "
                "(bench/peers/src/bin/bare_axum.rs) serves the very bytes cronstack answered, from memory, "
                "same runtime shape. Target: ≥ 0.5 of bare.\n")
@@ -239,15 +223,10 @@ def section_api(out):
 
 
 def section_cluster(out):
-    r = load("cluster")
     out.append("## Cluster: 1 and 3 nodes on one PostgreSQL\n")
+    r = stamped(out, "cluster")
     if not r:
-        out.append("*not run yet*\n")
         return
-    if not r.get("ok"):
-        out.append(failed(r))
-        return
-    out.append(stamp(r) + "\n")
     out.append(f"{r['jobs']:,} every-second `true` jobs (so {r['jobs']:,} claims due per second), `--lookahead-ms 1000`, "
                f"{r['window_s']} s window; the nodes share the machine's 2 cores. claims/s = runs claimed in the window ÷ its length.\n")
     out.append("| nodes | slots due | claimed | claims/s | runs per node | p50 ms | p99 ms | max ms |")

@@ -58,9 +58,7 @@ impl Store {
     }
 
     pub async fn action(&self, id: i64) -> StoreResult<Option<Action>> {
-        let sql = format!("SELECT {COLUMNS} FROM actions WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.read).await.db()?;
-        row.map(|r| action_from_row(&r)).transpose()
+        self.one(COLUMNS, "actions WHERE id = $1", id, action_from_row).await
     }
 
     /// A stack's actions, newest first.

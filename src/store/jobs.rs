@@ -148,15 +148,11 @@ impl Store {
     }
 
     pub async fn job(&self, id: i64) -> StoreResult<Option<Job>> {
-        let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.read).await.db()?;
-        row.map(|r| job_from_row(&r)).transpose()
+        self.one(COLUMNS, "jobs WHERE id = $1", id, job_from_row).await
     }
 
     pub async fn job_by_uid(&self, uid: &str) -> StoreResult<Option<Job>> {
-        let sql = format!("SELECT {COLUMNS} FROM jobs WHERE uid = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(uid).fetch_optional(&self.read).await.db()?;
-        row.map(|r| job_from_row(&r)).transpose()
+        self.one(COLUMNS, "jobs WHERE uid = $1", uid, job_from_row).await
     }
 
     pub async fn job_by_name(&self, owner: UserId, name: &str) -> StoreResult<Option<Job>> {

@@ -266,6 +266,23 @@ struct Listing {
 }
 
 impl Store {
+    /// The row of `SELECT <columns> FROM <from_where>` for the value of its `$1`, if any
+    /// (`from_where` a constant of ours, as for listings).
+    async fn one<'k, T, K>(
+        &self,
+        columns: &str,
+        from_where: &str,
+        key: K,
+        from_row: fn(&AnyRow) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>>
+    where
+        K: 'k + sqlx::Encode<'k, sqlx::Any> + sqlx::Type<sqlx::Any> + Send,
+    {
+        let sql = format!("SELECT {columns} FROM {from_where}");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(key).fetch_optional(&self.read).await.db()?;
+        row.map(|r| from_row(&r)).transpose()
+    }
+
     /// One page of a listing for the value of its `$1`, and the count of all its rows.
     async fn page<T>(
         &self,

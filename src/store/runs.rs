@@ -301,9 +301,7 @@ impl Store {
     }
 
     pub async fn run(&self, id: i64) -> StoreResult<Option<Run>> {
-        let sql = format!("SELECT {COLUMNS} FROM runs WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.read).await.db()?;
-        row.map(|r| run_from_row(&r)).transpose()
+        self.one(COLUMNS, "runs WHERE id = $1", id, run_from_row).await
     }
 
     /// The stored log of a finished run (a running run's log lives in memory).

@@ -35,9 +35,7 @@ impl Store {
 
     pub async fn schedule(&self, id: i64) -> StoreResult<Option<Schedule>> {
         // The internal schedule of hook jobs is never shown nor used for anything else.
-        let sql = format!("SELECT {COLUMNS} FROM schedules WHERE id = $1 AND internal = 0");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.read).await.db()?;
-        row.map(|r| schedule_from_row(&r)).transpose()
+        self.one(COLUMNS, "schedules WHERE id = $1 AND internal = 0", id, schedule_from_row).await
     }
 
     pub async fn list_schedules(

@@ -72,9 +72,7 @@ impl Store {
 
     /// A stack by id, whoever owns it (the service checks ownership).
     pub async fn stack(&self, id: i64) -> StoreResult<Option<Stack>> {
-        let sql = format!("SELECT {COLUMNS} FROM stacks WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.read).await.db()?;
-        row.map(|r| stack_from_row(&r)).transpose()
+        self.one(COLUMNS, "stacks WHERE id = $1", id, stack_from_row).await
     }
 
     /// Several stacks at once, by id.
@@ -96,9 +94,7 @@ impl Store {
     }
 
     pub async fn stack_by_uid(&self, uid: &str) -> StoreResult<Option<Stack>> {
-        let sql = format!("SELECT {COLUMNS} FROM stacks WHERE uid = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(uid).fetch_optional(&self.read).await.db()?;
-        row.map(|r| stack_from_row(&r)).transpose()
+        self.one(COLUMNS, "stacks WHERE uid = $1", uid, stack_from_row).await
     }
 
     pub async fn stack_by_name(&self, owner: UserId, name: &str) -> StoreResult<Option<Stack>> {

@@ -186,9 +186,7 @@ impl Store {
     }
 
     pub async fn webhook(&self, id: i64) -> StoreResult<Option<Webhook>> {
-        let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.read).await.db()?;
-        row.map(|r| webhook_from_row(&r)).transpose()
+        self.one(WEBHOOK_COLUMNS, "webhooks WHERE id = $1", id, webhook_from_row).await
     }
 
     pub async fn list_webhooks(&self, owner: UserId, limit: i64, offset: i64) -> StoreResult<Page<Webhook>> {
