@@ -274,7 +274,9 @@ fn run_follows_the_log_and_exits_with_the_runs_exit_code() {
     let runs = runs.as_array().unwrap();
     assert_eq!(runs.len(), 4);
     assert_eq!(runs[0]["id"], run_id);
-    assert!(runs.iter().all(|r| r["duration_ms"].as_i64().unwrap() >= 300), "{runs:#?}");
+    // Each run sleeps 0.3 s. started_at is read just after the spawn returned, when the child
+    // may already be running, and both ends are whole ms: 299 happens on a busy machine.
+    assert!(runs.iter().all(|r| r["duration_ms"].as_i64().unwrap() >= 250), "{runs:#?}");
     let table = w.ok(&["runs", "ls", "job"]);
     let header = table.lines().next().unwrap();
     assert_eq!(header, "RUN  TRIGGER  OUTCOME    SCHEDULED FOR        DURATION  LATENESS  EXIT  ARGS");
