@@ -396,6 +396,42 @@ async fn period_job_fires_on_epoch_aligned_multiples() {
     }
 }
 
+/// On SQLite the API reads through the store's read cache: what the engine writes (each fire
+/// moves next_run) must show in the next read of the job and of the job list, even when both
+/// were read, and so cached, before.
+#[tokio::test]
+async fn api_reads_follow_what_the_engine_writes() {
+    let env = Env::start(&[]);
+    let stack = env.stack(json!({})).await;
+    let sched = env.schedule(json!({"cron": "*/1 * * * * *", "timezone": "UTC"}), false).await;
+    let job = env.job(stack, sched, json!({"command": "true"})).await;
+    let listed_next = |list: Value| {
+        let jobs = list["jobs"].as_array().unwrap().clone();
+        let mine = jobs.iter().find(|j| j["id"] == job).unwrap_or_else(|| panic!("job {job} listed: {list}"));
+        ms(&mine["next_run"])
+    };
+    let first = ms(&env.get_job(job).await["next_run"]);
+    assert_eq!(listed_next(env.api.get("/api/v1/jobs").await.json()), first);
+
+    let runs = env.wait_runs(job, secs(15), "3 started runs", |runs| started(runs).len() >= 3).await;
+    let latest = *slots(&runs).last().unwrap();
+    let next = ms(&env.get_job(job).await["next_run"]);
+    assert!(
+        next > latest && next > first,
+        "next_run {next} is after the latest slot {latest} (first {first})"
+    );
+    let listed = listed_next(env.api.get("/api/v1/jobs").await.json());
+    assert!(listed >= next, "the list's next_run {listed} is not older than the job's {next}");
+
+    // A change through the API shows at once, in both reads.
+    let r = env.api.put(&format!("/api/v1/jobs/{job}"), json!({"enabled": false})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(env.get_job(job).await["next_run"], Value::Null);
+    let list = env.api.get("/api/v1/jobs").await.json();
+    let mine = list["jobs"].as_array().unwrap().iter().find(|j| j["id"] == job).cloned().unwrap();
+    assert_eq!((mine["next_run"].clone(), mine["do_run"].clone()), (Value::Null, json!(false)), "{mine}");
+}
+
 #[tokio::test]
 async fn once_job_fires_once_then_disables_itself() {
     let env = Env::start(&[]);

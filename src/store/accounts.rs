@@ -1,6 +1,7 @@
 //! Users, API tokens and server settings.
 
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::{SqlxResultExt, Store, StoreResult, get_i64, get_opt_string, get_string};
 use crate::domain::{ApiToken, EpochMs, Scope, User, UserId};
@@ -96,22 +97,13 @@ impl Store {
     }
 
     pub async fn token_by_hash(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
-        let row = sqlx::query(
-            "SELECT t.id, t.user_id, t.scopes, u.username FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
-        )
-        .bind(token_hash)
-        .fetch_optional(&self.read)
-        .await
-        .db()?;
-        row.map(|r| {
-            Ok(TokenRecord {
-                token_id: get_i64(&r, "id")?,
-                user_id: get_i64(&r, "user_id")?,
-                username: get_string(&r, "username")?,
-                scopes: parse_scopes(&get_string(&r, "scopes")?),
-            })
-        })
-        .transpose()
+        let load = self.one(
+            "t.id, t.user_id, t.scopes, u.username",
+            "api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
+            token_hash,
+            token_from_row,
+        );
+        self.cache.tokens.get_or_load(token_hash.to_string(), load).await
     }
 
     pub async fn list_tokens(&self, user: UserId) -> StoreResult<Vec<ApiToken>> {
@@ -140,6 +132,7 @@ impl Store {
             .execute(&self.write)
             .await
             .db()?;
+        self.cache.tokens.invalidate_where(|t| t.token_id == id);
         Ok(done.rows_affected() > 0)
     }
 
@@ -167,5 +160,14 @@ fn user_from_row(r: &sqlx::any::AnyRow) -> StoreResult<User> {
         username: get_string(r, "username")?,
         email: get_opt_string(r, "email")?,
         created_at: get_i64(r, "created_at")?,
+    })
+}
+
+fn token_from_row(r: &AnyRow) -> StoreResult<TokenRecord> {
+    Ok(TokenRecord {
+        token_id: get_i64(r, "id")?,
+        user_id: get_i64(r, "user_id")?,
+        username: get_string(r, "username")?,
+        scopes: parse_scopes(&get_string(r, "scopes")?),
     })
 }

@@ -2,6 +2,8 @@
 
 use sqlx::any::AnyRow;
 
+use super::FromRow;
+use super::cache::JobListing;
 use super::{
     Backend, Listing, Page, SqlxResultExt, Store, StoreError, StoreResult, get_bool, get_enum, get_i64,
     get_opt_i64, get_opt_string, get_string,
@@ -98,6 +100,7 @@ impl Store {
         .fetch_one(&self.write)
         .await
         .db()?;
+        self.cache.job_pages.clear();
         get_i64(&row, "id")
     }
 
@@ -139,20 +142,24 @@ impl Store {
         .execute(&self.write)
         .await
         .db()?;
+        self.cache.jobs_changed([id]);
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn delete_job(&self, id: i64) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM jobs WHERE id = $1").bind(id).execute(&self.write).await.db()?;
+        self.cache.jobs_changed([id]);
         Ok(done.rows_affected() > 0)
     }
 
     pub async fn job(&self, id: i64) -> StoreResult<Option<Job>> {
-        self.one(COLUMNS, "jobs WHERE id = $1", id, job_from_row).await
+        let load = self.one(COLUMNS, "jobs WHERE id = $1", id, job_from_row);
+        self.cache.jobs.get_or_load(id, load).await
     }
 
     pub async fn job_by_uid(&self, uid: &str) -> StoreResult<Option<Job>> {
-        self.one(COLUMNS, "jobs WHERE uid = $1", uid, job_from_row).await
+        let query = (COLUMNS, "jobs WHERE uid = $1", job_from_row as FromRow<Job>);
+        self.one_by_uid(&self.cache.job_uids, uid, |id| self.job(id), query).await
     }
 
     pub async fn job_by_name(&self, owner: UserId, name: &str) -> StoreResult<Option<Job>> {
@@ -167,19 +174,33 @@ impl Store {
     }
 
     pub async fn list_jobs(&self, owner: UserId, limit: i64, offset: i64) -> StoreResult<Page<Job>> {
-        // A stack's hook job (kind 'hook') is not listed: cronstack manages it.
-        let listing =
-            Listing { columns: COLUMNS, from_where: "jobs WHERE owner = $1 AND kind <> 'hook'", order: "id" };
-        self.page(listing, owner, (limit, offset), job_from_row).await
+        self.job_page(JobListing::Owner, owner, (limit, offset)).await
     }
 
     pub async fn stack_jobs(&self, stack_id: i64, limit: i64, offset: i64) -> StoreResult<Page<Job>> {
-        let listing = Listing {
-            columns: COLUMNS,
-            from_where: "jobs WHERE stack_id = $1 AND kind <> 'hook'",
-            order: "id",
+        self.job_page(JobListing::Stack, stack_id, (limit, offset)).await
+    }
+
+    /// A page of an owner's or a stack's jobs, through the page cache.
+    async fn job_page(
+        &self,
+        of: JobListing,
+        key: i64,
+        (limit, offset): (i64, i64),
+    ) -> StoreResult<Page<Job>> {
+        // A stack's hook job (kind 'hook') is not listed: cronstack manages it.
+        let from_where = match of {
+            JobListing::Owner => "jobs WHERE owner = $1 AND kind <> 'hook'",
+            JobListing::Stack => "jobs WHERE stack_id = $1 AND kind <> 'hook'",
         };
-        self.page(listing, stack_id, (limit, offset), job_from_row).await
+        let load = self.page(
+            Listing { columns: COLUMNS, from_where, order: "id" },
+            key,
+            (limit, offset),
+            job_from_row,
+        );
+        let page = self.cache.job_pages.get_or_load((of, key, limit, offset), async { load.await.map(Some) });
+        Ok(page.await?.unwrap_or_default())
     }
 
     /// Every job with a next slot, for the scheduler's timer heap, with what it needs to
@@ -244,6 +265,7 @@ impl Store {
             .execute(&self.write)
             .await
             .db()?;
+        self.cache.jobs_changed([id]);
         Ok(())
     }
 }

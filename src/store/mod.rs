@@ -6,6 +6,7 @@
 
 mod accounts;
 mod actions;
+mod cache;
 mod cluster;
 mod jobs;
 mod runs;
@@ -13,12 +14,14 @@ mod schedules;
 mod stacks;
 mod webhooks;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use accounts::TokenRecord;
+pub use cache::SHARED_TOKEN_TTL;
 pub use cluster::{JOBS_CHANNEL, NodeRecord};
 pub use jobs::{JobChanges, NewJob, ScheduledJob};
 pub use runs::{Claim, ClaimOutcome, NewRun, RunFinish};
@@ -82,6 +85,7 @@ pub struct Store {
     write: AnyPool,
     backend: Backend,
     url: String,
+    cache: Arc<cache::Caches>,
 }
 
 impl Store {
@@ -104,7 +108,13 @@ impl Store {
                 let read = sqlite_pool(&url, 8).await?;
                 let write = sqlite_pool(&url, 1).await?;
                 spawn_checkpointer(read.clone());
-                Store { read, write, backend, url: url.to_string() }
+                Store {
+                    read,
+                    write,
+                    backend,
+                    url: url.to_string(),
+                    cache: Arc::new(cache::Caches::for_backend(backend)),
+                }
             }
             Backend::Postgres => {
                 // A short acquire timeout: while the database is away, requests answer 503
@@ -115,7 +125,13 @@ impl Store {
                     .connect(url)
                     .await
                     .db()?;
-                Store { read: pool.clone(), write: pool, backend, url: url.to_string() }
+                Store {
+                    read: pool.clone(),
+                    write: pool,
+                    backend,
+                    url: url.to_string(),
+                    cache: Arc::new(cache::Caches::for_backend(backend)),
+                }
             }
         };
         store.migrate().await?;
@@ -250,11 +266,44 @@ fn get_json<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &str) -> StoreRes
     serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
 }
 
+/// Decodes a row into `T`.
+type FromRow<T> = fn(&AnyRow) -> StoreResult<T>;
+
+/// Rows addressed by a uid as well as an id.
+trait HasUid {
+    fn id(&self) -> i64;
+    fn uid(&self) -> &str;
+}
+
+impl HasUid for crate::domain::Job {
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn uid(&self) -> &str {
+        &self.uid
+    }
+}
+
+impl HasUid for crate::domain::Stack {
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn uid(&self) -> &str {
+        &self.uid
+    }
+}
+
 /// A page of rows and the total count, for the dialects' list envelopes.
 #[derive(Debug, Clone)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub total: i64,
+}
+
+impl<T> Default for Page<T> {
+    fn default() -> Self {
+        Page { items: Vec::new(), total: 0 }
+    }
 }
 
 /// A listing: `SELECT <columns> FROM <from_where> ORDER BY <order>`, where `from_where` filters
@@ -273,7 +322,7 @@ impl Store {
         columns: &str,
         from_where: &str,
         key: K,
-        from_row: fn(&AnyRow) -> StoreResult<T>,
+        from_row: FromRow<T>,
     ) -> StoreResult<Option<T>>
     where
         K: 'k + sqlx::Encode<'k, sqlx::Any> + sqlx::Type<sqlx::Any> + Send,
@@ -283,13 +332,39 @@ impl Store {
         row.map(|r| from_row(&r)).transpose()
     }
 
+    /// A row by its uid, through the cached uid → id mapping and `by_id` (cached) when the
+    /// mapping is known; `query` is the uncached read by uid.
+    async fn one_by_uid<T, Fut>(
+        &self,
+        uids: &cache::ReadCache<String, i64>,
+        uid: &str,
+        by_id: impl FnOnce(i64) -> Fut,
+        (columns, from_where, from_row): (&str, &str, FromRow<T>),
+    ) -> StoreResult<Option<T>>
+    where
+        T: HasUid,
+        Fut: Future<Output = StoreResult<Option<T>>>,
+    {
+        if let Some(id) = uids.get(&uid.to_string())
+            && let Some(row) = by_id(id).await?
+            && row.uid() == uid
+        {
+            return Ok(Some(row));
+        }
+        let row = self.one(columns, from_where, uid, from_row).await?;
+        if let Some(r) = &row {
+            uids.remember(uid.to_string(), r.id());
+        }
+        Ok(row)
+    }
+
     /// One page of a listing for the value of its `$1`, and the count of all its rows.
     async fn page<T>(
         &self,
         listing: Listing,
         key: i64,
         (limit, offset): (i64, i64),
-        from_row: fn(&AnyRow) -> StoreResult<T>,
+        from_row: FromRow<T>,
     ) -> StoreResult<Page<T>> {
         let Listing { columns, from_where, order } = listing;
         let sql = format!("SELECT {columns} FROM {from_where} ORDER BY {order} LIMIT $2 OFFSET $3");

@@ -176,6 +176,9 @@ impl Store {
             }
         }
         tx.commit().await.db()?;
+        if !moved.is_empty() {
+            self.cache.jobs_changed(moved.keys().copied());
+        }
 
         Ok(claims
             .iter()

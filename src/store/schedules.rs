@@ -35,7 +35,8 @@ impl Store {
 
     pub async fn schedule(&self, id: i64) -> StoreResult<Option<Schedule>> {
         // The internal schedule of hook jobs is never shown nor used for anything else.
-        self.one(COLUMNS, "schedules WHERE id = $1 AND internal = 0", id, schedule_from_row).await
+        let load = self.one(COLUMNS, "schedules WHERE id = $1 AND internal = 0", id, schedule_from_row);
+        self.cache.schedules.get_or_load(id, load).await
     }
 
     pub async fn list_schedules(
@@ -69,6 +70,7 @@ impl Store {
             .await
             .db()?;
         tx.commit().await.db()?;
+        self.cache.schedules.invalidate(&s.id);
         Ok(true)
     }
 
@@ -80,6 +82,7 @@ impl Store {
         }
         sqlx::query("DELETE FROM schedules WHERE id = $1").bind(id).execute(&mut *tx).await.db()?;
         tx.commit().await.db()?;
+        self.cache.schedules.invalidate(&id);
         Ok(true)
     }
 }

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use sqlx::any::AnyRow;
 
+use super::FromRow;
 use super::{
     Listing, Page, SqlxResultExt, Store, StoreResult, get_enum, get_i64, get_json, get_opt_string, get_string,
 };
@@ -67,12 +68,14 @@ impl Store {
         .execute(&self.write)
         .await
         .db()?;
+        self.cache.stacks.invalidate(&id);
         Ok(())
     }
 
     /// A stack by id, whoever owns it (the service checks ownership).
     pub async fn stack(&self, id: i64) -> StoreResult<Option<Stack>> {
-        self.one(COLUMNS, "stacks WHERE id = $1", id, stack_from_row).await
+        let load = self.one(COLUMNS, "stacks WHERE id = $1", id, stack_from_row);
+        self.cache.stacks.get_or_load(id, load).await
     }
 
     /// Several stacks at once, by id.
@@ -94,7 +97,8 @@ impl Store {
     }
 
     pub async fn stack_by_uid(&self, uid: &str) -> StoreResult<Option<Stack>> {
-        self.one(COLUMNS, "stacks WHERE uid = $1", uid, stack_from_row).await
+        let query = (COLUMNS, "stacks WHERE uid = $1", stack_from_row as FromRow<Stack>);
+        self.one_by_uid(&self.cache.stack_uids, uid, |id| self.stack(id), query).await
     }
 
     pub async fn stack_by_name(&self, owner: UserId, name: &str) -> StoreResult<Option<Stack>> {

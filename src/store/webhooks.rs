@@ -93,6 +93,7 @@ impl Store {
         .execute(&self.write)
         .await
         .db()?;
+        self.cache.job_pages.clear();
         self.find_hook_job(stack.id)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("hook job of stack {} vanished", stack.id)))
@@ -117,6 +118,7 @@ impl Store {
             .execute(&self.write)
             .await
             .db()?;
+        self.cache.stacks.invalidate(&stack_id);
         Ok(())
     }
 
