@@ -236,7 +236,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .install_recorder()?;
     crate::http::describe_metrics();
     let store = Store::open(&args.db.database_url).await?;
-    crate::http::spawn_pool_metrics(store.clone());
+    crate::http::spawn_metrics_upkeep(store.clone(), metrics.clone());
     let settings = EngineSettings {
         max_concurrent_runs: args.max_concurrent_runs,
         log_cap: args.log_cap,

@@ -22,13 +22,16 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 pub use auth::RateLimiter;
-pub use ops::{describe_metrics, spawn_pool_metrics};
+pub use ops::{describe_metrics, spawn_metrics_upkeep};
 pub use serve::{ClientTimeout, serve};
 
 use crate::service::Service;
 
+/// What every handler shares; cloned for each request (an `Arc`, so a clone is one increment).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+pub struct SharedState {
     pub service: Service,
     /// Signs the session cookie; shared by all nodes through the database.
     pub cookie_key: Key,
@@ -36,6 +39,13 @@ pub struct AppState {
     /// Calls per stack hook (inbound webhooks), whoever calls.
     pub hook_limiter: Arc<RateLimiter>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
 }
 
 impl AppState {
@@ -47,7 +57,13 @@ impl AppState {
         let limiter = Arc::new(RateLimiter::new(service.settings().rate_limit_per_hour, service.store()));
         let hook_limiter =
             Arc::new(RateLimiter::new(service.settings().hook_rate_limit_per_hour, service.store()));
-        Ok(AppState { cookie_key: Key::from(&key), service, limiter, hook_limiter, metrics })
+        Ok(AppState(Arc::new(SharedState {
+            cookie_key: Key::from(&key),
+            service,
+            limiter,
+            hook_limiter,
+            metrics,
+        })))
     }
 }
 

@@ -116,12 +116,18 @@ pub fn record_pool_metrics(store: &crate::store::Store) {
 }
 
 /// Keeps the pool gauges current between scrapes (every 5 s).
-pub fn spawn_pool_metrics(store: crate::store::Store) {
+/// Every 5 s: the pool gauges, and the exporter's upkeep, which drains the samples histograms
+/// collect between scrapes (unscraped, they would grow without bound: a sample per request).
+pub fn spawn_metrics_upkeep(
+    store: crate::store::Store,
+    exporter: metrics_exporter_prometheus::PrometheusHandle,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
             tick.tick().await;
             record_pool_metrics(&store);
+            exporter.run_upkeep();
         }
     });
 }

@@ -10,6 +10,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::AppState;
@@ -93,39 +94,79 @@ async fn method_not_allowed() -> Failure<Cloud66> {
     Failure::new(RequestError::MethodNotAllowed("this endpoint does not take that method".into()))
 }
 
+/// `YYYY-MM-DD<sep>HH:MM:SS<suffix>` in UTC (written directly: a strftime pattern is parsed
+/// again at every call, which showed in the profile of job lists).
+fn utc_text(ms: EpochMs, sep: char, suffix: &str) -> String {
+    use chrono::{Datelike, Timelike};
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02}{sep}{:02}:{:02}:{:02}{suffix}",
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+        })
+        .unwrap_or_default()
+}
+
 /// Cloud 66's timestamp format in job and stack objects: `2023-10-24 15:38:29 UTC`.
 fn c66_time(ms: EpochMs) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-        .unwrap_or_default()
+    utc_text(ms, ' ', " UTC")
 }
 
 /// Action timestamps are ISO-8601 (`2016-02-04T12:52:24Z`), as in Cloud 66's examples.
 fn iso_seconds(ms: EpochMs) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_default()
+    utc_text(ms, 'T', "Z")
 }
 
-fn envelope(response: Value) -> Json<Value> {
-    Json(json!({ "response": response }))
+/// `{"response": …}`. The envelopes and views are typed: serialized straight to bytes, not
+/// through a `serde_json::Value` tree. Fields are in alphabetical order, as Value's were.
+#[derive(Serialize)]
+pub struct Envelope<V> {
+    response: V,
+}
+
+fn envelope<V: Serialize>(response: V) -> Response {
+    Json(Envelope { response }).into_response()
 }
 
 /// `{"response": [...], "count", "pagination": {previous, next, current, per_page, count, pages}}`
-fn list_envelope<T>(page: i64, found: &Page<T>, items: Vec<Value>) -> Json<Value> {
+#[derive(Serialize)]
+pub struct ListEnvelope<V> {
+    count: i64,
+    pagination: Pagination,
+    response: Vec<V>,
+}
+
+#[derive(Serialize)]
+struct Pagination {
+    count: i64,
+    current: i64,
+    next: Option<i64>,
+    pages: i64,
+    per_page: i64,
+    previous: Option<i64>,
+}
+
+fn list_envelope<T, V: Serialize>(page: i64, found: &Page<T>, items: Vec<V>) -> Response {
     let pages = ((found.total + PER_PAGE - 1) / PER_PAGE).max(1);
-    Json(json!({
-        "response": items,
-        "count": found.total,
-        "pagination": {
-            "previous": (page > 1).then(|| (page - 1).min(pages)),
-            "next": (page < pages).then(|| page + 1),
-            "current": page,
-            "per_page": PER_PAGE,
-            "count": found.total,
-            "pages": pages,
-        }
-    }))
+    Json(ListEnvelope {
+        count: found.total,
+        pagination: Pagination {
+            count: found.total,
+            current: page,
+            next: (page < pages).then(|| page + 1),
+            pages,
+            per_page: PER_PAGE,
+            previous: (page > 1).then(|| (page - 1).min(pages)),
+        },
+        response: items,
+    })
+    .into_response()
 }
 
 fn page_request(page: i64) -> PageRequest {
@@ -144,19 +185,39 @@ fn stack_view(s: &Stack) -> Value {
 }
 
 /// Exactly Cloud 66's job fields.
-fn job_view(stack: &Stack, job: &Job, schedule: &Schedule) -> Value {
-    json!({
-        "id": job.id,
-        "uid": job.uid,
-        "name": job.display_name(),
-        "type": COMMAND_JOB_TYPE,
-        "cron": schedule.config.cron_text(),
-        "status": job.last_status as i64,
-        "paused": !job.enabled,
-        "params": { "command": job.command.clone().unwrap_or_else(|| stack.command.clone()) },
-        "created_at": c66_time(job.created_at),
-        "updated_at": c66_time(job.updated_at),
-    })
+#[derive(Serialize)]
+pub struct JobView<'a> {
+    created_at: String,
+    cron: Option<String>,
+    id: i64,
+    name: String,
+    params: JobParams<'a>,
+    paused: bool,
+    status: i64,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    uid: &'a str,
+    updated_at: String,
+}
+
+#[derive(Serialize)]
+struct JobParams<'a> {
+    command: &'a str,
+}
+
+fn job_view<'a>(stack: &'a Stack, job: &'a Job, schedule: &Schedule) -> JobView<'a> {
+    JobView {
+        created_at: c66_time(job.created_at),
+        cron: schedule.config.cron_text(),
+        id: job.id,
+        name: job.display_name(),
+        params: JobParams { command: job.command.as_deref().unwrap_or(&stack.command) },
+        paused: !job.enabled,
+        status: job.last_status as i64,
+        kind: COMMAND_JOB_TYPE,
+        uid: &job.uid,
+        updated_at: c66_time(job.updated_at),
+    }
 }
 
 async fn action_view(service: &Service, a: &Action) -> ServiceResult<Value> {
@@ -181,7 +242,7 @@ async fn list_stacks(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     PageParam(page, _): PageQ,
-) -> CResult<Json<Value>> {
+) -> CResult<Response> {
     let found = s.service.list_stacks(&caller, page_request(page)).await?;
     let items = found.items.iter().map(stack_view).collect();
     Ok(list_envelope(page, &found, items))
@@ -191,7 +252,7 @@ async fn show_stack(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(uid): Path<String>,
-) -> CResult<Json<Value>> {
+) -> CResult<Response> {
     let stack = s.service.stack_by_uid(&caller, &uid).await?;
     Ok(envelope(stack_view(&stack)))
 }
@@ -201,7 +262,7 @@ async fn list_jobs(
     Extension(caller): Extension<Caller>,
     Path(uid): Path<String>,
     PageParam(page, _): PageQ,
-) -> CResult<Json<Value>> {
+) -> CResult<Response> {
     let stack = s.service.stack_by_uid(&caller, &uid).await?;
     let found = s.service.list_stack_jobs(&stack, page_request(page)).await?;
     // Jobs share schedules: each is read once per page.
@@ -233,7 +294,7 @@ async fn show_job(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((stack_uid, job_uid)): Path<(String, String)>,
-) -> CResult<Json<Value>> {
+) -> CResult<Response> {
     let (stack, job) = stack_and_job(&s, &caller, &stack_uid, &job_uid).await?;
     let schedule = s.service.schedule(&caller, job.schedule_id).await?;
     Ok(envelope(job_view(&stack, &job, &schedule)))
@@ -278,7 +339,7 @@ async fn run_now(
     Extension(caller): Extension<Caller>,
     Path((stack_uid, job_uid)): Path<(String, String)>,
     JobArgs(line): JobArgs,
-) -> CResult<Json<Value>> {
+) -> CResult<Response> {
     let (stack, job) = stack_and_job(&s, &caller, &stack_uid, &job_uid).await?;
     let args = match line {
         Some(line) => split_args("job_args", &line)?,
@@ -294,7 +355,7 @@ async fn pause_or_unpause(
     stack_uid: &str,
     job_uid: &str,
     paused: bool,
-) -> CResult<Json<Value>> {
+) -> CResult<Response> {
     let (stack, job) = stack_and_job(s, caller, stack_uid, job_uid).await?;
     let action = s.service.pause_action(caller, &stack, &job, paused).await?;
     Ok(envelope(action_view(&s.service, &action).await?))
@@ -304,7 +365,7 @@ async fn pause(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((stack_uid, job_uid)): Path<(String, String)>,
-) -> CResult<Json<Value>> {
+) -> CResult<Response> {
     pause_or_unpause(&s, &caller, &stack_uid, &job_uid, true).await
 }
 
@@ -312,7 +373,7 @@ async fn unpause(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((stack_uid, job_uid)): Path<(String, String)>,
-) -> CResult<Json<Value>> {
+) -> CResult<Response> {
     pause_or_unpause(&s, &caller, &stack_uid, &job_uid, false).await
 }
 
@@ -321,7 +382,7 @@ async fn pause_all_or_none(
     caller: &Caller,
     stack_uid: &str,
     paused: bool,
-) -> CResult<Json<Value>> {
+) -> CResult<Response> {
     let stack = s.service.stack_by_uid(caller, stack_uid).await?;
     let action = s.service.pause_all_action(caller, &stack, paused).await?;
     Ok(envelope(action_view(&s.service, &action).await?))
@@ -331,7 +392,7 @@ async fn pause_all(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(stack_uid): Path<String>,
-) -> CResult<Json<Value>> {
+) -> CResult<Response> {
     pause_all_or_none(&s, &caller, &stack_uid, true).await
 }
 
@@ -339,7 +400,7 @@ async fn unpause_all(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(stack_uid): Path<String>,
-) -> CResult<Json<Value>> {
+) -> CResult<Response> {
     pause_all_or_none(&s, &caller, &stack_uid, false).await
 }
 
@@ -348,7 +409,7 @@ async fn list_actions(
     Extension(caller): Extension<Caller>,
     Path(stack_uid): Path<String>,
     PageParam(page, _): PageQ,
-) -> CResult<Json<Value>> {
+) -> CResult<Response> {
     let stack = s.service.stack_by_uid(&caller, &stack_uid).await?;
     let found = s.service.stack_actions(&stack, page_request(page)).await?;
     let mut items = Vec::with_capacity(found.items.len());
@@ -362,7 +423,7 @@ async fn show_action(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((stack_uid, id)): Path<(String, String)>,
-) -> CResult<Json<Value>> {
+) -> CResult<Response> {
     let stack = s.service.stack_by_uid(&caller, &stack_uid).await?;
     let id = super::extract::parse_id(&id, "action")?;
     let action = s.service.action(&stack, id).await?;

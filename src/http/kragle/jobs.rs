@@ -5,11 +5,12 @@ use axum::extract::{Extension, Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Body, KResult, PAGE_SIZE, Page, id_param, nullable, page_request};
+use super::{Body, KResult, Page, id_param, list_page, nullable, page_request};
 use crate::domain::{Job, Missed, Overlap, iso8601};
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
 use crate::service::{Caller, DeleteOutcome, JobPatch};
+use axum::response::Response;
 
 /// A job as the v1 API shows it: Kragle's fields first, then cronstack's.
 #[derive(Serialize)]
@@ -99,10 +100,10 @@ pub async fn list(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     PageParam(page, _): Page,
-) -> KResult<Json<Value>> {
+) -> KResult<Response> {
     let found = s.service.list_jobs(&caller, page_request(page)).await?;
     let jobs: Vec<JobView> = found.items.iter().map(JobView::from).collect();
-    Ok(Json(json!({ "count": found.total, "pagesize": PAGE_SIZE, "page": page, "jobs": jobs })))
+    Ok(list_page("jobs", page, found.total, jobs))
 }
 
 pub async fn by_id(

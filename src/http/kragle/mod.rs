@@ -29,6 +29,29 @@ type Page = super::extract::PageParam<Kragle>;
 
 pub const PAGE_SIZE: i64 = 10;
 
+/// A Kragle list page, `{"count", <items>: [...], "page", "pagesize"}`, serialized straight
+/// from the typed items (not through a `serde_json::Value` tree).
+fn list_page<V: serde::Serialize>(items_key: &'static str, page: i64, count: i64, items: Vec<V>) -> Response {
+    struct ListPage<V> {
+        items_key: &'static str,
+        page: i64,
+        count: i64,
+        items: Vec<V>,
+    }
+    impl<V: serde::Serialize> serde::Serialize for ListPage<V> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = s.serialize_map(Some(4))?;
+            map.serialize_entry("count", &self.count)?;
+            map.serialize_entry(self.items_key, &self.items)?;
+            map.serialize_entry("page", &self.page)?;
+            map.serialize_entry("pagesize", &PAGE_SIZE)?;
+            map.end()
+        }
+    }
+    Json(ListPage { items_key, page, count, items }).into_response()
+}
+
 fn page_request(page: i64) -> PageRequest {
     PageRequest { page, per_page: PAGE_SIZE }
 }

@@ -7,9 +7,8 @@ use axum::body::{Body as HttpBody, Bytes};
 use axum::extract::{Extension, Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
-use super::{Body, KResult, PAGE_SIZE, Page, id_param, page_request};
+use super::{Body, KResult, Page, id_param, list_page, page_request};
 use crate::domain::{Run, RunStatus, TriggerKind, iso8601};
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
@@ -61,11 +60,11 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     PageParam(page, _): Page,
-) -> KResult<Json<Value>> {
+) -> KResult<Response> {
     let job = s.service.job(&caller, id_param(&id, "job")?).await?;
     let found = s.service.job_runs(&job, page_request(page)).await?;
     let runs: Vec<RunView> = found.items.iter().map(RunView::from).collect();
-    Ok(Json(json!({ "count": found.total, "pagesize": PAGE_SIZE, "page": page, "runs": runs })))
+    Ok(list_page("runs", page, found.total, runs))
 }
 
 pub async fn show(

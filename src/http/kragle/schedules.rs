@@ -5,11 +5,12 @@ use axum::extract::{Extension, Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Body, KResult, PAGE_SIZE, Page, id_param, nullable, page_request};
+use super::{Body, KResult, Page, id_param, list_page, nullable, page_request};
 use crate::domain::Schedule;
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
 use crate::service::{Caller, ServiceError};
+use axum::response::Response;
 
 #[derive(Serialize)]
 pub struct ScheduleView {
@@ -55,10 +56,10 @@ pub async fn list(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     PageParam(page, _): Page,
-) -> KResult<Json<Value>> {
+) -> KResult<Response> {
     let found = s.service.list_schedules(&caller, page_request(page)).await?;
     let items: Vec<ScheduleView> = found.items.iter().map(ScheduleView::from).collect();
-    Ok(Json(json!({ "count": found.total, "pagesize": PAGE_SIZE, "page": page, "schedules": items })))
+    Ok(list_page("schedules", page, found.total, items))
 }
 
 pub async fn by_id(

@@ -7,11 +7,12 @@ use axum::extract::{Extension, Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Body, KResult, PAGE_SIZE, Page, id_param, nullable, page_request};
+use super::{Body, KResult, Page, id_param, list_page, nullable, page_request};
 use crate::domain::{HookAccess, HookMethod, Stack, iso8601};
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
 use crate::service::{Caller, Service, ServiceResult, StackPatch};
+use axum::response::Response;
 
 #[derive(Serialize)]
 pub struct StackJob {
@@ -106,13 +107,13 @@ pub async fn list(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     PageParam(page, _): Page,
-) -> KResult<Json<Value>> {
+) -> KResult<Response> {
     let found = s.service.list_stacks(&caller, page_request(page)).await?;
     let mut stacks = Vec::new();
     for stack in found.items {
         stacks.push(full_view(&s.service, &caller, stack).await?);
     }
-    Ok(Json(json!({ "count": found.total, "pagesize": PAGE_SIZE, "page": page, "stacks": stacks })))
+    Ok(list_page("stacks", page, found.total, stacks))
 }
 
 pub async fn by_id(

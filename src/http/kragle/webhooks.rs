@@ -5,11 +5,12 @@ use axum::extract::{Extension, Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Body, KResult, PAGE_SIZE, Page, id_param, nullable, page_request};
+use super::{Body, KResult, Page, id_param, list_page, nullable, page_request};
 use crate::domain::{Delivery, DeliveryStatus, EventKind, Webhook, iso8601};
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
 use crate::service::{Caller, WebhookPatch};
+use axum::response::Response;
 
 /// A subscription as the API shows it (the secret never appears after creation).
 #[derive(Serialize)]
@@ -101,10 +102,10 @@ pub async fn list(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     PageParam(page, _): Page,
-) -> KResult<Json<Value>> {
+) -> KResult<Response> {
     let found = s.service.list_webhooks(&caller, page_request(page)).await?;
     let webhooks: Vec<WebhookView> = found.items.iter().map(WebhookView::from).collect();
-    Ok(Json(json!({ "count": found.total, "pagesize": PAGE_SIZE, "page": page, "webhooks": webhooks })))
+    Ok(list_page("webhooks", page, found.total, webhooks))
 }
 
 /// Answers `{"id": …, "secret": …}`: the signing secret, shown this once.
@@ -152,9 +153,9 @@ pub async fn deliveries(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     PageParam(page, _): Page,
-) -> KResult<Json<Value>> {
+) -> KResult<Response> {
     let webhook = s.service.webhook(&caller, id_param(&id, "webhook")?).await?;
     let found = s.service.webhook_deliveries(&webhook, page_request(page)).await?;
     let deliveries: Vec<DeliveryView> = found.items.iter().map(DeliveryView::from).collect();
-    Ok(Json(json!({ "count": found.total, "pagesize": PAGE_SIZE, "page": page, "deliveries": deliveries })))
+    Ok(list_page("deliveries", page, found.total, deliveries))
 }
