@@ -466,6 +466,15 @@ pub struct Delivery {
 /// Formats epoch ms as ISO-8601 UTC (`2026-11-24T10:00:00Z`, with millis when not whole).
 pub fn iso8601(ms: EpochMs) -> String {
     use chrono::{SecondsFormat, TimeZone, Utc};
+    if let Some(fields) = utc_fields(ms, b'T') {
+        let mut text = String::with_capacity(24);
+        text.push_str(std::str::from_utf8(&fields).expect("ASCII digits"));
+        if ms.rem_euclid(1000) != 0 {
+            text.push_str(&format!(".{:03}", ms.rem_euclid(1000)));
+        }
+        text.push('Z');
+        return text;
+    }
     match Utc.timestamp_millis_opt(ms).single() {
         Some(t) if ms % 1000 == 0 => t.to_rfc3339_opts(SecondsFormat::Secs, true),
         Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
@@ -473,10 +482,68 @@ pub fn iso8601(ms: EpochMs) -> String {
     }
 }
 
+/// `YYYY-MM-DD<sep>HH:MM:SS` of epoch ms in UTC, for years 0 to 9999: the part every API
+/// timestamp starts with, written digit by digit (through `format!` it was a visible share
+/// of a job list's time).
+pub fn utc_fields(ms: EpochMs, sep: u8) -> Option<[u8; 19]> {
+    use chrono::{Datelike, Timelike};
+    let t = chrono::DateTime::from_timestamp_millis(ms)?;
+    let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+    let mut b = *b"0000-00-00T00:00:00";
+    b[10] = sep;
+    for (at, width, mut v) in [
+        (0, 4, year),
+        (5, 2, t.month()),
+        (8, 2, t.day()),
+        (11, 2, t.hour()),
+        (14, 2, t.minute()),
+        (17, 2, t.second()),
+    ] {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    Some(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn timestamps_match_chrono_formatting() {
+        use chrono::{SecondsFormat, TimeZone, Utc};
+        let mut x: i64 = 0x2545_f491_4f6c_dd1d;
+        let mut samples =
+            vec![0, -1, 999, 1000, -1000, 1_764_000_000_000, 253_402_300_799_999, -62_167_219_200_000];
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Years about 0 to 9999, whole seconds half of the time.
+            let ms = x.rem_euclid(315_537_897_600_000) - 62_167_219_200_000;
+            samples.push(if x & 1 == 0 { ms - ms.rem_euclid(1000) } else { ms });
+        }
+        for ms in samples {
+            let t = Utc.timestamp_millis_opt(ms).single().unwrap();
+            let want = if ms % 1000 == 0 {
+                t.to_rfc3339_opts(SecondsFormat::Secs, true)
+            } else {
+                t.to_rfc3339_opts(SecondsFormat::Millis, true)
+            };
+            assert_eq!(iso8601(ms), want, "{ms}");
+            let fields = utc_fields(ms, b' ').unwrap();
+            assert_eq!(
+                std::str::from_utf8(&fields).unwrap(),
+                t.format("%Y-%m-%d %H:%M:%S").to_string(),
+                "{ms}"
+            );
+        }
+        assert_eq!(utc_fields(253_402_300_800_000, b'T'), None, "year 10000");
+        assert_eq!(iso8601(253_402_300_800_000), "+10000-01-01T00:00:00Z");
+    }
 
     #[test]
     fn schedule_configs_validate_with_clear_messages() {

@@ -17,7 +17,7 @@ use super::AppState;
 use super::auth::require_caller;
 use super::error::{ApiError, Dialect, Failure, RequestError};
 use super::extract::{PageParam, parse_json, query_map, read_body};
-use crate::domain::{Action, EpochMs, Job, Schedule, Stack};
+use crate::domain::{Action, EpochMs, Job, Schedule, Stack, utc_fields};
 use crate::service::{Caller, PageRequest, Service, ServiceResult, split_args};
 use crate::store::Page;
 
@@ -94,33 +94,23 @@ async fn method_not_allowed() -> Failure<Cloud66> {
     Failure::new(RequestError::MethodNotAllowed("this endpoint does not take that method".into()))
 }
 
-/// `YYYY-MM-DD<sep>HH:MM:SS<suffix>` in UTC (written directly: a strftime pattern is parsed
-/// again at every call, which showed in the profile of job lists).
-fn utc_text(ms: EpochMs, sep: char, suffix: &str) -> String {
-    use chrono::{Datelike, Timelike};
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| {
-            format!(
-                "{:04}-{:02}-{:02}{sep}{:02}:{:02}:{:02}{suffix}",
-                t.year(),
-                t.month(),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            )
-        })
-        .unwrap_or_default()
+/// `YYYY-MM-DD<sep>HH:MM:SS<suffix>` in UTC (empty outside years 0 to 9999).
+fn utc_text(ms: EpochMs, sep: u8, suffix: &str) -> String {
+    let Some(fields) = utc_fields(ms, sep) else { return String::new() };
+    let mut text = String::with_capacity(fields.len() + suffix.len());
+    text.push_str(std::str::from_utf8(&fields).expect("ASCII digits"));
+    text.push_str(suffix);
+    text
 }
 
 /// Cloud 66's timestamp format in job and stack objects: `2023-10-24 15:38:29 UTC`.
 fn c66_time(ms: EpochMs) -> String {
-    utc_text(ms, ' ', " UTC")
+    utc_text(ms, b' ', " UTC")
 }
 
 /// Action timestamps are ISO-8601 (`2016-02-04T12:52:24Z`), as in Cloud 66's examples.
 fn iso_seconds(ms: EpochMs) -> String {
-    utc_text(ms, 'T', "Z")
+    utc_text(ms, b'T', "Z")
 }
 
 /// `{"response": …}`. The envelopes and views are typed: serialized straight to bytes, not
