@@ -178,11 +178,24 @@ async fn a_change_made_through_one_node_reaches_the_others_within_a_second() {
         )
         .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
+    // Node A has read (and cached) the job and the list.
+    let by_id = format!("/api/v1/jobs/byid/{job}");
+    assert_eq!(api_a.get(&by_id).await.json()["do_run"], true);
+    assert_eq!(api_a.get("/api/v1/jobs").await.json()["jobs"][0]["do_run"], true);
     // Pause through node B; from then on neither node may fire it.
     let paused =
         Api::new(&b, Some(&token)).put(&format!("/api/v1/jobs/{job}"), json!({"enabled": false})).await;
     assert_eq!(paused.status, 200);
     let paused_at = chrono_now_ms();
+    // Node A's reads show it as soon as B's announcement arrives: well within a second,
+    // where its caches' 5 s bound alone would not do.
+    let seen = eventually(Duration::from_secs(1), || async {
+        let job = api_a.get(&by_id).await.json();
+        let listed = api_a.get("/api/v1/jobs").await.json()["jobs"][0].clone();
+        (job["do_run"] == false && job["next_run"].is_null() && listed["do_run"] == false).then_some(())
+    })
+    .await;
+    assert!(seen.is_some(), "node A still shows the job enabled: {}", api_a.get(&by_id).await.text);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let late = psql_rows(
         &db.url,

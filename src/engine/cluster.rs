@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::scheduler::SchedMsg;
 use crate::domain::{EpochMs, now_ms};
-use crate::store::{Backend, JOBS_CHANNEL, Store};
+use crate::store::{Backend, JOBS_CHANNEL, ROWS_CHANNEL, Store};
 
 const HEARTBEAT: Duration = Duration::from_secs(1);
 const RESYNC: Duration = Duration::from_secs(30);
@@ -38,7 +38,8 @@ pub(super) async fn heartbeat(
     }
 }
 
-/// Forwards other nodes' job changes to the scheduler; after any gap in listening, resyncs.
+/// Forwards other nodes' job changes to the scheduler and their row changes to the store's
+/// read caches, which serve only while this listens; after any gap in listening, resyncs.
 pub(super) async fn listen(store: Store, tx: mpsc::UnboundedSender<SchedMsg>, stop: CancellationToken) {
     if store.backend() != Backend::Postgres {
         return;
@@ -54,15 +55,17 @@ pub(super) async fn listen(store: Store, tx: mpsc::UnboundedSender<SchedMsg>, st
                 }
             }
         };
-        if let Err(e) = listener.listen(JOBS_CHANNEL).await {
+        if let Err(e) = listener.listen_all([JOBS_CHANNEL, ROWS_CHANNEL]).await {
             tracing::warn!(error = %e, "LISTEN failed; retrying");
             continue;
         }
         // Whatever changed while not listening is picked up from the database.
         let _ = tx.send(SchedMsg::Resync);
+        store.set_caches_live(true);
         loop {
             tokio::select! {
                 msg = listener.try_recv() => match msg {
+                    Ok(Some(n)) if n.channel() == ROWS_CHANNEL => store.apply_announced(n.payload()),
                     Ok(Some(n)) => {
                         if let Ok(job_id) = n.payload().parse::<i64>() {
                             let _ = tx.send(SchedMsg::Reload(job_id));
@@ -71,9 +74,13 @@ pub(super) async fn listen(store: Store, tx: mpsc::UnboundedSender<SchedMsg>, st
                     // The connection dropped: reconnect and resync.
                     Ok(None) | Err(_) => break,
                 },
-                _ = stop.cancelled() => return,
+                _ = stop.cancelled() => {
+                    store.set_caches_live(false);
+                    return;
+                }
             }
         }
+        store.set_caches_live(false);
         tracing::warn!("change listener lost its connection; reconnecting");
     }
 }

@@ -3,6 +3,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::cache::Change;
 use super::{SqlxResultExt, Store, StoreResult, get_i64, get_opt_string, get_string};
 use crate::domain::{ApiToken, EpochMs, Scope, User, UserId};
 
@@ -132,7 +133,7 @@ impl Store {
             .execute(&self.write)
             .await
             .db()?;
-        self.cache.tokens.invalidate_where(|t| t.token_id == id);
+        self.changed(Change::Token(id)).await;
         Ok(done.rows_affected() > 0)
     }
 

@@ -1,34 +1,46 @@
 //! Read caches for what API reads ask for on every request: the token, the job, its schedule,
 //! its stack, a page of jobs.
 //!
-//! Why: on SQLite every query is a hand-off to sqlx's connection thread and back, and those
-//! hand-offs were most of an API read's cost (bench/RESULTS.md, "API reads").
+//! Why: every query is a round trip (on SQLite a hand-off to sqlx's connection thread and
+//! back, on PostgreSQL a network round trip), and those were most of an API read's cost
+//! (bench/RESULTS.md, "API reads").
 //!
-//! Coherence: every write of this node invalidates what it touched right after it commits,
-//! and a row read from the database is kept only if no invalidation of its cache happened
-//! while it was being read, so a stale row cannot outlive the write that replaced it (and a
-//! caller who got the write's answer reads the new row). Only what is found is cached, never
-//! an absence, so rows that others insert (the offline `cronstack user add`) need no
-//! invalidation. Rows that others may change without telling this node are not cached: on
-//! PostgreSQL other nodes write jobs (claims) and stacks, so there only tokens are, and only
-//! for [`SHARED_TOKEN_TTL`], the delay before a token revoked on another node is refused here.
+//! Coherence: every write invalidates what it touched right after it commits, and a row read
+//! from the database is kept only if no invalidation of its cache happened while it was being
+//! read, so a stale row cannot outlive the write that replaced it, and whoever got the
+//! write's answer reads the new row from this node. Only what is found is cached, never an
+//! absence, so rows that others insert (the offline `cronstack user add`) need no
+//! invalidation.
+//!
+//! On PostgreSQL the other nodes write too (each claim moves a job's next slot). Every write
+//! is announced on [`ROWS_CHANNEL`] after it commits, and each node's listener applies the
+//! other nodes' announcements: a node serves another node's change once the notification
+//! arrived (PostgreSQL delivers it at once; under a millisecond here). The caches serve
+//! nothing while the listener is not connected (announcements would be lost), start empty
+//! each time it connects, and keep no entry longer than [`SHARED_TTL`], the bound should an
+//! announcement ever fail to be sent.
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Backend;
 
-/// How long another node's revocation of a token may take to reach this one (PostgreSQL).
-pub const SHARED_TOKEN_TTL: Duration = Duration::from_secs(5);
+/// The PostgreSQL channel of row changes, for the other nodes' caches.
+pub const ROWS_CHANNEL: &str = "cronstack_rows";
 
-/// A bounded map of rows read from the database, coherent with this node's writes.
+/// On PostgreSQL no cached entry is served after this long.
+pub const SHARED_TTL: Duration = Duration::from_secs(5);
+
+/// A bounded map of rows read from the database, coherent with the writes it is told of.
 pub(super) struct ReadCache<K, V> {
     state: Mutex<CacheState<K, V>>,
     capacity: usize,
     ttl: Option<Duration>,
-    enabled: bool,
+    /// Off while writes could go unannounced (PostgreSQL, listener not connected).
+    live: Arc<AtomicBool>,
 }
 
 struct CacheState<K, V> {
@@ -41,12 +53,12 @@ struct CacheState<K, V> {
 pub(super) struct Ticket(u64);
 
 impl<K: Hash + Eq, V: Clone> ReadCache<K, V> {
-    fn new(capacity: usize, ttl: Option<Duration>, enabled: bool) -> Self {
+    fn new(capacity: usize, ttl: Option<Duration>, live: Arc<AtomicBool>) -> Self {
         ReadCache {
             state: Mutex::new(CacheState { generation: 0, entries: HashMap::new() }),
             capacity,
             ttl,
-            enabled,
+            live,
         }
     }
 
@@ -55,10 +67,14 @@ impl<K: Hash + Eq, V: Clone> ReadCache<K, V> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
     fn lookup(&self, key: &K) -> Result<V, Ticket> {
         let state = self.state();
         match state.entries.get(key) {
-            Some((value, at)) if self.enabled && self.ttl.is_none_or(|ttl| at.elapsed() < ttl) => {
+            Some((value, at)) if self.is_live() && self.ttl.is_none_or(|ttl| at.elapsed() < ttl) => {
                 Ok(value.clone())
             }
             _ => Err(Ticket(state.generation)),
@@ -66,11 +82,9 @@ impl<K: Hash + Eq, V: Clone> ReadCache<K, V> {
     }
 
     fn fill(&self, ticket: Ticket, key: K, value: V) {
-        if !self.enabled {
-            return;
-        }
         let mut state = self.state();
-        if state.generation != ticket.0 {
+        // Checked under the lock: going offline clears every cache under it, after the flag.
+        if state.generation != ticket.0 || !self.is_live() {
             return;
         }
         if state.entries.len() >= self.capacity {
@@ -113,19 +127,19 @@ impl<K: Hash + Eq, V: Clone> ReadCache<K, V> {
         self.fill(ticket, key, value);
     }
 
-    pub(super) fn invalidate(&self, key: &K) {
+    fn invalidate(&self, key: &K) {
         let mut state = self.state();
         state.generation += 1;
         state.entries.remove(key);
     }
 
-    pub(super) fn invalidate_where(&self, stale: impl Fn(&V) -> bool) {
+    fn invalidate_where(&self, stale: impl Fn(&V) -> bool) {
         let mut state = self.state();
         state.generation += 1;
         state.entries.retain(|_, (v, _)| !stale(v));
     }
 
-    pub(super) fn clear(&self) {
+    fn clear(&self) {
         let mut state = self.state();
         state.generation += 1;
         state.entries.clear();
@@ -139,8 +153,53 @@ pub(super) enum JobListing {
     Stack,
 }
 
+/// A committed write, as the caches (this node's and, announced, the others') must know it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// These jobs changed or went (fields, next slot, status); job pages too.
+    Jobs(Vec<i64>),
+    /// A job was added: job pages.
+    JobAdded,
+    Stack(i64),
+    Schedule(i64),
+    /// A token (by id) was revoked.
+    Token(i64),
+}
+
+impl Change {
+    /// The notification payloads (PostgreSQL caps one at 8,000 bytes: 500 ids per payload).
+    pub(super) fn payloads(&self) -> Vec<String> {
+        let one = |tag: &str, id: i64| vec![format!("{tag}{id}")];
+        match self {
+            Change::Jobs(ids) => ids
+                .chunks(500)
+                .map(|c| format!("j{}", c.iter().map(i64::to_string).collect::<Vec<_>>().join(",")))
+                .collect(),
+            Change::JobAdded => vec!["a".to_string()],
+            Change::Stack(id) => one("s", *id),
+            Change::Schedule(id) => one("c", *id),
+            Change::Token(id) => one("t", *id),
+        }
+    }
+
+    /// A payload back into a change; `None` for anything else.
+    pub fn parse(payload: &str) -> Option<Change> {
+        let (tag, rest) = payload.split_at_checked(1)?;
+        let id = || rest.parse::<i64>().ok();
+        Some(match tag {
+            "j" => Change::Jobs(rest.split(',').map(str::parse).collect::<Result<_, _>>().ok()?),
+            "a" if rest.is_empty() => Change::JobAdded,
+            "s" => Change::Stack(id()?),
+            "c" => Change::Schedule(id()?),
+            "t" => Change::Token(id()?),
+            _ => return None,
+        })
+    }
+}
+
 /// The store's caches. Rows are capped per cache; pages (each up to a page of jobs) fewer.
 pub(super) struct Caches {
+    live: Arc<AtomicBool>,
     pub tokens: ReadCache<String, super::TokenRecord>,
     pub jobs: ReadCache<i64, crate::domain::Job>,
     /// A job's uid never changes; the job read by its id is checked against the uid.
@@ -155,27 +214,51 @@ impl Caches {
     pub fn for_backend(backend: Backend) -> Self {
         const ROWS: usize = 100_000;
         const PAGES: usize = 4_096;
-        let (rows, token_ttl) = match backend {
+        // SQLite: this process is the only writer (others only insert), so always live.
+        let (live, ttl) = match backend {
             Backend::Sqlite => (true, None),
-            Backend::Postgres => (false, Some(SHARED_TOKEN_TTL)),
+            Backend::Postgres => (false, Some(SHARED_TTL)),
         };
+        let live = Arc::new(AtomicBool::new(live));
         Caches {
-            tokens: ReadCache::new(ROWS, token_ttl, true),
-            jobs: ReadCache::new(ROWS, None, rows),
-            job_uids: ReadCache::new(ROWS, None, rows),
-            job_pages: ReadCache::new(PAGES, None, rows),
-            schedules: ReadCache::new(ROWS, None, rows),
-            stacks: ReadCache::new(ROWS, None, rows),
-            stack_uids: ReadCache::new(ROWS, None, rows),
+            tokens: ReadCache::new(ROWS, ttl, live.clone()),
+            jobs: ReadCache::new(ROWS, ttl, live.clone()),
+            job_uids: ReadCache::new(ROWS, ttl, live.clone()),
+            job_pages: ReadCache::new(PAGES, ttl, live.clone()),
+            schedules: ReadCache::new(ROWS, ttl, live.clone()),
+            stacks: ReadCache::new(ROWS, ttl, live.clone()),
+            stack_uids: ReadCache::new(ROWS, ttl, live.clone()),
+            live,
         }
     }
 
-    /// After a write to these jobs (fields, next slot, status, or deletion) has committed.
-    pub fn jobs_changed(&self, ids: impl IntoIterator<Item = i64>) {
-        for id in ids {
-            self.jobs.invalidate(&id);
+    /// Invalidates what a committed write touched.
+    pub fn apply(&self, change: &Change) {
+        match change {
+            Change::Jobs(ids) => {
+                for id in ids {
+                    self.jobs.invalidate(id);
+                }
+                self.job_pages.clear();
+            }
+            Change::JobAdded => self.job_pages.clear(),
+            Change::Stack(id) => self.stacks.invalidate(id),
+            Change::Schedule(id) => self.schedules.invalidate(id),
+            Change::Token(id) => self.tokens.invalidate_where(|t| t.token_id == *id),
         }
+    }
+
+    /// Turns the caches on (empty) or off: on PostgreSQL, while the listener hears the other
+    /// nodes' changes, and only then.
+    pub fn set_live(&self, live: bool) {
+        self.live.store(live, Ordering::Release);
+        self.tokens.clear();
+        self.jobs.clear();
+        self.job_uids.clear();
         self.job_pages.clear();
+        self.schedules.clear();
+        self.stacks.clear();
+        self.stack_uids.clear();
     }
 }
 
@@ -184,7 +267,7 @@ mod tests {
     use super::*;
 
     fn cache() -> ReadCache<i64, String> {
-        ReadCache::new(16, None, true)
+        ReadCache::new(16, None, Arc::new(AtomicBool::new(true)))
     }
 
     #[tokio::test]
@@ -215,14 +298,63 @@ mod tests {
 
     #[tokio::test]
     async fn entries_expire_after_the_ttl_and_a_disabled_cache_keeps_nothing() {
-        let c: ReadCache<i64, String> = ReadCache::new(16, Some(Duration::from_millis(30)), true);
+        let c: ReadCache<i64, String> =
+            ReadCache::new(16, Some(Duration::from_millis(30)), Arc::new(AtomicBool::new(true)));
         let _: Result<_, ()> = c.get_or_load(1, async { Ok(Some("a".to_string())) }).await;
         assert!(c.lookup(&1).is_ok());
         std::thread::sleep(Duration::from_millis(40));
         assert!(c.lookup(&1).is_err());
-        let off: ReadCache<i64, String> = ReadCache::new(16, None, false);
+        let off: ReadCache<i64, String> = ReadCache::new(16, None, Arc::new(AtomicBool::new(false)));
         let _: Result<_, ()> = off.get_or_load(1, async { Ok(Some("a".to_string())) }).await;
         assert!(off.lookup(&1).is_err());
+    }
+
+    #[test]
+    fn changes_survive_their_announcement() {
+        let many: Vec<i64> = (1..=1200).map(|i| i * 1_000_000_007).collect();
+        for change in [
+            Change::Jobs(vec![7]),
+            Change::Jobs(many),
+            Change::JobAdded,
+            Change::Stack(3),
+            Change::Schedule(-4),
+            Change::Token(9),
+        ] {
+            let payloads = change.payloads();
+            assert!(payloads.iter().all(|p| p.len() < 8000), "{change:?}");
+            let back: Vec<Change> = payloads.iter().map(|p| Change::parse(p).unwrap()).collect();
+            match &change {
+                Change::Jobs(ids) => {
+                    let all: Vec<i64> = back
+                        .iter()
+                        .flat_map(|c| match c {
+                            Change::Jobs(part) => part.clone(),
+                            other => panic!("{other:?}"),
+                        })
+                        .collect();
+                    assert_eq!(&all, ids);
+                }
+                _ => assert_eq!(back, vec![change.clone()]),
+            }
+        }
+        for junk in ["", "x1", "j", "j1,,2", "s", "sx", "a1", "t1.5"] {
+            assert_eq!(Change::parse(junk), None, "{junk:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn caches_serve_only_while_live() {
+        let caches = Caches::for_backend(Backend::Postgres);
+        let load = |v: i64| async move { Ok::<_, ()>(Some(v)) };
+        let _ = caches.job_uids.get_or_load("u".into(), load(1)).await;
+        assert_eq!(caches.job_uids.get(&"u".into()), None, "not live before the listener is");
+        caches.set_live(true);
+        let _ = caches.job_uids.get_or_load("u".into(), load(1)).await;
+        assert_eq!(caches.job_uids.get(&"u".into()), Some(1));
+        caches.set_live(false);
+        assert_eq!(caches.job_uids.get(&"u".into()), None);
+        caches.set_live(true);
+        assert_eq!(caches.job_uids.get(&"u".into()), None, "live again, but emptied");
     }
 
     #[test]

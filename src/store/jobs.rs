@@ -3,6 +3,7 @@
 use sqlx::any::AnyRow;
 
 use super::FromRow;
+use super::cache::Change;
 use super::cache::JobListing;
 use super::{
     Backend, Listing, Page, SqlxResultExt, Store, StoreError, StoreResult, get_bool, get_enum, get_i64,
@@ -100,7 +101,7 @@ impl Store {
         .fetch_one(&self.write)
         .await
         .db()?;
-        self.cache.job_pages.clear();
+        self.changed(Change::JobAdded).await;
         get_i64(&row, "id")
     }
 
@@ -142,13 +143,13 @@ impl Store {
         .execute(&self.write)
         .await
         .db()?;
-        self.cache.jobs_changed([id]);
+        self.changed(Change::Jobs(vec![id])).await;
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn delete_job(&self, id: i64) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM jobs WHERE id = $1").bind(id).execute(&self.write).await.db()?;
-        self.cache.jobs_changed([id]);
+        self.changed(Change::Jobs(vec![id])).await;
         Ok(done.rows_affected() > 0)
     }
 
@@ -265,7 +266,7 @@ impl Store {
             .execute(&self.write)
             .await
             .db()?;
-        self.cache.jobs_changed([id]);
+        self.changed(Change::Jobs(vec![id])).await;
         Ok(())
     }
 }

@@ -21,7 +21,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use accounts::TokenRecord;
-pub use cache::SHARED_TOKEN_TTL;
+pub use cache::{Change, ROWS_CHANNEL, SHARED_TTL};
 pub use cluster::{JOBS_CHANNEL, NodeRecord};
 pub use jobs::{JobChanges, NewJob, ScheduledJob};
 pub use runs::{Claim, ClaimOutcome, NewRun, RunFinish};
@@ -157,6 +157,39 @@ impl Store {
             Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await.db(),
             Backend::Postgres => self.write.begin().await.db(),
         }
+    }
+
+    /// After a write has committed: this node's caches forget what it touched and, on
+    /// PostgreSQL, the other nodes are told (`ROWS_CHANNEL`).
+    async fn changed(&self, change: Change) {
+        self.cache.apply(&change);
+        if self.backend != Backend::Postgres {
+            return;
+        }
+        for payload in change.payloads() {
+            let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(ROWS_CHANNEL)
+                .bind(payload)
+                .execute(&self.write)
+                .await;
+            if let Err(e) = sent {
+                tracing::warn!(error = %e, "announcing a change to the other nodes: their caches drop it within 5 s");
+            }
+        }
+    }
+
+    /// A change another node announced on `ROWS_CHANNEL`.
+    pub fn apply_announced(&self, payload: &str) {
+        match Change::parse(payload) {
+            Some(change) => self.cache.apply(&change),
+            None => tracing::warn!(payload, "unknown row change announced"),
+        }
+    }
+
+    /// Turns the read caches on (empty) or off. On PostgreSQL the change listener turns them
+    /// on once it hears the other nodes' changes, and off when it stops hearing them.
+    pub fn set_caches_live(&self, live: bool) {
+        self.cache.set_live(live);
     }
 
     /// Checks that the database answers.

@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::any::AnyRow;
 
+use super::cache::Change;
 use super::jobs::{JOB_COLUMNS, job_from_row};
 use super::{
     Backend, Listing, Page, SqlxResultExt, Store, StoreResult, get_bool, get_enum, get_i64, get_json,
@@ -177,7 +178,7 @@ impl Store {
         }
         tx.commit().await.db()?;
         if !moved.is_empty() {
-            self.cache.jobs_changed(moved.keys().copied());
+            self.changed(Change::Jobs(moved.keys().copied().collect())).await;
         }
 
         Ok(claims

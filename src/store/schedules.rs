@@ -2,6 +2,7 @@
 
 use sqlx::any::AnyRow;
 
+use super::cache::Change;
 use super::{
     Listing, Page, SqlxResultExt, Store, StoreError, StoreResult, get_bool, get_i64, get_opt_string,
     get_string,
@@ -70,7 +71,7 @@ impl Store {
             .await
             .db()?;
         tx.commit().await.db()?;
-        self.cache.schedules.invalidate(&s.id);
+        self.changed(Change::Schedule(s.id)).await;
         Ok(true)
     }
 
@@ -82,7 +83,7 @@ impl Store {
         }
         sqlx::query("DELETE FROM schedules WHERE id = $1").bind(id).execute(&mut *tx).await.db()?;
         tx.commit().await.db()?;
-        self.cache.schedules.invalidate(&id);
+        self.changed(Change::Schedule(id)).await;
         Ok(true)
     }
 }

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use sqlx::any::AnyRow;
 
 use super::FromRow;
+use super::cache::Change;
 use super::{
     Listing, Page, SqlxResultExt, Store, StoreResult, get_enum, get_i64, get_json, get_opt_string, get_string,
 };
@@ -68,7 +69,7 @@ impl Store {
         .execute(&self.write)
         .await
         .db()?;
-        self.cache.stacks.invalidate(&id);
+        self.changed(Change::Stack(id)).await;
         Ok(())
     }
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::any::AnyRow;
 
+use super::cache::Change;
 use super::jobs::{JOB_COLUMNS, job_from_row};
 use super::{
     Backend, Listing, Page, SqlxResultExt, Store, StoreError, StoreResult, get_enum, get_i64, get_opt_i64,
@@ -93,7 +94,7 @@ impl Store {
         .execute(&self.write)
         .await
         .db()?;
-        self.cache.job_pages.clear();
+        self.changed(Change::JobAdded).await;
         self.find_hook_job(stack.id)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("hook job of stack {} vanished", stack.id)))
@@ -118,7 +119,7 @@ impl Store {
             .execute(&self.write)
             .await
             .db()?;
-        self.cache.stacks.invalidate(&stack_id);
+        self.changed(Change::Stack(stack_id)).await;
         Ok(())
     }
 
