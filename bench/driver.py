@@ -1,7 +1,7 @@
 """The benchmark rows of bench/run (see bench/run for the entry point and options).
 
 Each row measures cronstack and what it is compared with in the same run, stores its figures
-in bench/.results/<row>.json, and bench/RESULTS.md is rewritten from every stored row.
+in bench/results/<row>.json, and bench/RESULTS.md is rewritten from every stored row.
 Standard library only, plus the tools bench/run installs (wrk, psql, the peers).
 """
 
@@ -28,7 +28,7 @@ CRONSTACK = os.path.join(TARGET, "release", "cronstack")
 SPAWN_RATE = os.path.join(TARGET, "release", "examples", "spawn_rate")
 PEERS = os.path.join(TARGET, "peers", "release")
 VENV_PY = os.path.join(BENCH, ".venv", "bin", "python")
-RESULTS_DIR = os.path.join(BENCH, ".results")
+RESULTS_DIR = os.path.join(BENCH, "results")
 WORK = os.environ.get("BENCH_WORK", "/tmp/cronstack-bench")
 PG = os.environ.get("BENCH_POSTGRES", "postgres://postgres@127.0.0.1:5432")
 QUICK = os.environ.get("QUICK", "0") not in ("", "0")

@@ -1,10 +1,11 @@
-"""Writes bench/RESULTS.md from the rows stored in bench/.results/ (see driver.py)."""
+"""Writes bench/RESULTS.md from the rows stored in bench/results/ (see driver.py)."""
 
 import json
 import os
+import re
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
-RESULTS_DIR = os.path.join(BENCH, ".results")
+RESULTS_DIR = os.path.join(BENCH, "results")
 NOTES = os.path.join(BENCH, "NOTES.md")
 
 
@@ -207,7 +208,10 @@ def section_api(out):
         return
     out.append("wrk -t2 -c32 on loopback, bearer token, 1,000 jobs in the database. The bare handler "
                "(bench/peers/src/bin/bare_axum.rs) serves the very bytes cronstack answered, from memory, "
-               "same runtime shape. Target: ≥ 0.5 of bare.\n")
+               "same runtime shape. cronstack authenticates the token, counts the request against the rate limit, "
+               "reads through its read cache (warm after the first request: nothing changes during the run; "
+               "every write invalidates what it touched, see README, \"Read cache\") and serializes the view. "
+               "Target: ≥ 0.5 of bare.\n")
     out.append("| database | endpoint | bytes | cronstack req/s | p99 ms | bare axum req/s | p99 ms | ratio |")
     out.append("|---|---|---:|---:|---:|---:|---:|---:|")
     for kind in ("sqlite", "postgres"):
@@ -217,7 +221,8 @@ def section_api(out):
         for label, e in x["endpoints"].items():
             c, b = e["cronstack"], e["bare"]
             bad = f" ({c['non2xx']} non-2xx!)" if c.get("non2xx") else ""
-            out.append(f"| {kind} | {label} `{e['path'][:40]}` | {e['bytes']:,} | {f0(c['rps'])}{bad} | {f2(c['p99_ms'])} | "
+            path = re.sub(r"[0-9a-f]{26,32}", "{uid}", e["path"])
+            out.append(f"| {kind} | {label} `{path}` | {e['bytes']:,} | {f0(c['rps'])}{bad} | {f2(c['p99_ms'])} | "
                        f"{f0(b['rps'])} | {f2(b['p99_ms'])} | {e['ratio']:.2f} |")
     out.append("")
 
@@ -244,7 +249,7 @@ def write():
                                       "api", "cluster") if load(n)), None)
     m = (any_row or {}).get("machine_before", {})
     out = ["# cronstack benchmark results", "",
-           "Written by `bench/run` (rows stored in bench/.results/, this file regenerated from them). "
+           "Written by `bench/run` (rows stored in bench/results/, this file regenerated from them). "
            "Every row is measured side by side with what it is compared with, in the same run: "
            "absolute figures drift with the machine's load, ratios much less.", "",
            f"Machine: {m.get('nproc', '?')} cores ({m.get('cpu', '?')}), {m.get('ram_gib', '?')} GiB RAM, "
