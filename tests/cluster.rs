@@ -222,6 +222,31 @@ async fn the_rate_limit_is_one_budget_for_the_whole_cluster() {
     assert_eq!(api_b.get("/api/v1/jobs").await.header("x-ratelimit-remaining").as_deref(), Some("0"));
     assert_eq!(api_a.get("/api/v1/jobs").await.status, 429);
     assert_eq!(api_b.get("/api/3/stacks").await.status, 429);
+
+    // With a larger limit each node takes hits from the shared window a block at a time
+    // (1% of the limit): the cluster still admits no more than the limit, and refuses no
+    // earlier than a block per node before it.
+    let db = TestDb::new();
+    let token = add_user(&db, "ops", None);
+    let a = Server::start_on(&db, &["--rate-limit", "500"]);
+    let b = Server::start_on(&db, &["--rate-limit", "500"]);
+    let (api_a, api_b) = (Api::new(&a, Some(&token)), Api::new(&b, Some(&token)));
+    let mut admitted = 0;
+    let mut refused_at = None;
+    for i in 0..520 {
+        let r = if i % 3 == 0 { api_b.get("/api/3/stacks").await } else { api_a.get("/api/v1/jobs").await };
+        match r.status {
+            200 => admitted += 1,
+            429 => {
+                refused_at.get_or_insert(i);
+                assert!(r.header("retry-after").is_some());
+            }
+            other => panic!("status {other}: {}", r.text),
+        }
+    }
+    let refused_at = refused_at.expect("the limit is reached");
+    assert!(admitted <= 500, "admitted {admitted} of a budget of 500");
+    assert!(refused_at >= 500 - 2 * 5, "first refusal at request {refused_at}, admitted {admitted}");
 }
 
 fn chrono_now_ms() -> i64 {

@@ -68,6 +68,11 @@ pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, S
 /// `X-RateLimit-*` headers promise (a GCRA limiter such as governor has no such window).
 /// On PostgreSQL the windows live in the database, so a token has one budget for the whole
 /// cluster; on SQLite (one node) they live in memory.
+///
+/// On PostgreSQL a node takes hits from the shared window a block at a time (1% of the limit,
+/// at most 100) and spends them locally: one write per block instead of one per request.
+/// The cluster never admits more than the limit; near the end of a window up to a block per
+/// node may go unused, so a node can refuse a little before the whole budget is spent.
 pub struct RateLimiter {
     limit: u32,
     window_ms: EpochMs,
@@ -76,7 +81,16 @@ pub struct RateLimiter {
 
 enum Counts {
     Local(Mutex<HashMap<String, (EpochMs, u32)>>),
-    Shared(Store),
+    Shared { store: Store, blocks: Mutex<HashMap<String, Block>> },
+}
+
+/// Hits a node took from a shared window and has not spent yet.
+#[derive(Clone, Copy)]
+struct Block {
+    window_start: EpochMs,
+    /// The shared window's count when the block was taken (the block included).
+    shared_hits: i64,
+    unspent: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -96,7 +110,7 @@ impl Quota {
 impl RateLimiter {
     pub fn new(limit_per_hour: u32, store: &Store) -> Self {
         let counts = match store.backend() {
-            Backend::Postgres => Counts::Shared(store.clone()),
+            Backend::Postgres => Counts::Shared { store: store.clone(), blocks: Mutex::new(HashMap::new()) },
             Backend::Sqlite => Counts::Local(Mutex::new(HashMap::new())),
         };
         RateLimiter { limit: limit_per_hour, window_ms: 3_600_000, counts }
@@ -124,7 +138,7 @@ impl RateLimiter {
                     (i64::from(self.limit) + 1, *start)
                 }
             }
-            Counts::Shared(store) => store.hit_rate_window(key, now, self.window_ms).await?,
+            Counts::Shared { store, blocks } => self.hit_shared(store, blocks, key, now).await?,
         };
         let reset = (start + self.window_ms + 999) / 1000;
         let limit = i64::from(self.limit);
@@ -133,6 +147,58 @@ impl RateLimiter {
         } else {
             Ok(Quota { limit: self.limit, remaining: (limit - hits) as u32, reset })
         })
+    }
+}
+
+impl RateLimiter {
+    /// Spends a hit of this node's block for `key`, taking a new block when it is spent.
+    /// Returns the window's hits as this node counts them (this one included) and its start.
+    async fn hit_shared(
+        &self,
+        store: &Store,
+        blocks: &Mutex<HashMap<String, Block>>,
+        key: &str,
+        now: EpochMs,
+    ) -> Result<(i64, EpochMs), ServiceError> {
+        let spend = |b: &mut Block| {
+            b.unspent -= 1;
+            (b.shared_hits - b.unspent, b.window_start)
+        };
+        {
+            let mut blocks = blocks.lock().unwrap_or_else(|e| e.into_inner());
+            match blocks.get_mut(key) {
+                Some(b) if b.unspent > 0 && now - b.window_start < self.window_ms => return Ok(spend(b)),
+                Some(_) => {
+                    blocks.remove(key);
+                }
+                None => {}
+            }
+        }
+        let limit = i64::from(self.limit);
+        let size = (limit / 100).clamp(1, 100);
+        let (shared_hits, window_start) = store.hit_rate_window(key, size, now, self.window_ms).await?;
+        // Of the hits taken, those within the limit can be spent; none: refused.
+        let granted = (limit - (shared_hits - size)).clamp(0, size);
+        if granted == 0 {
+            return Ok((limit + 1, window_start));
+        }
+        let mut block = Block { window_start, shared_hits: shared_hits - size + granted, unspent: granted };
+        let spent = spend(&mut block);
+        if block.unspent > 0 {
+            let mut blocks = blocks.lock().unwrap_or_else(|e| e.into_inner());
+            if blocks.len() > 100_000 {
+                blocks.retain(|_, b| now - b.window_start < self.window_ms);
+            }
+            // A concurrent request of the same key may have taken a block too: keep both.
+            let kept = blocks.entry(key.to_string()).or_insert(Block { unspent: 0, ..block });
+            if kept.window_start == block.window_start {
+                kept.unspent += block.unspent;
+                kept.shared_hits = kept.shared_hits.max(block.shared_hits);
+            } else {
+                *kept = block;
+            }
+        }
+        Ok(spent)
     }
 }
 

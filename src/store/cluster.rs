@@ -82,24 +82,26 @@ impl Store {
         Ok(())
     }
 
-    /// Counts a hit in `key`'s hourly window, shared by all nodes; returns the hits in the
-    /// window (this one included, even past the limit) and the window's start.
+    /// Counts `n` hits in `key`'s hourly window, shared by all nodes; returns the hits in the
+    /// window (these `n` included, even past the limit) and the window's start.
     pub async fn hit_rate_window(
         &self,
         key: &str,
+        n: i64,
         now: EpochMs,
         window_ms: EpochMs,
     ) -> StoreResult<(i64, EpochMs)> {
         let row = sqlx::query(
-            "INSERT INTO rate_windows (key, window_start, hits) VALUES ($1, $2, 1) \
+            "INSERT INTO rate_windows (key, window_start, hits) VALUES ($1, $2, $4) \
              ON CONFLICT (key) DO UPDATE SET \
-               hits = CASE WHEN rate_windows.window_start <= $2 - $3 THEN 1 ELSE rate_windows.hits + 1 END, \
+               hits = CASE WHEN rate_windows.window_start <= $2 - $3 THEN $4 ELSE rate_windows.hits + $4 END, \
                window_start = CASE WHEN rate_windows.window_start <= $2 - $3 THEN $2 ELSE rate_windows.window_start END \
              RETURNING hits, window_start",
         )
         .bind(key)
         .bind(now)
         .bind(window_ms)
+        .bind(n)
         .fetch_one(&self.write)
         .await
         .db()?;
