@@ -1,5 +1,7 @@
 //! Jobs: create, change, pause, delete (deferred while enabled, as Kragle does), run now.
 
+use std::sync::Arc;
+
 use super::{
     Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, on_unique, paged, validate_name,
 };
@@ -321,11 +323,11 @@ impl Service {
         }
     }
 
-    pub async fn list_jobs(&self, caller: &Caller, req: PageRequest) -> ServiceResult<Page<Job>> {
+    pub async fn list_jobs(&self, caller: &Caller, req: PageRequest) -> ServiceResult<Arc<Page<Job>>> {
         paged(req, |limit, offset| self.store.list_jobs(caller.user_id, limit, offset)).await
     }
 
-    pub async fn list_stack_jobs(&self, stack: &Stack, req: PageRequest) -> ServiceResult<Page<Job>> {
+    pub async fn list_stack_jobs(&self, stack: &Stack, req: PageRequest) -> ServiceResult<Arc<Page<Job>>> {
         paged(req, |limit, offset| self.store.stack_jobs(stack.id, limit, offset)).await
     }
 

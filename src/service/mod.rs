@@ -185,11 +185,31 @@ impl Service {
     }
 }
 
+/// A page, owned or shared (from the store's read cache).
+trait AnyPage {
+    /// The same count with no items.
+    fn emptied(self) -> Self;
+}
+
+impl<T> AnyPage for Page<T> {
+    fn emptied(mut self) -> Self {
+        self.items.clear();
+        self
+    }
+}
+
+impl<T> AnyPage for std::sync::Arc<Page<T>> {
+    fn emptied(self) -> Self {
+        std::sync::Arc::new(Page { items: Vec::new(), total: self.total })
+    }
+}
+
 /// Runs a paged query, answering an empty page past any possible row.
-async fn paged<T, F, Fut>(req: PageRequest, query: F) -> ServiceResult<Page<T>>
+async fn paged<P, F, Fut>(req: PageRequest, query: F) -> ServiceResult<P>
 where
+    P: AnyPage,
     F: FnOnce(i64, i64) -> Fut,
-    Fut: std::future::Future<Output = Result<Page<T>, StoreError>>,
+    Fut: std::future::Future<Output = Result<P, StoreError>>,
 {
     if req.page < 1 {
         return Err(ServiceError::invalid("page", "must be an integer of 1 or more"));
@@ -197,11 +217,7 @@ where
     match page_window(req.page, req.per_page) {
         Some((limit, offset)) => Ok(query(limit, offset).await?),
         // A page number so large its offset overflows: nothing there, but say how many exist.
-        None => {
-            let mut first = query(1, 0).await?;
-            first.items.clear();
-            Ok(first)
-        }
+        None => Ok(query(1, 0).await?.emptied()),
     }
 }
 

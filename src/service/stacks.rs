@@ -176,7 +176,7 @@ impl Service {
 
     /// Every job of a stack (for the stack objects' `jobs` lists).
     pub async fn all_stack_jobs(&self, stack: &Stack) -> ServiceResult<Vec<Job>> {
-        Ok(self.store.stack_jobs(stack.id, i64::MAX, 0).await?.items)
+        Ok(self.store.stack_jobs(stack.id, i64::MAX, 0).await?.items.clone())
     }
 
     /// Checks a stack id given in a payload (Kragle code 24 when it is not the caller's).

@@ -133,7 +133,7 @@ impl Store {
             .execute(&self.write)
             .await
             .db()?;
-        self.changed(Change::Token(id)).await;
+        self.changed(Change::Token(id));
         Ok(done.rows_affected() > 0)
     }
 

@@ -197,6 +197,47 @@ impl Change {
     }
 }
 
+/// Sends the changes of this node to the others, coalesced: one `NOTIFY` per payload of
+/// whatever accumulated within a few milliseconds, never one per write. (A commit that
+/// notifies takes PostgreSQL's notification queue lock: one per finished run serialized
+/// a cluster's commits and cut its claims from 1,000/s to 900/s in bench/run.)
+pub(super) fn spawn_announcer(pool: sqlx::AnyPool) -> tokio::sync::mpsc::UnboundedSender<Change> {
+    use std::collections::BTreeSet;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Change>();
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let (mut jobs, mut added, mut rest) = (BTreeSet::new(), false, Vec::new());
+            let mut next = Some(first);
+            while let Some(change) = next {
+                match change {
+                    Change::Jobs(ids) => jobs.extend(ids),
+                    Change::JobAdded => added = true,
+                    other if !rest.contains(&other) => rest.push(other),
+                    _ => {}
+                }
+                next = rx.try_recv().ok();
+            }
+            if !jobs.is_empty() {
+                rest.push(Change::Jobs(jobs.into_iter().collect()));
+            } else if added {
+                rest.push(Change::JobAdded);
+            }
+            for payload in rest.iter().flat_map(Change::payloads) {
+                let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(ROWS_CHANNEL)
+                    .bind(payload)
+                    .execute(&pool)
+                    .await;
+                if let Err(e) = sent {
+                    tracing::warn!(error = %e, "announcing changes to the other nodes: their caches drop them within 5 s");
+                }
+            }
+        }
+    });
+    tx
+}
+
 /// The store's caches. Rows are capped per cache; pages (each up to a page of jobs) fewer.
 pub(super) struct Caches {
     live: Arc<AtomicBool>,
@@ -204,7 +245,8 @@ pub(super) struct Caches {
     pub jobs: ReadCache<i64, crate::domain::Job>,
     /// A job's uid never changes; the job read by its id is checked against the uid.
     pub job_uids: ReadCache<String, i64>,
-    pub job_pages: ReadCache<(JobListing, i64, i64, i64), super::Page<crate::domain::Job>>,
+    /// Shared, not copied, by the reads they answer: a page is often 30 jobs.
+    pub job_pages: ReadCache<(JobListing, i64, i64, i64), Arc<super::Page<crate::domain::Job>>>,
     pub schedules: ReadCache<i64, crate::domain::Schedule>,
     pub stacks: ReadCache<i64, crate::domain::Stack>,
     pub stack_uids: ReadCache<String, i64>,

@@ -1,5 +1,7 @@
 //! Jobs: what runs, on which schedule, with which policies.
 
+use std::sync::Arc;
+
 use sqlx::any::AnyRow;
 
 use super::FromRow;
@@ -101,7 +103,7 @@ impl Store {
         .fetch_one(&self.write)
         .await
         .db()?;
-        self.changed(Change::JobAdded).await;
+        self.changed(Change::JobAdded);
         get_i64(&row, "id")
     }
 
@@ -143,13 +145,13 @@ impl Store {
         .execute(&self.write)
         .await
         .db()?;
-        self.changed(Change::Jobs(vec![id])).await;
+        self.changed(Change::Jobs(vec![id]));
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn delete_job(&self, id: i64) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM jobs WHERE id = $1").bind(id).execute(&self.write).await.db()?;
-        self.changed(Change::Jobs(vec![id])).await;
+        self.changed(Change::Jobs(vec![id]));
         Ok(done.rows_affected() > 0)
     }
 
@@ -174,11 +176,11 @@ impl Store {
         row.map(|r| job_from_row(&r)).transpose()
     }
 
-    pub async fn list_jobs(&self, owner: UserId, limit: i64, offset: i64) -> StoreResult<Page<Job>> {
+    pub async fn list_jobs(&self, owner: UserId, limit: i64, offset: i64) -> StoreResult<Arc<Page<Job>>> {
         self.job_page(JobListing::Owner, owner, (limit, offset)).await
     }
 
-    pub async fn stack_jobs(&self, stack_id: i64, limit: i64, offset: i64) -> StoreResult<Page<Job>> {
+    pub async fn stack_jobs(&self, stack_id: i64, limit: i64, offset: i64) -> StoreResult<Arc<Page<Job>>> {
         self.job_page(JobListing::Stack, stack_id, (limit, offset)).await
     }
 
@@ -188,7 +190,7 @@ impl Store {
         of: JobListing,
         key: i64,
         (limit, offset): (i64, i64),
-    ) -> StoreResult<Page<Job>> {
+    ) -> StoreResult<Arc<Page<Job>>> {
         // A stack's hook job (kind 'hook') is not listed: cronstack manages it.
         let from_where = match of {
             JobListing::Owner => "jobs WHERE owner = $1 AND kind <> 'hook'",
@@ -200,7 +202,10 @@ impl Store {
             (limit, offset),
             job_from_row,
         );
-        let page = self.cache.job_pages.get_or_load((of, key, limit, offset), async { load.await.map(Some) });
+        let page = self
+            .cache
+            .job_pages
+            .get_or_load((of, key, limit, offset), async { load.await.map(|p| Some(Arc::new(p))) });
         Ok(page.await?.unwrap_or_default())
     }
 
@@ -266,7 +271,7 @@ impl Store {
             .execute(&self.write)
             .await
             .db()?;
-        self.changed(Change::Jobs(vec![id])).await;
+        self.changed(Change::Jobs(vec![id]));
         Ok(())
     }
 }

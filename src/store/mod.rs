@@ -86,6 +86,8 @@ pub struct Store {
     backend: Backend,
     url: String,
     cache: Arc<cache::Caches>,
+    /// PostgreSQL: the changes to announce to the other nodes (`cache::announce`).
+    announcer: Option<tokio::sync::mpsc::UnboundedSender<Change>>,
 }
 
 impl Store {
@@ -114,6 +116,7 @@ impl Store {
                     backend,
                     url: url.to_string(),
                     cache: Arc::new(cache::Caches::for_backend(backend)),
+                    announcer: None,
                 }
             }
             Backend::Postgres => {
@@ -127,10 +130,11 @@ impl Store {
                     .db()?;
                 Store {
                     read: pool.clone(),
-                    write: pool,
+                    write: pool.clone(),
                     backend,
                     url: url.to_string(),
                     cache: Arc::new(cache::Caches::for_backend(backend)),
+                    announcer: Some(cache::spawn_announcer(pool)),
                 }
             }
         };
@@ -160,21 +164,12 @@ impl Store {
     }
 
     /// After a write has committed: this node's caches forget what it touched and, on
-    /// PostgreSQL, the other nodes are told (`ROWS_CHANNEL`).
-    async fn changed(&self, change: Change) {
+    /// PostgreSQL, the announcer tells the other nodes (`ROWS_CHANNEL`).
+    fn changed(&self, change: Change) {
         self.cache.apply(&change);
-        if self.backend != Backend::Postgres {
-            return;
-        }
-        for payload in change.payloads() {
-            let sent = sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(ROWS_CHANNEL)
-                .bind(payload)
-                .execute(&self.write)
-                .await;
-            if let Err(e) = sent {
-                tracing::warn!(error = %e, "announcing a change to the other nodes: their caches drop it within 5 s");
-            }
+        if let Some(announcer) = &self.announcer {
+            // Closed only once the store is: nothing left to announce then.
+            let _ = announcer.send(change);
         }
     }
 

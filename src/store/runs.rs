@@ -178,7 +178,7 @@ impl Store {
         }
         tx.commit().await.db()?;
         if !moved.is_empty() {
-            self.changed(Change::Jobs(moved.keys().copied().collect())).await;
+            self.changed(Change::Jobs(moved.keys().copied().collect()));
         }
 
         Ok(claims

@@ -71,7 +71,7 @@ impl Store {
             .await
             .db()?;
         tx.commit().await.db()?;
-        self.changed(Change::Schedule(s.id)).await;
+        self.changed(Change::Schedule(s.id));
         Ok(true)
     }
 
@@ -83,7 +83,7 @@ impl Store {
         }
         sqlx::query("DELETE FROM schedules WHERE id = $1").bind(id).execute(&mut *tx).await.db()?;
         tx.commit().await.db()?;
-        self.changed(Change::Schedule(id)).await;
+        self.changed(Change::Schedule(id));
         Ok(true)
     }
 }

@@ -69,7 +69,7 @@ impl Store {
         .execute(&self.write)
         .await
         .db()?;
-        self.changed(Change::Stack(id)).await;
+        self.changed(Change::Stack(id));
         Ok(())
     }
 

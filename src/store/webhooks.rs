@@ -94,7 +94,7 @@ impl Store {
         .execute(&self.write)
         .await
         .db()?;
-        self.changed(Change::JobAdded).await;
+        self.changed(Change::JobAdded);
         self.find_hook_job(stack.id)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("hook job of stack {} vanished", stack.id)))
@@ -119,7 +119,7 @@ impl Store {
             .execute(&self.write)
             .await
             .db()?;
-        self.changed(Change::Stack(stack_id)).await;
+        self.changed(Change::Stack(stack_id));
         Ok(())
     }
 
