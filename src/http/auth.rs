@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
@@ -203,18 +203,24 @@ impl RateLimiter {
 }
 
 pub(super) fn add_quota_headers(headers: &mut HeaderMap, q: Quota) {
-    headers.insert("x-ratelimit-limit", HeaderValue::from(q.limit));
-    headers.insert("x-ratelimit-remaining", HeaderValue::from(q.remaining));
-    headers.insert("x-ratelimit-reset", HeaderValue::from(q.reset));
+    const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+    const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+    const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+    headers.insert(LIMIT, HeaderValue::from(q.limit));
+    headers.insert(REMAINING, HeaderValue::from(q.remaining));
+    headers.insert(RESET, HeaderValue::from(q.reset));
 }
 
-/// Authenticates, counts the request against the caller's quota, and hands the `Caller` to
-/// the handler as an extension.
+/// The dialect's routes that need a caller: the dialect's checks (`guard`), then
+/// authentication and the caller's quota; the `Caller` reaches the handler as an extension.
 pub async fn require_caller<D: Dialect>(
     State(state): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Response {
+    if let Some(refused) = super::guard::refusal::<D>(&req) {
+        return refused;
+    }
     let caller = match identify(&state, req.headers()).await {
         Ok(c) => c,
         Err(e) => return Failure::<D>::new(e).into_response(),
@@ -230,8 +236,9 @@ pub async fn require_caller<D: Dialect>(
             return response;
         }
     };
+    let route = req.extensions().get::<axum::extract::MatchedPath>().cloned();
     req.extensions_mut().insert(caller);
-    let mut response = next.run(req).await;
+    let mut response = super::guard::finish_response::<D>(route, next.run(req).await).await;
     add_quota_headers(response.headers_mut(), quota);
     response
 }

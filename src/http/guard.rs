@@ -1,11 +1,10 @@
-//! A layer for each dialect's router: refuses what no handler can take (a NUL character in the
+//! What each dialect's routes pass through (the public ones as a layer, the others inside
+//! `auth::require_caller`, one layer per route either way): refuses what no handler can take (a NUL character in the
 //! path or query string), and turns axum's own plain-text rejections (a path segment that is
-//! not UTF-8, a query string `Query<T>` cannot read) into the dialect's JSON error. And one
-//! for the whole app that closes connections whose request body was refused.
+//! not UTF-8, a query string `Query<T>` cannot read) into the dialect's JSON error.
 
-use axum::extract::Request;
-use axum::http::HeaderValue;
-use axum::http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use axum::extract::{MatchedPath, Request};
+use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -14,31 +13,31 @@ use super::error::{ApiError, Dialect, Failure, RequestError};
 /// Largest plain-text rejection body carried over into the JSON error.
 const MAX_REJECTION_TEXT: usize = 4096;
 
-/// A request refused before its body was read (too large, wrong type, no token…) leaves
-/// unread bytes on its connection, which the server then closes after the answer. The answer
-/// says so (`Connection: close`): a client that reused the connection for its next request
-/// would otherwise see it closed without an answer.
-pub async fn close_after_refused_body(req: Request, next: Next) -> Response {
-    let headers = req.headers();
-    let has_body = headers.contains_key(TRANSFER_ENCODING)
-        || headers.get(CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
-    let mut response = next.run(req).await;
-    let status = response.status();
-    if has_body && (status.is_client_error() || status.is_server_error()) {
-        response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+/// The dialect's public routes: [`refusal`], the route, [`finish_response`].
+pub async fn dialect_guard<D: Dialect>(req: Request, next: Next) -> Response {
+    if let Some(refused) = refusal::<D>(&req) {
+        return refused;
     }
-    response
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    finish_response::<D>(route, next.run(req).await).await
 }
 
-pub async fn dialect_guard<D: Dialect>(req: Request, next: Next) -> Response {
+/// The answer to what no handler can take, refused before anything else reads the request.
+pub fn refusal<D: Dialect>(req: &Request) -> Option<Response> {
     // PostgreSQL can neither store nor compare text holding NUL, and no name, uid or
     // parameter has one: refused up front, the same way on both backends.
     let uri = req.uri();
     if has_encoded_nul(uri.path()) || uri.query().is_some_and(has_encoded_nul) {
         let e = RequestError::BadParam("the path or query string holds a NUL character (%00)".into());
-        return Failure::<D>::new(e).into_response();
+        return Some(Failure::<D>::new(e).into_response());
     }
-    let response = next.run(req).await;
+    None
+}
+
+/// Labels the response with its route (for the request metrics) and turns axum's plain-text
+/// rejections into the dialect's JSON error.
+pub async fn finish_response<D: Dialect>(route: Option<MatchedPath>, mut response: Response) -> Response {
+    super::ops::label_response(route, &mut response);
     let status = response.status();
     let json =
         response.headers().get(CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
@@ -63,6 +62,7 @@ pub async fn dialect_guard<D: Dialect>(req: Request, next: Next) -> Response {
     };
     let mut rendered = D::render(&ApiError::Request(e));
     *rendered.status_mut() = parts.status;
+    rendered.extensions_mut().extend(parts.extensions);
     for name in [axum::http::header::ALLOW, axum::http::header::RETRY_AFTER] {
         if let Some(v) = parts.headers.get(&name) {
             rendered.headers_mut().insert(name, v.clone());

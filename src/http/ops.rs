@@ -1,10 +1,14 @@
 //! Operational endpoints: health, readiness, Prometheus metrics; request metrics; the
 //! answers for unknown routes and panics.
 
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -132,21 +136,121 @@ pub fn spawn_metrics_upkeep(
     });
 }
 
-/// Counts requests by matched route and status, and times them.
-pub async fn track_request(req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
-    let method = req.method().to_string();
-    let started = Instant::now();
-    let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("cronstack_http_requests_total", "route" => route.clone(), "method" => method, "status" => status).increment(1);
-    metrics::histogram!("cronstack_http_request_duration_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
+/// The route a response answered, as the router matched it: put on the response by the
+/// layers inside the router (the dialect guards, [`label_route`]) for [`Observe`], which runs
+/// outside it. A response without one (no route matched) counts as `unmatched`.
+#[derive(Clone)]
+pub struct RouteLabel(pub MatchedPath);
+
+/// Labels the response with the route matched for `req` (see [`RouteLabel`]).
+pub fn label_response(route: Option<MatchedPath>, response: &mut Response) {
+    if let Some(route) = route {
+        response.extensions_mut().insert(RouteLabel(route));
+    }
+}
+
+/// For the routes outside the two dialects (theirs are labelled by their guards).
+pub async fn label_route(req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(req).await;
+    label_response(route, &mut response);
     response
+}
+
+/// The outermost layer, around the router (not applied per route, so nothing is cloned per
+/// request): counts and times requests by route, method and status, and closes connections
+/// whose request body was refused.
+///
+/// A request refused before its body was read (too large, wrong type, no token…) leaves
+/// unread bytes on its connection, which the server then closes after the answer. The answer
+/// says so (`Connection: close`): a client that reused the connection for its next request
+/// would otherwise see it closed without an answer.
+#[derive(Clone)]
+pub struct Observe<S> {
+    inner: S,
+    handles: Arc<RequestMetrics>,
+}
+
+pub fn observe<S>(inner: S) -> Observe<S> {
+    Observe { inner, handles: Arc::default() }
+}
+
+impl<S> tower::Service<Request> for Observe<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = futures_util::future::BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let headers = req.headers();
+        let has_body = headers.contains_key(TRANSFER_ENCODING)
+            || headers.get(CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0");
+        let method = req.method().clone();
+        let started = Instant::now();
+        let handles = self.handles.clone();
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let Ok(mut response) = answer.await;
+            let status = response.status();
+            let route = response.extensions().get::<RouteLabel>().map_or("unmatched", |r| r.0.as_str());
+            handles.record(route, &method, status, started.elapsed().as_secs_f64());
+            if has_body && (status.is_client_error() || status.is_server_error()) {
+                response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// The request metrics' handles, by route then method and status: registered once, so a
+/// request neither builds label strings nor looks its series up in the registry.
+#[derive(Default)]
+struct RequestMetrics {
+    routes: RwLock<HashMap<Box<str>, RouteMetrics>>,
+}
+
+struct RouteMetrics {
+    duration: metrics::Histogram,
+    requests: Vec<(Method, StatusCode, metrics::Counter)>,
+}
+
+impl RequestMetrics {
+    fn record(&self, route: &str, method: &Method, status: StatusCode, seconds: f64) {
+        {
+            let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(r) = routes.get(route)
+                && let Some((_, _, requests)) =
+                    r.requests.iter().find(|(m, s, _)| m == method && *s == status)
+            {
+                requests.increment(1);
+                r.duration.record(seconds);
+                return;
+            }
+        }
+        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+        let r = routes.entry(route.into()).or_insert_with(|| RouteMetrics {
+            duration: metrics::histogram!("cronstack_http_request_duration_seconds", "route" => route.to_string()),
+            requests: Vec::new(),
+        });
+        let requests = match r.requests.iter().position(|(m, s, _)| m == method && *s == status) {
+            Some(i) => &r.requests[i].2,
+            None => {
+                let counter = metrics::counter!("cronstack_http_requests_total",
+                    "route" => route.to_string(), "method" => method.to_string(), "status" => status.as_str().to_string());
+                r.requests.push((method.clone(), status, counter));
+                &r.requests[r.requests.len() - 1].2
+            }
+        };
+        requests.increment(1);
+        r.duration.record(seconds);
+    }
 }
 
 /// A panic is a bug; the client gets a JSON 500, the log gets the rest.

@@ -144,6 +144,13 @@ impl Service {
         &self.store
     }
 
+    /// Response bodies rendered earlier from rows that have not changed since: asked for
+    /// before a read (see `store::Memo`); a handler serves one only once its read found the
+    /// rows, so access is checked as for any read.
+    pub fn memo(&self) -> crate::store::Memo<'_> {
+        self.store.memo()
+    }
+
     pub fn engine(&self) -> &EngineHandle {
         &self.engine
     }

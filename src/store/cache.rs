@@ -123,8 +123,12 @@ impl<K: Hash + Eq, V: Clone> ReadCache<K, V> {
 
     /// Keeps a mapping that never changes once made (a uid's id), whatever happened meanwhile.
     pub(super) fn remember(&self, key: K, value: V) {
-        let ticket = Ticket(self.state().generation);
-        self.fill(ticket, key, value);
+        self.fill(self.ticket(), key, value);
+    }
+
+    /// For a fill whose value is read from now on.
+    fn ticket(&self) -> Ticket {
+        Ticket(self.state().generation)
     }
 
     /// Drops these keys, under one lock however many (a claim batch names hundreds of jobs).
@@ -173,33 +177,41 @@ pub enum Change {
 }
 
 impl Change {
-    /// The notification payloads (PostgreSQL caps one at 8,000 bytes: 500 ids per payload).
-    pub(super) fn payloads(&self) -> Vec<String> {
-        let one = |tag: &str, id: i64| vec![format!("{tag}{id}")];
+    /// The notification payloads, each `<origin>:<change>` with the announcing store's origin
+    /// in hex (PostgreSQL caps a payload at 8,000 bytes: 300 ids of up to 20 characters).
+    pub(super) fn payloads(&self, origin: u64) -> Vec<String> {
+        let one = |tag: &str, id: i64| vec![format!("{origin:x}:{tag}{id}")];
         match self {
             Change::Jobs(ids) => ids
-                .chunks(500)
-                .map(|c| format!("j{}", c.iter().map(i64::to_string).collect::<Vec<_>>().join(",")))
+                .chunks(300)
+                .map(|c| {
+                    format!("{origin:x}:j{}", c.iter().map(i64::to_string).collect::<Vec<_>>().join(","))
+                })
                 .collect(),
-            Change::JobAdded => vec!["a".to_string()],
+            Change::JobAdded => vec![format!("{origin:x}:a")],
             Change::Stack(id) => one("s", *id),
             Change::Schedule(id) => one("c", *id),
             Change::Token(id) => one("t", *id),
         }
     }
 
-    /// A payload back into a change; `None` for anything else.
-    pub fn parse(payload: &str) -> Option<Change> {
-        let (tag, rest) = payload.split_at_checked(1)?;
+    /// A payload back into its origin and change; `None` for anything else.
+    pub fn parse(payload: &str) -> Option<(u64, Change)> {
+        let (origin, change) = payload.split_once(':')?;
+        let origin = u64::from_str_radix(origin, 16).ok()?;
+        let (tag, rest) = change.split_at_checked(1)?;
         let id = || rest.parse::<i64>().ok();
-        Some(match tag {
-            "j" => Change::Jobs(rest.split(',').map(str::parse).collect::<Result<_, _>>().ok()?),
-            "a" if rest.is_empty() => Change::JobAdded,
-            "s" => Change::Stack(id()?),
-            "c" => Change::Schedule(id()?),
-            "t" => Change::Token(id()?),
-            _ => return None,
-        })
+        Some((
+            origin,
+            match tag {
+                "j" => Change::Jobs(rest.split(',').map(str::parse).collect::<Result<_, _>>().ok()?),
+                "a" if rest.is_empty() => Change::JobAdded,
+                "s" => Change::Stack(id()?),
+                "c" => Change::Schedule(id()?),
+                "t" => Change::Token(id()?),
+                _ => return None,
+            },
+        ))
     }
 }
 
@@ -207,7 +219,12 @@ impl Change {
 /// whatever accumulated within a few milliseconds, never one per write. (A commit that
 /// notifies takes PostgreSQL's notification queue lock: one per finished run serialized
 /// a cluster's commits and cut its claims from 1,000/s to 900/s in bench/run.)
-pub(super) fn spawn_announcer(pool: sqlx::AnyPool) -> tokio::sync::mpsc::UnboundedSender<Change> {
+/// `origin` tags the payloads so that this store's listener skips its own changes (applied
+/// already, on commit).
+pub(super) fn spawn_announcer(
+    pool: sqlx::AnyPool,
+    origin: u64,
+) -> tokio::sync::mpsc::UnboundedSender<Change> {
     use std::collections::BTreeSet;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Change>();
     tokio::spawn(async move {
@@ -229,7 +246,7 @@ pub(super) fn spawn_announcer(pool: sqlx::AnyPool) -> tokio::sync::mpsc::Unbound
             } else if added {
                 rest.push(Change::JobAdded);
             }
-            for payload in rest.iter().flat_map(Change::payloads) {
+            for payload in rest.iter().flat_map(|c| c.payloads(origin)) {
                 let sent = sqlx::query("SELECT pg_notify($1, $2)")
                     .bind(ROWS_CHANNEL)
                     .bind(payload)
@@ -256,6 +273,41 @@ pub(super) struct Caches {
     pub schedules: ReadCache<i64, crate::domain::Schedule>,
     pub stacks: ReadCache<i64, crate::domain::Stack>,
     pub stack_uids: ReadCache<String, i64>,
+    /// Response bodies rendered from these rows: any change drops them all.
+    bodies: ReadCache<BodyKey, bytes::Bytes>,
+}
+
+/// Names a rendered read: what was read (`"v1 job"`…) and the ids and page that determine
+/// its body, whoever asks (access is checked before a body is served).
+pub type BodyKey = (&'static str, i64, i64);
+
+/// Bodies to serve again, asked for before the rows they render are read: a body rendered
+/// from rows that changed meanwhile is not kept.
+pub struct Memo<'c> {
+    bodies: &'c ReadCache<BodyKey, bytes::Bytes>,
+    ticket: Ticket,
+}
+
+impl Memo<'_> {
+    /// The body kept for `key`, if any.
+    pub fn kept(&self, key: &BodyKey) -> Option<bytes::Bytes> {
+        self.bodies.get(key)
+    }
+
+    /// The body kept for `key`, or `render`'s (kept unless a change came since the memo was
+    /// asked for).
+    pub fn or_render<E>(
+        self,
+        key: BodyKey,
+        render: impl FnOnce() -> Result<bytes::Bytes, E>,
+    ) -> Result<bytes::Bytes, E> {
+        if let Some(body) = self.kept(&key) {
+            return Ok(body);
+        }
+        let body = render()?;
+        self.bodies.fill(self.ticket, key, body.clone());
+        Ok(body)
+    }
 }
 
 impl Caches {
@@ -276,12 +328,14 @@ impl Caches {
             schedules: ReadCache::new(ROWS, ttl, live.clone()),
             stacks: ReadCache::new(ROWS, ttl, live.clone()),
             stack_uids: ReadCache::new(ROWS, ttl, live.clone()),
+            bodies: ReadCache::new(PAGES, ttl, live.clone()),
             live,
         }
     }
 
     /// Invalidates what a committed write touched.
     pub fn apply(&self, change: &Change) {
+        self.bodies.clear();
         match change {
             Change::Jobs(ids) => {
                 self.jobs.invalidate(ids);
@@ -292,6 +346,11 @@ impl Caches {
             Change::Schedule(id) => self.schedules.invalidate([id]),
             Change::Token(id) => self.tokens.invalidate_where(|t| t.token_id == *id),
         }
+    }
+
+    /// Rendered bodies, asked for before a read (see [`Memo`]).
+    pub fn memo(&self) -> Memo<'_> {
+        Memo { bodies: &self.bodies, ticket: self.bodies.ticket() }
     }
 
     /// Turns the caches on (empty) or off: on PostgreSQL, while the listener hears the other
@@ -305,6 +364,7 @@ impl Caches {
         self.schedules.clear();
         self.stacks.clear();
         self.stack_uids.clear();
+        self.bodies.clear();
     }
 }
 
@@ -357,7 +417,7 @@ mod tests {
 
     #[test]
     fn changes_survive_their_announcement() {
-        let many: Vec<i64> = (1..=1200).map(|i| i * 1_000_000_007).collect();
+        let many: Vec<i64> = (1..=1200).map(|i| i64::MAX - i).collect();
         for change in [
             Change::Jobs(vec![7]),
             Change::Jobs(many),
@@ -366,9 +426,16 @@ mod tests {
             Change::Schedule(-4),
             Change::Token(9),
         ] {
-            let payloads = change.payloads();
+            let payloads = change.payloads(u64::MAX);
             assert!(payloads.iter().all(|p| p.len() < 8000), "{change:?}");
-            let back: Vec<Change> = payloads.iter().map(|p| Change::parse(p).unwrap()).collect();
+            let back: Vec<Change> = payloads
+                .iter()
+                .map(|p| Change::parse(p).unwrap())
+                .map(|(origin, c)| {
+                    assert_eq!(origin, u64::MAX);
+                    c
+                })
+                .collect();
             match &change {
                 Change::Jobs(ids) => {
                     let all: Vec<i64> = back
@@ -383,7 +450,7 @@ mod tests {
                 _ => assert_eq!(back, vec![change.clone()]),
             }
         }
-        for junk in ["", "x1", "j", "j1,,2", "s", "sx", "a1", "t1.5"] {
+        for junk in ["", "j1", "1:", "x:j1", "1:x1", "1:j", "1:j1,,2", "1:s", "1:sx", "1:a1", "1:t1.5"] {
             assert_eq!(Change::parse(junk), None, "{junk:?}");
         }
     }
@@ -401,6 +468,26 @@ mod tests {
         assert_eq!(caches.job_uids.get(&"u".into()), None);
         caches.set_live(true);
         assert_eq!(caches.job_uids.get(&"u".into()), None, "live again, but emptied");
+    }
+
+    #[test]
+    fn rendered_bodies_go_with_any_change_and_are_not_kept_across_one() {
+        let caches = Caches::for_backend(Backend::Sqlite);
+        let key = ("v1 job", 7, 0);
+        let render = |text: &'static str| move || Ok::<_, ()>(bytes::Bytes::from_static(text.as_bytes()));
+        assert_eq!(caches.memo().or_render(key, render("a")), Ok("a".into()));
+        assert_eq!(caches.memo().kept(&key), Some("a".into()), "kept");
+        assert_eq!(caches.memo().or_render(key, render("b")), Ok("a".into()), "served again");
+        caches.apply(&Change::Schedule(99));
+        assert_eq!(caches.memo().kept(&key), None, "any change drops every body");
+        // Asked for before the rows were read; a change came while they were read.
+        let memo = caches.memo();
+        caches.apply(&Change::Jobs(vec![7]));
+        assert_eq!(memo.or_render(key, render("stale")), Ok("stale".into()));
+        assert_eq!(caches.memo().kept(&key), None, "a body rendered across a change is not kept");
+        let off = Caches::for_backend(Backend::Postgres);
+        let _ = off.memo().or_render(key, render("a"));
+        assert_eq!(off.memo().kept(&key), None, "nothing kept while the caches are not live");
     }
 
     #[test]

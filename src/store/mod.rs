@@ -21,7 +21,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use accounts::TokenRecord;
-pub use cache::{Change, ROWS_CHANNEL, SHARED_TTL};
+pub use cache::{BodyKey, Change, Memo, ROWS_CHANNEL, SHARED_TTL};
 pub use cluster::{JOBS_CHANNEL, NodeRecord};
 pub use jobs::{JobChanges, NewJob, ScheduledJob};
 pub use runs::{Claim, ClaimOutcome, NewRun, RunFinish};
@@ -86,8 +86,10 @@ pub struct Store {
     backend: Backend,
     url: String,
     cache: Arc<cache::Caches>,
-    /// PostgreSQL: the changes to announce to the other nodes (`cache::announce`).
+    /// PostgreSQL: the changes to announce to the other nodes (`cache::spawn_announcer`).
     announcer: Option<tokio::sync::mpsc::UnboundedSender<Change>>,
+    /// Tags this store's announcements: its own, heard back, are skipped.
+    origin: u64,
 }
 
 impl Store {
@@ -117,6 +119,7 @@ impl Store {
                     url: url.to_string(),
                     cache: Arc::new(cache::Caches::for_backend(backend)),
                     announcer: None,
+                    origin: 0,
                 }
             }
             Backend::Postgres => {
@@ -128,13 +131,15 @@ impl Store {
                     .connect(url)
                     .await
                     .db()?;
+                let origin = rand::random();
                 Store {
                     read: pool.clone(),
                     write: pool.clone(),
                     backend,
                     url: url.to_string(),
                     cache: Arc::new(cache::Caches::for_backend(backend)),
-                    announcer: Some(cache::spawn_announcer(pool)),
+                    announcer: Some(cache::spawn_announcer(pool, origin)),
+                    origin,
                 }
             }
         };
@@ -173,12 +178,20 @@ impl Store {
         }
     }
 
-    /// A change another node announced on `ROWS_CHANNEL`.
+    /// A change announced on `ROWS_CHANNEL`: another node's is applied; this store's own,
+    /// heard back, was applied on commit.
     pub fn apply_announced(&self, payload: &str) {
         match Change::parse(payload) {
-            Some(change) => self.cache.apply(&change),
+            Some((origin, _)) if origin == self.origin => {}
+            Some((_, change)) => self.cache.apply(&change),
             None => tracing::warn!(payload, "unknown row change announced"),
         }
+    }
+
+    /// A response body rendered earlier from rows that have not changed since (see
+    /// [`Memo`]): API reads ask for it before they read the rows.
+    pub fn memo(&self) -> Memo<'_> {
+        self.cache.memo()
     }
 
     /// Turns the read caches on (empty) or off. On PostgreSQL the change listener turns them

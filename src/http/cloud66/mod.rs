@@ -13,10 +13,10 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::AppState;
 use super::auth::require_caller;
 use super::error::{ApiError, Dialect, Failure, RequestError};
 use super::extract::{PageParam, parse_json, query_map, read_body};
+use super::{AppState, json_bytes, json_response};
 use crate::domain::{Action, EpochMs, Job, Schedule, Stack, utc_fields};
 use crate::service::{Caller, PageRequest, Service, ServiceResult, split_args};
 use crate::store::Page;
@@ -67,7 +67,6 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route_layer(axum::middleware::from_fn_with_state(state, require_caller::<Cloud66>))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(super::guard::dialect_guard::<Cloud66>))
 }
 
 /// Cloud 66 clients append `.json` to every path; routing sees the path without it.
@@ -143,8 +142,12 @@ struct Pagination {
 }
 
 fn list_envelope<T, V: Serialize>(page: i64, found: &Page<T>, items: Vec<V>) -> Response {
+    Json(list_body(page, found, items)).into_response()
+}
+
+fn list_body<T, V: Serialize>(page: i64, found: &Page<T>, items: Vec<V>) -> ListEnvelope<V> {
     let pages = ((found.total + PER_PAGE - 1) / PER_PAGE).max(1);
-    Json(ListEnvelope {
+    ListEnvelope {
         count: found.total,
         pagination: Pagination {
             count: found.total,
@@ -155,8 +158,7 @@ fn list_envelope<T, V: Serialize>(page: i64, found: &Page<T>, items: Vec<V>) -> 
             previous: (page > 1).then(|| (page - 1).min(pages)),
         },
         response: items,
-    })
-    .into_response()
+    }
 }
 
 fn page_request(page: i64) -> PageRequest {
@@ -253,19 +255,26 @@ async fn list_jobs(
     Path(uid): Path<String>,
     PageParam(page, _): PageQ,
 ) -> CResult<Response> {
+    let memo = s.service.memo();
     let stack = s.service.stack_by_uid(&caller, &uid).await?;
     let found = s.service.list_stack_jobs(&stack, page_request(page)).await?;
+    let key = ("v3 stack jobs", stack.id, page);
+    if let Some(body) = memo.kept(&key) {
+        return Ok(json_response(body));
+    }
     // Jobs share schedules: each is read once per page.
     let mut schedules: HashMap<i64, Schedule> = HashMap::new();
-    let mut items = Vec::with_capacity(found.items.len());
     for job in &found.items {
-        let schedule = match schedules.entry(job.schedule_id) {
-            Entry::Occupied(known) => known.into_mut(),
-            Entry::Vacant(slot) => slot.insert(s.service.schedule(&caller, job.schedule_id).await?),
-        };
-        items.push(job_view(&stack, job, schedule));
+        if let Entry::Vacant(slot) = schedules.entry(job.schedule_id) {
+            slot.insert(s.service.schedule(&caller, job.schedule_id).await?);
+        }
     }
-    Ok(list_envelope(page, &found, items))
+    let body = memo.or_render(key, || {
+        let items =
+            found.items.iter().map(|job| job_view(&stack, job, &schedules[&job.schedule_id])).collect();
+        json_bytes(&list_body(page, &found, items))
+    })?;
+    Ok(json_response(body))
 }
 
 /// The caller's stack and one of its jobs, both by uid.
@@ -285,9 +294,16 @@ async fn show_job(
     Extension(caller): Extension<Caller>,
     Path((stack_uid, job_uid)): Path<(String, String)>,
 ) -> CResult<Response> {
+    let memo = s.service.memo();
     let (stack, job) = stack_and_job(&s, &caller, &stack_uid, &job_uid).await?;
+    let key = ("v3 job", job.id, 0);
+    if let Some(body) = memo.kept(&key) {
+        return Ok(json_response(body));
+    }
     let schedule = s.service.schedule(&caller, job.schedule_id).await?;
-    Ok(envelope(job_view(&stack, &job, &schedule)))
+    Ok(json_response(
+        memo.or_render(key, || json_bytes(&Envelope { response: job_view(&stack, &job, &schedule) }))?,
+    ))
 }
 
 /// `job_args` from the query string, a form body or a JSON body.

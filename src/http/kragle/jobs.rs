@@ -5,10 +5,10 @@ use axum::extract::{Extension, Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Body, KResult, Page, id_param, list_page, nullable, page_request};
+use super::{Body, KResult, ListPage, Page, id_param, nullable, page_request};
 use crate::domain::{Job, Missed, Overlap, iso8601};
-use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
+use crate::http::{AppState, json_bytes, json_response};
 use crate::service::{Caller, DeleteOutcome, JobPatch};
 use axum::response::Response;
 
@@ -101,18 +101,24 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
     PageParam(page, _): Page,
 ) -> KResult<Response> {
+    let memo = s.service.memo();
     let found = s.service.list_jobs(&caller, page_request(page)).await?;
-    let jobs: Vec<JobView> = found.items.iter().map(JobView::from).collect();
-    Ok(list_page("jobs", page, found.total, jobs))
+    let body = memo.or_render(("v1 jobs", caller.user_id, page), || {
+        let jobs = found.items.iter().map(JobView::from).collect();
+        json_bytes(&ListPage { items_key: "jobs", page, count: found.total, items: jobs })
+    })?;
+    Ok(json_response(body))
 }
 
 pub async fn by_id(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> KResult<Json<JobView>> {
-    let job = s.service.job(&caller, id_param(&id, "job")?).await?;
-    Ok(Json(JobView::from(&job)))
+) -> KResult<Response> {
+    let id = id_param(&id, "job")?;
+    let memo = s.service.memo();
+    let job = s.service.job(&caller, id).await?;
+    Ok(json_response(memo.or_render(("v1 job", id, 0), || json_bytes(&JobView::from(&job)))?))
 }
 
 pub async fn by_name(

@@ -29,27 +29,30 @@ type Page = super::extract::PageParam<Kragle>;
 
 pub const PAGE_SIZE: i64 = 10;
 
-/// A Kragle list page, `{"count", <items>: [...], "page", "pagesize"}`, serialized straight
-/// from the typed items (not through a `serde_json::Value` tree).
+/// A Kragle list page, `{"count", <items>: [...], "page", "pagesize"}`.
 fn list_page<V: serde::Serialize>(items_key: &'static str, page: i64, count: i64, items: Vec<V>) -> Response {
-    struct ListPage<V> {
-        items_key: &'static str,
-        page: i64,
-        count: i64,
-        items: Vec<V>,
-    }
-    impl<V: serde::Serialize> serde::Serialize for ListPage<V> {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            use serde::ser::SerializeMap;
-            let mut map = s.serialize_map(Some(4))?;
-            map.serialize_entry("count", &self.count)?;
-            map.serialize_entry(self.items_key, &self.items)?;
-            map.serialize_entry("page", &self.page)?;
-            map.serialize_entry("pagesize", &PAGE_SIZE)?;
-            map.end()
-        }
-    }
     Json(ListPage { items_key, page, count, items }).into_response()
+}
+
+/// The body of a list page, serialized straight from the typed items (not through a
+/// `serde_json::Value` tree).
+struct ListPage<V> {
+    items_key: &'static str,
+    page: i64,
+    count: i64,
+    items: Vec<V>,
+}
+
+impl<V: serde::Serialize> serde::Serialize for ListPage<V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(4))?;
+        map.serialize_entry("count", &self.count)?;
+        map.serialize_entry(self.items_key, &self.items)?;
+        map.serialize_entry("page", &self.page)?;
+        map.serialize_entry("pagesize", &PAGE_SIZE)?;
+        map.end()
+    }
 }
 
 fn page_request(page: i64) -> PageRequest {
@@ -137,10 +140,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/logout", post(session::logout))
         // Access follows the stack's `webhook` setting: checked by the handler.
         .route("/blockstacks/hook/{id}", get(hooks::hook).post(hooks::hook))
+        .route_layer(axum::middleware::from_fn(super::guard::dialect_guard::<Kragle>))
         .merge(authed)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(super::guard::dialect_guard::<Kragle>))
 }
 
 async fn not_found(uri: axum::http::Uri) -> Failure<Kragle> {
