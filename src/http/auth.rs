@@ -125,7 +125,10 @@ impl RateLimiter {
                 if windows.len() > 100_000 {
                     windows.retain(|_, (start, _)| now - *start < self.window_ms);
                 }
-                let (start, count) = windows.entry(key.to_string()).or_insert((now, 0));
+                if !windows.contains_key(key) {
+                    windows.insert(key.to_string(), (now, 0));
+                }
+                let (start, count) = windows.get_mut(key).expect("inserted above");
                 if now - *start >= self.window_ms {
                     *start = now;
                     *count = 0;
@@ -225,7 +228,7 @@ pub async fn require_caller<D: Dialect>(
         Ok(c) => c,
         Err(e) => return Failure::<D>::new(e).into_response(),
     };
-    let quota = match state.limiter.hit(&caller.rate_key()).await {
+    let quota = match state.limiter.hit(&caller.rate_key).await {
         Ok(Ok(q)) => q,
         Err(e) => return Failure::<D>::new(e).into_response(),
         Ok(Err(q)) => {

@@ -14,13 +14,15 @@ pub enum CredentialKind {
     Session,
 }
 
-/// An authenticated caller.
+/// An authenticated caller (cloned for each request's handler: the strings are shared).
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user_id: UserId,
-    pub username: String,
-    pub scopes: Vec<Scope>,
+    pub username: std::sync::Arc<str>,
+    pub scopes: std::sync::Arc<[Scope]>,
     pub credential: CredentialKind,
+    /// What rate limits count against: the token, or the user for session cookies.
+    pub rate_key: std::sync::Arc<str>,
 }
 
 impl Caller {
@@ -31,14 +33,6 @@ impl Caller {
             Ok(())
         } else {
             Err(ServiceError::MissingScope(scope))
-        }
-    }
-
-    /// What rate limits count against: the token, or the user for session cookies.
-    pub fn rate_key(&self) -> String {
-        match self.credential {
-            CredentialKind::Token(id) => format!("token:{id}"),
-            CredentialKind::Session => format!("user:{}", self.user_id),
         }
     }
 }
@@ -156,6 +150,7 @@ impl Service {
             username: record.username,
             scopes: record.scopes,
             credential: CredentialKind::Token(record.token_id),
+            rate_key: record.rate_key,
         })
     }
 
@@ -164,9 +159,10 @@ impl Service {
         let user = self.store.user(user_id).await?.ok_or(ServiceError::Unauthenticated)?;
         Ok(Caller {
             user_id: user.id,
-            username: user.username,
-            scopes: Scope::ALL.to_vec(),
+            username: user.username.into(),
+            scopes: Scope::ALL.into(),
             credential: CredentialKind::Session,
+            rate_key: format!("user:{}", user.id).into(),
         })
     }
 

@@ -12,8 +12,11 @@ use crate::domain::{ApiToken, EpochMs, Scope, User, UserId};
 pub struct TokenRecord {
     pub token_id: i64,
     pub user_id: UserId,
-    pub username: String,
-    pub scopes: Vec<Scope>,
+    /// Shared, not copied, by each request's caller.
+    pub username: std::sync::Arc<str>,
+    pub scopes: std::sync::Arc<[Scope]>,
+    /// What the token's requests count against (`token:<id>`).
+    pub rate_key: std::sync::Arc<str>,
 }
 
 fn parse_scopes(s: &str) -> Vec<Scope> {
@@ -98,6 +101,10 @@ impl Store {
     }
 
     pub async fn token_by_hash(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
+        // Looked up by reference first: a hit copies no key.
+        if let Some(hit) = self.cache.tokens.get(token_hash) {
+            return Ok(Some(hit));
+        }
         let load = self.one(
             "t.id, t.user_id, t.scopes, u.username",
             "api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
@@ -165,10 +172,12 @@ fn user_from_row(r: &sqlx::any::AnyRow) -> StoreResult<User> {
 }
 
 fn token_from_row(r: &AnyRow) -> StoreResult<TokenRecord> {
+    let token_id = get_i64(r, "id")?;
     Ok(TokenRecord {
-        token_id: get_i64(r, "id")?,
+        token_id,
+        rate_key: format!("token:{token_id}").into(),
         user_id: get_i64(r, "user_id")?,
-        username: get_string(r, "username")?,
-        scopes: parse_scopes(&get_string(r, "scopes")?),
+        username: get_string(r, "username")?.into(),
+        scopes: parse_scopes(&get_string(r, "scopes")?).into(),
     })
 }

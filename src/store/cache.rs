@@ -71,7 +71,10 @@ impl<K: Hash + Eq, V: Clone> ReadCache<K, V> {
         self.live.load(Ordering::Acquire)
     }
 
-    fn lookup(&self, key: &K) -> Result<V, Ticket> {
+    fn lookup<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Result<V, Ticket>
+    where
+        K: std::borrow::Borrow<Q>,
+    {
         let state = self.state();
         match state.entries.get(key) {
             Some((value, at)) if self.is_live() && self.ttl.is_none_or(|ttl| at.elapsed() < ttl) => {
@@ -117,7 +120,10 @@ impl<K: Hash + Eq, V: Clone> ReadCache<K, V> {
         Ok(value)
     }
 
-    pub(super) fn get(&self, key: &K) -> Option<V> {
+    pub(super) fn get<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<V>
+    where
+        K: std::borrow::Borrow<Q>,
+    {
         self.lookup(key).ok()
     }
 
@@ -460,14 +466,14 @@ mod tests {
         let caches = Caches::for_backend(Backend::Postgres);
         let load = |v: i64| async move { Ok::<_, ()>(Some(v)) };
         let _ = caches.job_uids.get_or_load("u".into(), load(1)).await;
-        assert_eq!(caches.job_uids.get(&"u".into()), None, "not live before the listener is");
+        assert_eq!(caches.job_uids.get("u"), None, "not live before the listener is");
         caches.set_live(true);
         let _ = caches.job_uids.get_or_load("u".into(), load(1)).await;
-        assert_eq!(caches.job_uids.get(&"u".into()), Some(1));
+        assert_eq!(caches.job_uids.get("u"), Some(1));
         caches.set_live(false);
-        assert_eq!(caches.job_uids.get(&"u".into()), None);
+        assert_eq!(caches.job_uids.get("u"), None);
         caches.set_live(true);
-        assert_eq!(caches.job_uids.get(&"u".into()), None, "live again, but emptied");
+        assert_eq!(caches.job_uids.get("u"), None, "live again, but emptied");
     }
 
     #[test]

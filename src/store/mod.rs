@@ -386,7 +386,7 @@ impl Store {
         T: HasUid,
         Fut: Future<Output = StoreResult<Option<T>>>,
     {
-        if let Some(id) = uids.get(&uid.to_string())
+        if let Some(id) = uids.get(uid)
             && let Some(row) = by_id(id).await?
             && row.uid() == uid
         {

@@ -49,7 +49,7 @@ pub async fn logout(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 pub async fn whoami(Extension(caller): Extension<Caller>) -> Json<Value> {
-    Json(json!({ "user_id": caller.user_id, "username": caller.username, "scopes": caller.scopes }))
+    Json(json!({ "user_id": caller.user_id, "username": &*caller.username, "scopes": &*caller.scopes }))
 }
 
 #[derive(Deserialize)]
