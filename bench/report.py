@@ -206,7 +206,9 @@ def section_api(out):
     r = stamped(out, "api")
     if not r:
         return
-    out.append("wrk -t2 -c32 on loopback, bearer token, 1,000 jobs in the database. The bare handler "
+    out.append("wrk -t2 -c32 on loopback, bearer token, 1,000 jobs in the database; each endpoint is "
+               "measured on cronstack and right after on the bare handler (both up, one loaded at a time), so a "
+               "ratio compares the same minute of a machine whose speed drifts. The bare handler "
                "(bench/peers/src/bin/bare_axum.rs) serves the very bytes cronstack answered, from memory, "
                "same runtime shape. cronstack authenticates the token, counts the request against the rate limit, "
                "reads through its read cache (warm after the first request: nothing changes during the run; "
