@@ -285,6 +285,11 @@ async fn metrics_after_a_few_runs() {
     .await
     .expect("the runs finish");
     assert_eq!(done.len(), 3);
+    // Made-up methods count under one label, whatever they are.
+    for method in ["FROB", "XYZZY"] {
+        let r = api.http.request(method.parse().unwrap(), server.url("/api/v1/jobs")).send().await.unwrap();
+        assert_eq!(r.status(), 405, "{method}");
+    }
     // The run counters move when the run's end is recorded; give the scrape a moment.
     let mut scrape = String::new();
     for _ in 0..50 {
@@ -337,6 +342,13 @@ async fn metrics_after_a_few_runs() {
         3.0
     );
     assert!(v("cronstack_http_requests_total", &[("route", "/metrics"), ("status", "200")]) >= 1.0);
+    let made_up: f64 = samples
+        .iter()
+        .filter(|s| s.name == "cronstack_http_requests_total" && s.labels["method"] == "other")
+        .map(|s| s.value)
+        .sum();
+    assert_eq!(made_up, 2.0, "made-up methods count as `other`:\n{scrape}");
+    assert!(!scrape.contains("FROB") && !scrape.contains("XYZZY"));
     assert!(v("cronstack_http_request_duration_seconds_count", &[("route", route)]) >= 3.0);
     // Database pool figures.
     let pools: BTreeSet<&str> = samples

@@ -218,16 +218,32 @@ struct RequestMetrics {
 
 struct RouteMetrics {
     duration: metrics::Histogram,
-    requests: Vec<(Method, StatusCode, metrics::Counter)>,
+    requests: Vec<(&'static str, StatusCode, metrics::Counter)>,
+}
+
+/// The method as a label: any other than the standard ones counts as `other`, so that
+/// requests with made-up methods cannot add series without bound.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 impl RequestMetrics {
     fn record(&self, route: &str, method: &Method, status: StatusCode, seconds: f64) {
+        let method = method_label(method);
         {
             let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
             if let Some(r) = routes.get(route)
                 && let Some((_, _, requests)) =
-                    r.requests.iter().find(|(m, s, _)| m == method && *s == status)
+                    r.requests.iter().find(|(m, s, _)| *m == method && *s == status)
             {
                 requests.increment(1);
                 r.duration.record(seconds);
@@ -239,12 +255,12 @@ impl RequestMetrics {
             duration: metrics::histogram!("cronstack_http_request_duration_seconds", "route" => route.to_string()),
             requests: Vec::new(),
         });
-        let requests = match r.requests.iter().position(|(m, s, _)| m == method && *s == status) {
+        let requests = match r.requests.iter().position(|(m, s, _)| *m == method && *s == status) {
             Some(i) => &r.requests[i].2,
             None => {
                 let counter = metrics::counter!("cronstack_http_requests_total",
-                    "route" => route.to_string(), "method" => method.to_string(), "status" => status.as_str().to_string());
-                r.requests.push((method.clone(), status, counter));
+                    "route" => route.to_string(), "method" => method, "status" => status.as_str().to_string());
+                r.requests.push((method, status, counter));
                 &r.requests[r.requests.len() - 1].2
             }
         };
