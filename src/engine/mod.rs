@@ -4,6 +4,7 @@
 mod cluster;
 mod runner;
 mod scheduler;
+mod starts;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use super::{EngineSettings, Launch};
 use crate::domain::{EpochMs, EventKind, Job, JobStatus, Overlap, Run, RunStatus, TriggerKind, now_ms};
 use crate::events::{Event, EventSender};
-use crate::store::{NewRun, RunFinish, Store};
+use crate::store::{NewRun, RunFinish, RunStart, Store};
 
 /// How a run ended, for callers waiting on it (inbound hooks).
 #[derive(Debug, Clone)]
@@ -51,6 +51,7 @@ pub(super) struct Runner {
     starting: Mutex<HashMap<i64, usize>>,
     shutting_down: Notify,
     events: EventSender,
+    starts: super::starts::StartRecorder,
 }
 
 const LOG_TAIL_BYTES: usize = 4096;
@@ -65,6 +66,7 @@ impl Runner {
     ) -> Self {
         Runner {
             events,
+            starts: super::starts::StartRecorder::spawn(store.clone()),
             permits: Arc::new(Semaphore::new(settings.max_concurrent_runs.max(1))),
             store,
             settings,
@@ -249,7 +251,8 @@ impl Runner {
                 let started_at = running.started_at();
                 metrics::histogram!("cronstack_run_lateness_seconds")
                     .record((started_at - run.scheduled_for).max(0) as f64 / 1000.0);
-                if let Err(e) = self.store.mark_run_started(&run, started_at).await {
+                let start = RunStart { run_id: run.id, job_id: run.job_id, started_at };
+                if let Err(e) = self.starts.record(start).await {
                     tracing::error!(run = run.id, error = %e, "recording run start");
                 }
                 let run = Run { status: RunStatus::Running, started_at: Some(started_at), ..run };

@@ -24,7 +24,7 @@ pub use accounts::TokenRecord;
 pub use cache::{BodyKey, Change, Memo, ROWS_CHANNEL, SHARED_TTL};
 pub use cluster::{JOBS_CHANNEL, NodeRecord};
 pub use jobs::{JobChanges, NewJob, ScheduledJob};
-pub use runs::{Claim, ClaimOutcome, NewRun, RunFinish};
+pub use runs::{Claim, ClaimOutcome, NewRun, RunFinish, RunStart};
 pub use stacks::NewStack;
 pub use webhooks::{AttemptRecord, ClaimedDelivery, NewDelivery, NewWebhook, Release};
 

@@ -59,6 +59,14 @@ pub enum ClaimOutcome {
     Busy,
 }
 
+/// A run whose process started.
+#[derive(Debug, Clone, Copy)]
+pub struct RunStart {
+    pub run_id: i64,
+    pub job_id: i64,
+    pub started_at: EpochMs,
+}
+
 #[derive(Debug, Clone)]
 pub struct RunFinish {
     pub status: RunStatus,
@@ -252,14 +260,38 @@ impl Store {
     /// `queued` → `running`, and the job shows "started".
     /// Two short autocommit statements rather than a transaction: fewer round trips, and the
     /// job row is locked as briefly as possible (claims skip locked rows).
-    pub async fn mark_run_started(&self, run: &Run, started_at: EpochMs) -> StoreResult<()> {
-        sqlx::query("UPDATE runs SET status = 'running', started_at = $2 WHERE id = $1")
-            .bind(run.id)
-            .bind(started_at)
-            .execute(&self.write)
-            .await
-            .db()?;
-        self.set_job_status(run.job_id, JobStatus::Started).await
+    /// Records that these runs' processes started, and their jobs' status, in one
+    /// transaction however many (a released group is hundreds: one write instead of one each).
+    pub async fn mark_runs_started(&self, starts: &[RunStart]) -> StoreResult<()> {
+        if starts.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        for chunk in starts.chunks(1000) {
+            let values = (0..chunk.len())
+                .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "UPDATE runs SET status = 'running', started_at = v.t \
+                 FROM (SELECT column1 AS id, column2 AS t FROM (VALUES {values}) AS x) AS v WHERE runs.id = v.id"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for s in chunk {
+                q = q.bind(s.run_id).bind(s.started_at);
+            }
+            q.execute(&mut *tx).await.db()?;
+            let sql =
+                format!("UPDATE jobs SET last_status = $1 WHERE id IN ({})", placeholders(2, chunk.len()));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(JobStatus::Started as i64);
+            for s in chunk {
+                q = q.bind(s.job_id);
+            }
+            q.execute(&mut *tx).await.db()?;
+        }
+        tx.commit().await.db()?;
+        self.changed(Change::Jobs(starts.iter().map(|s| s.job_id).collect()));
+        Ok(())
     }
 
     /// Records how a run ended and, when given, the job's new last status.

@@ -1,0 +1,48 @@
+//! Run starts recorded in batches. The runs of a prespawned group are released together and
+//! start within microseconds of each other: one transaction records all of them instead of
+//! one each (on PostgreSQL, at 1,000 runs a second, those were a thousand commits a second).
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{RunStart, Store};
+
+type Ack = oneshot::Sender<Result<(), String>>;
+
+/// Hands run starts to a task that writes whatever has queued up in one transaction.
+pub(super) struct StartRecorder {
+    queue: mpsc::UnboundedSender<(RunStart, Ack)>,
+}
+
+/// Most starts one transaction records.
+const MAX_BATCH: usize = 2000;
+
+impl StartRecorder {
+    pub(super) fn spawn(store: Store) -> Self {
+        let (queue, mut pending) = mpsc::unbounded_channel::<(RunStart, Ack)>();
+        tokio::spawn(async move {
+            // No waiting to fill a batch: what queued while the last one was written goes next.
+            while let Some(first) = pending.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match pending.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let starts: Vec<RunStart> = batch.iter().map(|(start, _)| *start).collect();
+                let written = store.mark_runs_started(&starts).await.map_err(|e| e.to_string());
+                for (_, ack) in batch {
+                    let _ = ack.send(written.clone());
+                }
+            }
+        });
+        StartRecorder { queue }
+    }
+
+    /// Records the start; returns once it is written (a run's end is recorded only after).
+    pub(super) async fn record(&self, start: RunStart) -> Result<(), String> {
+        let (ack, written) = oneshot::channel();
+        self.queue.send((start, ack)).map_err(|_| "the start recorder stopped".to_string())?;
+        written.await.map_err(|_| "the start recorder stopped".to_string())?
+    }
+}
