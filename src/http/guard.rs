@@ -1,7 +1,8 @@
 //! What each dialect's routes pass through (the public ones as a layer, the others inside
-//! `auth::require_caller`, one layer per route either way): refuses what no handler can take (a NUL character in the
-//! path or query string), and turns axum's own plain-text rejections (a path segment that is
-//! not UTF-8, a query string `Query<T>` cannot read) into the dialect's JSON error.
+//! `auth::require_caller`: one layer per route either way): refuses what no handler can take
+//! (a NUL character in the path or query string), and turns axum's own plain-text rejections
+//! (a path segment that is not UTF-8, a query string `Query<T>` cannot read) into the
+//! dialect's JSON error.
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::header::CONTENT_TYPE;

@@ -257,11 +257,8 @@ impl Store {
         Ok(())
     }
 
-    /// `queued` → `running`, and the job shows "started".
-    /// Two short autocommit statements rather than a transaction: fewer round trips, and the
-    /// job row is locked as briefly as possible (claims skip locked rows).
-    /// Records that these runs' processes started, and their jobs' status, in one
-    /// transaction however many (a released group is hundreds: one write instead of one each).
+    /// These runs go `queued` → `running` and their jobs show "started", in one transaction
+    /// however many (a released group is hundreds: one write instead of one each).
     pub async fn mark_runs_started(&self, starts: &[RunStart]) -> StoreResult<()> {
         if starts.is_empty() {
             return Ok(());
