@@ -355,6 +355,9 @@ pub struct Job {
     pub missed: Missed,
     pub retries: i64,
     pub retry_backoff_s: i64,
+    /// Whether a run lost with its node is retried (within `retries`). Off for jobs that must
+    /// not overlap their own run on a node that was frozen rather than dead.
+    pub retry_lost: bool,
     pub next_run_at: Option<EpochMs>,
     pub last_status: JobStatus,
     pub created_at: EpochMs,

@@ -5,29 +5,10 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::json;
-
-fn psql_rows(db_url: &str, sql: &str) -> Vec<Vec<String>> {
-    let out = Command::new("psql").args([db_url, "-At", "-F", "\t", "-c", sql]).output().expect("psql");
-    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| l.split('\t').map(str::to_string).collect())
-        .collect()
-}
-
-fn postgres_or_skip() -> bool {
-    let on_pg = std::env::var("CRONSTACK_TEST_POSTGRES").is_ok_and(|v| !v.is_empty());
-    if !on_pg {
-        eprintln!("cluster tests need PostgreSQL: set CRONSTACK_TEST_POSTGRES (CI does)");
-    }
-    on_pg
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_nodes_fire_every_slot_exactly_once_through_a_node_crash() {

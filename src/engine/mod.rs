@@ -2,6 +2,7 @@
 //! overlap, concurrency, retries, recording). The service talks to it through [`EngineHandle`].
 
 mod cluster;
+mod fence;
 mod runner;
 mod scheduler;
 mod starts;
@@ -159,6 +160,10 @@ pub struct Engine {
     handle: EngineHandle,
     runner: Arc<Runner>,
     sched_tx: mpsc::UnboundedSender<SchedMsg>,
+    scheduler: tokio::task::JoinHandle<()>,
+    /// The groups of claimed runs waiting for their instant.
+    groups: TaskTracker,
+    lookahead: Duration,
     tasks: TaskTracker,
     stop: CancellationToken,
     store: Store,
@@ -191,42 +196,72 @@ impl Engine {
             runner: Some(runner.clone()),
             events,
         };
-        // One node on SQLite owns every unfinished run it finds: they were left by a crash.
+        // One node on SQLite owns every unfinished run it finds: they were left by a crash or
+        // handed back at the last shutdown. In a cluster only runs whose lease ran out.
         let single_node = store.backend() == crate::store::Backend::Sqlite;
-        let lost = store.mark_lost_runs(now_ms(), single_node).await?;
-        if !lost.is_empty() {
-            tracing::warn!(count = lost.len(), "runs left unfinished by a previous process marked lost");
-        }
-        runner.retry_lost(lost);
-        let scheduler =
-            Scheduler::load(store.clone(), runner.clone(), settings.clone(), node_id.clone(), sched_rx)
-                .await?;
+        let now = now_ms();
+        let expired = store
+            .sweep_expired_runs(now, single_node, &node_id, now + settings.lease.as_millis() as i64)
+            .await?;
+        runner.take_over(expired);
+        let groups = TaskTracker::new();
+        let scheduler = Scheduler::load(
+            store.clone(),
+            runner.clone(),
+            settings.clone(),
+            node_id.clone(),
+            sched_rx,
+            groups.clone(),
+        )
+        .await?;
         let stop = CancellationToken::new();
-        tasks.spawn(scheduler.run());
+        let scheduler = tokio::spawn(scheduler.run());
         tasks.spawn(runner.clone().maintain());
+        tasks.spawn(runner.clone().watch_fence());
         tasks.spawn(cluster::heartbeat(store.clone(), node_id, address, now_ms(), stop.clone()));
         tasks.spawn(cluster::listen(store.clone(), sched_tx.clone(), stop.clone()));
         tasks.spawn(cluster::periodic_resync(store.clone(), sched_tx.clone(), stop.clone()));
-        Ok(Engine { handle, runner, sched_tx, tasks, stop, store })
+        Ok(Engine {
+            handle,
+            runner,
+            sched_tx,
+            scheduler,
+            groups,
+            lookahead: settings.lookahead,
+            tasks,
+            stop,
+            store,
+        })
     }
 
     pub fn handle(&self) -> EngineHandle {
         self.handle.clone()
     }
 
-    /// Stops firing, lets running runs finish within the grace period, then kills the rest
-    /// and records them.
+    /// Stops claiming first; fires what it had already claimed (at most one lookahead away);
+    /// lets running runs finish within the grace period, then kills the rest and records
+    /// them; hands the runs it holds but never started back to the cluster. A rolling restart
+    /// therefore loses no slot and runs none twice.
     pub async fn shutdown(self) {
         let _ = self.sched_tx.send(SchedMsg::Shutdown);
+        // Returns after the claim in progress, if any, is done: no claim after this.
+        let _ = self.scheduler.await;
+        self.groups.close();
+        if tokio::time::timeout(self.lookahead + Duration::from_secs(2), self.groups.wait()).await.is_err() {
+            tracing::warn!("claimed runs not released in time at shutdown; handed back");
+        }
         self.stop.cancel();
         self.runner.shutdown().await;
         self.tasks.close();
         self.tasks.wait().await;
-        // Slots claimed ahead that never started: say so now rather than after the lease.
-        match self.store.abandon_queued_runs(self.handle.node_id(), now_ms()).await {
+        // Claimed, retried or run-now runs that never started: another node adopts them at its
+        // next sweep (this one, after a restart on SQLite), starting them late or skipping them
+        // per the job's missed-run policy.
+        let held = self.runner.held_runs();
+        match self.store.hand_back_runs(self.handle.node_id(), &held).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(runs = n, "runs claimed ahead of shutdown marked lost"),
-            Err(e) => tracing::warn!(error = %e, "marking queued runs at shutdown"),
+            Ok(n) => tracing::info!(runs = n, "runs not started before shutdown handed back"),
+            Err(e) => tracing::warn!(error = %e, "handing back queued runs at shutdown"),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The runner: starts runs as child processes and records how they end. It applies the
 //! overlap policy, the per-node concurrency limit, timeouts and retries.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -10,10 +10,12 @@ use serde_json::json;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
+use super::fence::Fence;
 use super::{EngineSettings, Launch};
+use crate::domain::Missed;
 use crate::domain::{EpochMs, EventKind, Job, JobStatus, Overlap, Run, RunStatus, TriggerKind, now_ms};
 use crate::events::{Event, EventSender};
-use crate::store::{NewRun, RunFinish, RunStart, Store};
+use crate::store::{Expired, NewRun, RunFinish, RunStart, Store};
 
 /// How a run ended, for callers waiting on it (inbound hooks).
 #[derive(Debug, Clone)]
@@ -38,6 +40,8 @@ struct ActiveRun {
     job_id: i64,
     log: Log,
     killer: Killer,
+    /// Killed because this node lost its lease: the run ends `lost`, not `killed`.
+    fenced: bool,
 }
 
 pub(super) struct Runner {
@@ -52,6 +56,10 @@ pub(super) struct Runner {
     shutting_down: Notify,
     events: EventSender,
     starts: super::starts::StartRecorder,
+    fence: Fence,
+    /// The runs a task of this process is responsible for — claimed, recorded or adopted here
+    /// and not yet ended or given up: the ones whose lease it renews.
+    held: Mutex<HashSet<i64>>,
 }
 
 const LOG_TAIL_BYTES: usize = 4096;
@@ -66,7 +74,9 @@ impl Runner {
     ) -> Self {
         Runner {
             events,
-            starts: super::starts::StartRecorder::spawn(store.clone()),
+            starts: super::starts::StartRecorder::spawn(store.clone(), node_id.clone()),
+            fence: Fence::new(store.backend() == crate::store::Backend::Postgres, settings.lease),
+            held: Mutex::new(HashSet::new()),
             permits: Arc::new(Semaphore::new(settings.max_concurrent_runs.max(1))),
             store,
             settings,
@@ -79,8 +89,28 @@ impl Runner {
     }
 
     pub(super) fn spawn_launch(self: &Arc<Self>, launch: Launch) {
+        self.hold(launch.run.id);
         let me = self.clone();
         self.tasks.spawn(async move { me.execute(launch).await });
+    }
+
+    /// Takes responsibility for a run recorded under this node (its lease is renewed).
+    pub(super) fn hold(&self, run_id: i64) {
+        self.held.lock().unwrap().insert(run_id);
+    }
+
+    /// Gives up a run: its lease is no longer renewed here.
+    fn release_hold(&self, run_id: i64) {
+        self.held.lock().unwrap().remove(&run_id);
+    }
+
+    fn holds(&self, run_id: i64) -> bool {
+        self.held.lock().unwrap().contains(&run_id)
+    }
+
+    /// Whether this node may claim and start runs (see [`Fence`]).
+    pub(super) fn lease_is_current(&self) -> bool {
+        self.fence.is_current()
     }
 
     /// Where run and job events go (the scheduler announces deferred deletes here).
@@ -146,6 +176,16 @@ impl Runner {
     /// each run goes on in its own task. A held process that must not run is dropped, which
     /// kills it before the gate opens; `run_once` then records its run as skipped.
     pub(super) fn start_group(self: &Arc<Self>, mut launches: Vec<Launch>, gate: Option<Gate>) {
+        if !self.fence.is_current() {
+            // Frozen past the point where another node may take these runs: release none.
+            // Dropping the held processes kills them; the runs' leases run out and whichever
+            // node sweeps first adopts them.
+            tracing::warn!(runs = launches.len(), "lease not current at the slot: claimed runs given up");
+            for launch in launches {
+                self.release_hold(launch.run.id);
+            }
+            return;
+        }
         let at = Release::now();
         for launch in &mut launches {
             if let Some(Prespawned::Held(child, permit)) = launch.prespawned.take()
@@ -180,9 +220,13 @@ impl Runner {
         loop {
             let run = launch.run.clone();
             let result = self.run_once(&mut launch).await;
-            let failed = matches!(result.status, RunStatus::Failed | RunStatus::TimedOut | RunStatus::Lost);
-            let retry_due =
-                failed && run.attempt <= launch.job.retries && run.trigger != TriggerKind::Webhook;
+            if result.is_none() {
+                // Given up without a trace here (shutdown, lost lease, taken by another
+                // node): whoever holds the run now ends it and retries it.
+                return;
+            }
+            let result = result.expect("checked above");
+            let retry_due = retry_due(&launch.job, &run, result.status);
             if let Some(done) = launch.done.take() {
                 let _ = done.send(result);
             }
@@ -214,6 +258,7 @@ impl Runner {
             lease_until: Some(now + delay + self.settings.lease.as_millis() as i64),
         };
         let id = self.store.insert_run(&new, now).await.map_err(log_err).ok()?;
+        self.hold(id);
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(delay as u64)) => {}
             _ = self.shutting_down.notified() => return None,
@@ -224,9 +269,15 @@ impl Runner {
         Some(Launch::new(run, job, stack))
     }
 
-    async fn run_once(&self, launch: &mut Launch) -> RunResult {
+    /// Runs the launch's process to its end and records it; `None` when the run was given up
+    /// instead (see [`Runner::give_up`]).
+    async fn run_once(&self, launch: &mut Launch) -> Option<RunResult> {
         let run = launch.run.clone();
         let job = launch.job.clone();
+        if !self.holds(run.id) || !self.fence.is_current() {
+            launch.prespawned = None;
+            return self.give_up(&run, "this node's lease is not current, or another node took the run");
+        }
         let scheduled = matches!(run.trigger, TriggerKind::Schedule | TriggerKind::Retry);
         // A released run passed its overlap check (and took its reservation) at the slot.
         let released = matches!(launch.prespawned, Some(Prespawned::Released(..)));
@@ -241,6 +292,9 @@ impl Runner {
                 )
                 .await;
         }
+        if !self.holds(run.id) {
+            return self.give_up(&run, "another node took the run");
+        }
         if !released {
             self.reserve(job.id, true);
         }
@@ -252,8 +306,16 @@ impl Runner {
                 metrics::histogram!("cronstack_run_lateness_seconds")
                     .record((started_at - run.scheduled_for).max(0) as f64 / 1000.0);
                 let start = RunStart { run_id: run.id, job_id: run.job_id, started_at };
-                if let Err(e) = self.starts.record(start).await {
-                    tracing::error!(run = run.id, error = %e, "recording run start");
+                match self.starts.record(start).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // Another node adopted the run while this one was frozen: its process
+                        // must not go on.
+                        self.active.lock().unwrap().remove(&run.id);
+                        drop(running);
+                        return self.give_up(&run, "another node took the run before it started here");
+                    }
+                    Err(e) => tracing::error!(run = run.id, error = %e, "recording run start"),
                 }
                 let run = Run { status: RunStatus::Running, started_at: Some(started_at), ..run };
                 self.events.emit(Event::run(EventKind::RunStarted, &job, &run));
@@ -262,15 +324,22 @@ impl Runner {
                 // The limit is on processes: the slot frees as soon as this one has ended.
                 drop(permit);
                 metrics::gauge!("cronstack_runs_running").decrement(1.0);
-                self.active.lock().unwrap().remove(&run.id);
-                self.record(&job, &run, finished).await
+                let fenced = self.active.lock().unwrap().remove(&run.id).is_some_and(|a| a.fenced);
+                self.record(&job, &run, finished, fenced).await
             }
-            // Not started because the node is stopping: the run was stopped, not failed.
-            Err(message) if self.permits.is_closed() => {
-                self.finish_without_start(&job, &run, RunStatus::Killed, &message).await
-            }
+            // Not started because the node is stopping: handed back to the cluster at
+            // shutdown (`Engine::shutdown`), to start on another node or after the restart.
+            Err(_) if self.permits.is_closed() => None,
             Err(message) => self.finish_without_start(&job, &run, RunStatus::Failed, &message).await,
         }
+    }
+
+    /// This node stops acting on a run without writing anything: it was taken by another node,
+    /// or this node cannot prove its lease. Its lease runs out and the sweep adopts it.
+    fn give_up(&self, run: &Run, why: &str) -> Option<RunResult> {
+        tracing::warn!(run = run.id, why, "run given up by this node");
+        self.release_hold(run.id);
+        None
     }
 
     /// Takes the released process, or waits for a concurrency permit and spawns one; then
@@ -294,10 +363,10 @@ impl Runner {
             }
         };
         let (run, job) = (&launch.run, &launch.job);
-        self.active
-            .lock()
-            .unwrap()
-            .insert(run.id, ActiveRun { job_id: job.id, log: running.log(), killer: running.killer() });
+        self.active.lock().unwrap().insert(
+            run.id,
+            ActiveRun { job_id: job.id, log: running.log(), killer: running.killer(), fenced: false },
+        );
         Ok((running, permit))
     }
 
@@ -323,26 +392,38 @@ impl Runner {
         }
     }
 
-    async fn record(&self, job: &Job, run: &Run, f: Finished) -> RunResult {
+    async fn record(&self, job: &Job, run: &Run, f: Finished, fenced: bool) -> Option<RunResult> {
         let status = match f.outcome {
+            _ if fenced => RunStatus::Lost,
             Outcome::Succeeded => RunStatus::Succeeded,
             Outcome::Failed => RunStatus::Failed,
             Outcome::TimedOut => RunStatus::TimedOut,
             Outcome::Killed => RunStatus::Killed,
         };
+        let mut log = f.log;
+        if fenced {
+            log.push_str(
+                "\n[cronstack] killed: this node lost its lease (frozen, or cut off from the database)\n",
+            );
+        }
         let finish = RunFinish {
             status,
             finished_at: f.finished_at,
             exit_code: f.exit_code.map(i64::from),
             signal: f.signal.map(i64::from),
-            log: f.log,
+            log,
             log_truncated: f.log_truncated,
         };
-        metrics::counter!("cronstack_runs_total", "outcome" => status.as_str()).increment(1);
         metrics::histogram!("cronstack_run_duration_seconds")
             .record((f.finished_at - f.started_at).max(0) as f64 / 1000.0);
-        self.store_finish(job, run, &finish).await;
-        RunResult { run_id: run.id, status, exit_code: finish.exit_code, stdout: f.stdout, log: finish.log }
+        let written = self.store_finish(job, run, finish).await?;
+        Some(RunResult {
+            run_id: run.id,
+            status: written.status,
+            exit_code: written.exit_code,
+            stdout: f.stdout,
+            log: written.log,
+        })
     }
 
     async fn finish_without_start(
@@ -351,7 +432,7 @@ impl Runner {
         run: &Run,
         status: RunStatus,
         message: &str,
-    ) -> RunResult {
+    ) -> Option<RunResult> {
         let finish = RunFinish {
             status,
             finished_at: now_ms(),
@@ -360,35 +441,25 @@ impl Runner {
             log: message.to_string(),
             log_truncated: false,
         };
-        metrics::counter!("cronstack_runs_total", "outcome" => status.as_str()).increment(1);
-        self.store_finish(job, run, &finish).await;
-        RunResult { run_id: run.id, status, exit_code: None, stdout: None, log: finish.log }
+        let written = self.store_finish(job, run, finish).await?;
+        Some(RunResult {
+            run_id: run.id,
+            status: written.status,
+            exit_code: None,
+            stdout: None,
+            log: written.log,
+        })
     }
 
-    /// Writes the run's end, the job's status, announces it, and finishes the actions waiting
-    /// on it.
-    async fn store_finish(&self, job: &Job, run: &Run, f: &RunFinish) {
-        let job_status = match f.status {
-            RunStatus::Succeeded => Some(JobStatus::Success),
-            RunStatus::Skipped => None,
-            _ => Some(JobStatus::Failed),
-        };
-        // The run's end must not be lost to a database outage: retry for a while.
-        let mut delay = Duration::from_millis(200);
-        for attempt in 1.. {
-            match self.store.finish_run(run, f, job_status).await {
-                Ok(()) => break,
-                Err(e) if attempt < 40 => {
-                    tracing::warn!(run = run.id, error = %e, "recording run end; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                }
-                Err(e) => {
-                    tracing::error!(run = run.id, error = %e, "recording run end failed for good");
-                    break;
-                }
-            }
-        }
+    /// Writes the run's end (see [`Runner::write_finish`]), the job's status, announces it, and
+    /// finishes the actions waiting on it; answers what was written. `None`: the run was not
+    /// this node's to end any more — another node took it as lost and said so — or the end
+    /// could not be written at all (the sweep will find the run): nothing is announced.
+    async fn store_finish(&self, job: &Job, run: &Run, f: RunFinish) -> Option<RunFinish> {
+        let written = self.write_finish(run, f).await;
+        self.release_hold(run.id);
+        let f = written?;
+        metrics::counter!("cronstack_runs_total", "outcome" => f.status.as_str()).increment(1);
         if let Some(kind) = EventKind::for_run_end(f.status) {
             let ended = Run {
                 status: f.status,
@@ -402,7 +473,7 @@ impl Runner {
         }
         // Only run-now runs have an action waiting on them.
         if run.trigger != TriggerKind::RunNow {
-            return;
+            return Some(f);
         }
         let success = f.status == RunStatus::Succeeded;
         let message = match (f.status, f.exit_code) {
@@ -422,31 +493,154 @@ impl Runner {
         {
             tracing::error!(run = run.id, error = %e, "finishing run actions");
         }
+        Some(f)
     }
 
-    /// Runs found lost at start (a crash) earn their retries like any failed run.
-    pub(super) fn retry_lost(self: &Arc<Self>, lost: Vec<Run>) {
-        for run in lost {
+    /// Writes a run's end as a compare-and-swap on (this node, unfinished). A database outage
+    /// is retried with backoff; a write the database keeps refusing is retried a bounded number
+    /// of times, then the end is recorded as `failed` with the reason and without the log, so
+    /// that no run is left `running` for ever. `None`: not this node's run any more, or nothing
+    /// could be written.
+    async fn write_finish(&self, run: &Run, f: RunFinish) -> Option<RunFinish> {
+        let job_status = |status| match status {
+            RunStatus::Succeeded => Some(JobStatus::Success),
+            RunStatus::Skipped => None,
+            _ => Some(JobStatus::Failed),
+        };
+        let mut error = String::new();
+        let fallback = |error: &str| RunFinish {
+            status: RunStatus::Failed,
+            log: format!(
+                "[cronstack] this run ended ({}), but its end could not be recorded: {error}",
+                f.status
+            ),
+            log_truncated: false,
+            ..f.clone()
+        };
+        for finish in [Some(f.clone()), None] {
+            let finish = finish.unwrap_or_else(|| fallback(&error));
+            let mut delay = Duration::from_millis(200);
+            for attempt in 1..=FINISH_TRIES {
+                match self.store.finish_run(&self.node_id, run, &finish, job_status(finish.status)).await {
+                    Ok(true) => return Some(finish),
+                    Ok(false) => {
+                        tracing::warn!(run = run.id, "run end not recorded: another node took the run");
+                        return None;
+                    }
+                    Err(e) => {
+                        tracing::warn!(run = run.id, attempt, error = %e, "recording run end; retrying");
+                        error = e.to_string();
+                        if attempt < FINISH_TRIES {
+                            tokio::time::sleep(delay).await;
+                            delay = (delay * 2).min(Duration::from_secs(10));
+                        }
+                    }
+                }
+            }
+        }
+        tracing::error!(
+            run = run.id,
+            error,
+            "recording run end failed for good; the sweep will mark it lost"
+        );
+        None
+    }
+
+    /// Takes over what a sweep found: lost runs are announced, their actions finished, and
+    /// retried per the job (`retries`, unless `retry_lost` is off); adopted runs — claimed by a
+    /// node that stopped before starting them — are started here, late, with their true
+    /// lateness, or skipped when the job's missed-run policy says so.
+    pub(super) fn take_over(self: &Arc<Self>, expired: Expired) {
+        if !expired.lost.is_empty() || !expired.adopted.is_empty() {
+            tracing::warn!(
+                lost = expired.lost.len(),
+                adopted = expired.adopted.len(),
+                "runs of a stopped node (or of this one before a restart) taken over"
+            );
+        }
+        let now = now_ms();
+        for run in expired.lost {
             let me = self.clone();
             self.tasks.spawn(async move {
-                let Ok(Some(job)) = me.store.job(run.job_id).await else {
-                    return;
-                };
+                metrics::counter!("cronstack_runs_total", "outcome" => "lost").increment(1);
+                let _ = me
+                    .store
+                    .finish_run_actions(
+                        run.id,
+                        now,
+                        false,
+                        "the node running the job stopped before it ended",
+                        &json!({"run_id": run.id, "status": "lost"}),
+                    )
+                    .await;
+                let Ok(Some(job)) = me.store.job(run.job_id).await else { return };
                 me.events.emit(Event::run(EventKind::RunFailed, &job, &run));
-                if run.attempt > job.retries || run.trigger == TriggerKind::Webhook {
+                if !retry_due(&job, &run, RunStatus::Lost) {
                     return;
                 }
-                let Ok(Some(stack)) = me.store.stack(job.stack_id).await else {
-                    return;
-                };
+                let Ok(Some(stack)) = me.store.stack(job.stack_id).await else { return };
                 if let Some(next) = me.schedule_retry(&Launch::new(run, job, stack)).await {
                     me.execute(next).await;
                 }
             });
         }
+        for run in expired.adopted {
+            // Still in a task of this process (its own lease lapsed for a moment): that task
+            // goes on with it.
+            if self.holds(run.id) {
+                continue;
+            }
+            self.hold(run.id);
+            let me = self.clone();
+            self.tasks.spawn(async move { me.adopt(run).await });
+        }
     }
 
-    /// Renews this node's leases and marks runs whose node died as lost.
+    async fn adopt(self: Arc<Self>, run: Run) {
+        let loaded = async {
+            let Some(job) = self.store.job(run.job_id).await? else { return Ok(None) };
+            let Some(stack) = self.store.stack(job.stack_id).await? else { return Ok(None) };
+            Ok::<_, crate::store::StoreError>(Some((job, stack)))
+        };
+        let Ok(Some((job, stack))) = loaded.await else {
+            // The job is gone (its runs go with it), or the database is away: the run's lease
+            // runs out again and the next sweep retries.
+            self.release_hold(run.id);
+            return;
+        };
+        let now = now_ms();
+        let late = now - run.scheduled_for > self.settings.missed_grace.as_millis() as EpochMs;
+        tracing::info!(
+            run = run.id,
+            job = job.id,
+            late_ms = now - run.scheduled_for,
+            "run adopted from a stopped node"
+        );
+        let skip = match run.trigger {
+            TriggerKind::Schedule if late && job.missed == Missed::Skip => Some(
+                "skipped: the node that claimed this slot stopped before it, and the job's missed-run policy is skip",
+            ),
+            // The caller that waited for the hook's answer is gone with that node.
+            TriggerKind::Webhook => {
+                Some("skipped: the node that took this hook call stopped before running it")
+            }
+            _ => None,
+        };
+        if let Some(why) = skip {
+            self.finish_without_start(&job, &run, RunStatus::Skipped, why).await;
+            return;
+        }
+        // A slot or a retry handed back before its time starts at its time.
+        if run.scheduled_for > now {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis((run.scheduled_for - now) as u64)) => {}
+                _ = self.shutting_down.notified() => return,
+            }
+        }
+        self.clone().execute(Launch::new(run, job, stack)).await;
+    }
+
+    /// Renews the leases of the runs this node holds, and sweeps runs whose node stopped.
     pub(super) async fn maintain(self: Arc<Self>) {
         let every = (self.settings.lease / 4).max(Duration::from_millis(500));
         loop {
@@ -454,36 +648,89 @@ impl Runner {
                 _ = tokio::time::sleep(every) => {}
                 _ = self.shutting_down.notified() => return,
             }
+            self.renew().await;
             let now = now_ms();
-            if let Err(e) =
-                self.store.renew_leases(&self.node_id, now + self.settings.lease.as_millis() as i64).await
-            {
-                tracing::warn!(error = %e, "renewing run leases");
-            }
-            match self.store.mark_lost_runs(now, false).await {
-                Ok(lost) if !lost.is_empty() => {
-                    tracing::warn!(count = lost.len(), "runs of a dead node marked lost");
-                    for run in &lost {
-                        metrics::counter!("cronstack_runs_total", "outcome" => "lost").increment(1);
-                        if let Ok(Some(job)) = self.store.job(run.job_id).await {
-                            self.events.emit(Event::run(EventKind::RunFailed, &job, run));
-                        }
-                        let _ = self
-                            .store
-                            .finish_run_actions(
-                                run.id,
-                                now,
-                                false,
-                                "the node running the job died",
-                                &json!({"run_id": run.id, "status": "lost"}),
-                            )
-                            .await;
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "sweeping lost runs"),
+            let lease_until = now + self.settings.lease.as_millis() as EpochMs;
+            match self.store.sweep_expired_runs(now, false, &self.node_id, lease_until).await {
+                Ok(expired) => self.take_over(expired),
+                Err(e) => tracing::warn!(error = %e, "sweeping runs of stopped nodes"),
             }
         }
+    }
+
+    /// One lease renewal. Held runs the database no longer shows as this node's were taken by
+    /// another node while this one could not renew: their processes are stopped at once.
+    async fn renew(&self) {
+        let ids: Vec<i64> = self.held.lock().unwrap().iter().copied().collect();
+        let sent = std::time::Instant::now();
+        let until = now_ms() + self.settings.lease.as_millis() as EpochMs;
+        let renewed = match self.store.renew_leases(&self.node_id, &ids, until).await {
+            Ok(renewed) => renewed,
+            Err(e) => {
+                tracing::warn!(error = %e, "renewing run leases");
+                return;
+            }
+        };
+        let mut held = self.held.lock().unwrap();
+        // A run that ended meanwhile left `held` after its end was written: only the ones
+        // still held and not renewed were taken.
+        let taken: Vec<i64> =
+            ids.into_iter().filter(|id| !renewed.contains(id) && held.contains(id)).collect();
+        for id in &taken {
+            held.remove(id);
+        }
+        drop(held);
+        if !taken.is_empty() {
+            tracing::warn!(
+                runs = taken.len(),
+                "runs taken by another node while this one could not renew; stopping them"
+            );
+            let active = self.active.lock().unwrap();
+            for id in &taken {
+                if let Some(a) = active.get(id) {
+                    a.killer.kill();
+                }
+            }
+        }
+        self.fence.renewed(sent);
+    }
+
+    /// Watches the lease: the moment this node notices it cannot prove it current, it kills
+    /// its runs' process groups (they end `lost`, unless another node recorded them first).
+    pub(super) async fn watch_fence(self: Arc<Self>) {
+        if !self.fence.enabled() {
+            return;
+        }
+        let mut fenced = false;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = self.shutting_down.notified() => return,
+            }
+            let current = self.fence.is_current();
+            if !current && !fenced {
+                let mut active = self.active.lock().unwrap();
+                tracing::error!(
+                    runs = active.len(),
+                    "lease not renewed in time (frozen, or cut off from the database): killing this node's runs"
+                );
+                for a in active.values_mut() {
+                    a.fenced = true;
+                    a.killer.kill();
+                }
+            }
+            fenced = !current;
+            if fenced {
+                // Prove the lease again as soon as the database answers, rather than at the
+                // next quarter lease: until then this node claims and starts nothing.
+                self.renew().await;
+            }
+        }
+    }
+
+    /// The runs this node holds, to hand back to the cluster when it stops.
+    pub(super) fn held_runs(&self) -> Vec<i64> {
+        self.held.lock().unwrap().iter().copied().collect()
     }
 
     /// Lets running runs finish within the grace period, then kills them (they are recorded
@@ -518,6 +765,20 @@ fn tail(s: &str, max: usize) -> &str {
         start += 1;
     }
     &s[start..]
+}
+
+/// Tries to record a run's end before it is recorded `failed` without its log.
+const FINISH_TRIES: u32 = 8;
+
+/// Whether a run that ended with `status` earns a retry: a failure, a timeout or a loss (unless
+/// the job turned retries of lost runs off), within the job's retries; never a hook's run.
+fn retry_due(job: &Job, run: &Run, status: RunStatus) -> bool {
+    let failed = match status {
+        RunStatus::Failed | RunStatus::TimedOut => true,
+        RunStatus::Lost => job.retry_lost,
+        _ => false,
+    };
+    failed && run.attempt <= job.retries && run.trigger != TriggerKind::Webhook
 }
 
 fn log_err(e: impl std::fmt::Display) {

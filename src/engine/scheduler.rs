@@ -63,6 +63,8 @@ pub(super) struct Scheduler {
     /// Per instant still ahead, its group's intake: runs claimed for it by later batches join
     /// the same group, which is released as one.
     groups: HashMap<EpochMs, mpsc::UnboundedSender<Vec<Due>>>,
+    /// The groups' tasks: shutdown waits for them to release what was claimed.
+    group_tasks: tokio_util::task::TaskTracker,
 }
 
 /// A claimed run due at an instant, with its job and (when loaded with the batch) stack.
@@ -75,6 +77,7 @@ impl Scheduler {
         settings: EngineSettings,
         node_id: Arc<str>,
         rx: mpsc::UnboundedReceiver<SchedMsg>,
+        group_tasks: tokio_util::task::TaskTracker,
     ) -> anyhow::Result<Self> {
         let mut me = Scheduler {
             store,
@@ -86,6 +89,7 @@ impl Scheduler {
             jobs: HashMap::new(),
             catching_up: HashMap::new(),
             groups: HashMap::new(),
+            group_tasks,
         };
         me.resync().await?;
         Ok(me)
@@ -213,6 +217,14 @@ impl Scheduler {
         if claims.is_empty() {
             return;
         }
+        if !self.runner.lease_is_current() {
+            // Fenced (see `fence`): claim nothing until the lease is proven again.
+            for c in &claims {
+                self.heap.push(Reverse((c.slot, c.job_id)));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return;
+        }
         let outcomes = match self.store.claim_slots(&claims, now).await {
             Ok(o) => o,
             Err(e) => {
@@ -247,6 +259,7 @@ impl Scheduler {
         for (claim, outcome) in claims.into_iter().zip(outcomes) {
             match outcome {
                 ClaimOutcome::Claimed { run_id, job } => {
+                    self.runner.hold(run_id);
                     self.advance(claim.job_id, claim.next);
                     let fire = claim.fire.unwrap_or(claim.slot);
                     let run = Run {
@@ -382,7 +395,7 @@ impl Scheduler {
         self.groups.insert(fire, intake);
         let store = self.store.clone();
         let runner = self.runner.clone();
-        tokio::spawn(async move {
+        self.group_tasks.spawn(async move {
             let mut launches = Vec::new();
             let mut gate = runner.gate();
             let add = async |due: Vec<Due>, launches: &mut Vec<Launch>, gate: &mut Option<Gate>| {

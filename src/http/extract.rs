@@ -81,12 +81,16 @@ pub(crate) fn rejoin(parts: &Parts, body: axum::body::Body) -> Request {
 /// Parses JSON, telling malformed JSON (Kragle 2) from a wrong shape (Kragle 4).
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RequestError> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    // Bodies are JSON objects; serde would also read a struct from a positional array.
+    let not_an_object = || RequestError::BadPayload("the request body must be a JSON object".into());
+    let is_object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut *de);
     let value = result.map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
+            serde_json::error::Category::Data if !is_object => not_an_object(),
             serde_json::error::Category::Data => {
                 let msg = strip_position(&inner.to_string());
                 if path == "." || path.is_empty() {
@@ -100,9 +104,8 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Request
     })?;
     // Anything after the value (`{...} x`) makes the body malformed, not just oddly shaped.
     de.end().map_err(|e| RequestError::BadJson(e.to_string()))?;
-    // Bodies are JSON objects; serde would also read a struct from a positional array.
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(RequestError::BadPayload("the request body must be a JSON object".into()));
+    if !is_object {
+        return Err(not_an_object());
     }
     // PostgreSQL cannot store text holding NUL: refused the same way on both backends.
     if super::guard::has_escaped_nul(bytes) {

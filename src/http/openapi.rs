@@ -366,11 +366,11 @@ fn schemas() -> Value {
                 "id": int, "owner": int, "name": string_or_null, "stack": int, "schedule": int, "next_run": time_or_null,
                 "do_run": { "type": "boolean", "description": "enabled" }, "do_del": { "type": "boolean", "description": "queued for deletion" },
                 "uid": string, "type": string, "command": string_or_null, "timeout_s": int_or_null, "overlap": overlap, "missed": missed,
-                "retries": int, "retry_backoff_s": int, "created_at": time, "updated_at": time } },
+                "retries": int, "retry_backoff_s": int, "retry_lost": { "type": "boolean" }, "created_at": time, "updated_at": time } },
             "JobInput": { "type": "object", "additionalProperties": false, "properties": {
                 "stack_id": int, "schedule_id": int, "name": string_or_null, "enabled": { "type": "boolean" },
                 "command": string_or_null, "timeout_s": int_or_null, "overlap": overlap, "missed": missed,
-                "retries": int, "retry_backoff_s": int } },
+                "retries": int, "retry_backoff_s": int, "retry_lost": { "type": "boolean" } } },
             "JobList": list("jobs", "Job"),
             "Run": { "type": "object", "properties": {
                 "id": int, "job": int, "trigger": { "type": "string", "enum": ["schedule", "run_now", "retry", "webhook"] },

@@ -26,6 +26,7 @@ pub struct JobPatch {
     pub missed: Option<Missed>,
     pub retries: Option<i64>,
     pub retry_backoff_s: Option<i64>,
+    pub retry_lost: Option<bool>,
 }
 
 impl JobPatch {
@@ -59,6 +60,9 @@ impl JobPatch {
         }
         if let Some(v) = self.retry_backoff_s {
             j.retry_backoff_s = v;
+        }
+        if let Some(v) = self.retry_lost {
+            j.retry_lost = v;
         }
     }
 
@@ -148,6 +152,7 @@ impl Service {
             missed: Missed::Skip,
             retries: 0,
             retry_backoff_s: 10,
+            retry_lost: true,
         };
         patch.apply(&mut job);
         validate_job(&job)?;

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::domain::{EpochMs, Job, JobStatus, Missed, Overlap, UserId, bool_flag};
 
-const COLUMNS: &str = "id, uid, owner, stack_id, schedule_id, name, kind, command, enabled, pending_delete, paused_by_all, timeout_s, overlap, missed, retries, retry_backoff_s, next_run_at, last_status, created_at, updated_at";
+const COLUMNS: &str = "id, uid, owner, stack_id, schedule_id, name, kind, command, enabled, pending_delete, paused_by_all, timeout_s, overlap, missed, retries, retry_backoff_s, retry_lost, next_run_at, last_status, created_at, updated_at";
 
 /// The user-settable fields of a job (create and full rewrite on update).
 #[derive(Debug, Clone)]
@@ -29,6 +29,7 @@ pub struct NewJob {
     pub missed: Missed,
     pub retries: i64,
     pub retry_backoff_s: i64,
+    pub retry_lost: bool,
 }
 
 impl NewJob {
@@ -45,6 +46,7 @@ impl NewJob {
             missed: j.missed,
             retries: j.retries,
             retry_backoff_s: j.retry_backoff_s,
+            retry_lost: j.retry_lost,
         }
     }
 }
@@ -82,8 +84,8 @@ impl Store {
         now: EpochMs,
     ) -> StoreResult<i64> {
         let row = sqlx::query(
-            "INSERT INTO jobs (uid, owner, stack_id, schedule_id, name, kind, command, enabled, timeout_s, overlap, missed, retries, retry_backoff_s, next_run_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id",
+            "INSERT INTO jobs (uid, owner, stack_id, schedule_id, name, kind, command, enabled, timeout_s, overlap, missed, retries, retry_backoff_s, next_run_at, created_at, updated_at, retry_lost) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16) RETURNING id",
         )
         .bind(uid)
         .bind(owner)
@@ -100,6 +102,7 @@ impl Store {
         .bind(j.retry_backoff_s)
         .bind(next_run_at)
         .bind(now)
+        .bind(bool_flag(j.retry_lost))
         .fetch_one(&self.write)
         .await
         .db()?;
@@ -121,7 +124,7 @@ impl Store {
         let done = sqlx::query(
             "UPDATE jobs SET stack_id = $3, schedule_id = $4, name = $5, command = $6, enabled = $7, pending_delete = $8, paused_by_all = $9, \
              timeout_s = $10, overlap = $11, missed = $12, retries = $13, retry_backoff_s = $14, \
-             next_run_at = CASE WHEN $18 = 1 THEN $15 ELSE next_run_at END, last_status = $16, updated_at = $17 \
+             next_run_at = CASE WHEN $18 = 1 THEN $15 ELSE next_run_at END, last_status = $16, updated_at = $17, retry_lost = $19 \
              WHERE id = $1 AND updated_at = $2",
         )
         .bind(id)
@@ -142,6 +145,7 @@ impl Store {
         .bind(c.last_status as i64)
         .bind(now.max(seen_updated_at + 1))
         .bind(bool_flag(c.reschedule.is_some()))
+        .bind(bool_flag(j.retry_lost))
         .execute(&self.write)
         .await
         .db()?;
@@ -294,6 +298,7 @@ pub(super) fn job_from_row(r: &AnyRow) -> StoreResult<Job> {
         missed: get_enum(r, "missed", Missed::parse)?,
         retries: get_i64(r, "retries")?,
         retry_backoff_s: get_i64(r, "retry_backoff_s")?,
+        retry_lost: get_bool(r, "retry_lost")?,
         next_run_at: get_opt_i64(r, "next_run_at")?,
         last_status: JobStatus::from_i64(get_i64(r, "last_status")?),
         created_at: get_i64(r, "created_at")?,

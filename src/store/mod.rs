@@ -24,9 +24,13 @@ pub use accounts::TokenRecord;
 pub use cache::{BodyKey, Change, Memo, ROWS_CHANNEL, SHARED_TTL};
 pub use cluster::{JOBS_CHANNEL, NodeRecord};
 pub use jobs::{JobChanges, NewJob, ScheduledJob};
-pub use runs::{Claim, ClaimOutcome, NewRun, RunFinish, RunStart};
+pub use runs::{Claim, ClaimOutcome, Expired, LOST_MESSAGE, NewRun, RunFinish, RunStart};
 pub use stacks::NewStack;
 pub use webhooks::{AttemptRecord, ClaimedDelivery, NewDelivery, NewWebhook, Release};
+
+/// How long PostgreSQL lets one of cronstack's sessions sit idle inside a transaction, or wait
+/// for a lock, before it ends it (the shortest lease is 2 s).
+pub const PG_SESSION_BOUND: Duration = Duration::from_millis(1500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -83,6 +87,9 @@ pub struct Store {
     /// On SQLite a single connection: writers queue here in order instead of spinning in
     /// SQLite's busy handler, which sleeps in steps of milliseconds and would add lateness.
     write: AnyPool,
+    /// Lease renewals: on PostgreSQL a pool of their own, so that a node whose main pool is
+    /// busy (its writes waiting on another node's locks) still proves its lease in time.
+    lease: AnyPool,
     backend: Backend,
     url: String,
     cache: Arc<cache::Caches>,
@@ -114,6 +121,7 @@ impl Store {
                 spawn_checkpointer(read.clone());
                 Store {
                     read,
+                    lease: write.clone(),
                     write,
                     backend,
                     url: url.to_string(),
@@ -123,18 +131,13 @@ impl Store {
                 }
             }
             Backend::Postgres => {
-                // A short acquire timeout: while the database is away, requests answer 503
-                // quickly instead of hanging.
-                let pool = AnyPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(2))
-                    .connect(url)
-                    .await
-                    .db()?;
+                let pool = pg_pool(url, 16).await?;
+                let lease = pg_pool(url, 2).await?;
                 let origin = rand::random();
                 Store {
                     read: pool.clone(),
                     write: pool.clone(),
+                    lease,
                     backend,
                     url: url.to_string(),
                     cache: Arc::new(cache::Caches::for_backend(backend)),
@@ -207,6 +210,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.lease.close().await;
         self.write.close().await;
         self.read.close().await;
     }
@@ -219,6 +223,31 @@ impl Store {
             Backend::Postgres => vec![figures("main", &self.read)],
         }
     }
+}
+
+async fn pg_pool(url: &str, max: u32) -> StoreResult<AnyPool> {
+    // A short acquire timeout: while the database is away, requests answer 503 quickly
+    // instead of hanging.
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(2))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                use sqlx::Executor;
+                // A node frozen inside a transaction (or a statement stuck behind its locks)
+                // must not hold the other nodes for long: well under the shortest lease, the
+                // server ends it.
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    "SET idle_in_transaction_session_timeout = {ms}; SET lock_timeout = {ms}",
+                    ms = PG_SESSION_BOUND.as_millis()
+                )))
+                .await?;
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+        .db()
 }
 
 fn sqlite_url(url: &str) -> String {

@@ -67,6 +67,17 @@ pub struct RunStart {
     pub started_at: EpochMs,
 }
 
+/// What a sweep took over: started runs it marked lost, queued runs it adopted.
+#[derive(Debug, Default)]
+pub struct Expired {
+    pub lost: Vec<Run>,
+    pub adopted: Vec<Run>,
+}
+
+/// The log of a run marked lost by the sweep.
+pub const LOST_MESSAGE: &str =
+    "lost: the node running it stopped renewing its lease (it died, froze, or lost the database)";
+
 #[derive(Debug, Clone)]
 pub struct RunFinish {
     pub status: RunStatus,
@@ -230,76 +241,124 @@ impl Store {
         get_i64(&row, "id")
     }
 
-    /// Marks the runs this node claimed but never started as lost (graceful shutdown).
-    pub async fn abandon_queued_runs(&self, node_id: &str, now: EpochMs) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "UPDATE runs SET status = 'lost', finished_at = $2, lease_until = NULL, log = 'the node shut down before the slot' \
-             WHERE node_id = $1 AND status = 'queued'",
-        )
-        .bind(node_id)
-        .bind(now)
-        .execute(&self.write)
-        .await
-        .db()?;
-        Ok(done.rows_affected())
+    /// Hands this node's queued runs among `ids` back to the cluster: their lease ends now, so
+    /// the next sweep (on any node, this one after a restart) adopts and starts them.
+    pub async fn hand_back_runs(&self, node_id: &str, ids: &[i64]) -> StoreResult<u64> {
+        let mut handed = 0;
+        for chunk in ids.chunks(1000) {
+            let sql = format!(
+                "UPDATE runs SET lease_until = 0 WHERE node_id = $1 AND status = 'queued' AND id IN ({})",
+                placeholders(2, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(node_id);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            handed += q.execute(&self.write).await.db()?.rows_affected();
+        }
+        Ok(handed)
     }
 
-    /// Extends the lease on the runs this node holds, so other nodes do not take them for lost.
-    pub async fn renew_leases(&self, node_id: &str, until: EpochMs) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE runs SET lease_until = $2 WHERE node_id = $1 AND status IN ('queued', 'running')",
-        )
-        .bind(node_id)
-        .bind(until)
-        .execute(&self.write)
-        .await
-        .db()?;
-        Ok(())
+    /// Extends the lease on the runs among `ids` that this node still holds; returns those.
+    /// A held run missing from the answer was taken by another node (its lease ran out while
+    /// this node was frozen or cut off): this node must stop acting on it.
+    pub async fn renew_leases(
+        &self,
+        node_id: &str,
+        ids: &[i64],
+        until: EpochMs,
+    ) -> StoreResult<HashSet<i64>> {
+        let mut renewed = HashSet::with_capacity(ids.len());
+        for chunk in ids.chunks(1000) {
+            let sql = format!(
+                "UPDATE runs SET lease_until = $1 WHERE node_id = $2 AND status IN ('queued', 'running') \
+                 AND id IN ({}) RETURNING id",
+                placeholders(3, chunk.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(until).bind(node_id);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&self.lease).await.db()? {
+                renewed.insert(get_i64(&row, "id")?);
+            }
+        }
+        Ok(renewed)
     }
 
     /// These runs go `queued` → `running` and their jobs show "started", in one transaction
-    /// however many (a released group is hundreds: one write instead of one each).
-    pub async fn mark_runs_started(&self, starts: &[RunStart]) -> StoreResult<()> {
+    /// however many (a released group is hundreds: one write instead of one each). Only runs
+    /// still queued under this node change (compare-and-swap); the answer is their ids, and a
+    /// run missing from it was taken by another node meanwhile.
+    pub async fn mark_runs_started(&self, node_id: &str, starts: &[RunStart]) -> StoreResult<HashSet<i64>> {
+        let mut started = HashSet::with_capacity(starts.len());
         if starts.is_empty() {
-            return Ok(());
+            return Ok(started);
         }
         let mut tx = self.begin_write().await?;
+        let mut jobs = Vec::with_capacity(starts.len());
         for chunk in starts.chunks(1000) {
             let values = (0..chunk.len())
-                .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+                .map(|i| format!("(${}, ${})", 2 * i + 2, 2 * i + 3))
                 .collect::<Vec<_>>()
                 .join(", ");
             let sql = format!(
                 "UPDATE runs SET status = 'running', started_at = v.t \
-                 FROM (SELECT column1 AS id, column2 AS t FROM (VALUES {values}) AS x) AS v WHERE runs.id = v.id"
+                 FROM (SELECT column1 AS id, column2 AS t FROM (VALUES {values}) AS x) AS v \
+                 WHERE runs.id = v.id AND runs.status = 'queued' AND runs.node_id = $1 RETURNING runs.id"
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(node_id);
             for s in chunk {
                 q = q.bind(s.run_id).bind(s.started_at);
             }
-            q.execute(&mut *tx).await.db()?;
-            let sql =
-                format!("UPDATE jobs SET last_status = $1 WHERE id IN ({})", placeholders(2, chunk.len()));
+            for row in q.fetch_all(&mut *tx).await.db()? {
+                started.insert(get_i64(&row, "id")?);
+            }
+            let chunk_jobs: Vec<i64> =
+                chunk.iter().filter(|s| started.contains(&s.run_id)).map(|s| s.job_id).collect();
+            if chunk_jobs.is_empty() {
+                continue;
+            }
+            // "Started" is a passing status: on PostgreSQL a job row locked right now (another
+            // node's claim, perhaps frozen) is skipped rather than waited for.
+            let ids = placeholders(2, chunk_jobs.len());
+            let sql = match self.backend {
+                Backend::Sqlite => format!("UPDATE jobs SET last_status = $1 WHERE id IN ({ids})"),
+                Backend::Postgres => format!(
+                    "UPDATE jobs SET last_status = $1 WHERE id IN \
+                     (SELECT id FROM jobs WHERE id IN ({ids}) FOR UPDATE SKIP LOCKED)"
+                ),
+            };
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(JobStatus::Started as i64);
-            for s in chunk {
-                q = q.bind(s.job_id);
+            for job_id in &chunk_jobs {
+                q = q.bind(*job_id);
             }
             q.execute(&mut *tx).await.db()?;
+            jobs.extend(chunk_jobs);
         }
         tx.commit().await.db()?;
-        self.changed(Change::Jobs(starts.iter().map(|s| s.job_id).collect()));
-        Ok(())
+        if !jobs.is_empty() {
+            self.changed(Change::Jobs(jobs));
+        }
+        Ok(started)
     }
 
-    /// Records how a run ended and, when given, the job's new last status.
+    /// Records how a run ended and, when given, the job's new last status — only if this node
+    /// still owns the run and it has not ended (compare-and-swap: `lost` and every final
+    /// outcome are final). `false`: the run was not this node's to end any more.
     pub async fn finish_run(
         &self,
+        node_id: &str,
         run: &Run,
         f: &RunFinish,
         job_status: Option<JobStatus>,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE runs SET status = $2, finished_at = $3, exit_code = $4, signal = $5, log = $6, log_truncated = $7, lease_until = NULL WHERE id = $1",
+    ) -> StoreResult<bool> {
+        // One transaction: a run's end and its job's status are written together or not at all
+        // (a retried half-write would find the run ended and give up on the status).
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE runs SET status = $2, finished_at = $3, exit_code = $4, signal = $5, log = $6, log_truncated = $7, lease_until = NULL \
+             WHERE id = $1 AND node_id = $8 AND status IN ('queued', 'running')",
         )
         .bind(run.id)
         .bind(f.status.as_str())
@@ -308,29 +367,66 @@ impl Store {
         .bind(f.signal)
         .bind(&f.log)
         .bind(bool_flag(f.log_truncated))
-        .execute(&self.write)
+        .bind(node_id)
+        .execute(&mut *tx)
         .await
         .db()?;
-        match job_status {
-            Some(status) => self.set_job_status(run.job_id, status).await,
-            None => Ok(()),
+        if done.rows_affected() == 0 {
+            return Ok(false);
         }
+        if let Some(status) = job_status {
+            sqlx::query("UPDATE jobs SET last_status = $2 WHERE id = $1")
+                .bind(run.job_id)
+                .bind(status as i64)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+        }
+        tx.commit().await.db()?;
+        if job_status.is_some() {
+            self.changed(Change::Jobs(vec![run.job_id]));
+        }
+        Ok(true)
     }
 
-    /// Runs left `queued`/`running` whose lease ran out (their node died) become `lost`;
-    /// `all_unfinished` takes every one (a single node restarting owns them all).
-    pub async fn mark_lost_runs(&self, now: EpochMs, all_unfinished: bool) -> StoreResult<Vec<Run>> {
+    /// The sweep: among runs whose lease ran out (their node died, froze or lost the database;
+    /// `all_unfinished`: every unfinished run, for a single node restarting), the started
+    /// ones become `lost` and the queued ones — claimed but never started — are adopted by
+    /// this node, to start late. Each run is taken by exactly one sweeper.
+    pub async fn sweep_expired_runs(
+        &self,
+        now: EpochMs,
+        all_unfinished: bool,
+        node_id: &str,
+        lease_until: EpochMs,
+    ) -> StoreResult<Expired> {
         let sql = format!(
-            "UPDATE runs SET status = 'lost', finished_at = $1, lease_until = NULL \
-             WHERE status IN ('queued', 'running') AND ($2 = 1 OR lease_until < $1) RETURNING {COLUMNS}"
+            "UPDATE runs SET status = 'lost', finished_at = $1, lease_until = NULL, log = $3 \
+             WHERE status = 'running' AND ($2 = 1 OR lease_until < $1) RETURNING {COLUMNS}"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let lost = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(now)
             .bind(bool_flag(all_unfinished))
+            .bind(LOST_MESSAGE)
             .fetch_all(&self.write)
             .await
             .db()?;
-        rows.iter().map(run_from_row).collect()
+        let sql = format!(
+            "UPDATE runs SET node_id = $3, lease_until = $4 \
+             WHERE status = 'queued' AND ($2 = 1 OR lease_until < $1) RETURNING {COLUMNS}"
+        );
+        let adopted = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now)
+            .bind(bool_flag(all_unfinished))
+            .bind(node_id)
+            .bind(lease_until)
+            .fetch_all(&self.write)
+            .await
+            .db()?;
+        Ok(Expired {
+            lost: lost.iter().map(run_from_row).collect::<StoreResult<_>>()?,
+            adopted: adopted.iter().map(run_from_row).collect::<StoreResult<_>>()?,
+        })
     }
 
     pub async fn run(&self, id: i64) -> StoreResult<Option<Run>> {

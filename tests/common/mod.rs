@@ -313,3 +313,24 @@ pub fn kill_job_group(pgid: i32) {
             .status();
     }
 }
+
+/// Whether the tests run on PostgreSQL (`CRONSTACK_TEST_POSTGRES`; CI's second pass sets it);
+/// says why a cluster test does nothing otherwise.
+pub fn postgres_or_skip() -> bool {
+    let on_pg = std::env::var("CRONSTACK_TEST_POSTGRES").is_ok_and(|v| !v.is_empty());
+    if !on_pg {
+        eprintln!("this test needs a PostgreSQL cluster: set CRONSTACK_TEST_POSTGRES (CI does)");
+    }
+    on_pg
+}
+
+/// The rows of a query through `psql`, as text columns.
+pub fn psql_rows(db_url: &str, sql: &str) -> Vec<Vec<String>> {
+    let out = Command::new("psql").args([db_url, "-At", "-F", "\t", "-c", sql]).output().expect("psql");
+    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}

@@ -32,6 +32,7 @@ pub struct JobView {
     missed: Missed,
     retries: i64,
     retry_backoff_s: i64,
+    retry_lost: bool,
     created_at: String,
     updated_at: String,
 }
@@ -55,6 +56,7 @@ impl From<&Job> for JobView {
             missed: j.missed,
             retries: j.retries,
             retry_backoff_s: j.retry_backoff_s,
+            retry_lost: j.retry_lost,
             created_at: iso8601(j.created_at),
             updated_at: iso8601(j.updated_at),
         }
@@ -77,6 +79,7 @@ pub struct JobInput {
     missed: Option<Missed>,
     retries: Option<i64>,
     retry_backoff_s: Option<i64>,
+    retry_lost: Option<bool>,
 }
 
 impl From<JobInput> for JobPatch {
@@ -92,6 +95,7 @@ impl From<JobInput> for JobPatch {
             missed: i.missed,
             retries: i.retries,
             retry_backoff_s: i.retry_backoff_s,
+            retry_lost: i.retry_lost,
         }
     }
 }
