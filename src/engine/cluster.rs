@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::scheduler::SchedMsg;
 use crate::domain::{EpochMs, now_ms};
-use crate::store::{Backend, JOBS_CHANNEL, ROWS_CHANNEL, Store};
+use crate::store::{Backend, JOBS_CHANNEL, KILL_CHANNEL, ROWS_CHANNEL, Store};
 
 const HEARTBEAT: Duration = Duration::from_secs(1);
 const RESYNC: Duration = Duration::from_secs(30);
@@ -40,7 +40,12 @@ pub(super) async fn heartbeat(
 
 /// Forwards other nodes' job changes to the scheduler and their row changes to the store's
 /// read caches, which serve only while this listens; after any gap in listening, resyncs.
-pub(super) async fn listen(store: Store, tx: mpsc::UnboundedSender<SchedMsg>, stop: CancellationToken) {
+pub(super) async fn listen(
+    store: Store,
+    tx: mpsc::UnboundedSender<SchedMsg>,
+    runner: Arc<super::runner::Runner>,
+    stop: CancellationToken,
+) {
     if store.backend() != Backend::Postgres {
         return;
     }
@@ -55,7 +60,7 @@ pub(super) async fn listen(store: Store, tx: mpsc::UnboundedSender<SchedMsg>, st
                 }
             }
         };
-        if let Err(e) = listener.listen_all([JOBS_CHANNEL, ROWS_CHANNEL]).await {
+        if let Err(e) = listener.listen_all([JOBS_CHANNEL, ROWS_CHANNEL, KILL_CHANNEL]).await {
             tracing::warn!(error = %e, "LISTEN failed; retrying");
             continue;
         }
@@ -66,6 +71,11 @@ pub(super) async fn listen(store: Store, tx: mpsc::UnboundedSender<SchedMsg>, st
             tokio::select! {
                 msg = listener.try_recv() => match msg {
                     Ok(Some(n)) if n.channel() == ROWS_CHANNEL => store.apply_announced(n.payload()),
+                    Ok(Some(n)) if n.channel() == KILL_CHANNEL => {
+                        if let Ok(run_id) = n.payload().parse::<i64>() {
+                            runner.kill(run_id);
+                        }
+                    }
                     Ok(Some(n)) => {
                         if let Ok(job_id) = n.payload().parse::<i64>() {
                             let _ = tx.send(SchedMsg::Reload(job_id));

@@ -149,6 +149,15 @@ impl EngineHandle {
         Ok(())
     }
 
+    /// Kills a run wherever it goes: here if this node holds it, else by asking the other
+    /// nodes (PostgreSQL NOTIFY; the node holding it acts within milliseconds).
+    pub async fn kill_run(&self, store: &Store, run_id: i64) -> Result<(), ServiceError> {
+        if self.runner.as_ref().is_some_and(|r| r.kill(run_id)) {
+            return Ok(());
+        }
+        store.notify_kill(run_id).await.map_err(ServiceError::from)
+    }
+
     /// The live log of a run going on this node.
     pub fn live_log(&self, run_id: i64) -> Option<cronstack_exec::Log> {
         self.runner.as_ref().and_then(|r| r.live_log(run_id))
@@ -219,7 +228,7 @@ impl Engine {
         tasks.spawn(runner.clone().maintain());
         tasks.spawn(runner.clone().watch_fence());
         tasks.spawn(cluster::heartbeat(store.clone(), node_id, address, now_ms(), stop.clone()));
-        tasks.spawn(cluster::listen(store.clone(), sched_tx.clone(), stop.clone()));
+        tasks.spawn(cluster::listen(store.clone(), sched_tx.clone(), runner.clone(), stop.clone()));
         tasks.spawn(cluster::periodic_resync(store.clone(), sched_tx.clone(), stop.clone()));
         Ok(Engine {
             handle,

@@ -51,6 +51,10 @@ pub(super) struct Runner {
     tasks: TaskTracker,
     permits: Arc<Semaphore>,
     active: Mutex<HashMap<i64, ActiveRun>>,
+    /// Held runs asked to stop before they started: they end `killed` instead of starting.
+    cancelled: Mutex<HashSet<i64>>,
+    /// Wakes runs waiting for a concurrency permit when one of them is cancelled.
+    cancel_wake: Notify,
     /// Runs reserved for a job between the overlap check and registration (forbid policy).
     starting: Mutex<HashMap<i64, usize>>,
     shutting_down: Notify,
@@ -77,6 +81,8 @@ impl Runner {
             starts: super::starts::StartRecorder::spawn(store.clone(), node_id.clone()),
             fence: Fence::new(store.backend() == crate::store::Backend::Postgres, settings.lease),
             held: Mutex::new(HashSet::new()),
+            cancelled: Mutex::new(HashSet::new()),
+            cancel_wake: Notify::new(),
             permits: Arc::new(Semaphore::new(settings.max_concurrent_runs.max(1))),
             store,
             settings,
@@ -106,6 +112,22 @@ impl Runner {
 
     fn holds(&self, run_id: i64) -> bool {
         self.held.lock().unwrap().contains(&run_id)
+    }
+
+    /// Kills a run this node holds (`POST /runs/<id>/kill`): a running one's process group
+    /// gets SIGTERM, then SIGKILL after the kill grace; a queued one ends `killed` instead of
+    /// starting. `false`: not held here.
+    pub(super) fn kill(&self, run_id: i64) -> bool {
+        if let Some(a) = self.active.lock().unwrap().get(&run_id) {
+            a.killer.kill();
+            return true;
+        }
+        if self.holds(run_id) {
+            self.cancelled.lock().unwrap().insert(run_id);
+            self.cancel_wake.notify_waiters();
+            return true;
+        }
+        false
     }
 
     /// Whether this node may claim and start runs (see [`Fence`]).
@@ -295,6 +317,10 @@ impl Runner {
         if !self.holds(run.id) {
             return self.give_up(&run, "another node took the run");
         }
+        if self.cancelled.lock().unwrap().remove(&run.id) {
+            launch.prespawned = None;
+            return self.finish_without_start(&job, &run, RunStatus::Killed, KILLED_BEFORE_START).await;
+        }
         if !released {
             self.reserve(job.id, true);
         }
@@ -329,6 +355,9 @@ impl Runner {
             }
             // Not started because the node is stopping: handed back to the cluster at
             // shutdown (`Engine::shutdown`), to start on another node or after the restart.
+            Err(message) if self.cancelled.lock().unwrap().remove(&run.id) => {
+                self.finish_without_start(&job, &run, RunStatus::Killed, &message).await
+            }
             Err(_) if self.permits.is_closed() => None,
             Err(message) => self.finish_without_start(&job, &run, RunStatus::Failed, &message).await,
         }
@@ -353,7 +382,20 @@ impl Runner {
             // (A held one never released here is dropped, which kills it.)
             _ => {
                 metrics::gauge!("cronstack_runs_waiting").increment(1.0);
-                let permit = self.permits.clone().acquire_owned().await;
+                // The same acquire future throughout, so the run keeps its place in line.
+                let acquire = self.permits.clone().acquire_owned();
+                tokio::pin!(acquire);
+                let permit = loop {
+                    tokio::select! {
+                        permit = &mut acquire => break permit,
+                        () = self.cancel_wake.notified() => {
+                            if self.cancelled.lock().unwrap().contains(&launch.run.id) {
+                                metrics::gauge!("cronstack_runs_waiting").decrement(1.0);
+                                return Err(KILLED_BEFORE_START.to_string());
+                            }
+                        }
+                    }
+                };
                 metrics::gauge!("cronstack_runs_waiting").decrement(1.0);
                 let permit = permit.map_err(|_| "the node is shutting down".to_string())?;
                 let stdin = launch.stdin.take();
@@ -766,6 +808,8 @@ fn tail(s: &str, max: usize) -> &str {
     }
     &s[start..]
 }
+
+const KILLED_BEFORE_START: &str = "killed before it started, on request";
 
 /// Tries to record a run's end before it is recorded `failed` without its log.
 const FINISH_TRIES: u32 = 8;

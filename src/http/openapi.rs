@@ -119,6 +119,7 @@ const OPERATIONS: &[Op] = &[
     op!("get" "/api/v1/jobs/byid/{id}/runs", "A job's runs, newest first, 10 per page", None, "RunList", PAGE),
     op!("post" "/api/v1/jobs/byid/{id}/run", "Run a job now, with arguments", Some("RunNowInput"), "Run"),
     op!("get" "/api/v1/runs/{id}", "One run", None, "Run"),
+    op!("post" "/api/v1/runs/{id}/kill", "Kills a queued or running run on whichever node holds it (SIGTERM to its process group, SIGKILL after the kill grace); answers the run a moment later; 409 once it has ended", None, "Run"),
     op!("get" "/api/v1/runs/{id}/log", "A run's log as text; with follow=1 it streams until the run ends", None, "text", &[("follow", "1 to stream the log live until the run ends")]),
     op!("get" "/api/v1/schedules", "The caller's schedules, 10 per page", None, "ScheduleList", PAGE),
     op!("post" "/api/v1/schedules", "Create a schedule", Some("ScheduleInput"), "Created"),

@@ -1,7 +1,7 @@
 //! Run history and logs.
 
 use super::{Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, paged};
-use crate::domain::{Job, Run};
+use crate::domain::{Job, Run, Scope};
 use crate::store::Page;
 
 /// A run's log: live while the run is going on this node, stored once it ended.
@@ -21,6 +21,26 @@ impl Service {
             Some(r) if r.owner == caller.user_id => Ok(r),
             _ => Err(ServiceError::NotFound(Entity::Run)),
         }
+    }
+
+    /// Kills the caller's run, on whichever node it goes (it ends `killed`); answers the run as
+    /// it stands a moment later. A run that has ended is a conflict.
+    pub async fn kill_run(&self, caller: &Caller, id: i64) -> ServiceResult<Run> {
+        caller.require(Scope::Public)?;
+        let run = self.run(caller, id).await?;
+        if run.status.is_final() {
+            return Err(ServiceError::Conflict(format!("run {id} has already ended ({})", run.status)));
+        }
+        self.engine.kill_run(&self.store, id).await?;
+        // A process that honours SIGTERM ends within milliseconds: answer its end if it comes.
+        for _ in 0..20 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let now = self.run(caller, id).await?;
+            if now.status.is_final() {
+                return Ok(now);
+            }
+        }
+        self.run(caller, id).await
     }
 
     pub async fn run_log(&self, run: &Run) -> ServiceResult<RunLog> {

@@ -6,6 +6,9 @@ use crate::domain::EpochMs;
 /// The channel on which nodes tell each other that a job changed (payload: the job id).
 pub const JOBS_CHANNEL: &str = "cronstack_jobs";
 
+/// The channel on which a node asks the others to kill a run (payload: the run id).
+pub const KILL_CHANNEL: &str = "cronstack_kill";
+
 #[derive(Debug, Clone)]
 pub struct NodeRecord {
     pub id: String,
@@ -75,6 +78,19 @@ impl Store {
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(JOBS_CHANNEL)
                 .bind(job_id.to_string())
+                .execute(&self.write)
+                .await
+                .db()?;
+        }
+        Ok(())
+    }
+
+    /// Asks every node to kill the run (PostgreSQL NOTIFY; on SQLite this node holds them all).
+    pub async fn notify_kill(&self, run_id: i64) -> StoreResult<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(KILL_CHANNEL)
+                .bind(run_id.to_string())
                 .execute(&self.write)
                 .await
                 .db()?;

@@ -22,7 +22,7 @@ use sqlx::{AnyPool, Row};
 
 pub use accounts::TokenRecord;
 pub use cache::{BodyKey, Change, Memo, ROWS_CHANNEL, SHARED_TTL};
-pub use cluster::{JOBS_CHANNEL, NodeRecord};
+pub use cluster::{JOBS_CHANNEL, KILL_CHANNEL, NodeRecord};
 pub use jobs::{JobChanges, NewJob, ScheduledJob};
 pub use runs::{Claim, ClaimOutcome, Expired, LOST_MESSAGE, NewRun, RunFinish, RunStart};
 pub use stacks::NewStack;

@@ -116,6 +116,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/jobs/byid/{id}/runs", get(runs::list))
         .route("/jobs/byid/{id}/run", post(runs::run_now))
         .route("/runs/{id}", get(runs::show))
+        .route("/runs/{id}/kill", post(runs::kill))
         .route("/runs/{id}/log", get(runs::log))
         .route("/schedules", get(schedules::list).post(schedules::create))
         .route("/schedules/byid/{id}", get(schedules::by_id))

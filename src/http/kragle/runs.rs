@@ -76,6 +76,15 @@ pub async fn show(
     Ok(Json(RunView::from(&run)))
 }
 
+pub async fn kill(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> KResult<Json<RunView>> {
+    let run = s.service.kill_run(&caller, id_param(&id, "run")?).await?;
+    Ok(Json(RunView::from(&run)))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunNowInput {
