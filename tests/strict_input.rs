@@ -21,6 +21,8 @@ struct World {
     stack_uid: String,
     schedule: i64,
     job: i64,
+    job_uid: String,
+    webhook: i64,
     _db: TestDb,
 }
 
@@ -40,7 +42,7 @@ async fn world() -> World {
                    "command": "echo hi"}),
         )
         .await;
-    let _webhook = api
+    let webhook = api
         .create(
             "/api/v1/webhooks",
             json!({"url": "http://127.0.0.1:9/hook", "events": ["run.failed"], "job_id": job}),
@@ -50,9 +52,9 @@ async fn world() -> World {
         .as_str()
         .unwrap()
         .to_string();
-    let _job_uid =
+    let job_uid =
         api.get(&format!("/api/v1/jobs/byid/{job}")).await.json()["uid"].as_str().unwrap().to_string();
-    World { server, api, stack, stack_uid, schedule, job, _db: db }
+    World { server, api, stack, stack_uid, schedule, job, job_uid, webhook, _db: db }
 }
 
 impl World {
@@ -160,5 +162,105 @@ async fn schedules_are_refused_with_code_26_unless_they_can_fire_and_render() {
     let r = w.api.put(&sched, json!({"config": {"timestamp": soon}})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json()["config"], json!({"timestamp": soon}));
+    w.healthy().await;
+}
+
+#[tokio::test]
+async fn null_is_refused_for_every_field_that_cannot_be_null() {
+    let w = world().await;
+    let (stack, sched, job, hook) = (w.stack, w.schedule, w.job, w.webhook);
+    let ok_job = json!({"stack_id": stack, "schedule_id": sched});
+    let with = |base: &Value, field: &str| {
+        let mut v = base.clone();
+        v[field] = Value::Null;
+        v
+    };
+    let ok_stack = json!({"name": "n", "command": "true"});
+    let ok_hook = json!({"url": "http://127.0.0.1:9/x", "events": ["run.failed"]});
+    let mut cases: Vec<(&str, String, Value, &str)> = Vec::new();
+    for field in ["stack_id", "schedule_id", "enabled", "overlap", "missed", "retries", "retry_backoff_s"] {
+        cases.push(("POST", "/api/v1/jobs".into(), with(&ok_job, field), field));
+        cases.push(("PUT", format!("/api/v1/jobs/{job}"), json!({ field: null }), field));
+    }
+    for field in ["name", "command", "env", "webhook_method", "schedule_id", "enabled"] {
+        cases.push(("POST", "/api/v1/blockstacks".into(), with(&ok_stack, field), field));
+        cases.push(("PUT", format!("/api/v1/blockstacks/{stack}"), json!({ field: null }), field));
+    }
+    cases.push(("POST", "/api/v1/schedules".into(), json!({"config": {"period": 5}, "once": null}), "once"));
+    cases.push(("PUT", format!("/api/v1/schedules/{sched}"), json!({"once": null}), "once"));
+    for field in ["url", "events", "secret"] {
+        cases.push(("POST", "/api/v1/webhooks".into(), with(&ok_hook, field), field));
+        cases.push(("PUT", format!("/api/v1/webhooks/{hook}"), json!({ field: null }), field));
+    }
+    cases.push(("POST", "/api/v1/tokens".into(), json!({"name": "t", "scopes": null}), "scopes"));
+    let before = w.snapshot().await;
+    for (method, path, body, field) in &cases {
+        let what = format!("{method} {path} {body}");
+        let r = w.api.send(method, path, Some(body.clone())).await;
+        let msg = kragle_err(&r, 400, 4, &what);
+        assert!(
+            msg.contains(field) && msg.contains("null"),
+            "{what}: {msg:?} names neither {field} nor null"
+        );
+    }
+    // A login with a null name is refused the same way (not read as "no username").
+    let anon = Api::new(&w.server, None);
+    let r = anon
+        .post(
+            "/api/v1/authenticate",
+            json!({"username": null, "email": "alice@example.com", "password": "alice-password"}),
+        )
+        .await;
+    let msg = kragle_err(&r, 400, 4, "authenticate");
+    assert!(msg.contains("username"), "{msg}");
+    // A null schedule config is an invalid config (code 26), on create as on update.
+    for (method, path) in
+        [("POST", "/api/v1/schedules".to_string()), ("PUT", format!("/api/v1/schedules/{sched}"))]
+    {
+        let r = w.api.send(method, &path, Some(json!({"config": null}))).await;
+        let msg = kragle_err(&r, 400, 26, &format!("{method} {path} null config"));
+        assert!(msg.contains("config"), "{msg}");
+    }
+    assert_eq!(w.snapshot().await, before, "a refused null changed something");
+
+    // Fields where null means "none" keep working.
+    let r = w
+        .api
+        .put(&format!("/api/v1/jobs/{job}"), json!({"name": null, "command": null, "timeout_s": null}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    assert_eq!(
+        (v["name"].clone(), v["command"].clone(), v["timeout_s"].clone()),
+        (Value::Null, Value::Null, Value::Null)
+    );
+    let r = w
+        .api
+        .put(&format!("/api/v1/blockstacks/{stack}"), json!({"workdir": "/tmp", "webhook": "token"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r =
+        w.api.put(&format!("/api/v1/blockstacks/{stack}"), json!({"workdir": null, "webhook": null})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!((r.json()["workdir"].clone(), r.json()["webhook"].clone()), (Value::Null, Value::Null));
+    let r = w.api.put(&format!("/api/v1/schedules/{sched}"), json!({"name": null})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["name"], Value::Null);
+    let r = w.api.put(&format!("/api/v1/webhooks/{hook}"), json!({"job_id": null, "stack_id": null})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!((r.json()["job_id"].clone(), r.json()["stack_id"].clone()), (Value::Null, Value::Null));
+    let r = w.api.post("/api/v1/tokens", json!({"name": null, "scopes": ["public"]})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // No arguments, in both dialects.
+    let r = w.api.post(&format!("/api/v1/jobs/byid/{job}/run"), json!({"args": null})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = w
+        .api
+        .post(
+            &format!("/api/3/stacks/{}/jobs/{}/run_now.json", w.stack_uid, w.job_uid),
+            json!({"job_args": null}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
     w.healthy().await;
 }

@@ -8,6 +8,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 
 use super::error::{Dialect, Failure, RequestError};
 
@@ -131,6 +132,24 @@ fn nul_field(v: &serde_json::Value, path: &str) -> Option<String> {
             items.iter().enumerate().find_map(|(i, v)| nul_field(v, &join(&i.to_string())))
         }
         _ => None,
+    }
+}
+
+/// For an optional field that `null` may clear: `Some(None)` for an explicit `null`, `None`
+/// when the field is absent (partial updates leave it unchanged).
+pub(crate) fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// For an optional field that cannot be null (`#[serde(default, deserialize_with =
+/// "not_null")]`): a plain `Option` reads `null` as absent, so a PUT of `{"enabled": null}`
+/// would answer 200 and change nothing. Refused instead, the field named by the path.
+pub(crate) fn not_null<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    match Option::<T>::deserialize(d)? {
+        Some(v) => Ok(Some(v)),
+        None => Err(serde::de::Error::custom("must not be null (give a value or leave the field out)")),
     }
 }
 

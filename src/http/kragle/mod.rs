@@ -13,12 +13,12 @@ use axum::Json;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
 use super::AppState;
 use super::auth::require_caller;
 use super::error::{ApiError, Dialect, Failure, RequestError};
+use super::extract::{not_null, nullable};
 use crate::service::{Entity, PageRequest, ServiceError};
 
 pub struct Kragle;
@@ -96,11 +96,6 @@ impl Dialect for Kragle {
         let body = json!({ "code": kragle_code(err), "msg": err.message() });
         (err.status(), Json(body)).into_response()
     }
-}
-
-/// `Some(None)` for an explicit `null`, `None` when the field is absent (partial updates).
-fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
 }
 
 fn id_param(raw: &str, what: &str) -> Result<i64, Failure<Kragle>> {

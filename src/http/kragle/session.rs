@@ -7,7 +7,7 @@ use axum_extra::extract::cookie::SignedCookieJar;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Body, KResult, id_param};
+use super::{Body, KResult, id_param, not_null};
 use crate::domain::{Scope, iso8601};
 use crate::http::AppState;
 use crate::http::auth::{clear_session_cookie, session_cookie};
@@ -18,7 +18,9 @@ use crate::service::{Caller, ServiceError};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
+    #[serde(default, deserialize_with = "not_null")]
     username: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     email: Option<String>,
     password: String,
 }
@@ -55,6 +57,7 @@ pub async fn whoami(Extension(caller): Extension<Caller>) -> Json<Value> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenInput {
+    /// `null` (or absent): no name.
     name: Option<String>,
     scopes: Vec<Scope>,
 }
