@@ -264,3 +264,60 @@ async fn null_is_refused_for_every_field_that_cannot_be_null() {
     assert_eq!(r.status, 200, "{}", r.text);
     w.healthy().await;
 }
+
+#[tokio::test]
+async fn an_object_holding_the_same_key_twice_is_refused_at_any_depth() {
+    let w = world().await;
+    let (stack, sched) = (w.stack, w.schedule);
+    let cases: Vec<(&str, String, String, &str)> = vec![
+        (
+            "POST",
+            "/api/v1/blockstacks".into(),
+            r#"{"name": "d", "command": "true", "env": {"A": "1", "B": "2", "A": "3"}}"#.into(),
+            "env",
+        ),
+        ("PUT", format!("/api/v1/blockstacks/{stack}"), r#"{"env": {"A": "1", "A": "1"}}"#.into(), "env"),
+        ("POST", "/api/v1/schedules".into(), r#"{"config": {"period": 60, "period": 5}}"#.into(), "config"),
+        (
+            "PUT",
+            format!("/api/v1/schedules/{sched}"),
+            r#"{"config": {"cron": "0 3 * * *", "timezone": "UTC", "timezone": "Europe/Paris"}}"#.into(),
+            "config",
+        ),
+        // Top level, as before, in both dialects.
+        ("PUT", format!("/api/v1/blockstacks/{stack}"), r#"{"name": "a", "name": "b"}"#.into(), "name"),
+    ];
+    let before = w.snapshot().await;
+    for (method, path, body, field) in &cases {
+        let what = format!("{method} {path} {body}");
+        let r = w.api.send_raw(method, path, Some("application/json"), body.clone().into_bytes()).await;
+        let msg = kragle_err(&r, 400, 4, &what);
+        assert!(msg.contains(field) && msg.contains("duplicate"), "{what}: {msg:?}");
+    }
+    let run_now = format!("/api/3/stacks/{}/jobs/{}/run_now.json", w.stack_uid, w.job_uid);
+    let r = w
+        .api
+        .send_raw(
+            "POST",
+            &run_now,
+            Some("application/json"),
+            br#"{"job_args": "a", "job_args": "b"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["error"], "bad_request", "{v}");
+    assert!(v["error_description"].as_str().unwrap().contains("job_args"), "{v}");
+    assert_eq!(w.snapshot().await, before, "a refused duplicate changed something");
+    // The duplicated key is named (no content type: JSON all the same); the same keys once
+    // each are fine.
+    let post_stack = |env: &str| {
+        let body = format!(r#"{{"name": "d", "command": "true", "env": {env}}}"#);
+        w.api.send_raw("POST", "/api/v1/blockstacks", None, body.into_bytes())
+    };
+    let r = post_stack(r#"{"AB": "1", "AB": "2"}"#).await;
+    assert!(kragle_err(&r, 400, 4, "named key").contains("env.AB"), "{}", r.text);
+    let r = post_stack(r#"{"A": "1", "B": "1"}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    w.healthy().await;
+}
