@@ -217,12 +217,55 @@ pub enum ScheduleConfig {
     Cron { expr: String, timezone: String },
 }
 
+/// The longest period a schedule may have: 100 years of 365.25 days. Its slots then always
+/// fall before year 10000, so every time shown renders as RFC 3339.
+pub const MAX_PERIOD_S: i64 = 3_155_760_000;
+
 impl ScheduleConfig {
-    /// Validates a Kragle `config` object. The message says what is wrong (Kragle code 26).
+    /// Validates a new or changed config from a request: a well-formed one (`from_json`)
+    /// that can fire and be shown — a period of at most `MAX_PERIOD_S`, a one-time timestamp
+    /// after `now`, a named time zone. The message says what is wrong (Kragle code 26).
+    /// Stored configs are read with `from_json` alone: these rules came later, and a
+    /// timestamp goes by.
+    pub fn from_request(value: &Value, now: EpochMs) -> Result<Self, String> {
+        let config = Self::parse(value)?;
+        match &config {
+            ScheduleConfig::Period { seconds } if *seconds > MAX_PERIOD_S => {
+                return Err(format!(
+                    "config.period must be at most {MAX_PERIOD_S} seconds (100 years), got {seconds}"
+                ));
+            }
+            ScheduleConfig::Timestamp { unix_seconds } if unix_seconds * 1000 <= now => {
+                return Err(format!(
+                    "config.timestamp {unix_seconds} ({}) is in the past: a one-time schedule must be in the future",
+                    iso8601(unix_seconds * 1000)
+                ));
+            }
+            ScheduleConfig::Cron { timezone, .. } if timezone.is_empty() => {
+                return Err(
+                    "config.timezone must name a time zone such as \"Europe/Paris\" (or be left out for UTC)"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
+        config.trigger()?;
+        Ok(config)
+    }
+
+    /// Reads a Kragle `config` object, well-formed and compilable. The message says what is
+    /// wrong (Kragle code 26).
     pub fn from_json(value: &Value) -> Result<Self, String> {
+        let config = Self::parse(value)?;
+        config.trigger()?;
+        Ok(config)
+    }
+
+    /// The config a Kragle `config` object describes, not yet compiled.
+    fn parse(value: &Value) -> Result<Self, String> {
         let obj = value
             .as_object()
-            .ok_or("config must be an object such as {\"period\": 60}, {\"timestamp\": 1767225600} or {\"cron\": \"0 3 * * *\", \"timezone\": \"UTC\"}")?;
+            .ok_or("config must be an object such as {\"period\": 60}, {\"timestamp\": 1893456000} or {\"cron\": \"0 3 * * *\", \"timezone\": \"UTC\"}")?;
         if let Some(key) =
             obj.keys().find(|k| !["period", "timestamp", "cron", "timezone"].contains(&k.as_str()))
         {
@@ -274,7 +317,6 @@ impl ScheduleConfig {
         if timezone.is_some() && !matches!(config, ScheduleConfig::Cron { .. }) {
             return Err("config.timezone applies only to a cron schedule".into());
         }
-        config.trigger()?;
         Ok(config)
     }
 
@@ -572,6 +614,31 @@ mod tests {
             let err = ScheduleConfig::from_json(&bad).unwrap_err();
             assert!(err.contains(needle), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn requested_configs_can_fire_and_render() {
+        let now = 1_800_000_000_000;
+        for ok in [
+            json!({"period": MAX_PERIOD_S}),
+            json!({"timestamp": 1_800_000_001}),
+            json!({"cron": "0 3 * * *", "timezone": "Europe/Paris"}),
+        ] {
+            ScheduleConfig::from_request(&ok, now).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for (bad, needle) in [
+            (json!({"period": MAX_PERIOD_S + 1}), "100 years"),
+            (json!({"timestamp": 1_800_000_000}), "in the past"),
+            (json!({"timestamp": 0}), "1970-01-01T00:00:00Z"),
+            (json!({"cron": "0 3 * * *", "timezone": " "}), "config.timezone"),
+            (json!({"period": 0}), "at least 1"),
+        ] {
+            let err = ScheduleConfig::from_request(&bad, now).unwrap_err();
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
+        // What was stored before these rules still reads.
+        assert!(ScheduleConfig::from_json(&json!({"timestamp": 0})).is_ok());
+        assert!(ScheduleConfig::from_json(&json!({"period": MAX_PERIOD_S + 1})).is_ok());
     }
 
     #[test]

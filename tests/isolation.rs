@@ -429,3 +429,56 @@ async fn every_endpoint_of_both_dialects_hides_other_users_objects() {
     assert!(!alice_before.to_string().contains(&hook(&bob_before)));
     assert!(!bob_before.to_string().contains(&hook(&alice_before)));
 }
+
+/// Every caller sees the cluster's nodes, but `running_runs` counts only the caller's own
+/// runs: another user's work on a node is not theirs to see (not even its amount).
+#[tokio::test]
+async fn the_node_list_counts_only_the_callers_running_runs() {
+    let db = TestDb::new();
+    let ta = add_user(&db, "alice", None);
+    let tb = add_user(&db, "bob", None);
+    let server = Server::start_on(&db, &["--shutdown-grace-s", "0"]);
+    let alice = Api::new(&server, Some(&ta));
+    let bob = Api::new(&server, Some(&tb));
+    let stack = alice.create("/api/v1/blockstacks", json!({"name": "slow", "command": "sleep 30"})).await;
+    let schedule = alice.create("/api/v1/schedules", json!({"config": {"timestamp": FAR_TS}})).await;
+    let job = alice
+        .create("/api/v1/jobs", json!({"stack_id": stack, "schedule_id": schedule, "timeout_s": 60}))
+        .await;
+    let run =
+        alice.post(&format!("/api/v1/jobs/byid/{job}/run"), json!({})).await.json()["id"].as_i64().unwrap();
+    eventually(Duration::from_secs(20), || async {
+        let r = alice.get(&format!("/api/v1/runs/{run}")).await.json();
+        (r["outcome"] == "running").then_some(())
+    })
+    .await
+    .expect("alice's run is running");
+
+    // A public-scope token of each user may list the nodes too.
+    let public = |api: &Api| {
+        let api = api.clone();
+        async move {
+            let t = api.post("/api/v1/tokens", json!({"scopes": ["public"]})).await.json()["token"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            Api { token: Some(t), ..api }
+        }
+    };
+    let (alice_public, bob_public) = (public(&alice).await, public(&bob).await);
+    for (who, api, running) in [
+        ("alice", &alice, 1),
+        ("alice public", &alice_public, 1),
+        ("bob", &bob, 0),
+        ("bob public", &bob_public, 0),
+    ] {
+        let r = api.get("/api/v1/nodes").await;
+        assert_eq!(r.status, 200, "{who}: {}", r.text);
+        let v = r.json();
+        assert_eq!(v["count"], 1, "{who}: {v}");
+        let node = &v["nodes"][0];
+        assert_eq!(node["this_node"], true, "{who}: {v}");
+        assert!(node["address"].is_string() && node["last_seen"].is_string(), "{who}: {v}");
+        assert_eq!(node["running_runs"], running, "{who}: {v}");
+    }
+}

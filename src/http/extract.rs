@@ -8,6 +8,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 
 use super::error::{Dialect, Failure, RequestError};
 
@@ -104,6 +105,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Request
     })?;
     // Anything after the value (`{...} x`) makes the body malformed, not just oddly shaped.
     de.end().map_err(|e| RequestError::BadJson(e.to_string()))?;
+    refuse_duplicate_keys(bytes)?;
     if !is_object {
         return Err(not_an_object());
     }
@@ -120,6 +122,85 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Request
     Ok(value)
 }
 
+/// serde refuses a struct field given twice, but a map (`env`) or a free-form value
+/// (`config`) keeps the last one silently: any object naming a key twice, at any depth, is
+/// refused the same way, the key named with its path (`env.A`). `bytes` is valid JSON here.
+fn refuse_duplicate_keys(bytes: &[u8]) -> Result<(), RequestError> {
+    use serde::de::DeserializeSeed;
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    UniqueKeys { path: String::new() }
+        .deserialize(de)
+        .map_err(|e| RequestError::BadPayload(strip_position(&e.to_string())))
+}
+
+/// Walks a JSON value, failing at the first object that holds a key twice.
+struct UniqueKeys {
+    /// Where the value is, `""` for the body itself.
+    path: String,
+}
+
+impl UniqueKeys {
+    fn at(&self, step: &str) -> UniqueKeys {
+        let path = if self.path.is_empty() { step.to_string() } else { format!("{}.{step}", self.path) };
+        UniqueKeys { path }
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for UniqueKeys {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeys {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let inner = self.at(&key);
+            if !seen.insert(key) {
+                return Err(serde::de::Error::custom(format!("{}: duplicate key", inner.path)));
+            }
+            map.next_value_seed(inner)?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0usize;
+        while seq.next_element_seed(self.at(&i.to_string()))?.is_some() {
+            i += 1;
+        }
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
 /// The path of the first string (key or value) holding a NUL, e.g. `name` or `env.KEY`.
 fn nul_field(v: &serde_json::Value, path: &str) -> Option<String> {
     let join = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
@@ -134,6 +215,24 @@ fn nul_field(v: &serde_json::Value, path: &str) -> Option<String> {
             items.iter().enumerate().find_map(|(i, v)| nul_field(v, &join(&i.to_string())))
         }
         _ => None,
+    }
+}
+
+/// For an optional field that `null` may clear: `Some(None)` for an explicit `null`, `None`
+/// when the field is absent (partial updates leave it unchanged).
+pub(crate) fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// For an optional field that cannot be null (`#[serde(default, deserialize_with =
+/// "not_null")]`): a plain `Option` reads `null` as absent, so a PUT of `{"enabled": null}`
+/// would answer 200 and change nothing. Refused instead, the field named by the path.
+pub(crate) fn not_null<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    match Option::<T>::deserialize(d)? {
+        Some(v) => Ok(Some(v)),
+        None => Err(serde::de::Error::custom("must not be null (give a value or leave the field out)")),
     }
 }
 
@@ -184,4 +283,27 @@ pub fn parse_id(raw: &str, what: &str) -> Result<i64, RequestError> {
             raw.chars().take(40).collect::<String>()
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn refusal(body: &str) -> String {
+        match parse_json::<Value>(body.as_bytes()) {
+            Err(RequestError::BadPayload(msg)) => msg,
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_at_any_depth_with_its_path() {
+        assert_eq!(refusal(r#"{"a": 1, "a": 2}"#), "a: duplicate key");
+        assert_eq!(refusal(r#"{"env": {"A": "1", "B": "2", "A": "3"}}"#), "env.A: duplicate key");
+        assert_eq!(refusal(r#"{"x": [1, {"k": {"a": [], "\u0061": {}}}]}"#), "x.1.k.a: duplicate key");
+        for fine in [r#"{"a": {"a": {"a": 1}}, "b": [{"a": 1}, {"a": 2}]}"#, "{}", r#"{"a": null}"#] {
+            parse_json::<Value>(fine.as_bytes()).unwrap_or_else(|e| panic!("{fine}: {e}"));
+        }
+    }
 }

@@ -146,7 +146,7 @@ const OPERATIONS: &[Op] = &[
     op!("post" "/api/v1/tokens", "Issue a token with equal or narrower scopes; the secret is shown once", Some("TokenInput"), "NewToken"),
     op!("delete" "/api/v1/tokens/{id}", "Revoke a token", None, "Deleted"),
     op!("get" "/api/v1/whoami", "The caller: user id, name and scopes", None, "WhoAmI"),
-    op!("get" "/api/v1/nodes", "The cluster's nodes seen in the last hour (admin scope)", None, "NodeList"),
+    op!("get" "/api/v1/nodes", "The cluster's nodes seen in the last hour; running_runs counts the caller's runs", None, "NodeList"),
     // Cloud 66 v3
     op!("get" "/api/3/stacks", "The caller's stacks, 30 per page", None, "C66StackList", PAGE),
     op!("get" "/api/3/stacks/{stack}", "One stack by uid", None, "C66StackOne"),

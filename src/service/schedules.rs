@@ -16,7 +16,7 @@ impl Service {
         if let Some(name) = &name {
             validate_name("name", name)?;
         }
-        let config = ScheduleConfig::from_json(config).map_err(ServiceError::InvalidSchedule)?;
+        let config = parse_config(config)?;
         let once = effective_once(&config, once.unwrap_or(false));
         let id = self.store.insert_schedule(caller.user_id, name.as_deref(), once, &config, now_ms()).await?;
         Ok(id)
@@ -52,7 +52,7 @@ impl Service {
             schedule.name = name;
         }
         if let Some(config) = config {
-            schedule.config = ScheduleConfig::from_json(config).map_err(ServiceError::InvalidSchedule)?;
+            schedule.config = parse_config(config)?;
         }
         if let Some(once) = once {
             schedule.once = once;
@@ -77,6 +77,11 @@ impl Service {
     pub(super) async fn owned_schedule_ref(&self, caller: &Caller, id: i64) -> ServiceResult<Schedule> {
         self.schedule(caller, id).await.map_err(|e| e.into_reference(Entity::Schedule))
     }
+}
+
+/// A config from a request, held to the rules for new schedules (Kragle code 26).
+fn parse_config(config: &serde_json::Value) -> ServiceResult<ScheduleConfig> {
+    ScheduleConfig::from_request(config, now_ms()).map_err(ServiceError::InvalidSchedule)
 }
 
 /// A timestamp fires once by nature, whatever `once` says.

@@ -1,7 +1,7 @@
 //! Cluster bookkeeping: node heartbeats, change notifications, the shared rate-limit windows.
 
 use super::{Backend, SqlxResultExt, Store, StoreResult, get_i64, get_string};
-use crate::domain::EpochMs;
+use crate::domain::{EpochMs, UserId};
 
 /// The channel on which nodes tell each other that a job changed (payload: the job id).
 pub const JOBS_CHANNEL: &str = "cronstack_jobs";
@@ -15,6 +15,7 @@ pub struct NodeRecord {
     pub address: String,
     pub started_at: EpochMs,
     pub last_seen: EpochMs,
+    /// Of one user's runs: how busy a node is with others' work is not theirs to know.
     pub running_runs: i64,
 }
 
@@ -41,14 +42,16 @@ impl Store {
         Ok(())
     }
 
-    /// Nodes seen since `since`, with how many runs each is running.
-    pub async fn nodes(&self, since: EpochMs) -> StoreResult<Vec<NodeRecord>> {
+    /// Nodes seen since `since`, with how many of `owner`'s runs each is running.
+    pub async fn nodes(&self, since: EpochMs, owner: UserId) -> StoreResult<Vec<NodeRecord>> {
         let rows = sqlx::query(
             "SELECT n.id, n.address, n.started_at, n.last_seen, \
-             CAST((SELECT COUNT(*) FROM runs r WHERE r.node_id = n.id AND r.status = 'running') AS BIGINT) AS running \
+             CAST((SELECT COUNT(*) FROM runs r \
+                   WHERE r.node_id = n.id AND r.status = 'running' AND r.owner = $2) AS BIGINT) AS running \
              FROM nodes n WHERE n.last_seen >= $1 ORDER BY n.started_at",
         )
         .bind(since)
+        .bind(owner)
         .fetch_all(&self.read)
         .await
         .db()?;

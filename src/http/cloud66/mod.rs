@@ -329,6 +329,7 @@ impl<S: Send + Sync> FromRequest<S> for JobArgs {
             #[derive(serde::Deserialize)]
             #[serde(deny_unknown_fields)]
             struct Body {
+                /// `null`: none (as Ruby clients send a `nil`).
                 job_args: Option<String>,
             }
             let body: Body = parse_json(&bytes)?;

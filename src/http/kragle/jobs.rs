@@ -5,7 +5,7 @@ use axum::extract::{Extension, Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Body, KResult, ListPage, Page, id_param, nullable, page_request};
+use super::{Body, KResult, ListPage, Page, id_param, not_null, nullable, page_request};
 use crate::domain::{Job, Missed, Overlap, iso8601};
 use crate::http::extract::{JsonBody, PageParam};
 use crate::http::{AppState, json_bytes, json_response};
@@ -66,18 +66,27 @@ impl From<&Job> for JobView {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct JobInput {
+    #[serde(default, deserialize_with = "not_null")]
     schedule_id: Option<i64>,
+    #[serde(default, deserialize_with = "not_null")]
     stack_id: Option<i64>,
     #[serde(default, deserialize_with = "nullable")]
     name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "not_null")]
     enabled: Option<bool>,
+    /// `null`: the stack's command.
     #[serde(default, deserialize_with = "nullable")]
     command: Option<Option<String>>,
+    /// `null`: no timeout.
     #[serde(default, deserialize_with = "nullable")]
     timeout_s: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "not_null")]
     overlap: Option<Overlap>,
+    #[serde(default, deserialize_with = "not_null")]
     missed: Option<Missed>,
+    #[serde(default, deserialize_with = "not_null")]
     retries: Option<i64>,
+    #[serde(default, deserialize_with = "not_null")]
     retry_backoff_s: Option<i64>,
     retry_lost: Option<bool>,
 }

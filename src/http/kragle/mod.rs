@@ -13,12 +13,12 @@ use axum::Json;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use serde::{Deserialize, Deserializer};
 use serde_json::json;
 
 use super::AppState;
 use super::auth::require_caller;
 use super::error::{ApiError, Dialect, Failure, RequestError};
+use super::extract::{not_null, nullable};
 use crate::service::{Entity, PageRequest, ServiceError};
 
 pub struct Kragle;
@@ -98,11 +98,6 @@ impl Dialect for Kragle {
     }
 }
 
-/// `Some(None)` for an explicit `null`, `None` when the field is absent (partial updates).
-fn nullable<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(d).map(Some)
-}
-
 fn id_param(raw: &str, what: &str) -> Result<i64, Failure<Kragle>> {
     super::extract::parse_id(raw, what).map_err(Failure::new)
 }
@@ -175,4 +170,70 @@ pub(super) fn fuzz_bodies(data: &[u8]) {
     one::<session::Credentials>(data);
     one::<session::TokenInput>(data);
     one::<webhooks::WebhookInput>(data);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{jobs, runs, schedules, session, stacks, webhooks};
+    use crate::http::error::RequestError;
+    use crate::http::extract::parse_json;
+    use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
+
+    /// The field names of a body type, as serde's derive lists them.
+    fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
+        struct Names(&'static [&'static str]);
+        impl<'de> Deserializer<'de> for &mut Names {
+            type Error = de::value::Error;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                Err(de::Error::custom("not a struct"))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.0 = fields;
+                Err(de::Error::custom("names read"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+                option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+                ignored_any
+            }
+        }
+        let mut names = Names(&[]);
+        let _ = T::deserialize(&mut names);
+        names.0
+    }
+
+    /// Every field of `T` refuses `null`, naming itself, except `nullable` ones.
+    fn null_only_where_it_means_none<T: DeserializeOwned>(nullable: &[&str]) {
+        let fields = fields_of::<T>();
+        assert!(!fields.is_empty() && nullable.iter().all(|f| fields.contains(f)), "{fields:?}");
+        for field in fields {
+            let body = format!("{{\"{field}\": null}}");
+            let refused_for_null = match parse_json::<T>(body.as_bytes()) {
+                Err(RequestError::BadPayload(msg)) => {
+                    msg.starts_with(&format!("{field}: ")) && msg.contains("null")
+                }
+                _ => false,
+            };
+            assert_eq!(refused_for_null, !nullable.contains(field), "{body}");
+        }
+    }
+
+    /// A new body field is held to the rule until it is declared nullable here (its
+    /// `deserialize_with = "nullable"`) or refuses null (`not_null`).
+    #[test]
+    fn null_is_accepted_only_where_it_means_none() {
+        null_only_where_it_means_none::<jobs::JobInput>(&["name", "command", "timeout_s"]);
+        // A null config is accepted here and refused as an invalid config (code 26).
+        null_only_where_it_means_none::<schedules::ScheduleInput>(&["name", "config"]);
+        null_only_where_it_means_none::<stacks::StackInput>(&["workdir", "webhook"]);
+        null_only_where_it_means_none::<webhooks::WebhookInput>(&["stack_id", "job_id"]);
+        null_only_where_it_means_none::<session::Credentials>(&[]);
+        null_only_where_it_means_none::<session::TokenInput>(&["name"]);
+        null_only_where_it_means_none::<runs::RunNowInput>(&["args"]);
+    }
 }

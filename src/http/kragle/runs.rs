@@ -88,7 +88,7 @@ pub async fn kill(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunNowInput {
-    /// Each a separate `$N`; a string is split like a shell splits words.
+    /// Each a separate `$N`; a string is split like a shell splits words. `null`: none.
     args: Option<ArgsInput>,
 }
 

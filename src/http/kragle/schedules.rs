@@ -5,7 +5,7 @@ use axum::extract::{Extension, Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Body, KResult, Page, id_param, list_page, nullable, page_request};
+use super::{Body, KResult, Page, id_param, list_page, not_null, nullable, page_request};
 use crate::domain::Schedule;
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
@@ -46,9 +46,13 @@ impl From<&Schedule> for ScheduleView {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleInput {
-    config: Option<Value>,
+    /// An explicit `null` is kept (as `Some(Value::Null)`), to be refused as an invalid
+    /// config like any other (code 26) rather than read as absent.
+    #[serde(default, deserialize_with = "nullable")]
+    config: Option<Option<Value>>,
     #[serde(default, deserialize_with = "nullable")]
     name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "not_null")]
     once: Option<bool>,
 }
 
@@ -76,7 +80,10 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     JsonBody(input, _): Body<ScheduleInput>,
 ) -> KResult<Json<Value>> {
-    let config = input.config.ok_or_else(|| ServiceError::InvalidSchedule("config is required".into()))?;
+    let config = input
+        .config
+        .map(Option::unwrap_or_default)
+        .ok_or_else(|| ServiceError::InvalidSchedule("config is required".into()))?;
     let id = s.service.create_schedule(&caller, input.name.flatten(), input.once, &config).await?;
     Ok(Json(json!({ "id": id })))
 }
@@ -88,8 +95,8 @@ pub async fn update(
     JsonBody(input, _): Body<ScheduleInput>,
 ) -> KResult<Json<ScheduleView>> {
     let id = id_param(&id, "schedule")?;
-    let schedule =
-        s.service.update_schedule(&caller, id, input.name, input.once, input.config.as_ref()).await?;
+    let config = input.config.map(Option::unwrap_or_default);
+    let schedule = s.service.update_schedule(&caller, id, input.name, input.once, config.as_ref()).await?;
     Ok(Json(ScheduleView::from(&schedule)))
 }
 

@@ -7,7 +7,7 @@ use axum::extract::{Extension, Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Body, KResult, Page, id_param, list_page, nullable, page_request};
+use super::{Body, KResult, Page, id_param, list_page, not_null, nullable, page_request};
 use crate::domain::{HookAccess, HookMethod, Stack, iso8601};
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
@@ -76,15 +76,23 @@ async fn full_view(service: &Service, caller: &Caller, stack: Stack) -> ServiceR
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StackInput {
+    #[serde(default, deserialize_with = "not_null")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     command: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     env: Option<BTreeMap<String, String>>,
+    /// `null`: the server's working directory.
     #[serde(default, deserialize_with = "nullable")]
     workdir: Option<Option<String>>,
+    /// `null`: no hook (Kragle's default).
     #[serde(default, deserialize_with = "nullable")]
     webhook: Option<Option<HookAccess>>,
+    #[serde(default, deserialize_with = "not_null")]
     webhook_method: Option<HookMethod>,
+    #[serde(default, deserialize_with = "not_null")]
     schedule_id: Option<i64>,
+    #[serde(default, deserialize_with = "not_null")]
     enabled: Option<bool>,
 }
 

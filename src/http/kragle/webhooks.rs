@@ -5,7 +5,7 @@ use axum::extract::{Extension, Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Body, KResult, Page, id_param, list_page, nullable, page_request};
+use super::{Body, KResult, Page, id_param, list_page, not_null, nullable, page_request};
 use crate::domain::{Delivery, DeliveryStatus, EventKind, Webhook, iso8601};
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
@@ -77,9 +77,13 @@ impl From<&Delivery> for DeliveryView {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
+    #[serde(default, deserialize_with = "not_null")]
     url: Option<String>,
+    #[serde(default, deserialize_with = "not_null")]
     events: Option<Vec<EventKind>>,
+    #[serde(default, deserialize_with = "not_null")]
     secret: Option<String>,
+    /// `null`: every stack's (or job's) events.
     #[serde(default, deserialize_with = "nullable")]
     stack_id: Option<Option<i64>>,
     #[serde(default, deserialize_with = "nullable")]
