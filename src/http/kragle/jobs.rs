@@ -88,6 +88,7 @@ pub struct JobInput {
     retries: Option<i64>,
     #[serde(default, deserialize_with = "not_null")]
     retry_backoff_s: Option<i64>,
+    #[serde(default, deserialize_with = "not_null")]
     retry_lost: Option<bool>,
 }
 
