@@ -81,7 +81,7 @@ impl Store {
         next_run_at: Option<EpochMs>,
         now: EpochMs,
     ) -> StoreResult<i64> {
-        let row = sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO jobs (uid, owner, stack_id, schedule_id, name, kind, command, enabled, timeout_s, overlap, missed, retries, retry_backoff_s, next_run_at, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) RETURNING id",
         )
@@ -99,10 +99,8 @@ impl Store {
         .bind(j.retries)
         .bind(j.retry_backoff_s)
         .bind(next_run_at)
-        .bind(now)
-        .fetch_one(&self.write)
-        .await
-        .db()?;
+        .bind(now);
+        let row = self.write_returning(q).await?;
         self.changed(Change::JobAdded);
         get_i64(&row, "id")
     }
@@ -144,13 +142,14 @@ impl Store {
         .bind(bool_flag(c.reschedule.is_some()))
         .execute(&self.write)
         .await
-        .db()?;
+        .wrote()?;
         self.changed(Change::Jobs(vec![id]));
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn delete_job(&self, id: i64) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM jobs WHERE id = $1").bind(id).execute(&self.write).await.db()?;
+        let done =
+            sqlx::query("DELETE FROM jobs WHERE id = $1").bind(id).execute(&self.write).await.wrote()?;
         self.changed(Change::Jobs(vec![id]));
         Ok(done.rows_affected() > 0)
     }
@@ -270,7 +269,7 @@ impl Store {
             .bind(status as i64)
             .execute(&self.write)
             .await
-            .db()?;
+            .wrote()?;
         self.changed(Change::Jobs(vec![id]));
         Ok(())
     }
