@@ -44,6 +44,7 @@ impl Dialect for Cloud66 {
             409 => "conflict",
             429 => "throttled",
             503 => "unavailable",
+            507 => "insufficient_storage",
             _ => "internal_server_error",
         };
         let body = json!({ "error": id, "error_description": err.message() });
