@@ -65,6 +65,7 @@ impl ApiError {
                 S::BadLogin | S::Unauthenticated => StatusCode::UNAUTHORIZED,
                 S::MissingScope(_) => StatusCode::FORBIDDEN,
                 S::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+                S::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
                 S::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }

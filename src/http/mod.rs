@@ -92,10 +92,28 @@ pub fn app(
             axum::http::HeaderName::from_static("x-cronstack-hook-token"),
         ]))
         // The span names the path, never the query string: a hook token may travel there.
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
-            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::extract::Request| {
+                    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+                })
+                .on_failure(log_failure),
+        )
         .service(router(state))
+}
+
+/// tower-http's failure log (every 5xx, at error level), except a full database's 507: the
+/// store logs that once per incident, not once per refused request.
+fn log_failure(
+    class: tower_http::classify::ServerErrorsFailureClass,
+    latency: std::time::Duration,
+    span: &tracing::Span,
+) {
+    use tower_http::classify::ServerErrorsFailureClass as Class;
+    use tower_http::trace::OnFailure;
+    if !matches!(class, Class::StatusCode(status) if status == axum::http::StatusCode::INSUFFICIENT_STORAGE) {
+        tower_http::trace::DefaultOnFailure::new().on_failure(class, latency, span);
+    }
 }
 
 pub fn router(state: AppState) -> Router {

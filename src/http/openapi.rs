@@ -271,7 +271,7 @@ fn operation(path: &str, method: &str, op: Option<&Op>) -> Value {
     if path.starts_with("/api/") {
         responses.insert(
             "default".into(),
-            json!({ "description": "an error (400, 401, 403, 404, 409, 413, 415, 429, 503…)",
+            json!({ "description": "an error (400, 401, 403, 404, 409, 413, 415, 429, 503, 507…)",
                     "content": { "application/json": { "schema": { "$ref": error_ref(path) } } } }),
         );
     }
@@ -354,7 +354,7 @@ fn schemas() -> Value {
             "KragleError": { "type": "object", "required": ["code", "msg"], "properties": {
                 "code": { "type": "integer", "description": "Kragle's error number (see the README)" }, "msg": string } },
             "Cloud66Error": { "type": "object", "required": ["error", "error_description"], "properties": {
-                "error": { "type": "string", "enum": ["bad_request", "unauthenticated", "forbidden", "not_found", "method_not_allowed", "conflict", "throttled", "unavailable", "internal_server_error"] },
+                "error": { "type": "string", "enum": ["bad_request", "unauthenticated", "forbidden", "not_found", "method_not_allowed", "conflict", "throttled", "unavailable", "insufficient_storage", "internal_server_error"] },
                 "error_description": string } },
             "Credentials": { "type": "object", "required": ["password"], "properties": { "username": string, "email": string, "password": string } },
             "LoginAnswer": { "type": "object", "properties": { "code": { "type": "integer", "const": 0 }, "user_id": int } },

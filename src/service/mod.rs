@@ -75,6 +75,9 @@ pub enum ServiceError {
     MissingScope(crate::domain::Scope),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// The database is full: the write was refused and nothing of it is stored.
+    #[error("the database is full; nothing was stored")]
+    StorageFull,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -97,6 +100,8 @@ impl From<StoreError> for ServiceError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(e) => ServiceError::Unavailable(format!("database: {e}")),
+            // Logged by the store, once per incident.
+            StoreError::Full(_) => ServiceError::StorageFull,
             other => ServiceError::Internal(other.into()),
         }
     }

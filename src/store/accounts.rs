@@ -35,16 +35,14 @@ impl Store {
         password_hash: Option<&str>,
         now: EpochMs,
     ) -> StoreResult<UserId> {
-        let row = sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO users (username, email, password_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(username)
         .bind(email)
         .bind(password_hash)
-        .bind(now)
-        .fetch_one(&self.write)
-        .await
-        .db()?;
+        .bind(now);
+        let row = self.write_returning(q).await?;
         get_i64(&row, "id")
     }
 
@@ -86,17 +84,15 @@ impl Store {
         scopes: &[Scope],
         now: EpochMs,
     ) -> StoreResult<i64> {
-        let row = sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO api_tokens (user_id, name, token_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(user)
         .bind(name)
         .bind(token_hash)
         .bind(join_scopes(scopes))
-        .bind(now)
-        .fetch_one(&self.write)
-        .await
-        .db()?;
+        .bind(now);
+        let row = self.write_returning(q).await?;
         get_i64(&row, "id")
     }
 
@@ -139,7 +135,7 @@ impl Store {
             .bind(user)
             .execute(&self.write)
             .await
-            .db()?;
+            .wrote()?;
         self.changed(Change::Token(id));
         Ok(done.rows_affected() > 0)
     }
@@ -152,7 +148,7 @@ impl Store {
             .bind(init)
             .execute(&self.write)
             .await
-            .db()?;
+            .wrote()?;
         let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
             .bind(key)
             .fetch_one(&self.write)

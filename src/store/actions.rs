@@ -13,7 +13,7 @@ const COLUMNS: &str = "id, owner, stack_id, action, started_via, started_at, fin
 
 impl Store {
     pub async fn insert_action(&self, a: &Action) -> StoreResult<i64> {
-        let row = sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO actions (owner, stack_id, action, started_via, started_at, finished_at, finished_success, finished_message, finished_result, metadata, run_id) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         )
@@ -27,10 +27,8 @@ impl Store {
         .bind(&a.finished_message)
         .bind(a.finished_result.as_ref().map(Value::to_string))
         .bind(Value::Object(a.metadata.clone()).to_string())
-        .bind(a.run_id)
-        .fetch_one(&self.write)
-        .await
-        .db()?;
+        .bind(a.run_id);
+        let row = self.write_returning(q).await?;
         get_i64(&row, "id")
     }
 
@@ -53,7 +51,7 @@ impl Store {
         .bind(result.to_string())
         .execute(&self.write)
         .await
-        .db()?;
+        .wrote()?;
         Ok(())
     }
 

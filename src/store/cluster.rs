@@ -38,7 +38,7 @@ impl Store {
         .bind(now)
         .execute(&self.write)
         .await
-        .db()?;
+        .wrote()?;
         Ok(())
     }
 
@@ -70,7 +70,11 @@ impl Store {
 
     /// Forgets nodes not seen since `before`.
     pub async fn prune_nodes(&self, before: EpochMs) -> StoreResult<()> {
-        sqlx::query("DELETE FROM nodes WHERE last_seen < $1").bind(before).execute(&self.write).await.db()?;
+        sqlx::query("DELETE FROM nodes WHERE last_seen < $1")
+            .bind(before)
+            .execute(&self.write)
+            .await
+            .wrote()?;
         Ok(())
     }
 
@@ -83,7 +87,7 @@ impl Store {
                 .bind(job_id.to_string())
                 .execute(&self.write)
                 .await
-                .db()?;
+                .wrote()?;
         }
         Ok(())
     }
@@ -110,7 +114,7 @@ impl Store {
         now: EpochMs,
         window_ms: EpochMs,
     ) -> StoreResult<(i64, EpochMs)> {
-        let row = sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO rate_windows (key, window_start, hits) VALUES ($1, $2, $4) \
              ON CONFLICT (key) DO UPDATE SET \
                hits = CASE WHEN rate_windows.window_start <= $2 - $3 THEN $4 ELSE rate_windows.hits + $4 END, \
@@ -120,10 +124,8 @@ impl Store {
         .bind(key)
         .bind(now)
         .bind(window_ms)
-        .bind(n)
-        .fetch_one(&self.write)
-        .await
-        .db()?;
+        .bind(n);
+        let row = self.write_returning(q).await?;
         Ok((get_i64(&row, "hits")?, get_i64(&row, "window_start")?))
     }
 

@@ -83,7 +83,7 @@ impl Store {
         next_run_at: Option<EpochMs>,
         now: EpochMs,
     ) -> StoreResult<i64> {
-        let row = sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO jobs (uid, owner, stack_id, schedule_id, name, kind, command, enabled, timeout_s, overlap, missed, retries, retry_backoff_s, next_run_at, created_at, updated_at, retry_lost) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16) RETURNING id",
         )
@@ -102,10 +102,8 @@ impl Store {
         .bind(j.retry_backoff_s)
         .bind(next_run_at)
         .bind(now)
-        .bind(bool_flag(j.retry_lost))
-        .fetch_one(&self.write)
-        .await
-        .db()?;
+        .bind(bool_flag(j.retry_lost));
+        let row = self.write_returning(q).await?;
         self.changed(Change::JobAdded);
         get_i64(&row, "id")
     }
@@ -148,13 +146,14 @@ impl Store {
         .bind(bool_flag(j.retry_lost))
         .execute(&self.write)
         .await
-        .db()?;
+        .wrote()?;
         self.changed(Change::Jobs(vec![id]));
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn delete_job(&self, id: i64) -> StoreResult<bool> {
-        let done = sqlx::query("DELETE FROM jobs WHERE id = $1").bind(id).execute(&self.write).await.db()?;
+        let done =
+            sqlx::query("DELETE FROM jobs WHERE id = $1").bind(id).execute(&self.write).await.wrote()?;
         self.changed(Change::Jobs(vec![id]));
         Ok(done.rows_affected() > 0)
     }
@@ -274,7 +273,7 @@ impl Store {
             .bind(status as i64)
             .execute(&self.write)
             .await
-            .db()?;
+            .wrote()?;
         self.changed(Change::Jobs(vec![id]));
         Ok(())
     }

@@ -15,6 +15,7 @@ mod stacks;
 mod webhooks;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -46,6 +47,10 @@ pub enum StoreError {
     /// The database cannot be reached (connection refused, pool timed out).
     #[error("database unavailable: {0}")]
     Unavailable(sqlx::Error),
+    /// The disk (or SQLite's page limit) is full: the write was refused and nothing of it
+    /// is stored (SQLite `SQLITE_FULL`, PostgreSQL SQLSTATE 53100 `disk_full`).
+    #[error("the database is full: {0}")]
+    Full(sqlx::Error),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error("stored value is corrupt: {0}")]
@@ -58,6 +63,15 @@ impl StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Unique(db.message().to_string())
             }
+            sqlx::Error::Database(db) if is_disk_full(db.as_ref()) => {
+                FULL_INCIDENT.refused(&e);
+                StoreError::Full(e)
+            }
+            // A lock held past `lock_timeout` or a transaction ended by
+            // `idle_in_transaction_session_timeout` (see `PG_SESSION_BOUND`): momentary.
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("55P03" | "25P03")) => {
+                StoreError::Unavailable(e)
+            }
             sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
@@ -67,16 +81,70 @@ impl StoreError {
     }
 }
 
+/// SQLite's `SQLITE_FULL` (no extended codes) or PostgreSQL's `disk_full`.
+fn is_disk_full(db: &dyn sqlx::error::DatabaseError) -> bool {
+    const SQLITE_FULL: i32 = 13;
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        let code = db.code().and_then(|c| c.parse::<i32>().ok());
+        code.is_some_and(|c| c & 0xff == SQLITE_FULL)
+    } else {
+        db.code().as_deref() == Some("53100")
+    }
+}
+
+/// A full database is logged once per incident: when the first write is refused, and when a
+/// write succeeds after a quiet minute without refusals (small writes that need no new space
+/// succeed in between; they do not end the incident). One per process: a server has one
+/// database, and this only decides what is logged.
+struct FullIncident {
+    active: AtomicBool,
+    last_refusal: AtomicI64,
+}
+
+static FULL_INCIDENT: FullIncident =
+    FullIncident { active: AtomicBool::new(false), last_refusal: AtomicI64::new(0) };
+
+impl FullIncident {
+    const QUIET_MS: i64 = 60_000;
+
+    fn refused(&self, e: &sqlx::Error) {
+        self.last_refusal.store(crate::domain::now_ms(), Ordering::Relaxed);
+        if !self.active.swap(true, Ordering::Relaxed) {
+            tracing::error!(error = %e, "the database is full: writes are refused (507) until space is freed");
+        }
+    }
+
+    fn succeeded(&self) {
+        if self.active.load(Ordering::Relaxed)
+            && crate::domain::now_ms() - self.last_refusal.load(Ordering::Relaxed) >= Self::QUIET_MS
+            && self.active.swap(false, Ordering::Relaxed)
+        {
+            tracing::warn!("the database accepts writes again");
+        }
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Maps sqlx errors into [`StoreError`] with `?`.
 trait SqlxResultExt<T> {
     fn db(self) -> StoreResult<T>;
+
+    /// [`db`](Self::db) for the result of a whole write (its last statement or its commit):
+    /// a success ends a full-database incident.
+    fn wrote(self) -> StoreResult<T>;
 }
 
 impl<T> SqlxResultExt<T> for Result<T, sqlx::Error> {
     fn db(self) -> StoreResult<T> {
         self.map_err(StoreError::from_sqlx)
+    }
+
+    fn wrote(self) -> StoreResult<T> {
+        if self.is_ok() {
+            FULL_INCIDENT.succeeded();
+        }
+        self.db()
     }
 }
 
@@ -116,8 +184,8 @@ impl Store {
             Backend::Sqlite => {
                 let url = sqlite_url(url);
                 // Create the file and switch to WAL on one connection before pooling.
-                let read = sqlite_pool(&url, 8).await?;
-                let write = sqlite_pool(&url, 1).await?;
+                let read = sqlite_pool(&url, 8, None).await?;
+                let write = sqlite_pool(&url, 1, test_max_pages()).await?;
                 spawn_checkpointer(read.clone());
                 Store {
                     read,
@@ -160,6 +228,18 @@ impl Store {
             Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&self.write).await,
         };
         result.map_err(|e| StoreError::Database(e.into()))
+    }
+
+    /// The row of a write's `RETURNING`. Never read with `fetch_one`/`fetch_optional`: on
+    /// SQLite those stop stepping the statement after the first row, and the error of the
+    /// final step — the commit, where a full disk shows — is dropped: the caller got an id
+    /// that was never stored.
+    async fn write_returning(
+        &self,
+        q: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> StoreResult<AnyRow> {
+        let rows = q.fetch_all(&self.write).await.wrote()?;
+        rows.into_iter().next().ok_or(StoreError::Database(sqlx::Error::RowNotFound))
     }
 
     /// A write transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`) so a
@@ -254,12 +334,18 @@ fn sqlite_url(url: &str) -> String {
     if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") }
 }
 
-async fn sqlite_pool(url: &str, max: u32) -> StoreResult<AnyPool> {
+/// Tests only (undocumented): `CRONSTACK_SQLITE_MAX_PAGES` caps the database's size in pages
+/// (`PRAGMA max_page_count` on the write connection), to fill it without filling a disk.
+fn test_max_pages() -> Option<u64> {
+    std::env::var("CRONSTACK_SQLITE_MAX_PAGES").ok()?.parse().ok()
+}
+
+async fn sqlite_pool(url: &str, max: u32, max_pages: Option<u64>) -> StoreResult<AnyPool> {
     AnyPoolOptions::new()
         .max_connections(max)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
-        .after_connect(|conn, _meta| {
+        .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 use sqlx::Executor;
                 // WAL: readers never block the writer. NORMAL: a commit survives a crash of
@@ -273,6 +359,9 @@ async fn sqlite_pool(url: &str, max: u32) -> StoreResult<AnyPool> {
                     "PRAGMA wal_autocheckpoint = 0",
                 ] {
                     conn.execute(pragma).await?;
+                }
+                if let Some(pages) = max_pages {
+                    conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA max_page_count = {pages}"))).await?;
                 }
                 Ok(())
             })

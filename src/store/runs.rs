@@ -221,7 +221,7 @@ impl Store {
 
     /// Records a run that is not a scheduled slot (run now, retry, webhook) or a skipped slot.
     pub async fn insert_run(&self, r: &NewRun, now: EpochMs) -> StoreResult<i64> {
-        let row = sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO runs (job_id, owner, trigger_kind, scheduled_for, attempt, args, status, node_id, lease_until, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
@@ -234,10 +234,8 @@ impl Store {
         .bind(r.status.as_str())
         .bind(&r.node_id)
         .bind(r.lease_until)
-        .bind(now)
-        .fetch_one(&self.write)
-        .await
-        .db()?;
+        .bind(now);
+        let row = self.write_returning(q).await?;
         get_i64(&row, "id")
     }
 

@@ -20,17 +20,15 @@ impl Store {
         config: &ScheduleConfig,
         now: EpochMs,
     ) -> StoreResult<i64> {
-        let row = sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO schedules (owner, name, once, config, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) RETURNING id",
         )
         .bind(owner)
         .bind(name)
         .bind(bool_flag(once))
         .bind(config.to_json().to_string())
-        .bind(now)
-        .fetch_one(&self.write)
-        .await
-        .db()?;
+        .bind(now);
+        let row = self.write_returning(q).await?;
         get_i64(&row, "id")
     }
 
@@ -70,7 +68,7 @@ impl Store {
             .execute(&mut *tx)
             .await
             .db()?;
-        tx.commit().await.db()?;
+        tx.commit().await.wrote()?;
         self.changed(Change::Schedule(s.id));
         Ok(true)
     }
@@ -82,7 +80,7 @@ impl Store {
             return Ok(false);
         }
         sqlx::query("DELETE FROM schedules WHERE id = $1").bind(id).execute(&mut *tx).await.db()?;
-        tx.commit().await.db()?;
+        tx.commit().await.wrote()?;
         self.changed(Change::Schedule(id));
         Ok(true)
     }

@@ -33,7 +33,7 @@ impl Store {
         s: &NewStack,
         now: EpochMs,
     ) -> StoreResult<i64> {
-        let row = sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO stacks (uid, owner, name, command, env, workdir, webhook, webhook_method, webhook_token, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
         )
@@ -46,10 +46,8 @@ impl Store {
         .bind(s.webhook.map(|w| w.as_str()))
         .bind(s.webhook_method.as_str())
         .bind(&s.webhook_token)
-        .bind(now)
-        .fetch_one(&self.write)
-        .await
-        .db()?;
+        .bind(now);
+        let row = self.write_returning(q).await?;
         get_i64(&row, "id")
     }
 
@@ -68,7 +66,7 @@ impl Store {
         .bind(now)
         .execute(&self.write)
         .await
-        .db()?;
+        .wrote()?;
         self.changed(Change::Stack(id));
         Ok(())
     }

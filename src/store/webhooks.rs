@@ -73,7 +73,7 @@ impl Store {
         .bind(now)
         .execute(&self.write)
         .await
-        .db()?;
+        .wrote()?;
         let row = sqlx::query("SELECT id FROM schedules WHERE owner = $1 AND internal = 1")
             .bind(stack.owner)
             .fetch_one(&self.read)
@@ -93,7 +93,7 @@ impl Store {
         .bind(now)
         .execute(&self.write)
         .await
-        .db()?;
+        .wrote()?;
         self.changed(Change::JobAdded);
         self.find_hook_job(stack.id)
             .await?
@@ -118,7 +118,7 @@ impl Store {
             .bind(now)
             .execute(&self.write)
             .await
-            .db()?;
+            .wrote()?;
         self.changed(Change::Stack(stack_id));
         Ok(())
     }
@@ -141,7 +141,7 @@ impl Store {
     // --- outbound: subscriptions ---------------------------------------------------------------
 
     pub async fn insert_webhook(&self, owner: UserId, w: &NewWebhook, now: EpochMs) -> StoreResult<i64> {
-        let row = sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO webhooks (owner, url, events, secret, stack_id, job_id, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
         )
@@ -151,10 +151,8 @@ impl Store {
         .bind(&w.secret)
         .bind(w.stack_id)
         .bind(w.job_id)
-        .bind(now)
-        .fetch_one(&self.write)
-        .await
-        .db()?;
+        .bind(now);
+        let row = self.write_returning(q).await?;
         get_i64(&row, "id")
     }
 
@@ -171,7 +169,7 @@ impl Store {
         .bind(now)
         .execute(&self.write)
         .await
-        .db()?;
+        .wrote()?;
         Ok(())
     }
 
@@ -184,7 +182,7 @@ impl Store {
             .await
             .db()?;
         let done = sqlx::query("DELETE FROM webhooks WHERE id = $1").bind(id).execute(&mut *tx).await.db()?;
-        tx.commit().await.db()?;
+        tx.commit().await.wrote()?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -241,7 +239,7 @@ impl Store {
             for d in chunk {
                 q = q.bind(d.webhook_id).bind(d.event.as_str()).bind(&d.payload);
             }
-            q.bind(now).execute(&self.write).await.db()?;
+            q.bind(now).execute(&self.write).await.wrote()?;
         }
         Ok(())
     }
@@ -279,7 +277,7 @@ impl Store {
         for id in skip {
             q = q.bind(*id);
         }
-        let rows = q.fetch_all(&self.write).await.db()?;
+        let rows = q.fetch_all(&self.write).await.wrote()?;
         let deliveries = rows.iter().map(delivery_from_row).collect::<StoreResult<Vec<_>>>()?;
         if deliveries.is_empty() {
             return Ok(Vec::new());
@@ -331,7 +329,7 @@ impl Store {
         .bind(now)
         .execute(&self.write)
         .await
-        .db()?;
+        .wrote()?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -349,7 +347,7 @@ impl Store {
         for id in ids {
             q = q.bind(*id);
         }
-        q.execute(&self.write).await.db()?;
+        q.execute(&self.write).await.wrote()?;
         Ok(())
     }
 
@@ -375,7 +373,7 @@ impl Store {
             )
             .bind(now),
         };
-        Ok(q.execute(&self.write).await.db()?.rows_affected())
+        Ok(q.execute(&self.write).await.wrote()?.rows_affected())
     }
 
     /// When the earliest pending delivery is due.
@@ -412,7 +410,7 @@ impl Store {
         .bind(before)
         .execute(&self.write)
         .await
-        .db()?;
+        .wrote()?;
         Ok(done.rows_affected())
     }
 }

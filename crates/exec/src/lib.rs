@@ -62,7 +62,9 @@ pub struct Command {
     pub timeout: Option<Duration>,
     /// Time between SIGTERM and SIGKILL; zero = SIGKILL right after SIGTERM.
     pub kill_grace: Duration,
-    /// Bytes of output kept (head half + tail half); 0 = 1 MiB.
+    /// Bytes of log kept, omission marker included (head + marker + tail past it); 0 = 1 MiB,
+    /// at least 256. Output is kept as text: NUL and invalid UTF-8 become U+FFFD, counted as
+    /// the 3 bytes they are.
     pub log_cap: usize,
     /// Also keep stdout alone (capped the same way) in [`Finished::stdout`].
     pub capture_stdout: bool,
@@ -128,7 +130,7 @@ pub struct Finished {
     pub signal: Option<i32>,
     pub started_at: EpochMs,
     pub finished_at: EpochMs,
-    /// Final capped text (lossy UTF-8).
+    /// Final capped text (NUL and invalid UTF-8 replaced by U+FFFD).
     pub log: String,
     /// Whether a middle part of the output was omitted.
     pub log_truncated: bool,

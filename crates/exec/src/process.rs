@@ -664,7 +664,10 @@ impl Driver {
             finished_at: now_ms(),
             log: self.log.snapshot(),
             log_truncated: self.log.is_truncated(),
-            stdout: self.stdout.as_ref().map(Capped::text),
+            stdout: self.stdout.as_mut().map(|stdout| {
+                stdout.finish();
+                stdout.text()
+            }),
         }
     }
 }

@@ -234,39 +234,80 @@ async fn trailing_newline_keeps_exit_status_and_args() {
     assert_eq!(f.exit_code, Some(1), "{}", f.log);
 }
 
+/// A truncated log's head, omitted count and tail.
+fn split_marker(log: &str) -> (&str, u64, &str) {
+    let (head, rest) = log.split_once("\n… [").expect("a marker");
+    let (count, tail) = rest.split_once(" bytes omitted] …\n").expect("a marker's end");
+    (head, count.parse().unwrap(), tail)
+}
+
 #[tokio::test]
 async fn cap_keeps_head_and_tail_with_marker() {
     let full: String = (1..=2000).map(|i| format!("{i}\n")).collect();
-    let f = run(Command { log_cap: 200, capture_stdout: true, ..cmd("seq 1 2000") }).await;
-    let omitted = full.len() - 200;
-    let want = format!("{}\n… [{omitted} bytes omitted] …\n{}", &full[..100], &full[full.len() - 100..]);
-    assert_eq!(f.log, want);
+    let f = run(Command { log_cap: 300, capture_stdout: true, ..cmd("seq 1 2000") }).await;
     assert!(f.log_truncated);
-    assert_eq!(f.stdout.as_deref(), Some(want.as_str()));
+    assert!(f.log.len() <= 300, "{} bytes", f.log.len());
+    let (head, omitted, tail) = split_marker(&f.log);
+    // Whole lines either side: the head's last newline is the marker's.
+    assert!(full.starts_with(&format!("{head}\n")) && head.starts_with("1\n2\n"), "{head:?}");
+    assert!(full.ends_with(&format!("\n{tail}")) && tail.ends_with("1999\n2000\n"), "{tail:?}");
+    assert_eq!(head.len() as u64 + omitted + tail.len() as u64, full.len() as u64);
+    assert_eq!(f.stdout.as_deref(), Some(f.log.as_str()));
 }
 
 #[tokio::test]
 async fn log_handle_reads_positions_after_the_run() {
     let full: String = (1..=2000).map(|i| format!("{i}\n")).collect();
-    let running = spawn(Command { log_cap: 200, ..cmd("seq 1 2000") }).unwrap();
+    let running = spawn(Command { log_cap: 300, ..cmd("seq 1 2000") }).unwrap();
     let log = running.log();
     let f = running.wait().await;
     assert!(log.is_closed());
     assert_eq!(log.len_written(), full.len() as u64);
     assert_eq!(log.snapshot(), f.log);
-    let (all, end) = log.read_from(0);
-    assert_eq!((String::from_utf8(all).unwrap(), end), (f.log.clone(), full.len() as u64));
-    // In the omitted middle: marker, then the tail.
-    let (mid, _) = log.read_from(500);
-    let mid = String::from_utf8(mid).unwrap();
-    assert!(mid.starts_with("\n… ["), "{mid:?}");
-    assert!(mid.ends_with(&full[full.len() - 100..]));
-    // In the tail: plain bytes.
-    let (tail, _) = log.read_from(full.len() as u64 - 10);
-    assert_eq!(tail, &full.as_bytes()[full.len() - 10..]);
+    // Positions are in the stored text.
+    let end = f.log.len() as u64;
+    let (all, at) = log.read_from(0);
+    assert_eq!((String::from_utf8(all).unwrap(), at), (f.log.clone(), end));
+    let (rest, _) = log.read_from(100);
+    assert_eq!(rest, &f.log.as_bytes()[100..]);
     assert_eq!(log.read_from(end), (Vec::new(), end));
     // Closed: `changed` returns at once.
     tokio::time::timeout(HANG, log.changed(end)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_of_a_chatty_run_gets_the_stored_log() {
+    let running = spawn(Command { log_cap: 4096, ..cmd("seq 1 300000") }).unwrap();
+    let log = running.log();
+    let mut seen = Vec::new();
+    follow_to_end(&log, &mut seen, 0).await;
+    let f = running.wait().await;
+    assert!(f.log_truncated && f.log.len() <= 4096, "{} bytes", f.log.len());
+    assert_eq!(String::from_utf8(seen).unwrap(), f.log);
+}
+
+#[tokio::test]
+async fn nul_and_invalid_utf8_are_stored_as_replacement_chars() {
+    let f = run(Command { capture_stdout: true, ..cmd("printf 'a\\000b'") }).await;
+    assert_eq!(f.outcome, Outcome::Succeeded);
+    assert_eq!(f.log, "a\u{fffd}b");
+    assert_eq!(f.stdout.as_deref(), Some("a\u{fffd}b"));
+    let f = run(cmd("printf 'c\\377d' >&2")).await;
+    assert_eq!(f.log, "c\u{fffd}d");
+    // A sequence cut at the end of the output is invalid too.
+    let f = run(cmd("printf 'end \\342\\202'")).await;
+    assert_eq!(f.log, "end \u{fffd}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_utf8_counts_against_the_cap_after_replacement() {
+    // 3 MB of 0xff: 9 MB of text once each byte is U+FFFD.
+    let f = run(cmd("head -c 3000000 /dev/zero | tr '\\0' '\\377'")).await;
+    assert!(f.log_truncated);
+    assert!(f.log.len() <= 1 << 20, "{} bytes for a 1 MiB cap", f.log.len());
+    let (head, omitted, tail) = split_marker(&f.log);
+    assert!(head.chars().chain(tail.chars()).all(|c| c == '\u{fffd}'));
+    assert_eq!(head.len() as u64 + omitted + tail.len() as u64, 9_000_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -459,8 +500,9 @@ fn spawn_outside_a_runtime_is_an_error() {
 async fn odd_inputs_do_not_panic() {
     let f = run(Command::default()).await;
     assert_eq!(f.outcome, Outcome::Succeeded);
+    // A cap below the minimum counts as the minimum.
     let f = run(Command { log_cap: 1, ..cmd("printf 'abc\\377'") }).await;
-    assert!(f.log_truncated);
+    assert_eq!((f.log.as_str(), f.log_truncated), ("abc\u{fffd}", false));
     let f = run(cmd("printf 'ok \\377'")).await;
     assert_eq!(f.log, "ok \u{fffd}");
 }
@@ -504,9 +546,9 @@ async fn large_output_is_read_fully_and_capped() {
     assert_eq!(f.outcome, Outcome::Succeeded);
     assert!(f.log_truncated);
     assert!(f.log.starts_with("xxxx") && f.log.ends_with("xxxxEND\n"));
-    let omitted = 20_000_004 - (1 << 20);
-    assert!(f.log.contains(&format!("[{omitted} bytes omitted]")));
-    assert!(f.log.len() < (1 << 20) + 100);
+    let (head, omitted, tail) = split_marker(&f.log);
+    assert_eq!(head.len() as u64 + omitted + tail.len() as u64, 20_000_004);
+    assert!(f.log.len() <= 1 << 20);
 }
 
 // Jobs spawned ahead and held at a gate.

@@ -44,6 +44,7 @@ impl Dialect for Cloud66 {
             409 => "conflict",
             429 => "throttled",
             503 => "unavailable",
+            507 => "insufficient_storage",
             _ => "internal_server_error",
         };
         let body = json!({ "error": id, "error_description": err.message() });
@@ -322,9 +323,7 @@ impl<S: Send + Sync> FromRequest<S> for JobArgs {
             return Ok(JobArgs(args));
         }
         if content_type.starts_with("application/x-www-form-urlencoded") {
-            let form: HashMap<String, String> = serde_urlencoded::from_bytes(&bytes)
-                .map_err(|e| RequestError::BadPayload(format!("malformed form body: {e}")))?;
-            args = form.get("job_args").cloned().or(args);
+            args = form_field(&bytes, "job_args")?.or(args);
         } else if content_type.is_empty() || content_type.contains("json") {
             #[derive(serde::Deserialize)]
             #[serde(deny_unknown_fields)]
@@ -339,6 +338,37 @@ impl<S: Send + Sync> FromRequest<S> for JobArgs {
         }
         Ok(JobArgs(args))
     }
+}
+
+/// The value of `name` in a form body (the last one if repeated). Every key and value must
+/// decode to UTF-8 text without NUL, as in JSON bodies and query strings: a lossy decoding
+/// would run the job with other arguments than those sent.
+fn form_field(body: &[u8], name: &str) -> Result<Option<String>, RequestError> {
+    let mut found = None;
+    for pair in body.split(|&b| b == b'&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = match pair.iter().position(|&b| b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &[][..]),
+        };
+        let key = form_text(key, "a form field name")?;
+        let value = form_text(value, &key)?;
+        if key == name {
+            found = Some(value);
+        }
+    }
+    Ok(found)
+}
+
+/// One `application/x-www-form-urlencoded` component: `+` is a space, `%XX` a byte.
+fn form_text(raw: &[u8], what: &str) -> Result<String, RequestError> {
+    let spaced: Vec<u8> = raw.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+    let bytes: Vec<u8> = percent_encoding::percent_decode(&spaced).collect();
+    let text = String::from_utf8(bytes)
+        .map_err(|_| RequestError::BadPayload(format!("{what}: the form body is not UTF-8 text")))?;
+    if text.contains('\0') {
+        return Err(RequestError::BadPayload(format!("{what}: text must not contain NUL characters (%00)")));
+    }
+    Ok(text)
 }
 
 async fn run_now(

@@ -86,7 +86,7 @@ fn kragle_code(e: &ApiError) -> u32 {
             S::InvalidSchedule(_) => 26,
             S::ScheduleInUse => 27,
             S::MissingScope(_) => 29,
-            S::Unavailable(_) | S::Internal(_) => 30,
+            S::Unavailable(_) | S::StorageFull | S::Internal(_) => 30,
         },
     }
 }

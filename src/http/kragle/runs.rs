@@ -142,6 +142,8 @@ pub async fn log(
 }
 
 /// Streams a run's log: waits for it to start, follows the live output, ends with the run.
+/// The follower receives exactly the stored log: the head as it is written, the omission
+/// marker and the tail when the run ends (see `cronstack_exec::Log::read_from`).
 fn follow_log(
     service: Service,
     caller: Caller,
@@ -169,11 +171,14 @@ fn follow_log(
                     }
                 },
                 State::Live(log, pos) => {
+                    // Looked at before the read: a close in between is followed by one more
+                    // read, which gets the marker and the tail that the close made known.
+                    let closed = log.is_closed();
                     let (bytes, next) = log.read_from(pos);
                     if !bytes.is_empty() {
                         return Some((Ok(Bytes::from(bytes)), State::Live(log, next)));
                     }
-                    if log.is_closed() {
+                    if closed {
                         return None;
                     }
                     log.changed(pos).await;
