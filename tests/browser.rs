@@ -153,6 +153,12 @@ async fn dashboard_in_headless_chromium() {
     result.expect("the browser journey finished in time");
 }
 
+async fn api_job_id(server: &Server, token: &str, name: &str) -> i64 {
+    Api::new(server, Some(token)).get(&format!("/api/v1/jobs/byname/{name}")).await.json()["id"]
+        .as_i64()
+        .unwrap()
+}
+
 async fn journey(c: &Client, server: &Server, token: &str) {
     // Signed out: the sign-in page.
     c.goto(&server.url("/")).await.unwrap();
@@ -205,6 +211,14 @@ async fn journey(c: &Client, server: &Server, token: &str) {
     wait_text(c, "#run-exit", "the exit code", |t| t == "0").await;
     screenshot(c, "run").await;
 
+    // A long run, killed from its page.
+    c.goto(&server.url(&format!("/ui/#/jobs/{}", api_job_id(server, token, "morning").await))).await.unwrap();
+    fill(c, "#run-args", &"x ".repeat(60)).await;
+    click(c, "#run-now").await;
+    wait_text(c, "#live", "the live marker of the long run", |t| t.contains("live")).await;
+    click(c, "#kill-run").await;
+    wait_text(c, "#run-outcome", "the killed outcome", |t| t == "killed").await;
+
     // Back on the job page: the history row and the chart (after a second run).
     let api = Api::new(server, Some(token));
     let jobs = api.get("/api/v1/jobs/byname/morning").await.json();
@@ -217,7 +231,7 @@ async fn journey(c: &Client, server: &Server, token: &str) {
         wait_text(c, "#runs", "two runs in the history", |t| t.matches("succeeded").count() == 2).await;
     assert!(runs.contains("alice big bob carol") || runs.contains("alice"), "{runs}");
     let chart = c.find_all(Locator::Css("#chart svg circle")).await.unwrap();
-    assert_eq!(chart.len(), 4, "a duration and a lateness point per run");
+    assert_eq!(chart.len(), 6, "a duration and a lateness point per run (two succeeded, one killed)");
     screenshot(c, "job").await;
 
     // The stacks page lists the job with its schedule.

@@ -160,6 +160,7 @@ fn matrix(a: &Side, b: &Side) -> Vec<(&'static str, &'static str, String, Option
         ("GET", "/api/v1/runs/{id}", format!("/api/v1/runs/{ar}"), None),
         ("GET", "/api/v1/runs/{id}/log", format!("/api/v1/runs/{ar}/log"), None),
         ("GET", "/api/v1/runs/{id}/log", format!("/api/v1/runs/{ar}/log?follow=1"), None),
+        ("POST", "/api/v1/runs/{id}/kill", format!("/api/v1/runs/{ar}/kill"), Some(json!({}))),
         ("GET", "/api/v1/schedules/byid/{id}", format!("/api/v1/schedules/byid/{asc}"), None),
         ("PUT", "/api/v1/schedules/{id}", format!("/api/v1/schedules/{asc}"), Some(json!({"name": "mine"}))),
         ("DELETE", "/api/v1/schedules/{id}", format!("/api/v1/schedules/{asc}"), None),

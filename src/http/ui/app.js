@@ -404,9 +404,18 @@ async function runPage(id) {
       h("dt", {}, "Node"), h("dd", { class: "mono" }, r.node || "–"));
   };
   show(run);
+  // Kill: SIGTERM to the run's process group wherever it goes (SIGKILL after the kill grace).
+  const kill = h("button", { id: "kill-run", class: "secondary", onclick: async () => {
+    kill.disabled = true;
+    try {
+      const r = await api("POST", `/runs/${id}/kill`, {});
+      show(r);
+      flash(r.outcome === "killed" ? "Killed" : "Kill sent");
+    } catch (e) { flash(e.message, true); kill.disabled = false; }
+  } }, "Kill");
   view(
     h("p", {}, job ? h("a", { href: `#/jobs/${job.id}` }, `← ${job.name || "job-" + job.id}`) : h("a", { href: "#/" }, "← Stacks")),
-    h("h1", {}, `Run #${id}`, outcomeBox, status),
+    h("h1", {}, `Run #${id}`, outcomeBox, status, ["queued", "running"].includes(run.outcome) ? kill : null),
     h("section", { class: "panel" }, facts),
     h("section", { class: "panel" }, h("h2", {}, "Log", run.log_truncated ? h("span", { class: "muted" }, " (truncated: head and tail kept)") : null), log));
 
@@ -443,7 +452,7 @@ async function runPage(id) {
   // The final record follows the end of the log by a moment.
   for (let i = 0; i < 50; i++) {
     const r = await api("GET", `/runs/${id}`);
-    if (!["queued", "running"].includes(r.outcome)) { show(r); break; }
+    if (!["queued", "running"].includes(r.outcome)) { show(r); kill.remove(); break; }
     await new Promise((res) => setTimeout(res, 200));
   }
   if (!log.textContent) log.append(h("span", { class: "muted" }, "(no output)"));
