@@ -400,6 +400,15 @@ pub struct Job {
     /// Whether a run lost with its node is retried (within `retries`). Off for jobs that must
     /// not overlap their own run on a node that was frozen rather than dead.
     pub retry_lost: bool,
+    /// Each slot fires up to this many seconds after its time (deterministic per slot).
+    pub jitter_s: i64,
+    /// Slots outside `[not_before, not_after]` never fire.
+    pub not_before: Option<EpochMs>,
+    pub not_after: Option<EpochMs>,
+    /// After this many scheduled runs the job disables itself.
+    pub max_runs: Option<i64>,
+    /// Scheduled runs fired since `max_runs` was last set.
+    pub runs_fired: i64,
     pub next_run_at: Option<EpochMs>,
     pub last_status: JobStatus,
     pub created_at: EpochMs,
@@ -435,12 +444,71 @@ pub struct Run {
     pub signal: Option<i64>,
     pub log_truncated: bool,
     pub created_at: EpochMs,
+    /// When a scheduled slot was due: its time plus the job's jitter (`None`: the slot's time).
+    pub due_at: Option<EpochMs>,
 }
 
 impl Run {
-    pub fn lateness_ms(&self) -> Option<i64> {
-        self.started_at.map(|s| s - self.scheduled_for)
+    /// The instant the run was due: its slot, plus the slot's jitter.
+    pub fn due(&self) -> EpochMs {
+        self.due_at.unwrap_or(self.scheduled_for)
     }
+
+    /// How late it started, measured from when it was due.
+    pub fn lateness_ms(&self) -> Option<i64> {
+        self.started_at.map(|s| s - self.due())
+    }
+}
+
+/// Where a job's slots fall beyond what its schedule says: inside a window, each delayed by a
+/// jitter that every node computes alike (and a restart does not move).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlotPolicy {
+    pub not_before: Option<EpochMs>,
+    pub not_after: Option<EpochMs>,
+    pub jitter_ms: i64,
+    /// A stable hash of the job's uid: the jitter's seed.
+    pub seed: u64,
+}
+
+impl SlotPolicy {
+    pub fn of(job: &Job) -> Self {
+        SlotPolicy {
+            not_before: job.not_before,
+            not_after: job.not_after,
+            jitter_ms: job.jitter_s * 1000,
+            seed: stable_hash(job.uid.as_bytes()),
+        }
+    }
+
+    /// The first slot of `trigger` strictly after `after` that lies inside the window.
+    pub fn next_after(&self, trigger: &cronstack_cron::Trigger, after: EpochMs) -> Option<EpochMs> {
+        let from = match self.not_before {
+            Some(start) if start - 1 > after => start - 1,
+            _ => after,
+        };
+        trigger.next_after(from).filter(|slot| self.not_after.is_none_or(|end| *slot <= end))
+    }
+
+    /// When `slot` fires: its time plus a delay in `[0, jitter)` drawn from the job and the slot.
+    pub fn due(&self, slot: EpochMs) -> EpochMs {
+        if self.jitter_ms <= 0 {
+            return slot;
+        }
+        slot + (mix64(self.seed ^ slot as u64) % self.jitter_ms as u64) as EpochMs
+    }
+}
+
+/// FNV-1a, 64 bits: stable across versions, platforms and nodes (it seeds what nodes must agree on).
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// SplitMix64's finaliser: spreads nearby inputs (consecutive slots) over the whole range.
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 #[derive(Debug, Clone)]

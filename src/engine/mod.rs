@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::domain::{EpochMs, Job, Missed, Run, Stack, now_ms};
+use crate::domain::{EpochMs, Job, Missed, Run, SlotPolicy, Stack, now_ms};
 use crate::events::EventSender;
 use crate::service::ServiceError;
 use crate::store::Store;
@@ -131,10 +131,19 @@ impl EngineHandle {
 
     /// Tells the scheduler a job's next slot (None: not scheduled) and how to compute the
     /// following ones.
-    pub fn job_changed(&self, job_id: i64, next: Option<EpochMs>, rule: Option<(Trigger, bool, Missed)>) {
+    pub fn job_changed(
+        &self,
+        job_id: i64,
+        next: Option<EpochMs>,
+        rule: Option<(Trigger, bool, Missed, SlotPolicy)>,
+    ) {
         if let Some(tx) = &self.sched_tx {
-            let rule =
-                rule.map(|(trigger, once, missed)| SlotRule { trigger: Arc::new(trigger), once, missed });
+            let rule = rule.map(|(trigger, once, missed, policy)| SlotRule {
+                trigger: Arc::new(trigger),
+                once,
+                missed,
+                policy,
+            });
             let _ = tx.send(SchedMsg::JobChanged { job_id, next, rule });
         }
     }

@@ -330,7 +330,7 @@ impl Runner {
             Ok((running, permit)) => {
                 let started_at = running.started_at();
                 metrics::histogram!("cronstack_run_lateness_seconds")
-                    .record((started_at - run.scheduled_for).max(0) as f64 / 1000.0);
+                    .record((started_at - run.due()).max(0) as f64 / 1000.0);
                 let start = RunStart { run_id: run.id, job_id: run.job_id, started_at };
                 match self.starts.record(start).await {
                     Ok(true) => {}
@@ -651,11 +651,11 @@ impl Runner {
             return;
         };
         let now = now_ms();
-        let late = now - run.scheduled_for > self.settings.missed_grace.as_millis() as EpochMs;
+        let late = now - run.due() > self.settings.missed_grace.as_millis() as EpochMs;
         tracing::info!(
             run = run.id,
             job = job.id,
-            late_ms = now - run.scheduled_for,
+            late_ms = now - run.due(),
             "run adopted from a stopped node"
         );
         let skip = match run.trigger {
@@ -673,9 +673,9 @@ impl Runner {
             return;
         }
         // A slot or a retry handed back before its time starts at its time.
-        if run.scheduled_for > now {
+        if run.due() > now {
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis((run.scheduled_for - now) as u64)) => {}
+                _ = tokio::time::sleep(Duration::from_millis((run.due() - now) as u64)) => {}
                 _ = self.shutting_down.notified() => return,
             }
         }

@@ -13,7 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::runner::Runner;
 use super::{EngineSettings, Launch};
-use crate::domain::{EpochMs, EventKind, Missed, Run, RunStatus, ScheduleConfig, Stack, TriggerKind, now_ms};
+use crate::domain::{
+    EpochMs, EventKind, Missed, Run, RunStatus, ScheduleConfig, SlotPolicy, Stack, TriggerKind, now_ms,
+};
 use crate::events::Event;
 use crate::store::{Claim, ClaimOutcome, Store};
 
@@ -24,6 +26,8 @@ pub(super) struct SlotRule {
     /// One-time: the job disables itself when the slot is claimed.
     pub once: bool,
     pub missed: Missed,
+    /// Window and jitter.
+    pub policy: SlotPolicy,
 }
 
 pub(super) enum SchedMsg {
@@ -42,6 +46,8 @@ pub(super) enum SchedMsg {
 
 struct Entry {
     slot: EpochMs,
+    /// When the slot fires: the slot plus its jitter. The heap is ordered by this.
+    due: EpochMs,
     rule: SlotRule,
 }
 
@@ -115,7 +121,7 @@ impl Scheduler {
                 tracing::error!(job = row.job_id, "job's schedule does not compile; not scheduled");
                 continue;
             };
-            let rule = SlotRule { trigger, once: row.once, missed: row.missed };
+            let rule = SlotRule { trigger, once: row.once, missed: row.missed, policy: row.policy };
             self.set(row.job_id, Some(row.next_run_at), Some(rule));
         }
         metrics::gauge!("cronstack_jobs_scheduled").set(self.jobs.len() as f64);
@@ -129,17 +135,19 @@ impl Scheduler {
         // run twice.
         match (next, rule) {
             (Some(slot), Some(rule)) => {
-                if self.jobs.get(&job_id).is_none_or(|e| e.slot != slot) {
-                    self.heap.push(Reverse((slot, job_id)));
+                let due = rule.policy.due(slot);
+                if self.jobs.get(&job_id).is_none_or(|e| e.due != due) {
+                    self.heap.push(Reverse((due, job_id)));
                 }
-                self.jobs.insert(job_id, Entry { slot, rule });
+                self.jobs.insert(job_id, Entry { slot, due, rule });
             }
             (Some(slot), None) => {
                 if let Some(e) = self.jobs.get_mut(&job_id)
                     && e.slot != slot
                 {
                     e.slot = slot;
-                    self.heap.push(Reverse((slot, job_id)));
+                    e.due = e.rule.policy.due(slot);
+                    self.heap.push(Reverse((e.due, job_id)));
                 }
             }
             (None, _) => {
@@ -182,9 +190,9 @@ impl Scheduler {
     }
 
     fn drop_stale_top(&mut self) {
-        while let Some(Reverse((slot, job_id))) = self.heap.peek().copied() {
+        while let Some(Reverse((due, job_id))) = self.heap.peek().copied() {
             match self.jobs.get(&job_id) {
-                Some(e) if e.slot == slot => return,
+                Some(e) if e.due == due => return,
                 _ => {
                     self.heap.pop();
                 }
@@ -200,10 +208,10 @@ impl Scheduler {
         let mut in_batch = HashSet::new();
         while claims.len() < CLAIM_BATCH {
             self.drop_stale_top();
-            let Some(Reverse((slot, job_id))) = self.heap.peek().copied() else {
+            let Some(Reverse((due, job_id))) = self.heap.peek().copied() else {
                 break;
             };
-            if slot > horizon {
+            if due > horizon {
                 break;
             }
             self.heap.pop();
@@ -212,16 +220,14 @@ impl Scheduler {
                 continue;
             }
             let entry = &self.jobs[&job_id];
-            claims.push(self.plan(job_id, slot, &entry.rule, now));
+            claims.push(self.plan(job_id, entry.slot, &entry.rule, now));
         }
         if claims.is_empty() {
             return;
         }
         if !self.runner.lease_is_current() {
             // Fenced (see `fence`): claim nothing until the lease is proven again.
-            for c in &claims {
-                self.heap.push(Reverse((c.slot, c.job_id)));
-            }
+            self.put_back(&claims);
             tokio::time::sleep(Duration::from_millis(50)).await;
             return;
         }
@@ -230,9 +236,7 @@ impl Scheduler {
             Err(e) => {
                 // The database is away: put the slots back and try again shortly.
                 tracing::error!(error = %e, "claiming slots; retrying");
-                for c in &claims {
-                    self.heap.push(Reverse((c.slot, c.job_id)));
-                }
+                self.put_back(&claims);
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 return;
             }
@@ -260,7 +264,8 @@ impl Scheduler {
             match outcome {
                 ClaimOutcome::Claimed { run_id, job } => {
                     self.runner.hold(run_id);
-                    self.advance(claim.job_id, claim.next);
+                    // The job's own next slot: `None` when this run used up its `max_runs`.
+                    self.advance(claim.job_id, job.next_run_at);
                     let fire = claim.fire.unwrap_or(claim.slot);
                     let run = Run {
                         id: run_id,
@@ -278,14 +283,15 @@ impl Scheduler {
                         signal: None,
                         log_truncated: false,
                         created_at: now,
+                        due_at: (claim.due != fire).then_some(claim.due),
                     };
-                    let missed = fire < now - self.settings.missed_grace.as_millis() as EpochMs;
+                    let missed = claim.due < now - self.settings.missed_grace.as_millis() as EpochMs;
                     let stack = stacks.get(&job.stack_id).cloned();
                     if missed {
                         self.start_missed(run, job, stack);
                     } else {
                         self.catching_up.remove(&job.id);
-                        groups.entry(fire).or_default().push((run, job, stack));
+                        groups.entry(claim.due).or_default().push((run, job, stack));
                     }
                 }
                 ClaimOutcome::Advanced => self.advance(claim.job_id, claim.next),
@@ -307,34 +313,41 @@ impl Scheduler {
             // Locked rows are usually free again within milliseconds; a slot another node
             // is claiming will then show as Lost.
             tokio::time::sleep(Duration::from_millis(10)).await;
-            for c in busy {
-                if self.jobs.get(&c.job_id).is_some_and(|e| e.slot == c.slot) {
-                    self.heap.push(Reverse((c.slot, c.job_id)));
-                }
-            }
+            self.put_back(&busy);
         }
         metrics::gauge!("cronstack_jobs_scheduled").set(self.jobs.len() as f64);
+    }
+
+    /// Slots whose claim did not happen (busy rows, the database away, fenced) go back on the
+    /// heap, unless the job moved meanwhile.
+    fn put_back(&mut self, claims: &[Claim]) {
+        for c in claims {
+            if let Some(e) = self.jobs.get(&c.job_id).filter(|e| e.slot == c.slot) {
+                self.heap.push(Reverse((e.due, c.job_id)));
+            }
+        }
     }
 
     /// Decides what to do with a due slot: run it, or follow the missed-run policy when it is
     /// older than the grace period (the node was down or overloaded).
     fn plan(&self, job_id: i64, slot: EpochMs, rule: &SlotRule, now: EpochMs) -> Claim {
         let trigger = &rule.trigger;
-        let missed = slot < now - self.settings.missed_grace.as_millis() as EpochMs;
+        let policy = &rule.policy;
+        let missed = policy.due(slot) < now - self.settings.missed_grace.as_millis() as EpochMs;
         let (fire, next) = if !missed {
-            (Some(slot), trigger.next_after(slot))
+            (Some(slot), policy.next_after(trigger, slot))
         } else {
             match rule.missed {
-                Missed::Skip => (None, trigger.next_after(now)),
+                Missed::Skip => (None, policy.next_after(trigger, now)),
                 Missed::RunOnce => {
                     let newest = last_slot_at_or_before(trigger, slot, now);
                     let deadline = self.settings.run_once_deadline.as_millis() as EpochMs;
                     let fire = (now - newest <= deadline).then_some(newest);
-                    (fire, trigger.next_after(now))
+                    (fire, policy.next_after(trigger, now))
                 }
                 Missed::CatchUp => {
                     let first = first_of_last_n(trigger, slot, now, self.settings.catch_up_max);
-                    (Some(first), trigger.next_after(first))
+                    (Some(first), policy.next_after(trigger, first))
                 }
             }
         };
@@ -343,6 +356,7 @@ impl Scheduler {
             job_id,
             slot,
             fire,
+            due: policy.due(fire.unwrap_or(slot)),
             next,
             disable: next.is_none(),
             node_id: self.node_id.to_string(),
@@ -366,7 +380,12 @@ impl Scheduler {
             let Some(next) = job.next_run_at else { return Ok(None) };
             let Some(schedule) = self.store.schedule(job.schedule_id).await? else { return Ok(None) };
             let trigger = schedule.config.trigger().map_err(crate::store::StoreError::Corrupt)?;
-            let rule = SlotRule { trigger: Arc::new(trigger), once: schedule.once, missed: job.missed };
+            let rule = SlotRule {
+                trigger: Arc::new(trigger),
+                once: schedule.once,
+                missed: job.missed,
+                policy: SlotPolicy::of(&job),
+            };
             Ok::<_, crate::store::StoreError>(Some((next, rule)))
         };
         match loaded.await {

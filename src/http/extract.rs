@@ -236,6 +236,20 @@ pub(crate) fn not_null<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> 
     }
 }
 
+/// A nullable instant given as RFC 3339 text (`"2027-01-01T00:00:00Z"`), as epoch ms.
+pub(crate) fn nullable_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        None => Ok(Some(None)),
+        Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
+            .map(|t| Some(Some(t.timestamp_millis())))
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not an RFC 3339 time (e.g. 2027-01-01T00:00:00Z)"
+                ))
+            }),
+    }
+}
+
 /// serde's "… at line 1 column 12" helps nobody once the field is named.
 fn strip_position(msg: &str) -> String {
     match msg.rfind(" at line ") {

@@ -6,8 +6,8 @@ use super::{
     Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, on_unique, paged, validate_name,
 };
 use crate::domain::{
-    EventKind, JOB_KIND_COMMAND, Job, JobStatus, Missed, Overlap, Run, RunStatus, Scope, Stack, TriggerKind,
-    new_uid, now_ms,
+    EpochMs, EventKind, JOB_KIND_COMMAND, Job, JobStatus, Missed, Overlap, Run, RunStatus, Scope, Stack,
+    TriggerKind, new_uid, now_ms,
 };
 use crate::engine::Launch;
 use crate::events::Event;
@@ -27,6 +27,10 @@ pub struct JobPatch {
     pub retries: Option<i64>,
     pub retry_backoff_s: Option<i64>,
     pub retry_lost: Option<bool>,
+    pub jitter_s: Option<i64>,
+    pub not_before: Option<Option<EpochMs>>,
+    pub not_after: Option<Option<EpochMs>>,
+    pub max_runs: Option<Option<i64>>,
 }
 
 impl JobPatch {
@@ -63,6 +67,18 @@ impl JobPatch {
         }
         if let Some(v) = self.retry_lost {
             j.retry_lost = v;
+        }
+        if let Some(v) = self.jitter_s {
+            j.jitter_s = v;
+        }
+        if let Some(v) = self.not_before {
+            j.not_before = v;
+        }
+        if let Some(v) = self.not_after {
+            j.not_after = v;
+        }
+        if let Some(v) = self.max_runs {
+            j.max_runs = v;
         }
     }
 
@@ -101,6 +117,20 @@ fn validate_job(j: &NewJob) -> ServiceResult<()> {
     }
     if !(1..=24 * 3600).contains(&j.retry_backoff_s) {
         return Err(ServiceError::invalid("retry_backoff_s", "must be between 1 and 86400 seconds"));
+    }
+    if !(0..=24 * 3600).contains(&j.jitter_s) {
+        return Err(ServiceError::invalid("jitter_s", "must be between 0 and 86400 seconds"));
+    }
+    if let (Some(start), Some(end)) = (j.not_before, j.not_after)
+        && start > end
+    {
+        return Err(ServiceError::invalid("not_after", "must not be before not_before"));
+    }
+    if j.max_runs.is_some_and(|n| !(1..=1_000_000_000).contains(&n)) {
+        return Err(ServiceError::invalid(
+            "max_runs",
+            "must be between 1 and 1000000000 (or null for no limit)",
+        ));
     }
     Ok(())
 }
@@ -153,13 +183,17 @@ impl Service {
             retries: 0,
             retry_backoff_s: 10,
             retry_lost: true,
+            jitter_s: 0,
+            not_before: None,
+            not_after: None,
+            max_runs: None,
         };
         patch.apply(&mut job);
         validate_job(&job)?;
         self.owned_stack_ref(caller, stack_id).await?;
         let schedule = self.owned_schedule_ref(caller, schedule_id).await?;
         let now = now_ms();
-        let next = if job.enabled { Self::next_slot(&schedule.config, now)? } else { None };
+        let next = if job.enabled { Self::next_slot(&schedule.config, &job, now)? } else { None };
         let id = on_unique(
             self.store.insert_job(caller.user_id, &new_uid(), &job, next, now).await,
             ServiceError::NameTaken(Entity::Job),
@@ -188,13 +222,26 @@ impl Service {
             }
             let schedule = self.owned_schedule_ref(caller, fields.schedule_id).await?;
             let now = now_ms();
+            let reset_runs_fired = patch.max_runs.is_some();
+            if fields.enabled
+                && !current.enabled
+                && !reset_runs_fired
+                && fields.max_runs.is_some_and(|max| current.runs_fired >= max)
+            {
+                return Err(ServiceError::Conflict(format!(
+                    "the job has fired its max_runs ({}) scheduled runs: set max_runs again to enable it",
+                    current.runs_fired
+                )));
+            }
             let reschedule = if !fields.enabled {
                 Some(None)
             } else if !current.enabled
                 || fields.schedule_id != current.schedule_id
+                || fields.not_before != current.not_before
+                || fields.not_after != current.not_after
                 || current.next_run_at.is_none()
             {
-                Some(Self::next_slot(&schedule.config, now)?)
+                Some(Self::next_slot(&schedule.config, &fields, now)?)
             } else {
                 None
             };
@@ -209,6 +256,7 @@ impl Service {
                     current.last_status
                 },
                 fields,
+                reset_runs_fired,
             };
             let written = on_unique(
                 self.store.update_job(id, current.updated_at, &changes, now).await,
@@ -248,6 +296,7 @@ impl Service {
                 paused_by_all: current.paused_by_all,
                 reschedule: None,
                 last_status: current.last_status,
+                reset_runs_fired: false,
             };
             if self.store.update_job(id, current.updated_at, &changes, now_ms()).await? {
                 return Ok(DeleteOutcome::QueuedForDeletion);
@@ -278,7 +327,7 @@ impl Service {
                     .schedule(current.schedule_id)
                     .await?
                     .ok_or(ServiceError::NotFound(Entity::Schedule))?;
-                Some(Self::next_slot(&schedule.config, now)?)
+                Some(Self::next_slot(&schedule.config, &fields, now)?)
             } else {
                 None
             };
@@ -288,6 +337,7 @@ impl Service {
                 paused_by_all,
                 reschedule,
                 last_status: current.last_status,
+                reset_runs_fired: false,
             };
             if self.store.update_job(current.id, current.updated_at, &changes, now).await? {
                 let job = self.store.job(current.id).await?.ok_or(ServiceError::NotFound(Entity::Job))?;

@@ -164,10 +164,20 @@ impl Service {
         &self.settings
     }
 
-    /// The next slot of a job that is enabled with `config`, strictly after `now`.
-    fn next_slot(config: &ScheduleConfig, now: EpochMs) -> ServiceResult<Option<EpochMs>> {
+    /// The next slot of a job that is enabled with `config`, strictly after `now`, inside the
+    /// job's window.
+    fn next_slot(
+        config: &ScheduleConfig,
+        job: &crate::store::NewJob,
+        now: EpochMs,
+    ) -> ServiceResult<Option<EpochMs>> {
         let trigger = config.trigger().map_err(ServiceError::InvalidSchedule)?;
-        Ok(trigger.next_after(now))
+        let window = crate::domain::SlotPolicy {
+            not_before: job.not_before,
+            not_after: job.not_after,
+            ..Default::default()
+        };
+        Ok(window.next_after(&trigger, now))
     }
 
     /// Tells the scheduler (and, through the database, the other nodes) where a job stands.
@@ -180,7 +190,7 @@ impl Service {
                     .await?
                     .ok_or(ServiceError::NotFound(Entity::Schedule))?;
                 let trigger = schedule.config.trigger().map_err(ServiceError::InvalidSchedule)?;
-                Some((trigger, schedule.once, job.missed))
+                Some((trigger, schedule.once, job.missed, crate::domain::SlotPolicy::of(job)))
             }
             None => None,
         };

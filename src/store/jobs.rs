@@ -11,9 +11,9 @@ use super::{
     Backend, Listing, Page, SqlxResultExt, Store, StoreError, StoreResult, get_bool, get_enum, get_i64,
     get_opt_i64, get_opt_string, get_string,
 };
-use crate::domain::{EpochMs, Job, JobStatus, Missed, Overlap, UserId, bool_flag};
+use crate::domain::{EpochMs, Job, JobStatus, Missed, Overlap, SlotPolicy, UserId, bool_flag};
 
-const COLUMNS: &str = "id, uid, owner, stack_id, schedule_id, name, kind, command, enabled, pending_delete, paused_by_all, timeout_s, overlap, missed, retries, retry_backoff_s, retry_lost, next_run_at, last_status, created_at, updated_at";
+const COLUMNS: &str = "id, uid, owner, stack_id, schedule_id, name, kind, command, enabled, pending_delete, paused_by_all, timeout_s, overlap, missed, retries, retry_backoff_s, retry_lost, jitter_s, not_before, not_after, max_runs, runs_fired, next_run_at, last_status, created_at, updated_at";
 
 /// The user-settable fields of a job (create and full rewrite on update).
 #[derive(Debug, Clone)]
@@ -30,6 +30,10 @@ pub struct NewJob {
     pub retries: i64,
     pub retry_backoff_s: i64,
     pub retry_lost: bool,
+    pub jitter_s: i64,
+    pub not_before: Option<EpochMs>,
+    pub not_after: Option<EpochMs>,
+    pub max_runs: Option<i64>,
 }
 
 impl NewJob {
@@ -47,6 +51,10 @@ impl NewJob {
             retries: j.retries,
             retry_backoff_s: j.retry_backoff_s,
             retry_lost: j.retry_lost,
+            jitter_s: j.jitter_s,
+            not_before: j.not_before,
+            not_after: j.not_after,
+            max_runs: j.max_runs,
         }
     }
 }
@@ -60,6 +68,8 @@ pub struct JobChanges {
     /// `Some(next)` replaces the next slot; `None` keeps whatever the scheduler has set.
     pub reschedule: Option<Option<EpochMs>>,
     pub last_status: JobStatus,
+    /// The run count toward `max_runs` starts again (the limit was set anew).
+    pub reset_runs_fired: bool,
 }
 
 /// A job as the scheduler loads it at start.
@@ -72,6 +82,8 @@ pub struct ScheduledJob {
     /// The schedule's stored config JSON (parsed once per schedule by the caller).
     pub config: String,
     pub once: bool,
+    /// Window and jitter (the default for almost every job).
+    pub policy: SlotPolicy,
 }
 
 impl Store {
@@ -84,8 +96,8 @@ impl Store {
         now: EpochMs,
     ) -> StoreResult<i64> {
         let q = sqlx::query(
-            "INSERT INTO jobs (uid, owner, stack_id, schedule_id, name, kind, command, enabled, timeout_s, overlap, missed, retries, retry_backoff_s, next_run_at, created_at, updated_at, retry_lost) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16) RETURNING id",
+            "INSERT INTO jobs (uid, owner, stack_id, schedule_id, name, kind, command, enabled, timeout_s, overlap, missed, retries, retry_backoff_s, next_run_at, created_at, updated_at, retry_lost, jitter_s, not_before, not_after, max_runs) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18, $19, $20) RETURNING id",
         )
         .bind(uid)
         .bind(owner)
@@ -102,7 +114,11 @@ impl Store {
         .bind(j.retry_backoff_s)
         .bind(next_run_at)
         .bind(now)
-        .bind(bool_flag(j.retry_lost));
+        .bind(bool_flag(j.retry_lost))
+        .bind(j.jitter_s)
+        .bind(j.not_before)
+        .bind(j.not_after)
+        .bind(j.max_runs);
         let row = self.write_returning(q).await?;
         self.changed(Change::JobAdded);
         get_i64(&row, "id")
@@ -122,7 +138,8 @@ impl Store {
         let done = sqlx::query(
             "UPDATE jobs SET stack_id = $3, schedule_id = $4, name = $5, command = $6, enabled = $7, pending_delete = $8, paused_by_all = $9, \
              timeout_s = $10, overlap = $11, missed = $12, retries = $13, retry_backoff_s = $14, \
-             next_run_at = CASE WHEN $18 = 1 THEN $15 ELSE next_run_at END, last_status = $16, updated_at = $17, retry_lost = $19 \
+             next_run_at = CASE WHEN $18 = 1 THEN $15 ELSE next_run_at END, last_status = $16, updated_at = $17, retry_lost = $19, \
+             jitter_s = $20, not_before = $21, not_after = $22, max_runs = $23, runs_fired = CASE WHEN $24 = 1 THEN 0 ELSE runs_fired END \
              WHERE id = $1 AND updated_at = $2",
         )
         .bind(id)
@@ -144,6 +161,11 @@ impl Store {
         .bind(now.max(seen_updated_at + 1))
         .bind(bool_flag(c.reschedule.is_some()))
         .bind(bool_flag(j.retry_lost))
+        .bind(j.jitter_s)
+        .bind(j.not_before)
+        .bind(j.not_after)
+        .bind(j.max_runs)
+        .bind(bool_flag(c.reset_runs_fired))
         .execute(&self.write)
         .await
         .wrote()?;
@@ -260,7 +282,33 @@ impl Store {
                     schedule_id,
                     config: config.clone(),
                     once: *once,
+                    policy: SlotPolicy::default(),
                 });
+            }
+        }
+        // The few jobs with a window or a jitter, read apart so the bulk load stays lean.
+        let mut policies = std::collections::HashMap::new();
+        let rows = sqlx::query(
+            "SELECT id, uid, jitter_s, not_before, not_after FROM jobs WHERE next_run_at IS NOT NULL \
+             AND (jitter_s > 0 OR not_before IS NOT NULL OR not_after IS NOT NULL)",
+        )
+        .fetch_all(&self.read)
+        .await
+        .db()?;
+        for r in rows {
+            let policy = SlotPolicy {
+                not_before: get_opt_i64(&r, "not_before")?,
+                not_after: get_opt_i64(&r, "not_after")?,
+                jitter_ms: get_i64(&r, "jitter_s")? * 1000,
+                seed: crate::domain::stable_hash(get_string(&r, "uid")?.as_bytes()),
+            };
+            policies.insert(get_i64(&r, "id")?, policy);
+        }
+        if !policies.is_empty() {
+            for job in &mut jobs {
+                if let Some(policy) = policies.get(&job.job_id) {
+                    job.policy = *policy;
+                }
             }
         }
         Ok(jobs)
@@ -298,6 +346,11 @@ pub(super) fn job_from_row(r: &AnyRow) -> StoreResult<Job> {
         retries: get_i64(r, "retries")?,
         retry_backoff_s: get_i64(r, "retry_backoff_s")?,
         retry_lost: get_bool(r, "retry_lost")?,
+        jitter_s: get_i64(r, "jitter_s")?,
+        not_before: get_opt_i64(r, "not_before")?,
+        not_after: get_opt_i64(r, "not_after")?,
+        max_runs: get_opt_i64(r, "max_runs")?,
+        runs_fired: get_i64(r, "runs_fired")?,
         next_run_at: get_opt_i64(r, "next_run_at")?,
         last_status: JobStatus::from_i64(get_i64(r, "last_status")?),
         created_at: get_i64(r, "created_at")?,

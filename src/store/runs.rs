@@ -12,7 +12,7 @@ use super::{
 };
 use crate::domain::{EpochMs, Job, JobStatus, Run, RunStatus, TriggerKind, UserId, bool_flag};
 
-const COLUMNS: &str = "id, job_id, owner, trigger_kind, scheduled_for, attempt, args, status, node_id, started_at, finished_at, exit_code, signal, log_truncated, created_at";
+const COLUMNS: &str = "id, job_id, owner, trigger_kind, scheduled_for, attempt, args, status, node_id, started_at, finished_at, exit_code, signal, log_truncated, created_at, due_at";
 
 #[derive(Debug, Clone)]
 pub struct NewRun {
@@ -36,6 +36,8 @@ pub struct Claim {
     pub slot: EpochMs,
     /// The slot to run: usually `slot`; another one when catching up; `None` to skip.
     pub fire: Option<EpochMs>,
+    /// When `fire` is due: the slot plus the job's jitter.
+    pub due: EpochMs,
     pub next: Option<EpochMs>,
     /// One-time schedule: the job disables itself once this slot is claimed.
     pub disable: bool,
@@ -125,19 +127,27 @@ impl Store {
             let returning =
                 JOB_COLUMNS.split(", ").map(|c| format!("jobs.{c}")).collect::<Vec<_>>().join(", ");
             let values = (0..mine.len())
-                .map(|i| format!("(${}, ${}, ${}, ${})", 4 * i + 1, 4 * i + 2, 4 * i + 3, 4 * i + 4))
+                .map(|i| {
+                    let p = 5 * i;
+                    format!("(${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5)
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
+            // `max_runs`: the run that reaches it disables the job (no next slot).
             let sql = format!(
                 "UPDATE jobs SET \
-                   next_run_at = CASE WHEN jobs.pending_delete = 1 THEN jobs.next_run_at ELSE v.nxt END, \
-                   enabled = CASE WHEN jobs.pending_delete = 0 AND v.dis = 1 THEN 0 ELSE jobs.enabled END \
-                 FROM (SELECT column1 AS id, column2 AS slot, column3 AS nxt, column4 AS dis FROM (VALUES {values}) AS t) AS v \
+                   next_run_at = CASE WHEN jobs.pending_delete = 1 THEN jobs.next_run_at \
+                     WHEN jobs.max_runs IS NOT NULL AND jobs.runs_fired + v.f >= jobs.max_runs THEN NULL ELSE v.nxt END, \
+                   enabled = CASE WHEN jobs.pending_delete = 0 AND (v.dis = 1 \
+                     OR (jobs.max_runs IS NOT NULL AND jobs.runs_fired + v.f >= jobs.max_runs)) THEN 0 ELSE jobs.enabled END, \
+                   runs_fired = jobs.runs_fired + v.f \
+                 FROM (SELECT column1 AS id, column2 AS slot, column3 AS nxt, column4 AS dis, column5 AS f FROM (VALUES {values}) AS t) AS v \
                  WHERE jobs.id = v.id AND jobs.next_run_at = v.slot RETURNING {returning}"
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for c in &mine {
-                q = q.bind(c.job_id).bind(c.slot).bind(c.next).bind(bool_flag(c.disable));
+                let fires = i64::from(c.fire.is_some());
+                q = q.bind(c.job_id).bind(c.slot).bind(c.next).bind(bool_flag(c.disable)).bind(fires);
             }
             for row in q.fetch_all(&mut *tx).await.db()? {
                 let job = job_from_row(&row)?;
@@ -166,29 +176,36 @@ impl Store {
             .collect();
         let mut run_ids: HashMap<i64, i64> = HashMap::new();
         if !to_fire.is_empty() {
-            // Five parameters per row, then `now` once at the end.
-            let now_param = 5 * to_fire.len() + 1;
+            // Six parameters per row, then `now` once at the end.
+            let now_param = 6 * to_fire.len() + 1;
             let values = (0..to_fire.len())
                 .map(|i| {
-                    let p = 5 * i;
+                    let p = 6 * i;
                     format!(
-                        "(${}, ${}, 'schedule', ${}, 1, '[]', 'queued', ${}, ${}, ${now_param})",
+                        "(${}, ${}, 'schedule', ${}, 1, '[]', 'queued', ${}, ${}, ${now_param}, ${})",
                         p + 1,
                         p + 2,
                         p + 3,
                         p + 4,
-                        p + 5
+                        p + 5,
+                        p + 6
                     )
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
             let sql = format!(
-                "INSERT INTO runs (job_id, owner, trigger_kind, scheduled_for, attempt, args, status, node_id, lease_until, created_at) \
+                "INSERT INTO runs (job_id, owner, trigger_kind, scheduled_for, attempt, args, status, node_id, lease_until, created_at, due_at) \
                  VALUES {values} ON CONFLICT (job_id, scheduled_for) WHERE trigger_kind = 'schedule' DO NOTHING RETURNING id, job_id"
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (c, fire, job) in &to_fire {
-                q = q.bind(c.job_id).bind(job.owner).bind(*fire).bind(&c.node_id).bind(c.lease_until);
+                q = q
+                    .bind(c.job_id)
+                    .bind(job.owner)
+                    .bind(*fire)
+                    .bind(&c.node_id)
+                    .bind(c.lease_until)
+                    .bind(c.due);
             }
             q = q.bind(now);
             for row in q.fetch_all(&mut *tx).await.db()? {
@@ -478,6 +495,7 @@ pub(super) fn run_from_row(r: &AnyRow) -> StoreResult<Run> {
         signal: get_opt_i64(r, "signal")?,
         log_truncated: get_bool(r, "log_truncated")?,
         created_at: get_i64(r, "created_at")?,
+        due_at: get_opt_i64(r, "due_at")?,
     })
 }
 

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{Body, KResult, ListPage, Page, id_param, not_null, nullable, page_request};
 use crate::domain::{Job, Missed, Overlap, iso8601};
-use crate::http::extract::{JsonBody, PageParam};
+use crate::http::extract::{JsonBody, PageParam, nullable_time};
 use crate::http::{AppState, json_bytes, json_response};
 use crate::service::{Caller, DeleteOutcome, JobPatch};
 use axum::response::Response;
@@ -33,6 +33,11 @@ pub struct JobView {
     retries: i64,
     retry_backoff_s: i64,
     retry_lost: bool,
+    jitter_s: i64,
+    not_before: Option<String>,
+    not_after: Option<String>,
+    max_runs: Option<i64>,
+    runs_fired: i64,
     created_at: String,
     updated_at: String,
 }
@@ -57,6 +62,11 @@ impl From<&Job> for JobView {
             retries: j.retries,
             retry_backoff_s: j.retry_backoff_s,
             retry_lost: j.retry_lost,
+            jitter_s: j.jitter_s,
+            not_before: j.not_before.map(iso8601),
+            not_after: j.not_after.map(iso8601),
+            max_runs: j.max_runs,
+            runs_fired: j.runs_fired,
             created_at: iso8601(j.created_at),
             updated_at: iso8601(j.updated_at),
         }
@@ -90,6 +100,17 @@ pub struct JobInput {
     retry_backoff_s: Option<i64>,
     #[serde(default, deserialize_with = "not_null")]
     retry_lost: Option<bool>,
+    #[serde(default, deserialize_with = "not_null")]
+    jitter_s: Option<i64>,
+    /// `null`: no window start.
+    #[serde(default, deserialize_with = "nullable_time")]
+    not_before: Option<Option<i64>>,
+    /// `null`: no window end.
+    #[serde(default, deserialize_with = "nullable_time")]
+    not_after: Option<Option<i64>>,
+    /// `null`: no limit.
+    #[serde(default, deserialize_with = "nullable")]
+    max_runs: Option<Option<i64>>,
 }
 
 impl From<JobInput> for JobPatch {
@@ -106,6 +127,10 @@ impl From<JobInput> for JobPatch {
             retries: i.retries,
             retry_backoff_s: i.retry_backoff_s,
             retry_lost: i.retry_lost,
+            jitter_s: i.jitter_s,
+            not_before: i.not_before,
+            not_after: i.not_after,
+            max_runs: i.max_runs,
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct RunView {
     trigger: TriggerKind,
     attempt: i64,
     scheduled_for: String,
+    /// How long after its slot the run was due (the job's `jitter_s`); lateness counts from then.
+    jitter_ms: i64,
     started_at: Option<String>,
     finished_at: Option<String>,
     lateness_ms: Option<i64>,
@@ -41,6 +43,7 @@ impl From<&Run> for RunView {
             trigger: r.trigger,
             attempt: r.attempt,
             scheduled_for: iso8601(r.scheduled_for),
+            jitter_ms: r.due() - r.scheduled_for,
             started_at: r.started_at.map(iso8601),
             finished_at: r.finished_at.map(iso8601),
             lateness_ms: r.lateness_ms(),
