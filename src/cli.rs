@@ -107,6 +107,12 @@ struct ServeArgs {
     /// children get its uid and primary gid, no supplementary groups, its HOME/USER/LOGNAME.
     #[arg(long, env = "CRONSTACK_RUN_AS", value_name = "USER")]
     run_as: Option<String>,
+    /// Pass this variable of the server's environment on to jobs (repeatable, or
+    /// `CRONSTACK_PASS_ENV=A,B`). Jobs otherwise get a clean environment: a fixed PATH (the
+    /// server's with `--pass-env PATH`), HOME, USER, LOGNAME, SHELL=/bin/sh, LANG, LC_ALL and
+    /// TZ if set, the stack's env, the CRONSTACK_* run variables.
+    #[arg(long = "pass-env", env = "CRONSTACK_PASS_ENV", value_name = "NAME", value_delimiter = ',')]
+    pass_env: Vec<String>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -253,6 +259,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ),
             None => None,
         },
+        job_env: cronstack_exec::JobEnv::new(&args.pass_env)
+            .map_err(|e| anyhow::anyhow!("--pass-env: {e}"))?,
         ..EngineSettings::default()
     };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
