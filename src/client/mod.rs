@@ -101,7 +101,7 @@ enum StacksCmd {
     /// Create a stack.
     Create {
         name: String,
-        /// The shell command its jobs run (`sh -c`; the run's arguments are "$@").
+        /// The shell command its jobs run (`sh -c`; see `run --help` for its arguments).
         #[arg(long)]
         command: String,
         /// An environment variable, KEY=VALUE (repeatable).
@@ -321,7 +321,9 @@ pub struct RunArgs {
     /// Stream the log until the run ends, and exit with its exit code.
     #[arg(long, short = 'f')]
     follow: bool,
-    /// Arguments for the command ("$1", "$2", …), after `--`.
+    /// Arguments for the command, after `--`, each a separate word: a command using "$@", $1…
+    /// gets them as $1… only, one simple command or pipeline gets them appended to its last
+    /// command, anything else refuses them (use "$@" where they belong).
     #[arg(last = true)]
     args: Vec<String>,
 }
