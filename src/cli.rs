@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::client::outln;
 use crate::domain::Scope;
 use crate::engine::{Engine, EngineHandle, EngineSettings};
 use crate::service::{Service, ServiceSettings};
@@ -191,8 +192,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .create_user(&username, email.as_deref(), password.as_deref())
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("created user {} (id {}); their API token (shown once):", user.username, user.id);
-            println!("{token}");
+            outln!("created user {} (id {}); their API token (shown once):", user.username, user.id);
+            outln!("{token}");
             Ok(())
         }
         Command::Token(TokenCommand::Create { user, scopes, name, db }) => {
@@ -201,13 +202,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (token, secret) =
                 service.create_token(user.id, &name, &scopes).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             let scopes: Vec<&str> = token.scopes.iter().map(|s| s.as_str()).collect();
-            println!(
-                "token {} for {} with scopes {} (shown once):",
-                token.id,
-                user.username,
-                scopes.join(",")
-            );
-            println!("{secret}");
+            outln!("token {} for {} with scopes {} (shown once):", token.id, user.username, scopes.join(","));
+            outln!("{secret}");
             Ok(())
         }
     }
