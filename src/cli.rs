@@ -255,8 +255,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ),
             None => None,
         },
-        job_env: cronstack_exec::JobEnv::new(&args.pass_env)
-            .map_err(|e| anyhow::anyhow!("--pass-env: {e}"))?,
+        job_env: job_env(&args.pass_env)?,
         ..EngineSettings::default()
     };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
@@ -298,6 +297,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     webhooks.shutdown().await;
     store.close().await;
     Ok(())
+}
+
+/// What jobs start with; `--pass-env` names (empty ones, as from `CRONSTACK_PASS_ENV=` or
+/// `A,,B`, are nothing).
+fn job_env(pass: &[String]) -> anyhow::Result<cronstack_exec::JobEnv> {
+    let pass: Vec<String> = pass.iter().filter(|name| !name.is_empty()).cloned().collect();
+    cronstack_exec::JobEnv::new(&pass).map_err(|e| anyhow::anyhow!("--pass-env: {e}"))
 }
 
 async fn shutdown_signal() {

@@ -115,9 +115,9 @@ async fn jobs_do_not_see_the_servers_environment() {
     assert_eq!(path, "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     server.stop();
 
-    // Passed on by name, on purpose: `--pass-env` or CRONSTACK_PASS_ENV=A,B.
+    // Passed on by name, on purpose: `--pass-env` or CRONSTACK_PASS_ENV=A,B (an empty name is none).
     let server_path = std::env::var("PATH").unwrap();
-    let pass = [("CRONSTACK_PASS_ENV", "SECRET_OF_THE_HOST,PATH"), host_env[0], host_env[1]];
+    let pass = [("CRONSTACK_PASS_ENV", "SECRET_OF_THE_HOST,,PATH"), host_env[0], host_env[1]];
     let server = Server::start_with_env(&db_with_password, &[], &pass);
     let w = World { api: Api::new(&server, Some(&token)), ..w };
     let (_, log) = w.run(job, &[]).await;
