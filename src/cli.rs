@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::client::outln;
 use crate::domain::Scope;
 use crate::engine::{Engine, EngineHandle, EngineSettings};
 use crate::service::{Service, ServiceSettings};
@@ -107,6 +108,12 @@ struct ServeArgs {
     /// children get its uid and primary gid, no supplementary groups, its HOME/USER/LOGNAME.
     #[arg(long, env = "CRONSTACK_RUN_AS", value_name = "USER")]
     run_as: Option<String>,
+    /// Pass this variable of the server's environment on to jobs (repeatable, or
+    /// `CRONSTACK_PASS_ENV=A,B`). Jobs otherwise get a clean environment: a fixed PATH (the
+    /// server's with `--pass-env PATH`), HOME, USER, LOGNAME, SHELL=/bin/sh, LANG, LC_ALL and
+    /// TZ if set, the stack's env, the CRONSTACK_* run variables.
+    #[arg(long = "pass-env", env = "CRONSTACK_PASS_ENV", value_name = "NAME", value_delimiter = ',')]
+    pass_env: Vec<String>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -185,8 +192,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .create_user(&username, email.as_deref(), password.as_deref())
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("created user {} (id {}); their API token (shown once):", user.username, user.id);
-            println!("{token}");
+            outln!("created user {} (id {}); their API token (shown once):", user.username, user.id);
+            outln!("{token}");
             Ok(())
         }
         Command::Token(TokenCommand::Create { user, scopes, name, db }) => {
@@ -195,13 +202,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (token, secret) =
                 service.create_token(user.id, &name, &scopes).await.map_err(|e| anyhow::anyhow!("{e}"))?;
             let scopes: Vec<&str> = token.scopes.iter().map(|s| s.as_str()).collect();
-            println!(
-                "token {} for {} with scopes {} (shown once):",
-                token.id,
-                user.username,
-                scopes.join(",")
-            );
-            println!("{secret}");
+            outln!("token {} for {} with scopes {} (shown once):", token.id, user.username, scopes.join(","));
+            outln!("{secret}");
             Ok(())
         }
     }
@@ -253,6 +255,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ),
             None => None,
         },
+        job_env: job_env(&args.pass_env)?,
         ..EngineSettings::default()
     };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
@@ -294,6 +297,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     webhooks.shutdown().await;
     store.close().await;
     Ok(())
+}
+
+/// What jobs start with; `--pass-env` names (empty ones, as from `CRONSTACK_PASS_ENV=` or
+/// `A,,B`, are nothing).
+fn job_env(pass: &[String]) -> anyhow::Result<cronstack_exec::JobEnv> {
+    let pass: Vec<String> = pass.iter().filter(|name| !name.is_empty()).cloned().collect();
+    cronstack_exec::JobEnv::new(&pass).map_err(|e| anyhow::anyhow!("--pass-env: {e}"))
 }
 
 async fn shutdown_signal() {

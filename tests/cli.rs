@@ -337,3 +337,62 @@ fn an_unreachable_server_is_one_line() {
     let err = one_line_error(&out);
     assert!(err.contains("cannot reach the server") && err.contains(&port.to_string()), "{err}");
 }
+
+#[test]
+fn next_refuses_what_never_fires_and_states_the_dst_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let run =
+        |args: &[&str]| Command::new(BIN).args(args).env("XDG_CONFIG_HOME", dir.path()).output().unwrap();
+    for (expr, reason) in [
+        ("0 0 31 2 *", "February has no day 31"),
+        ("0 0 30 2 *", "February has no day 30"),
+        ("0 0 31 4,6,9,11 *", "April, June, September and November have no day 31"),
+    ] {
+        let err = one_line_error(&run(&["next", expr]));
+        assert_eq!(err, format!("error: this expression never fires: {reason}"));
+    }
+    let help = text(&run(&["next", "--help"]).stdout);
+    for words in
+        ["starts with `*`", "keeps its real-time cadence", "fires four times", "fires twice", "1-23/2"]
+    {
+        assert!(help.contains(words), "next --help lacks {words:?}:\n{help}");
+    }
+    let help = text(&run(&["run", "--help"]).stdout);
+    assert!(
+        help.contains("appended to its last command") && help.contains("anything else refuses"),
+        "{help}"
+    );
+}
+
+/// `cronstack next … | head -1`: the reader goes away after one line; the writer ends
+/// quietly with status 0 (Rust's `println!` would panic on the closed pipe).
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    // More rows than a pipe buffer holds, so writing hits the closed pipe for sure.
+    let mut child = Command::new(BIN)
+        .args(["next", "* * * * * *", "-n", "5000"])
+        .env("XDG_CONFIG_HOME", dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert_eq!(first.trim_end(), "every second UTC");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+
+    // The same through a shell pipeline, its status that of the whole pipeline.
+    let out = Command::new("bash")
+        .args(["-c", &format!("set -o pipefail; '{BIN}' next '* * * * * *' -n 5000 | head -1")])
+        .env("XDG_CONFIG_HOME", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        (out.status.code(), text(&out.stdout).as_str(), text(&out.stderr).as_str()),
+        (Some(0), "every second UTC\n", "")
+    );
+}

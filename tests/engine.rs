@@ -591,9 +591,10 @@ async fn timeout_kills_the_whole_process_group() {
 async fn args_arrive_as_separate_words_and_are_never_executed() {
     let env = Env::start(&[]);
     let m = |n: &str| env.path(n).display().to_string();
-    // A shell function so the appended "$@" reaches printf as separate words.
-    let job =
-        env.manual_job("w() { printf '%s\\n' \"$@\" > \"$T/args-$CRONSTACK_RUN_ID\"; }; w", json!({})).await;
+    // A shell function, given the job's arguments as separate words.
+    let job = env
+        .manual_job("w() { printf '%s\\n' \"$@\" > \"$T/args-$CRONSTACK_RUN_ID\"; }; w \"$@\"", json!({}))
+        .await;
 
     // As one string, split like a shell splits words.
     let line = format!(

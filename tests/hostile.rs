@@ -627,3 +627,43 @@ async fn half_sent_requests_hold_no_one_up_are_cut_off_and_store_nothing() {
     assert_healthy(&w.server).await;
     assert_eq!(w.snapshot().await, before, "a half-sent request changed something");
 }
+
+/// Commands built to wear out the shell parser that places a run's arguments (nested 8 KiB
+/// deep, longer than it reads, sprinkled with comments and here-documents): each run now with
+/// arguments is answered at once (run, or refused with a 400), and the server stays up.
+#[tokio::test]
+async fn commands_that_wear_out_the_argument_parser_are_answered_quickly() {
+    let w = world(&[]).await;
+    let depth = |open: &str, close: &str| {
+        let n = (8 * 1024 - 10) / (open.len() + close.len());
+        format!("echo {}x{}", open.repeat(n), close.repeat(n))
+    };
+    let commands = [
+        depth("$(", ")"),
+        depth("\"$(echo ", ")\""),
+        depth("${x:-", "}"),
+        depth("(", ")"),
+        depth("`", "`"),
+        format!("printf '[%s]' {}", "x".repeat(100_000)),
+        "# c\n".repeat(20_000),
+        "cat <<EOF\n#\nEOF\n".repeat(2_000),
+        "$(".repeat(50_000),
+    ];
+    for command in &commands {
+        // Each script ends at once if it runs at all: the cost measured is the parser's.
+        let command = format!("exit 0\n{command}");
+        let head: String = command.chars().take(30).collect();
+        let r = w.alice.put(&format!("/api/v1/jobs/{}", w.job_id), json!({ "command": command })).await;
+        assert_eq!(r.status, 200, "{head}: {}", r.text);
+        let started = Instant::now();
+        let r = w.alice.post(&format!("/api/v1/jobs/byid/{}/run", w.job_id), json!({"args": ["A"]})).await;
+        assert!(
+            r.status == 200 || (r.status == 400 && r.json()["code"] == 4),
+            "{head}: {} {}",
+            r.status,
+            r.text
+        );
+        assert!(started.elapsed() < Duration::from_secs(10), "{head}: {:?}", started.elapsed());
+        assert_healthy(&w.server).await;
+    }
+}

@@ -2,9 +2,20 @@
 //! `runs`, `logs` against a server's v1 API, and `next` (offline). Tables for people,
 //! `--output json` for scripts, one readable line for every error.
 
+/// `print!` and `println!` for command output: quiet on a closed stdout (see
+/// [`output::write_stdout`]).
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::client::output::write_stdout(format_args!($($arg)*)) };
+}
+macro_rules! outln {
+    () => { $crate::client::output::write_stdout(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::client::output::write_stdout(format_args!("{}\n", format_args!($($arg)*))) };
+}
+pub(crate) use {out, outln};
+
 mod api;
 mod config;
-mod output;
+pub(crate) mod output;
 
 use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
@@ -71,6 +82,14 @@ pub enum ClientCommand {
     /// A run's log; with --follow, live until the run ends.
     Logs(LogsArgs),
     /// The next fire times of a cron expression (offline: checks an expression).
+    ///
+    /// Daylight saving time, as Vixie cron: an expression whose second, minute or hour field
+    /// starts with `*` keeps its real-time cadence through a repeated or skipped hour
+    /// (`*/30 2 * * *` fires four times on a fall-back night, none on a spring-forward one);
+    /// any other is fixed times: a skipped local time fires once right after the gap, a
+    /// repeated one once (`0,30 2 * * *` fires twice that night). A step without `*` is fixed
+    /// times too: `1/2` in the hour field means 1-23/2. An expression that can never fire
+    /// (`0 0 31 2 *`) is refused, saying why.
     Next(NextArgs),
 }
 
@@ -101,7 +120,7 @@ enum StacksCmd {
     /// Create a stack.
     Create {
         name: String,
-        /// The shell command its jobs run (`sh -c`; the run's arguments are "$@").
+        /// The shell command its jobs run (`sh -c`; see `run --help` for its arguments).
         #[arg(long)]
         command: String,
         /// An environment variable, KEY=VALUE (repeatable).
@@ -321,7 +340,9 @@ pub struct RunArgs {
     /// Stream the log until the run ends, and exit with its exit code.
     #[arg(long, short = 'f')]
     follow: bool,
-    /// Arguments for the command ("$1", "$2", …), after `--`.
+    /// Arguments for the command, after `--`, each a separate word: a command using "$@", $1…
+    /// gets them as $1… only, one simple command or pipeline gets them appended to its last
+    /// command, anything else refuses them (use "$@" where they belong).
     #[arg(last = true)]
     args: Vec<String>,
 }
@@ -377,17 +398,25 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Runs a client command.
+/// Runs a client command. Output cut short by a closed stdout (`cronstack next … | head -1`)
+/// is a success: the reader has what it wanted.
 pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
+    match run_command(cmd).await {
+        Err(e) if output::is_closed_stdout(&e) => Ok(()),
+        other => other,
+    }
+}
+
+async fn run_command(cmd: ClientCommand) -> anyhow::Result<()> {
     let style = Style::detect();
     match cmd {
         ClientCommand::Login(args) => login(args).await,
         ClientCommand::Logout => {
             let path = config::path()?;
             if config::remove()? {
-                println!("forgot the server and token in {}", path.display());
+                outln!("forgot the server and token in {}", path.display());
             } else {
-                println!("not logged in ({} does not exist)", path.display());
+                outln!("not logged in ({} does not exist)", path.display());
             }
             Ok(())
         }
@@ -453,7 +482,7 @@ async fn login(args: LoginArgs) -> anyhow::Result<()> {
     let me = api.whoami().await.map_err(|e| anyhow!("{e}"))?;
     let path = config::save(&config::Config { url: url.clone(), token })?;
     let scopes: Vec<String> = me["scopes"].as_array().into_iter().flatten().map(cell).collect();
-    println!(
+    outln!(
         "logged in to {url} as {} (scopes: {}); saved to {}",
         cell(&me["username"]),
         scopes.join(", "),
@@ -497,9 +526,9 @@ fn next(args: NextArgs, style: Style) -> anyhow::Result<()> {
         }));
         return Ok(());
     }
-    println!("{}", style.bold(&trigger.describe()));
+    outln!("{}", style.bold(&trigger.describe()));
     if times.is_empty() {
-        println!("{}", style.dim("(it never fires again)"));
+        outln!("{}", style.dim("(it never fires again)"));
         return Ok(());
     }
     let mut table = Table::new(&["#", &format!("TIME ({})", args.tz), "UTC", "IN"]);
@@ -592,9 +621,9 @@ async fn stacks(api: &Api, out: Output, style: Style, cmd: StacksCmd) -> anyhow:
                 ],
             );
             let jobs = s["jobs"].as_array().cloned().unwrap_or_default();
-            println!();
+            outln!();
             if jobs.is_empty() {
-                println!("{}", style.dim("no jobs"));
+                outln!("{}", style.dim("no jobs"));
             } else {
                 let mut t = Table::new(&["JOB", "NAME", "STATE", "SCHEDULE"]);
                 for j in &jobs {
@@ -621,7 +650,7 @@ async fn stacks(api: &Api, out: Output, style: Style, cmd: StacksCmd) -> anyhow:
             if out == Output::Json {
                 print_json(&api.get(&format!("/blockstacks/byid/{id}")).await.map_err(api_err)?);
             } else {
-                println!("created stack {id} ({name})");
+                outln!("created stack {id} ({name})");
             }
         }
         StacksCmd::Edit { stack, name, command, env, unset_env, workdir, no_workdir } => {
@@ -659,7 +688,7 @@ async fn stacks(api: &Api, out: Output, style: Style, cmd: StacksCmd) -> anyhow:
             if out == Output::Json {
                 print_json(&updated);
             } else {
-                println!("updated stack {id} ({})", cell(&updated["name"]));
+                outln!("updated stack {id} ({})", cell(&updated["name"]));
             }
         }
     }
@@ -717,7 +746,7 @@ async fn schedules(api: &Api, out: Output, style: Style, cmd: SchedulesCmd) -> a
             if out == Output::Json {
                 print_json(&created);
             } else {
-                println!("created schedule {id}: {}", cell(&created["description"]));
+                outln!("created schedule {id}: {}", cell(&created["description"]));
             }
         }
     }
@@ -826,11 +855,11 @@ async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> anyhow::Res
                 ],
             );
             let runs = runs["runs"].as_array().cloned().unwrap_or_default();
-            println!();
+            outln!();
             if runs.is_empty() {
-                println!("{}", style.dim("no runs yet"));
+                outln!("{}", style.dim("no runs yet"));
             } else {
-                println!("{}", style.bold("recent runs"));
+                outln!("{}", style.bold("recent runs"));
                 runs_table(&runs, style).print(style);
             }
         }
@@ -854,7 +883,7 @@ async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> anyhow::Res
             if out == Output::Json {
                 print_json(&created);
             } else {
-                println!(
+                outln!(
                     "created job {id} ({name}), {}; next run {}",
                     style.status(job_state(&created)),
                     local_time(&created["next_run"])
@@ -894,7 +923,7 @@ async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> anyhow::Res
             if out == Output::Json {
                 print_json(&updated);
             } else {
-                println!("updated job {id} ({})", cell(&updated["name"]));
+                outln!("updated job {id} ({})", cell(&updated["name"]));
             }
         }
         JobsCmd::Pause { job } => set_enabled(api, out, style, &job, false).await?,
@@ -906,12 +935,12 @@ async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> anyhow::Res
             if out == Output::Json {
                 print_json(&answer);
             } else if answer.get("queued_for_deletion").is_some() {
-                println!(
+                outln!(
                     "job {id} ({}) is enabled: it is deleted at its next slot instead of running",
                     cell(&current["name"])
                 );
             } else {
-                println!("deleted job {id} ({})", cell(&current["name"]));
+                outln!("deleted job {id} ({})", cell(&current["name"]));
             }
         }
     }
@@ -925,7 +954,7 @@ async fn set_enabled(api: &Api, out: Output, style: Style, job: &str, enabled: b
     if out == Output::Json {
         print_json(&updated);
     } else {
-        println!("job {id} ({}) is {}", cell(&updated["name"]), style.status(job_state(&updated)));
+        outln!("job {id} ({}) is {}", cell(&updated["name"]), style.status(job_state(&updated)));
     }
     Ok(())
 }
@@ -965,14 +994,14 @@ async fn runs_ls(api: &Api, out: Output, style: Style, job: &str, page: i64) -> 
         return Ok(());
     }
     if runs.is_empty() {
-        println!("{}", style.dim(if page == 1 { "no runs yet" } else { "no runs on this page" }));
+        outln!("{}", style.dim(if page == 1 { "no runs yet" } else { "no runs on this page" }));
         return Ok(());
     }
     runs_table(&runs, style).print(style);
     let count = answer["count"].as_i64().unwrap_or(0);
     let pages = (count + 9) / 10;
     if pages > 1 {
-        println!("{}", style.dim(&format!("page {page} of {pages} ({count} runs); --page N for more")));
+        outln!("{}", style.dim(&format!("page {page} of {pages} ({count} runs); --page N for more")));
     }
     Ok(())
 }
@@ -986,7 +1015,7 @@ async fn run_job(api: &Api, out: Output, job: &str, args: &[String], follow: boo
         if out == Output::Json {
             print_json(&run);
         } else {
-            println!(
+            outln!(
                 "started run {run_id} of job {id} ({}); `cronstack logs {run_id} --follow` to watch",
                 cell(&j["name"])
             );

@@ -7,6 +7,26 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// Writes command output to stdout, as `print!` does, except that a closed stdout
+/// (`cronstack next … | head -1`) ends the process at once, quietly, with status 0, where
+/// `print!` would panic; another write error ends it with status 1 and a message.
+pub fn write_stdout(args: std::fmt::Arguments<'_>) {
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Whether an error is a write to a closed stdout (streamed output returns it).
+pub fn is_closed_stdout(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// ANSI colour, on when stdout is a terminal and `NO_COLOR` is unset.
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
@@ -109,7 +129,7 @@ impl Table {
     }
 
     pub fn print(&self, style: Style) {
-        print!("{}", self.render(style));
+        super::out!("{}", self.render(style));
     }
 }
 
@@ -117,7 +137,7 @@ impl Table {
 pub fn print_fields(style: Style, fields: &[(&str, String)]) {
     let w = fields.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (k, v) in fields {
-        println!("{}  {v}", style.bold(&format!("{k:<w$}")));
+        super::outln!("{}  {v}", style.bold(&format!("{k:<w$}")));
     }
 }
 
@@ -156,7 +176,7 @@ pub fn duration_ms(v: &Value) -> String {
 }
 
 pub fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
+    super::outln!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
 }
 
 /// A progress line on stderr while a run is followed. On a terminal it spins (and steps

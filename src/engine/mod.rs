@@ -50,6 +50,8 @@ pub struct EngineSettings {
     pub lease: Duration,
     /// Jobs run as this user (`--run-as`); `None`: as the service's own user.
     pub run_as: Option<cronstack_exec::RunAs>,
+    /// The environment every job starts from (`--pass-env`), never the service's own.
+    pub job_env: cronstack_exec::JobEnv,
 }
 
 impl Default for EngineSettings {
@@ -66,6 +68,7 @@ impl Default for EngineSettings {
             catch_up_max: 100,
             lease: Duration::from_secs(60),
             run_as: None,
+            job_env: cronstack_exec::JobEnv::default(),
         }
     }
 }

@@ -431,6 +431,7 @@ impl Runner {
             log_cap: self.settings.log_cap,
             capture_stdout: launch.capture_stdout,
             user: self.settings.run_as.clone(),
+            base_env: self.settings.job_env.clone(),
         }
     }
 

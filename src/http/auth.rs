@@ -73,6 +73,10 @@ pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, S
 /// at most 100) and spends them locally: one write per block instead of one per request.
 /// The cluster never admits more than the limit; near the end of a window up to a block per
 /// node may go unused, so a node can refuse a little before the whole budget is spent.
+///
+/// Keys may be chosen by an attacker (login names): the in-memory maps hold at most
+/// [`MAX_KEYS`] keys (see [`Recent`]) and keys longer than [`MAX_KEY_LEN`] bytes are
+/// hashed, so a flood of distinct names neither grows memory nor slows other requests.
 pub struct RateLimiter {
     limit: u32,
     window_ms: EpochMs,
@@ -80,8 +84,62 @@ pub struct RateLimiter {
 }
 
 enum Counts {
-    Local(Mutex<HashMap<String, (EpochMs, u32)>>),
-    Shared { store: Store, blocks: Mutex<HashMap<String, Block>> },
+    Local(Mutex<Recent<(EpochMs, u32)>>),
+    Shared { store: Store, blocks: Mutex<Recent<Block>> },
+}
+
+/// Keys kept in memory per limiter, at most.
+const MAX_KEYS: usize = 100_000;
+/// Longer keys are replaced by their SHA-256.
+const MAX_KEY_LEN: usize = 64;
+
+/// A map of at most `2 * half` entries, dropping the ones unused for longest in bulk: keys
+/// new or used go to the `recent` generation; when it holds `half` keys it becomes `older`,
+/// and the previous `older` (keys untouched for `half` new keys) is dropped. Every operation
+/// is O(1): no scans, whatever the number of keys.
+struct Recent<V> {
+    recent: HashMap<String, V>,
+    older: HashMap<String, V>,
+    half: usize,
+}
+
+impl<V> Recent<V> {
+    fn new(capacity: usize) -> Self {
+        Recent { recent: HashMap::new(), older: HashMap::new(), half: (capacity / 2).max(1) }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.recent.len() + self.older.len()
+    }
+
+    /// The value for `key`, now in the recent generation.
+    fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        if !self.recent.contains_key(key) {
+            let value = self.older.remove(key)?;
+            self.insert(key, value);
+        }
+        self.recent.get_mut(key)
+    }
+
+    fn get_or_insert_with(&mut self, key: &str, fresh: impl FnOnce() -> V) -> &mut V {
+        if self.get_mut(key).is_none() {
+            self.insert(key, fresh());
+        }
+        self.recent.get_mut(key).expect("inserted in the recent generation")
+    }
+
+    fn insert(&mut self, key: &str, value: V) {
+        if self.recent.len() >= self.half {
+            self.older = std::mem::take(&mut self.recent);
+        }
+        self.recent.insert(key.to_string(), value);
+    }
+
+    fn remove(&mut self, key: &str) {
+        self.recent.remove(key);
+        self.older.remove(key);
+    }
 }
 
 /// Hits a node took from a shared window and has not spent yet.
@@ -110,8 +168,10 @@ impl Quota {
 impl RateLimiter {
     pub fn new(limit_per_hour: u32, store: &Store) -> Self {
         let counts = match store.backend() {
-            Backend::Postgres => Counts::Shared { store: store.clone(), blocks: Mutex::new(HashMap::new()) },
-            Backend::Sqlite => Counts::Local(Mutex::new(HashMap::new())),
+            Backend::Postgres => {
+                Counts::Shared { store: store.clone(), blocks: Mutex::new(Recent::new(MAX_KEYS)) }
+            }
+            Backend::Sqlite => Counts::Local(Mutex::new(Recent::new(MAX_KEYS))),
         };
         RateLimiter { limit: limit_per_hour, window_ms: 3_600_000, counts }
     }
@@ -119,16 +179,18 @@ impl RateLimiter {
     /// Counts a request. `Ok(Err(quota))` when the limit is already reached.
     pub async fn hit(&self, key: &str) -> Result<Result<Quota, Quota>, ServiceError> {
         let now = now_ms();
+        let hashed;
+        let key = if key.len() > MAX_KEY_LEN {
+            hashed =
+                format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(key.as_bytes())));
+            &hashed
+        } else {
+            key
+        };
         let (hits, start) = match &self.counts {
             Counts::Local(windows) => {
-                let mut windows = windows.lock().unwrap();
-                if windows.len() > 100_000 {
-                    windows.retain(|_, (start, _)| now - *start < self.window_ms);
-                }
-                if !windows.contains_key(key) {
-                    windows.insert(key.to_string(), (now, 0));
-                }
-                let (start, count) = windows.get_mut(key).expect("inserted above");
+                let mut windows = windows.lock().unwrap_or_else(|e| e.into_inner());
+                let (start, count) = windows.get_or_insert_with(key, || (now, 0));
                 if now - *start >= self.window_ms {
                     *start = now;
                     *count = 0;
@@ -159,7 +221,7 @@ impl RateLimiter {
     async fn hit_shared(
         &self,
         store: &Store,
-        blocks: &Mutex<HashMap<String, Block>>,
+        blocks: &Mutex<Recent<Block>>,
         key: &str,
         now: EpochMs,
     ) -> Result<(i64, EpochMs), ServiceError> {
@@ -189,11 +251,8 @@ impl RateLimiter {
         let spent = spend(&mut block);
         if block.unspent > 0 {
             let mut blocks = blocks.lock().unwrap_or_else(|e| e.into_inner());
-            if blocks.len() > 100_000 {
-                blocks.retain(|_, b| now - b.window_start < self.window_ms);
-            }
             // A concurrent request of the same key may have taken a block too: keep both.
-            let kept = blocks.entry(key.to_string()).or_insert(Block { unspent: 0, ..block });
+            let kept = blocks.get_or_insert_with(key, || Block { unspent: 0, ..block });
             if kept.window_start == block.window_start {
                 kept.unspent += block.unspent;
                 kept.shared_hits = kept.shared_hits.max(block.shared_hits);
@@ -244,4 +303,61 @@ pub async fn require_caller<D: Dialect>(
     let mut response = super::guard::finish_response::<D>(route, next.run(req).await).await;
     add_quota_headers(response.headers_mut(), quota);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local(limit: u32) -> RateLimiter {
+        RateLimiter { limit, window_ms: 3_600_000, counts: Counts::Local(Mutex::new(Recent::new(MAX_KEYS))) }
+    }
+
+    fn keys(limiter: &RateLimiter) -> usize {
+        match &limiter.counts {
+            Counts::Local(w) => w.lock().unwrap().len(),
+            Counts::Shared { blocks, .. } => blocks.lock().unwrap().len(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_distinct_keys_stays_bounded_and_spares_a_key_in_use() {
+        let limiter = local(3);
+        for _ in 0..3 {
+            assert!(limiter.hit("login:alice").await.unwrap().is_ok());
+        }
+        for i in 0..200_000 {
+            limiter.hit(&format!("login:attacker-{i}")).await.unwrap().unwrap();
+            assert!(keys(&limiter) <= MAX_KEYS);
+            // alice's attacker goes on now and then: her window is kept, not reset.
+            if i % 10_000 == 0 {
+                assert!(limiter.hit("login:alice").await.unwrap().is_err(), "alice's count was lost at {i}");
+            }
+        }
+        assert!(keys(&limiter) <= MAX_KEYS);
+        // Long keys are hashed: a flood of huge names holds 64-byte keys at most.
+        let long = "x".repeat(100_000);
+        limiter.hit(&format!("login:{long}")).await.unwrap().unwrap();
+        let Counts::Local(w) = &limiter.counts else { unreachable!() };
+        assert!(w.lock().unwrap().recent.keys().all(|k| k.len() <= MAX_KEY_LEN + 7));
+        assert!(limiter.hit(&format!("login:{long}")).await.unwrap().is_ok(), "the same long key counts on");
+    }
+
+    #[test]
+    fn recent_keeps_what_is_used_and_drops_what_is_not() {
+        let mut r = Recent::new(4);
+        for k in ["a", "b"] {
+            *r.get_or_insert_with(k, || 0) += 1;
+        }
+        // "c" fills the recent generation again: "a" and "b" become older, then "a" is used.
+        *r.get_or_insert_with("c", || 0) += 1;
+        assert_eq!(r.get_mut("a").copied(), Some(1));
+        *r.get_or_insert_with("d", || 0) += 1;
+        *r.get_or_insert_with("e", || 0) += 1;
+        assert!(r.len() <= 4);
+        assert_eq!(r.get_mut("b"), None, "unused for two generations");
+        assert_eq!(r.get_mut("a").copied(), Some(1));
+        r.remove("a");
+        assert_eq!(r.get_mut("a"), None);
+    }
 }

@@ -45,6 +45,7 @@ impl Service {
         args: Vec<String>,
     ) -> ServiceResult<Action> {
         caller.require(Scope::Public)?;
+        super::jobs::check_args("job_args", job, stack, &args)?;
         let run = self.new_run(job, TriggerKind::RunNow, args.clone()).await?;
         let mut metadata = Map::new();
         metadata.insert("job_uid".into(), json!(job.uid));

@@ -147,6 +147,13 @@ fn refuse_hook_job(job: &Job) -> ServiceResult<()> {
     Ok(())
 }
 
+/// Refuses, before anything is recorded, arguments the job's command does not take (the rule
+/// is `cronstack_exec::ArgRule`'s); `field` is the dialect's name for them.
+pub(super) fn check_args(field: &str, job: &Job, stack: &Stack, args: &[String]) -> ServiceResult<()> {
+    let command = job.command.as_deref().unwrap_or(&stack.command);
+    cronstack_exec::check_args(command, args).map_err(|e| ServiceError::invalid(field, e.to_string()))
+}
+
 /// The event announcing a change of a job's on/off state, if it changed.
 fn pause_event(before: &Job, after: &Job) -> Option<Event> {
     match (before.enabled, after.enabled) {
@@ -391,6 +398,7 @@ impl Service {
         caller.require(Scope::Public)?;
         refuse_hook_job(job)?;
         let stack = self.stack(caller, job.stack_id).await?;
+        check_args("args", job, &stack, &args)?;
         let run = self.new_run(job, TriggerKind::RunNow, args).await?;
         self.engine.launch(Launch::new(run.clone(), job.clone(), stack))?;
         Ok(run)

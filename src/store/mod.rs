@@ -183,6 +183,7 @@ impl Store {
         let store = match backend {
             Backend::Sqlite => {
                 let url = sqlite_url(url);
+                create_private(&url);
                 // Create the file and switch to WAL on one connection before pooling.
                 let read = sqlite_pool(&url, 8, None).await?;
                 let write = sqlite_pool(&url, 1, test_max_pages()).await?;
@@ -332,6 +333,21 @@ async fn pg_pool(url: &str, max: u32) -> StoreResult<AnyPool> {
 
 fn sqlite_url(url: &str) -> String {
     if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") }
+}
+
+/// Creates a missing SQLite database file with mode 0600 before SQLite does (with 0644, less
+/// the umask): it holds password and token hashes, webhook secrets and the cookie key. SQLite
+/// gives its `-wal` and `-shm` files the database file's mode.
+fn create_private(url: &str) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let creates = query.split('&').any(|kv| kv == "mode=rwc");
+    if !creates || path.is_empty() || path.starts_with(':') {
+        return; // read-only, or in memory
+    }
+    // Already there (kept as it is), or not creatable: SQLite reports that when it opens it.
+    let _ = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
 }
 
 /// Tests only (undocumented): `CRONSTACK_SQLITE_MAX_PAGES` caps the database's size in pages

@@ -21,7 +21,7 @@ const EXPRESSIONS: &[(&str, &str)] = &[
     ("0 0 29 2 *", "UTC"),
     ("15,45 8-18/2 1-15 * 1-5", "UTC"),
     ("*/10 * * * * *", "UTC"),
-    ("0 0 30 2 *", "UTC"),
+    ("0 0 29 2 1", "UTC"),
     ("0 3 * * *", "Europe/Paris"),
     ("*/15 * * * *", "America/New_York"),
     ("30 2 * * *", "America/New_York"),

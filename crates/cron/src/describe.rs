@@ -195,6 +195,17 @@ fn describe_days(spec: &Spec) -> Option<Option<String>> {
     })
 }
 
+/// Why no date matches an expression that never fires ("February has no day 30 or 31"):
+/// its day-of-month values are all past the end of each of its months. (A day-of-week
+/// restriction never causes that: every date falls on every weekday in some year.)
+pub(crate) fn impossible_dates(spec: &Spec) -> String {
+    let months: Vec<String> =
+        values(spec.months, 1, 12).iter().map(|&m| MONTHS[m as usize].to_string()).collect();
+    let days: Vec<String> = values(spec.dom, 1, 31).iter().map(u32::to_string).collect();
+    let verb = if months.len() == 1 { "has" } else { "have" };
+    format!("{} {verb} no day {}", join(&months, "and"), join(&days, "or"))
+}
+
 /// The values `lo..=hi` set in `mask`.
 fn values(mask: u64, lo: u32, hi: u32) -> Vec<u32> {
     (lo..=hi).filter(|v| mask & (1 << v) != 0).collect()

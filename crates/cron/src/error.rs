@@ -81,4 +81,8 @@ pub enum ParseError {
     PeriodTooLong { input: String },
     #[error("unknown time zone {name:?}")]
     UnknownTimeZone { name: String },
+    /// No date ever matches: the reason names the months and days, e.g.
+    /// "February has no day 30 or 31".
+    #[error("this expression never fires: {reason}")]
+    NeverFires { reason: String },
 }

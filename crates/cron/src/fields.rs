@@ -18,9 +18,11 @@ pub(crate) struct ParsedField {
     /// day-of-month/day-of-week field as unrestricted for the day rule, even
     /// when a step narrows it (`*/2`).
     pub star: bool,
-    /// The field is a wildcard or a step (`*`, `*/15`, `5-40/5`): the
-    /// expression describes a cadence rather than a fixed time of day, which
-    /// changes how daylight-saving transitions are handled.
+    /// The field text starts with `*` (`*`, `*/15`), as Vixie cron's
+    /// `MIN_STAR`/`HR_STAR`: in the second, minute or hour field it makes the
+    /// expression a cadence rather than fixed times of day, which changes how
+    /// daylight-saving transitions are handled. A step without `*`
+    /// (`5-40/5`, `1/2`) is a list of fixed times.
     pub cadence: bool,
 }
 
@@ -44,7 +46,7 @@ pub(crate) fn parse_field(field: Field, text: &str) -> Result<ParsedField, Parse
         bits = (bits & !(1 << 7)) | 1; // 7 is another name for Sunday
     }
     let star = text.starts_with('*') || text.starts_with('?');
-    Ok(ParsedField { bits, star, cadence: text.starts_with('*') || text.contains('/') })
+    Ok(ParsedField { bits, star, cadence: text.starts_with('*') })
 }
 
 /// One list item: `*`, `?`, `v`, `a-b`, each optionally followed by `/step`.
@@ -171,8 +173,13 @@ mod tests {
         assert!(f.star && f.cadence);
         let f = parse_field(Field::DayOfMonth, "1-31").unwrap();
         assert!(!f.star && !f.cadence);
+        // A step without `*` is fixed times (Vixie cron: not a "wildcard" job).
         let f = parse_field(Field::Hour, "2/3").unwrap();
-        assert!(!f.star && f.cadence);
+        assert!(!f.star && !f.cadence);
+        let f = parse_field(Field::Minute, "0-59/15").unwrap();
+        assert!(!f.star && !f.cadence);
+        let f = parse_field(Field::Minute, "*/15,7").unwrap();
+        assert!(f.star && f.cadence);
     }
 
     #[test]

@@ -16,14 +16,18 @@
 //! - Day rule (Vixie cron): when day-of-month and day-of-week are both
 //!   restricted, a day matching either fires; a field starting with `*` or
 //!   `?` (even `*/2`) counts as unrestricted, and then both must match.
-//! - Daylight saving time: an expression is a *cadence* when its second,
-//!   minute or hour field starts with `*` or has a step (`*/30 * * * *`,
-//!   `0 * * * *`, `0 1/2 * * *`), otherwise *fixed-time*. A wall-clock time
-//!   skipped by a spring-forward fires once at the first instant after the
-//!   gap for fixed-time expressions and is simply skipped by cadences (whose
-//!   next slot comes up in real time anyway). A wall-clock time repeated by
-//!   a fall-back fires once (first pass) for fixed-time expressions and in
-//!   both passes for cadences.
+//! - Daylight saving time, as Vixie cron applies it: an expression whose
+//!   second, minute or hour field starts with `*` keeps its real-time
+//!   cadence through a repeated or skipped hour: it fires in both passes of
+//!   a repeated hour and not at all in a skipped one (`*/30 2 * * *` in
+//!   Europe/Berlin fires four times on the fall-back night, croner agrees).
+//!   Any other expression is fixed times: a skipped local time fires once
+//!   right after the gap, a repeated one fires once, in its first pass
+//!   (`0,30 2 * * *` fires twice that night). A step without `*` is a list
+//!   of fixed times: `1/2` in the hour field is `1-23/2`, i.e. 1,3,…,23,
+//!   and `0-59/15 1-3 * * *` fires once at each of its times.
+//! - An expression that can never fire (`0 0 30 2 *`, `0 0 31 4,6,9,11 *`)
+//!   is refused with [`ParseError::NeverFires`].
 //! - A range ending in `SUN` means up to 7 (`FRI-SUN`); other reversed ranges
 //!   are errors.
 //! - Fire times are whole seconds. Instants are supported from year 1 to year
@@ -85,8 +89,8 @@ impl Trigger {
     }
 
     /// The first fire time strictly after `after`, or `None` when there is
-    /// none (a `Once` in the past, an impossible cron like `0 0 30 2 *`, a
-    /// non-positive `Every` period built by hand).
+    /// none (a `Once` in the past, the end of year 9999, a non-positive
+    /// `Every` period built by hand).
     pub fn next_after(&self, after: EpochMs) -> Option<EpochMs> {
         match self {
             Trigger::Every { period_ms } => {

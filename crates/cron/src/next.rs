@@ -26,7 +26,7 @@ pub(crate) struct Spec {
     pub dow: u64,
     pub dom_star: bool,
     pub dow_star: bool,
-    /// Some time-of-day field is a wildcard or step: the expression is a
+    /// The second, minute or hour field starts with `*`: the expression is a
     /// cadence ("every 30 minutes") rather than fixed times of day, so it fires
     /// in both passes of a repeated hour and does not make up times skipped
     /// by a spring-forward.
@@ -121,6 +121,11 @@ impl Spec {
             && has(self.hours, sod / 3600)
             && has(self.minutes, sod / 60 % 60)
             && has(self.seconds, sod % 60)
+    }
+
+    /// Whether some date ever matches (parsing refuses expressions that never fire).
+    pub(crate) fn can_fire(&self) -> bool {
+        self.satisfiable
     }
 
     /// The first matching wall-clock second at or after `civil`, or `None`

@@ -18,6 +18,9 @@ pub(crate) fn parse_trigger(expr: &str, tz: &str) -> Result<Trigger, ParseError>
         return parse_macro(expr, tz);
     }
     let spec = compile(expr)?;
+    if !spec.can_fire() {
+        return Err(ParseError::NeverFires { reason: crate::describe::impossible_dates(&spec) });
+    }
     Ok(Trigger::Cron(CronSchedule::new(expr, parse_tz(tz)?, spec)))
 }
 

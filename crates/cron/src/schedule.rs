@@ -1,11 +1,11 @@
 //! A compiled cron schedule in a time zone, and the mapping from wall-clock
 //! matches to real instants across daylight-saving transitions.
 //!
-//! DST rules (Vixie cron's, which croner also follows):
+//! DST rules (Vixie cron's; see the crate doc):
 //! - a wall-clock time skipped by a spring-forward fires once, at the first
 //!   instant after the gap, for fixed-time expressions; cadence expressions
-//!   (a wildcard or step in the second, minute or hour field) just skip it,
-//!   as their cadence carries on in real time anyway;
+//!   (the second, minute or hour field starts with `*`) just skip it, as
+//!   their cadence carries on in real time anyway;
 //! - a wall-clock time repeated by a fall-back fires once (first pass) for
 //!   fixed-time expressions, and in both passes for cadence expressions.
 

@@ -10,11 +10,11 @@
 //! - croner extensions (`L`, `W`, `#`, `+`, a 7th year field) are not cron
 //!   syntax this crate accepts.
 //! - Around DST transitions the two agree on the rules but classify
-//!   "fixed-time" slightly differently (croner: one value each in second,
-//!   minute and hour; here: no wildcard or step in those fields, as Vixie
-//!   cron). Lists and ranges without a wildcard (`0,30 2 * * *`) are fixed
-//!   times here and a cadence for croner, so the DST comparison below uses
-//!   expressions that both classify alike.
+//!   "fixed-time" differently (croner: one value each in second, minute and
+//!   hour; here: none of those fields starts with `*`, as Vixie cron's
+//!   `MIN_STAR`/`HR_STAR`). Lists, ranges and steps without `*` (`0,30 2 * * *`,
+//!   `0-59/15 1 * * *`) are fixed times here and a cadence for croner, so the
+//!   DST comparison below uses expressions that both classify alike.
 
 use std::str::FromStr;
 

@@ -38,6 +38,8 @@ const ROWS: &[(&str, &str, &str, Option<&str>)] = &[
     ("*/15 * * * *",     "UTC", "2026-01-01T23:50:00Z",     Some("2026-01-02T00:00:00Z")),
     ("5-40/5 * * * *",   "UTC", "2026-01-01T00:41:00Z",     Some("2026-01-01T01:05:00Z")),
     ("10/20 * * * *",    "UTC", "2026-01-01T00:31:00Z",     Some("2026-01-01T00:50:00Z")),
+    ("0 1/2 * * *",      "UTC", "2026-01-01T00:00:00Z",     Some("2026-01-01T01:00:00Z")), // 1-23/2
+    ("0 1/2 * * *",      "UTC", "2026-01-01T23:00:00Z",     Some("2026-01-02T01:00:00Z")),
     ("1,2,5-7 3 * * *",  "UTC", "2026-01-01T03:02:00Z",     Some("2026-01-01T03:05:00Z")),
     ("1,2,5-7 3 * * *",  "UTC", "2026-01-01T03:07:00Z",     Some("2026-01-02T03:01:00Z")),
     ("0 12 * JAN,jul *", "UTC", "2026-02-01T00:00:00Z",     Some("2026-07-01T12:00:00Z")),
@@ -56,9 +58,6 @@ const ROWS: &[(&str, &str, &str, Option<&str>)] = &[
     ("0 0 31 * *",       "UTC", "2026-04-01T00:00:00Z",     Some("2026-05-31T00:00:00Z")),
     ("0 0 31 * *",       "UTC", "2026-01-31T00:00:00Z",     Some("2026-03-31T00:00:00Z")),
     ("0 0 30 * *",       "UTC", "2026-01-30T00:00:00Z",     Some("2026-03-30T00:00:00Z")),
-    ("0 0 30 2 *",       "UTC", "2026-01-01T00:00:00Z",     None),
-    ("0 0 31 4,6,9,11 *","UTC", "2026-01-01T00:00:00Z",     None),
-    ("0 0 30 2 *",       "Europe/Paris", "2026-01-01T00:00:00Z", None),
     ("0 0 1 1 *",        "UTC", "9999-06-01T00:00:00Z",     None),
     // --- year rollover ---
     ("59 23 31 12 *",    "UTC", "2026-12-31T23:59:00Z",     Some("2027-12-31T23:59:00Z")),
@@ -215,6 +214,142 @@ fn upcoming_through_spring_forward_fires_skipped_time_once() {
     assert_eq!(got, want);
 }
 
+/// The DST rule in words (crate doc): every fire time from 00:00 to 04:00 local on the
+/// transition nights (the Berlin and New York ones of 2026).
+#[test]
+fn the_dst_rule_night_by_night() {
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        // A field starting with `*`: real-time cadence, through both passes of the repeated hour…
+        (
+            "*/30 2 * * *",
+            "Europe/Berlin",
+            "2026-10-25T00:00:00+02:00",
+            &[
+                "2026-10-25T02:00:00+02:00",
+                "2026-10-25T02:30:00+02:00",
+                "2026-10-25T02:00:00+01:00",
+                "2026-10-25T02:30:00+01:00",
+            ],
+        ),
+        // …and nothing in the skipped one.
+        ("*/30 2 * * *", "Europe/Berlin", "2026-03-29T00:00:00+01:00", &[]),
+        // Fixed times: a repeated time fires once, a skipped one once right after the gap.
+        (
+            "0,30 2 * * *",
+            "Europe/Berlin",
+            "2026-10-25T00:00:00+02:00",
+            &["2026-10-25T02:00:00+02:00", "2026-10-25T02:30:00+02:00"],
+        ),
+        ("0,30 2 * * *", "Europe/Berlin", "2026-03-29T00:00:00+01:00", &["2026-03-29T03:00:00+02:00"]),
+        // A step without `*` is fixed times.
+        (
+            "0-59/15 1-3 * * *",
+            "America/New_York",
+            "2026-11-01T00:00:00-04:00",
+            &[
+                "2026-11-01T01:00:00-04:00",
+                "2026-11-01T01:15:00-04:00",
+                "2026-11-01T01:30:00-04:00",
+                "2026-11-01T01:45:00-04:00",
+                "2026-11-01T02:00:00-05:00",
+                "2026-11-01T02:15:00-05:00",
+                "2026-11-01T02:30:00-05:00",
+                "2026-11-01T02:45:00-05:00",
+                "2026-11-01T03:00:00-05:00",
+                "2026-11-01T03:15:00-05:00",
+                "2026-11-01T03:30:00-05:00",
+                "2026-11-01T03:45:00-05:00",
+            ],
+        ),
+        (
+            "0-59/15 1-3 * * *",
+            "America/New_York",
+            "2026-03-08T00:00:00-05:00",
+            &[
+                "2026-03-08T01:00:00-05:00",
+                "2026-03-08T01:15:00-05:00",
+                "2026-03-08T01:30:00-05:00",
+                "2026-03-08T01:45:00-05:00",
+                "2026-03-08T03:00:00-04:00",
+                "2026-03-08T03:15:00-04:00",
+                "2026-03-08T03:30:00-04:00",
+                "2026-03-08T03:45:00-04:00",
+            ],
+        ),
+        // The same times as a cadence (`*/15`): both passes of 01:00-01:59, and the gap skipped.
+        (
+            "*/15 1-3 * * *",
+            "America/New_York",
+            "2026-11-01T00:00:00-04:00",
+            &[
+                "2026-11-01T01:00:00-04:00",
+                "2026-11-01T01:15:00-04:00",
+                "2026-11-01T01:30:00-04:00",
+                "2026-11-01T01:45:00-04:00",
+                "2026-11-01T01:00:00-05:00",
+                "2026-11-01T01:15:00-05:00",
+                "2026-11-01T01:30:00-05:00",
+                "2026-11-01T01:45:00-05:00",
+                "2026-11-01T02:00:00-05:00",
+                "2026-11-01T02:15:00-05:00",
+                "2026-11-01T02:30:00-05:00",
+                "2026-11-01T02:45:00-05:00",
+                "2026-11-01T03:00:00-05:00",
+                "2026-11-01T03:15:00-05:00",
+                "2026-11-01T03:30:00-05:00",
+                "2026-11-01T03:45:00-05:00",
+            ],
+        ),
+        (
+            "*/15 1-3 * * *",
+            "America/New_York",
+            "2026-03-08T00:00:00-05:00",
+            &[
+                "2026-03-08T01:00:00-05:00",
+                "2026-03-08T01:15:00-05:00",
+                "2026-03-08T01:30:00-05:00",
+                "2026-03-08T01:45:00-05:00",
+                "2026-03-08T03:00:00-04:00",
+                "2026-03-08T03:15:00-04:00",
+                "2026-03-08T03:30:00-04:00",
+                "2026-03-08T03:45:00-04:00",
+            ],
+        ),
+    ];
+    for &(expr, zone, midnight, want) in cases {
+        let t = Trigger::cron(expr, zone).unwrap();
+        let tz: chrono_tz::Tz = zone.parse().unwrap();
+        let from = ms(midnight) - 1;
+        // Until 04:00 local that night (a bound in wall clock: the night gains or loses an hour).
+        let local = |f: EpochMs| DateTime::from_timestamp_millis(f).unwrap().with_timezone(&tz).to_rfc3339();
+        let before_four = |f: &EpochMs| local(*f) < format!("{}T04", &midnight[..10]);
+        let got: Vec<String> = t.upcoming(from, 50).into_iter().take_while(before_four).map(local).collect();
+        assert_eq!(got, want, "{expr} in {zone} from {midnight}");
+    }
+}
+
+#[test]
+fn expressions_that_never_fire_are_refused() {
+    let cases = [
+        ("0 0 31 2 *", "February has no day 31"),
+        ("0 0 30 2 *", "February has no day 30"),
+        ("0 0 30,31 2 *", "February has no day 30 or 31"),
+        ("0 0 31 4,6,9,11 *", "April, June, September and November have no day 31"),
+        ("0 0 0 31 FEB,apr ?", "February and April have no day 31"),
+    ];
+    for (expr, reason) in cases {
+        for tz in ["UTC", "Europe/Paris"] {
+            let err = Trigger::cron(expr, tz).unwrap_err();
+            assert_eq!(err.to_string(), format!("this expression never fires: {reason}"), "{expr}");
+        }
+    }
+    // A day-of-week restriction never makes an expression impossible: with a day-of-month too
+    // it is OR (any Monday in February), with `*` every date falls on every weekday some year.
+    for expr in ["0 0 30 2 MON", "0 0 29 2 *", "0 0 */30 2 1", "0 0 * 2 5"] {
+        assert!(Trigger::cron(expr, "UTC").unwrap().next_after(0).is_some(), "{expr}");
+    }
+}
+
 #[test]
 fn once_and_every() {
     let once = Trigger::once(1_000);
@@ -245,7 +380,7 @@ fn extreme_instants_do_not_panic() {
         ("0 0 29 2 *", "America/New_York"),
         ("*/30 * * * *", "Australia/Lord_Howe"),
         ("* * * * * *", "Pacific/Kiritimati"),
-        ("0 0 30 2 *", "Europe/London"),
+        ("0 0 29 2 1", "Europe/London"),
     ] {
         let t = Trigger::cron(expr, tz).unwrap();
         for after in [i64::MIN, i64::MIN + 1, -62_135_596_800_001, -1, 0, 253_402_300_799_000, i64::MAX] {

@@ -1,12 +1,23 @@
 //! cronstack-exec: runs one job command as a child process group and reports
 //! how it ended.
 //!
-//! A job runs as `/bin/sh -c '<script> "$@"' <name> <args…>` in its own
-//! process group. Its stdout and stderr are captured into a capped [`Log`]
-//! that can be read and followed while it runs. A timeout or a [`Killer`]
-//! ends the whole group (SIGTERM, then SIGKILL after a grace), and whatever
-//! is left of the group when its `sh` exits is killed, so no run leaves
+//! A job runs as `/bin/sh -c '<script>' <name> <args…>` in its own process group. Its
+//! stdout and stderr are captured into a capped [`Log`] that can be read and followed while
+//! it runs. A timeout or a [`Killer`] ends the whole group (SIGTERM, then SIGKILL after a
+//! grace), and whatever is left of the group when its `sh` exits is killed, so no run leaves
 //! processes behind. This crate knows nothing of storage or HTTP.
+//!
+//! **Arguments** are separate argv entries (`$1…`), never pasted into the script. Where they
+//! go is decided by a POSIX shell parser ([`ArgRule`]): a command that uses positional
+//! parameters anywhere (`"$@"`, `$*`, `$1`, `${2}`, `$#`) gets them as `$1…` only; one simple
+//! command or pipeline gets them appended as words to its last command (` "$@"` is inserted
+//! after its last word); anything else (several commands, a compound command, a trailing
+//! comment) takes none ([`check_args`] says so before a run is recorded). Without arguments
+//! every command runs as written.
+//!
+//! **Environment**: a job never inherits the service's environment; it starts from a
+//! [`JobEnv`] (a fixed `PATH`, `SHELL`, locale, `TZ`, variables passed on by name), with
+//! `HOME`, `USER`, `LOGNAME` of the user it runs as, and its own variables on top.
 //!
 //! [`spawn`] must be called inside a tokio runtime with IO and time enabled.
 //!
@@ -30,14 +41,17 @@
 //! ```
 
 mod args;
+mod env;
 mod group;
 mod log;
 mod process;
+mod shell;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use args::split_args;
+pub use args::{ArgRule, TakesNoArgs, check_args, split_args};
+pub use env::{DEFAULT_PATH, JobEnv};
 pub use log::Log;
 pub use process::{GATE_CAPACITY, Gate, Killer, Prepared, Release, Running, spawn};
 
@@ -53,9 +67,12 @@ pub struct Command {
     pub name: String,
     /// `$1…`: separate argv elements, never pasted into the script.
     pub args: Vec<String>,
-    /// Added to the service's own environment (names must be non-empty and
-    /// free of `=` and NUL).
+    /// The job's own variables, on top of `base_env` (names must be non-empty and free of
+    /// `=` and NUL).
     pub env: Vec<(String, String)>,
+    /// What every job starts with (see [`JobEnv`]): the service's own environment is never
+    /// inherited.
+    pub base_env: JobEnv,
     pub workdir: Option<PathBuf>,
     /// Written to the job's stdin, which is then closed; `None` = /dev/null.
     pub stdin: Option<Vec<u8>>,

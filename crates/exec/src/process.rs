@@ -25,6 +25,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::args::shell_operand;
+use crate::env::{identity, valid_name};
 use crate::group::Group;
 use crate::log::{Capped, Log};
 use crate::{Command, EpochMs, Finished, Outcome};
@@ -51,8 +52,9 @@ pub(crate) fn now_ms() -> EpochMs {
         .unwrap_or(0)
 }
 
-/// Starts `cmd` as `/bin/sh -c '<script> "$@"' <name> <args…>` in a new
-/// process group. Must be called inside a tokio runtime (an error otherwise).
+/// Starts `cmd` as `/bin/sh -c '<script>' <name> <args…>` in a new process group, its
+/// arguments placed by the crate's rule (an `InvalidInput` error for a command that takes
+/// none). Must be called inside a tokio runtime (an error otherwise).
 pub fn spawn(cmd: Command) -> io::Result<Running> {
     start(cmd, None).map(|(running, _)| running)
 }
@@ -183,12 +185,14 @@ fn start(
         log_cap,
         capture_stdout,
         user,
+        base_env,
     } = cmd;
 
     // An absolute program path keeps std on posix_spawn even when the job's
     // env sets PATH (std falls back to fork+exec to search a changed PATH).
     let mut proc = tokio::process::Command::new("/bin/sh");
-    let operand = shell_operand(&script, !args.is_empty());
+    let operand = shell_operand(&script, !args.is_empty())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     if gated {
         proc.arg("-c").arg(format!("{GATE_LINE}{operand}"));
     } else {
@@ -198,9 +202,9 @@ fn start(
     if let Some(user) = &user {
         // std clears the supplementary groups when it sets the uid.
         proc.uid(user.uid).gid(user.gid);
-        proc.env("HOME", &user.home).env("USER", &user.name).env("LOGNAME", &user.name);
     }
-    proc.envs(env).process_group(0);
+    // A clean environment: never the service's own.
+    proc.env_clear().envs(identity(user.as_ref())).envs(base_env.vars()).envs(env).process_group(0);
     if let Some(dir) = &workdir {
         proc.current_dir(dir);
     }
@@ -309,7 +313,7 @@ fn receiver(fd: OwnedFd) -> io::Result<pipe::Receiver> {
 /// Rejects env entries that would be silently mangled in the child's
 /// environment block (std itself rejects NUL bytes at spawn).
 fn check_env(env: &[(String, String)]) -> io::Result<()> {
-    match env.iter().find(|(k, _)| k.is_empty() || k.contains(['=', '\0'])) {
+    match env.iter().find(|(k, _)| !valid_name(k)) {
         Some((k, _)) => Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!("invalid environment variable name {k:?}"),

@@ -144,14 +144,22 @@ async fn capture_stdout_keeps_stdout_apart() {
 }
 
 #[tokio::test]
-async fn env_is_inherited_and_extended() {
-    let f = run(Command {
-        env: vec![("CS_FOO".into(), "bar baz".into())],
-        ..cmd(r#"printf '%s|%s' "$CS_FOO" "$PATH""#)
-    })
-    .await;
-    let path = std::env::var("PATH").unwrap_or_default();
-    assert_eq!(f.log, format!("bar baz|{path}"));
+async fn the_environment_is_clean_and_extended() {
+    // Whatever this test process has (cargo's variables, the developer's), a job gets
+    // exactly this set.
+    let f = run(Command { env: vec![("CS_FOO".into(), "bar baz".into())], ..cmd("env") }).await;
+    let mut names: Vec<&str> = f.log.lines().filter_map(|l| l.split_once('=')).map(|(n, _)| n).collect();
+    names.sort_unstable();
+    // (`PWD`, `SHLVL` and `_` are the shell's own.)
+    names.retain(|n| !["PWD", "SHLVL", "_", "LANG", "LC_ALL", "TZ"].contains(n));
+    assert_eq!(names, ["CS_FOO", "HOME", "LOGNAME", "PATH", "SHELL", "USER"], "{}", f.log);
+    assert!(f.log.contains(&format!("PATH={}\n", cronstack_exec::DEFAULT_PATH)), "{}", f.log);
+    assert!(f.log.contains("CS_FOO=bar baz\n"));
+
+    // Passed on by name, on purpose.
+    let base_env = cronstack_exec::JobEnv::new(&["PATH".into(), "CS_UNSET_HERE".into()]).unwrap();
+    let f = run(Command { base_env, ..cmd(r#"printf %s "$PATH"; env | grep -c CS_UNSET_HERE"#) }).await;
+    assert_eq!(f.log, format!("{}0\n", std::env::var("PATH").unwrap()));
 
     // A job may set its own PATH; /bin/sh is still found.
     let f = run(Command { env: vec![("PATH".into(), "/nonexistent".into())], ..cmd(r#"printf %s "$PATH""#) })
@@ -213,10 +221,68 @@ async fn args_arrive_literally_and_are_never_executed() {
     // $0 is the name; $# counts the args.
     let f = run(Command {
         name: "my job; $(id)".into(),
-        ..with_args(r#"printf '%s|%s|' "$0" "$#""#, &["1", "2 3"])
+        ..with_args(r#"printf '%s|%s|' "$0" "$#" "$@""#, &["1", "2 3"])
     })
     .await;
     assert_eq!(f.log, "my job; $(id)|2|1|2 3|");
+}
+
+/// The argument rule (crate doc), row by row, run by a real `sh` with `A "B C"`.
+#[tokio::test]
+async fn the_argument_rule_row_by_row() {
+    let args = ["A", "B C"];
+    // Positional parameters anywhere: `$1…` only, nothing appended.
+    let positional = [
+        (r#"echo backing up "$@""#, "backing up A B C\n"),
+        (r#"if [ $# -gt 1 ]; then printf '[%s]' "$@"; fi"#, "[A][B C]"),
+        (r#"for a in "$@"; do printf '<%s>' "$a"; done"#, "<A><B C>"),
+        (r#"{ printf '%s,' "$1" "${2}"; }"#, "A,B C,"),
+        ("case $1 in A) echo one;; esac", "one\n"),
+        (r#"printf '%s' "$2" # the second"#, "B C"),
+        ("echo first\nprintf '[%s]' \"$@\"\n", "first\n[A][B C]"),
+        ("cat <<EOF\n$1 and $2\nEOF\n", "A and B C\n"),
+        ("for a; do printf '(%s)' \"$a\"; done", "(A)(B C)"),
+    ];
+    // One simple command or pipeline: appended as words to its last command.
+    let appended = [
+        ("printf '[%s]'", "[A][B C]"),
+        ("echo rake db:backup;\n", "rake db:backup A B C\n"),
+        ("echo x | xargs printf '[%s]'", "[A][B C][x]"),
+        ("xargs printf '[%s]' <<EOF\nx\nEOF\n", "[A][B C][x]"),
+    ];
+    for (script, want) in positional.into_iter().chain(appended) {
+        let f = run(with_args(script, &args)).await;
+        assert_eq!((f.outcome, f.log.as_str()), (Outcome::Succeeded, want), "{script:?}");
+    }
+    // Quotes, dollars and newlines inside the arguments stay literal.
+    let tricky = ["it's", r#"say "hi""#, "$(id) `id` $HOME", "two\nlines", "#"];
+    let f = run(with_args("printf '[%s]'", &tricky)).await;
+    assert_eq!(f.log, "[it's][say \"hi\"][$(id) `id` $HOME][two\nlines][#]");
+
+    // Anything else: refused, nothing runs; without arguments it runs as written, and its
+    // exit status is the script's.
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran");
+    let r = ran.display();
+    let other = [
+        (format!("touch {r}; if false; then :; else exit 3; fi"), 3),
+        (format!("touch {r}; for i in 1; do exit 4; done"), 4),
+        (format!("touch {r}; {{ exit 5; }}"), 5),
+        (format!("touch {r}; case x in x) exit 6;; esac"), 6),
+        (format!("touch {r} # then nothing"), 0),
+        (format!("touch {r}\nfalse\n"), 1),
+        (format!("cat <<EOF\nx\nEOF\ntouch {r}; exit 7"), 7),
+    ];
+    for (script, status) in other {
+        let err = spawn(with_args(&script, &args)).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{script:?}");
+        assert_eq!(err.to_string(), r#"this command takes no arguments: use "$@" where they belong"#);
+        assert!(!ran.exists(), "{script:?} ran");
+        let f = run(cmd(&script)).await;
+        assert_eq!(f.exit_code, Some(status), "{script:?}: {}", f.log);
+        assert!(ran.exists(), "{script:?} did not run");
+        std::fs::remove_file(&ran).unwrap();
+    }
 }
 
 #[tokio::test]
@@ -558,7 +624,7 @@ async fn held_jobs_run_nothing_until_their_gate_opens() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ran");
     let mut gate = Gate::new().unwrap();
-    let script = format!("echo ran >> '{}'; echo out", marker.display());
+    let script = format!("echo ran >> '{}'; echo out \"$@\"", marker.display());
     let held: Vec<_> =
         (0..3).map(|i| gate.prepare(with_args(&script, &[&format!("{i} x")])).unwrap()).collect();
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -213,7 +213,8 @@ async function stacksPage() {
     } catch (e) { fail(e); }
   } },
     h("label", {}, "Name", h("input", { name: "name", id: "stack-name", required: true })),
-    h("label", {}, "Command (its arguments are \"$@\")", h("input", { name: "command", id: "stack-command", class: "mono", required: true, placeholder: "echo hello \"$@\"" })),
+    h("label", {}, "Command", h("input", { name: "command", id: "stack-command", class: "mono", required: true, placeholder: "echo hello \"$@\"" })),
+    h("p", { class: "muted", id: "stack-command-hint" }, "Run with arguments, a command using \"$@\" or $1… gets them there, one simple command or pipeline gets them appended to its last command, and anything else refuses them."),
     h("div", {}, h("button", { id: "stack-create", type: "submit" }, "Create stack")));
 
   const stackSelect = h("select", { name: "stack", id: "job-stack", required: true },
