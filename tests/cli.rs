@@ -396,3 +396,72 @@ fn a_closed_stdout_ends_a_command_quietly() {
         (Some(0), "every second UTC\n", "")
     );
 }
+
+#[test]
+fn run_follows_retries_to_the_last_attempt_and_exits_like_timeout_and_a_shell() {
+    let w = world();
+    // Fails on its first attempt, succeeds on the second.
+    let marker = w.config.path().join("tried");
+    let command = format!(
+        "if [ -e '{m}' ]; then echo second; exit 0; fi; touch '{m}'; echo first; exit 3",
+        m = marker.display()
+    );
+    w.ok(&["stacks", "create", "flaky", "--command", &command]);
+    w.ok(&[
+        "jobs",
+        "create",
+        "flaky",
+        "--stack",
+        "flaky",
+        "--at",
+        "2100-01-01T00:00:00Z",
+        "--retries",
+        "2",
+        "--retry-backoff",
+        "1",
+    ]);
+    let out = w.cli(&["run", "flaky", "--follow"]);
+    assert_eq!(out.status.code(), Some(0), "the final attempt's status: {}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "first\nsecond\n");
+    assert!(text(&out.stderr).contains("attempt 2"), "{}", text(&out.stderr));
+
+    // A timed-out run exits 124 whatever the process returned (like timeout(1)).
+    w.ok(&["stacks", "create", "slow", "--command", "trap 'exit 0' TERM; sleep 30 & wait"]);
+    w.ok(&["jobs", "create", "slow", "--stack", "slow", "--at", "2100-01-01T00:00:00Z", "--timeout", "1"]);
+    let out = w.cli(&["run", "slow", "--follow"]);
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out.stderr));
+
+    // A run killed through `runs kill` exits 143 (SIGTERM) for the follower.
+    w.ok(&["stacks", "create", "long", "--command", "sleep 30"]);
+    w.ok(&["jobs", "create", "long", "--stack", "long", "--at", "2100-01-01T00:00:00Z"]);
+    let follower = w
+        .cmd()
+        .args(["run", "long", "--follow"])
+        .env("CRONSTACK_URL", &w.server.base)
+        .env("CRONSTACK_TOKEN", &w.token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut run_id = None;
+    for _ in 0..100 {
+        let runs = w.json(&["runs", "ls", "long"]);
+        if let Some(r) = runs.as_array().unwrap().iter().find(|r| r["outcome"] == "running") {
+            run_id = r["id"].as_i64();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let run_id = run_id.expect("the long run started").to_string();
+    let killed = w.ok(&["runs", "kill", &run_id]);
+    assert!(killed.contains("killed"), "{killed}");
+    let out = follower.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
+    // Killing it again: it has ended.
+    let again = w.cli(&["runs", "kill", &run_id]);
+    assert!(
+        !again.status.success() && one_line_error(&again).contains("already ended"),
+        "{}",
+        text(&again.stderr)
+    );
+}

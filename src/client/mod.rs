@@ -337,7 +337,9 @@ pub struct RunArgs {
     conn: Conn,
     /// The job (id or name).
     job: String,
-    /// Stream the log until the run ends, and exit with its exit code.
+    /// Stream the log until the run ends — through its retries — and exit with the final
+    /// attempt's status: its exit code, 124 if it timed out, 143 / 137 if it was killed
+    /// (SIGTERM / SIGKILL).
     #[arg(long, short = 'f')]
     follow: bool,
     /// Arguments for the command, after `--`, each a separate word: a command using "$@", $1…
@@ -363,6 +365,12 @@ enum RunsCmd {
         /// Page of 10.
         #[arg(long, default_value_t = 1)]
         page: i64,
+    },
+    /// Kill a queued or running run, on whichever node it goes (SIGTERM to its process group,
+    /// SIGKILL after the kill grace).
+    Kill {
+        /// The run id.
+        run: i64,
     },
 }
 
@@ -441,6 +449,7 @@ async fn run_command(cmd: ClientCommand) -> anyhow::Result<()> {
             let (api, out) = connect(&a.conn)?;
             match a.cmd {
                 RunsCmd::Ls { job, page } => runs_ls(&api, out, style, &job, page).await,
+                RunsCmd::Kill { run } => kill_run(&api, out, run).await,
             }
         }
         ClientCommand::Logs(a) => {
@@ -1022,8 +1031,15 @@ async fn run_job(api: &Api, out: Output, job: &str, args: &[String], follow: boo
         }
         return Ok(());
     }
-    let label = format!("run {run_id} of {}", j["name"].as_str().map_or(format!("job {id}"), str::to_string));
-    let finished = follow_log(api, out, run_id, &label).await?;
+    let name = j["name"].as_str().map_or(format!("job {id}"), str::to_string);
+    let mut finished = follow_log(api, out, run_id, &format!("run {run_id} of {name}")).await?;
+    // A failed attempt the job retries: follow the next one, to the last.
+    while let Some(next) = next_attempt(api, &j, &finished).await? {
+        let next_id = id_of(&next)?;
+        let attempt = next["attempt"].as_i64().unwrap_or(0);
+        finished =
+            follow_log(api, out, next_id, &format!("run {next_id} of {name} (attempt {attempt})")).await?;
+    }
     if out == Output::Json {
         print_json(&finished);
     }
@@ -1031,15 +1047,58 @@ async fn run_job(api: &Api, out: Output, job: &str, args: &[String], follow: boo
     if code == 0 { Ok(()) } else { Err(Exit(code).into()) }
 }
 
-/// The process exit code for a finished run: its exit code, 128 + the signal that killed
-/// it, or 1 for a run that never ran or failed otherwise.
+/// The retry of a finished run, if the job retries it: the job's run with the next attempt
+/// number recorded after it (the engine records it as the attempt ends, before its backoff).
+async fn next_attempt(api: &Api, job: &Value, run: &Value) -> anyhow::Result<Option<Value>> {
+    let attempt = run["attempt"].as_i64().unwrap_or(1);
+    let retried = match run["outcome"].as_str() {
+        Some("failed" | "timed_out") => true,
+        Some("lost") => job["retry_lost"].as_bool().unwrap_or(true),
+        _ => false,
+    };
+    if !retried || attempt > job["retries"].as_i64().unwrap_or(0) {
+        return Ok(None);
+    }
+    let (job_id, run_id) = (id_of(job)?, id_of(run)?);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let page = api.get(&format!("/jobs/byid/{job_id}/runs")).await.map_err(api_err)?;
+        let found = page["runs"].as_array().into_iter().flatten().find(|r| {
+            r["trigger"] == "retry"
+                && r["attempt"].as_i64() == Some(attempt + 1)
+                && r["id"].as_i64().is_some_and(|id| id > run_id)
+        });
+        if let Some(next) = found {
+            return Ok(Some(next.clone()));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(None)
+}
+
+/// The process exit code for a finished run, like `timeout(1)` and a shell: 124 for a run
+/// that timed out, 128 + the signal for a killed one (143 without one: killed before it
+/// started), its exit code otherwise, 1 for a run that never ran or failed otherwise.
 fn exit_code(run: &Value) -> u8 {
-    match (run["exit_code"].as_i64(), run["signal"].as_i64(), run["outcome"].as_str()) {
-        (Some(c), _, _) => c.clamp(0, 255) as u8,
-        (None, Some(s), _) => (128 + s).clamp(1, 255) as u8,
-        (None, None, Some("succeeded")) => 0,
+    match (run["outcome"].as_str(), run["exit_code"].as_i64(), run["signal"].as_i64()) {
+        (Some("timed_out"), _, _) => 124,
+        (Some("killed"), _, Some(s)) => (128 + s).clamp(1, 255) as u8,
+        (Some("killed"), _, None) => 143,
+        (_, Some(c), _) => c.clamp(0, 255) as u8,
+        (_, None, Some(s)) => (128 + s).clamp(1, 255) as u8,
+        (Some("succeeded"), None, None) => 0,
         _ => 1,
     }
+}
+
+async fn kill_run(api: &Api, out: Output, run_id: i64) -> anyhow::Result<()> {
+    let run = api.post(&format!("/runs/{run_id}/kill"), &json!({})).await.map_err(api_err)?;
+    if out == Output::Json {
+        print_json(&run);
+    } else {
+        outln!("run {run_id}: {}", cell(&run["outcome"]));
+    }
+    Ok(())
 }
 
 async fn logs(api: &Api, out: Output, run_id: i64, follow: bool) -> anyhow::Result<()> {
@@ -1122,6 +1181,9 @@ mod tests {
         assert_eq!(exit_code(&json!({"outcome": "succeeded", "exit_code": 0})), 0);
         assert_eq!(exit_code(&json!({"outcome": "failed", "exit_code": 3})), 3);
         assert_eq!(exit_code(&json!({"outcome": "killed", "exit_code": null, "signal": 9})), 137);
+        assert_eq!(exit_code(&json!({"outcome": "killed", "exit_code": null, "signal": 15})), 143);
+        assert_eq!(exit_code(&json!({"outcome": "killed", "exit_code": null, "signal": null})), 143);
+        assert_eq!(exit_code(&json!({"outcome": "timed_out", "exit_code": 0, "signal": 15})), 124);
         assert_eq!(exit_code(&json!({"outcome": "skipped"})), 1);
     }
 
