@@ -72,7 +72,7 @@ impl Scope {
 
 wire_enum!(
     /// What happens to a slot that comes due while the previous run is still going.
-    Overlap { Allow = "allow", Forbid = "forbid", Replace = "replace" }
+    Overlap { Allow = "allow", Forbid = "forbid", Replace = "replace", Queue = "queue" }
 );
 
 wire_enum!(

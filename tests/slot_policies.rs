@@ -192,3 +192,32 @@ async fn a_job_disables_itself_after_max_runs() {
     let r = api.put(&format!("/api/v1/jobs/{job}"), json!({"max_runs": 0})).await;
     assert_eq!(r.status, 400, "{}", r.text);
 }
+
+#[tokio::test]
+async fn a_queued_slot_waits_for_the_running_run_and_one_more_is_skipped() {
+    let db = TestDb::new();
+    let token = add_user(&db, "alice", None);
+    let server = Server::start_on(&db, &[]);
+    let api = Api::new(&server, Some(&token));
+    let stack = api.create("/api/v1/blockstacks", json!({"name": "slow", "command": "sleep 2.5"})).await;
+    let schedule = api.create("/api/v1/schedules", json!({"config": {"period": 1}})).await;
+    let job = api
+        .create(
+            "/api/v1/jobs",
+            json!({"stack_id": stack, "schedule_id": schedule, "name": "q", "enabled": true, "overlap": "queue"}),
+        )
+        .await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    api.put(&format!("/api/v1/jobs/{job}"), json!({"enabled": false})).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let runs = scheduled_runs(&api, job).await;
+    let ran: Vec<&Value> = runs.iter().filter(|r| r["outcome"] == "succeeded").collect();
+    let skipped = runs.iter().filter(|r| r["outcome"] == "skipped").count();
+    assert!(ran.len() >= 2 && skipped >= 2, "{runs:#?}");
+    // Never two at once: each started after the previous one finished, and a queued one
+    // started late, with that lateness recorded.
+    for pair in ran.windows(2) {
+        assert!(ms(&pair[1]["started_at"]) >= ms(&pair[0]["finished_at"]), "{pair:#?}");
+    }
+    assert!(ran.iter().skip(1).all(|r| r["lateness_ms"].as_i64().unwrap() > 500), "{ran:#?}");
+}

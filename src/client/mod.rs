@@ -239,7 +239,7 @@ struct JobSettings {
     #[arg(long, value_name = "SECONDS")]
     timeout: Option<i64>,
     /// A slot due while the previous run goes: forbid (skip it), allow, replace.
-    #[arg(long, value_parser = ["forbid", "allow", "replace"])]
+    #[arg(long, value_parser = ["forbid", "allow", "replace", "queue"])]
     overlap: Option<String>,
     /// Slots missed while no node ran: skip, run_once, catch_up.
     #[arg(long, value_parser = ["skip", "run_once", "catch_up"])]

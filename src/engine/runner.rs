@@ -55,6 +55,10 @@ pub(super) struct Runner {
     cancelled: Mutex<HashSet<i64>>,
     /// Wakes runs waiting for a concurrency permit when one of them is cancelled.
     cancel_wake: Notify,
+    /// Jobs with a slot waiting for their running run to end (`overlap: queue`): one each.
+    queued_behind: Mutex<HashSet<i64>>,
+    /// Wakes those waiting slots when a run ends.
+    run_ended: Notify,
     /// Runs reserved for a job between the overlap check and registration (forbid policy).
     starting: Mutex<HashMap<i64, usize>>,
     shutting_down: Notify,
@@ -83,6 +87,8 @@ impl Runner {
             held: Mutex::new(HashSet::new()),
             cancelled: Mutex::new(HashSet::new()),
             cancel_wake: Notify::new(),
+            queued_behind: Mutex::new(HashSet::new()),
+            run_ended: Notify::new(),
             permits: Arc::new(Semaphore::new(settings.max_concurrent_runs.max(1))),
             store,
             settings,
@@ -229,7 +235,7 @@ impl Runner {
     /// must be skipped; `replace` kills the job's running runs.
     fn overlap_allows(&self, job: &Job) -> bool {
         match job.overlap {
-            Overlap::Forbid => !self.job_is_running(job.id),
+            Overlap::Forbid | Overlap::Queue => !self.job_is_running(job.id),
             Overlap::Replace => {
                 self.kill_job_runs(job.id);
                 true
@@ -302,17 +308,21 @@ impl Runner {
         }
         let scheduled = matches!(run.trigger, TriggerKind::Schedule | TriggerKind::Retry);
         // A released run passed its overlap check (and took its reservation) at the slot.
-        let released = matches!(launch.prespawned, Some(Prespawned::Released(..)));
-        if scheduled && !released && !self.overlap_allows(&job) {
+        let mut reserved = matches!(launch.prespawned, Some(Prespawned::Released(..)));
+        if scheduled && !reserved && !self.overlap_allows(&job) {
             launch.prespawned = None;
-            return self
-                .finish_without_start(
-                    &job,
-                    &run,
-                    RunStatus::Skipped,
-                    "skipped: the previous run is still going (overlap: forbid)",
-                )
-                .await;
+            let why = match job.overlap {
+                Overlap::Queue => match self.queue_behind(job.id).await {
+                    Some(true) => None,
+                    Some(false) => Some("skipped: a slot already waits for the running run (overlap: queue)"),
+                    None => return self.give_up(&run, "the node is shutting down"),
+                },
+                _ => Some("skipped: the previous run is still going (overlap: forbid)"),
+            };
+            match why {
+                Some(why) => return self.finish_without_start(&job, &run, RunStatus::Skipped, why).await,
+                None => reserved = true,
+            }
         }
         if !self.holds(run.id) {
             return self.give_up(&run, "another node took the run");
@@ -321,7 +331,7 @@ impl Runner {
             launch.prespawned = None;
             return self.finish_without_start(&job, &run, RunStatus::Killed, KILLED_BEFORE_START).await;
         }
-        if !released {
+        if !reserved {
             self.reserve(job.id, true);
         }
         let started = self.start_process(launch).await;
@@ -351,6 +361,7 @@ impl Runner {
                 drop(permit);
                 metrics::gauge!("cronstack_runs_running").decrement(1.0);
                 let fenced = self.active.lock().unwrap().remove(&run.id).is_some_and(|a| a.fenced);
+                self.run_ended.notify_waiters();
                 self.record(&job, &run, finished, fenced).await
             }
             // Not started because the node is stopping: handed back to the cluster at
@@ -361,6 +372,38 @@ impl Runner {
             Err(_) if self.permits.is_closed() => None,
             Err(message) => self.finish_without_start(&job, &run, RunStatus::Failed, &message).await,
         }
+    }
+
+    /// `overlap: queue`: waits for the job's running run to end, then reserves the start
+    /// (`Some(true)`). `Some(false)`: another slot already waits (this one is skipped);
+    /// `None`: the node is shutting down.
+    async fn queue_behind(&self, job_id: i64) -> Option<bool> {
+        if !self.queued_behind.lock().unwrap().insert(job_id) {
+            return Some(false);
+        }
+        let started = loop {
+            let ended = self.run_ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            {
+                // The check and the reservation under the same locks: no other slot of the
+                // job can start in between.
+                let active = self.active.lock().unwrap();
+                let mut starting = self.starting.lock().unwrap();
+                if !active.values().any(|a| a.job_id == job_id)
+                    && starting.get(&job_id).is_none_or(|n| *n == 0)
+                {
+                    *starting.entry(job_id).or_default() += 1;
+                    break Some(true);
+                }
+            }
+            tokio::select! {
+                () = &mut ended => {}
+                () = self.shutting_down.notified() => break None,
+            }
+        };
+        self.queued_behind.lock().unwrap().remove(&job_id);
+        started
     }
 
     /// This node stops acting on a run without writing anything: it was taken by another node,

@@ -343,7 +343,7 @@ fn schemas() -> Value {
                 "count": { "type": "integer" }, "pages": { "type": "integer" } } } } })
     };
     let c66_one = |item: &str| json!({ "type": "object", "properties": { "response": { "$ref": format!("#/components/schemas/{item}") } } });
-    let overlap = json!({ "type": "string", "enum": ["allow", "forbid", "replace"] });
+    let overlap = json!({ "type": "string", "enum": ["allow", "forbid", "replace", "queue"] });
     let missed = json!({ "type": "string", "enum": ["skip", "run_once", "catch_up"] });
     let outcome = json!({ "type": "string", "enum": ["queued", "running", "succeeded", "failed", "timed_out", "killed", "skipped", "lost"] });
     let config = json!({ "type": "object", "description": "one of {period: seconds}, {timestamp: unix seconds}, {cron: expression, timezone: IANA name}",
