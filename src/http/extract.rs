@@ -236,6 +236,20 @@ pub(crate) fn not_null<'de, T: Deserialize<'de>, D: Deserializer<'de>>(d: D) -> 
     }
 }
 
+/// The `Idempotency-Key` header, if any (see `Service::once_per_key`).
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdempotencyKey {
+    /// The service checks the key (and answers in the caller's dialect).
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let key =
+            parts.headers.get("idempotency-key").map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        Ok(IdempotencyKey(key))
+    }
+}
+
 /// A nullable instant given as RFC 3339 text (`"2027-01-01T00:00:00Z"`), as epoch ms.
 pub(crate) fn nullable_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
     match Option::<String>::deserialize(d)? {

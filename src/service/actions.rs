@@ -37,26 +37,33 @@ impl Service {
     }
 
     /// Starts the job now; the action finishes when the run ends.
+    /// Once per `idempotency_key` (see `once_per_key`).
     pub async fn run_now_action(
         &self,
         caller: &Caller,
         stack: &Stack,
         job: &Job,
         args: Vec<String>,
+        idempotency_key: Option<&str>,
     ) -> ServiceResult<Action> {
         caller.require(Scope::Public)?;
-        super::jobs::check_args("job_args", job, stack, &args)?;
-        let run = self.new_run(job, TriggerKind::RunNow, args.clone()).await?;
-        let mut metadata = Map::new();
-        metadata.insert("job_uid".into(), json!(job.uid));
-        metadata.insert("run_id".into(), json!(run.id));
-        metadata.insert("job_args".into(), json!(args));
-        let mut action = Self::action_record(caller, stack, ActionKind::RunNow, metadata);
-        action.run_id = Some(run.id);
-        // The action exists before the run starts, so its end always finds it.
-        let action = self.save_action(action).await?;
-        self.engine.launch(Launch::new(run, job.clone(), stack.clone()))?;
-        Ok(action)
+        let fingerprint = format!("v3 run_now {} {}", job.uid, json!(args));
+        let start = async {
+            super::jobs::check_args("job_args", job, stack, &args)?;
+            let run = self.new_run(job, TriggerKind::RunNow, args.clone()).await?;
+            let mut metadata = Map::new();
+            metadata.insert("job_uid".into(), json!(job.uid));
+            metadata.insert("run_id".into(), json!(run.id));
+            metadata.insert("job_args".into(), json!(args));
+            let mut action = Self::action_record(caller, stack, ActionKind::RunNow, metadata);
+            action.run_id = Some(run.id);
+            // The action exists before the run starts, so its end always finds it.
+            let action = self.save_action(action).await?;
+            self.engine.launch(Launch::new(run, job.clone(), stack.clone()))?;
+            let id = action.id;
+            Ok((action, id))
+        };
+        self.once_per_key(caller, idempotency_key, fingerprint, start, |id| self.action(stack, id)).await
     }
 
     pub async fn pause_action(

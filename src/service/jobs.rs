@@ -393,15 +393,26 @@ impl Service {
         paged(req, |limit, offset| self.store.stack_jobs(stack.id, limit, offset)).await
     }
 
-    /// Starts a run of the job now with `args` (each a separate `$N`), outside its schedule.
-    pub async fn run_now(&self, caller: &Caller, job: &Job, args: Vec<String>) -> ServiceResult<Run> {
+    /// Starts a run of the job now with `args` (each a separate `$N`), outside its schedule —
+    /// once per `idempotency_key` (see `once_per_key`).
+    pub async fn run_now(
+        &self,
+        caller: &Caller,
+        job: &Job,
+        args: Vec<String>,
+        idempotency_key: Option<&str>,
+    ) -> ServiceResult<Run> {
         caller.require(Scope::Public)?;
         refuse_hook_job(job)?;
-        let stack = self.stack(caller, job.stack_id).await?;
-        check_args("args", job, &stack, &args)?;
-        let run = self.new_run(job, TriggerKind::RunNow, args).await?;
-        self.engine.launch(Launch::new(run.clone(), job.clone(), stack))?;
-        Ok(run)
+        let fingerprint = format!("v1 run {} {}", job.id, serde_json::Value::from(args.clone()));
+        let start = async {
+            let stack = self.stack(caller, job.stack_id).await?;
+            check_args("args", job, &stack, &args)?;
+            let run = self.new_run(job, TriggerKind::RunNow, args).await?;
+            self.engine.launch(Launch::new(run.clone(), job.clone(), stack))?;
+            Ok((run.clone(), run.id))
+        };
+        self.once_per_key(caller, idempotency_key, fingerprint, start, |id| self.run(caller, id)).await
     }
 
     /// Records a queued run held by this node.

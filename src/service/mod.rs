@@ -4,6 +4,7 @@
 mod accounts;
 mod actions;
 mod hooks;
+mod idempotency;
 mod jobs;
 mod runs;
 mod schedules;

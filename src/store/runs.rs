@@ -195,7 +195,7 @@ impl Store {
                 .join(", ");
             let sql = format!(
                 "INSERT INTO runs (job_id, owner, trigger_kind, scheduled_for, attempt, args, status, node_id, lease_until, created_at, due_at) \
-                 VALUES {values} ON CONFLICT (job_id, scheduled_for) WHERE trigger_kind = 'schedule' DO NOTHING RETURNING id, job_id"
+                 VALUES {values} ON CONFLICT (job_id, scheduled_for) WHERE trigger_kind IN ('schedule', 'backfill') DO NOTHING RETURNING id, job_id"
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (c, fire, job) in &to_fire {

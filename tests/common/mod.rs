@@ -236,7 +236,22 @@ impl Api {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Resp {
+        self.send_with_headers(method, path, content_type, body, &[]).await
+    }
+
+    /// [`Api::send_raw`] with extra request headers.
+    pub async fn send_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let mut req = self.http.request(method.parse().unwrap(), format!("{}{}", self.base, path)).body(body);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 
 use axum::extract::{Extension, FromRequest, Path, Request, State};
+
+use crate::http::extract::IdempotencyKey;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -375,6 +377,7 @@ async fn run_now(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((stack_uid, job_uid)): Path<(String, String)>,
+    IdempotencyKey(key): IdempotencyKey,
     JobArgs(line): JobArgs,
 ) -> CResult<Response> {
     let (stack, job) = stack_and_job(&s, &caller, &stack_uid, &job_uid).await?;
@@ -382,7 +385,7 @@ async fn run_now(
         Some(line) => split_args("job_args", &line)?,
         None => Vec::new(),
     };
-    let action = s.service.run_now_action(&caller, &stack, &job, args).await?;
+    let action = s.service.run_now_action(&caller, &stack, &job, args, key.as_deref()).await?;
     Ok(envelope(action_view(&s.service, &action).await?))
 }
 

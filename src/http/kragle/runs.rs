@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{Body, KResult, Page, id_param, list_page, page_request};
 use crate::domain::{Run, RunStatus, TriggerKind, iso8601};
 use crate::http::AppState;
-use crate::http::extract::{JsonBody, PageParam};
+use crate::http::extract::{IdempotencyKey, JsonBody, PageParam};
 use crate::service::{Caller, RunLog, Service};
 
 #[derive(Serialize)]
@@ -106,6 +106,7 @@ pub async fn run_now(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    IdempotencyKey(key): IdempotencyKey,
     JsonBody(input, _): Body<RunNowInput>,
 ) -> KResult<Json<RunView>> {
     let job = s.service.job(&caller, id_param(&id, "job")?).await?;
@@ -114,7 +115,7 @@ pub async fn run_now(
         Some(ArgsInput::List(list)) => list,
         Some(ArgsInput::Line(line)) => crate::service::split_args("args", &line)?,
     };
-    let run = s.service.run_now(&caller, &job, args).await?;
+    let run = s.service.run_now(&caller, &job, args, key.as_deref()).await?;
     Ok(Json(RunView::from(&run)))
 }
 
