@@ -283,6 +283,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             rate_limit_per_hour: args.rate_limit,
             hook_rate_limit_per_hour: args.hook_rate_limit,
             hook_timeout_s: args.hook_timeout_s.max(1),
+            backfill_max: args.catch_up_max.max(1),
         },
     );
     let state = crate::http::AppState::new(service, Some(metrics)).await?;

@@ -91,7 +91,7 @@ wire_enum!(
 
 wire_enum!(
     /// Why a run exists.
-    TriggerKind { Schedule = "schedule", RunNow = "run_now", Retry = "retry", Webhook = "webhook" }
+    TriggerKind { Schedule = "schedule", RunNow = "run_now", Retry = "retry", Webhook = "webhook", Backfill = "backfill" }
 );
 
 wire_enum!(

@@ -465,3 +465,32 @@ fn run_follows_retries_to_the_last_attempt_and_exits_like_timeout_and_a_shell() 
         text(&again.stderr)
     );
 }
+
+#[test]
+fn jobs_backfill_runs_the_missing_slots() {
+    let w = world();
+    w.ok(&["stacks", "create", "b", "--command", "true"]);
+    w.ok(&["jobs", "create", "hourly", "--stack", "b", "--cron", "0 * * * *", "--paused"]);
+    let out = w.ok(&[
+        "jobs",
+        "backfill",
+        "hourly",
+        "--from",
+        "2026-01-01T00:00:00Z",
+        "--to",
+        "2026-01-01T02:00:00Z",
+        "--queue",
+    ]);
+    assert!(out.starts_with("backfilling 3 slot(s)"), "{out}");
+    assert!(out.contains("2026-01-01T02:00:00Z"), "{out}");
+    let again = w.json(&[
+        "jobs",
+        "backfill",
+        "hourly",
+        "--from",
+        "2026-01-01T00:00:00Z",
+        "--to",
+        "2026-01-01T02:00:00Z",
+    ]);
+    assert_eq!(again["count"], 0, "each slot at most once: {again}");
+}

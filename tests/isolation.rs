@@ -161,6 +161,12 @@ fn matrix(a: &Side, b: &Side) -> Vec<(&'static str, &'static str, String, Option
         ("GET", "/api/v1/runs/{id}/log", format!("/api/v1/runs/{ar}/log"), None),
         ("GET", "/api/v1/runs/{id}/log", format!("/api/v1/runs/{ar}/log?follow=1"), None),
         ("POST", "/api/v1/runs/{id}/kill", format!("/api/v1/runs/{ar}/kill"), Some(json!({}))),
+        (
+            "POST",
+            "/api/v1/jobs/byid/{id}/backfill",
+            format!("/api/v1/jobs/byid/{aj}/backfill"),
+            Some(json!({"from": "2026-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"})),
+        ),
         ("GET", "/api/v1/schedules/byid/{id}", format!("/api/v1/schedules/byid/{asc}"), None),
         ("PUT", "/api/v1/schedules/{id}", format!("/api/v1/schedules/{asc}"), Some(json!({"name": "mine"}))),
         ("DELETE", "/api/v1/schedules/{id}", format!("/api/v1/schedules/{asc}"), None),

@@ -221,3 +221,55 @@ async fn a_queued_slot_waits_for_the_running_run_and_one_more_is_skipped() {
     }
     assert!(ran.iter().skip(1).all(|r| r["lateness_ms"].as_i64().unwrap() > 500), "{ran:#?}");
 }
+
+#[tokio::test]
+async fn a_backfill_runs_each_missing_slot_once_oldest_first() {
+    let db = TestDb::new();
+    let token = add_user(&db, "alice", None);
+    let ledger = db.dir().join("backfill");
+    let server = Server::start_on(&db, &["--catch-up-max", "10"]);
+    let api = Api::new(&server, Some(&token));
+    let command = format!("echo \"$CRONSTACK_SCHEDULED_FOR\" >> '{}'", ledger.display());
+    let stack = api.create("/api/v1/blockstacks", json!({"name": "b", "command": command})).await;
+    let schedule = api.create("/api/v1/schedules", json!({"config": {"cron": "0 * * * *"}})).await;
+    let job = api
+        .create("/api/v1/jobs", json!({"stack_id": stack, "schedule_id": schedule, "name": "hourly"}))
+        .await;
+    let path = format!("/api/v1/jobs/byid/{job}/backfill");
+
+    // Hours 01:00 … 04:00 of a past day: four slots, queued one after another.
+    let body = json!({"from": "2026-01-01T00:30:00Z", "to": "2026-01-01T04:00:00Z", "overlap": "queue"});
+    let r = api.post(&path, body.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["count"], 4, "{v}");
+    assert!(v["runs"].as_array().unwrap().iter().all(|r| r["trigger"] == "backfill"), "{v}");
+    let wrote = eventually(Duration::from_secs(10), || async {
+        let text = std::fs::read_to_string(&ledger).unwrap_or_default();
+        (text.lines().count() == 4).then_some(text)
+    })
+    .await
+    .expect("four backfill runs");
+    let expected: Vec<String> = (1..=4).map(|h| format!("2026-01-01T0{h}:00:00Z")).collect();
+    assert_eq!(wrote.lines().collect::<Vec<_>>(), expected, "oldest first");
+
+    // Again, over a wider range: only the slots that never ran.
+    let r = api.post(&path, json!({"from": "2026-01-01T00:00:00Z", "to": "2026-01-01T05:00:00Z"})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let slots: Vec<String> = r.json()["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["scheduled_for"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(slots, vec!["2026-01-01T00:00:00Z", "2026-01-01T05:00:00Z"]);
+
+    // More than --catch-up-max slots: refused, naming the count; nothing runs.
+    let r = api.post(&path, json!({"from": "2026-02-01T00:00:00Z", "to": "2026-02-02T00:00:00Z"})).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(r.text.contains("25 slots"), "{}", r.text);
+    let r = api.post(&path, json!({"from": "yesterday", "to": "2026-02-02T00:00:00Z"})).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(std::fs::read_to_string(&ledger).unwrap().lines().count(), 6);
+}

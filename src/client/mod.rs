@@ -329,6 +329,18 @@ enum JobsCmd {
     Unpause { job: String },
     /// Delete a job (an enabled one is deleted at its next slot, as in Kragle).
     Rm { job: String },
+    /// Run every slot of the job's schedule between --from and --to (RFC 3339, both included)
+    /// that never ran, oldest first.
+    Backfill {
+        job: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// One after another instead of all at once.
+        #[arg(long)]
+        queue: bool,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -937,6 +949,20 @@ async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> anyhow::Res
         }
         JobsCmd::Pause { job } => set_enabled(api, out, style, &job, false).await?,
         JobsCmd::Unpause { job } => set_enabled(api, out, style, &job, true).await?,
+        JobsCmd::Backfill { job, from, to, queue } => {
+            let id = id_of(&api.job(&job).await.map_err(api_err)?)?;
+            let overlap = if queue { "queue" } else { "allow" };
+            let body = json!({"from": from, "to": to, "overlap": overlap});
+            let answer = api.post(&format!("/jobs/byid/{id}/backfill"), &body).await.map_err(api_err)?;
+            if out == Output::Json {
+                print_json(&answer);
+            } else {
+                outln!("backfilling {} slot(s) of job {id}", cell(&answer["count"]));
+                for run in answer["runs"].as_array().into_iter().flatten() {
+                    outln!("  run {} for {}", cell(&run["id"]), cell(&run["scheduled_for"]));
+                }
+            }
+        }
         JobsCmd::Rm { job } => {
             let current = api.job(&job).await.map_err(api_err)?;
             let id = id_of(&current)?;

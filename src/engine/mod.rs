@@ -161,6 +161,22 @@ impl EngineHandle {
         Ok(())
     }
 
+    /// Starts runs (recorded `queued` by the caller) all at once, or one after another.
+    pub fn launch_all(&self, launches: Vec<Launch>, one_after_another: bool) -> Result<(), ServiceError> {
+        let runner = self
+            .runner
+            .as_ref()
+            .ok_or_else(|| ServiceError::Unavailable("this process does not run jobs".into()))?;
+        if one_after_another {
+            runner.spawn_in_order(launches);
+        } else {
+            for launch in launches {
+                runner.spawn_launch(launch);
+            }
+        }
+        Ok(())
+    }
+
     /// Kills a run wherever it goes: here if this node holds it, else by asking the other
     /// nodes (PostgreSQL NOTIFY; the node holding it acts within milliseconds).
     pub async fn kill_run(&self, store: &Store, run_id: i64) -> Result<(), ServiceError> {

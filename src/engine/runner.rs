@@ -106,6 +106,19 @@ impl Runner {
         self.tasks.spawn(async move { me.execute(launch).await });
     }
 
+    /// Runs these one after another, each once the previous one (with its retries) has ended.
+    pub(super) fn spawn_in_order(self: &Arc<Self>, launches: Vec<Launch>) {
+        for launch in &launches {
+            self.hold(launch.run.id);
+        }
+        let me = self.clone();
+        self.tasks.spawn(async move {
+            for launch in launches {
+                me.clone().execute(launch).await;
+            }
+        });
+    }
+
     /// Takes responsibility for a run recorded under this node (its lease is renewed).
     pub(super) fn hold(&self, run_id: i64) {
         self.held.lock().unwrap().insert(run_id);

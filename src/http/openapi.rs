@@ -118,6 +118,7 @@ const OPERATIONS: &[Op] = &[
     op!("delete" "/api/v1/jobs/{id}", "Delete a job; an enabled one is queued for deletion at its next slot", None, "Deleted"),
     op!("get" "/api/v1/jobs/byid/{id}/runs", "A job's runs, newest first, 10 per page", None, "RunList", PAGE),
     op!("post" "/api/v1/jobs/byid/{id}/run", "Run a job now, with arguments; with an Idempotency-Key header a repeat within 24 h answers the first run and starts nothing (409 for the same key with another body)", Some("RunNowInput"), "Run"),
+    op!("post" "/api/v1/jobs/byid/{id}/backfill", "Runs every slot of the job's schedule between from and to (RFC 3339, both included) that never ran, oldest first, trigger backfill; at most --catch-up-max slots (400 naming the count)", Some("BackfillInput"), "Backfill"),
     op!("get" "/api/v1/runs/{id}", "One run", None, "Run"),
     op!("post" "/api/v1/runs/{id}/kill", "Kills a queued or running run on whichever node holds it (SIGTERM to its process group, SIGKILL after the kill grace); answers the run a moment later; 409 once it has ended", None, "Run"),
     op!("get" "/api/v1/runs/{id}/log", "A run's log as text; with follow=1 it streams until the run ends", None, "text", &[("follow", "1 to stream the log live until the run ends")]),
@@ -383,6 +384,10 @@ fn schemas() -> Value {
                 "signal": int_or_null, "args": { "type": "array", "items": string }, "node": string_or_null,
                 "log_truncated": { "type": "boolean" } } },
             "RunList": list("runs", "Run"),
+            "BackfillInput": { "type": "object", "additionalProperties": false, "required": ["from", "to"], "properties": {
+                "from": time, "to": time,
+                "overlap": { "type": "string", "enum": ["allow", "queue"], "description": "queue: one after another" } } },
+            "Backfill": { "type": "object", "properties": { "count": int, "runs": { "type": "array", "items": { "$ref": "#/components/schemas/Run" } } } },
         }),
         json!({
             "RunNowInput": { "type": "object", "additionalProperties": false, "properties": {

@@ -415,6 +415,58 @@ impl Service {
         self.once_per_key(caller, idempotency_key, fingerprint, start, |id| self.run(caller, id)).await
     }
 
+    /// Runs every slot of the job's schedule in `[from, to]` that has not run yet (Temporal's
+    /// backfill): trigger `backfill`, `scheduled_for` the slot, oldest first — all at once, or
+    /// one after another with `queue`. Each slot runs at most once, ever: a backfilled slot
+    /// and a scheduled one share one uniqueness. At most `backfill_max` slots per call.
+    pub async fn backfill(
+        &self,
+        caller: &Caller,
+        job: &Job,
+        from: EpochMs,
+        to: EpochMs,
+        queue: bool,
+    ) -> ServiceResult<Vec<Run>> {
+        caller.require(Scope::Jobs)?;
+        refuse_hook_job(job)?;
+        if from > to {
+            return Err(ServiceError::invalid("to", "must not be before from"));
+        }
+        let schedule =
+            self.store.schedule(job.schedule_id).await?.ok_or(ServiceError::NotFound(Entity::Schedule))?;
+        let trigger = schedule.config.trigger().map_err(ServiceError::InvalidSchedule)?;
+        let max = self.settings.backfill_max;
+        let (mut slots, mut count) = (Vec::new(), 0usize);
+        let mut at = from - 1;
+        while let Some(slot) = trigger.next_after(at).filter(|s| *s <= to) {
+            count += 1;
+            if count <= max {
+                slots.push(slot);
+            } else if count > 1_000_000 {
+                break;
+            }
+            at = slot;
+        }
+        if count > max {
+            let count = if count > 1_000_000 { "over 1000000".to_string() } else { count.to_string() };
+            return Err(ServiceError::invalid(
+                "to",
+                format!(
+                    "the range holds {count} slots, more than the {max} a backfill may run (--catch-up-max): narrow it"
+                ),
+            ));
+        }
+        let stack = self.stack(caller, job.stack_id).await?;
+        let now = now_ms();
+        let runs = self
+            .store
+            .insert_backfill_runs(job, &slots, self.engine.node_id(), self.engine.lease_until(now), now)
+            .await?;
+        let launches = runs.iter().map(|r| Launch::new(r.clone(), job.clone(), stack.clone())).collect();
+        self.engine.launch_all(launches, queue)?;
+        Ok(runs)
+    }
+
     /// Records a queued run held by this node.
     pub(super) async fn new_run(
         &self,

@@ -119,11 +119,18 @@ pub struct ServiceSettings {
     pub hook_rate_limit_per_hour: u32,
     /// A hook's (or exec's) command is stopped after this long; the caller gets an error.
     pub hook_timeout_s: u64,
+    /// At most this many slots per backfill call (`--catch-up-max`).
+    pub backfill_max: usize,
 }
 
 impl Default for ServiceSettings {
     fn default() -> Self {
-        ServiceSettings { rate_limit_per_hour: 3600, hook_rate_limit_per_hour: 3600, hook_timeout_s: 60 }
+        ServiceSettings {
+            rate_limit_per_hour: 3600,
+            hook_rate_limit_per_hour: 3600,
+            hook_timeout_s: 60,
+            backfill_max: 100,
+        }
     }
 }
 

@@ -236,6 +236,44 @@ impl Store {
             .collect())
     }
 
+    /// Records backfill runs of `job` for `slots` that never ran (scheduled or backfilled: the
+    /// same uniqueness), queued under this node; answers those recorded, oldest first.
+    pub async fn insert_backfill_runs(
+        &self,
+        job: &Job,
+        slots: &[EpochMs],
+        node_id: &str,
+        lease_until: EpochMs,
+        now: EpochMs,
+    ) -> StoreResult<Vec<Run>> {
+        let mut runs = Vec::new();
+        for chunk in slots.chunks(500) {
+            let values = (0..chunk.len())
+                .map(|i| format!("($1, $2, 'backfill', ${}, 1, '[]', 'queued', $3, $4, $5)", i + 6))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "INSERT INTO runs (job_id, owner, trigger_kind, scheduled_for, attempt, args, status, node_id, lease_until, created_at) \
+                 VALUES {values} ON CONFLICT (job_id, scheduled_for) WHERE trigger_kind IN ('schedule', 'backfill') DO NOTHING \
+                 RETURNING {COLUMNS}"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(job.id)
+                .bind(job.owner)
+                .bind(node_id)
+                .bind(lease_until)
+                .bind(now);
+            for slot in chunk {
+                q = q.bind(*slot);
+            }
+            for row in q.fetch_all(&self.write).await.wrote()? {
+                runs.push(run_from_row(&row)?);
+            }
+        }
+        runs.sort_by_key(|r| r.scheduled_for);
+        Ok(runs)
+    }
+
     /// Records a run that is not a scheduled slot (run now, retry, webhook) or a skipped slot.
     pub async fn insert_run(&self, r: &NewRun, now: EpochMs) -> StoreResult<i64> {
         let q = sqlx::query(

@@ -112,6 +112,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/jobs/byid/{id}/run", post(runs::run_now))
         .route("/runs/{id}", get(runs::show))
         .route("/runs/{id}/kill", post(runs::kill))
+        .route("/jobs/byid/{id}/backfill", post(runs::backfill))
         .route("/runs/{id}/log", get(runs::log))
         .route("/schedules", get(schedules::list).post(schedules::create))
         .route("/schedules/byid/{id}", get(schedules::by_id))
@@ -167,6 +168,7 @@ pub(super) fn fuzz_bodies(data: &[u8]) {
     one::<schedules::ScheduleInput>(data);
     one::<stacks::StackInput>(data);
     one::<runs::RunNowInput>(data);
+    one::<runs::BackfillInput>(data);
     one::<session::Credentials>(data);
     one::<session::TokenInput>(data);
     one::<webhooks::WebhookInput>(data);

@@ -90,6 +90,47 @@ pub async fn kill(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct BackfillInput {
+    /// RFC 3339; the range's slots run, both ends included.
+    from: String,
+    to: String,
+    #[serde(default, deserialize_with = "super::not_null")]
+    overlap: Option<BackfillOverlap>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "snake_case")]
+enum BackfillOverlap {
+    Allow,
+    Queue,
+}
+
+#[derive(Serialize)]
+pub struct BackfillView {
+    count: usize,
+    runs: Vec<RunView>,
+}
+
+pub async fn backfill(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    JsonBody(input, _): Body<BackfillInput>,
+) -> KResult<Json<BackfillView>> {
+    let job = s.service.job(&caller, id_param(&id, "job")?).await?;
+    let time = |field: &str, text: &str| {
+        chrono::DateTime::parse_from_rfc3339(text).map(|t| t.timestamp_millis()).map_err(|_| {
+            crate::service::ServiceError::invalid(field, format!("{text:?} is not an RFC 3339 time"))
+        })
+    };
+    let (from, to) = (time("from", &input.from)?, time("to", &input.to)?);
+    let queue = input.overlap == Some(BackfillOverlap::Queue);
+    let runs = s.service.backfill(&caller, &job, from, to, queue).await?;
+    Ok(Json(BackfillView { count: runs.len(), runs: runs.iter().map(RunView::from).collect() }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RunNowInput {
     /// Each a separate `$N`; a string is split like a shell splits words. `null`: none.
     args: Option<ArgsInput>,
