@@ -323,6 +323,63 @@ fn next_works_offline() {
     assert!(err.contains("hour"), "{err}");
 }
 
+/// `H` picks its values from a job's uid: `--hash-key` shows what that job gets, the same every
+/// time; without one the refusal says what to add. Quartz's day forms need nothing.
+#[test]
+fn next_shows_what_h_picks_for_a_job() {
+    use chrono::{Datelike, Timelike};
+    let dir = tempfile::tempdir().unwrap();
+    let run =
+        |args: &[&str]| Command::new(BIN).args(args).env("XDG_CONFIG_HOME", dir.path()).output().unwrap();
+    let json = |args: &[&str]| {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let local = |t: &Value| chrono::DateTime::parse_from_rfc3339(t.as_str().unwrap()).unwrap();
+
+    // The key of this uid picks minute 8 and, from 9-17, hour 15 (crates/cron/tests/table.rs).
+    let uid = "4be1c3c0a0a34b9bb9e0a6b1c2d3e4f5";
+    let args = ["next", "H H(9-17) * * 1-5", "--hash-key", uid, "-n", "6", "-o", "json"];
+    let v = json(&args);
+    assert_eq!(v["description"], "at 15:08 on Monday through Friday UTC");
+    assert_eq!(v["hash_key"], uid);
+    let times = v["upcoming"].as_array().unwrap();
+    assert_eq!(times.len(), 6);
+    for t in times {
+        let t = local(t);
+        assert_eq!((t.hour(), t.minute()), (15, 8), "{t}");
+        assert!(t.weekday().number_from_monday() <= 5, "{t}");
+    }
+    assert_eq!(json(&args)["upcoming"], v["upcoming"], "the same job gets the same times");
+    let other = json(&["next", "H H(9-17) * * 1-5", "--hash-key", "nightly-backup", "-o", "json"]);
+    assert_eq!(other["description"], "at 14:00 on Monday through Friday UTC");
+
+    let table = text(&run(&["next", "H/15 * * * *", "--hash-key", uid]).stdout);
+    assert!(table.starts_with("every hour at minutes 8, 23, 38 and 53 UTC"), "{table}");
+
+    assert_eq!(
+        one_line_error(&run(&["next", "H 3 * * *"])),
+        "error: minute field: H needs a hash key (the job's uid) to choose its value: pass --hash-key JOB_UID"
+    );
+    // Refused whatever the uid when some job's pick never fires.
+    assert_eq!(
+        one_line_error(&run(&["next", "0 0 H(28-31) 2 *", "--hash-key", uid])),
+        "error: this expression never fires: February has no day 31 (for the values H picks for some jobs)"
+    );
+
+    let v = json(&["next", "0 9 ? * FRI#3", "--tz", "Europe/Berlin", "-n", "4", "-o", "json"]);
+    assert_eq!(v["description"], "at 09:00 on the third Friday of the month Europe/Berlin");
+    for t in v["upcoming"].as_array().unwrap() {
+        let t = local(t).with_timezone(&chrono_tz::Europe::Berlin);
+        assert_eq!((t.weekday(), (t.day() - 1) / 7, t.hour()), (chrono::Weekday::Fri, 2, 9), "{t}");
+    }
+    assert_eq!(
+        one_line_error(&run(&["next", "0 0 30W 2 *"])),
+        "error: this expression never fires: February has no day 30"
+    );
+}
+
 #[test]
 fn an_unreachable_server_is_one_line() {
     let dir = tempfile::tempdir().unwrap();

@@ -90,6 +90,9 @@ pub enum ClientCommand {
     /// repeated one once (`0,30 2 * * *` fires twice that night). A step without `*` is fixed
     /// times too: `1/2` in the hour field means 1-23/2. An expression that can never fire
     /// (`0 0 31 2 *`) is refused, saying why.
+    ///
+    /// Quartz's day forms (`L`, `L-3`, `LW`, `15W`, `5L`, `FRI#3`) and Jenkins' `H` are
+    /// understood; `H` picks its values from a job's uid, given with --hash-key.
     Next(NextArgs),
 }
 
@@ -407,6 +410,9 @@ pub struct NextArgs {
     /// How many fire times.
     #[arg(short = 'n', long = "count", default_value_t = 5)]
     n: usize,
+    /// A job's uid: the values `H` picks for that job (an expression with `H` needs one).
+    #[arg(long, value_name = "JOB_UID")]
+    hash_key: Option<String>,
     #[arg(long, short = 'o', value_enum, default_value_t = Output::Table)]
     output: Output,
 }
@@ -533,7 +539,15 @@ fn read_token(url: &str) -> anyhow::Result<String> {
 }
 
 fn next(args: NextArgs, style: Style) -> anyhow::Result<()> {
-    let trigger = cronstack_cron::Trigger::cron(&args.expression, &args.tz).map_err(|e| anyhow!("{e}"))?;
+    use cronstack_cron::{ParseError, Trigger, hash_key};
+    let trigger = match &args.hash_key {
+        Some(uid) => Trigger::cron_with_hash_key(&args.expression, &args.tz, hash_key(uid)),
+        None => Trigger::cron(&args.expression, &args.tz),
+    }
+    .map_err(|e| match e {
+        ParseError::HashKeyRequired { .. } => anyhow!("{e}: pass --hash-key JOB_UID"),
+        e => anyhow!("{e}"),
+    })?;
     let tz: chrono_tz::Tz = args.tz.parse().map_err(|_| anyhow!("unknown time zone {:?}", args.tz))?;
     let now = chrono::Utc::now().timestamp_millis();
     let times = trigger.upcoming(now, args.n);
@@ -542,6 +556,7 @@ fn next(args: NextArgs, style: Style) -> anyhow::Result<()> {
         print_json(&json!({
             "expression": args.expression,
             "timezone": args.tz,
+            "hash_key": args.hash_key,
             "description": trigger.describe(),
             "upcoming": upcoming,
         }));

@@ -4,7 +4,9 @@
 //!
 //! For each of ~20 mixed expressions (UTC and zoned), half the calls chain
 //! (each from the previous fire time, as a scheduler does) and half start
-//! from pseudo-random instants in 2020-2035 (as after a restart).
+//! from pseudo-random instants in 2020-2035 (as after a restart). The Quartz
+//! day forms and `H` are measured apart, after the totals, so that the totals
+//! compare with runs from before they existed.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -34,7 +36,35 @@ const EXPRESSIONS: &[(&str, &str)] = &[
     ("@every 90s", "UTC"),
 ];
 
+/// Quartz day forms and `H` (with the key of a job uid).
+const NEW_SYNTAX: &[(&str, &str)] = &[
+    ("0 0 L * *", "UTC"),
+    ("0 18 LW * *", "UTC"),
+    ("0 9 15W * *", "UTC"),
+    ("0 9 * * 5L", "UTC"),
+    ("0 9 * * FRI#3", "UTC"),
+    ("0 9 1,15W,L * MON#1", "UTC"),
+    ("H H * * *", "UTC"),
+    ("H/15 * * * *", "America/New_York"),
+    ("30 2 * * 0L", "Europe/Berlin"),
+    ("H 3 L-3 * *", "Europe/Paris"),
+];
+
 const CALLS_PER_EXPRESSION: u64 = 400_000;
+
+/// `CALLS_PER_EXPRESSION` calls, half chained and half from `starts`; the time they took.
+fn measure(trigger: &Trigger, starts: &[i64]) -> Duration {
+    let begin = Instant::now();
+    let mut t = starts[0];
+    for _ in 0..CALLS_PER_EXPRESSION / 2 {
+        // Chained: from the previous fire time (restart when exhausted).
+        t = black_box(trigger).next_after(black_box(t)).unwrap_or(starts[0]);
+    }
+    for &start in starts {
+        black_box(black_box(trigger).next_after(black_box(start)));
+    }
+    begin.elapsed()
+}
 
 fn main() {
     let mut rng = 0x9E37_79B9_7F4A_7C15u64;
@@ -53,18 +83,7 @@ fn main() {
     for &(expr, tz) in EXPRESSIONS {
         let trigger = Trigger::cron(expr, tz).expect("valid expression");
         let starts: Vec<i64> = (0..CALLS_PER_EXPRESSION / 2).map(|_| random_instant()).collect();
-
-        let begin = Instant::now();
-        let mut t = starts[0];
-        for _ in 0..CALLS_PER_EXPRESSION / 2 {
-            // Chained: from the previous fire time (restart when exhausted).
-            t = black_box(&trigger).next_after(black_box(t)).unwrap_or(starts[0]);
-        }
-        for &start in &starts {
-            black_box(black_box(&trigger).next_after(black_box(start)));
-        }
-        let elapsed = begin.elapsed();
-
+        let elapsed = measure(&trigger, &starts);
         let rate = CALLS_PER_EXPRESSION as f64 / elapsed.as_secs_f64();
         println!("{expr:<28} {tz:<20} {rate:>12.0}");
         if tz == "UTC" {
@@ -80,4 +99,18 @@ fn main() {
     println!("UTC:     {:.2} M next_after/s", rate(utc_calls, utc_time));
     println!("zoned:   {:.2} M next_after/s", rate(zoned_calls, zoned_time));
     println!("overall: {:.2} M next_after/s", rate(utc_calls + zoned_calls, utc_time + zoned_time));
+
+    println!();
+    let key = cronstack_cron::hash_key("4be1c3c0a0a34b9bb9e0a6b1c2d3e4f5");
+    let (mut calls, mut time) = (0u64, Duration::ZERO);
+    for &(expr, tz) in NEW_SYNTAX {
+        let trigger = Trigger::cron_with_hash_key(expr, tz, key).expect("valid expression");
+        let starts: Vec<i64> = (0..CALLS_PER_EXPRESSION / 2).map(|_| random_instant()).collect();
+        let elapsed = measure(&trigger, &starts);
+        let rate = CALLS_PER_EXPRESSION as f64 / elapsed.as_secs_f64();
+        println!("{expr:<28} {tz:<20} {rate:>12.0}");
+        (calls, time) = (calls + CALLS_PER_EXPRESSION, time + elapsed);
+    }
+    println!();
+    println!("L/W/#/H: {:.2} M next_after/s", rate(calls, time));
 }

@@ -72,7 +72,10 @@ fn describe_cron(schedule: &CronSchedule) -> Option<String> {
     // The day rule reduces to the day-of-month alone when the day-of-week
     // allows every day and either field starts with `*` (AND rule).
     let dom_only = is_full(spec.dow, 0, 6) && (spec.dow_star || spec.dom_star);
-    let one_date = dom_only && values(spec.months, 1, 12).len() == 1 && values(spec.dom, 1, 31).len() == 1;
+    let one_date = dom_only
+        && spec.dom_forms.is_empty()
+        && values(spec.months, 1, 12).len() == 1
+        && values(spec.dom, 1, 31).len() == 1;
     let months = if one_date {
         // "on January 1" rather than "on day 1 of the month in January".
         days = Some(format!(
@@ -167,20 +170,30 @@ fn describe_times(spec: &Spec) -> Option<Times> {
 /// the outer `None` means "too irregular to phrase".
 #[allow(clippy::option_option)]
 fn describe_days(spec: &Spec) -> Option<Option<String>> {
+    // A full plain field makes its forms redundant.
     let all_dom = is_full(spec.dom, 1, 31);
     let all_dow = is_full(spec.dow, 0, 6);
     let dom = || {
         let days = values(spec.dom, 1, 31);
-        let noun = if days.len() == 1 { "day" } else { "days" };
-        let list = join(&runs(&days, |d| d.to_string(), 4)?, "and");
-        Some(format!("on {noun} {list} of the month"))
+        let mut parts = Vec::new();
+        if !days.is_empty() {
+            let noun = if days.len() == 1 { "day" } else { "days" };
+            parts.push(format!("{noun} {}", join(&runs(&days, |d| d.to_string(), 4)?, "and")));
+        }
+        parts.extend(dom_forms(spec));
+        Some(format!("on {} of the month", join(&parts, "and")))
     };
     let dow = |conjunction: &str| {
         // Monday first reads naturally ("Saturday and Sunday").
         let mut days: Vec<u32> = values(spec.dow, 0, 6).into_iter().map(|d| (d + 6) % 7).collect();
         days.sort_unstable();
-        let names = runs(&days, |d| WEEKDAYS[((d + 1) % 7) as usize].to_string(), 7)?;
-        Some(join(&names, conjunction))
+        let mut names = runs(&days, |d| WEEKDAYS[((d + 1) % 7) as usize].to_string(), 7)?;
+        let forms = dow_forms(spec);
+        if forms.is_empty() {
+            return Some(join(&names, conjunction));
+        }
+        names.extend(forms);
+        Some(format!("{} of the month", join(&names, conjunction)))
     };
     let either_star = spec.dom_star || spec.dow_star;
     Some(match (all_dom, all_dow) {
@@ -190,20 +203,90 @@ fn describe_days(spec: &Spec) -> Option<Option<String>> {
         (true, false) | (false, true) if !either_star => None,
         (true, false) => Some(format!("on {}", dow("and")?)),
         (false, true) => Some(dom()?),
+        // "if it falls on the last Friday of the month" would mislead: it is
+        // not a weekday.
+        (false, false) if either_star && !spec.dow_forms.is_empty() => return None,
         (false, false) if either_star => Some(format!("{} if it falls on {}", dom()?, dow("or")?)),
         (false, false) => Some(format!("{} and on {}", dom()?, dow("and")?)),
     })
 }
 
-/// Why no date matches an expression that never fires ("February has no day 30 or 31"):
-/// its day-of-month values are all past the end of each of its months. (A day-of-week
-/// restriction never causes that: every date falls on every weekday in some year.)
+/// "the last day", "the 3rd day before the last day", "the last weekday",
+/// "the weekday nearest day 15".
+fn dom_forms(spec: &Spec) -> Vec<String> {
+    let forms = &spec.dom_forms;
+    let mut parts: Vec<String> = values(forms.before_last.into(), 0, 30)
+        .into_iter()
+        .map(|n| match n {
+            0 => "the last day".to_string(),
+            1 => "the day before the last day".to_string(),
+            n => format!("the {} day before the last day", ordinal(n)),
+        })
+        .collect();
+    if forms.last_weekday {
+        parts.push("the last weekday".into());
+    }
+    let nearest = values(forms.nearest_weekday.into(), 1, 31);
+    if !nearest.is_empty() {
+        let list = join(&nearest.iter().map(u32::to_string).collect::<Vec<_>>(), "and");
+        parts.push(match nearest.len() {
+            1 => format!("the weekday nearest day {list}"),
+            _ => format!("the weekdays nearest days {list}"),
+        });
+    }
+    parts
+}
+
+/// "the last Friday", "the third Monday".
+fn dow_forms(spec: &Spec) -> Vec<String> {
+    const NTH: [&str; 5] = ["first", "second", "third", "fourth", "fifth"];
+    let forms = &spec.dow_forms;
+    let mut parts = Vec::new();
+    for (k, weekdays) in forms.nth.iter().enumerate() {
+        for d in values((*weekdays).into(), 0, 6) {
+            parts.push(format!("the {} {}", NTH[k], WEEKDAYS[d as usize]));
+        }
+    }
+    for d in values(forms.last.into(), 0, 6) {
+        parts.push(format!("the last {}", WEEKDAYS[d as usize]));
+    }
+    parts
+}
+
+/// 2nd, 3rd, 4th, 21st…
+fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+/// Why no date matches an expression that never fires. Usually its days of
+/// the month are all past the end of each of its months ("February has no
+/// day 30 or 31"; `L` and `LW` exist in every month): a plain day-of-week
+/// field never is the cause, as every date falls on every weekday in some
+/// year, and a day-of-month field starting with `*` or `?` holds day 1. Only
+/// when both day fields must match can a weekday form (`5#5`, `FRIL`) be.
 pub(crate) fn impossible_dates(spec: &Spec) -> String {
     let months: Vec<String> =
         values(spec.months, 1, 12).iter().map(|&m| MONTHS[m as usize].to_string()).collect();
-    let days: Vec<String> = values(spec.dom, 1, 31).iter().map(u32::to_string).collect();
-    let verb = if months.len() == 1 { "has" } else { "have" };
-    format!("{} {verb} no day {}", join(&months, "and"), join(&days, "or"))
+    let months = join(&months, "and");
+    let dom_decides = spec.day_or || spec.dow_forms.is_empty();
+    if !dom_decides {
+        return format!(
+            "no day in {months} matches both the day-of-month and the day-of-week field (both must when either starts with * or ?)"
+        );
+    }
+    let forms = &spec.dom_forms;
+    let days = values(spec.dom | u64::from(forms.nearest_weekday), 1, 31);
+    let mut days: Vec<String> = days.iter().map(u32::to_string).collect();
+    days.extend(values(forms.before_last.into(), 1, 30).iter().map(|n| format!("L-{n}")));
+    let verb = if months.contains(" and ") { "have" } else { "has" };
+    format!("{months} {verb} no day {}", join(&days, "or"))
 }
 
 /// The values `lo..=hi` set in `mask`.
@@ -304,6 +387,34 @@ mod tests {
             ("*/10 * * * * *", "", "every 10 seconds UTC"),
             ("* * * * * *", "", "every second UTC"),
             ("0 0 1-31 * 1-7", "", "every day at 00:00 UTC"),
+            // Quartz forms
+            ("0 0 L * *", "", "at 00:00 on the last day of the month UTC"),
+            ("0 0 L * ?", "", "at 00:00 on the last day of the month UTC"),
+            ("0 0 L-1 * *", "", "at 00:00 on the day before the last day of the month UTC"),
+            ("0 0 L-3 2 *", "", "at 00:00 on the 3rd day before the last day of the month in February UTC"),
+            ("0 0 1,15,L * *", "", "at 00:00 on days 1 and 15 and the last day of the month UTC"),
+            ("0 18 LW * *", "", "at 18:00 on the last weekday of the month UTC"),
+            ("0 9 15W * *", "", "at 09:00 on the weekday nearest day 15 of the month UTC"),
+            ("0 9 1W,15W * *", "", "at 09:00 on the weekdays nearest days 1 and 15 of the month UTC"),
+            ("0 9 ? * 5L", "", "at 09:00 on the last Friday of the month UTC"),
+            ("0 9 * * FRIL", "", "at 09:00 on the last Friday of the month UTC"),
+            ("0 9 * * 5#3", "", "at 09:00 on the third Friday of the month UTC"),
+            ("0 9 * * MON#1,mon#3", "", "at 09:00 on the first Monday and the third Monday of the month UTC"),
+            ("0 9 * * 1,5L", "", "at 09:00 on Monday and the last Friday of the month UTC"),
+            ("0 9 * * 7#2", "", "at 09:00 on the second Sunday of the month UTC"),
+            (
+                "0 0 L * 5L",
+                "",
+                "at 00:00 on the last day of the month and on the last Friday of the month UTC",
+            ),
+            ("0 0 L * 5", "", "at 00:00 on the last day of the month and on Friday UTC"),
+            (
+                "0 0 L * */2",
+                "",
+                "at 00:00 on the last day of the month if it falls on Tuesday, Thursday, Saturday or Sunday UTC",
+            ),
+            ("0 0 1-31,L * *", "", "every day at 00:00 UTC"),
+            ("0 0 L 2 *", "", "at 00:00 on the last day of the month in February UTC"),
         ];
         for (expr, tz, want) in cases {
             assert_eq!(describe(expr, tz), want, "{expr}");
@@ -315,6 +426,8 @@ mod tests {
         assert_eq!(describe("*/7 * * * *", "Europe/Paris"), "cron \"*/7 * * * *\" in Europe/Paris");
         assert_eq!(describe("1,2,3,5,8,13,21 * * * *", ""), "cron \"1,2,3,5,8,13,21 * * * *\" in UTC");
         assert_eq!(describe("0 0 */2 * 1", ""), "cron \"0 0 */2 * 1\" in UTC");
+        // Both day fields must match, one is a weekday form: quoted.
+        assert_eq!(describe("0 0 */2 * 5L", ""), "cron \"0 0 */2 * 5L\" in UTC");
         assert_eq!(
             describe("0 0 1 1 */2", ""),
             "at 00:00 on day 1 of the month if it falls on Tuesday, Thursday, Saturday or Sunday in January UTC"

@@ -65,6 +65,16 @@ pub enum ParseError {
     InvalidStep { field: Field, step: String, max: u32 },
     #[error("{field} field: range {start}-{end} goes backwards")]
     ReversedRange { field: Field, start: u32, end: u32 },
+    /// A malformed `H`, `L`, `W` or `#` form; the reason shows the right one.
+    #[error("{field} field: invalid {token:?}: {reason}")]
+    InvalidForm { field: Field, token: String, reason: String },
+    /// `H` chooses its value from a key (a job's uid), and none was given.
+    #[error("{field} field: H needs a hash key (the job's uid) to choose its value")]
+    HashKeyRequired { field: Field },
+    #[error(
+        "too many H choices in the day-of-month, month and day-of-week fields to check that the expression fires for every key (at most {max} combinations)"
+    )]
+    TooManyHashChoices { max: usize },
     #[error(
         "unknown macro {name:?} (expected @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly or @every)"
     )]

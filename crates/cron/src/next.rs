@@ -8,22 +8,26 @@
 
 use crate::civil::{SECS_PER_DAY, civil_from_days, days_from_civil, days_in_month, weekday};
 use crate::fields::{ParsedField, next_bit};
+use crate::quartz::{DomForms, DowForms};
 
 /// Searches never go past the end of this year; beyond it `next_civil` says
 /// "none". It keeps every computation far from overflow and bounds the work
 /// done for rare expressions.
 pub(crate) const MAX_YEAR: i64 = 9999;
 
-/// A cron expression compiled to bitsets.
+/// A cron expression compiled to bitsets (its `H` items already chosen).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Spec {
     pub seconds: u64,
     pub minutes: u64,
     pub hours: u64,
+    /// Days of month of the plain items (the forms are in `dom_forms`).
     pub dom: u64,
     pub months: u64,
-    /// Days of week, bit 0 = Sunday.
+    /// Days of week of the plain items, bit 0 = Sunday.
     pub dow: u64,
+    pub dom_forms: DomForms,
+    pub dow_forms: DowForms,
     pub dom_star: bool,
     pub dow_star: bool,
     /// The second, minute or hour field starts with `*`: the expression is a
@@ -33,11 +37,15 @@ pub(crate) struct Spec {
     pub cadence: bool,
     /// Vixie rule: both day fields restricted means a day matching either one
     /// fires; otherwise both must match.
-    day_or: bool,
-    /// For each weekday of the 1st of a month (0 = Sunday), the days 1..=31
-    /// of that month allowed by the day-of-week field. Precomputed so a whole
-    /// month's allowed days are one OR/AND of two masks.
-    dow_days: [u64; 7],
+    pub day_or: bool,
+    /// A Quartz day form is used: whether a date matches depends on its
+    /// month's length and first weekday, not on the day and weekday alone.
+    month_dependent: bool,
+    /// `day_masks[w][len - 28]`: the allowed days 1..=len of a month of `len`
+    /// days whose 1st falls on weekday `w` (0 = Sunday), day rule applied.
+    /// There are only 28 kinds of month, so a month's allowed days are one
+    /// lookup. (Day 31 is bit 31: `u32` keeps the table in four cache lines.)
+    day_masks: [[u32; 4]; 7],
     first_second: u32,
     first_minute: u32,
     first_month: u32,
@@ -47,38 +55,44 @@ pub(crate) struct Spec {
 }
 
 impl Spec {
-    pub(crate) fn new(
-        second: ParsedField,
-        minute: ParsedField,
-        hour: ParsedField,
-        dom: ParsedField,
-        month: ParsedField,
-        dow: ParsedField,
-    ) -> Spec {
-        let mut dow_days = [0u64; 7];
-        for (first_weekday, mask) in dow_days.iter_mut().enumerate() {
-            for day in 1..=31u32 {
-                let wd = (first_weekday as u32 + day - 1) % 7;
-                if dow.bits & (1 << wd) != 0 {
-                    *mask |= 1 << day;
+    /// `fields` are second, minute, hour, day-of-month, month, day-of-week;
+    /// `bits` their values with the `H` items resolved.
+    pub(crate) fn new(fields: &[ParsedField; 6], bits: [u64; 6]) -> Spec {
+        let [second, minute, hour, dom, _, dow] = fields;
+        let [seconds, minutes, hours, dom_bits, months, dow_bits] = bits;
+        let day_or = !dom.star && !dow.star;
+        let mut day_masks = [[0u32; 4]; 7];
+        for (first_weekday, masks) in (0u32..).zip(day_masks.iter_mut()) {
+            for (len, mask) in (28u32..).zip(masks.iter_mut()) {
+                let mut by_dow = dow.dow_forms.days(first_weekday, len);
+                for day in 1..=len {
+                    if dow_bits & (1 << ((first_weekday + day - 1) % 7)) != 0 {
+                        by_dow |= 1 << day;
+                    }
                 }
+                let by_dom = dom_bits | dom.dom_forms.days(first_weekday, len);
+                let days = if day_or { by_dom | by_dow } else { by_dom & by_dow };
+                *mask = (days & (((1 << (len + 1)) - 1) & !1)) as u32; // only days 1..=len exist
             }
         }
         let mut spec = Spec {
-            seconds: second.bits,
-            minutes: minute.bits,
-            hours: hour.bits,
-            dom: dom.bits,
-            months: month.bits,
-            dow: dow.bits,
+            seconds,
+            minutes,
+            hours,
+            dom: dom_bits,
+            months,
+            dow: dow_bits,
+            dom_forms: dom.dom_forms,
+            dow_forms: dow.dow_forms,
             dom_star: dom.star,
             dow_star: dow.star,
             cadence: second.cadence || minute.cadence || hour.cadence,
-            day_or: !dom.star && !dow.star,
-            dow_days,
-            first_second: second.bits.trailing_zeros(),
-            first_minute: minute.bits.trailing_zeros(),
-            first_month: month.bits.trailing_zeros(),
+            day_or,
+            month_dependent: !dom.dom_forms.is_empty() || !dow.dow_forms.is_empty(),
+            day_masks,
+            first_second: seconds.trailing_zeros(),
+            first_minute: minutes.trailing_zeros(),
+            first_month: months.trailing_zeros(),
             satisfiable: true,
         };
         // Every month starts on every weekday, and February has 29 days, in
@@ -94,16 +108,19 @@ impl Spec {
     /// Allowed days of a month whose 1st falls on `first_weekday` and that has `len` days.
     #[inline]
     fn day_mask(&self, first_weekday: u32, len: u32) -> u64 {
-        let by_dow = self.dow_days[first_weekday as usize];
-        let days = if self.day_or { self.dom | by_dow } else { self.dom & by_dow };
-        days & (((1 << (len + 1)) - 1) & !1) // only days 1..=len exist
+        u64::from(self.day_masks[first_weekday as usize][len as usize - 28])
     }
 
-    /// Whether an existing date (day of month, weekday) passes the day rule.
+    /// Whether an existing date (`days` since the epoch, `day` of month
+    /// `month` of `year`) passes the day rule.
     #[inline]
-    fn day_matches(&self, day: u32, weekday: u32) -> bool {
+    fn day_matches(&self, year: i64, month: u32, day: u32, days: i64) -> bool {
+        if self.month_dependent {
+            let first = weekday(days - i64::from(day) + 1);
+            return self.day_mask(first, days_in_month(year, month)) & (1 << day) != 0;
+        }
         let dom = self.dom & (1 << day) != 0;
-        let dow = self.dow & (1 << weekday) != 0;
+        let dow = self.dow & (1 << weekday(days)) != 0;
         if self.day_or { dom || dow } else { dom && dow }
     }
 
@@ -140,7 +157,7 @@ impl Spec {
         let mut sod = civil.rem_euclid(SECS_PER_DAY) as u32;
         // Fast path: today matches and has a matching time left. Checking
         // one real date needs neither the month's length nor its 1st.
-        if self.months & (1 << month) != 0 && self.day_matches(day, weekday(days)) {
+        if self.months & (1 << month) != 0 && self.day_matches(year, month, day, days) {
             if let Some(t) = self.next_time(sod) {
                 return Some(days * SECS_PER_DAY + i64::from(t));
             }
@@ -211,15 +228,10 @@ mod tests {
 
     fn spec(expr: &str) -> Spec {
         let f: Vec<&str> = expr.split(' ').collect();
-        let p = |field, text| parse_field(field, text).unwrap();
-        Spec::new(
-            p(Field::Second, f[0]),
-            p(Field::Minute, f[1]),
-            p(Field::Hour, f[2]),
-            p(Field::DayOfMonth, f[3]),
-            p(Field::Month, f[4]),
-            p(Field::DayOfWeek, f[5]),
-        )
+        let kinds =
+            [Field::Second, Field::Minute, Field::Hour, Field::DayOfMonth, Field::Month, Field::DayOfWeek];
+        let fields: [ParsedField; 6] = std::array::from_fn(|i| parse_field(kinds[i], f[i]).unwrap());
+        Spec::new(&fields, [0, 1, 2, 3, 4, 5].map(|i| fields[i].bits))
     }
 
     /// `next_civil` returns a match, and no second before it (from the start) matches.

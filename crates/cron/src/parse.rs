@@ -4,12 +4,16 @@
 use chrono_tz::Tz;
 
 use crate::Trigger;
+use crate::civil::days_in_month;
+use crate::describe::impossible_dates;
 use crate::error::{Field, ParseError};
-use crate::fields::parse_field;
+use crate::fields::{ParsedField, parse_field};
+use crate::hash::{MAX_DATE_COMBINATIONS, combinations};
 use crate::next::Spec;
 use crate::schedule::CronSchedule;
 
-pub(crate) fn parse_trigger(expr: &str, tz: &str) -> Result<Trigger, ParseError> {
+/// `key` chooses the values of `H` items; an expression with `H` needs one.
+pub(crate) fn parse_trigger(expr: &str, tz: &str, key: Option<u64>) -> Result<Trigger, ParseError> {
     let expr = expr.trim();
     if expr.is_empty() {
         return Err(ParseError::Empty);
@@ -17,11 +21,84 @@ pub(crate) fn parse_trigger(expr: &str, tz: &str) -> Result<Trigger, ParseError>
     if expr.starts_with('@') {
         return parse_macro(expr, tz);
     }
-    let spec = compile(expr)?;
-    if !spec.can_fire() {
-        return Err(ParseError::NeverFires { reason: crate::describe::impossible_dates(&spec) });
+    let fields = compile(expr)?;
+    let key = match (fields.iter().find(|f| !f.hashed.is_empty()), key) {
+        (Some(f), None) => return Err(ParseError::HashKeyRequired { field: f.field }),
+        (Some(_), Some(key)) => Some(key),
+        (None, _) => None,
+    };
+    let spec = resolve(&fields, key)?;
+    Ok(Trigger::Cron(CronSchedule::new(expr, parse_tz(tz)?, spec, key)))
+}
+
+/// The date fields, by index in a compiled expression.
+const DATE_FIELDS: [usize; 3] = [3, 4, 5];
+
+/// The expression compiled for `key`, refused if it never fires for some key:
+/// whether an expression is accepted must not depend on the job.
+fn resolve(fields: &[ParsedField; 6], key: Option<u64>) -> Result<Spec, ParseError> {
+    let bits = fields.each_ref().map(|f| f.resolve_for_key(key.unwrap_or(0)));
+    let spec = Spec::new(fields, bits);
+    if DATE_FIELDS.iter().all(|&i| fields[i].hashed.is_empty()) {
+        if !spec.can_fire() {
+            return Err(ParseError::NeverFires { reason: impossible_dates(&spec) });
+        }
+    } else if let Some(never) = choice_that_never_fires(fields, bits)? {
+        let reason = format!("{} (for the values H picks for some jobs)", impossible_dates(&never));
+        return Err(ParseError::NeverFires { reason });
     }
-    Ok(Trigger::Cron(CronSchedule::new(expr, parse_tz(tz)?, spec)))
+    Ok(spec)
+}
+
+/// The expression compiled with choices of the date fields' `H` items for
+/// which it never fires, if there are any. (`bits`: any key's values.)
+fn choice_that_never_fires(fields: &[ParsedField; 6], bits: [u64; 6]) -> Result<Option<Spec>, ParseError> {
+    let [.., dom, month, dow] = fields;
+    let too_many = || ParseError::TooManyHashChoices { max: MAX_DATE_COMBINATIONS };
+    if !dom.star && !dow.star {
+        // Either field may match (Vixie): every month has each weekday, and
+        // each `d#5` or `dL` in some year, so the day-of-week side always fires.
+        return Ok(None);
+    }
+    if dow.dow_forms.is_empty() {
+        // Both fields must match, but every date falls on every weekday in
+        // some year, so whether it fires is whether the day-of-month side
+        // has a day in some month it allows. The hardest choices: each `H`
+        // item's latest first day, and the months whose longest is shortest.
+        let mut worst = bits;
+        worst[3] = dom.resolve(|item| item.choices() - 1);
+        let longest = |months: &u64| {
+            (1..=12u32)
+                .filter(|m| months & (1 << m) != 0)
+                .map(|m| if m == 2 { 29 } else { days_in_month(2001, m) })
+                .max()
+        };
+        worst[4] = month
+            .outcomes(MAX_DATE_COMBINATIONS)
+            .ok_or_else(too_many)?
+            .into_iter()
+            .min_by_key(longest)
+            .unwrap_or(bits[4]);
+        let spec = Spec::new(fields, worst);
+        return Ok((!spec.can_fire()).then_some(spec));
+    }
+    // Rare (both must match and a weekday form is involved): try them all.
+    let outcomes = DATE_FIELDS
+        .iter()
+        .map(|&i| fields[i].outcomes(MAX_DATE_COMBINATIONS))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(too_many)?;
+    for dates in combinations(&outcomes, MAX_DATE_COMBINATIONS).ok_or_else(too_many)? {
+        let mut other = bits;
+        for (&i, v) in DATE_FIELDS.iter().zip(dates) {
+            other[i] = v;
+        }
+        let spec = Spec::new(fields, other);
+        if !spec.can_fire() {
+            return Ok(Some(spec));
+        }
+    }
+    Ok(None)
 }
 
 /// An IANA zone name; empty means UTC.
@@ -56,26 +133,27 @@ fn parse_macro(expr: &str, tz: &str) -> Result<Trigger, ParseError> {
     if !rest.is_empty() {
         return Err(ParseError::MacroArgument { name: name.to_string() });
     }
-    let spec = compile(fields)?;
-    Ok(Trigger::Cron(CronSchedule::new(expr, parse_tz(tz)?, spec)))
+    let spec = resolve(&compile(fields)?, None)?;
+    Ok(Trigger::Cron(CronSchedule::new(expr, parse_tz(tz)?, spec, None)))
 }
 
-/// Compile 5 fields (minute hour dom month dow) or 6 (seconds first).
-fn compile(expr: &str) -> Result<Spec, ParseError> {
+/// Parse 5 fields (minute hour dom month dow) or 6 (seconds first), seconds
+/// first in the result.
+fn compile(expr: &str) -> Result<[ParsedField; 6], ParseError> {
     let fields: Vec<&str> = expr.split_whitespace().collect();
     let (second, rest) = match fields.len() {
         5 => ("0", &fields[..]),
         6 => (fields[0], &fields[1..]),
         got => return Err(ParseError::FieldCount { got }),
     };
-    Ok(Spec::new(
+    Ok([
         parse_field(Field::Second, second)?,
         parse_field(Field::Minute, rest[0])?,
         parse_field(Field::Hour, rest[1])?,
         parse_field(Field::DayOfMonth, rest[2])?,
         parse_field(Field::Month, rest[3])?,
         parse_field(Field::DayOfWeek, rest[4])?,
-    ))
+    ])
 }
 
 /// A Go-style duration such as `90s`, `1h30m`, `1.5m` or `2000ms`, in

@@ -35,18 +35,21 @@ pub struct CronSchedule {
     /// The offset of zones that never change it (UTC, `Etc/GMT+5`): their
     /// searches need no zone lookups at all.
     fixed_offset: Option<i64>,
+    /// The key `H` items were chosen with; `None` when there are none.
+    hash_key: Option<u64>,
     pub(crate) spec: Spec,
 }
 
 impl CronSchedule {
-    pub(crate) fn new(expr: &str, tz: Tz, spec: Spec) -> CronSchedule {
+    pub(crate) fn new(expr: &str, tz: Tz, spec: Spec, hash_key: Option<u64>) -> CronSchedule {
         let name = tz.name();
         let fixed = name.starts_with("Etc/")
             || matches!(
                 name,
                 "UTC" | "UCT" | "GMT" | "GMT0" | "GMT+0" | "GMT-0" | "Greenwich" | "Universal" | "Zulu"
             );
-        CronSchedule { expr: expr.to_string(), tz, fixed_offset: fixed.then(|| offset_at(tz, 0)), spec }
+        let fixed_offset = fixed.then(|| offset_at(tz, 0));
+        CronSchedule { expr: expr.to_string(), tz, fixed_offset, hash_key, spec }
     }
 
     /// The expression as given by the user (trimmed).
@@ -57,6 +60,11 @@ impl CronSchedule {
     /// The IANA name of the time zone, e.g. "UTC" or "Europe/Paris".
     pub fn timezone(&self) -> &str {
         self.tz.name()
+    }
+
+    /// The key that chose the values of the expression's `H` items, if it has any.
+    pub fn hash_key(&self) -> Option<u64> {
+        self.hash_key
     }
 
     /// The first fire time strictly after `after`, or `None` if there is none

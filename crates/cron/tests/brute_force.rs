@@ -13,9 +13,19 @@
 //!
 //! An expression is fixed-time unless its second, minute or hour field
 //! starts with `*`. One no date ever matches must be refused at parse time.
+//!
+//! The syntax covered includes Quartz's day forms (`L`, `L-n`, `LW`, `nW`,
+//! `dL`, `d#k`), `?`, and Jenkins' `H` with a random key: the oracle decides
+//! each form's days from chrono dates in its own words (the last day is the
+//! one before the next month's 1st, the nearest weekday is the closest
+//! Monday-to-Friday of the month…), and computes `H` values with its own copy
+//! of the documented hash formula. An expression with `H` must be refused
+//! exactly when some key's choice never fires, whatever the key given.
+
+use std::sync::OnceLock;
 
 use chrono::{
-    DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Timelike,
+    DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Timelike, Weekday,
 };
 use chrono_tz::Tz;
 use cronstack_cron::{ParseError, Trigger};
@@ -45,6 +55,36 @@ impl Kind {
             Kind::Dow => (0, 7),
         }
     }
+
+    /// The largest step the field takes.
+    fn max_step(self) -> u32 {
+        self.range().1
+    }
+
+    /// What a bare `H` chooses from (Jenkins: day-of-month 1-28, day-of-week 0-6).
+    fn hash_range(self) -> (u32, u32) {
+        match self {
+            Kind::Dom => (1, 28),
+            Kind::Dow => (0, 6),
+            _ => self.range(),
+        }
+    }
+
+    /// The field's number in the hash formula.
+    fn number(self) -> u64 {
+        match self {
+            Kind::Second => 0,
+            Kind::Minute => 1,
+            Kind::Hour => 2,
+            Kind::Dom => 3,
+            Kind::Month => 4,
+            Kind::Dow => 5,
+        }
+    }
+
+    fn is_date(self) -> bool {
+        matches!(self, Kind::Dom | Kind::Month | Kind::Dow)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -56,15 +96,112 @@ enum Item {
     Range(u32, u32, bool),
     RangeStep(u32, u32, u32),
     ValueStep(u32, u32),
+    /// `L` (n = 0) or `L-n`; lower case?
+    Last(u32, bool),
+    /// `LW`; lower case?
+    LastWeekday(bool),
+    /// `nW`; lower case?
+    Nearest(u32, bool),
+    /// `dL` with weekday d 0-7; named?
+    LastOf(u32, bool),
+    /// `d#k`; named?
+    Nth(u32, u32, bool),
+    /// `H`, `H(a-b)` (named?), each optionally `/n`.
+    Hash(Option<(u32, u32, bool)>, Option<u32>),
+}
+
+/// The day forms of a field, as the oracle understands them.
+#[derive(Debug, Clone, Default)]
+struct Forms {
+    /// `L-n` (`L` is 0).
+    before_last: Vec<u32>,
+    last_weekday: bool,
+    nearest: Vec<u32>,
+    /// `dL`, weekday 0-6.
+    last_of: Vec<u32>,
+    /// `d#k` as (weekday 0-6, k).
+    nth: Vec<(u32, u32)>,
+}
+
+/// An `H` item: its range and step.
+#[derive(Debug, Clone, Copy)]
+struct HashGen {
+    start: u32,
+    end: u32,
+    step: Option<u32>,
+}
+
+impl HashGen {
+    fn choices(self) -> u32 {
+        self.step.unwrap_or(self.end - self.start + 1)
+    }
+
+    fn values(self, pick: u32) -> u64 {
+        let mut set = 0u64;
+        let mut v = self.start + pick;
+        while v <= self.end {
+            set |= 1 << v;
+            v += self.step.unwrap_or(64);
+        }
+        set
+    }
+}
+
+/// The oracle's copy of the documented formula (the crate's `hash` module doc): the `i`-th
+/// `H` of a field picks `splitmix64(key ^ (field << 32 | i)) % choices`.
+fn hash_pick(key: u64, kind: Kind, index: usize, choices: u32) -> u32 {
+    let mut z = (key ^ (kind.number() << 32 | index as u64)).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    ((z ^ (z >> 31)) % u64::from(choices)) as u32
 }
 
 /// One generated field: its text and the values it allows, computed here.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct GenField {
     text: String,
+    /// The allowed values (with the `H` items chosen, once the expression has a key).
     set: u64,
+    /// The values of the items other than `H`.
+    plain: u64,
+    hashed: Vec<HashGen>,
+    forms: Forms,
     star: bool,
     cadence: bool,
+}
+
+impl GenField {
+    fn with_picks(&self, kind: Kind, picks: &[u32]) -> u64 {
+        let mut set = self.hashed.iter().zip(picks).fold(self.plain, |set, (h, &p)| set | h.values(p));
+        if kind == Kind::Dow && set & (1 << 7) != 0 {
+            set = (set & !(1 << 7)) | 1;
+        }
+        set
+    }
+
+    fn resolve(&mut self, kind: Kind, key: u64) {
+        if self.hashed.is_empty() {
+            return;
+        }
+        let picks: Vec<u32> =
+            self.hashed.iter().enumerate().map(|(i, h)| hash_pick(key, kind, i, h.choices())).collect();
+        self.set = self.with_picks(kind, &picks);
+    }
+
+    /// Every value set some key can give the field.
+    fn outcomes(&self, kind: Kind) -> Vec<u64> {
+        let mut all = vec![Vec::new()];
+        for h in &self.hashed {
+            all = all
+                .into_iter()
+                .flat_map(|p: Vec<u32>| (0..h.choices()).map(move |c| [&p[..], &[c]].concat()))
+                .collect();
+        }
+        if self.hashed.is_empty() {
+            return vec![self.set];
+        }
+        all.iter().map(|picks| self.with_picks(kind, picks)).collect()
+    }
 }
 
 fn render_value(kind: Kind, v: u32, named: bool) -> String {
@@ -75,9 +212,18 @@ fn render_value(kind: Kind, v: u32, named: bool) -> String {
     }
 }
 
+/// `a-b`; "SUN-SUN" would mean Sunday, not 0-7: spell that one in digits.
+fn render_range(kind: Kind, a: u32, b: u32, named: bool) -> String {
+    format!("{}-{}", render_value(kind, a, named), render_value(kind, b, named && (a, b) != (0, 7)))
+}
+
+fn case(text: String, lower: bool) -> String {
+    if lower { text.to_lowercase() } else { text }
+}
+
 fn build_field(kind: Kind, items: &[Item]) -> GenField {
     let (lo, hi) = kind.range();
-    let mut set = 0u64;
+    let mut field = GenField::default();
     let mut parts = Vec::new();
     for item in items {
         let (text, start, end, step) = match *item {
@@ -85,60 +231,118 @@ fn build_field(kind: Kind, items: &[Item]) -> GenField {
             Item::Question => ("?".to_string(), lo, hi, 1),
             Item::StarStep(n) => (format!("*/{n}"), lo, hi, n),
             Item::Value(v, named) => (render_value(kind, v, named), v, v, 1),
-            Item::Range(a, b, named) => (
-                // "SUN-SUN" means Sunday, not 0-7: spell that one in digits.
-                format!(
-                    "{}-{}",
-                    render_value(kind, a, named),
-                    render_value(kind, b, named && (a, b) != (0, 7))
-                ),
-                a,
-                b,
-                1,
-            ),
+            Item::Range(a, b, named) => (render_range(kind, a, b, named), a, b, 1),
             Item::RangeStep(a, b, n) => (format!("{a}-{b}/{n}"), a, b, n),
             Item::ValueStep(a, n) => (format!("{a}/{n}"), a, hi, n),
+            // The forms and `H` add no plain values (an empty range).
+            Item::Last(n, lower) => {
+                field.forms.before_last.push(n);
+                (case(if n == 0 { "L".into() } else { format!("L-{n}") }, lower), 1, 0, 1)
+            }
+            Item::LastWeekday(lower) => {
+                field.forms.last_weekday = true;
+                (case("LW".into(), lower), 1, 0, 1)
+            }
+            Item::Nearest(n, lower) => {
+                field.forms.nearest.push(n);
+                (case(format!("{n}W"), lower), 1, 0, 1)
+            }
+            Item::LastOf(d, named) => {
+                field.forms.last_of.push(d % 7);
+                (format!("{}L", render_value(kind, d, named)), 1, 0, 1)
+            }
+            Item::Nth(d, k, named) => {
+                field.forms.nth.push((d % 7, k));
+                (format!("{}#{k}", render_value(kind, d, named)), 1, 0, 1)
+            }
+            Item::Hash(range, step) => {
+                let (start, end) = range.map_or(kind.hash_range(), |(a, b, _)| (a, b));
+                field.hashed.push(HashGen { start, end, step });
+                let mut text = match range {
+                    None => "H".to_string(),
+                    Some((a, b, named)) => format!("H({})", render_range(kind, a, b, named)),
+                };
+                if let Some(n) = step {
+                    text += &format!("/{n}");
+                }
+                (text, 1, 0, 1)
+            }
         };
         let mut v = start;
         while v <= end {
-            set |= 1 << v;
+            field.plain |= 1 << v;
             v += step;
         }
         parts.push(text);
     }
-    if kind == Kind::Dow && set & (1 << 7) != 0 {
-        set = (set & !(1 << 7)) | 1;
+    if kind == Kind::Dow && field.plain & (1 << 7) != 0 {
+        field.plain = (field.plain & !(1 << 7)) | 1;
     }
-    let text = parts.join(",");
-    GenField {
-        star: text.starts_with('*') || text.starts_with('?'),
-        cadence: text.starts_with('*'),
-        text,
-        set,
-    }
+    field.set = field.plain;
+    field.text = parts.join(",");
+    field.star = field.text.starts_with('*') || field.text.starts_with('?');
+    field.cadence = field.text.starts_with('*');
+    field
+}
+
+/// An `H` item: bare or with a range, with or without a step no longer than the range.
+fn hash_item(kind: Kind) -> BoxedStrategy<Item> {
+    let (lo, hi) = kind.range();
+    let named = matches!(kind, Kind::Month | Kind::Dow);
+    let (hlo, hhi) = kind.hash_range();
+    let max_step = kind.max_step();
+    prop_oneof![
+        2 => Just(Item::Hash(None, None)),
+        1 => (1..=max_step.min(hhi - hlo + 1)).prop_map(|n| Item::Hash(None, Some(n))),
+        2 => (lo..=hi, lo..=hi, any::<bool>())
+            .prop_map(move |(a, b, n)| Item::Hash(Some((a.min(b), a.max(b), n && named)), None)),
+        1 => (lo..=hi, lo..=hi, 1..=max_step).prop_map(|(a, b, n)| {
+            let (a, b) = (a.min(b), a.max(b));
+            Item::Hash(Some((a, b, false)), Some(1 + (n - 1) % (b - a + 1)))
+        }),
+    ]
+    .boxed()
 }
 
 fn item(kind: Kind) -> BoxedStrategy<Item> {
     let (lo, hi) = kind.range();
-    let max_step = if kind == Kind::Dow { 7 } else { hi };
+    let max_step = kind.max_step();
     // Hours near the DST transitions of the test zones come up more often.
     let value =
         if kind == Kind::Hour { prop_oneof![2 => 0..=3u32, 1 => lo..=hi].boxed() } else { (lo..=hi).boxed() };
     let named = matches!(kind, Kind::Month | Kind::Dow);
-    prop_oneof![
+    let plain = prop_oneof![
         4 => (value.clone(), any::<bool>()).prop_map(move |(v, n)| Item::Value(v, n && named)),
         2 => (value.clone(), value.clone(), any::<bool>())
             .prop_map(move |(a, b, n)| Item::Range(a.min(b), a.max(b), n && named)),
         1 => (value.clone(), value.clone(), 1..=max_step)
             .prop_map(|(a, b, n)| Item::RangeStep(a.min(b), a.max(b), n)),
         1 => (value, 1..=max_step).prop_map(|(a, n)| Item::ValueStep(a, n)),
-    ]
-    .boxed()
+    ];
+    // `H` is rarer in the date fields: the oracle tries every choice there.
+    let hash_weight = if kind.is_date() { 1 } else { 2 };
+    match kind {
+        Kind::Dom => prop_oneof![
+            8 => plain,
+            hash_weight => hash_item(kind),
+            2 => (prop_oneof![2 => 0..=3u32, 1 => 0..=30u32], any::<bool>()).prop_map(|(n, l)| Item::Last(n, l)),
+            1 => any::<bool>().prop_map(Item::LastWeekday),
+            2 => (1..=31u32, any::<bool>()).prop_map(|(n, l)| Item::Nearest(n, l)),
+        ]
+        .boxed(),
+        Kind::Dow => prop_oneof![
+            8 => plain,
+            hash_weight => hash_item(kind),
+            2 => (0..=7u32, any::<bool>()).prop_map(|(d, n)| Item::LastOf(d, n)),
+            2 => (0..=7u32, 1..=5u32, any::<bool>()).prop_map(|(d, k, n)| Item::Nth(d, k, n)),
+        ]
+        .boxed(),
+        _ => prop_oneof![8 => plain, hash_weight => hash_item(kind)].boxed(),
+    }
 }
 
 fn field(kind: Kind) -> BoxedStrategy<GenField> {
-    let (_, hi) = kind.range();
-    let max_step = if kind == Kind::Dow { 7 } else { hi };
+    let max_step = kind.max_step();
     // Day and month fields are mostly wildcards so that most expressions fire
     // within the oracle's window.
     let star_weight = match kind {
@@ -163,6 +367,8 @@ fn field(kind: Kind) -> BoxedStrategy<GenField> {
 
 #[derive(Debug, Clone)]
 struct GenExpr {
+    /// The key `H` items are chosen with.
+    key: u64,
     seconds: Option<GenField>,
     minute: GenField,
     hour: GenField,
@@ -171,11 +377,84 @@ struct GenExpr {
     dow: GenField,
 }
 
+/// Days in the month of `d`: the day before the next month's 1st.
+fn month_len(d: NaiveDate) -> u32 {
+    let (y, m) = if d.month() == 12 { (d.year() + 1, 1) } else { (d.year(), d.month() + 1) };
+    NaiveDate::from_ymd_opt(y, m, 1).unwrap().pred_opt().unwrap().day()
+}
+
+fn is_workday(d: NaiveDate) -> bool {
+    !matches!(d.weekday(), Weekday::Sat | Weekday::Sun)
+}
+
+impl Forms {
+    /// Whether the day-of-month forms pick date `d`.
+    fn dom_picks(&self, d: NaiveDate) -> bool {
+        if self.before_last.is_empty() && !self.last_weekday && self.nearest.is_empty() {
+            return false;
+        }
+        let len = month_len(d);
+        let workdays = || (1..=len).filter(|&x| is_workday(d.with_day(x).unwrap()));
+        self.before_last.iter().any(|&n| n + d.day() == len)
+            || (self.last_weekday && workdays().next_back() == Some(d.day()))
+            // The Monday-to-Friday of the month closest to day n (never a tie).
+            || self.nearest.iter().any(|&n| n <= len && workdays().min_by_key(|x| x.abs_diff(n)) == Some(d.day()))
+    }
+
+    /// Whether the day-of-week forms pick date `d`.
+    fn dow_picks(&self, d: NaiveDate) -> bool {
+        let weekday = d.weekday().num_days_from_sunday();
+        // The last one has no same weekday a week later in the month; the k-th has k - 1 before it.
+        (self.last_of.contains(&weekday) && d.day() + 7 > month_len(d))
+            || self.nth.iter().any(|&(w, k)| w == weekday && (d.day() - 1) / 7 + 1 == k)
+    }
+}
+
+/// One month of each kind (month, weekday of its 1st, length) between 2001 and 2028, which
+/// holds them all: what decides whether a date ever matches.
+fn sample_months() -> &'static [NaiveDate] {
+    static MONTHS: OnceLock<Vec<NaiveDate>> = OnceLock::new();
+    MONTHS.get_or_init(|| {
+        let mut seen = std::collections::HashSet::new();
+        let mut months = Vec::new();
+        for year in 2001..=2028 {
+            for month in 1..=12 {
+                let first = NaiveDate::from_ymd_opt(year, month, 1).unwrap();
+                if seen.insert((month, first.weekday(), month_len(first))) {
+                    months.push(first);
+                }
+            }
+        }
+        months
+    })
+}
+
 impl GenExpr {
+    /// The expression with its `H` items chosen by `key`.
+    fn new(key: u64, seconds: Option<GenField>, [minute, hour, dom, month, dow]: [GenField; 5]) -> GenExpr {
+        let mut e = GenExpr { key, seconds, minute, hour, dom, month, dow };
+        if let Some(s) = &mut e.seconds {
+            s.resolve(Kind::Second, key);
+        }
+        e.minute.resolve(Kind::Minute, key);
+        e.hour.resolve(Kind::Hour, key);
+        e.dom.resolve(Kind::Dom, key);
+        e.month.resolve(Kind::Month, key);
+        e.dow.resolve(Kind::Dow, key);
+        e
+    }
+
     fn text(&self) -> String {
         let mut parts: Vec<&str> = self.seconds.iter().map(|f| f.text.as_str()).collect();
         parts.extend([&self.minute, &self.hour, &self.dom, &self.month, &self.dow].map(|f| f.text.as_str()));
         parts.join(" ")
+    }
+
+    fn hashed(&self) -> bool {
+        self.seconds
+            .iter()
+            .chain([&self.minute, &self.hour, &self.dom, &self.month, &self.dow])
+            .any(|f| !f.hashed.is_empty())
     }
 
     fn cadence(&self) -> bool {
@@ -186,32 +465,55 @@ impl GenExpr {
         self.seconds.as_ref().map_or(1, |s| s.set)
     }
 
-    fn date_matches(&self, t: &NaiveDateTime) -> bool {
+    /// Whether date `t` matches, with these day-of-month, month and day-of-week values.
+    fn date_matches_with(&self, d: NaiveDate, dom_set: u64, month_set: u64, dow_set: u64) -> bool {
         let has = |set: u64, v: u32| set & (1 << v) != 0;
-        let dom = has(self.dom.set, t.day());
-        let dow = has(self.dow.set, t.weekday().num_days_from_sunday());
-        let day = if self.dom.star || self.dow.star { dom && dow } else { dom || dow };
-        day && has(self.month.set, t.month())
+        if !has(month_set, d.month()) {
+            return false;
+        }
+        let dom = has(dom_set, d.day()) || self.dom.forms.dom_picks(d);
+        let dow = has(dow_set, d.weekday().num_days_from_sunday()) || self.dow.forms.dow_picks(d);
+        if self.dom.star || self.dow.star { dom && dow } else { dom || dow }
     }
 
-    /// Whether any date ever matches: every date falls on every weekday, and
-    /// February has a 29th, within 2001-2028.
-    fn ever_fires(&self) -> bool {
-        let first = NaiveDate::from_ymd_opt(2001, 1, 1).unwrap();
-        first
-            .iter_days()
-            .take_while(|d| d.year() <= 2028)
-            .any(|d| self.date_matches(&d.and_time(NaiveTime::MIN)))
+    fn date_matches(&self, t: &NaiveDateTime) -> bool {
+        self.date_matches_with(t.date(), self.dom.set, self.month.set, self.dow.set)
     }
 
-    /// Parses the expression in `zone`: `None` (after checking the refusal) for one that
-    /// never fires.
+    /// Whether any date ever matches, with these values.
+    fn ever_fires_with(&self, dom_set: u64, month_set: u64, dow_set: u64) -> bool {
+        sample_months().iter().any(|first| {
+            (1..=month_len(*first))
+                .any(|day| self.date_matches_with(first.with_day(day).unwrap(), dom_set, month_set, dow_set))
+        })
+    }
+
+    /// Whether it ever fires whatever the key: every choice of the date fields' `H` items.
+    fn ever_fires_for_every_key(&self) -> bool {
+        let months = self.month.outcomes(Kind::Month);
+        let dows = self.dow.outcomes(Kind::Dow);
+        self.dom.outcomes(Kind::Dom).into_iter().all(|dom| {
+            months.iter().all(|&month| dows.iter().all(|&dow| self.ever_fires_with(dom, month, dow)))
+        })
+    }
+
+    /// Parses the expression in `zone` with its key: `None` (after checking the refusal) for
+    /// one that never fires for some key.
     fn trigger(&self, zone: &str) -> Result<Option<Trigger>, TestCaseError> {
         let text = self.text();
-        match (Trigger::cron(&text, zone), self.ever_fires()) {
+        let parsed = Trigger::cron_with_hash_key(&text, zone, self.key);
+        // Without a key: refused when `H` is used, else the same.
+        match Trigger::cron(&text, zone) {
+            Err(ParseError::HashKeyRequired { .. }) if self.hashed() => {}
+            unkeyed if !self.hashed() => prop_assert_eq!(&unkeyed, &parsed, "{}", text),
+            unkeyed => return Err(TestCaseError::fail(format!("{text}: without a key {unkeyed:?}"))),
+        }
+        match (parsed, self.ever_fires_for_every_key()) {
             (Ok(trigger), true) => Ok(Some(trigger)),
             (Err(ParseError::NeverFires { .. }), false) => Ok(None),
-            (got, ever) => Err(TestCaseError::fail(format!("{text}: {got:?}, though ever fires = {ever}"))),
+            (got, ever) => {
+                Err(TestCaseError::fail(format!("{text}: {got:?}, though it fires for every key = {ever}")))
+            }
         }
     }
 
@@ -226,6 +528,7 @@ impl GenExpr {
 
 fn expr() -> impl Strategy<Value = GenExpr> {
     (
+        any::<u64>(),
         prop::option::weighted(0.3, field(Kind::Second)),
         field(Kind::Minute),
         field(Kind::Hour),
@@ -233,18 +536,57 @@ fn expr() -> impl Strategy<Value = GenExpr> {
         field(Kind::Month),
         field(Kind::Dow),
     )
-        .prop_map(|(seconds, minute, hour, dom, month, dow)| GenExpr {
-            seconds,
-            minute,
-            hour,
-            dom,
-            month,
-            dow,
+        // The oracle tries each choice of the date fields' `H` items: at most one of them.
+        .prop_filter("more than one H in the date fields", |(_, _, _, _, dom, month, dow)| {
+            dom.hashed.len() + month.hashed.len() + dow.hashed.len() <= 1
+        })
+        .prop_map(|(key, seconds, minute, hour, dom, month, dow)| {
+            GenExpr::new(key, seconds, [minute, hour, dom, month, dow])
+        })
+}
+
+/// Date fields where whether anything ever fires is in doubt: late days of the month (plain,
+/// `H(a-b)`, `nW`, `L-n`) against short months, weekday forms that some months lack, one `H`
+/// among the date fields. For the refusal rule.
+fn doubtful_date_expr() -> impl Strategy<Value = GenExpr> {
+    let late = 25..=31u32;
+    let dom_item = prop_oneof![
+        (late.clone(), any::<bool>()).prop_map(|(v, _)| Item::Value(v, false)),
+        (late.clone(), any::<bool>()).prop_map(|(n, l)| Item::Nearest(n, l)),
+        (24..=30u32, any::<bool>()).prop_map(|(n, l)| Item::Last(n, l)),
+        (late.clone(), late.clone()).prop_map(|(a, b)| Item::Hash(Some((a.min(b), a.max(b), false)), None)),
+        (20..=31u32, 1..=4u32).prop_map(|(a, n)| Item::Hash(Some((a, 31, false)), Some(n.min(32 - a)))),
+        (1..=31u32).prop_map(Item::StarStep),
+    ];
+    let dom = prop::collection::vec(dom_item, 1..=2).prop_map(|items| build_field(Kind::Dom, &items));
+    let short = prop::sample::subsequence(vec![2u32, 4, 6, 9, 11], 1..=2);
+    let month = prop_oneof![
+        3 => short.prop_map(|ms| build_field(Kind::Month, &ms.iter().map(|&m| Item::Value(m, false)).collect::<Vec<_>>())),
+        1 => (1..=12u32, 1..=12u32).prop_map(|(a, b)| build_field(Kind::Month, &[Item::Hash(Some((a.min(b), a.max(b), false)), None)])),
+        1 => Just(build_field(Kind::Month, &[Item::Hash(None, None)])),
+    ];
+    let dow = prop_oneof![
+        2 => Just(build_field(Kind::Dow, &[Item::Star])),
+        1 => Just(build_field(Kind::Dow, &[Item::Question])),
+        1 => (1..=7u32).prop_map(|n| build_field(Kind::Dow, &[Item::StarStep(n)])),
+        1 => (0..=7u32, 1..=5u32).prop_map(|(d, k)| build_field(Kind::Dow, &[Item::Nth(d, k, false)])),
+        1 => (0..=7u32, 4..=5u32).prop_map(|(d, k)| build_field(Kind::Dow, &[Item::StarStep(7), Item::Nth(d, k, true)])),
+        1 => (0..=7u32).prop_map(|d| build_field(Kind::Dow, &[Item::LastOf(d, false)])),
+        1 => Just(build_field(Kind::Dow, &[Item::Hash(None, None)])),
+    ];
+    (any::<u64>(), dom, month, dow)
+        .prop_filter("more than one H in the date fields", |(_, dom, month, dow)| {
+            dom.hashed.len() + month.hashed.len() + dow.hashed.len() <= 1
+        })
+        .prop_map(|(key, dom, month, dow)| {
+            let zero = |kind| build_field(kind, &[Item::Value(0, false)]);
+            GenExpr::new(key, None, [zero(Kind::Minute), zero(Kind::Hour), dom, month, dow])
         })
 }
 
 /// Expressions that stress DST handling: times in the small hours where the
-/// test zones change offset, about half of them fixed-time.
+/// test zones change offset, about half of them fixed-time (`H` included),
+/// some on the Sundays the transitions fall on (`0L`, `SUN#1`, `SUN#2`).
 fn dst_expr() -> impl Strategy<Value = GenExpr> {
     let values = |kind: Kind, lo: u32, hi: u32| {
         prop::collection::vec((lo..=hi).prop_map(|v| Item::Value(v, false)), 1..=3)
@@ -256,20 +598,28 @@ fn dst_expr() -> impl Strategy<Value = GenExpr> {
             (1..=kind.range().1.min(30)).prop_map(move |n| build_field(kind, &[Item::StarStep(n)])),
         ]
     };
-    let minute = prop_oneof![3 => values(Kind::Minute, 0, 59), 1 => cadence(Kind::Minute)];
+    let minute = prop_oneof![
+        3 => values(Kind::Minute, 0, 59),
+        1 => cadence(Kind::Minute),
+        1 => prop_oneof![Just(None), (1..=30u32).prop_map(Some)]
+            .prop_map(|step| build_field(Kind::Minute, &[Item::Hash(None, step)])),
+    ];
     let hour = prop_oneof![
         3 => values(Kind::Hour, 0, 3),
         1 => (0..=3u32, 0..=4u32).prop_map(|(a, b)| build_field(Kind::Hour, &[Item::Range(a.min(b), a.max(b), false)])),
         1 => cadence(Kind::Hour),
+        1 => (0..=2u32, 1..=3u32).prop_map(|(a, n)| build_field(Kind::Hour, &[Item::Hash(Some((a, a + n, false)), None)])),
+    ];
+    let sunday = |item: Item| build_field(Kind::Dow, &[item]);
+    let dow = prop_oneof![
+        6 => Just(build_field(Kind::Dow, &[Item::Star])),
+        1 => Just(sunday(Item::LastOf(0, true))),
+        1 => (1..=2u32).prop_map(move |k| sunday(Item::Nth(7, k, true))),
     ];
     let seconds = prop::option::weighted(0.2, values(Kind::Second, 0, 59));
-    (seconds, minute, hour).prop_map(|(seconds, minute, hour)| GenExpr {
-        seconds,
-        minute,
-        hour,
-        dom: build_field(Kind::Dom, &[Item::Star]),
-        month: build_field(Kind::Month, &[Item::Star]),
-        dow: build_field(Kind::Dow, &[Item::Star]),
+    (any::<u64>(), seconds, minute, hour, dow).prop_map(|(key, seconds, minute, hour, dow)| {
+        let dom = build_field(Kind::Dom, &[Item::Question]);
+        GenExpr::new(key, seconds, [minute, hour, dom, build_field(Kind::Month, &[Item::Star]), dow])
     })
 }
 
@@ -465,6 +815,20 @@ proptest! {
 }
 
 proptest! {
+    // Fewer cases: these expressions fire rarely, so the oracle walks far.
+    #![proptest_config(ProptestConfig { cases: cases(500), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Refused exactly when some key's choice never fires; otherwise the next fire times agree.
+    #[test]
+    fn doubtful_dates_are_refused_exactly_when_some_key_never_fires(
+        e in doubtful_date_expr(),
+        after in instant(Tz::UTC),
+    ) {
+        check_against_oracle(&e, Tz::UTC, after)?;
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig { cases: cases(2000), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
@@ -514,6 +878,14 @@ fn sweep_across_2026_transitions() {
         "10 23 * * *",
         "30 15 2 * * *",
         "*/20 30 1 * * *",
+        // The Sundays transitions fall on, the last day, and `H` (key 0: minute 7, hour 0).
+        "30 2 * * 0L",
+        "30 1 ? * 0#1",
+        "0 2 ? * 0#2",
+        "*/20 1 ? * 0L",
+        "30 1 L * *",
+        "H 1,2 * * *",
+        "H H * * *",
     ];
     let zones = [
         Tz::America__New_York,
@@ -537,20 +909,28 @@ fn sweep_across_2026_transitions() {
                     let items: Vec<Item> = s.split(',').map(|part| parse_simple_item(kind, part)).collect();
                     build_field(kind, &items)
                 };
-                let e = GenExpr {
-                    seconds: seconds.map(|s| gen_field(Kind::Second, s)),
-                    minute: gen_field(Kind::Minute, rest[0]),
-                    hour: gen_field(Kind::Hour, rest[1]),
-                    dom: gen_field(Kind::Dom, rest[2]),
-                    month: gen_field(Kind::Month, rest[3]),
-                    dow: gen_field(Kind::Dow, rest[4]),
-                };
+                let e = GenExpr::new(
+                    0,
+                    seconds.map(|s| gen_field(Kind::Second, s)),
+                    [
+                        gen_field(Kind::Minute, rest[0]),
+                        gen_field(Kind::Hour, rest[1]),
+                        gen_field(Kind::Dom, rest[2]),
+                        gen_field(Kind::Month, rest[3]),
+                        gen_field(Kind::Dow, rest[4]),
+                    ],
+                );
                 assert_eq!(e.text(), text);
-                let trigger = Trigger::cron(text, tz.name()).unwrap();
+                let trigger = Trigger::cron_with_hash_key(text, tz.name(), e.key).unwrap();
                 let mut after = (transition - 3 * 3600) * 1000 - 1;
                 while after < (transition + 3 * 3600) * 1000 {
-                    let want = oracle(&e, tz, after, 3 * 86_400).ok();
-                    assert_eq!(trigger.next_after(after), want, "{text} in {tz} after {after}");
+                    let got = trigger.next_after(after);
+                    match oracle(&e, tz, after, 3 * 86_400) {
+                        Ok(want) => assert_eq!(got, Some(want), "{text} in {tz} after {after}"),
+                        Err(end) => {
+                            assert!(got.is_none_or(|g| g > end), "{text} in {tz} after {after}: {got:?}")
+                        }
+                    }
                     after += 600_000;
                 }
             }
@@ -559,11 +939,21 @@ fn sweep_across_2026_transitions() {
     }
 }
 
-/// The few item forms the sweep uses: `*`, `*/n`, `v`, `a-b`, `v/n`.
+/// The few item forms the sweep uses: `*`, `?`, `*/n`, `v`, `a-b`, `v/n`, `H`, `L`, `dL`, `d#k`.
 fn parse_simple_item(kind: Kind, part: &str) -> Item {
     let num = |s: &str| s.parse::<u32>().unwrap();
     if part == "*" {
         Item::Star
+    } else if part == "?" {
+        Item::Question
+    } else if part == "H" {
+        Item::Hash(None, None)
+    } else if part == "L" {
+        Item::Last(0, false)
+    } else if let Some(d) = part.strip_suffix('L') {
+        Item::LastOf(num(d), false)
+    } else if let Some((d, k)) = part.split_once('#') {
+        Item::Nth(num(d), num(k), false)
     } else if let Some(n) = part.strip_prefix("*/") {
         Item::StarStep(num(n))
     } else if let Some((a, n)) = part.split_once('/') {
@@ -584,17 +974,14 @@ fn recorded_regressions() {
     let f = |text: &str, set: u64| GenField {
         text: text.into(),
         set,
+        plain: set,
         star: text.starts_with('*'),
         cadence: text.starts_with('*'),
+        ..GenField::default()
     };
     let star = |kind: Kind| build_field(kind, &[Item::Star]);
-    let expr = |minute: GenField, hour: GenField, dom: GenField, dow: GenField| GenExpr {
-        seconds: None,
-        minute,
-        hour,
-        dom,
-        month: star(Kind::Month),
-        dow,
+    let expr = |minute: GenField, hour: GenField, dom: GenField, dow: GenField| {
+        GenExpr::new(0, None, [minute, hour, dom, star(Kind::Month), dow])
     };
     let cases = [
         // `sun-SUN` is Sunday alone (only a range from Monday on ends at 7 when it ends in SUN);

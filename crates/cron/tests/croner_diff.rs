@@ -7,8 +7,9 @@
 //!   an odd day and a Monday. croner only treats a bare `*` that way, and ORs.
 //! - `a/n` (`10/20`) means `a-max/n` here, as in Vixie cron; croner rejects
 //!   it unless its "sloppy ranges" option is on.
-//! - croner extensions (`L`, `W`, `#`, `+`, a 7th year field) are not cron
-//!   syntax this crate accepts.
+//! - croner extensions (`+`, a 7th year field) are not cron syntax this
+//!   crate accepts; its Quartz forms (`L`, `LW`, `nW`, `dL`, `d#k`) are, and
+//!   are compared in `QUARTZ` (croner has no `L-n`, and no `H`).
 //! - Around DST transitions the two agree on the rules but classify
 //!   "fixed-time" differently (croner: one value each in second, minute and
 //!   hour; here: none of those fields starts with `*`, as Vixie cron's
@@ -69,6 +70,37 @@ const SHARED: &[&str] = &[
     "@yearly",
 ];
 
+/// Quartz day forms, alone, in lists and under the day rule.
+const QUARTZ: &[&str] = &[
+    "0 0 L * *",
+    "0 0 L 2 *",
+    "0 12 LW * *",
+    "0 0 LW 2 *",
+    "0 0 15W * *",
+    "0 0 1W * *",
+    "0 0 31W * *",
+    "0 0 30W * *",
+    "0 0 29W 2 *",
+    "0 0 1,15,L * *",
+    "0 0 1W,15W * *",
+    "0 0 * * 5L",
+    "0 0 * * FRIL",
+    "0 0 * * 0L",
+    "0 0 * * 5#3",
+    "0 0 * * FRI#3",
+    "0 0 * * 1#1",
+    "0 0 * * 5#5",
+    "0 0 * 2 0#5",
+    "0 0 * * MON#1,FRI#3",
+    "0 0 * * 1-5,5L",
+    "0 0 ? * 5L",
+    "0 0 L * ?",
+    "0 0 L * 5",
+    "0 0 1 * 5L",
+    "0 0 15W * 1#1",
+    "30 15 10 L * *",
+];
+
 const STARTS: &[&str] = &[
     "2026-01-01T00:00:00Z",
     "2026-02-27T13:37:42Z",
@@ -121,6 +153,14 @@ fn agrees_with_croner_in_zones_without_dst() {
 }
 
 #[test]
+fn agrees_with_croner_on_quartz_forms() {
+    for expr in QUARTZ {
+        compare(expr, Tz::UTC);
+        compare(expr, Tz::Asia__Tokyo);
+    }
+}
+
+#[test]
 fn intentional_difference_star_step_day_rule() {
     let expr = "0 0 */2 * 1";
     let start = Utc.with_ymd_and_hms(2026, 1, 5, 0, 0, 0).unwrap();
@@ -154,6 +194,10 @@ fn agrees_with_croner_across_dst() {
         "0 */2 * * *",
         "*/10 * * * * *",
         "30 30 2 * * *",
+        // Transitions fall on Sundays these name.
+        "30 2 * * 0L",
+        "30 1 * * SUN#1",
+        "0 2 * * 0#2",
     ];
     let zones = [Tz::America__New_York, Tz::Europe__London, Tz::Australia__Lord_Howe, Tz::Europe__Paris];
     for tz in zones {

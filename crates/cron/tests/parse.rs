@@ -31,8 +31,38 @@ fn error_messages() {
         ("* * * FOO *", "", "month field: invalid value \"FOO\""),
         ("* * * * FRIDAY", "", "day-of-week field: invalid value \"FRIDAY\""),
         ("? * * * *", "", "minute field: invalid value \"?\""),
-        ("* * L * *", "", "day-of-month field: invalid value \"L\""),
-        ("* * * * 5#2", "", "day-of-week field: invalid value \"5#2\""),
+        ("* L * * *", "", "hour field: invalid value \"L\""),
+        (
+            "* * * * 5#6",
+            "",
+            "day-of-week field: invalid \"5#6\": the number after # is the week of the month, 1 to 5",
+        ),
+        (
+            "* * * * L",
+            "",
+            "day-of-week field: invalid \"L\": L follows a weekday in this field, e.g. 5L or FRIL (the last Friday)",
+        ),
+        (
+            "* * L-31 * *",
+            "",
+            "day-of-month field: invalid \"L-31\": L-n takes a number of days n from 0 to 30, e.g. L-3",
+        ),
+        ("* * 15W-20 * *", "", "day-of-month field: invalid value \"15W\""),
+        (
+            "* * 3#1 * *",
+            "",
+            "day-of-month field: invalid \"3#1\": expected L, L-n, LW or nW in the day-of-month field (# is for day-of-week)",
+        ),
+        ("* * * * 2W", "", "day-of-week field: invalid \"2W\": W is for the day-of-month field"),
+        ("* * ?/2 * *", "", "day-of-month field: invalid value \"?/2\""),
+        ("H * * * *", "", "minute field: H needs a hash key (the job's uid) to choose its value"),
+        ("0 0 * * H", "", "day-of-week field: H needs a hash key (the job's uid) to choose its value"),
+        (
+            "H(0-9)/20 * * * *",
+            "",
+            "minute field: invalid \"H(0-9)/20\": the step 20 is longer than the range 0-9",
+        ),
+        ("H(5) * * * *", "", "minute field: invalid \"H(5)\": expected H, H(a-b), H/n or H(a-b)/n"),
         (
             "@reboot",
             "",
@@ -79,6 +109,14 @@ fn accepted_forms() {
         "0 0 1 * ?",
         "0 0 * * MON-FRI/2",
         "0 0 0 * * *",
+        "0 0 L * *",
+        "0 0 l-30 * ?",
+        "0 0 LW,1W,15w,31W * *",
+        "0 0 1,L,L-2 * *",
+        "0 0 ? * 5L,FRIL,sunl,7L",
+        "0 0 ? * 5#3,FRI#3,mon#1,7#5",
+        "0 0 * * 1-5,5L",
+        "0 0 L * 5L",
         "@yearly",
         "@ANNUALLY",
         "@monthly",
@@ -90,6 +128,66 @@ fn accepted_forms() {
     ] {
         Trigger::cron(expr, "").unwrap_or_else(|e| panic!("{expr:?}: {e}"));
     }
+}
+
+/// `H` needs a key; with one, whether an expression parses never depends on it.
+#[test]
+fn hash_keys() {
+    let with = |expr: &str, key| Trigger::cron_with_hash_key(expr, "UTC", key);
+    assert_eq!(Trigger::cron("H H * * *", ""), Err(ParseError::HashKeyRequired { field: Field::Minute }));
+    // Without H the key is ignored.
+    assert_eq!(with("0 3 * * *", 1).unwrap(), Trigger::cron("0 3 * * *", "UTC").unwrap());
+    assert_eq!(with("@daily", 1).unwrap(), Trigger::cron("@daily", "UTC").unwrap());
+    let Trigger::Cron(schedule) = with("H 3 * * *", 42).unwrap() else { panic!("expected a cron trigger") };
+    assert_eq!(schedule.hash_key(), Some(42));
+    let Trigger::Cron(schedule) = with("0 3 * * *", 42).unwrap() else { panic!("expected a cron trigger") };
+    assert_eq!(schedule.hash_key(), None);
+    assert_eq!(cronstack_cron::hash_key("job-1"), cronstack_cron::hash_key("job-1"));
+    assert_ne!(cronstack_cron::hash_key("job-1"), cronstack_cron::hash_key("job-2"));
+    for expr in [
+        "H H H H H",
+        "H(0-29),H(30-59) H/4 H(1-14),H(15-28) H(1-6)/2 H(MON-FRI)",
+        "H * L * FRI#3,H",
+        "0 0 */29 H(1-2) H,5#5",
+    ] {
+        let results: Vec<bool> = (0..200).map(|key| with(expr, key).is_ok()).collect();
+        assert!(results.iter().all(|&ok| ok == results[0]), "{expr}: {results:?}");
+    }
+}
+
+/// Refused for every key when some key's choice never fires.
+#[test]
+fn hashed_expressions_that_never_fire_for_some_job() {
+    let reason = |expr: &str| {
+        (0..50)
+            .map(|key| Trigger::cron_with_hash_key(expr, "UTC", key).unwrap_err().to_string())
+            .reduce(|a, b| if a == b { a } else { panic!("{expr}: {a} / {b}") })
+            .unwrap()
+    };
+    assert_eq!(
+        reason("0 0 H(28-31) 2 *"),
+        "this expression never fires: February has no day 31 (for the values H picks for some jobs)"
+    );
+    assert_eq!(
+        reason("0 0 31 H *"),
+        "this expression never fires: February has no day 31 (for the values H picks for some jobs)"
+    );
+    assert_eq!(
+        reason("0 0 */29 H(1-2) 5#5"),
+        "this expression never fires: no day in February matches both the day-of-month and the day-of-week field (both must when either starts with * or ?) (for the values H picks for some jobs)"
+    );
+    assert_eq!(
+        reason("0 0 */2 H,H,H,H,H,H 5#5"),
+        "too many H choices in the day-of-month, month and day-of-week fields to check that the expression fires for every key (at most 50000 combinations)"
+    );
+    // H in day-of-month picks 1-28, which every month has; a restricted day-of-week is OR.
+    for expr in ["0 0 H 2 *", "0 0 H(28-31) 2 5", "0 0 H(29-31) * *", "0 0 H H *", "0 0 H(1-31) 1,2 *"] {
+        assert!(Trigger::cron_with_hash_key(expr, "UTC", 7).is_ok(), "{expr}");
+    }
+    assert_eq!(
+        reason("0 0 H(1-31) H ?"),
+        "this expression never fires: February has no day 31 (for the values H picks for some jobs)"
+    );
 }
 
 #[test]

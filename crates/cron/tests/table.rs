@@ -148,6 +148,63 @@ const ROWS: &[(&str, &str, &str, Option<&str>)] = &[
     ("0 12 * * *",   "Pacific/Apia",     "2011-12-29T13:00:00-10:00", Some("2011-12-31T00:00:00+14:00")),
     ("0 * * * *",    "Pacific/Apia",     "2011-12-29T23:30:00-10:00", Some("2011-12-31T00:00:00+14:00")),
     ("0 12 30 12 *", "Pacific/Apia",     "2011-12-31T00:00:00+14:00", Some("2012-12-30T12:00:00+14:00")),
+    // --- Quartz L: last day of the month, L-n n days before it (month lengths, leap years) ---
+    ("0 0 L * *",        "UTC", "2026-01-31T00:00:00Z",     Some("2026-02-28T00:00:00Z")),
+    ("0 0 L * *",        "UTC", "2026-04-01T00:00:00Z",     Some("2026-04-30T00:00:00Z")),
+    ("0 0 L * *",        "UTC", "2026-12-31T00:00:00Z",     Some("2027-01-31T00:00:00Z")),
+    ("0 0 L 2 *",        "UTC", "2023-03-01T00:00:00Z",     Some("2024-02-29T00:00:00Z")),
+    ("0 0 L 2 *",        "UTC", "2100-01-01T00:00:00Z",     Some("2100-02-28T00:00:00Z")), // 2100: no leap year
+    ("0 0 L 2 *",        "UTC", "2000-01-01T00:00:00Z",     Some("2000-02-29T00:00:00Z")), // 2000: leap year
+    ("0 0 l * ?",        "UTC", "2024-02-28T00:00:00Z",     Some("2024-02-29T00:00:00Z")),
+    ("0 0 L-1 * *",      "UTC", "2026-02-01T00:00:00Z",     Some("2026-02-27T00:00:00Z")),
+    ("0 0 L-3 * *",      "UTC", "2026-03-01T00:00:00Z",     Some("2026-03-28T00:00:00Z")),
+    ("0 0 L-30 * *",     "UTC", "2026-01-02T00:00:00Z",     Some("2026-03-01T00:00:00Z")), // February is too short
+    ("0 0 L-28 2 *",     "UTC", "2025-01-01T00:00:00Z",     Some("2028-02-01T00:00:00Z")), // only a 29-day February
+    ("0 0 L-28 2 *",     "UTC", "2096-03-01T00:00:00Z",     Some("2104-02-01T00:00:00Z")),
+    ("0 0 1,L * *",      "UTC", "2026-02-01T00:00:00Z",     Some("2026-02-28T00:00:00Z")),
+    // --- LW (last weekday) and nW (nearest weekday, never leaving the month) ---
+    ("0 0 LW * *",       "UTC", "2026-01-01T00:00:00Z",     Some("2026-01-30T00:00:00Z")), // the 31st is a Saturday
+    ("0 0 LW * *",       "UTC", "2026-05-01T00:00:00Z",     Some("2026-05-29T00:00:00Z")), // the 31st is a Sunday
+    ("0 0 LW 2 *",       "UTC", "2100-01-01T00:00:00Z",     Some("2100-02-26T00:00:00Z")),
+    ("0 0 LW 2 *",       "UTC", "2000-01-01T00:00:00Z",     Some("2000-02-29T00:00:00Z")),
+    ("0 0 LW 2 *",       "UTC", "2024-01-01T00:00:00Z",     Some("2024-02-29T00:00:00Z")),
+    ("0 0 15W * *",      "UTC", "2026-02-01T00:00:00Z",     Some("2026-02-16T00:00:00Z")), // Sunday: Monday after
+    ("0 0 15W * *",      "UTC", "2026-08-01T00:00:00Z",     Some("2026-08-14T00:00:00Z")), // Saturday: Friday before
+    ("0 0 15W * *",      "UTC", "2026-09-01T00:00:00Z",     Some("2026-09-15T00:00:00Z")),
+    ("0 0 1W * *",       "UTC", "2025-10-31T00:00:00Z",     Some("2025-11-03T00:00:00Z")), // Saturday the 1st: Monday
+    ("0 0 1W * *",       "UTC", "2026-10-31T00:00:00Z",     Some("2026-11-02T00:00:00Z")),
+    ("0 0 31W * *",      "UTC", "2026-05-01T00:00:00Z",     Some("2026-05-29T00:00:00Z")), // Sunday the last: Friday
+    ("0 0 31W * *",      "UTC", "2026-01-30T00:00:00Z",     Some("2026-03-31T00:00:00Z")), // no 31st in February
+    ("0 0 29W 2 *",      "UTC", "2025-01-01T00:00:00Z",     Some("2028-02-29T00:00:00Z")),
+    ("0 0 29W 2 *",      "UTC", "2097-01-01T00:00:00Z",     Some("2104-02-29T00:00:00Z")),
+    // --- dL (last such weekday) and d#k (k-th such weekday) ---
+    ("0 0 * * 5L",       "UTC", "2026-01-01T00:00:00Z",     Some("2026-01-30T00:00:00Z")),
+    ("0 0 ? * FRIL",     "UTC", "2026-02-01T00:00:00Z",     Some("2026-02-27T00:00:00Z")),
+    ("0 0 * * 7L",       "UTC", "2026-03-01T00:00:00Z",     Some("2026-03-29T00:00:00Z")),
+    ("0 0 * * FRI#3",    "UTC", "2026-01-01T00:00:00Z",     Some("2026-01-16T00:00:00Z")),
+    ("0 0 * * 5#3",      "UTC", "2026-01-16T00:00:00Z",     Some("2026-02-20T00:00:00Z")),
+    ("0 0 * * 5#5",      "UTC", "2026-01-31T00:00:00Z",     Some("2026-05-29T00:00:00Z")), // no fifth Friday until May
+    ("0 0 ? 2 SUN#5",    "UTC", "2026-01-01T00:00:00Z",     Some("2032-02-29T00:00:00Z")),
+    ("0 0 * * mon#1,5L", "UTC", "2026-01-06T00:00:00Z",     Some("2026-01-30T00:00:00Z")),
+    // --- the Vixie day rule with the new forms ---
+    ("0 0 1 * 5L",       "UTC", "2026-01-01T00:00:00Z",     Some("2026-01-30T00:00:00Z")), // OR
+    ("0 0 1 * 5L",       "UTC", "2026-01-30T00:00:00Z",     Some("2026-02-01T00:00:00Z")),
+    ("0 0 L * 5",        "UTC", "2026-01-30T00:00:00Z",     Some("2026-01-31T00:00:00Z")), // OR: the last day
+    ("0 0 */2 * 5L",     "UTC", "2026-01-01T00:00:00Z",     Some("2026-02-27T00:00:00Z")), // AND: odd day (Jan 30 is not)
+    ("0 0 L * */5",      "UTC", "2026-01-01T00:00:00Z",     Some("2026-05-31T00:00:00Z")), // AND: a Sunday or Friday
+    // --- the new forms across DST: Europe/Berlin (02:00-02:59 skipped 2026-03-29, repeated 2026-10-25) ---
+    ("30 2 * * 0L",      "Europe/Berlin", "2026-03-28T12:00:00+01:00", Some("2026-03-29T03:00:00+02:00")),
+    ("30 2 * * 0L",      "Europe/Berlin", "2026-10-24T12:00:00+02:00", Some("2026-10-25T02:30:00+02:00")),
+    ("30 2 * * 0L",      "Europe/Berlin", "2026-10-25T02:30:00+02:00", Some("2026-11-29T02:30:00+01:00")),
+    ("30 2 ? 3 SUN#5",   "Europe/Berlin", "2026-01-01T00:00:00+01:00", Some("2026-03-29T03:00:00+02:00")),
+    ("*/30 2 ? 10 0L",   "Europe/Berlin", "2026-10-25T02:30:00+02:00", Some("2026-10-25T02:00:00+01:00")),
+    ("0 3 L-6 3 *",      "Europe/Berlin", "2026-03-01T00:00:00+01:00", Some("2026-03-25T03:00:00+01:00")),
+    // --- …and America/New_York (2026-03-08 spring forward, 2026-11-01 fall back) ---
+    ("30 2 * 3 0#2",     "America/New_York", "2026-03-01T00:00:00-05:00", Some("2026-03-08T03:00:00-04:00")),
+    ("30 2 8W 3 *",      "America/New_York", "2026-03-01T00:00:00-05:00", Some("2026-03-09T02:30:00-04:00")), // Sunday: Monday
+    ("30 1 ? 11 SUN#1",  "America/New_York", "2026-10-01T00:00:00-04:00", Some("2026-11-01T01:30:00-04:00")),
+    ("30 1 ? 11 SUN#1",  "America/New_York", "2026-11-01T01:30:00-04:00", Some("2027-11-07T01:30:00-04:00")),
+    ("0 0 LW * *",       "America/New_York", "2026-10-30T00:00:00-04:00", Some("2026-11-30T00:00:00-05:00")),
     // --- 6 fields in a zone ---
     ("30 30 2 * * *", "America/New_York", "2026-03-08T01:59:59-05:00", Some("2026-03-08T03:00:00-04:00")),
     ("*/20 59 1 * * *", "America/New_York", "2026-11-01T01:59:40-04:00", Some("2026-11-01T01:59:00-05:00")),
@@ -178,6 +235,70 @@ fn table() {
         }
     }
     assert!(failures.is_empty(), "{} failing rows:\n{}", failures.len(), failures.join("\n"));
+}
+
+/// A job's uid as cronstack makes them, and the values its key picks (from the formula in the
+/// `hash` module's doc, computed independently): minute `H` 8, `H(30-59)` as the second `H` 45,
+/// hour `H` 12, `H(9-17)` 15, day-of-month `H` 27, month `H` 10, day-of-week `H` 2 (Tuesday),
+/// second `H` 1; `H/15` offset 8, hour `H/6` offset 0.
+const UID: &str = "4be1c3c0a0a34b9bb9e0a6b1c2d3e4f5";
+
+#[rustfmt::skip]
+const HASHED_ROWS: &[(&str, &str, &str, &str)] = &[
+    ("H 3 * * *",                "UTC", "2026-01-01T00:00:00Z", "2026-01-01T03:08:00Z"),
+    ("H H * * *",                "UTC", "2026-01-01T12:08:00Z", "2026-01-02T12:08:00Z"),
+    ("H/15 * * * *",             "UTC", "2026-01-01T00:00:00Z", "2026-01-01T00:08:00Z"),
+    ("H/15 * * * *",             "UTC", "2026-01-01T00:08:00Z", "2026-01-01T00:23:00Z"),
+    ("H(0-29),H(30-59) * * * *", "UTC", "2026-01-01T00:10:00Z", "2026-01-01T00:45:00Z"),
+    ("H H(9-17) * * 1-5",        "UTC", "2026-01-02T16:00:00Z", "2026-01-05T15:08:00Z"),
+    ("0 H/6 * * *",              "UTC", "2026-01-01T01:00:00Z", "2026-01-01T06:00:00Z"),
+    ("0 0 H * *",                "UTC", "2026-01-01T00:00:00Z", "2026-01-27T00:00:00Z"),
+    ("0 0 1 H *",                "UTC", "2026-01-01T00:00:00Z", "2026-10-01T00:00:00Z"),
+    ("0 0 * * H",                "UTC", "2026-01-01T00:00:00Z", "2026-01-06T00:00:00Z"),
+    ("H * * * * *",              "UTC", "2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z"),
+    ("H 9 L * *",                "UTC", "2026-02-01T00:00:00Z", "2026-02-28T09:08:00Z"),
+    // `H` gives fixed times: through a skipped hour once right after it, through a repeated one once.
+    ("H 2 * * *",  "America/New_York", "2026-03-08T01:00:00-05:00", "2026-03-08T03:00:00-04:00"),
+    ("H 1 * * *",  "America/New_York", "2026-11-01T01:08:00-04:00", "2026-11-02T01:08:00-05:00"),
+    ("H 2 * * *",  "Europe/Berlin",    "2026-03-29T00:00:00+01:00", "2026-03-29T03:00:00+02:00"),
+    ("H 2 * * *",  "Europe/Berlin",    "2026-10-25T00:00:00+02:00", "2026-10-25T02:08:00+02:00"),
+    ("H 2 * * *",  "Europe/Berlin",    "2026-10-25T02:08:00+02:00", "2026-10-26T02:08:00+01:00"),
+];
+
+#[test]
+fn hashed_table() {
+    let key = cronstack_cron::hash_key(UID);
+    let mut failures = Vec::new();
+    for &(expr, tz, after, want) in HASHED_ROWS {
+        let trigger = Trigger::cron_with_hash_key(expr, tz, key).unwrap_or_else(|e| panic!("{expr:?}: {e}"));
+        let got = trigger.next_after(ms(after));
+        if got != Some(ms(want)) {
+            failures.push(format!("{expr:?} in {tz:?} after {after}: got {}, want {want}", show(got)));
+        }
+    }
+    assert!(failures.is_empty(), "{} failing rows:\n{}", failures.len(), failures.join("\n"));
+    // Another job gets other values: minute 0, hour 20.
+    let other =
+        Trigger::cron_with_hash_key("H H * * *", "UTC", cronstack_cron::hash_key("nightly-backup")).unwrap();
+    assert_eq!(show(other.next_after(ms("2026-01-01T00:00:00Z"))), "2026-01-01T20:00:00+00:00");
+    assert_eq!(other.describe(), "every day at 20:00 UTC");
+    let key = cronstack_cron::hash_key(UID);
+    let describe = |expr| Trigger::cron_with_hash_key(expr, "UTC", key).unwrap().describe();
+    assert_eq!(describe("H H(9-17) * * 1-5"), "at 15:08 on Monday through Friday UTC");
+    assert_eq!(describe("H/15 * * * *"), "every hour at minutes 8, 23, 38 and 53 UTC");
+}
+
+/// Spread: 1000 jobs with `H H * * *` land on many different minutes of the day.
+#[test]
+fn hash_spreads_jobs() {
+    let mut slots = std::collections::HashSet::new();
+    for i in 0..1000 {
+        let key = cronstack_cron::hash_key(&format!("job-{i}"));
+        let t = Trigger::cron_with_hash_key("H H * * *", "UTC", key).unwrap();
+        slots.insert(t.next_after(0).unwrap());
+    }
+    // 1440 minutes: 1000 uniform picks hit about 720 distinct ones.
+    assert!(slots.len() > 600, "{}", slots.len());
 }
 
 #[test]
@@ -336,6 +457,19 @@ fn expressions_that_never_fire_are_refused() {
         ("0 0 30,31 2 *", "February has no day 30 or 31"),
         ("0 0 31 4,6,9,11 *", "April, June, September and November have no day 31"),
         ("0 0 0 31 FEB,apr ?", "February and April have no day 31"),
+        ("0 0 30W 2 *", "February has no day 30"),
+        ("0 0 30W,31w 2 ?", "February has no day 30 or 31"),
+        ("0 0 L-29 2 *", "February has no day L-29"),
+        ("0 0 31,L-30 2,4 *", "February and April have no day 31 or L-30"),
+        ("0 0 L-30 2,4,6,9,11 *", "February, April, June, September and November have no day L-30"),
+        (
+            "0 0 */8 * 5#5",
+            "no day in January, February, March, April, May, June, July, August, September, October, November and December matches both the day-of-month and the day-of-week field (both must when either starts with * or ?)",
+        ),
+        (
+            "0 0 */29 2 FRI#5",
+            "no day in February matches both the day-of-month and the day-of-week field (both must when either starts with * or ?)",
+        ),
     ];
     for (expr, reason) in cases {
         for tz in ["UTC", "Europe/Paris"] {
@@ -345,7 +479,21 @@ fn expressions_that_never_fire_are_refused() {
     }
     // A day-of-week restriction never makes an expression impossible: with a day-of-month too
     // it is OR (any Monday in February), with `*` every date falls on every weekday some year.
-    for expr in ["0 0 30 2 MON", "0 0 29 2 *", "0 0 */30 2 1", "0 0 * 2 5"] {
+    // `L`, `LW` and the weekday forms exist in every month (a fifth Sunday in February: 2032).
+    for expr in [
+        "0 0 30 2 MON",
+        "0 0 29 2 *",
+        "0 0 */30 2 1",
+        "0 0 * 2 5",
+        "0 0 L 2 *",
+        "0 0 LW 2 ?",
+        "0 0 29W 2 *",
+        "0 0 L-28 2 *",
+        "0 0 ? 2 0#5",
+        "0 0 * 2 5L",
+        "0 0 30 2 5#5",
+        "0 0 */29 1 FRI#5",
+    ] {
         assert!(Trigger::cron(expr, "UTC").unwrap().next_after(0).is_some(), "{expr}");
     }
 }
