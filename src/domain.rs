@@ -400,6 +400,10 @@ pub struct Job {
     /// Whether a run lost with its node is retried (within `retries`). Off for jobs that must
     /// not overlap their own run on a node that was frozen rather than dead.
     pub retry_lost: bool,
+    /// Finished runs kept: the newest this many succeeded ones and this many others (failed,
+    /// timed out, killed, lost, skipped). `None`: the server's default.
+    pub keep_succeeded: Option<i64>,
+    pub keep_failed: Option<i64>,
     pub next_run_at: Option<EpochMs>,
     pub last_status: JobStatus,
     pub created_at: EpochMs,

@@ -345,6 +345,10 @@ fn schemas() -> Value {
     let c66_one = |item: &str| json!({ "type": "object", "properties": { "response": { "$ref": format!("#/components/schemas/{item}") } } });
     let overlap = json!({ "type": "string", "enum": ["allow", "forbid", "replace"] });
     let missed = json!({ "type": "string", "enum": ["skip", "run_once", "catch_up"] });
+    let keep = |which: &str| {
+        json!({ "type": ["integer", "null"], "minimum": 0, "maximum": crate::service::MAX_KEEP,
+            "description": format!("the newest this many {which} runs are kept; null: the server's default") })
+    };
     let outcome = json!({ "type": "string", "enum": ["queued", "running", "succeeded", "failed", "timed_out", "killed", "skipped", "lost"] });
     let config = json!({ "type": "object", "description": "one of {period: seconds}, {timestamp: unix seconds}, {cron: expression, timezone: IANA name}",
         "properties": { "period": int, "timestamp": int, "cron": string, "timezone": string } });
@@ -367,11 +371,13 @@ fn schemas() -> Value {
                 "id": int, "owner": int, "name": string_or_null, "stack": int, "schedule": int, "next_run": time_or_null,
                 "do_run": { "type": "boolean", "description": "enabled" }, "do_del": { "type": "boolean", "description": "queued for deletion" },
                 "uid": string, "type": string, "command": string_or_null, "timeout_s": int_or_null, "overlap": overlap, "missed": missed,
-                "retries": int, "retry_backoff_s": int, "retry_lost": { "type": "boolean" }, "created_at": time, "updated_at": time } },
+                "retries": int, "retry_backoff_s": int, "retry_lost": { "type": "boolean" },
+                "keep_succeeded": keep("succeeded"), "keep_failed": keep("other finished (failed, timed out, killed, lost, skipped)"), "created_at": time, "updated_at": time } },
             "JobInput": { "type": "object", "additionalProperties": false, "properties": {
                 "stack_id": int, "schedule_id": int, "name": string_or_null, "enabled": { "type": "boolean" },
                 "command": string_or_null, "timeout_s": int_or_null, "overlap": overlap, "missed": missed,
-                "retries": int, "retry_backoff_s": int, "retry_lost": { "type": "boolean" } } },
+                "retries": int, "retry_backoff_s": int, "retry_lost": { "type": "boolean" },
+                "keep_succeeded": keep("succeeded"), "keep_failed": keep("other finished (failed, timed out, killed, lost, skipped)") } },
             "JobList": list("jobs", "Job"),
             "Run": { "type": "object", "properties": {
                 "id": int, "job": int, "trigger": { "type": "string", "enum": ["schedule", "run_now", "retry", "webhook"] },

@@ -13,6 +13,9 @@ use crate::engine::Launch;
 use crate::events::Event;
 use crate::store::{JobChanges, NewJob, NewRun, Page};
 
+/// The most finished runs of each kind a job may keep (`keep_succeeded`, `keep_failed`).
+pub const MAX_KEEP: i64 = 100_000;
+
 /// Job fields from a request; `None` leaves a field unchanged (or default on create).
 #[derive(Debug, Clone, Default)]
 pub struct JobPatch {
@@ -27,6 +30,9 @@ pub struct JobPatch {
     pub retries: Option<i64>,
     pub retry_backoff_s: Option<i64>,
     pub retry_lost: Option<bool>,
+    /// `Some(None)`: back to the server's default.
+    pub keep_succeeded: Option<Option<i64>>,
+    pub keep_failed: Option<Option<i64>>,
 }
 
 impl JobPatch {
@@ -63,6 +69,12 @@ impl JobPatch {
         }
         if let Some(v) = self.retry_lost {
             j.retry_lost = v;
+        }
+        if let Some(v) = self.keep_succeeded {
+            j.keep_succeeded = v;
+        }
+        if let Some(v) = self.keep_failed {
+            j.keep_failed = v;
         }
     }
 
@@ -101,6 +113,14 @@ fn validate_job(j: &NewJob) -> ServiceResult<()> {
     }
     if !(1..=24 * 3600).contains(&j.retry_backoff_s) {
         return Err(ServiceError::invalid("retry_backoff_s", "must be between 1 and 86400 seconds"));
+    }
+    for (field, keep) in [("keep_succeeded", j.keep_succeeded), ("keep_failed", j.keep_failed)] {
+        if keep.is_some_and(|k| !(0..=MAX_KEEP).contains(&k)) {
+            return Err(ServiceError::invalid(
+                field,
+                format!("must be between 0 and {MAX_KEEP} runs (or null for the server's default)"),
+            ));
+        }
     }
     Ok(())
 }
@@ -153,6 +173,8 @@ impl Service {
             retries: 0,
             retry_backoff_s: 10,
             retry_lost: true,
+            keep_succeeded: None,
+            keep_failed: None,
         };
         patch.apply(&mut job);
         validate_job(&job)?;

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::domain::{EpochMs, Job, JobStatus, Missed, Overlap, UserId, bool_flag};
 
-const COLUMNS: &str = "id, uid, owner, stack_id, schedule_id, name, kind, command, enabled, pending_delete, paused_by_all, timeout_s, overlap, missed, retries, retry_backoff_s, retry_lost, next_run_at, last_status, created_at, updated_at";
+const COLUMNS: &str = "id, uid, owner, stack_id, schedule_id, name, kind, command, enabled, pending_delete, paused_by_all, timeout_s, overlap, missed, retries, retry_backoff_s, retry_lost, keep_succeeded, keep_failed, next_run_at, last_status, created_at, updated_at";
 
 /// The user-settable fields of a job (create and full rewrite on update).
 #[derive(Debug, Clone)]
@@ -30,6 +30,8 @@ pub struct NewJob {
     pub retries: i64,
     pub retry_backoff_s: i64,
     pub retry_lost: bool,
+    pub keep_succeeded: Option<i64>,
+    pub keep_failed: Option<i64>,
 }
 
 impl NewJob {
@@ -47,6 +49,8 @@ impl NewJob {
             retries: j.retries,
             retry_backoff_s: j.retry_backoff_s,
             retry_lost: j.retry_lost,
+            keep_succeeded: j.keep_succeeded,
+            keep_failed: j.keep_failed,
         }
     }
 }
@@ -84,8 +88,8 @@ impl Store {
         now: EpochMs,
     ) -> StoreResult<i64> {
         let row = sqlx::query(
-            "INSERT INTO jobs (uid, owner, stack_id, schedule_id, name, kind, command, enabled, timeout_s, overlap, missed, retries, retry_backoff_s, next_run_at, created_at, updated_at, retry_lost) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16) RETURNING id",
+            "INSERT INTO jobs (uid, owner, stack_id, schedule_id, name, kind, command, enabled, timeout_s, overlap, missed, retries, retry_backoff_s, next_run_at, created_at, updated_at, retry_lost, keep_succeeded, keep_failed) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18) RETURNING id",
         )
         .bind(uid)
         .bind(owner)
@@ -103,6 +107,8 @@ impl Store {
         .bind(next_run_at)
         .bind(now)
         .bind(bool_flag(j.retry_lost))
+        .bind(j.keep_succeeded)
+        .bind(j.keep_failed)
         .fetch_one(&self.write)
         .await
         .db()?;
@@ -124,8 +130,8 @@ impl Store {
         let done = sqlx::query(
             "UPDATE jobs SET stack_id = $3, schedule_id = $4, name = $5, command = $6, enabled = $7, pending_delete = $8, paused_by_all = $9, \
              timeout_s = $10, overlap = $11, missed = $12, retries = $13, retry_backoff_s = $14, \
-             next_run_at = CASE WHEN $18 = 1 THEN $15 ELSE next_run_at END, last_status = $16, updated_at = $17, retry_lost = $19 \
-             WHERE id = $1 AND updated_at = $2",
+             next_run_at = CASE WHEN $18 = 1 THEN $15 ELSE next_run_at END, last_status = $16, updated_at = $17, retry_lost = $19, \
+             keep_succeeded = $20, keep_failed = $21 WHERE id = $1 AND updated_at = $2",
         )
         .bind(id)
         .bind(seen_updated_at)
@@ -146,6 +152,8 @@ impl Store {
         .bind(now.max(seen_updated_at + 1))
         .bind(bool_flag(c.reschedule.is_some()))
         .bind(bool_flag(j.retry_lost))
+        .bind(j.keep_succeeded)
+        .bind(j.keep_failed)
         .execute(&self.write)
         .await
         .db()?;
@@ -299,6 +307,8 @@ pub(super) fn job_from_row(r: &AnyRow) -> StoreResult<Job> {
         retries: get_i64(r, "retries")?,
         retry_backoff_s: get_i64(r, "retry_backoff_s")?,
         retry_lost: get_bool(r, "retry_lost")?,
+        keep_succeeded: get_opt_i64(r, "keep_succeeded")?,
+        keep_failed: get_opt_i64(r, "keep_failed")?,
         next_run_at: get_opt_i64(r, "next_run_at")?,
         last_status: JobStatus::from_i64(get_i64(r, "last_status")?),
         created_at: get_i64(r, "created_at")?,

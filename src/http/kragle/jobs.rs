@@ -33,6 +33,8 @@ pub struct JobView {
     retries: i64,
     retry_backoff_s: i64,
     retry_lost: bool,
+    keep_succeeded: Option<i64>,
+    keep_failed: Option<i64>,
     created_at: String,
     updated_at: String,
 }
@@ -57,6 +59,8 @@ impl From<&Job> for JobView {
             retries: j.retries,
             retry_backoff_s: j.retry_backoff_s,
             retry_lost: j.retry_lost,
+            keep_succeeded: j.keep_succeeded,
+            keep_failed: j.keep_failed,
             created_at: iso8601(j.created_at),
             updated_at: iso8601(j.updated_at),
         }
@@ -90,6 +94,12 @@ pub struct JobInput {
     retry_backoff_s: Option<i64>,
     #[serde(default, deserialize_with = "not_null")]
     retry_lost: Option<bool>,
+    /// `null`: the server's default (`--keep-succeeded`).
+    #[serde(default, deserialize_with = "nullable")]
+    keep_succeeded: Option<Option<i64>>,
+    /// `null`: the server's default (`--keep-failed`).
+    #[serde(default, deserialize_with = "nullable")]
+    keep_failed: Option<Option<i64>>,
 }
 
 impl From<JobInput> for JobPatch {
@@ -106,6 +116,8 @@ impl From<JobInput> for JobPatch {
             retries: i.retries,
             retry_backoff_s: i.retry_backoff_s,
             retry_lost: i.retry_lost,
+            keep_succeeded: i.keep_succeeded,
+            keep_failed: i.keep_failed,
         }
     }
 }

@@ -227,7 +227,13 @@ mod tests {
     /// `deserialize_with = "nullable"`) or refuses null (`not_null`).
     #[test]
     fn null_is_accepted_only_where_it_means_none() {
-        null_only_where_it_means_none::<jobs::JobInput>(&["name", "command", "timeout_s"]);
+        null_only_where_it_means_none::<jobs::JobInput>(&[
+            "name",
+            "command",
+            "timeout_s",
+            "keep_succeeded",
+            "keep_failed",
+        ]);
         // A null config is accepted here and refused as an invalid config (code 26).
         null_only_where_it_means_none::<schedules::ScheduleInput>(&["name", "config"]);
         null_only_where_it_means_none::<stacks::StackInput>(&["workdir", "webhook"]);
