@@ -3,6 +3,7 @@
 
 mod cluster;
 mod fence;
+mod pruner;
 mod runner;
 mod scheduler;
 mod starts;
@@ -20,6 +21,7 @@ use crate::events::EventSender;
 use crate::service::ServiceError;
 use crate::store::Store;
 
+pub use pruner::Retention;
 pub use runner::RunResult;
 use runner::Runner;
 use scheduler::{SchedMsg, Scheduler, SlotRule};
@@ -50,6 +52,8 @@ pub struct EngineSettings {
     pub lease: Duration,
     /// Jobs run as this user (`--run-as`); `None`: as the service's own user.
     pub run_as: Option<cronstack_exec::RunAs>,
+    /// How much run history is kept (`pruner`).
+    pub retention: Retention,
 }
 
 impl Default for EngineSettings {
@@ -66,6 +70,7 @@ impl Default for EngineSettings {
             catch_up_max: 100,
             lease: Duration::from_secs(60),
             run_as: None,
+            retention: Retention::default(),
         }
     }
 }
@@ -230,6 +235,7 @@ impl Engine {
         tasks.spawn(cluster::heartbeat(store.clone(), node_id, address, now_ms(), stop.clone()));
         tasks.spawn(cluster::listen(store.clone(), sched_tx.clone(), runner.clone(), stop.clone()));
         tasks.spawn(cluster::periodic_resync(store.clone(), sched_tx.clone(), stop.clone()));
+        tasks.spawn(pruner::run(store.clone(), settings.retention.clone(), stop.clone()));
         Ok(Engine {
             handle,
             runner,

@@ -9,6 +9,7 @@ mod actions;
 mod cache;
 mod cluster;
 mod jobs;
+mod retention;
 mod runs;
 mod schedules;
 mod stacks;
@@ -24,6 +25,7 @@ pub use accounts::TokenRecord;
 pub use cache::{BodyKey, Change, Memo, ROWS_CHANNEL, SHARED_TTL};
 pub use cluster::{JOBS_CHANNEL, KILL_CHANNEL, NodeRecord};
 pub use jobs::{JobChanges, NewJob, ScheduledJob};
+pub use retention::{AgeWindow, Aged, Keep, PruneLock};
 pub use runs::{Claim, ClaimOutcome, Expired, LOST_MESSAGE, NewRun, RunFinish, RunStart};
 pub use stacks::NewStack;
 pub use webhooks::{AttemptRecord, ClaimedDelivery, NewDelivery, NewWebhook, Release};
@@ -147,6 +149,9 @@ impl Store {
             }
         };
         store.migrate().await?;
+        if backend == Backend::Sqlite {
+            store.ensure_incremental_vacuum().await?;
+        }
         Ok(store)
     }
 
@@ -265,6 +270,9 @@ async fn sqlite_pool(url: &str, max: u32) -> StoreResult<AnyPool> {
                 // WAL: readers never block the writer. NORMAL: a commit survives a crash of
                 // the process (not of the OS), at a fraction of FULL's fsync cost.
                 for pragma in [
+                    // Before anything else touches a new file: it can only be set before the
+                    // first table (an older database is converted once, see `retention`).
+                    "PRAGMA auto_vacuum = INCREMENTAL",
                     "PRAGMA journal_mode = WAL",
                     "PRAGMA synchronous = NORMAL",
                     "PRAGMA busy_timeout = 10000",
