@@ -154,6 +154,14 @@ async fn a_job_keeps_its_newest_succeeded_and_failed_runs() {
     let gone = succeeded[0];
     assert_eq!(f.api.get(&format!("/api/v1/runs/{gone}")).await.status, 404);
     assert_eq!(f.api.get(&format!("/api/v1/runs/{gone}/log")).await.status, 404);
+    // Counted in the metrics.
+    let metrics = Api::new(&f.server, None).get("/metrics").await.text;
+    let pruned = |table: &str| {
+        let prefix = format!("cronstack_pruned_rows_total{{table=\"{table}\"}} ");
+        metrics.lines().find_map(|l| l.strip_prefix(prefix.as_str())?.parse::<f64>().ok())
+    };
+    assert_eq!(pruned("runs"), Some(8.0), "{metrics}");
+    assert_eq!(pruned("actions"), Some(0.0), "{metrics}");
 }
 
 #[tokio::test]

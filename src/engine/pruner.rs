@@ -116,11 +116,11 @@ pub(super) async fn run(store: Store, settings: Retention, stop: CancellationTok
             Err(Stop::Store(e)) => tracing::warn!(error = %e, "pruning history"),
         }
         for (table, rows) in [
-            ("runs", pruned.runs_by_count + pruned.runs_by_age),
-            ("actions", pruned.actions),
-            ("webhook_deliveries", pruned.deliveries),
+            (Aged::Runs, pruned.runs_by_count + pruned.runs_by_age),
+            (Aged::Actions, pruned.actions),
+            (Aged::Deliveries, pruned.deliveries),
         ] {
-            metrics::counter!("cronstack_pruned_rows_total", "table" => table).increment(rows);
+            metrics::counter!("cronstack_pruned_rows_total", "table" => table.table()).increment(rows);
         }
     }
 }
