@@ -162,6 +162,7 @@ async fn a_job_keeps_its_newest_succeeded_and_failed_runs() {
     };
     assert_eq!(pruned("runs"), Some(8.0), "{metrics}");
     assert_eq!(pruned("actions"), Some(0.0), "{metrics}");
+    assert!(!f.server.log().contains("pruning history"), "no pass failed: {}", f.server.log());
 }
 
 #[tokio::test]
@@ -407,38 +408,74 @@ fn is_old(delivery: &Value) -> bool {
     created < chrono::Utc::now().timestamp_millis() - DAY_MS
 }
 
+/// A `psql` session holding the pruning lock until dropped, as a node in the middle of
+/// pruning would.
+struct LockHolder(std::process::Child, Option<std::process::ChildStdin>);
+
+impl LockHolder {
+    fn take(db_url: &str) -> LockHolder {
+        use std::io::{BufRead, Write};
+        let mut psql = Command::new("psql")
+            .args([db_url, "-q", "-At"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("psql runs");
+        let mut stdin = psql.stdin.take().unwrap();
+        writeln!(stdin, "SELECT pg_advisory_lock(7165912477223515502); SELECT 'held';").unwrap();
+        let mut out = std::io::BufReader::new(psql.stdout.take().unwrap());
+        let mut line = String::new();
+        while line.trim() != "held" {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "psql ended");
+        }
+        LockHolder(psql, Some(stdin))
+    }
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        drop(self.1.take());
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::test]
-async fn on_postgresql_nodes_skip_their_pass_while_another_holds_the_pruning_lock() {
+async fn on_postgresql_one_node_prunes_at_a_time_and_another_takes_over_when_it_dies() {
     if !postgres_or_skip() {
         return;
     }
-    use std::io::{BufRead, Write};
-    let f = fixture(&[]).await;
-    let _second = Server::start_on(&f.db, &[FAST_PRUNER]);
+    let db = TestDb::new();
+    let token = add_user(&db, "rita", None);
+    // The lock is held elsewhere when the first node starts: it prunes nothing.
+    let holder = LockHolder::take(&db.url);
+    let first = Server::start_on(&db, &[FAST_PRUNER]);
+    let api = Api::new(&first, Some(&token));
+    let stack_id = api.create("/api/v1/blockstacks", json!({"name": "s", "command": "exit ${1:-0}"})).await;
+    let f = Fixture { db, server: first, api, stack_id };
     let job = f.job(json!({"period": 3600}), json!({"keep_succeeded": 1, "keep_failed": 1})).await;
-    // A session standing in for a node in the middle of a pass: it holds the pruning lock.
-    let mut holder = Command::new("psql")
-        .args([f.db.url.as_str(), "-q", "-At"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("psql runs");
-    let mut stdin = holder.stdin.take().unwrap();
-    writeln!(stdin, "SELECT pg_advisory_lock(7165912477223515502); SELECT 'held';").unwrap();
-    let mut line = String::new();
-    let mut out = std::io::BufReader::new(holder.stdout.take().unwrap());
-    while line.trim() != "held" {
-        line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "psql ended");
-    }
-    let ids = fire(&f, job, &[0, 0, 0, 1, 1, 1]).await;
-    // Both nodes pass every 100 ms meanwhile, and leave everything.
+    let ids = fire(&f, job, &[0, 0, 1, 1]).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(f.runs(job).await.len(), 6);
-    // The session ends, the lock with it: the next pass of either node prunes.
-    drop(stdin);
-    holder.wait().unwrap();
-    f.wait_runs_are(job, &[ids[2], ids[5]].into()).await;
+    assert_eq!(f.runs(job).await.len(), 4, "nothing pruned while another holds the lock");
+
+    // Released: the first node takes it and prunes.
+    drop(holder);
+    f.wait_runs_are(job, &[ids[1], ids[3]].into()).await;
+
+    // A second node: the first keeps the lock and prunes the second's runs too.
+    let second = Server::start_on(&f.db, &[FAST_PRUNER]);
+    let api = Api::new(&second, Some(&token));
+    let on_second = Fixture { db: TestDb::alias(&f.db, &f.db.url), server: second, api, stack_id };
+    let more = fire(&on_second, job, &[0, 1]).await;
+    on_second.wait_runs_are(job, &[more[0], more[1]].into()).await;
+    assert!(!on_second.server.log().contains("pruning history"), "{}", on_second.server.log());
+
+    // The first node dies holding it: the second takes over.
+    let mut first = f.server;
+    assert!(!first.log().contains("pruning history"), "{}", first.log());
+    first.kill9();
+    let last = fire(&on_second, job, &[0, 1]).await;
+    on_second.wait_runs_are(job, &[last[0], last[1]].into()).await;
 }
 
 /// `PRAGMA <name>` of a SQLite database, through `sqlite3`.

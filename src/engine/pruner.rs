@@ -4,8 +4,10 @@
 //!
 //! It runs in its own task, never on the scheduler's path: every pass reads on the read pool
 //! and deletes in batches of at most [`BATCH`] rows by primary key, pausing between them, so
-//! a claim never waits behind it for more than one short delete. In a cluster one node prunes
-//! at a time (the store's pruning lock); the others skip their pass.
+//! a claim never waits behind it for more than one short delete. Passes come every interval,
+//! or sooner while rows go fast (see [`next_delay`]). In a cluster one node prunes at a time:
+//! the one holding the store's pruning lock, which it keeps from pass to pass; the others skip
+//! theirs until it lets go or dies.
 //!
 //! Which jobs to look at: at start, and every [`FULL_SWEEP_EVERY`], every job; in between only
 //! the jobs with runs created since the pass before last (ids beyond a mark: a primary key
@@ -23,6 +25,8 @@ use crate::store::{Aged, Keep, PruneLock, Store, StoreError};
 const BATCH: usize = 1000;
 /// Between two deletes: the writers queued behind one go first.
 const PAUSE: Duration = Duration::from_millis(20);
+/// The shortest pause between passes (while rows go fast).
+const MIN_DELAY: Duration = Duration::from_secs(1);
 /// Jobs looked at per read.
 const JOB_CHUNK: usize = 100;
 /// Every job is looked at this often (and at start), whatever ran.
@@ -39,7 +43,8 @@ pub struct Retention {
     pub max_age: Option<Duration>,
     /// For jobs whose own limits are null.
     pub keep: Keep,
-    /// Between passes (±10%, so that nodes drift apart).
+    /// Between passes (±10%, so that nodes drift apart), at most; shorter while many rows go
+    /// (see [`next_delay`]).
     pub interval: Duration,
 }
 
@@ -93,15 +98,20 @@ struct Pruner {
 
 pub(super) async fn run(store: Store, settings: Retention, stop: CancellationToken) {
     let mut pruner = Pruner { store, settings, stop, marks: [0, 0], last_pass: 0, last_full_sweep: None };
+    // The pruning lock, while this node holds it (not in `Pruner`: its connection is not
+    // `Sync`, and the pruner is borrowed across awaits).
+    let mut lock = None;
+    let mut delay = pruner.settings.interval;
+    let mut previous = Instant::now();
     loop {
         let jitter = 0.9 + rand::random::<f64>() * 0.2;
         tokio::select! {
-            _ = tokio::time::sleep(pruner.settings.interval.mul_f64(jitter)) => {}
-            _ = pruner.stop.cancelled() => return,
+            _ = tokio::time::sleep(delay.mul_f64(jitter)) => {}
+            _ = pruner.stop.cancelled() => break,
         }
         let started = Instant::now();
         let mut pruned = Pruned::default();
-        match pruner.pass(&mut pruned).await {
+        match pruner.pass(&mut lock, &mut pruned).await {
             Ok(true) if pruned.total() > 0 => tracing::debug!(
                 runs_by_count = pruned.runs_by_count,
                 runs_by_age = pruned.runs_by_age,
@@ -112,7 +122,7 @@ pub(super) async fn run(store: Store, settings: Retention, stop: CancellationTok
             ),
             Ok(true) => {}
             Ok(false) => tracing::debug!("another node is pruning"),
-            Err(Stop::Shutdown) => return,
+            Err(Stop::Shutdown) => break,
             Err(Stop::Store(e)) => tracing::warn!(error = %e, "pruning history"),
         }
         for (table, rows) in [
@@ -122,18 +132,41 @@ pub(super) async fn run(store: Store, settings: Retention, stop: CancellationTok
         ] {
             metrics::counter!("cronstack_pruned_rows_total", "table" => table.table()).increment(rows);
         }
+        delay = next_delay(pruned.total(), started - previous, pruner.settings.interval);
+        previous = started;
     }
+    if let Some(lock) = lock {
+        lock.release().await;
+    }
+}
+
+/// The pause before the next pass: short enough that about one batch piles up beyond the
+/// limits meanwhile, at the rate rows went in the last one; at least [`MIN_DELAY`] (or the
+/// interval if shorter), at most the interval.
+fn next_delay(deleted: u64, since_previous: Duration, interval: Duration) -> Duration {
+    if deleted == 0 {
+        return interval;
+    }
+    let per_second = deleted as f64 / since_previous.as_secs_f64().max(0.001);
+    Duration::from_secs_f64(BATCH as f64 / per_second).clamp(MIN_DELAY.min(interval), interval)
 }
 
 impl Pruner {
     /// One pass; `false` when another node holds the pruning lock.
-    async fn pass(&mut self, pruned: &mut Pruned) -> Result<bool, Stop> {
+    async fn pass(&mut self, held: &mut Option<PruneLock>, pruned: &mut Pruned) -> Result<bool, Stop> {
         let started = now_ms();
         let last_run = self.store.last_run_id().await?;
-        let Some(mut lock) = self.store.try_prune_lock().await? else {
-            // The node pruning covers these runs.
-            self.mark(last_run, started);
-            return Ok(false);
+        // Kept from pass to pass while this node holds it; dropped (released) on an error.
+        let mut lock = match held.take() {
+            Some(lock) => lock,
+            None => match self.store.try_prune_lock().await? {
+                Some(lock) => lock,
+                None => {
+                    // The node pruning covers these runs.
+                    self.mark(last_run, started);
+                    return Ok(false);
+                }
+            },
         };
         if let Some(age) = self.settings.max_age {
             let cutoff = started - age.as_millis() as EpochMs;
@@ -169,7 +202,7 @@ impl Pruner {
                 self.pause().await?;
             }
         }
-        drop(lock);
+        *held = Some(lock);
         Ok(true)
     }
 

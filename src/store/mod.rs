@@ -239,20 +239,23 @@ async fn pg_pool(url: &str, max: u32) -> StoreResult<AnyPool> {
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 use sqlx::Executor;
-                // A node frozen inside a transaction (or a statement stuck behind its locks)
-                // must not hold the other nodes for long: well under the shortest lease, the
-                // server ends it.
-                conn.execute(sqlx::AssertSqlSafe(format!(
-                    "SET idle_in_transaction_session_timeout = {ms}; SET lock_timeout = {ms}",
-                    ms = PG_SESSION_BOUND.as_millis()
-                )))
-                .await?;
+                conn.execute(sqlx::AssertSqlSafe(pg_session_bounds())).await?;
                 Ok(())
             })
         })
         .connect(url)
         .await
         .db()
+}
+
+/// A node frozen inside a transaction (or a statement stuck behind its locks) must not hold the
+/// other nodes for long: well under the shortest lease, the server ends it. Set on every
+/// PostgreSQL connection.
+fn pg_session_bounds() -> String {
+    format!(
+        "SET idle_in_transaction_session_timeout = {ms}; SET lock_timeout = {ms}",
+        ms = PG_SESSION_BOUND.as_millis()
+    )
 }
 
 fn sqlite_url(url: &str) -> String {

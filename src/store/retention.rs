@@ -9,7 +9,6 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::pool::PoolConnection;
 
 use super::runs::placeholders;
 use super::{Backend, SqlxResultExt, Store, StoreResult, get_i64, get_opt_i64};
@@ -91,11 +90,21 @@ pub struct Keep {
     pub failed: i64,
 }
 
-/// The right to prune: on PostgreSQL a session-level advisory lock held by one connection
-/// (the other nodes skip their pass meanwhile); that connection is closed when this is
-/// dropped, which releases the lock whatever happened. SQLite has one node: nothing to hold.
+/// The right to prune. On PostgreSQL a session-level advisory lock, held by a connection of
+/// its own (outside the pools) for as long as this lives: the node holding it prunes, the
+/// others skip their passes; when the node dies or this is dropped, the connection closes and
+/// the lock goes with it, to the next node that asks. SQLite has one node: nothing to hold.
 pub struct PruneLock {
-    conn: Option<PoolConnection<sqlx::Any>>,
+    conn: Option<sqlx::AnyConnection>,
+}
+
+impl PruneLock {
+    /// Lets the lock go (closing its connection cleanly).
+    pub async fn release(self) {
+        if let Some(conn) = self.conn {
+            let _ = sqlx::Connection::close(conn).await;
+        }
+    }
 }
 
 impl Store {
@@ -104,15 +113,19 @@ impl Store {
         if self.backend == Backend::Sqlite {
             return Ok(Some(PruneLock { conn: None }));
         }
-        let mut conn = self.write.acquire().await.db()?;
-        conn.close_on_drop();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&self.url).await.db()?;
+        sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(super::pg_session_bounds())).await.db()?;
         let row =
             sqlx::query("SELECT CAST(CASE WHEN pg_try_advisory_lock($1) THEN 1 ELSE 0 END AS BIGINT) AS got")
                 .bind(PRUNE_LOCK_KEY)
-                .fetch_one(&mut *conn)
+                .fetch_one(&mut conn)
                 .await
                 .db()?;
-        Ok((get_i64(&row, "got")? == 1).then_some(PruneLock { conn: Some(conn) }))
+        if get_i64(&row, "got")? == 1 {
+            return Ok(Some(PruneLock { conn: Some(conn) }));
+        }
+        let _ = sqlx::Connection::close(conn).await;
+        Ok(None)
     }
 
     /// Runs a delete under the pruning lock: on its connection (PostgreSQL) or the write
@@ -123,7 +136,7 @@ impl Store {
         query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
     ) -> StoreResult<u64> {
         let done = match &mut lock.conn {
-            Some(conn) => query.execute(&mut **conn).await,
+            Some(conn) => query.execute(conn).await,
             None => query.execute(&self.write).await,
         };
         Ok(done.db()?.rows_affected())
