@@ -8,9 +8,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::client::outln;
 use crate::domain::Scope;
-use crate::engine::{Engine, EngineHandle, EngineSettings};
-use crate::service::{Service, ServiceSettings};
-use crate::store::Store;
+use crate::engine::{Engine, EngineHandle, EngineSettings, Retention};
+use crate::service::{MAX_KEEP, Service, ServiceSettings};
+use crate::store::{Keep, Store};
 
 #[derive(Parser, Debug)]
 #[command(name = "cronstack", version, about = "A self-hosted job scheduler: cron as a service")]
@@ -114,6 +114,20 @@ struct ServeArgs {
     /// TZ if set, the stack's env, the CRONSTACK_* run variables.
     #[arg(long = "pass-env", env = "CRONSTACK_PASS_ENV", value_name = "NAME", value_delimiter = ',')]
     pass_env: Vec<String>,
+    /// Finished runs (and their logs), v3 actions and webhook deliveries are deleted this many
+    /// days after they ended; 0: no age limit.
+    #[arg(long, env = "CRONSTACK_KEEP_RUNS_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=36_500))]
+    keep_runs_days: u64,
+    /// Succeeded runs kept per job whose `keep_succeeded` is null (the newest).
+    #[arg(long, env = "CRONSTACK_KEEP_SUCCEEDED", default_value_t = 100, value_parser = clap::value_parser!(i64).range(0..=MAX_KEEP))]
+    keep_succeeded: i64,
+    /// Other finished runs (failed, timed out, killed, lost, skipped) kept per job whose
+    /// `keep_failed` is null (the newest).
+    #[arg(long, env = "CRONSTACK_KEEP_FAILED", default_value_t = 100, value_parser = clap::value_parser!(i64).range(0..=MAX_KEEP))]
+    keep_failed: i64,
+    /// Milliseconds between two pruning passes (tests make it short).
+    #[arg(long, hide = true, default_value_t = 30_000)]
+    prune_interval_ms: u64,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -256,6 +270,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None => None,
         },
         job_env: job_env(&args.pass_env)?,
+        retention: Retention {
+            max_age: (args.keep_runs_days > 0).then(|| Duration::from_secs(args.keep_runs_days * 24 * 3600)),
+            keep: Keep { succeeded: args.keep_succeeded, failed: args.keep_failed },
+            interval: Duration::from_millis(args.prune_interval_ms.max(10)),
+        },
         ..EngineSettings::default()
     };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;

@@ -409,6 +409,10 @@ pub struct Job {
     pub max_runs: Option<i64>,
     /// Scheduled runs fired since `max_runs` was last set.
     pub runs_fired: i64,
+    /// Finished runs kept: the newest this many succeeded ones and this many others (failed,
+    /// timed out, killed, lost, skipped). `None`: the server's default.
+    pub keep_succeeded: Option<i64>,
+    pub keep_failed: Option<i64>,
     pub next_run_at: Option<EpochMs>,
     pub last_status: JobStatus,
     pub created_at: EpochMs,

@@ -3,6 +3,7 @@
 
 mod cluster;
 mod fence;
+mod pruner;
 mod runner;
 mod scheduler;
 mod starts;
@@ -20,6 +21,7 @@ use crate::events::EventSender;
 use crate::service::ServiceError;
 use crate::store::Store;
 
+pub use pruner::Retention;
 pub use runner::RunResult;
 use runner::Runner;
 use scheduler::{SchedMsg, Scheduler, SlotRule};
@@ -52,6 +54,8 @@ pub struct EngineSettings {
     pub run_as: Option<cronstack_exec::RunAs>,
     /// The environment every job starts from (`--pass-env`), never the service's own.
     pub job_env: cronstack_exec::JobEnv,
+    /// How much run history is kept (`pruner`).
+    pub retention: Retention,
 }
 
 impl Default for EngineSettings {
@@ -69,6 +73,7 @@ impl Default for EngineSettings {
             lease: Duration::from_secs(60),
             run_as: None,
             job_env: cronstack_exec::JobEnv::default(),
+            retention: Retention::default(),
         }
     }
 }
@@ -258,6 +263,7 @@ impl Engine {
         tasks.spawn(cluster::heartbeat(store.clone(), node_id, address, now_ms(), stop.clone()));
         tasks.spawn(cluster::listen(store.clone(), sched_tx.clone(), runner.clone(), stop.clone()));
         tasks.spawn(cluster::periodic_resync(store.clone(), sched_tx.clone(), stop.clone()));
+        tasks.spawn(pruner::run(store.clone(), settings.retention.clone(), stop.clone()));
         Ok(Engine {
             handle,
             runner,

@@ -346,6 +346,10 @@ fn schemas() -> Value {
     let c66_one = |item: &str| json!({ "type": "object", "properties": { "response": { "$ref": format!("#/components/schemas/{item}") } } });
     let overlap = json!({ "type": "string", "enum": ["allow", "forbid", "replace", "queue"] });
     let missed = json!({ "type": "string", "enum": ["skip", "run_once", "catch_up"] });
+    let keep = |which: &str| {
+        json!({ "type": ["integer", "null"], "minimum": 0, "maximum": crate::service::MAX_KEEP,
+            "description": format!("the newest this many {which} runs are kept; null: the server's default") })
+    };
     let outcome = json!({ "type": "string", "enum": ["queued", "running", "succeeded", "failed", "timed_out", "killed", "skipped", "lost"] });
     let config = json!({ "type": "object", "description": "one of {period: seconds}, {timestamp: unix seconds}, {cron: expression, timezone: IANA name}",
         "properties": { "period": int, "timestamp": int, "cron": string, "timezone": string } });
@@ -370,12 +374,14 @@ fn schemas() -> Value {
                 "uid": string, "type": string, "command": string_or_null, "timeout_s": int_or_null, "overlap": overlap, "missed": missed,
                 "retries": int, "retry_backoff_s": int, "retry_lost": { "type": "boolean" },
                 "jitter_s": int, "not_before": time_or_null, "not_after": time_or_null, "max_runs": int_or_null, "runs_fired": int,
+                "keep_succeeded": keep("succeeded"), "keep_failed": keep("other finished (failed, timed out, killed, lost, skipped)"),
                 "created_at": time, "updated_at": time } },
             "JobInput": { "type": "object", "additionalProperties": false, "properties": {
                 "stack_id": int, "schedule_id": int, "name": string_or_null, "enabled": { "type": "boolean" },
                 "command": string_or_null, "timeout_s": int_or_null, "overlap": overlap, "missed": missed,
                 "retries": int, "retry_backoff_s": int, "retry_lost": { "type": "boolean" },
-                "jitter_s": int, "not_before": time_or_null, "not_after": time_or_null, "max_runs": int_or_null } },
+                "jitter_s": int, "not_before": time_or_null, "not_after": time_or_null, "max_runs": int_or_null,
+                "keep_succeeded": keep("succeeded"), "keep_failed": keep("other finished (failed, timed out, killed, lost, skipped)") } },
             "JobList": list("jobs", "Job"),
             "Run": { "type": "object", "properties": {
                 "id": int, "job": int, "trigger": { "type": "string", "enum": ["schedule", "run_now", "retry", "webhook"] },

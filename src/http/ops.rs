@@ -95,11 +95,15 @@ pub fn describe_metrics() {
         "Open database connections by pool and state (idle, in_use)"
     );
     describe_gauge!("cronstack_db_pool_max_connections", "Largest size of each database connection pool");
+    describe_counter!("cronstack_pruned_rows_total", "Rows deleted by the history pruner, by table");
     for status in crate::domain::RunStatus::ALL.iter().filter(|s| s.is_final()) {
         metrics::counter!("cronstack_runs_total", "outcome" => status.as_str()).increment(0);
     }
     for result in ["delivered", "retrying", "failed", "lost"] {
         metrics::counter!("cronstack_webhook_deliveries_total", "result" => result).increment(0);
+    }
+    for table in crate::store::Aged::ALL {
+        metrics::counter!("cronstack_pruned_rows_total", "table" => table.table()).increment(0);
     }
     metrics::gauge!("cronstack_runs_running").increment(0.0);
     metrics::gauge!("cronstack_runs_waiting").increment(0.0);

@@ -13,6 +13,9 @@ use crate::engine::Launch;
 use crate::events::Event;
 use crate::store::{JobChanges, NewJob, NewRun, Page};
 
+/// The most finished runs of each kind a job may keep (`keep_succeeded`, `keep_failed`).
+pub const MAX_KEEP: i64 = 100_000;
+
 /// Job fields from a request; `None` leaves a field unchanged (or default on create).
 #[derive(Debug, Clone, Default)]
 pub struct JobPatch {
@@ -31,6 +34,9 @@ pub struct JobPatch {
     pub not_before: Option<Option<EpochMs>>,
     pub not_after: Option<Option<EpochMs>>,
     pub max_runs: Option<Option<i64>>,
+    /// `Some(None)`: back to the server's default.
+    pub keep_succeeded: Option<Option<i64>>,
+    pub keep_failed: Option<Option<i64>>,
 }
 
 impl JobPatch {
@@ -79,6 +85,12 @@ impl JobPatch {
         }
         if let Some(v) = self.max_runs {
             j.max_runs = v;
+        }
+        if let Some(v) = self.keep_succeeded {
+            j.keep_succeeded = v;
+        }
+        if let Some(v) = self.keep_failed {
+            j.keep_failed = v;
         }
     }
 
@@ -131,6 +143,14 @@ fn validate_job(j: &NewJob) -> ServiceResult<()> {
             "max_runs",
             "must be between 1 and 1000000000 (or null for no limit)",
         ));
+    }
+    for (field, keep) in [("keep_succeeded", j.keep_succeeded), ("keep_failed", j.keep_failed)] {
+        if keep.is_some_and(|k| !(0..=MAX_KEEP).contains(&k)) {
+            return Err(ServiceError::invalid(
+                field,
+                format!("must be between 0 and {MAX_KEEP} runs (or null for the server's default)"),
+            ));
+        }
     }
     Ok(())
 }
@@ -194,6 +214,8 @@ impl Service {
             not_before: None,
             not_after: None,
             max_runs: None,
+            keep_succeeded: None,
+            keep_failed: None,
         };
         patch.apply(&mut job);
         validate_job(&job)?;

@@ -13,7 +13,7 @@ mod webhooks;
 
 pub use accounts::{Caller, CredentialKind};
 pub use hooks::{HookAnswer, HookRequest};
-pub use jobs::{DeleteOutcome, JobPatch};
+pub use jobs::{DeleteOutcome, JobPatch, MAX_KEEP};
 pub use runs::RunLog;
 pub use stacks::StackPatch;
 pub use webhooks::{WebhookPatch, generate_secret};

@@ -10,6 +10,7 @@ mod cache;
 mod cluster;
 mod idempotency;
 mod jobs;
+mod retention;
 mod runs;
 mod schedules;
 mod stacks;
@@ -27,6 +28,7 @@ pub use cache::{BodyKey, Change, Memo, ROWS_CHANNEL, SHARED_TTL};
 pub use cluster::{JOBS_CHANNEL, KILL_CHANNEL, NodeRecord};
 pub use idempotency::KeyClaim;
 pub use jobs::{JobChanges, NewJob, ScheduledJob};
+pub use retention::{AgeWindow, Aged, Keep, PruneLock};
 pub use runs::{Claim, ClaimOutcome, Expired, LOST_MESSAGE, NewRun, RunFinish, RunStart};
 pub use stacks::NewStack;
 pub use webhooks::{AttemptRecord, ClaimedDelivery, NewDelivery, NewWebhook, Release};
@@ -218,6 +220,9 @@ impl Store {
             }
         };
         store.migrate().await?;
+        if backend == Backend::Sqlite {
+            store.ensure_incremental_vacuum().await?;
+        }
         Ok(store)
     }
 
@@ -317,20 +322,23 @@ async fn pg_pool(url: &str, max: u32) -> StoreResult<AnyPool> {
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 use sqlx::Executor;
-                // A node frozen inside a transaction (or a statement stuck behind its locks)
-                // must not hold the other nodes for long: well under the shortest lease, the
-                // server ends it.
-                conn.execute(sqlx::AssertSqlSafe(format!(
-                    "SET idle_in_transaction_session_timeout = {ms}; SET lock_timeout = {ms}",
-                    ms = PG_SESSION_BOUND.as_millis()
-                )))
-                .await?;
+                conn.execute(sqlx::AssertSqlSafe(pg_session_bounds())).await?;
                 Ok(())
             })
         })
         .connect(url)
         .await
         .db()
+}
+
+/// A node frozen inside a transaction (or a statement stuck behind its locks) must not hold the
+/// other nodes for long: well under the shortest lease, the server ends it. Set on every
+/// PostgreSQL connection.
+fn pg_session_bounds() -> String {
+    format!(
+        "SET idle_in_transaction_session_timeout = {ms}; SET lock_timeout = {ms}",
+        ms = PG_SESSION_BOUND.as_millis()
+    )
 }
 
 fn sqlite_url(url: &str) -> String {
@@ -369,6 +377,9 @@ async fn sqlite_pool(url: &str, max: u32, max_pages: Option<u64>) -> StoreResult
                 // WAL: readers never block the writer. NORMAL: a commit survives a crash of
                 // the process (not of the OS), at a fraction of FULL's fsync cost.
                 for pragma in [
+                    // Before anything else touches a new file: it can only be set before the
+                    // first table (an older database is converted once, see `retention`).
+                    "PRAGMA auto_vacuum = INCREMENTAL",
                     "PRAGMA journal_mode = WAL",
                     "PRAGMA synchronous = NORMAL",
                     "PRAGMA busy_timeout = 10000",

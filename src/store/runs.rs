@@ -538,6 +538,6 @@ pub(super) fn run_from_row(r: &AnyRow) -> StoreResult<Run> {
 }
 
 /// `$first, $first+1, …` for `n` parameters.
-fn placeholders(first: usize, n: usize) -> String {
+pub(super) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }

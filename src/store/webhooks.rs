@@ -401,18 +401,6 @@ impl Store {
         };
         self.page(listing, webhook_id, (limit, offset), delivery_from_row).await
     }
-
-    /// Forgets finished deliveries last touched before `before`.
-    pub async fn prune_deliveries(&self, before: EpochMs) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "DELETE FROM webhook_deliveries WHERE status IN ('delivered', 'failed') AND updated_at < $1",
-        )
-        .bind(before)
-        .execute(&self.write)
-        .await
-        .wrote()?;
-        Ok(done.rows_affected())
-    }
 }
 
 /// Which claims [`Store::release_deliveries`] gives back.

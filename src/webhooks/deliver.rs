@@ -21,9 +21,6 @@ const PER_WEBHOOK: usize = 4;
 const POLL: Duration = Duration::from_secs(1);
 /// Expired claims (their node died mid-send) are given back this often.
 const SWEEP: Duration = Duration::from_secs(5);
-/// Finished deliveries are kept this long for `GET /webhooks/byid/<id>/deliveries`.
-const KEEP_FINISHED_MS: EpochMs = 7 * 24 * 3600 * 1000;
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// A claim lasts the request timeout plus this: time to record the attempt.
 const CLAIM_MARGIN: Duration = Duration::from_secs(10);
 /// Bytes of an error kept in `last_error`.
@@ -70,7 +67,6 @@ impl Worker {
 
     pub(super) async fn run(self: Arc<Self>, stop: CancellationToken) {
         let mut last_sweep = tokio::time::Instant::now();
-        let mut last_prune = tokio::time::Instant::now() - PRUNE_EVERY;
         loop {
             if stop.is_cancelled() {
                 return;
@@ -81,12 +77,6 @@ impl Worker {
                     Ok(n) if n > 0 => tracing::warn!(count = n, "webhook deliveries of a dead node requeued"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "requeueing expired webhook claims"),
-                }
-            }
-            if last_prune.elapsed() >= PRUNE_EVERY {
-                last_prune = tokio::time::Instant::now();
-                if let Err(e) = self.store.prune_deliveries(now_ms() - KEEP_FINISHED_MS).await {
-                    tracing::warn!(error = %e, "pruning old webhook deliveries");
                 }
             }
             let claimed = self.claim_and_send().await;

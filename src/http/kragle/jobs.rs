@@ -38,6 +38,8 @@ pub struct JobView {
     not_after: Option<String>,
     max_runs: Option<i64>,
     runs_fired: i64,
+    keep_succeeded: Option<i64>,
+    keep_failed: Option<i64>,
     created_at: String,
     updated_at: String,
 }
@@ -67,6 +69,8 @@ impl From<&Job> for JobView {
             not_after: j.not_after.map(iso8601),
             max_runs: j.max_runs,
             runs_fired: j.runs_fired,
+            keep_succeeded: j.keep_succeeded,
+            keep_failed: j.keep_failed,
             created_at: iso8601(j.created_at),
             updated_at: iso8601(j.updated_at),
         }
@@ -111,6 +115,12 @@ pub struct JobInput {
     /// `null`: no limit.
     #[serde(default, deserialize_with = "nullable")]
     max_runs: Option<Option<i64>>,
+    /// `null`: the server's default (`--keep-succeeded`).
+    #[serde(default, deserialize_with = "nullable")]
+    keep_succeeded: Option<Option<i64>>,
+    /// `null`: the server's default (`--keep-failed`).
+    #[serde(default, deserialize_with = "nullable")]
+    keep_failed: Option<Option<i64>>,
 }
 
 impl From<JobInput> for JobPatch {
@@ -131,6 +141,8 @@ impl From<JobInput> for JobPatch {
             not_before: i.not_before,
             not_after: i.not_after,
             max_runs: i.max_runs,
+            keep_succeeded: i.keep_succeeded,
+            keep_failed: i.keep_failed,
         }
     }
 }

@@ -236,6 +236,8 @@ mod tests {
             "not_before",
             "not_after",
             "max_runs",
+            "keep_succeeded",
+            "keep_failed",
         ]);
         // A null config is accepted here and refused as an invalid config (code 26).
         null_only_where_it_means_none::<schedules::ScheduleInput>(&["name", "config"]);

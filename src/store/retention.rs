@@ -1,0 +1,345 @@
+//! Retention: the reads and deletes of the pruner (`src/engine/pruner.rs` decides when).
+//!
+//! Every delete is one short statement over at most a batch of rows picked by primary key, so
+//! it never holds a lock for long (on SQLite it queues on the one write connection like any
+//! other write, between the scheduler's claims). Unfinished runs and actions and undelivered
+//! deliveries are never deleted.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::runs::placeholders;
+use super::{Backend, SqlxResultExt, Store, StoreResult, get_i64, get_opt_i64};
+use crate::domain::EpochMs;
+
+/// The key of the PostgreSQL advisory lock held by the node that prunes (any constant of
+/// ours; "cronprun" in ASCII).
+const PRUNE_LOCK_KEY: i64 = 0x6372_6f6e_7072_756e;
+
+/// The final outcomes other than `succeeded`: what `keep_failed` counts.
+const OTHER_FINAL: &str = "'failed', 'timed_out', 'killed', 'lost', 'skipped'";
+
+/// A table whose old rows go by age, and how its rows are told old and finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aged {
+    /// Finished runs (with their logs), by the time they ended.
+    Runs,
+    /// Finished v3 actions, by the time they finished.
+    Actions,
+    /// Delivered or failed webhook deliveries, by their last attempt.
+    Deliveries,
+}
+
+impl Aged {
+    pub const ALL: [Aged; 3] = [Aged::Runs, Aged::Actions, Aged::Deliveries];
+
+    pub fn table(self) -> &'static str {
+        match self {
+            Aged::Runs => "runs",
+            Aged::Actions => "actions",
+            Aged::Deliveries => "webhook_deliveries",
+        }
+    }
+
+    /// When a row was created: rows are in id order of it (give or take the clocks of the
+    /// nodes), so the scan stops at the first window that reaches the cut-off.
+    fn created(self) -> &'static str {
+        match self {
+            Aged::Runs | Aged::Deliveries => "created_at",
+            Aged::Actions => "started_at",
+        }
+    }
+
+    /// What the age scan reads of a row (never a run's log).
+    fn columns(self) -> &'static str {
+        match self {
+            Aged::Runs => "id, created_at, status, finished_at",
+            Aged::Actions => "id, started_at, finished_at",
+            Aged::Deliveries => "id, created_at, status, updated_at",
+        }
+    }
+
+    /// Rows that may go: finished, and finished before `$3`. Never later than `created`.
+    fn deletable(self) -> &'static str {
+        match self {
+            Aged::Runs => "status NOT IN ('queued', 'running') AND COALESCE(finished_at, created_at) < $3",
+            Aged::Actions => "finished_at IS NOT NULL AND finished_at < $3",
+            Aged::Deliveries => "status IN ('delivered', 'failed') AND updated_at < $3",
+        }
+    }
+}
+
+/// One window of an age scan: the rows with ids in `(after, last]`.
+#[derive(Debug, Clone, Copy)]
+pub struct AgeWindow {
+    pub after: i64,
+    pub last: i64,
+    /// Whether every row of the window was created before the cut-off (then the next window
+    /// may hold old rows too).
+    pub all_old: bool,
+    /// How many of its rows may go.
+    pub deletable: i64,
+}
+
+/// How many finished runs a job keeps, by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keep {
+    pub succeeded: i64,
+    pub failed: i64,
+}
+
+/// The right to prune. On PostgreSQL a session-level advisory lock, held by a connection of
+/// its own (outside the pools) for as long as this lives: the node holding it prunes, the
+/// others skip their passes; when the node dies or this is dropped, the connection closes and
+/// the lock goes with it, to the next node that asks. SQLite has one node: nothing to hold.
+pub struct PruneLock {
+    conn: Option<sqlx::AnyConnection>,
+}
+
+impl PruneLock {
+    /// Lets the lock go (closing its connection cleanly).
+    pub async fn release(self) {
+        if let Some(conn) = self.conn {
+            let _ = sqlx::Connection::close(conn).await;
+        }
+    }
+}
+
+impl Store {
+    /// Takes the pruning lock, or `None` when another node holds it.
+    pub async fn try_prune_lock(&self) -> StoreResult<Option<PruneLock>> {
+        if self.backend == Backend::Sqlite {
+            return Ok(Some(PruneLock { conn: None }));
+        }
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&self.url).await.db()?;
+        sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(super::pg_session_bounds())).await.db()?;
+        let row =
+            sqlx::query("SELECT CAST(CASE WHEN pg_try_advisory_lock($1) THEN 1 ELSE 0 END AS BIGINT) AS got")
+                .bind(PRUNE_LOCK_KEY)
+                .fetch_one(&mut conn)
+                .await
+                .db()?;
+        if get_i64(&row, "got")? == 1 {
+            return Ok(Some(PruneLock { conn: Some(conn) }));
+        }
+        let _ = sqlx::Connection::close(conn).await;
+        Ok(None)
+    }
+
+    /// Runs a delete under the pruning lock: on its connection (PostgreSQL) or the write
+    /// connection (SQLite).
+    async fn prune_delete<'q>(
+        &self,
+        lock: &mut PruneLock,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> StoreResult<u64> {
+        let done = match &mut lock.conn {
+            Some(conn) => query.execute(conn).await,
+            None => query.execute(&self.write).await,
+        };
+        Ok(done.db()?.rows_affected())
+    }
+
+    /// The highest run id so far (0 without runs).
+    pub async fn last_run_id(&self) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) AS n FROM runs")
+            .fetch_one(&self.read)
+            .await
+            .db()?;
+        get_i64(&row, "n")
+    }
+
+    /// The jobs that may have runs beyond their limits since the last look: those with runs
+    /// after run `after` (a primary key range), with unfinished runs (they finish later), or
+    /// changed by their owner since `changed_since` (their limits may be lower).
+    pub async fn prune_candidates(&self, after: i64, changed_since: EpochMs) -> StoreResult<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT job_id AS id FROM runs WHERE id > $1 \
+             UNION SELECT job_id AS id FROM runs WHERE status IN ('queued', 'running') \
+             UNION SELECT id FROM jobs WHERE updated_at > $2",
+        )
+        .bind(after)
+        .bind(changed_since)
+        .fetch_all(&self.read)
+        .await
+        .db()?;
+        ids(&rows)
+    }
+
+    /// Up to `limit` job ids after `after`, in order (a full sweep goes through every job).
+    pub async fn job_ids_after(&self, after: i64, limit: i64) -> StoreResult<Vec<i64>> {
+        let rows = sqlx::query("SELECT id FROM jobs WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await
+            .db()?;
+        ids(&rows)
+    }
+
+    /// Each of these jobs' limits: its own, else `default`. Jobs gone are left out.
+    pub async fn job_keeps(&self, jobs: &[i64], default: Keep) -> StoreResult<HashMap<i64, Keep>> {
+        if jobs.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let sql = format!(
+            "SELECT id, keep_succeeded, keep_failed FROM jobs WHERE id IN ({})",
+            placeholders(1, jobs.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in jobs {
+            q = q.bind(*id);
+        }
+        let mut keeps = HashMap::with_capacity(jobs.len());
+        for row in q.fetch_all(&self.read).await.db()? {
+            let keep = Keep {
+                succeeded: get_opt_i64(&row, "keep_succeeded")?.unwrap_or(default.succeeded),
+                failed: get_opt_i64(&row, "keep_failed")?.unwrap_or(default.failed),
+            };
+            keeps.insert(get_i64(&row, "id")?, keep);
+        }
+        Ok(keeps)
+    }
+
+    /// The finished runs of these jobs beyond their limits, newest kept: per job and kind at
+    /// most `limit` ids, each found by the job's index (`runs_by_job`) from its newest run,
+    /// all in one statement.
+    pub async fn runs_beyond_keep(&self, keeps: &[(i64, Keep)], limit: i64) -> StoreResult<Vec<i64>> {
+        if keeps.is_empty() {
+            return Ok(Vec::new());
+        }
+        let member = |i: usize, status: &str| {
+            format!(
+                "SELECT id FROM (SELECT id FROM runs WHERE job_id = ${} AND status {status} \
+                 ORDER BY id DESC LIMIT ${} OFFSET ${}) AS k{i}",
+                3 * i + 1,
+                3 * i + 2,
+                3 * i + 3
+            )
+        };
+        let other = format!("IN ({OTHER_FINAL})");
+        let sql = (0..keeps.len())
+            .flat_map(|j| [member(2 * j, "= 'succeeded'"), member(2 * j + 1, &other)])
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (job_id, keep) in keeps {
+            q = q.bind(*job_id).bind(limit).bind(keep.succeeded);
+            q = q.bind(*job_id).bind(limit).bind(keep.failed);
+        }
+        ids(&q.fetch_all(&self.read).await.db()?)
+    }
+
+    /// Deletes these runs (a batch), finished ones only.
+    pub async fn delete_finished_runs(&self, lock: &mut PruneLock, ids: &[i64]) -> StoreResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!(
+            "DELETE FROM runs WHERE id IN ({}) AND status NOT IN ('queued', 'running')",
+            placeholders(1, ids.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            q = q.bind(*id);
+        }
+        self.prune_delete(lock, q).await
+    }
+
+    /// The next window of `size` rows of `table` after id `after`, and how many of its rows
+    /// may go; `None` past the last row.
+    pub async fn age_window(
+        &self,
+        table: Aged,
+        after: i64,
+        size: i64,
+        cutoff: EpochMs,
+    ) -> StoreResult<Option<AgeWindow>> {
+        let sql = format!(
+            "SELECT CAST(MAX(id) AS BIGINT) AS last, CAST(MAX({created}) AS BIGINT) AS newest, \
+             CAST(SUM(CASE WHEN {deletable} THEN 1 ELSE 0 END) AS BIGINT) AS old \
+             FROM (SELECT {columns} FROM {table} WHERE id > $1 ORDER BY id LIMIT $2) AS w",
+            created = table.created(),
+            deletable = table.deletable(),
+            columns = table.columns(),
+            table = table.table()
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after)
+            .bind(size)
+            .bind(cutoff)
+            .fetch_one(&self.read)
+            .await
+            .db()?;
+        let Some(last) = get_opt_i64(&row, "last")? else { return Ok(None) };
+        let newest = get_opt_i64(&row, "newest")?.unwrap_or(EpochMs::MAX);
+        Ok(Some(AgeWindow {
+            after,
+            last,
+            all_old: newest < cutoff,
+            deletable: get_opt_i64(&row, "old")?.unwrap_or(0),
+        }))
+    }
+
+    /// Deletes the rows of a window that ended before `cutoff`.
+    pub async fn delete_aged(
+        &self,
+        lock: &mut PruneLock,
+        table: Aged,
+        window: AgeWindow,
+        cutoff: EpochMs,
+    ) -> StoreResult<u64> {
+        let sql =
+            format!("DELETE FROM {} WHERE id > $1 AND id <= $2 AND {}", table.table(), table.deletable());
+        let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(window.after).bind(window.last).bind(cutoff);
+        self.prune_delete(lock, q).await
+    }
+
+    /// SQLite: gives up to `pages` free pages back to the file system while more than an
+    /// eighth of the file is free (that much is left for the next inserts to reuse); answers
+    /// how many more would go. PostgreSQL: autovacuum's job; answers 0.
+    pub async fn reclaim_space(&self, pages: i64) -> StoreResult<i64> {
+        if self.backend != Backend::Sqlite {
+            return Ok(0);
+        }
+        let count = |pragma: &'static str| async move {
+            let row = sqlx::query(pragma).fetch_one(&self.write).await.db()?;
+            row.try_get::<i64, _>(0).db()
+        };
+        let (free, total) = (count("PRAGMA freelist_count").await?, count("PRAGMA page_count").await?);
+        // Giving back n pages leaves free − n of total − n: at most an eighth for n ≥ this.
+        let excess = (8 * free - total + 6) / 7;
+        if excess <= 0 {
+            return Ok(0);
+        }
+        let n = excess.min(pages);
+        // Each step of the statement frees one page: read them all.
+        sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA incremental_vacuum({n})")))
+            .fetch_all(&self.write)
+            .await
+            .db()?;
+        Ok(excess - n)
+    }
+
+    /// SQLite: a database created before retention has no incremental vacuum; it is turned
+    /// on once, which takes a `VACUUM` of the whole file (logged: it may take a while).
+    pub(super) async fn ensure_incremental_vacuum(&self) -> StoreResult<()> {
+        let row = sqlx::query("PRAGMA auto_vacuum").fetch_one(&self.write).await.db()?;
+        let mode: i64 = row.try_get(0).db()?;
+        if mode == 2 {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        tracing::info!("turning on SQLite's incremental vacuum (one VACUUM of the whole database)");
+        sqlx::query("PRAGMA auto_vacuum = INCREMENTAL").execute(&self.write).await.db()?;
+        sqlx::query("VACUUM").execute(&self.write).await.db()?;
+        tracing::info!(took_ms = started.elapsed().as_millis() as u64, "incremental vacuum on");
+        Ok(())
+    }
+}
+
+fn ids(rows: &[AnyRow]) -> StoreResult<Vec<i64>> {
+    rows.iter().map(|r| get_i64(r, "id")).collect()
+}
