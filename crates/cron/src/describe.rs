@@ -6,6 +6,7 @@
 use chrono::DateTime;
 
 use crate::Trigger;
+use crate::civil::days_in_month;
 use crate::next::Spec;
 use crate::schedule::CronSchedule;
 
@@ -267,26 +268,30 @@ fn ordinal(n: u32) -> String {
 
 /// Why no date matches an expression that never fires. Usually its days of
 /// the month are all past the end of each of its months ("February has no
-/// day 30 or 31"; `L` and `LW` exist in every month): a plain day-of-week
-/// field never is the cause, as every date falls on every weekday in some
-/// year, and a day-of-month field starting with `*` or `?` holds day 1. Only
-/// when both day fields must match can a weekday form (`5#5`, `FRIL`) be.
+/// day 30 or 31"; `L` and `LW` exist in every month). Otherwise both day
+/// fields must match and never do together, which takes a weekday form
+/// (`*/8 * 5#5`) or a weekday-only day form (`LW * */6`: never a weekend).
 pub(crate) fn impossible_dates(spec: &Spec) -> String {
-    let months: Vec<String> =
-        values(spec.months, 1, 12).iter().map(|&m| MONTHS[m as usize].to_string()).collect();
-    let months = join(&months, "and");
-    let dom_decides = spec.day_or || spec.dow_forms.is_empty();
-    if !dom_decides {
+    let months: Vec<u32> = values(spec.months, 1, 12);
+    let names: Vec<String> = months.iter().map(|&m| MONTHS[m as usize].to_string()).collect();
+    let names = join(&names, "and");
+    let dom_alone_fires = months.iter().any(|&m| {
+        let lengths: &[u32] = if m == 2 { &[28, 29] } else { &[days_in_month(2001, m)] };
+        lengths.iter().any(|&len| {
+            (0..7).any(|w| (spec.dom | spec.dom_forms.days(w, len)) & (((1 << (len + 1)) - 1) & !1) != 0)
+        })
+    });
+    if dom_alone_fires {
         return format!(
-            "no day in {months} matches both the day-of-month and the day-of-week field (both must when either starts with * or ?)"
+            "no day in {names} matches both the day-of-month and the day-of-week field (both must when either starts with * or ?)"
         );
     }
     let forms = &spec.dom_forms;
     let days = values(spec.dom | u64::from(forms.nearest_weekday), 1, 31);
     let mut days: Vec<String> = days.iter().map(u32::to_string).collect();
     days.extend(values(forms.before_last.into(), 1, 30).iter().map(|n| format!("L-{n}")));
-    let verb = if months.contains(" and ") { "have" } else { "has" };
-    format!("{months} {verb} no day {}", join(&days, "or"))
+    let verb = if months.len() == 1 { "has" } else { "have" };
+    format!("{names} {verb} no day {}", join(&days, "or"))
 }
 
 /// The values `lo..=hi` set in `mask`.

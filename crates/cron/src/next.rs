@@ -38,9 +38,13 @@ pub(crate) struct Spec {
     /// Vixie rule: both day fields restricted means a day matching either one
     /// fires; otherwise both must match.
     pub day_or: bool,
-    /// A Quartz day form is used: whether a date matches depends on its
-    /// month's length and first weekday, not on the day and weekday alone.
-    month_dependent: bool,
+    /// The day rule's inputs for the same-day fast path in `next_civil`:
+    /// `dom` and `dow`, or nothing when a Quartz day form makes a date's
+    /// match depend on its month's length and first weekday. The fast path
+    /// then fails at no cost to other expressions and the month search,
+    /// which reads `day_masks`, decides.
+    today_dom: u64,
+    today_dow: u64,
     /// `day_masks[w][len - 28]`: the allowed days 1..=len of a month of `len`
     /// days whose 1st falls on weekday `w` (0 = Sunday), day rule applied.
     /// There are only 28 kinds of month, so a month's allowed days are one
@@ -61,6 +65,7 @@ impl Spec {
         let [second, minute, hour, dom, _, dow] = fields;
         let [seconds, minutes, hours, dom_bits, months, dow_bits] = bits;
         let day_or = !dom.star && !dow.star;
+        let month_dependent = !dom.dom_forms.is_empty() || !dow.dow_forms.is_empty();
         let mut day_masks = [[0u32; 4]; 7];
         for (first_weekday, masks) in (0u32..).zip(day_masks.iter_mut()) {
             for (len, mask) in (28u32..).zip(masks.iter_mut()) {
@@ -88,7 +93,8 @@ impl Spec {
             dow_star: dow.star,
             cadence: second.cadence || minute.cadence || hour.cadence,
             day_or,
-            month_dependent: !dom.dom_forms.is_empty() || !dow.dow_forms.is_empty(),
+            today_dom: if month_dependent { 0 } else { dom_bits },
+            today_dow: if month_dependent { 0 } else { dow_bits },
             day_masks,
             first_second: seconds.trailing_zeros(),
             first_minute: minutes.trailing_zeros(),
@@ -111,16 +117,12 @@ impl Spec {
         u64::from(self.day_masks[first_weekday as usize][len as usize - 28])
     }
 
-    /// Whether an existing date (`days` since the epoch, `day` of month
-    /// `month` of `year`) passes the day rule.
+    /// Whether an existing date (day of month, weekday) passes the day rule;
+    /// always false for a month-dependent expression (see `today_dom`).
     #[inline]
-    fn day_matches(&self, year: i64, month: u32, day: u32, days: i64) -> bool {
-        if self.month_dependent {
-            let first = weekday(days - i64::from(day) + 1);
-            return self.day_mask(first, days_in_month(year, month)) & (1 << day) != 0;
-        }
-        let dom = self.dom & (1 << day) != 0;
-        let dow = self.dow & (1 << weekday(days)) != 0;
+    fn day_matches_today(&self, day: u32, weekday: u32) -> bool {
+        let dom = self.today_dom & (1 << day) != 0;
+        let dow = self.today_dow & (1 << weekday) != 0;
         if self.day_or { dom || dow } else { dom && dow }
     }
 
@@ -157,7 +159,7 @@ impl Spec {
         let mut sod = civil.rem_euclid(SECS_PER_DAY) as u32;
         // Fast path: today matches and has a matching time left. Checking
         // one real date needs neither the month's length nor its 1st.
-        if self.months & (1 << month) != 0 && self.day_matches(year, month, day, days) {
+        if self.months & (1 << month) != 0 && self.day_matches_today(day, weekday(days)) {
             if let Some(t) = self.next_time(sod) {
                 return Some(days * SECS_PER_DAY + i64::from(t));
             }

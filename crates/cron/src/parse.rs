@@ -60,11 +60,13 @@ fn choice_that_never_fires(fields: &[ParsedField; 6], bits: [u64; 6]) -> Result<
         // each `d#5` or `dL` in some year, so the day-of-week side always fires.
         return Ok(None);
     }
-    if dow.dow_forms.is_empty() {
+    let weekday_forms = dom.dom_forms.last_weekday || dom.dom_forms.nearest_weekday != 0;
+    if dow.dow_forms.is_empty() && !weekday_forms {
         // Both fields must match, but every date falls on every weekday in
-        // some year, so whether it fires is whether the day-of-month side
-        // has a day in some month it allows. The hardest choices: each `H`
-        // item's latest first day, and the months whose longest is shortest.
+        // some year (`LW` and `nW` only on Monday to Friday: not here), so
+        // whether it fires is whether the day-of-month side has a day in some
+        // month it allows. The hardest choices: each `H` item's latest first
+        // day, and the months whose longest is shortest.
         let mut worst = bits;
         worst[3] = dom.resolve(|item| item.choices() - 1);
         let longest = |months: &u64| {
@@ -82,7 +84,7 @@ fn choice_that_never_fires(fields: &[ParsedField; 6], bits: [u64; 6]) -> Result<
         let spec = Spec::new(fields, worst);
         return Ok((!spec.can_fire()).then_some(spec));
     }
-    // Rare (both must match and a weekday form is involved): try them all.
+    // Rare (both must match, and a form that depends on weekdays): try them all.
     let outcomes = DATE_FIELDS
         .iter()
         .map(|&i| fields[i].outcomes(MAX_DATE_COMBINATIONS))

@@ -556,6 +556,7 @@ fn doubtful_date_expr() -> impl Strategy<Value = GenExpr> {
         (24..=30u32, any::<bool>()).prop_map(|(n, l)| Item::Last(n, l)),
         (late.clone(), late.clone()).prop_map(|(a, b)| Item::Hash(Some((a.min(b), a.max(b), false)), None)),
         (20..=31u32, 1..=4u32).prop_map(|(a, n)| Item::Hash(Some((a, 31, false)), Some(n.min(32 - a)))),
+        any::<bool>().prop_map(Item::LastWeekday),
         (1..=31u32).prop_map(Item::StarStep),
     ];
     let dom = prop::collection::vec(dom_item, 1..=2).prop_map(|items| build_field(Kind::Dom, &items));
@@ -573,6 +574,8 @@ fn doubtful_date_expr() -> impl Strategy<Value = GenExpr> {
         1 => (0..=7u32, 4..=5u32).prop_map(|(d, k)| build_field(Kind::Dow, &[Item::StarStep(7), Item::Nth(d, k, true)])),
         1 => (0..=7u32).prop_map(|d| build_field(Kind::Dow, &[Item::LastOf(d, false)])),
         1 => Just(build_field(Kind::Dow, &[Item::Hash(None, None)])),
+        // Weekends, and maybe a weekday: `LW` and `nW` never fall on a weekend.
+        1 => (0..=6u32).prop_map(|a| build_field(Kind::Dow, &[Item::StarStep(6), Item::Hash(Some((a, 6, false)), None)])),
     ];
     (any::<u64>(), dom, month, dow)
         .prop_filter("more than one H in the date fields", |(_, dom, month, dow)| {
@@ -1000,6 +1003,20 @@ fn recorded_regressions() {
         (expr(f("45", 1 << 45), f("1", 1 << 1), f("29", 1 << 29), star(Kind::Dow)), 1_162_083_600_000),
         (expr(f("43", 1 << 43), f("1", 1 << 1), star(Kind::Dom), star(Kind::Dow)), 972_799_200_000),
     ];
+    // `LW` is never on a weekend: with `H` choosing Sunday, `*/6,H(0-3)` allows only weekends.
+    let minute_hour_star = [star(Kind::Minute), star(Kind::Hour)];
+    let lw = GenExpr::new(
+        175_526_616_092_897_460,
+        None,
+        [
+            minute_hour_star[0].clone(),
+            minute_hour_star[1].clone(),
+            build_field(Kind::Dom, &[Item::LastWeekday(false)]),
+            star(Kind::Month),
+            build_field(Kind::Dow, &[Item::StarStep(6), Item::Hash(Some((0, 3, false)), None)]),
+        ],
+    );
+    let cases: Vec<(GenExpr, i64)> = cases.into_iter().chain([(lw, 1_767_225_600_000)]).collect();
     let zones = [Tz::UTC, Tz::America__New_York, Tz::Europe__London, Tz::Australia__Lord_Howe];
     for (e, after) in &cases {
         for tz in zones {

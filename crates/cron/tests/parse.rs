@@ -176,6 +176,12 @@ fn hashed_expressions_that_never_fire_for_some_job() {
         reason("0 0 */29 H(1-2) 5#5"),
         "this expression never fires: no day in February matches both the day-of-month and the day-of-week field (both must when either starts with * or ?) (for the values H picks for some jobs)"
     );
+    // `LW` and `nW` are never on a weekend: a choice of weekend days never fires.
+    assert_eq!(
+        reason("* * LW * */6,H(0-3)"),
+        "this expression never fires: no day in January, February, March, April, May, June, July, August, September, October, November and December matches both the day-of-month and the day-of-week field (both must when either starts with * or ?) (for the values H picks for some jobs)"
+    );
+    assert!(Trigger::cron_with_hash_key("* * LW * */6,H(1-5)", "UTC", 7).is_ok());
     assert_eq!(
         reason("0 0 */2 H,H,H,H,H,H 5#5"),
         "too many H choices in the day-of-month, month and day-of-week fields to check that the expression fires for every key (at most 50000 combinations)"

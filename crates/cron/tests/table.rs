@@ -467,6 +467,10 @@ fn expressions_that_never_fire_are_refused() {
             "no day in January, February, March, April, May, June, July, August, September, October, November and December matches both the day-of-month and the day-of-week field (both must when either starts with * or ?)",
         ),
         (
+            "0 0 LW,15W * */6",
+            "no day in January, February, March, April, May, June, July, August, September, October, November and December matches both the day-of-month and the day-of-week field (both must when either starts with * or ?)",
+        ),
+        (
             "0 0 */29 2 FRI#5",
             "no day in February matches both the day-of-month and the day-of-week field (both must when either starts with * or ?)",
         ),
