@@ -333,7 +333,16 @@ impl ScheduleConfig {
     }
 
     /// The compiled fire-time rule.
+    /// The schedule's trigger as any job would have it: an expression with Jenkins' `H` is
+    /// compiled with key 0 (whether it can fire never depends on the key) — for checks and
+    /// the schedule's own views. A job's slots come from [`ScheduleConfig::trigger_for`].
     pub fn trigger(&self) -> Result<Trigger, String> {
+        self.trigger_for(0)
+    }
+
+    /// The schedule's trigger for the job whose uid hashes to `hash_key` (see
+    /// [`job_hash_key`]): the values its `H` fields pick.
+    pub fn trigger_for(&self, hash_key: u64) -> Result<Trigger, String> {
         match self {
             ScheduleConfig::Period { seconds } => {
                 Trigger::every(*seconds).map_err(|e| format!("config.period: {e}"))
@@ -342,9 +351,14 @@ impl ScheduleConfig {
                 Ok(Trigger::once(unix_seconds.saturating_mul(1000)))
             }
             ScheduleConfig::Cron { expr, timezone } => {
-                Trigger::cron(expr, timezone).map_err(|e| format!("config.cron: {e}"))
+                Trigger::cron_with_hash_key(expr, timezone, hash_key).map_err(|e| format!("config.cron: {e}"))
             }
         }
+    }
+
+    /// Whether the trigger depends on the job (its expression uses `H`).
+    pub fn per_job(&self) -> bool {
+        matches!(self.trigger(), Ok(Trigger::Cron(c)) if c.hash_key().is_some())
     }
 
     /// The expression shown by the Cloud 66 dialect's `cron` field.
@@ -481,7 +495,7 @@ impl SlotPolicy {
             not_before: job.not_before,
             not_after: job.not_after,
             jitter_ms: job.jitter_s * 1000,
-            seed: stable_hash(job.uid.as_bytes()),
+            seed: job_hash_key(&job.uid),
         }
     }
 
@@ -503,9 +517,10 @@ impl SlotPolicy {
     }
 }
 
-/// FNV-1a, 64 bits: stable across versions, platforms and nodes (it seeds what nodes must agree on).
-pub fn stable_hash(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+/// A job's hash key: FNV-1a of its uid, stable across versions, platforms and nodes. It picks
+/// the job's `H` values and seeds its jitter, which every node must agree on.
+pub fn job_hash_key(uid: &str) -> u64 {
+    cronstack_cron::hash_key(uid)
 }
 
 /// SplitMix64's finaliser: spreads nearby inputs (consecutive slots) over the whole range.

@@ -505,8 +505,12 @@ async fn on_sqlite_pruned_space_is_given_back_and_older_databases_are_converted(
     assert!(f.server.log().contains("incremental vacuum"), "the conversion is logged");
 
     // 20 runs with 200 kB logs each: 4 MB of history, kept at first.
-    let job =
-        f.job(json!({"period": 3600}), json!({"command": "head -c 200000 /dev/zero | tr '\\0' x; :"})).await;
+    let job = f
+        .job(
+            json!({"period": 3600}),
+            json!({"command": "head -c 200000 /dev/zero | tr '\\0' x; exit ${1:-0}"}),
+        )
+        .await;
     let before = pragma(&path, "page_count");
     let mut ids = Vec::new();
     for _ in 0..20 {

@@ -273,3 +273,46 @@ async fn a_backfill_runs_each_missing_slot_once_oldest_first() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(std::fs::read_to_string(&ledger).unwrap().lines().count(), 6);
 }
+
+#[tokio::test]
+async fn each_job_on_an_h_schedule_gets_the_values_its_uid_picks() {
+    let db = TestDb::new();
+    let token = add_user(&db, "alice", None);
+    let server = Server::start_on(&db, &[]);
+    let api = Api::new(&server, Some(&token));
+    let stack = api.create("/api/v1/blockstacks", json!({"name": "h", "command": "true"})).await;
+    let schedule = api
+        .create("/api/v1/schedules", json!({"config": {"cron": "H H * * *", "timezone": "Europe/Paris"}}))
+        .await;
+    let mut next_runs = std::collections::HashSet::new();
+    for i in 0..4 {
+        let job = api
+            .create(
+                "/api/v1/jobs",
+                json!({"stack_id": stack, "schedule_id": schedule, "name": format!("h{i}"), "enabled": true}),
+            )
+            .await;
+        let v = api.get(&format!("/api/v1/jobs/byid/{job}")).await.json();
+        // What `cronstack next --hash-key UID` says the job gets.
+        let out = std::process::Command::new(BIN)
+            .args([
+                "next",
+                "H H * * *",
+                "--tz",
+                "Europe/Paris",
+                "-n",
+                "1",
+                "-o",
+                "json",
+                "--hash-key",
+                v["uid"].as_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let next: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(ms(&v["next_run"]), ms(&next["upcoming"][0]), "job {job}: {v} vs {next}");
+        next_runs.insert(v["next_run"].to_string());
+    }
+    assert!(next_runs.len() > 1, "H spreads the jobs: {next_runs:?}");
+}

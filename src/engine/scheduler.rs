@@ -104,19 +104,33 @@ impl Scheduler {
     /// Rebuilds the heap from the database (the source of truth).
     async fn resync(&mut self) -> anyhow::Result<()> {
         let rows = self.store.scheduled_jobs().await?;
-        // Many jobs share a schedule: compile each schedule once.
-        let mut compiled: HashMap<i64, Option<Arc<Trigger>>> = HashMap::new();
+        // Many jobs share a schedule: compile each schedule once — except one using `H`,
+        // whose values depend on each job's uid (read for those jobs only).
+        let mut compiled: HashMap<i64, Option<(Arc<Trigger>, ScheduleConfig, bool)>> = HashMap::new();
+        let mut per_job: Vec<i64> = Vec::new();
+        for row in &rows {
+            compiled.entry(row.schedule_id).or_insert_with(|| {
+                let json = serde_json::from_str(&row.config).ok()?;
+                let config = ScheduleConfig::from_json(&json).ok()?;
+                let hashed = config.per_job();
+                if hashed {
+                    per_job.push(row.schedule_id);
+                }
+                Some((Arc::new(config.trigger().ok()?), config, hashed))
+            });
+        }
+        let uids = self.store.job_uids_on_schedules(&per_job).await?;
         self.heap.clear();
         self.jobs.clear();
         for row in rows {
-            let trigger = compiled
-                .entry(row.schedule_id)
-                .or_insert_with(|| {
-                    let json = serde_json::from_str(&row.config).ok()?;
-                    let config = ScheduleConfig::from_json(&json).ok()?;
-                    config.trigger().ok().map(Arc::new)
-                })
-                .clone();
+            let trigger = match compiled.get(&row.schedule_id) {
+                Some(Some((_, config, true))) => uids
+                    .get(&row.job_id)
+                    .and_then(|uid| config.trigger_for(crate::domain::job_hash_key(uid)).ok())
+                    .map(Arc::new),
+                Some(Some((trigger, _, false))) => Some(trigger.clone()),
+                _ => None,
+            };
             let Some(trigger) = trigger else {
                 tracing::error!(job = row.job_id, "job's schedule does not compile; not scheduled");
                 continue;
@@ -379,7 +393,10 @@ impl Scheduler {
             let Some(job) = self.store.job(job_id).await? else { return Ok(None) };
             let Some(next) = job.next_run_at else { return Ok(None) };
             let Some(schedule) = self.store.schedule(job.schedule_id).await? else { return Ok(None) };
-            let trigger = schedule.config.trigger().map_err(crate::store::StoreError::Corrupt)?;
+            let trigger = schedule
+                .config
+                .trigger_for(crate::domain::job_hash_key(&job.uid))
+                .map_err(crate::store::StoreError::Corrupt)?;
             let rule = SlotRule {
                 trigger: Arc::new(trigger),
                 once: schedule.once,

@@ -75,8 +75,11 @@ pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, S
 /// node may go unused, so a node can refuse a little before the whole budget is spent.
 ///
 /// Keys may be chosen by an attacker (login names): the in-memory maps hold at most
-/// [`MAX_KEYS`] keys (see [`Recent`]) and keys longer than [`MAX_KEY_LEN`] bytes are
-/// hashed, so a flood of distinct names neither grows memory nor slows other requests.
+/// [`MAX_KEYS`] keys, as fixed-size hashes (see [`Recent`]), and keys longer than
+/// [`MAX_KEY_LEN`] bytes are hashed before use, so a flood of distinct names neither grows
+/// memory nor slows other requests. Past the bound, the keys unused for longest are dropped,
+/// their windows with them: a key touched at least once every `MAX_KEYS / 2` new keys keeps
+/// its window.
 pub struct RateLimiter {
     limit: u32,
     window_ms: EpochMs,
@@ -88,24 +91,32 @@ enum Counts {
     Shared { store: Store, blocks: Mutex<Recent<Block>> },
 }
 
-/// Keys kept in memory per limiter, at most.
+/// Keys kept in memory per limiter, at most (a few MiB: keys are kept as 64-bit hashes).
 const MAX_KEYS: usize = 100_000;
-/// Longer keys are replaced by their SHA-256.
+/// Longer keys are replaced by their SHA-256 (they also name the shared windows' rows).
 const MAX_KEY_LEN: usize = 64;
 
 /// A map of at most `2 * half` entries, dropping the ones unused for longest in bulk: keys
 /// new or used go to the `recent` generation; when it holds `half` keys it becomes `older`,
 /// and the previous `older` (keys untouched for `half` new keys) is dropped. Every operation
-/// is O(1): no scans, whatever the number of keys.
+/// is O(1): no scans, whatever the number of keys. Keys are kept as their 64-bit SipHash
+/// under a random per-process key: fixed-size entries, no allocation per key, and no
+/// collisions an attacker could aim for (a chance one merges two keys' counts).
 struct Recent<V> {
-    recent: HashMap<String, V>,
-    older: HashMap<String, V>,
+    recent: HashMap<u64, V>,
+    older: HashMap<u64, V>,
     half: usize,
+    hasher: std::hash::RandomState,
 }
 
 impl<V> Recent<V> {
     fn new(capacity: usize) -> Self {
-        Recent { recent: HashMap::new(), older: HashMap::new(), half: (capacity / 2).max(1) }
+        Recent {
+            recent: HashMap::new(),
+            older: HashMap::new(),
+            half: (capacity / 2).max(1),
+            hasher: std::hash::RandomState::new(),
+        }
     }
 
     #[cfg(test)]
@@ -113,32 +124,40 @@ impl<V> Recent<V> {
         self.recent.len() + self.older.len()
     }
 
+    fn hash(&self, key: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, key)
+    }
+
     /// The value for `key`, now in the recent generation.
     fn get_mut(&mut self, key: &str) -> Option<&mut V> {
-        if !self.recent.contains_key(key) {
-            let value = self.older.remove(key)?;
-            self.insert(key, value);
+        let h = self.hash(key);
+        if !self.recent.contains_key(&h) {
+            let value = self.older.remove(&h)?;
+            self.insert(h, value);
         }
-        self.recent.get_mut(key)
+        self.recent.get_mut(&h)
     }
 
     fn get_or_insert_with(&mut self, key: &str, fresh: impl FnOnce() -> V) -> &mut V {
+        let h = self.hash(key);
         if self.get_mut(key).is_none() {
-            self.insert(key, fresh());
+            self.insert(h, fresh());
         }
-        self.recent.get_mut(key).expect("inserted in the recent generation")
+        self.recent.get_mut(&h).expect("inserted in the recent generation")
     }
 
-    fn insert(&mut self, key: &str, value: V) {
+    fn insert(&mut self, h: u64, value: V) {
         if self.recent.len() >= self.half {
-            self.older = std::mem::take(&mut self.recent);
+            // Sized once: the old generation's table is freed just as a same-sized one is taken.
+            self.older = std::mem::replace(&mut self.recent, HashMap::with_capacity(self.half));
         }
-        self.recent.insert(key.to_string(), value);
+        self.recent.insert(h, value);
     }
 
     fn remove(&mut self, key: &str) {
-        self.recent.remove(key);
-        self.older.remove(key);
+        let h = self.hash(key);
+        self.recent.remove(&h);
+        self.older.remove(&h);
     }
 }
 
@@ -335,12 +354,12 @@ mod tests {
             }
         }
         assert!(keys(&limiter) <= MAX_KEYS);
-        // Long keys are hashed: a flood of huge names holds 64-byte keys at most.
-        let long = "x".repeat(100_000);
-        limiter.hit(&format!("login:{long}")).await.unwrap().unwrap();
-        let Counts::Local(w) = &limiter.counts else { unreachable!() };
-        assert!(w.lock().unwrap().recent.keys().all(|k| k.len() <= MAX_KEY_LEN + 7));
-        assert!(limiter.hit(&format!("login:{long}")).await.unwrap().is_ok(), "the same long key counts on");
+        // Long keys count like any other.
+        let long = format!("login:{}", "x".repeat(100_000));
+        for remaining in [2, 1, 0] {
+            assert_eq!(limiter.hit(&long).await.unwrap().unwrap().remaining, remaining);
+        }
+        assert!(limiter.hit(&long).await.unwrap().is_err());
     }
 
     #[test]

@@ -222,9 +222,10 @@ impl Service {
         self.owned_stack_ref(caller, stack_id).await?;
         let schedule = self.owned_schedule_ref(caller, schedule_id).await?;
         let now = now_ms();
-        let next = if job.enabled { Self::next_slot(&schedule.config, &job, now)? } else { None };
+        let uid = new_uid();
+        let next = if job.enabled { Self::next_slot(&schedule.config, &uid, &job, now)? } else { None };
         let id = on_unique(
-            self.store.insert_job(caller.user_id, &new_uid(), &job, next, now).await,
+            self.store.insert_job(caller.user_id, &uid, &job, next, now).await,
             ServiceError::NameTaken(Entity::Job),
         )?;
         let job = self.job(caller, id).await?;
@@ -270,7 +271,7 @@ impl Service {
                 || fields.not_after != current.not_after
                 || current.next_run_at.is_none()
             {
-                Some(Self::next_slot(&schedule.config, &fields, now)?)
+                Some(Self::next_slot(&schedule.config, &current.uid, &fields, now)?)
             } else {
                 None
             };
@@ -356,7 +357,7 @@ impl Service {
                     .schedule(current.schedule_id)
                     .await?
                     .ok_or(ServiceError::NotFound(Entity::Schedule))?;
-                Some(Self::next_slot(&schedule.config, &fields, now)?)
+                Some(Self::next_slot(&schedule.config, &current.uid, &fields, now)?)
             } else {
                 None
             };
@@ -456,7 +457,10 @@ impl Service {
         }
         let schedule =
             self.store.schedule(job.schedule_id).await?.ok_or(ServiceError::NotFound(Entity::Schedule))?;
-        let trigger = schedule.config.trigger().map_err(ServiceError::InvalidSchedule)?;
+        let trigger = schedule
+            .config
+            .trigger_for(crate::domain::job_hash_key(&job.uid))
+            .map_err(ServiceError::InvalidSchedule)?;
         let max = self.settings.backfill_max;
         let (mut slots, mut count) = (Vec::new(), 0usize);
         let mut at = from - 1;

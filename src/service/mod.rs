@@ -176,10 +176,12 @@ impl Service {
     /// job's window.
     fn next_slot(
         config: &ScheduleConfig,
+        uid: &str,
         job: &crate::store::NewJob,
         now: EpochMs,
     ) -> ServiceResult<Option<EpochMs>> {
-        let trigger = config.trigger().map_err(ServiceError::InvalidSchedule)?;
+        let trigger =
+            config.trigger_for(crate::domain::job_hash_key(uid)).map_err(ServiceError::InvalidSchedule)?;
         let window = crate::domain::SlotPolicy {
             not_before: job.not_before,
             not_after: job.not_after,
@@ -197,7 +199,10 @@ impl Service {
                     .schedule(job.schedule_id)
                     .await?
                     .ok_or(ServiceError::NotFound(Entity::Schedule))?;
-                let trigger = schedule.config.trigger().map_err(ServiceError::InvalidSchedule)?;
+                let trigger = schedule
+                    .config
+                    .trigger_for(crate::domain::job_hash_key(&job.uid))
+                    .map_err(ServiceError::InvalidSchedule)?;
                 Some((trigger, schedule.once, job.missed, crate::domain::SlotPolicy::of(job)))
             }
             None => None,

@@ -309,7 +309,7 @@ impl Store {
                 not_before: get_opt_i64(&r, "not_before")?,
                 not_after: get_opt_i64(&r, "not_after")?,
                 jitter_ms: get_i64(&r, "jitter_s")? * 1000,
-                seed: crate::domain::stable_hash(get_string(&r, "uid")?.as_bytes()),
+                seed: crate::domain::job_hash_key(&get_string(&r, "uid")?),
             };
             policies.insert(get_i64(&r, "id")?, policy);
         }
@@ -321,6 +321,26 @@ impl Store {
             }
         }
         Ok(jobs)
+    }
+
+    /// The uids of the jobs on these schedules (those whose expression uses `H`).
+    pub async fn job_uids_on_schedules(
+        &self,
+        schedule_ids: &[i64],
+    ) -> StoreResult<std::collections::HashMap<i64, String>> {
+        let mut uids = std::collections::HashMap::new();
+        for chunk in schedule_ids.chunks(1000) {
+            let params = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+            let sql = format!("SELECT id, uid FROM jobs WHERE schedule_id IN ({params})");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.read).await.db()? {
+                uids.insert(get_i64(&r, "id")?, get_string(&r, "uid")?);
+            }
+        }
+        Ok(uids)
     }
 
     /// Sets a job's last status (Cloud 66's 0-3) without touching anything else.
