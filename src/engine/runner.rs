@@ -432,6 +432,7 @@ impl Runner {
             capture_stdout: launch.capture_stdout,
             user: self.settings.run_as.clone(),
             base_env: self.settings.job_env.clone(),
+            redact: Vec::new(),
         }
     }
 
