@@ -52,6 +52,8 @@ pub struct EngineSettings {
     pub run_as: Option<cronstack_exec::RunAs>,
     /// The environment every job starts from (`--pass-env`), never the service's own.
     pub job_env: cronstack_exec::JobEnv,
+    /// Opens stacks' secret env values for their runs (`None`: a stack with any fails its runs).
+    pub secret_key: Option<crate::secrets::SecretKey>,
 }
 
 impl Default for EngineSettings {
@@ -69,6 +71,7 @@ impl Default for EngineSettings {
             lease: Duration::from_secs(60),
             run_as: None,
             job_env: cronstack_exec::JobEnv::default(),
+            secret_key: None,
         }
     }
 }

@@ -14,7 +14,7 @@ pub use accounts::{Caller, CredentialKind};
 pub use hooks::{HookAnswer, HookRequest};
 pub use jobs::{DeleteOutcome, JobPatch};
 pub use runs::RunLog;
-pub use stacks::StackPatch;
+pub use stacks::{MIN_SECRET_LEN, SecretChanges, StackPatch};
 pub use webhooks::{WebhookPatch, generate_secret};
 
 use crate::domain::{EpochMs, Job, ScheduleConfig};
@@ -118,11 +118,18 @@ pub struct ServiceSettings {
     pub hook_rate_limit_per_hour: u32,
     /// A hook's (or exec's) command is stopped after this long; the caller gets an error.
     pub hook_timeout_s: u64,
+    /// Seals stacks' secret env values (`None`: an administrative command, which sets none).
+    pub secret_key: Option<crate::secrets::SecretKey>,
 }
 
 impl Default for ServiceSettings {
     fn default() -> Self {
-        ServiceSettings { rate_limit_per_hour: 3600, hook_rate_limit_per_hour: 3600, hook_timeout_s: 60 }
+        ServiceSettings {
+            rate_limit_per_hour: 3600,
+            hook_rate_limit_per_hour: 3600,
+            hook_timeout_s: 60,
+            secret_key: None,
+        }
     }
 }
 
