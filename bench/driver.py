@@ -142,6 +142,11 @@ class Db:
             psql(f"{PG}/postgres", f"DROP DATABASE IF EXISTS {self.dbname} WITH (FORCE)")
             psql(f"{PG}/postgres", f"CREATE DATABASE {self.dbname}")
             self.url = f"{PG}/{self.dbname}"
+            # PostgreSQL servers need the secret env key; every node of this database shares it.
+            self.key_file = os.path.join(WORK, f"{name}.key")
+            fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(os.urandom(32).hex() + "\n")
 
     def drop(self):
         if self.kind == "postgres":
@@ -249,6 +254,7 @@ class Server:
         self.p = subprocess.Popen(
             [CRONSTACK, "serve", "--listen", f"127.0.0.1:{self.port}", "--database-url", self.db.url,
              "--rate-limit", "4000000000", "--max-concurrent-runs", str(self.max_runs), "--log-cap", "65536",
+             *(["--secret-key-file", self.db.key_file] if self.db.kind == "postgres" else []),
              *self.extra],
             stdout=self.logf, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "info,sqlx=warn,tower_http=warn"},
         )

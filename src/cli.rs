@@ -128,6 +128,12 @@ struct ServeArgs {
     /// Milliseconds between two pruning passes (tests make it short).
     #[arg(long, hide = true, default_value_t = 30_000)]
     prune_interval_ms: u64,
+    /// The key that seals stacks' secret env values: a file of 64 hex digits (`openssl rand
+    /// -hex 32`). SQLite: by default the file beside the database (`cronstack.db` →
+    /// `cronstack.key`), created with mode 0600 on first start. PostgreSQL: required, the same
+    /// file on every node.
+    #[arg(long, env = "CRONSTACK_SECRET_KEY_FILE", value_name = "PATH")]
+    secret_key_file: Option<std::path::PathBuf>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -253,7 +259,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     crate::http::describe_metrics();
     let store = Store::open(&args.db.database_url).await?;
     crate::http::spawn_metrics_upkeep(store.clone(), metrics.clone());
-    let settings = EngineSettings {
+    let mut settings = EngineSettings {
         max_concurrent_runs: args.max_concurrent_runs,
         log_cap: args.log_cap,
         kill_grace: Duration::from_secs(args.kill_grace_s),
@@ -277,6 +283,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         },
         ..EngineSettings::default()
     };
+    let secret_key = secret_key(&args, &store).await?;
+    settings.secret_key = Some(secret_key.clone());
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let address = listener.local_addr()?.to_string();
     let (events, events_rx) = crate::events::channel();
@@ -303,6 +311,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             hook_rate_limit_per_hour: args.hook_rate_limit,
             hook_timeout_s: args.hook_timeout_s.max(1),
             backfill_max: args.catch_up_max.max(1),
+            secret_key: Some(secret_key),
         },
     );
     let state = crate::http::AppState::new(service, Some(metrics)).await?;
@@ -317,6 +326,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     webhooks.shutdown().await;
     store.close().await;
     Ok(())
+}
+
+/// The key for secret env values (see `crate::secrets::server_key`), checked against what the
+/// database holds.
+async fn secret_key(args: &ServeArgs, store: &Store) -> anyhow::Result<crate::secrets::SecretKey> {
+    let sample = store.any_sealed_secret().await?;
+    let url = &args.db.database_url;
+    let sqlite_file = crate::store::sqlite_file(url);
+    let postgres = store.backend() == crate::store::Backend::Postgres;
+    let (key, path) = crate::secrets::server_key(
+        args.secret_key_file.as_deref(),
+        sqlite_file.as_deref(),
+        postgres,
+        sample.as_ref(),
+    )?;
+    match path {
+        Some(path) => tracing::info!(path = %path.display(), "secret key"),
+        None => tracing::info!("secret key: in memory, as the database"),
+    }
+    Ok(key)
 }
 
 /// What jobs start with; `--pass-env` names (empty ones, as from `CRONSTACK_PASS_ENV=` or

@@ -193,6 +193,46 @@ pub struct ApiToken {
     pub created_at: EpochMs,
 }
 
+/// A stack's secret env: each variable's value sealed under the server's key (see
+/// `crate::secrets`). Shown by name only: its `Debug` prints the names.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SealedEnv(BTreeMap<String, String>);
+
+impl SealedEnv {
+    /// The variables' names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// (name, sealed value) pairs, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter()
+    }
+
+    pub fn insert(&mut self, name: String, sealed: String) {
+        self.0.insert(name, sealed);
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        self.0.remove(name);
+    }
+}
+
+impl std::fmt::Debug for SealedEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Stack {
     pub id: i64,
@@ -201,6 +241,8 @@ pub struct Stack {
     pub name: String,
     pub command: String,
     pub env: BTreeMap<String, String>,
+    /// Never shown but by name; opened only to start a run.
+    pub secret_env: SealedEnv,
     pub workdir: Option<String>,
     pub webhook: Option<HookAccess>,
     pub webhook_method: HookMethod,

@@ -8,6 +8,7 @@ pub mod events;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod http;
+pub mod secrets;
 pub mod service;
 pub mod store;
 pub mod webhooks;

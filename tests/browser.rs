@@ -1,6 +1,6 @@
 //! The dashboard in a real browser: headless Chromium (Debian's `chromium`) driven through
 //! `chromedriver` over WebDriver. A person signs in with a password, creates a stack and a
-//! job, reads the schedule in words and the next fire times, pauses and resumes it, runs it
+//! job (the stack with a secret variable), reads the schedule in words and the next fire times, pauses and resumes it, runs it
 //! with arguments, watches its log, and comes back to its history and chart; then signs in
 //! again with a token. Screenshots land in `target/tmp/browser-*.png`.
 //!
@@ -177,12 +177,19 @@ async fn journey(c: &Client, server: &Server, token: &str) {
     wait_text(c, "#whoami", "the user's name", |t| t == "paula").await;
     wait_text(c, "h1", "the stacks page", |t| t == "Stacks").await;
 
-    // A stack, then a job on it with a cron expression in Paris.
+    // A stack with a secret variable, then a job on it with a cron expression in Paris.
     fill(c, "#stack-name", "greeter").await;
-    fill(c, "#stack-command", "for a in \"$@\"; do echo \"hello, $a\"; sleep 0.6; done; echo bye; true")
-        .await;
+    fill(
+        c,
+        "#stack-command",
+        "for a in \"$@\"; do echo \"hello, $a\"; sleep 0.6; done; echo \"bye $SIGN_OFF\"; true",
+    )
+    .await;
+    fill(c, "#stack-secret-env", "SIGN_OFF=browser-secret-1").await;
     click(c, "#stack-create").await;
     wait_text(c, ".stack-card h2", "the new stack", |t| t == "greeter").await;
+    wait_text(c, ".secret-names", "the secret's name, not its value", |t| t == "Secret env: SIGN_OFF").await;
+    assert!(!c.source().await.unwrap().contains("browser-secret-1"), "the page shows the secret value");
     fill(c, "#job-name", "morning").await;
     fill(c, "#job-cron", "30 7 * * 1-5").await;
     fill(c, "#job-tz", "Europe/Paris").await;
@@ -206,7 +213,8 @@ async fn journey(c: &Client, server: &Server, token: &str) {
     click(c, "#run-now").await;
     wait_text(c, "#live", "the live marker while it runs", |t| t.contains("live")).await;
     let log = wait_text(c, "#log", "the whole log", |t| t.contains("bye")).await;
-    assert_eq!(log, "hello, alice\nhello, big bob\nhello, carol\nbye");
+    // The job got the secret; its log shows `***`.
+    assert_eq!(log, "hello, alice\nhello, big bob\nhello, carol\nbye ***");
     wait_text(c, "#run-outcome", "the outcome", |t| t == "succeeded").await;
     wait_text(c, "#run-exit", "the exit code", |t| t == "0").await;
     screenshot(c, "run").await;

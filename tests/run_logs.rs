@@ -63,20 +63,14 @@ impl World {
         r.json()["runs"].as_array().cloned().unwrap_or_default()
     }
 
-    /// The job's first run once it has ended.
+    /// The job's latest run once it has ended.
     async fn ended_run(&self, job: i64) -> Value {
-        let ended = eventually(WAIT, || async {
-            let runs = self.runs(job).await;
-            runs.first().filter(|r| !matches!(r["outcome"].as_str(), Some("queued" | "running"))).cloned()
-        })
-        .await;
+        let ended = self.api.ended_run(job).await;
         ended.unwrap_or_else(|| panic!("job {job}'s run never ended; server log:\n{}", self.server.log()))
     }
 
     async fn log(&self, run: i64) -> String {
-        let r = self.api.get(&format!("/api/v1/runs/{run}/log")).await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        r.text
+        self.api.run_log(run).await
     }
 }
 
@@ -99,19 +93,7 @@ async fn nul_and_invalid_utf8_output_is_stored_as_replacement_chars() {
     assert!(!w.server.log().contains("recording run end"), "no failed end write:\n{}", w.server.log());
 
     // The v3 action of such a run finishes.
-    let uid = |v: Value| v["uid"].as_str().unwrap().to_string();
-    let stack_uid = uid(w.api.get(&format!("/api/v1/blockstacks/byid/{}", w.stack)).await.json());
-    let job_uid = uid(w.api.get(&format!("/api/v1/jobs/byid/{nul}")).await.json());
-    let r = w.api.post(&format!("/api/3/stacks/{stack_uid}/jobs/{job_uid}/run_now.json"), json!({})).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let action = r.json()["response"]["id"].as_i64().unwrap();
-    let path = format!("/api/3/stacks/{stack_uid}/actions/{action}.json");
-    let done = eventually(WAIT, || async {
-        let a = w.api.get(&path).await.json()["response"].clone();
-        (!a["finished_at"].is_null()).then_some(a)
-    })
-    .await
-    .expect("the run-now action finishes");
+    let done = w.api.v3_run_now_finished(w.stack, nul).await;
     assert_eq!(done["finished_success"], true, "{done}");
 }
 

@@ -25,6 +25,7 @@ use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
 
+use crate::secrets::Secret;
 use api::Api;
 use output::{Spinner, Style, Table, cell, duration_ms, local_time, print_fields, print_json};
 
@@ -129,6 +130,11 @@ enum StacksCmd {
         /// An environment variable, KEY=VALUE (repeatable).
         #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
         env: Vec<(String, String)>,
+        /// A secret environment variable (repeatable): sealed at rest, never shown again,
+        /// masked as *** in run logs. KEY alone takes the value from this command's own
+        /// environment variable KEY, keeping it off the command line.
+        #[arg(long = "secret-env", value_name = "KEY=VALUE", value_parser = parse_secret_env)]
+        secret_env: Vec<(String, Secret)>,
         /// Working directory of its jobs.
         #[arg(long)]
         workdir: Option<String>,
@@ -146,6 +152,13 @@ enum StacksCmd {
         /// Remove an environment variable (repeatable).
         #[arg(long = "unset-env", value_name = "KEY")]
         unset_env: Vec<String>,
+        /// Set a secret environment variable, KEY=VALUE or KEY (from this command's
+        /// environment), repeatable; the other secret variables stay.
+        #[arg(long = "secret-env", value_name = "KEY=VALUE", value_parser = parse_secret_env)]
+        secret_env: Vec<(String, Secret)>,
+        /// Remove a secret environment variable (repeatable).
+        #[arg(long = "unset-secret-env", value_name = "KEY")]
+        unset_secret_env: Vec<String>,
         #[arg(long, conflicts_with = "no_workdir")]
         workdir: Option<String>,
         /// Run in the server's working directory.
@@ -424,6 +437,33 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// `KEY=VALUE`, or `KEY` alone: the value of this process's environment variable KEY. The
+/// value is never repeated in a message.
+fn parse_secret_env(s: &str) -> Result<(String, Secret), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), Secret::new(v))),
+        Some(_) => {
+            Err("expected KEY=VALUE, or KEY to take the value from the environment variable KEY".into())
+        }
+        None => match std::env::var(s) {
+            Ok(v) => Ok((s.to_string(), Secret::new(v))),
+            Err(_) => Err(format!("no environment variable {s} to take its value from (or give {s}=VALUE)")),
+        },
+    }
+}
+
+/// A `secret_env` request object: values set, `null`s remove.
+fn secret_changes(set: Vec<(String, Secret)>, unset: Vec<String>) -> Value {
+    let mut map = Map::new();
+    for k in unset {
+        map.insert(k, Value::Null);
+    }
+    for (k, v) in set {
+        map.insert(k, json!(v.expose()));
+    }
+    Value::Object(map)
+}
+
 /// Runs a client command. Output cut short by a closed stdout (`cronstack next … | head -1`)
 /// is a success: the reader has what it wanted.
 pub async fn run(cmd: ClientCommand) -> anyhow::Result<()> {
@@ -611,6 +651,12 @@ fn job_state(job: &Value) -> &'static str {
     }
 }
 
+/// A list of names as `A B C`, or `-`.
+fn names_or_dash(names: &Value) -> String {
+    let names: Vec<&str> = names.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    if names.is_empty() { "-".into() } else { names.join(" ") }
+}
+
 fn id_of(v: &Value) -> anyhow::Result<i64> {
     v["id"].as_i64().ok_or_else(|| anyhow!("the server's answer has no id: {v}"))
 }
@@ -651,6 +697,7 @@ async fn stacks(api: &Api, out: Output, style: Style, cmd: StacksCmd) -> anyhow:
                     ("uid", cell(&s["uid"])),
                     ("command", cell(&s["command"])),
                     ("env", if env.is_empty() { "-".into() } else { env.join(" ") }),
+                    ("secret env", names_or_dash(&s["secret_env"])),
                     ("workdir", cell(&s["workdir"])),
                     ("created", local_time(&s["created_at"])),
                     ("updated", local_time(&s["updated_at"])),
@@ -674,10 +721,13 @@ async fn stacks(api: &Api, out: Output, style: Style, cmd: StacksCmd) -> anyhow:
                 t.print(style);
             }
         }
-        StacksCmd::Create { name, command, env, workdir } => {
+        StacksCmd::Create { name, command, env, secret_env, workdir } => {
             let mut body = json!({ "name": name, "command": command });
             if !env.is_empty() {
                 body["env"] = json!(env.into_iter().collect::<HashMap<_, _>>());
+            }
+            if !secret_env.is_empty() {
+                body["secret_env"] = secret_changes(secret_env, Vec::new());
             }
             if let Some(w) = workdir {
                 body["workdir"] = json!(w);
@@ -689,7 +739,17 @@ async fn stacks(api: &Api, out: Output, style: Style, cmd: StacksCmd) -> anyhow:
                 outln!("created stack {id} ({name})");
             }
         }
-        StacksCmd::Edit { stack, name, command, env, unset_env, workdir, no_workdir } => {
+        StacksCmd::Edit {
+            stack,
+            name,
+            command,
+            env,
+            unset_env,
+            secret_env,
+            unset_secret_env,
+            workdir,
+            no_workdir,
+        } => {
             let current = api.stack(&stack).await.map_err(api_err)?;
             let id = id_of(&current)?;
             let mut body = Map::new();
@@ -709,6 +769,9 @@ async fn stacks(api: &Api, out: Output, style: Style, cmd: StacksCmd) -> anyhow:
                 }
                 body.insert("env".into(), Value::Object(map));
             }
+            if !secret_env.is_empty() || !unset_secret_env.is_empty() {
+                body.insert("secret_env".into(), secret_changes(secret_env, unset_secret_env));
+            }
             if let Some(w) = workdir {
                 body.insert("workdir".into(), json!(w));
             } else if no_workdir {
@@ -716,7 +779,7 @@ async fn stacks(api: &Api, out: Output, style: Style, cmd: StacksCmd) -> anyhow:
             }
             if body.is_empty() {
                 bail!(
-                    "nothing to change: give --name, --command, --env, --unset-env, --workdir or --no-workdir"
+                    "nothing to change: give --name, --command, --env, --unset-env, --secret-env, --unset-secret-env, --workdir or --no-workdir"
                 );
             }
             let updated =

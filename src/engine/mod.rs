@@ -56,6 +56,8 @@ pub struct EngineSettings {
     pub job_env: cronstack_exec::JobEnv,
     /// How much run history is kept (`pruner`).
     pub retention: Retention,
+    /// Opens stacks' secret env values for their runs (`None`: a stack with any fails its runs).
+    pub secret_key: Option<crate::secrets::SecretKey>,
 }
 
 impl Default for EngineSettings {
@@ -74,6 +76,7 @@ impl Default for EngineSettings {
             run_as: None,
             job_env: cronstack_exec::JobEnv::default(),
             retention: Retention::default(),
+            secret_key: None,
         }
     }
 }

@@ -205,7 +205,9 @@ impl Runner {
             return;
         }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else { return };
-        match gate.prepare(self.command(launch, None)) {
+        // A command that cannot be built fails at the slot, where its error is recorded.
+        let Ok(command) = self.command(launch, None) else { return };
+        match gate.prepare(command) {
             Ok(child) => launch.prespawned = Some(Prespawned::Held(child, permit)),
             // Spawned again at the slot, where a lasting error is recorded on the run.
             Err(e) => tracing::debug!(run = launch.run.id, error = %e, "spawning ahead of the slot"),
@@ -455,7 +457,7 @@ impl Runner {
                 metrics::gauge!("cronstack_runs_waiting").decrement(1.0);
                 let permit = permit.map_err(|_| "the node is shutting down".to_string())?;
                 let stdin = launch.stdin.take();
-                let running = cronstack_exec::spawn(self.command(launch, stdin))
+                let running = cronstack_exec::spawn(self.command(launch, stdin)?)
                     .map_err(|e| format!("could not start the command: {e}"))?;
                 (running, permit)
             }
@@ -468,14 +470,32 @@ impl Runner {
         Ok((running, permit))
     }
 
-    fn command(&self, launch: &Launch, stdin: Option<Vec<u8>>) -> Command {
+    /// The run's command. Its environment, each later part on top: the base (`--pass-env`, the
+    /// user's identity), the stack's env, its secret env (opened here, and masked in the
+    /// output), the `CRONSTACK_*` run variables. Err: a secret that does not open.
+    fn command(&self, launch: &Launch, stdin: Option<Vec<u8>>) -> Result<Command, String> {
         let (run, job, stack) = (&launch.run, &launch.job, &launch.stack);
         let mut env: Vec<(String, String)> = stack.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut redact = Vec::new();
+        if !stack.secret_env.is_empty() {
+            let key = self
+                .settings
+                .secret_key
+                .as_ref()
+                .ok_or("this node has no secret key to open the stack's secret env")?;
+            let secrets = key
+                .open_env(&stack.uid, &stack.secret_env)
+                .map_err(|e| format!("{e}: is --secret-key-file the key of the node that set it?"))?;
+            for (name, value) in secrets {
+                redact.push(value.expose().to_string());
+                env.push((name, value.expose().to_string()));
+            }
+        }
         env.push(("CRONSTACK_JOB_ID".into(), job.id.to_string()));
         env.push(("CRONSTACK_RUN_ID".into(), run.id.to_string()));
         env.push(("CRONSTACK_SCHEDULED_FOR".into(), crate::domain::iso8601(run.scheduled_for)));
         env.push(("CRONSTACK_ATTEMPT".into(), run.attempt.to_string()));
-        Command {
+        Ok(Command {
             script: job.command.clone().unwrap_or_else(|| stack.command.clone()),
             name: job.display_name(),
             args: run.args.clone(),
@@ -488,7 +508,8 @@ impl Runner {
             capture_stdout: launch.capture_stdout,
             user: self.settings.run_as.clone(),
             base_env: self.settings.job_env.clone(),
-        }
+            redact,
+        })
     }
 
     async fn record(&self, job: &Job, run: &Run, f: Finished, fenced: bool) -> Option<RunResult> {

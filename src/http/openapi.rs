@@ -408,7 +408,10 @@ fn schemas() -> Value {
             "ScheduleList": list("schedules", "Schedule"),
             "Stack": { "type": "object", "properties": {
                 "id": int, "uid": string, "owner": int, "name": string, "command": string,
-                "env": { "type": "object", "additionalProperties": string }, "workdir": string_or_null,
+                "env": { "type": "object", "additionalProperties": string },
+                "secret_env": { "type": "array", "items": string,
+                    "description": "the names of the secret variables, sorted; their values are never shown" },
+                "workdir": string_or_null,
                 "webhook": { "type": ["string", "null"], "enum": ["public", "token", "user", null] },
                 "webhook_method": { "type": "string", "enum": ["GET", "POST"] }, "webhook_token": string_or_null,
                 "jobs": { "type": "array", "items": { "type": "object", "properties": {
@@ -416,6 +419,8 @@ fn schemas() -> Value {
                 "created_at": time, "updated_at": time } },
             "StackInput": { "type": "object", "additionalProperties": false, "properties": {
                 "name": string, "command": string, "env": { "type": "object", "additionalProperties": string },
+                "secret_env": { "type": ["object", "null"], "additionalProperties": { "type": ["string", "null"], "minLength": 4 },
+                    "description": "secret variables, sealed at rest and masked as *** in run logs: a value sets one, null removes one, the others stay; null removes them all" },
                 "workdir": string_or_null, "webhook": { "type": ["string", "null"] }, "webhook_method": string,
                 "schedule_id": int, "enabled": { "type": "boolean" } } },
         }),

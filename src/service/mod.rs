@@ -15,7 +15,7 @@ pub use accounts::{Caller, CredentialKind};
 pub use hooks::{HookAnswer, HookRequest};
 pub use jobs::{DeleteOutcome, JobPatch, MAX_KEEP};
 pub use runs::RunLog;
-pub use stacks::StackPatch;
+pub use stacks::{MIN_SECRET_LEN, SecretChanges, StackPatch};
 pub use webhooks::{WebhookPatch, generate_secret};
 
 use crate::domain::{EpochMs, Job, ScheduleConfig};
@@ -121,6 +121,8 @@ pub struct ServiceSettings {
     pub hook_timeout_s: u64,
     /// At most this many slots per backfill call (`--catch-up-max`).
     pub backfill_max: usize,
+    /// Seals stacks' secret env values (`None`: an administrative command, which sets none).
+    pub secret_key: Option<crate::secrets::SecretKey>,
 }
 
 impl Default for ServiceSettings {
@@ -130,6 +132,7 @@ impl Default for ServiceSettings {
             hook_rate_limit_per_hour: 3600,
             hook_timeout_s: 60,
             backfill_max: 100,
+            secret_key: None,
         }
     }
 }

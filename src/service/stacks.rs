@@ -6,8 +6,17 @@ use super::jobs::JobPatch;
 use super::{
     Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, on_unique, paged, validate_name,
 };
-use crate::domain::{HookAccess, HookMethod, Job, Scope, Stack, new_uid, now_ms};
+use crate::domain::{HookAccess, HookMethod, Job, Scope, SealedEnv, Stack, new_uid, now_ms};
+use crate::secrets::{Secret, SecretKey};
 use crate::store::{NewStack, Page};
+
+/// Changes to a stack's secret env, by name: a value sets the variable, `None` removes it;
+/// the variables not named stay (their values cannot be read back to send them again).
+pub type SecretChanges = BTreeMap<String, Option<Secret>>;
+
+/// Shorter secret values are refused: masking every `ab` in a run's output would hide the
+/// output, not the secret.
+pub const MIN_SECRET_LEN: usize = 4;
 
 /// Stack fields from a request; `None` leaves a field unchanged (or default on create).
 #[derive(Debug, Clone, Default)]
@@ -15,6 +24,8 @@ pub struct StackPatch {
     pub name: Option<String>,
     pub command: Option<String>,
     pub env: Option<BTreeMap<String, String>>,
+    /// `Some(None)`: remove every secret variable.
+    pub secret_env: Option<Option<SecretChanges>>,
     pub workdir: Option<Option<String>>,
     pub webhook: Option<Option<HookAccess>>,
     pub webhook_method: Option<HookMethod>,
@@ -32,18 +43,13 @@ fn validate_stack(s: &NewStack) -> ServiceResult<()> {
         return Err(ServiceError::invalid("command", "must not contain NUL"));
     }
     for (k, v) in &s.env {
-        let valid_key = !k.is_empty()
-            && !k.starts_with(|c: char| c.is_ascii_digit())
-            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid_key {
-            return Err(ServiceError::invalid(
-                "env",
-                format!("{k:?} is not a valid variable name (letters, digits, _)"),
-            ));
-        }
-        if v.contains('\0') {
-            return Err(ServiceError::invalid("env", format!("the value of {k} contains NUL")));
-        }
+        validate_variable("env", k, v)?;
+    }
+    if let Some(k) = s.env.keys().find(|k| s.secret_env.contains(k)) {
+        return Err(ServiceError::invalid(
+            "secret_env",
+            format!("{k} is also in env: a variable is either plain or secret"),
+        ));
     }
     if let Some(dir) = &s.workdir
         && (!dir.starts_with('/') || dir.contains('\0'))
@@ -53,8 +59,61 @@ fn validate_stack(s: &NewStack) -> ServiceResult<()> {
     Ok(())
 }
 
+/// A variable's name (letters, digits, `_`, not starting with a digit) and value (no NUL).
+fn validate_variable(field: &str, name: &str, value: &str) -> ServiceResult<()> {
+    let valid_name = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid_name {
+        return Err(ServiceError::invalid(
+            field,
+            format!("{name:?} is not a valid variable name (letters, digits, _)"),
+        ));
+    }
+    if value.contains('\0') {
+        return Err(ServiceError::invalid(field, format!("the value of {name} contains NUL")));
+    }
+    Ok(())
+}
+
+/// Applies secret env changes to `sealed`, sealing new values for the stack `uid`.
+fn apply_secrets(
+    changes: Option<SecretChanges>,
+    sealed: &mut SealedEnv,
+    key: Option<&SecretKey>,
+    uid: &str,
+) -> ServiceResult<()> {
+    let Some(changes) = changes else {
+        *sealed = SealedEnv::default();
+        return Ok(());
+    };
+    for (name, value) in changes {
+        let Some(value) = value else {
+            validate_variable("secret_env", &name, "")?;
+            sealed.remove(&name);
+            continue;
+        };
+        validate_variable("secret_env", &name, value.expose())?;
+        if value.expose().chars().count() < MIN_SECRET_LEN {
+            return Err(ServiceError::invalid(
+                "secret_env",
+                format!(
+                    "the value of {name} is too short to be kept secret: at least {MIN_SECRET_LEN} characters (every occurrence in a run's output is masked)"
+                ),
+            ));
+        }
+        let key = key.ok_or_else(|| ServiceError::Unavailable("this server has no secret key".into()))?;
+        sealed.insert(name.clone(), key.seal(uid, &name, &value));
+    }
+    Ok(())
+}
+
 impl StackPatch {
-    fn apply(self, s: &mut NewStack) {
+    /// Applies the patch to `s`, the stack `uid`'s fields (secret values are sealed here).
+    fn apply(self, s: &mut NewStack, key: Option<&SecretKey>, uid: &str) -> ServiceResult<()> {
+        if let Some(changes) = self.secret_env {
+            apply_secrets(changes, &mut s.secret_env, key, uid)?;
+        }
         if let Some(v) = self.name {
             s.name = v;
         }
@@ -77,6 +136,7 @@ impl StackPatch {
         if s.webhook == Some(HookAccess::Token) && s.webhook_token.is_none() {
             s.webhook_token = Some(new_uid());
         }
+        Ok(())
     }
 }
 
@@ -99,19 +159,21 @@ impl Service {
             name,
             command: String::new(),
             env: BTreeMap::new(),
+            secret_env: SealedEnv::default(),
             workdir: None,
             webhook: None,
             webhook_method: HookMethod::Post,
             webhook_token: None,
         };
-        patch.apply(&mut stack);
+        let uid = new_uid();
+        patch.apply(&mut stack, self.settings.secret_key.as_ref(), &uid)?;
         validate_stack(&stack)?;
         if let Some(job) = &first_job {
             // Check the schedule before creating anything.
             self.owned_schedule_ref(caller, job.schedule_id.unwrap_or_default()).await?;
         }
         let id = on_unique(
-            self.store.insert_stack(caller.user_id, &new_uid(), &stack, now_ms()).await,
+            self.store.insert_stack(caller.user_id, &uid, &stack, now_ms()).await,
             ServiceError::NameTaken(Entity::Stack),
         )?;
         if let Some(mut job) = first_job {
@@ -134,12 +196,13 @@ impl Service {
             name: current.name,
             command: current.command,
             env: current.env,
+            secret_env: current.secret_env,
             workdir: current.workdir,
             webhook: current.webhook,
             webhook_method: current.webhook_method,
             webhook_token: current.webhook_token,
         };
-        patch.apply(&mut stack);
+        patch.apply(&mut stack, self.settings.secret_key.as_ref(), &current.uid)?;
         validate_stack(&stack)?;
         on_unique(
             self.store.update_stack(id, &stack, now_ms()).await,

@@ -350,14 +350,19 @@ fn sqlite_url(url: &str) -> String {
 /// gives its `-wal` and `-shm` files the database file's mode.
 fn create_private(url: &str) {
     use std::os::unix::fs::OpenOptionsExt;
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let creates = query.split('&').any(|kv| kv == "mode=rwc");
-    if !creates || path.is_empty() || path.starts_with(':') {
+    let creates = url.split_once('?').is_some_and(|(_, query)| query.split('&').any(|kv| kv == "mode=rwc"));
+    let Some(path) = sqlite_file(url).filter(|_| creates) else {
         return; // read-only, or in memory
-    }
+    };
     // Already there (kept as it is), or not creatable: SQLite reports that when it opens it.
     let _ = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
+}
+
+/// The file of a `sqlite:` URL; `None` for a database in memory (or another backend).
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    (!path.is_empty() && !path.starts_with(':')).then(|| path.into())
 }
 
 /// Tests only (undocumented): `CRONSTACK_SQLITE_MAX_PAGES` caps the database's size in pages

@@ -9,9 +9,10 @@ use super::cache::Change;
 use super::{
     Listing, Page, SqlxResultExt, Store, StoreResult, get_enum, get_i64, get_json, get_opt_string, get_string,
 };
-use crate::domain::{EpochMs, HookAccess, HookMethod, Stack, UserId};
+use crate::domain::{EpochMs, HookAccess, HookMethod, SealedEnv, Stack, UserId};
+use crate::secrets::StoredSample;
 
-const COLUMNS: &str = "id, uid, owner, name, command, env, workdir, webhook, webhook_method, webhook_token, created_at, updated_at";
+const COLUMNS: &str = "id, uid, owner, name, command, env, secret_env, workdir, webhook, webhook_method, webhook_token, created_at, updated_at";
 
 /// The fields a user sets on a stack.
 #[derive(Debug, Clone)]
@@ -19,6 +20,8 @@ pub struct NewStack {
     pub name: String,
     pub command: String,
     pub env: BTreeMap<String, String>,
+    /// Sealed by the service: the store never sees a secret value.
+    pub secret_env: SealedEnv,
     pub workdir: Option<String>,
     pub webhook: Option<HookAccess>,
     pub webhook_method: HookMethod,
@@ -34,14 +37,15 @@ impl Store {
         now: EpochMs,
     ) -> StoreResult<i64> {
         let q = sqlx::query(
-            "INSERT INTO stacks (uid, owner, name, command, env, workdir, webhook, webhook_method, webhook_token, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING id",
+            "INSERT INTO stacks (uid, owner, name, command, env, secret_env, workdir, webhook, webhook_method, webhook_token, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
         )
         .bind(uid)
         .bind(owner)
         .bind(&s.name)
         .bind(&s.command)
         .bind(serde_json::to_string(&s.env).expect("string map serializes"))
+        .bind(serde_json::to_string(&s.secret_env).expect("string map serializes"))
         .bind(&s.workdir)
         .bind(s.webhook.map(|w| w.as_str()))
         .bind(s.webhook_method.as_str())
@@ -53,12 +57,13 @@ impl Store {
 
     pub async fn update_stack(&self, id: i64, s: &NewStack, now: EpochMs) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE stacks SET name = $2, command = $3, env = $4, workdir = $5, webhook = $6, webhook_method = $7, webhook_token = $8, updated_at = $9 WHERE id = $1",
+            "UPDATE stacks SET name = $2, command = $3, env = $4, secret_env = $5, workdir = $6, webhook = $7, webhook_method = $8, webhook_token = $9, updated_at = $10 WHERE id = $1",
         )
         .bind(id)
         .bind(&s.name)
         .bind(&s.command)
         .bind(serde_json::to_string(&s.env).expect("string map serializes"))
+        .bind(serde_json::to_string(&s.secret_env).expect("string map serializes"))
         .bind(&s.workdir)
         .bind(s.webhook.map(|w| w.as_str()))
         .bind(s.webhook_method.as_str())
@@ -111,6 +116,24 @@ impl Store {
         row.map(|r| stack_from_row(&r)).transpose()
     }
 
+    /// One sealed secret value (of the oldest stack that has any), if any is stored: the server
+    /// checks its key against it at start.
+    pub async fn any_sealed_secret(&self) -> StoreResult<Option<StoredSample>> {
+        let row =
+            sqlx::query("SELECT uid, secret_env FROM stacks WHERE secret_env <> '{}' ORDER BY id LIMIT 1")
+                .fetch_optional(&self.read)
+                .await
+                .db()?;
+        let Some(row) = row else { return Ok(None) };
+        let stack_uid = get_string(&row, "uid")?;
+        let env: SealedEnv = get_json(&row, "secret_env")?;
+        Ok(env.iter().next().map(|(name, sealed)| StoredSample {
+            stack_uid,
+            name: name.clone(),
+            sealed: sealed.clone(),
+        }))
+    }
+
     pub async fn list_stacks(&self, owner: UserId, limit: i64, offset: i64) -> StoreResult<Page<Stack>> {
         let listing = Listing { columns: COLUMNS, from_where: "stacks WHERE owner = $1", order: "id" };
         self.page(listing, owner, (limit, offset), stack_from_row).await
@@ -125,6 +148,7 @@ fn stack_from_row(r: &AnyRow) -> StoreResult<Stack> {
         name: get_string(r, "name")?,
         command: get_string(r, "command")?,
         env: get_json(r, "env")?,
+        secret_env: get_json(r, "secret_env")?,
         workdir: get_opt_string(r, "workdir")?,
         webhook: get_opt_string(r, "webhook")?.as_deref().and_then(HookAccess::parse),
         webhook_method: get_enum(r, "webhook_method", HookMethod::parse)?,

@@ -19,6 +19,9 @@ pub struct TestDb {
     pub url: String,
     /// The PostgreSQL server URL and database name, to drop it afterwards.
     pg: Option<(String, String)>,
+    /// PostgreSQL: the secret key file every server on this database is started with (SQLite
+    /// servers make their own beside the database file).
+    pub key_file: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -26,6 +29,7 @@ impl TestDb {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut pg = None;
+        let mut key_file = None;
         let url = match std::env::var("CRONSTACK_TEST_POSTGRES") {
             Ok(server) if !server.is_empty() => {
                 let name = format!("cronstack_test_{}", &hex_id()[..16]);
@@ -35,11 +39,12 @@ impl TestDb {
                     .expect("psql runs");
                 assert!(status.success(), "creating test database {name}");
                 pg = Some((server.clone(), name.clone()));
+                key_file = Some(write_key_file(dir.path()));
                 format!("{}/{name}", server.trim_end_matches('/'))
             }
             _ => format!("sqlite://{}", dir.path().join("cronstack.db").display()),
         };
-        TestDb { url, pg, _dir: dir }
+        TestDb { url, pg, key_file, _dir: dir }
     }
 
     pub fn dir(&self) -> PathBuf {
@@ -49,8 +54,14 @@ impl TestDb {
 
 impl TestDb {
     /// Another URL for the same database (e.g. through a proxy); dropping it drops nothing.
-    pub fn alias(_same: &TestDb, url: &str) -> TestDb {
-        TestDb { url: url.to_string(), pg: None, _dir: tempfile::tempdir().expect("temp dir") }
+    pub fn alias(same: &TestDb, url: &str) -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let key_file = same.key_file.as_ref().map(|key| {
+            let copy = dir.path().join("cronstack.key");
+            std::fs::copy(key, &copy).expect("copy the key file");
+            copy
+        });
+        TestDb { url: url.to_string(), pg: None, key_file, _dir: dir }
     }
 }
 
@@ -64,6 +75,24 @@ impl Drop for TestDb {
                 .status();
         }
     }
+}
+
+/// A fresh secret key file (64 hex digits) in `dir`.
+fn write_key_file(dir: &std::path::Path) -> PathBuf {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut key = [0u8; 32];
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut key)).expect("random key");
+    let path = dir.join("cronstack.key");
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .expect("create the key file");
+    std::io::Write::write_all(&mut file, format!("{hex}\n").as_bytes()).expect("write the key file");
+    path
 }
 
 fn hex_id() -> String {
@@ -95,8 +124,15 @@ impl Server {
         let port = free_port();
         let log_path = db.dir().join(format!("serve-{port}.log"));
         let log = std::fs::File::create(&log_path).unwrap();
+        let mut key = Vec::new();
+        if let Some(file) = &db.key_file
+            && !extra.contains(&"--secret-key-file")
+        {
+            key = vec!["--secret-key-file".to_string(), file.display().to_string()];
+        }
         let child = Command::new(BIN)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--database-url", &db.url])
+            .args(&key)
             .args(extra)
             .env("RUST_LOG", "info,sqlx=warn")
             .envs(env.iter().copied())
@@ -276,6 +312,43 @@ impl Api {
     }
     pub async fn delete(&self, path: &str) -> Resp {
         self.send("DELETE", path, None).await
+    }
+
+    /// Job `job`'s latest run once it has ended (`None`: not within 30 s).
+    pub async fn ended_run(&self, job: i64) -> Option<Value> {
+        eventually(Duration::from_secs(30), || async {
+            let r = self.get(&format!("/api/v1/jobs/byid/{job}/runs")).await;
+            let runs = r.json()["runs"].as_array().cloned().unwrap_or_default();
+            runs.first().filter(|r| !matches!(r["outcome"].as_str(), Some("queued" | "running"))).cloned()
+        })
+        .await
+    }
+
+    /// A run's stored log (asserting 200).
+    pub async fn run_log(&self, run: i64) -> String {
+        let r = self.get(&format!("/api/v1/runs/{run}/log")).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.text
+    }
+
+    /// Runs job `job` of stack `stack` (v1 ids) through v3's `run_now` and waits for its
+    /// action to finish; answers the finished action.
+    pub async fn v3_run_now_finished(&self, stack: i64, job: i64) -> Value {
+        let uid = |v: Value| v["uid"].as_str().unwrap().to_string();
+        let stack_uid = uid(self.get(&format!("/api/v1/blockstacks/byid/{stack}")).await.json());
+        let job_uid = uid(self.get(&format!("/api/v1/jobs/byid/{job}")).await.json());
+        let r = self
+            .post(&format!("/api/3/stacks/{stack_uid}/jobs/{job_uid}/run_now.json"), serde_json::json!({}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let action = r.json()["response"]["id"].as_i64().unwrap();
+        let path = format!("/api/3/stacks/{stack_uid}/actions/{action}.json");
+        eventually(Duration::from_secs(30), || async {
+            let a = self.get(&path).await.json()["response"].clone();
+            (!a["finished_at"].is_null()).then_some(a)
+        })
+        .await
+        .expect("the run-now action finishes")
     }
 
     /// POSTs and returns the `id` of the created object, asserting 200.

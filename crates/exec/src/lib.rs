@@ -45,6 +45,7 @@ mod env;
 mod group;
 mod log;
 mod process;
+mod redact;
 mod shell;
 
 use std::path::PathBuf;
@@ -54,12 +55,13 @@ pub use args::{ArgRule, TakesNoArgs, check_args, split_args};
 pub use env::{DEFAULT_PATH, JobEnv};
 pub use log::Log;
 pub use process::{GATE_CAPACITY, Gate, Killer, Prepared, Release, Running, spawn};
+pub use redact::MASK;
 
 /// Milliseconds since the Unix epoch.
 pub type EpochMs = i64;
 
-/// What to run and how.
-#[derive(Debug, Clone, Default)]
+/// What to run and how. Its `Debug` shows variable names, never values (they may be secret).
+#[derive(Clone, Default)]
 pub struct Command {
     /// Shell script, passed to `sh -c` as one argv element.
     pub script: String,
@@ -87,6 +89,29 @@ pub struct Command {
     pub capture_stdout: bool,
     /// Run as this user instead of the service's own (needs root). See [`RunAs`].
     pub user: Option<RunAs>,
+    /// Values never to show: every occurrence in the output becomes [`MASK`] (`***`) before
+    /// it reaches the log or `stdout`, also when a read splits it. Empty values are ignored.
+    pub redact: Vec<String>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.env.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Command")
+            .field("script", &self.script)
+            .field("name", &self.name)
+            .field("args", &self.args)
+            .field("env", &names)
+            .field("workdir", &self.workdir)
+            .field("stdin", &self.stdin.as_ref().map(Vec::len))
+            .field("timeout", &self.timeout)
+            .field("kill_grace", &self.kill_grace)
+            .field("log_cap", &self.log_cap)
+            .field("capture_stdout", &self.capture_stdout)
+            .field("user", &self.user)
+            .field("redact", &self.redact.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A user to run jobs as: the child gets this uid and primary gid, no supplementary groups,

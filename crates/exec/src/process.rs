@@ -28,6 +28,7 @@ use crate::args::shell_operand;
 use crate::env::{identity, valid_name};
 use crate::group::Group;
 use crate::log::{Capped, Log};
+use crate::redact::Redactor;
 use crate::{Command, EpochMs, Finished, Outcome};
 
 /// How long to keep reading after the group was killed, waiting for the
@@ -186,6 +187,7 @@ fn start(
         capture_stdout,
         user,
         base_env,
+        redact,
     } = cmd;
 
     // An absolute program path keeps std on posix_spawn even when the job's
@@ -264,6 +266,8 @@ fn start(
         child,
         group,
         log: log.clone(),
+        redact_out: Redactor::new(&redact),
+        redact_err: err.as_ref().and_then(|_| Redactor::new(&redact)),
         out: Some(out),
         err,
         stdout: capture_stdout.then(|| Capped::new(log_cap)),
@@ -459,6 +463,9 @@ struct Driver {
     out: Option<pipe::Receiver>,
     /// stderr when stdout is kept apart.
     err: Option<pipe::Receiver>,
+    /// Masks secret values in `out`'s and `err`'s output (`None`: nothing to mask).
+    redact_out: Option<Redactor>,
+    redact_err: Option<Redactor>,
     stdout: Option<Capped>,
     switch: Arc<KillSwitch>,
     stdin_task: Option<JoinHandle<()>>,
@@ -564,6 +571,8 @@ impl Driver {
                 self.read(Stream::Err, buf, MAX_READS_AT_DRAIN);
                 self.out = None;
                 self.err = None;
+                self.flush(Stream::Out);
+                self.flush(Stream::Err);
             }
         }
     }
@@ -613,6 +622,7 @@ impl Driver {
             match rx.try_read_buf(buf) {
                 Ok(0) => {
                     *slot = None;
+                    self.flush(which);
                     return;
                 }
                 Ok(_) => {}
@@ -622,16 +632,47 @@ impl Driver {
                 // Unexpected on a pipe; treat as the end of this stream.
                 Err(_) => {
                     *slot = None;
+                    self.flush(which);
                     return;
                 }
             }
-            let data = &buf[..];
-            self.log.push(data);
-            if which == Stream::Out
-                && let Some(stdout) = &mut self.stdout
-            {
-                stdout.push(data);
+            match self.redactor(which) {
+                Some(r) => {
+                    let mut masked = Vec::with_capacity(buf.len());
+                    r.push(buf, &mut masked);
+                    self.pass_on(which, &masked);
+                }
+                None => self.pass_on(which, buf),
             }
+        }
+    }
+
+    fn redactor(&mut self, which: Stream) -> Option<&mut Redactor> {
+        match which {
+            Stream::Out => self.redact_out.as_mut(),
+            Stream::Err => self.redact_err.as_mut(),
+        }
+    }
+
+    /// Output (secrets already masked) into the log, and stdout into its own copy if kept.
+    fn pass_on(&mut self, which: Stream, data: &[u8]) {
+        self.log.push(data);
+        if which == Stream::Out
+            && let Some(stdout) = &mut self.stdout
+        {
+            stdout.push(data);
+        }
+    }
+
+    /// The end of a stream: what its redactor held back (a possible start of a secret that
+    /// never came) is passed on.
+    fn flush(&mut self, which: Stream) {
+        let mut rest = Vec::new();
+        if let Some(r) = self.redactor(which) {
+            r.finish(&mut rest);
+        }
+        if !rest.is_empty() {
+            self.pass_on(which, &rest);
         }
     }
 
@@ -650,6 +691,8 @@ impl Driver {
         if let Some(task) = self.stdin_task.take() {
             task.abort();
         }
+        self.flush(Stream::Out);
+        self.flush(Stream::Err);
         self.log.close();
         let (exit_code, signal) = match &self.status {
             Some(Ok(st)) => (st.code(), st.signal()),

@@ -714,3 +714,33 @@ async fn a_burst_of_held_jobs_all_run_when_the_gate_opens() {
         assert_eq!(f.outcome, Outcome::Succeeded);
     }
 }
+
+/// A secret written in pieces, with pauses that make each piece its own read, on stdout and
+/// on stderr (kept apart, so their halves interleave in the log): the log, a follower and the
+/// kept stdout only ever see `***`; a half that never completes is shown once the output ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_values_are_masked_before_the_log_even_across_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let script = r#"printf 'key=s3cr'; sleep 0.2; printf 'et-XY' >&2; sleep 0.2; printf 'et-XY;'
+        printf 'half=s3c' >&2; sleep 0.2; printf 'x\n' >&2
+        echo "env=$TOKEN"; while [ ! -e "$1" ]; do sleep 0.02; done; printf 'tail s3cr'"#;
+    let running = spawn(Command {
+        capture_stdout: true,
+        env: vec![("TOKEN".into(), "s3cret-XY".into())],
+        redact: vec!["s3cret-XY".into(), String::new()],
+        ..with_args(script, &[go.to_str().unwrap()])
+    })
+    .unwrap();
+    let log = running.log();
+    let (mut seen, mut pos) = (Vec::new(), 0);
+    read_until(&log, &mut seen, &mut pos, |s| s.ends_with(b"env=***\n")).await;
+    // Live: the job waits for `go`; what was followed so far has no secret in it.
+    assert_eq!(String::from_utf8_lossy(&seen), "key=et-XY***;half=s3cx\nenv=***\n");
+    std::fs::write(&go, b"").unwrap();
+    follow_to_end(&log, &mut seen, pos).await;
+    let f = tokio::time::timeout(HANG, running.wait()).await.unwrap();
+    assert_eq!(f.log, "key=et-XY***;half=s3cx\nenv=***\ntail s3cr");
+    assert_eq!(String::from_utf8(seen).unwrap(), f.log);
+    assert_eq!(f.stdout.as_deref(), Some("key=***;env=***\ntail s3cr"));
+}

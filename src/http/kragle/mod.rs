@@ -241,7 +241,7 @@ mod tests {
         ]);
         // A null config is accepted here and refused as an invalid config (code 26).
         null_only_where_it_means_none::<schedules::ScheduleInput>(&["name", "config"]);
-        null_only_where_it_means_none::<stacks::StackInput>(&["workdir", "webhook"]);
+        null_only_where_it_means_none::<stacks::StackInput>(&["secret_env", "workdir", "webhook"]);
         null_only_where_it_means_none::<webhooks::WebhookInput>(&["stack_id", "job_id"]);
         null_only_where_it_means_none::<session::Credentials>(&[]);
         null_only_where_it_means_none::<session::TokenInput>(&["name"]);

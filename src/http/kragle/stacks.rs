@@ -11,7 +11,7 @@ use super::{Body, KResult, Page, id_param, list_page, not_null, nullable, page_r
 use crate::domain::{HookAccess, HookMethod, Stack, iso8601};
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
-use crate::service::{Caller, Service, ServiceResult, StackPatch};
+use crate::service::{Caller, SecretChanges, Service, ServiceResult, StackPatch};
 use axum::response::Response;
 
 #[derive(Serialize)]
@@ -31,6 +31,8 @@ pub struct StackView<J> {
     name: String,
     command: String,
     env: BTreeMap<String, String>,
+    /// Names only, sorted: secret values are never shown.
+    secret_env: Vec<String>,
     workdir: Option<String>,
     webhook: Option<HookAccess>,
     webhook_method: HookMethod,
@@ -48,6 +50,7 @@ fn view<J>(s: Stack, jobs: Vec<J>) -> StackView<J> {
         name: s.name,
         command: s.command,
         env: s.env,
+        secret_env: s.secret_env.names(),
         workdir: s.workdir,
         webhook: s.webhook,
         webhook_method: s.webhook_method,
@@ -82,6 +85,10 @@ pub struct StackInput {
     command: Option<String>,
     #[serde(default, deserialize_with = "not_null")]
     env: Option<BTreeMap<String, String>>,
+    /// Name → value sets a secret variable, name → `null` removes it, the others stay;
+    /// `null`: remove them all.
+    #[serde(default, deserialize_with = "nullable")]
+    secret_env: Option<Option<SecretChanges>>,
     /// `null`: the server's working directory.
     #[serde(default, deserialize_with = "nullable")]
     workdir: Option<Option<String>>,
@@ -102,6 +109,7 @@ impl From<StackInput> for StackPatch {
             name: i.name,
             command: i.command,
             env: i.env,
+            secret_env: i.secret_env,
             workdir: i.workdir,
             webhook: i.webhook,
             webhook_method: i.webhook_method,

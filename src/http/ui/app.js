@@ -178,6 +178,17 @@ async function route() {
 
 // ---------- stacks and their jobs ----------
 
+// `KEY=VALUE` lines (blank ones skipped) as a secret_env object. The value is never echoed.
+function secretLines(text) {
+  const out = {};
+  text.split("\n").map((l) => l.trim()).filter(Boolean).forEach((line, i) => {
+    const at = line.indexOf("=");
+    if (at < 1) throw new Error(`Secret env, line ${i + 1}: expected KEY=VALUE`);
+    out[line.slice(0, at)] = line.slice(at + 1);
+  });
+  return out;
+}
+
 async function stacksPage() {
   const [stacks, jobs, schedules] = await Promise.all([
     all("/blockstacks", "stacks"), all("/jobs", "jobs"), all("/schedules", "schedules"),
@@ -198,6 +209,9 @@ async function stacksPage() {
     return h("section", { class: "panel stack-card" },
       h("header", {}, h("h2", {}, st.name), h("span", { class: "muted" }, `#${st.id}`)),
       h("p", {}, h("code", { class: "cmd" }, st.command)),
+      (st.secret_env || []).length
+        ? h("p", { class: "muted secret-names" }, "Secret env: ", h("span", { class: "mono" }, st.secret_env.join(", ")))
+        : null,
       rows.length
         ? h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Job"), h("th", {}, "State"), h("th", {}, "Schedule"), h("th", {}, "Next run"))), h("tbody", {}, rows))
         : h("p", { class: "muted" }, "No jobs yet."));
@@ -207,7 +221,10 @@ async function stacksPage() {
     ev.preventDefault();
     const f = ev.target;
     try {
-      const r = await api("POST", "/blockstacks", { name: f.name.value.trim(), command: f.command.value });
+      const body = { name: f.name.value.trim(), command: f.command.value };
+      const secrets = secretLines(f.secret_env.value);
+      if (Object.keys(secrets).length) body.secret_env = secrets;
+      const r = await api("POST", "/blockstacks", body);
       flash(`Created stack ${f.name.value.trim()} (#${r.id})`);
       await stacksPage();
     } catch (e) { fail(e); }
@@ -215,6 +232,8 @@ async function stacksPage() {
     h("label", {}, "Name", h("input", { name: "name", id: "stack-name", required: true })),
     h("label", {}, "Command", h("input", { name: "command", id: "stack-command", class: "mono", required: true, placeholder: "echo hello \"$@\"" })),
     h("p", { class: "muted", id: "stack-command-hint" }, "Run with arguments, a command using \"$@\" or $1… gets them there, one simple command or pipeline gets them appended to its last command, and anything else refuses them."),
+    h("label", {}, "Secret env", h("textarea", { name: "secret_env", id: "stack-secret-env", class: "mono", rows: 2, autocomplete: "off", spellcheck: "false", placeholder: "API_KEY=value (one per line)" })),
+    h("p", { class: "muted" }, "Secret values are encrypted at rest, never shown again (names only), and masked as *** in run logs."),
     h("div", {}, h("button", { id: "stack-create", type: "submit" }, "Create stack")));
 
   const stackSelect = h("select", { name: "stack", id: "job-stack", required: true },
