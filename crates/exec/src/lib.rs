@@ -19,6 +19,10 @@
 //! [`JobEnv`] (a fixed `PATH`, `SHELL`, locale, `TZ`, variables passed on by name), with
 //! `HOME`, `USER`, `LOGNAME` of the user it runs as, and its own variables on top.
 //!
+//! **Secrets**: each value in [`Command::redact`] becomes `***` in the output before it reaches
+//! the log, a follower or the kept stdout, also when a read splits it (the bytes that may start
+//! one wait for the next read; the rest passes at once).
+//!
 //! [`spawn`] must be called inside a tokio runtime with IO and time enabled.
 //!
 //! ```
