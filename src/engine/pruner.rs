@@ -179,13 +179,15 @@ impl Pruner {
                 }
             }
         }
+        // Runs found beyond their limits, deleted a full batch at a time.
+        let mut doomed = Vec::new();
         if self.last_full_sweep.is_none_or(|t| t.elapsed() >= FULL_SWEEP_EVERY) {
             let mut after = 0;
             loop {
                 let jobs = self.store.job_ids_after(after, JOB_CHUNK as i64).await?;
                 let Some(last) = jobs.last() else { break };
                 after = *last;
-                pruned.runs_by_count += self.trim(&mut lock, &jobs).await?;
+                pruned.runs_by_count += self.trim(&mut lock, &jobs, &mut doomed).await?;
             }
             self.last_full_sweep = Some(Instant::now());
             self.marks = [last_run, last_run];
@@ -193,9 +195,10 @@ impl Pruner {
             let candidates =
                 self.store.prune_candidates(self.marks[0], self.last_pass - CLOCK_MARGIN_MS).await?;
             for jobs in candidates.chunks(JOB_CHUNK) {
-                pruned.runs_by_count += self.trim(&mut lock, jobs).await?;
+                pruned.runs_by_count += self.trim(&mut lock, jobs, &mut doomed).await?;
             }
         }
+        pruned.runs_by_count += self.delete_runs(&mut lock, &mut doomed, true).await?;
         self.mark(last_run, started);
         if pruned.total() > 0 {
             while self.store.reclaim_space(VACUUM_PAGES).await? > 0 {
@@ -211,24 +214,34 @@ impl Pruner {
         self.last_pass = started;
     }
 
-    /// Deletes these jobs' finished runs beyond their limits, a batch at a time.
-    async fn trim(&self, lock: &mut PruneLock, jobs: &[i64]) -> Result<u64, Stop> {
+    /// Finds these jobs' finished runs beyond their limits and adds them to `doomed`,
+    /// deleting whole batches of it as they fill up.
+    async fn trim(&self, lock: &mut PruneLock, jobs: &[i64], doomed: &mut Vec<i64>) -> Result<u64, Stop> {
         let keeps = self.store.job_keeps(jobs, self.settings.keep).await?;
         let keeps: Vec<(i64, Keep)> = jobs.iter().filter_map(|id| Some((*id, *keeps.get(id)?))).collect();
         let mut deleted = 0;
         loop {
             let ids = self.store.runs_beyond_keep(&keeps, BATCH as i64).await?;
-            let mut round = 0;
-            for batch in ids.chunks(BATCH) {
-                round += self.store.delete_finished_runs(lock, batch).await?;
-                self.pause().await?;
-            }
+            // A full read: some job may have more beyond its limit, found once these are gone.
+            let more = ids.len() >= BATCH;
+            doomed.extend(ids);
+            let round = self.delete_runs(lock, doomed, more).await?;
             deleted += round;
-            // Fewer than one job's read: no job had more beyond its limit.
-            if ids.len() < BATCH || round == 0 {
+            if !more || round == 0 {
                 return Ok(deleted);
             }
         }
+    }
+
+    /// Deletes the runs of `doomed` a batch at a time: the full batches, or all of them.
+    async fn delete_runs(&self, lock: &mut PruneLock, doomed: &mut Vec<i64>, all: bool) -> Result<u64, Stop> {
+        let mut deleted = 0;
+        while doomed.len() >= BATCH || (all && !doomed.is_empty()) {
+            let batch: Vec<i64> = doomed.drain(..doomed.len().min(BATCH)).collect();
+            deleted += self.store.delete_finished_runs(lock, &batch).await?;
+            self.pause().await?;
+        }
+        Ok(deleted)
     }
 
     /// Deletes `table`'s rows that ended before `cutoff`, oldest first, a window at a time;

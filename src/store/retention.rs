@@ -297,9 +297,11 @@ impl Store {
         self.prune_delete(lock, q).await
     }
 
-    /// SQLite: gives up to `pages` free pages back to the file system while more than an
-    /// eighth of the file is free (that much is left for the next inserts to reuse); answers
-    /// how many more would go. PostgreSQL: autovacuum's job; answers 0.
+    /// SQLite: gives up to `pages` free pages back to the file system while more than a
+    /// quarter of the file is free (that much is left for the next inserts to reuse: a steady
+    /// history frees and refills less than that between passes, and moving pages around for
+    /// nothing would cost writes); answers how many more would go. PostgreSQL: autovacuum's
+    /// job; answers 0.
     pub async fn reclaim_space(&self, pages: i64) -> StoreResult<i64> {
         if self.backend != Backend::Sqlite {
             return Ok(0);
@@ -309,8 +311,8 @@ impl Store {
             row.try_get::<i64, _>(0).db()
         };
         let (free, total) = (count("PRAGMA freelist_count").await?, count("PRAGMA page_count").await?);
-        // Giving back n pages leaves free − n of total − n: at most an eighth for n ≥ this.
-        let excess = (8 * free - total + 6) / 7;
+        // Giving back n pages leaves free − n of total − n: at most a quarter for n ≥ this.
+        let excess = (4 * free - total + 2) / 3;
         if excess <= 0 {
             return Ok(0);
         }
