@@ -231,7 +231,10 @@ impl Runner {
         }
         let at = Release::now();
         for launch in &mut launches {
+            // A run this node no longer holds was taken by another node while this one could
+            // not renew (its renewal just found out): its process must never pass the gate.
             if let Some(Prespawned::Held(child, permit)) = launch.prespawned.take()
+                && self.holds(launch.run.id)
                 && self.overlap_allows(&launch.job)
             {
                 self.reserve(launch.job.id, true);
