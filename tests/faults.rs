@@ -391,8 +391,30 @@ async fn a_node_frozen_inside_a_transaction_holds_nobody_for_long() {
 
     assert!(longest_idle_ms < 2500.0, "a frozen transaction held its locks for {longest_idle_ms} ms");
     let firsts = ledger.firsts();
-    assert!(firsts.values().all(|n| *n == 1), "a slot ran twice");
-    // While A was frozen, B fired every job within a bound well under the freeze (4 s).
+    let twice: Vec<_> = firsts.iter().filter(|(_, n)| **n > 1).map(|(k, _)| *k).collect();
+    let detail: Vec<Vec<Vec<String>>> = twice
+        .iter()
+        .take(3)
+        .map(|(job, slot)| {
+            psql_rows(
+                &db.url,
+                &format!("SELECT id, trigger_kind, status, node_id, started_at, attempt FROM runs WHERE job_id = {job} AND scheduled_for = {slot}"),
+            )
+        })
+        .collect();
+    let lines: Vec<String> = std::fs::read_to_string(&ledger.path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| twice.iter().take(3).any(|(j, _)| l.starts_with(&format!("{j} "))))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "slots ran twice: {twice:?}, windows {windows:?}, runs {detail:?}, ledger {lines:?}"
+    );
+    // While A was frozen (4 s or more each time), B fired every job within a bound under it:
+    // the session bound (1.5 s) plus the missed grace a `skip` job's late slot falls past
+    // (1 s), to the next whole slot — 4 s at most. Held for the whole freeze, it would be ≥ 6 s.
     let mut worst_gap = 0;
     for job in &ids {
         let mut slots: Vec<i64> = firsts.keys().filter(|(j, _)| j == job).map(|(_, s)| *s).collect();
@@ -403,7 +425,7 @@ async fn a_node_frozen_inside_a_transaction_holds_nobody_for_long() {
             worst_gap = worst_gap.max(after - before);
         }
     }
-    assert!(worst_gap <= 3000, "a job went {worst_gap} ms without firing while one node was frozen");
+    assert!(worst_gap <= 4000, "a job went {worst_gap} ms without firing while one node was frozen");
     eprintln!(
         "frozen in a transaction: idle-in-transaction at most {longest_idle_ms:.0} ms, worst gap {worst_gap} ms"
     );
