@@ -244,8 +244,12 @@ impl Runner {
         if let Some(gate) = gate {
             gate.open();
         }
+        // A run given up meanwhile (taken by another node) is not started here in any form:
+        // `spawn_launch` would hold it again and spawn it afresh.
         for launch in launches {
-            self.spawn_launch(launch);
+            if self.holds(launch.run.id) {
+                self.spawn_launch(launch);
+            }
         }
     }
 
