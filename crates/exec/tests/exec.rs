@@ -735,12 +735,15 @@ async fn secret_values_are_masked_before_the_log_even_across_reads() {
     let log = running.log();
     let (mut seen, mut pos) = (Vec::new(), 0);
     read_until(&log, &mut seen, &mut pos, |s| s.ends_with(b"env=***\n")).await;
-    // Live: the job waits for `go`; what was followed so far has no secret in it.
-    assert_eq!(String::from_utf8_lossy(&seen), "key=et-XY***;half=s3cx\nenv=***\n");
+    // Live: the job waits for `go`; what was followed so far has no secret in it. (How the
+    // two streams interleave in the log depends on the machine's load: not asserted.)
+    let live = String::from_utf8_lossy(&seen).to_string();
+    assert!(!live.contains("s3cret") && live.contains("et-XY***") && live.contains("env=***"), "{live}");
     std::fs::write(&go, b"").unwrap();
     follow_to_end(&log, &mut seen, pos).await;
     let f = tokio::time::timeout(HANG, running.wait()).await.unwrap();
-    assert_eq!(f.log, "key=et-XY***;half=s3cx\nenv=***\ntail s3cr");
+    assert!(!f.log.contains("s3cret") && f.log.matches("***").count() == 2, "{}", f.log);
+    assert!(f.log.contains("s3cx\n") && f.log.ends_with("tail s3cr"), "{}", f.log);
     assert_eq!(String::from_utf8(seen).unwrap(), f.log);
     assert_eq!(f.stdout.as_deref(), Some("key=***;env=***\ntail s3cr"));
 }
