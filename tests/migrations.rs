@@ -122,7 +122,8 @@ async fn sqlite_and_postgresql_migrations_build_the_same_schema() {
     drop(Server::start_on(&sqlite, &[]));
 
     let (lite, post) = (sqlite_schema(&sqlite_url).await, postgres_schema(&pg.url).await);
-    assert!(lite.tables.len() > 10, "SQLite schema not read: {lite:?}");
+    assert!(lite.tables.len() > 10 && lite.indexes.len() > 10, "SQLite schema not read: {lite:?}");
+    assert!(post.tables.len() > 10 && post.indexes.len() > 10, "PostgreSQL schema not read: {post:?}");
     let mut differences = Vec::new();
     for name in lite.tables.keys().chain(post.tables.keys()) {
         let (a, b) = (lite.tables.get(name), post.tables.get(name));

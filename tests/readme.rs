@@ -6,6 +6,7 @@
 //! What the README shows as output, right below a command:
 //! - `# {…}` / `# […]`: the command's stdout (a JSON line);
 //! - `# prints: TEXT`: the command's stdout, verbatim (several such lines: several lines).
+//!
 //! (Prose may follow a JSON output after two spaces.) In an expected output `…` stands for any text and an RFC 3339 UTC time for any such time; a
 //! comment that is neither is prose. Every command must exit 0 unless its line says
 //! `# exits N`. Rewritten before running (and only these): `./target/release/cronstack` is the
