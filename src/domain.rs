@@ -167,12 +167,14 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    pub fn from_i64(v: i64) -> Self {
+    /// The stored code; `None` for a value no version wrote (a corrupt row, not a status).
+    pub fn from_i64(v: i64) -> Option<Self> {
         match v {
-            1 => JobStatus::Started,
-            2 => JobStatus::Success,
-            3 => JobStatus::Failed,
-            _ => JobStatus::Updated,
+            0 => Some(JobStatus::Updated),
+            1 => Some(JobStatus::Started),
+            2 => Some(JobStatus::Success),
+            3 => Some(JobStatus::Failed),
+            _ => None,
         }
     }
 }

@@ -237,7 +237,10 @@ async fn journey(c: &Client, server: &Server, token: &str) {
     c.refresh().await.unwrap();
     let runs =
         wait_text(c, "#runs", "two runs in the history", |t| t.matches("succeeded").count() == 2).await;
-    assert!(runs.contains("alice big bob carol") || runs.contains("alice"), "{runs}");
+    assert!(
+        runs.contains("alice big bob carol") && runs.contains("dave"),
+        "each run's own arguments: {runs}"
+    );
     let chart = c.find_all(Locator::Css("#chart svg circle")).await.unwrap();
     assert_eq!(chart.len(), 6, "a duration and a lateness point per run (two succeeded, one killed)");
     screenshot(c, "job").await;

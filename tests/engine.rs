@@ -935,8 +935,12 @@ async fn missed_slots_after_downtime_follow_each_policy() {
     );
     assert!(slots(&steady_runs).iter().any(|&t| t > restart_at), "the job keeps firing after the restart");
     for r in &steady_runs {
-        assert!(is_final(r) || outcome(r) == "running" || outcome(r) == "queued", "{r}");
-        assert_ne!(outcome(r), "lost", "a graceful stop loses nothing: {r}");
+        // `true` fails nothing; a graceful stop kills nothing and loses nothing (a catch-up
+        // slot due while another runs may be skipped by the overlap policy).
+        assert!(
+            matches!(outcome(r), "succeeded" | "skipped" | "running" | "queued"),
+            "a graceful stop kills and loses nothing: {r}"
+        );
     }
 }
 

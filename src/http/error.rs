@@ -71,18 +71,28 @@ impl ApiError {
         }
     }
 
-    /// The message a person reads; internal details are logged, never sent.
+    /// The message a person reads; internal details are never sent (they are logged once,
+    /// where the error becomes a response: [`Failure::into_response`]).
     pub fn message(&self) -> String {
         match self {
-            ApiError::Service(ServiceError::Internal(e)) => {
-                tracing::error!(error = ?e, "internal error");
+            ApiError::Service(ServiceError::Internal(_)) => {
                 "internal error; the server log has the details".to_string()
             }
-            ApiError::Service(ServiceError::Unavailable(e)) => {
-                tracing::warn!(error = %e, "service unavailable");
+            ApiError::Service(ServiceError::Unavailable(_)) => {
                 "the database is unavailable; try again shortly".to_string()
             }
             other => other.to_string(),
+        }
+    }
+
+    /// Logs what the caller is not told: internal errors and an unavailable database.
+    fn log(&self) {
+        match self {
+            ApiError::Service(ServiceError::Internal(e)) => tracing::error!(error = ?e, "internal error"),
+            ApiError::Service(ServiceError::Unavailable(e)) => {
+                tracing::warn!(error = %e, "service unavailable")
+            }
+            _ => {}
         }
     }
 
@@ -129,6 +139,7 @@ impl<D> From<RequestError> for Failure<D> {
 
 impl<D: Dialect> IntoResponse for Failure<D> {
     fn into_response(self) -> Response {
+        self.0.log();
         let mut response = D::render(&self.0);
         if let Some(secs) = self.0.retry_after() {
             response.headers_mut().insert("retry-after", secs.into());

@@ -383,7 +383,10 @@ pub(super) fn job_from_row(r: &AnyRow) -> StoreResult<Job> {
         keep_succeeded: get_opt_i64(r, "keep_succeeded")?,
         keep_failed: get_opt_i64(r, "keep_failed")?,
         next_run_at: get_opt_i64(r, "next_run_at")?,
-        last_status: JobStatus::from_i64(get_i64(r, "last_status")?),
+        last_status: {
+            let code = get_i64(r, "last_status")?;
+            JobStatus::from_i64(code).ok_or_else(|| StoreError::Corrupt(format!("last_status = {code}")))?
+        },
         created_at: get_i64(r, "created_at")?,
         updated_at: get_i64(r, "updated_at")?,
     })

@@ -59,6 +59,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("stored value is corrupt: {0}")]
     Corrupt(String),
+    /// The database URL names no backend we have.
+    #[error("{0}")]
+    BadUrl(String),
 }
 
 impl StoreError {
@@ -180,7 +183,7 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Backend::Postgres
         } else {
-            return Err(StoreError::Corrupt(format!(
+            return Err(StoreError::BadUrl(format!(
                 "unsupported database URL {url:?}: use sqlite://PATH or postgres://…"
             )));
         };
