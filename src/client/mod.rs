@@ -15,6 +15,7 @@ pub(crate) use {out, outln};
 
 mod api;
 mod config;
+mod crontab;
 pub(crate) mod output;
 
 use std::collections::HashMap;
@@ -95,6 +96,31 @@ pub enum ClientCommand {
     /// Quartz's day forms (`L`, `L-3`, `LW`, `15W`, `5L`, `FRI#3`) and Jenkins' `H` are
     /// understood; `H` picks its values from a job's uid, given with --hash-key.
     Next(NextArgs),
+    /// Turn a crontab into stacks, schedules and jobs (one of each per entry).
+    ///
+    /// `VAR=value` lines become the environment of the entries after them, `CRON_TZ=` / `TZ=`
+    /// their time zone; `%` in a command starts its standard input as cron does; MAILTO is
+    /// ignored and @reboot is not supported (both reported). Every line is checked first: a
+    /// bad one, or a name already taken, imports nothing.
+    ImportCrontab(ImportCrontabArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ImportCrontabArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// The crontab file, or `-` for standard input (`crontab -l | cronstack import-crontab -`).
+    file: String,
+    /// A system crontab (/etc/crontab, /etc/cron.d/*): a user column before the command.
+    /// The default for files under /etc/cron.
+    #[arg(long)]
+    system: bool,
+    /// Stacks, schedules and jobs are named PREFIX-LINE-PROGRAM.
+    #[arg(long, default_value = "cron")]
+    prefix: String,
+    /// Print what would be created, and create nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args, Debug)]
@@ -513,6 +539,21 @@ async fn run_command(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Logs(a) => {
             let (api, out) = connect(&a.conn)?;
             logs(&api, out, a.run, a.follow).await
+        }
+        ClientCommand::ImportCrontab(a) => {
+            let text = if a.file == "-" {
+                std::io::read_to_string(std::io::stdin()).context("reading the crontab from stdin")?
+            } else {
+                std::fs::read_to_string(&a.file).with_context(|| format!("reading {}", a.file))?
+            };
+            let system = a.system || a.file.starts_with("/etc/cron");
+            // A dry run needs no server; given one, it also checks the names are free.
+            let api = match connect(&a.conn) {
+                Ok((api, _)) => Some(api),
+                Err(e) if !a.dry_run => return Err(e),
+                Err(_) => None,
+            };
+            crontab::import(api.as_ref(), a.conn.output, &text, system, &a.prefix, a.dry_run).await
         }
     }
 }
