@@ -73,14 +73,7 @@ impl World {
         ] {
             let r = self.api.get(&path).await;
             assert_eq!(r.status, 200, "{path}: {}", r.text);
-            let mut v = r.json();
-            // Upcoming fire times move with the clock; they are not state.
-            if let Some(list) = v["schedules"].as_array_mut() {
-                for s in list {
-                    s.as_object_mut().unwrap().remove("upcoming");
-                }
-            }
-            out.insert(path, v);
+            out.insert(path, without_upcoming(r.json()));
         }
         Value::Object(out)
     }

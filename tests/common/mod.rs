@@ -422,3 +422,12 @@ pub fn psql_rows(db_url: &str, sql: &str) -> Vec<Vec<String>> {
         .map(|l| l.split('\t').map(str::to_string).collect())
         .collect()
 }
+
+/// `v` without what moves with the clock rather than with what is stored: every schedule's
+/// `upcoming` fire times (a snapshot taken across a slot would differ otherwise).
+pub fn without_upcoming(mut v: Value) -> Value {
+    for schedule in v["schedules"].as_array_mut().into_iter().flatten() {
+        schedule.as_object_mut().map(|s| s.remove("upcoming"));
+    }
+    v
+}
