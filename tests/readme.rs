@@ -41,6 +41,7 @@ fn steps(readme: &str) -> Vec<Step> {
     let mut in_sh = false;
     let mut blocks = 0;
     let mut pending: Option<(usize, String)> = None;
+    let mut heredoc: Option<(usize, String, String)> = None;
     for (i, line) in readme.lines().enumerate() {
         let n = i + 1;
         if line.starts_with("```") {
@@ -51,6 +52,17 @@ fn steps(readme: &str) -> Vec<Step> {
             continue;
         }
         if !in_sh || blocks == 1 {
+            continue;
+        }
+        // A here-document's lines belong to its command, up to the delimiter.
+        if let Some((start, mut text, word)) = heredoc.take() {
+            text.push('\n');
+            text.push_str(line);
+            if line == word {
+                steps.push(step(start, text));
+            } else {
+                heredoc = Some((start, text, word));
+            }
             continue;
         }
         if let Some((start, mut text)) = pending.take() {
@@ -82,6 +94,8 @@ fn steps(readme: &str) -> Vec<Step> {
         }
         if line.ends_with('\\') {
             pending = Some((n, line.to_string()));
+        } else if let Some(word) = heredoc_word(line) {
+            heredoc = Some((n, line.to_string(), word));
         } else {
             steps.push(step(n, line.to_string()));
         }
@@ -89,10 +103,21 @@ fn steps(readme: &str) -> Vec<Step> {
     steps
 }
 
+/// The delimiter of a here-document the line starts (`<<'EOF'`, `<<"EOF"`, `<<EOF`).
+fn heredoc_word(line: &str) -> Option<String> {
+    let rest = line.split_once("<<")?.1.trim_start_matches('-').trim_start();
+    let word: String = rest
+        .trim_start_matches(['\'', '"'])
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    (!word.is_empty()).then_some(word)
+}
+
 fn step(line: usize, command: String) -> Step {
     let exit = command
         .rsplit_once("# exits ")
-        .and_then(|(_, n)| n.split_whitespace().next()?.parse().ok())
+        .and_then(|(_, n)| n.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok())
         .unwrap_or(0);
     Step { line, command, expect: Vec::new(), exit }
 }

@@ -14,6 +14,7 @@ macro_rules! outln {
 pub(crate) use {out, outln};
 
 mod api;
+mod apply;
 mod config;
 mod crontab;
 pub(crate) mod output;
@@ -103,6 +104,35 @@ pub enum ClientCommand {
     /// ignored and @reboot is not supported (both reported). Every line is checked first: a
     /// bad one, or a name already taken, imports nothing.
     ImportCrontab(ImportCrontabArgs),
+    /// Make the server match a file of stacks, schedules and jobs (YAML or JSON), by name.
+    ///
+    /// Prints the plan (`+` create, `~` change `old → new`, `-` delete), then applies it.
+    /// Fields left out stay as they are; `--prune` deletes the jobs (then the unused
+    /// schedules) the file does not name. Applying the same file twice changes nothing.
+    Apply(ApplyArgs),
+    /// Write your stacks, schedules and jobs as a file `apply` reads (YAML, or `-o json`).
+    Export(ExportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    conn: Conn,
+    /// The file, or `-` for standard input.
+    #[arg(short = 'f', long = "file")]
+    file: String,
+    /// Also delete the jobs, and then the unused schedules, that the file does not name.
+    #[arg(long)]
+    prune: bool,
+    /// Print the plan and change nothing; exit 2 when something would change (0 when not).
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    conn: Conn,
 }
 
 #[derive(Args, Debug)]
@@ -539,6 +569,14 @@ async fn run_command(cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Logs(a) => {
             let (api, out) = connect(&a.conn)?;
             logs(&api, out, a.run, a.follow).await
+        }
+        ClientCommand::Apply(a) => {
+            let (api, out) = connect(&a.conn)?;
+            apply::apply(&api, out, &a.file, a.prune, a.dry_run).await
+        }
+        ClientCommand::Export(a) => {
+            let (api, out) = connect(&a.conn)?;
+            apply::export(&api, out == Output::Json).await
         }
         ClientCommand::ImportCrontab(a) => {
             let text = if a.file == "-" {

@@ -1,0 +1,905 @@
+//! Configuration as code: `cronstack apply -f FILE` makes the server match a declarative file
+//! of stacks, schedules and jobs (matched by name), and `cronstack export` writes the caller's
+//! configuration in that format, so `export | apply` reproduces it elsewhere.
+//!
+//! The file (YAML, or JSON, which is YAML too):
+//!
+//! ```yaml
+//! stacks:
+//!   - name: backup
+//!     command: echo backing up "$TARGET" "$@"
+//!     env: {TARGET: /srv}
+//!     secret_env: {S3_KEY: {from_env: S3_KEY}}   # the value from the applying shell
+//! schedules:
+//!   - name: nightly
+//!     cron: "0 3 * * *"
+//!     timezone: Europe/Paris                     # or `every: 5m` / `at: 2027-01-01T00:00:00Z`
+//! jobs:
+//!   - name: nightly-backup
+//!     stack: backup
+//!     schedule: nightly                          # or inline: cron / timezone / every / at
+//!     retries: 2                                 # any v1 job field, by its v1 name
+//! ```
+//!
+//! Rules: the whole file is checked first (YAML, names, rules and cron expressions, each
+//! error with its line); a refusal by the server stops the apply there, and the next apply
+//! goes on from what was done. A field left out is left as the server has it (a job created without `enabled` is
+//! enabled); a secret variable's value is sent when the name is new on the server (values
+//! cannot be read back to compare), a name the file no longer lists is removed; an inline
+//! schedule is the schedule named after its job. `--prune` deletes the jobs, and then the
+//! schedules no job uses, that the file does not name (stacks cannot be deleted through the
+//! API yet: they are reported). The plan is printed first (`+` create, `~` change with
+//! `old → new`, `-` delete); `--dry-run` stops there and exits 2 when something would change.
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::{Context, anyhow, bail};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::api::Api;
+use super::{Exit, Output, api_err, id_of};
+
+#[derive(Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stacks: Vec<StackSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<ScheduleSpec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<JobSpec>,
+}
+
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StackSpec {
+    pub name: String,
+    pub command: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret_env: BTreeMap<String, SecretRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook_method: Option<String>,
+}
+
+/// Where a secret value comes from: a variable of the environment `apply` runs in.
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    pub from_env: String,
+}
+
+/// A cron expression (with its zone), a period (seconds, or a duration such as `5m`), or one
+/// instant (RFC 3339, or Unix seconds): the fields a schedule and an inline job rule share.
+/// (They are spelled out in each file type, as `deny_unknown_fields` cannot see through a
+/// flattened struct.)
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Rule {
+    pub cron: Option<String>,
+    pub timezone: Option<String>,
+    pub every: Option<Value>,
+    pub at: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Value>,
+}
+
+/// A job: its stack and schedule by name (or an inline rule), and any v1 job field. A field
+/// given as `null` means what `null` means in the API ("none" / the server's default).
+#[derive(Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    pub name: String,
+    pub stack: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    // The v1 job fields `apply` sets and `export` writes (the job object's own names).
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub command: Option<Value>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<Value>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<Value>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub missed: Option<Value>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub retries: Option<Value>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub retry_backoff_s: Option<Value>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub retry_lost: Option<Value>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub jitter_s: Option<Value>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Value>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<Value>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub max_runs: Option<Value>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub keep_succeeded: Option<Value>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub keep_failed: Option<Value>,
+}
+
+/// The keys of [`JobSpec`] that are not v1 job fields.
+const JOB_STRUCTURE: [&str; 8] = ["name", "stack", "schedule", "cron", "timezone", "every", "at", "enabled"];
+
+/// A field given (`null` included) is `Some`; a field left out is `None` (serde's default).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+impl JobSpec {
+    /// The v1 job fields the file gives, by name.
+    fn fields(&self) -> Map<String, Value> {
+        let Ok(Value::Object(mut all)) = serde_json::to_value(self) else { return Map::new() };
+        all.retain(|k, _| !JOB_STRUCTURE.contains(&k.as_str()));
+        all
+    }
+
+    fn rule(&self) -> Rule {
+        Rule {
+            cron: self.cron.clone(),
+            timezone: self.timezone.clone(),
+            every: self.every.clone(),
+            at: self.at.clone(),
+        }
+    }
+}
+
+impl ScheduleSpec {
+    fn rule(&self) -> Rule {
+        Rule {
+            cron: self.cron.clone(),
+            timezone: self.timezone.clone(),
+            every: self.every.clone(),
+            at: self.at.clone(),
+        }
+    }
+}
+
+impl Rule {
+    fn is_given(&self) -> bool {
+        self.cron.is_some() || self.every.is_some() || self.at.is_some()
+    }
+
+    /// The API's `(config, once)`; a cron expression is checked here, before anything is sent.
+    fn config(&self) -> Result<(Value, bool), String> {
+        match (&self.cron, &self.every, &self.at) {
+            (Some(cron), None, None) => {
+                let zone = self.timezone.as_deref().unwrap_or("UTC");
+                match cronstack_cron::Trigger::cron(cron, zone) {
+                    // `H` needs the job's uid: the server checks those.
+                    Err(cronstack_cron::ParseError::HashKeyRequired { .. }) | Ok(_) => {}
+                    Err(e) => return Err(format!("cron {cron:?}: {e}")),
+                }
+                let mut c = json!({ "cron": cron });
+                if let Some(tz) = &self.timezone {
+                    c["timezone"] = json!(tz);
+                }
+                Ok((c, false))
+            }
+            (None, Some(every), None) if self.timezone.is_none() => {
+                let secs = match every {
+                    Value::Number(n) => n.as_i64().ok_or("every: a whole number of seconds")?,
+                    Value::String(s) => humantime::parse_duration(s)
+                        .map_err(|e| format!("every: {s:?}: {e}"))?
+                        .as_secs() as i64,
+                    _ => return Err("every: seconds, or a duration such as 5m".into()),
+                };
+                Ok((json!({ "period": secs }), false))
+            }
+            (None, None, Some(at)) if self.timezone.is_none() => {
+                let ts = match at {
+                    Value::Number(n) => n.as_i64().ok_or("at: Unix seconds")?,
+                    Value::String(s) => chrono::DateTime::parse_from_rfc3339(s)
+                        .map_err(|e| format!("at: {s:?} is not RFC 3339: {e}"))?
+                        .timestamp(),
+                    _ => return Err("at: RFC 3339 or Unix seconds".into()),
+                };
+                Ok((json!({ "timestamp": ts }), true))
+            }
+            _ => Err("give one of cron (with an optional timezone), every or at".into()),
+        }
+    }
+
+    /// The file's rule for a server schedule's config.
+    fn from_config(config: &Value) -> Rule {
+        let mut rule = Rule::default();
+        if let Some(cron) = config["cron"].as_str() {
+            rule.cron = Some(cron.to_string());
+            rule.timezone = config["timezone"].as_str().map(str::to_string);
+        } else if let Some(period) = config["period"].as_i64() {
+            rule.every = Some(json!(period));
+        } else if let Some(ts) = config["timestamp"].as_i64() {
+            rule.at = chrono::DateTime::from_timestamp(ts, 0).map(|t| json!(t.to_rfc3339()));
+        }
+        rule
+    }
+}
+
+/// Reads a file's text; errors name the line (YAML's own), or the entry and its line.
+pub fn parse(text: &str) -> anyhow::Result<Config> {
+    let config: Config = serde_norway::from_str(text).map_err(|e| anyhow!("{e}"))?;
+    let mut errors = Vec::new();
+    let mut seen = HashMap::new();
+    let line_of = |name: &str| {
+        text.lines()
+            .position(|l| {
+                let l = l.trim_start().trim_start_matches("- ").trim();
+                l.strip_prefix("name:").is_some_and(|v| v.trim().trim_matches(['"', '\'']) == name)
+            })
+            .map(|i| format!("line {}: ", i + 1))
+            .unwrap_or_default()
+    };
+    for s in &config.stacks {
+        if seen.insert(("stack", s.name.clone()), ()).is_some() {
+            errors.push(format!("{}stack {:?} is named twice", line_of(&s.name), s.name));
+        }
+    }
+    for s in &config.schedules {
+        if seen.insert(("schedule", s.name.clone()), ()).is_some() {
+            errors.push(format!("{}schedule {:?} is named twice", line_of(&s.name), s.name));
+        }
+        if let Err(e) = s.rule().config() {
+            errors.push(format!("{}schedule {:?}: {e}", line_of(&s.name), s.name));
+        }
+    }
+    for j in &config.jobs {
+        if seen.insert(("job", j.name.clone()), ()).is_some() {
+            errors.push(format!("{}job {:?} is named twice", line_of(&j.name), j.name));
+        }
+        match (&j.schedule, j.rule().is_given()) {
+            (Some(_), true) => errors.push(format!(
+                "{}job {:?}: a schedule by name or an inline rule, not both",
+                line_of(&j.name),
+                j.name
+            )),
+            (None, false) => errors.push(format!(
+                "{}job {:?}: needs a schedule (by name, or inline cron / every / at)",
+                line_of(&j.name),
+                j.name
+            )),
+            (None, true) => {
+                if let Err(e) = j.rule().config() {
+                    errors.push(format!("{}job {:?}: {e}", line_of(&j.name), j.name));
+                }
+            }
+            (Some(_), false) => {}
+        }
+    }
+    if errors.is_empty() { Ok(config) } else { bail!("{}", errors.join("\n")) }
+}
+
+/// One planned change, as printed.
+#[derive(Debug, Serialize)]
+struct Change {
+    op: &'static str,
+    kind: &'static str,
+    name: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    fields: Vec<String>,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sign = match self.op {
+            "create" => "+",
+            "delete" => "-",
+            _ => "~",
+        };
+        write!(f, "{sign} {} {}", self.kind, self.name)?;
+        if !self.fields.is_empty() {
+            write!(f, ": {}", self.fields.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// `old → new` for each field of `want` that `have` shows otherwise.
+fn differences(have: &Value, want: &Map<String, Value>) -> Vec<String> {
+    want.iter()
+        .filter(|(k, v)| !same(&have[k.as_str()], v))
+        .map(|(k, v)| format!("{k} {} → {}", short(&have[k.as_str()]), short(v)))
+        .collect()
+}
+
+/// Equal as JSON, or as the same instant when both are times.
+fn same(a: &Value, b: &Value) -> bool {
+    if a == b {
+        return true;
+    }
+    let instant = |v: &Value| v.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok());
+    matches!((instant(a), instant(b)), (Some(x), Some(y)) if x == y)
+}
+
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 60 { format!("{}…", s.chars().take(59).collect::<String>()) } else { s }
+}
+
+/// What the server has, by name.
+struct Current {
+    stacks: HashMap<String, Value>,
+    schedules: HashMap<String, Value>,
+    jobs: HashMap<String, Value>,
+    /// Every schedule by id (unnamed ones included), for the jobs' inline rules.
+    schedules_by_id: HashMap<i64, Value>,
+}
+
+async fn current(api: &Api) -> anyhow::Result<Current> {
+    let by_name = |items: Vec<Value>| -> HashMap<String, Value> {
+        items.into_iter().filter_map(|v| Some((v["name"].as_str()?.to_string(), v))).collect()
+    };
+    let stacks = api.all("/blockstacks", "stacks").await.map_err(api_err)?;
+    let schedules = api.all("/schedules", "schedules").await.map_err(api_err)?;
+    let jobs = api.all("/jobs", "jobs").await.map_err(api_err)?;
+    let schedules_by_id = schedules.iter().filter_map(|s| Some((s["id"].as_i64()?, s.clone()))).collect();
+    Ok(Current {
+        stacks: by_name(stacks),
+        schedules: by_name(schedules),
+        jobs: by_name(jobs),
+        schedules_by_id,
+    })
+}
+
+/// The plan's steps, carried out in order by [`execute`]. Schedules are known by a key
+/// (`s:NAME` for a named one, `j:JOB` for a job's inline one), their ids as steps create them.
+enum Step {
+    Stack {
+        id: Option<i64>,
+        name: String,
+        body: Value,
+    },
+    /// Create (`old: None`), or replace `old` by a new schedule that takes over its jobs.
+    Schedule {
+        key: String,
+        old: Option<i64>,
+        moving: Vec<i64>,
+        body: Value,
+    },
+    Job {
+        id: Option<i64>,
+        name: String,
+        stack: String,
+        schedule: String,
+        body: Value,
+    },
+    DeleteJob {
+        id: i64,
+    },
+    DeleteSchedule {
+        id: i64,
+    },
+}
+
+/// The changes to print, the steps to take, notes, and the schedule keys known so far.
+type Plan = (Vec<Change>, Vec<Step>, Vec<String>, HashMap<String, Option<i64>>);
+
+fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
+    let (mut changes, mut steps, mut notes) = (Vec::new(), Vec::new(), Vec::new());
+    for s in &config.stacks {
+        let mut body = Map::new();
+        body.insert("command".into(), json!(s.command));
+        body.insert("env".into(), json!(s.env));
+        body.insert("workdir".into(), json!(s.workdir));
+        if let Some(w) = &s.webhook {
+            body.insert("webhook".into(), json!(w));
+        }
+        if let Some(m) = &s.webhook_method {
+            body.insert("webhook_method".into(), json!(m));
+        }
+        let have = now.stacks.get(&s.name);
+        let known: Vec<&str> = have
+            .and_then(|h| h["secret_env"].as_array())
+            .map(|names| names.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut secrets = Map::new();
+        for (name, source) in &s.secret_env {
+            if !known.contains(&name.as_str()) {
+                let value = std::env::var(&source.from_env).map_err(|_| {
+                    anyhow!(
+                        "stack {:?}: secret {name} comes from ${}, which is not set",
+                        s.name,
+                        source.from_env
+                    )
+                })?;
+                secrets.insert(name.clone(), json!(value));
+            }
+        }
+        for name in known.iter().filter(|n| !s.secret_env.contains_key(**n)) {
+            secrets.insert(name.to_string(), Value::Null);
+        }
+        let mut fields = match have {
+            Some(h) => differences(h, &body),
+            None => Vec::new(),
+        };
+        fields.extend(
+            secrets
+                .iter()
+                .map(|(k, v)| format!("secret_env.{k} {}", if v.is_null() { "removed" } else { "set" })),
+        );
+        if !secrets.is_empty() {
+            body.insert("secret_env".into(), Value::Object(secrets));
+        }
+        match have {
+            None => {
+                body.insert("name".into(), json!(s.name));
+                changes.push(Change {
+                    op: "create",
+                    kind: "stack",
+                    name: s.name.clone(),
+                    fields: Vec::new(),
+                });
+                steps.push(Step::Stack { id: None, name: s.name.clone(), body: Value::Object(body) });
+            }
+            Some(h) if !fields.is_empty() => {
+                changes.push(Change { op: "update", kind: "stack", name: s.name.clone(), fields });
+                steps.push(Step::Stack {
+                    id: h["id"].as_i64(),
+                    name: s.name.clone(),
+                    body: Value::Object(body),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    // Named schedules (key `s:NAME`), then the jobs' inline ones (key `j:JOB`: the job's own
+    // schedule — one only it uses, unnamed or named after it — else one named after it).
+    let users = |id: &Value| now.jobs.values().filter(|j| &j["schedule"] == id).count();
+    let mut keys: HashMap<String, Option<i64>> = HashMap::new();
+    let mut wanted: Vec<(String, String, Rule, Option<&Value>)> = Vec::new();
+    for sp in &config.schedules {
+        wanted.push((format!("s:{}", sp.name), sp.name.clone(), sp.rule(), now.schedules.get(&sp.name)));
+    }
+    for j in config.jobs.iter().filter(|j| j.schedule.is_none()) {
+        let current = now.jobs.get(&j.name).and_then(|h| now.schedules_by_id.get(&h["schedule"].as_i64()?));
+        let own = current.filter(|s| {
+            users(&s["id"]) == 1 && (s["name"].is_null() || s["name"].as_str() == Some(j.name.as_str()))
+        });
+        let have = own.or_else(|| now.schedules.get(&j.name).filter(|s| users(&s["id"]) == 0));
+        wanted.push((format!("j:{}", j.name), j.name.clone(), j.rule(), have));
+    }
+    for (key, name, rule, have) in wanted {
+        let (config_value, once) = rule.config().map_err(|e| anyhow!("schedule {name:?}: {e}"))?;
+        let mut want = Map::new();
+        want.insert("config".into(), config_value);
+        want.insert("once".into(), json!(once));
+        match have {
+            None => {
+                want.insert("name".into(), json!(name));
+                keys.insert(key.clone(), None);
+                changes.push(Change { op: "create", kind: "schedule", name, fields: Vec::new() });
+                steps.push(Step::Schedule { key, old: None, moving: Vec::new(), body: Value::Object(want) });
+            }
+            Some(h) => {
+                keys.insert(key.clone(), h["id"].as_i64());
+                let fields = differences(h, &want);
+                if !fields.is_empty() {
+                    // A schedule jobs use cannot change: a new one takes over their jobs.
+                    let moving: Vec<i64> = now
+                        .jobs
+                        .values()
+                        .filter(|j| j["schedule"] == h["id"])
+                        .filter_map(|j| j["id"].as_i64())
+                        .collect();
+                    want.insert("name".into(), h["name"].clone());
+                    changes.push(Change { op: "update", kind: "schedule", name, fields });
+                    steps.push(Step::Schedule {
+                        key,
+                        old: h["id"].as_i64(),
+                        moving,
+                        body: Value::Object(want),
+                    });
+                }
+            }
+        }
+    }
+    let wanted_schedules: Vec<i64> = keys.values().flatten().copied().collect();
+    for j in &config.jobs {
+        if !now.stacks.contains_key(&j.stack) && !config.stacks.iter().any(|s| s.name == j.stack) {
+            bail!("job {:?}: no stack named {:?} in the file or on the server", j.name, j.stack);
+        }
+        let schedule = match &j.schedule {
+            Some(name) => {
+                let key = format!("s:{name}");
+                if !keys.contains_key(&key) {
+                    let id = now.schedules.get(name).and_then(|s| s["id"].as_i64()).ok_or_else(|| {
+                        anyhow!("job {:?}: no schedule named {name:?} in the file or on the server", j.name)
+                    })?;
+                    keys.insert(key.clone(), Some(id));
+                }
+                key
+            }
+            None => format!("j:{}", j.name),
+        };
+        let mut want = j.fields();
+        let have = now.jobs.get(&j.name);
+        let mut fields = match have {
+            Some(h) => differences(h, &want),
+            None => Vec::new(),
+        };
+        if let Some(h) = have {
+            let stack_name =
+                now.stacks.values().find(|s| s["id"] == h["stack"]).and_then(|s| s["name"].as_str());
+            if stack_name != Some(j.stack.as_str()) {
+                fields.push(format!(
+                    "stack {} → {:?}",
+                    stack_name.map_or("?".into(), |n| format!("{n:?}")),
+                    j.stack
+                ));
+            }
+            match keys[&schedule] {
+                Some(id) if Some(id) == h["schedule"].as_i64() => {}
+                Some(_) => fields.push(format!("schedule → {:?}", &schedule[2..])),
+                None => fields.push(format!("schedule → {:?} (new)", &schedule[2..])),
+            }
+            if let Some(enabled) = j.enabled
+                && h["do_run"] != json!(enabled)
+            {
+                fields.push(format!("enabled {} → {enabled}", h["do_run"]));
+            }
+        }
+        want.insert("enabled".into(), json!(j.enabled.unwrap_or(true)));
+        if have.is_some() && j.enabled.is_none() {
+            want.remove("enabled");
+        }
+        match have {
+            None => {
+                want.insert("name".into(), json!(j.name));
+                changes.push(Change { op: "create", kind: "job", name: j.name.clone(), fields: Vec::new() });
+                steps.push(Step::Job {
+                    id: None,
+                    name: j.name.clone(),
+                    stack: j.stack.clone(),
+                    schedule,
+                    body: Value::Object(want),
+                });
+            }
+            Some(h) if !fields.is_empty() => {
+                changes.push(Change { op: "update", kind: "job", name: j.name.clone(), fields });
+                steps.push(Step::Job {
+                    id: h["id"].as_i64(),
+                    name: j.name.clone(),
+                    stack: j.stack.clone(),
+                    schedule,
+                    body: Value::Object(want),
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    let wanted_jobs: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
+    let mut unlisted_jobs: Vec<(&String, &Value)> =
+        now.jobs.iter().filter(|(n, _)| !wanted_jobs.contains(&n.as_str())).collect();
+    unlisted_jobs.sort_by_key(|(n, _)| n.as_str());
+    let mut unlisted_schedules: Vec<(&String, &Value)> = now
+        .schedules
+        .iter()
+        .filter(|(_, s)| !s["id"].as_i64().is_some_and(|id| wanted_schedules.contains(&id)))
+        .collect();
+    unlisted_schedules.sort_by_key(|(n, _)| n.as_str());
+    if prune {
+        for (name, job) in &unlisted_jobs {
+            changes.push(Change { op: "delete", kind: "job", name: name.to_string(), fields: Vec::new() });
+            steps.push(Step::DeleteJob { id: job["id"].as_i64().unwrap_or(-1) });
+        }
+        // A schedule still used by a job that stays is kept (and said).
+        for (name, schedule) in &unlisted_schedules {
+            let used = now
+                .jobs
+                .iter()
+                .any(|(job, j)| wanted_jobs.contains(&job.as_str()) && j["schedule"] == schedule["id"]);
+            if used {
+                notes.push(format!("schedule {name:?} is not in the file but a job uses it: kept"));
+            } else {
+                changes.push(Change {
+                    op: "delete",
+                    kind: "schedule",
+                    name: name.to_string(),
+                    fields: Vec::new(),
+                });
+                steps.push(Step::DeleteSchedule { id: schedule["id"].as_i64().unwrap_or(-1) });
+            }
+        }
+        let mut unlisted_stacks: Vec<&String> =
+            now.stacks.keys().filter(|n| !config.stacks.iter().any(|s| &&s.name == n)).collect();
+        unlisted_stacks.sort();
+        for name in unlisted_stacks {
+            notes.push(format!(
+                "stack {name:?} is not in the file: kept (stacks cannot be deleted through the API yet)"
+            ));
+        }
+    } else if !unlisted_jobs.is_empty() {
+        notes.push(format!(
+            "{} job(s) on the server are not in the file (--prune deletes them)",
+            unlisted_jobs.len()
+        ));
+    }
+    Ok((changes, steps, notes, keys))
+}
+
+async fn execute(
+    api: &Api,
+    now: &Current,
+    steps: Vec<Step>,
+    keys: HashMap<String, Option<i64>>,
+) -> anyhow::Result<()> {
+    let mut stack_ids: HashMap<String, i64> =
+        now.stacks.iter().filter_map(|(n, s)| Some((n.clone(), s["id"].as_i64()?))).collect();
+    let mut schedule_ids: HashMap<String, i64> =
+        keys.into_iter().filter_map(|(k, id)| Some((k, id?))).collect();
+    for step in steps {
+        match step {
+            Step::Stack { id: None, name, body } => {
+                let created = api
+                    .post("/blockstacks", &body)
+                    .await
+                    .map_err(|e| anyhow!("stack {name:?}: {}", api_err(e)))?;
+                stack_ids.insert(name, id_of(&created)?);
+            }
+            Step::Stack { id: Some(id), name, body } => {
+                api.put(&format!("/blockstacks/{id}"), &body)
+                    .await
+                    .map_err(|e| anyhow!("stack {name:?}: {}", api_err(e)))?;
+            }
+            Step::Schedule { key, old, moving, body } => {
+                let name = &key[2..];
+                let created = api
+                    .post("/schedules", &body)
+                    .await
+                    .map_err(|e| anyhow!("schedule {name:?}: {}", api_err(e)))?;
+                let id = id_of(&created)?;
+                for job in moving {
+                    api.put(&format!("/jobs/{job}"), &json!({ "schedule_id": id }))
+                        .await
+                        .map_err(|e| anyhow!("moving job {job} to schedule {name:?}: {}", api_err(e)))?;
+                }
+                if let Some(old) = old {
+                    api.delete(&format!("/schedules/{old}"))
+                        .await
+                        .map_err(|e| anyhow!("schedule {name:?}: {}", api_err(e)))?;
+                }
+                schedule_ids.insert(key, id);
+            }
+            Step::Job { id, name, stack, schedule, mut body } => {
+                let stack_id = stack_ids
+                    .get(&stack)
+                    .ok_or_else(|| anyhow!("job {name:?}: stack {stack:?} not created"))?;
+                let schedule_id = schedule_ids
+                    .get(&schedule)
+                    .ok_or_else(|| anyhow!("job {name:?}: schedule {:?} not created", &schedule[2..]))?;
+                body["stack_id"] = json!(stack_id);
+                body["schedule_id"] = json!(schedule_id);
+                let sent = match id {
+                    None => api.post("/jobs", &body).await,
+                    Some(id) => api.put(&format!("/jobs/{id}"), &body).await,
+                };
+                sent.map_err(|e| anyhow!("job {name:?}: {}", api_err(e)))?;
+            }
+            Step::DeleteJob { id } => {
+                // Disabled first, so the deletion is immediate rather than at the next slot.
+                api.put(&format!("/jobs/{id}"), &json!({ "enabled": false })).await.map_err(api_err)?;
+                api.delete(&format!("/jobs/{id}")).await.map_err(api_err)?;
+            }
+            Step::DeleteSchedule { id } => {
+                api.delete(&format!("/schedules/{id}")).await.map_err(api_err)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `cronstack apply`.
+pub async fn apply(api: &Api, out: Output, file: &str, prune: bool, dry_run: bool) -> anyhow::Result<()> {
+    let text = if file == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading the configuration from stdin")?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?
+    };
+    let config = parse(&text).map_err(|e| anyhow!("{file}: {e}"))?;
+    let now = current(api).await?;
+    let (changes, steps, notes, keys) = plan(&config, &now, prune)?;
+    for note in &notes {
+        eprintln!("note: {note}");
+    }
+    if out == Output::Json {
+        super::output::print_json(&json!({ "dry_run": dry_run, "changes": changes }));
+    } else if changes.is_empty() {
+        outln!("nothing to change");
+    } else {
+        for change in &changes {
+            outln!("{change}");
+        }
+    }
+    if dry_run {
+        // Like diff(1): 2 when something would change, so CI can gate on it.
+        return if changes.is_empty() { Ok(()) } else { Err(Exit(2).into()) };
+    }
+    execute(api, &now, steps, keys).await?;
+    if out == Output::Table && !changes.is_empty() {
+        outln!("applied {} change(s)", changes.len());
+    }
+    Ok(())
+}
+
+/// `cronstack export`: the caller's stacks, schedules and jobs as an `apply` file.
+pub async fn export(api: &Api, json_out: bool) -> anyhow::Result<()> {
+    let now = current(api).await?;
+    let mut config = Config::default();
+    let mut stacks: Vec<&Value> = now.stacks.values().collect();
+    stacks.sort_by_key(|s| s["id"].as_i64());
+    for s in stacks {
+        let env: BTreeMap<String, String> = serde_json::from_value(s["env"].clone()).unwrap_or_default();
+        let secret_env = s["secret_env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|n| (n.to_string(), SecretRef { from_env: n.to_string() }))
+            .collect();
+        config.stacks.push(StackSpec {
+            name: s["name"].as_str().unwrap_or_default().to_string(),
+            command: s["command"].as_str().unwrap_or_default().to_string(),
+            env,
+            secret_env,
+            workdir: s["workdir"].as_str().map(str::to_string),
+            webhook: s["webhook"].as_str().map(str::to_string),
+            webhook_method: s["webhook"].as_str().and(s["webhook_method"].as_str()).map(str::to_string),
+        });
+    }
+    let mut jobs: Vec<&Value> = now.jobs.values().collect();
+    jobs.sort_by_key(|j| j["id"].as_i64());
+    let mut used_inline = Vec::new();
+    for j in jobs {
+        let name = j["name"].as_str().unwrap_or_default().to_string();
+        let stack = now.stacks.values().find(|s| s["id"] == j["stack"]).and_then(|s| s["name"].as_str());
+        let schedule = now.schedules_by_id.get(&j["schedule"].as_i64().unwrap_or(-1));
+        let (Some(stack), Some(schedule)) = (stack, schedule) else { continue };
+        // A schedule named after its job (or unnamed) goes inline; any other by name.
+        let inline = match schedule["name"].as_str() {
+            None => true,
+            Some(n) => {
+                n == name && now.jobs.values().filter(|o| o["schedule"] == schedule["id"]).count() == 1
+            }
+        };
+        let rule = if inline {
+            used_inline.push(schedule["id"].clone());
+            Rule::from_config(&schedule["config"])
+        } else {
+            Rule::default()
+        };
+        let mut spec = serde_json::to_value(JobSpec {
+            name,
+            stack: stack.to_string(),
+            schedule: (!inline).then(|| schedule["name"].as_str().unwrap_or_default().to_string()),
+            cron: rule.cron,
+            timezone: rule.timezone,
+            every: rule.every,
+            at: rule.at,
+            enabled: j["do_run"].as_bool(),
+            command: None,
+            timeout_s: None,
+            overlap: None,
+            missed: None,
+            retries: None,
+            retry_backoff_s: None,
+            retry_lost: None,
+            jitter_s: None,
+            not_before: None,
+            not_after: None,
+            max_runs: None,
+            keep_succeeded: None,
+            keep_failed: None,
+        })?;
+        // Every job field the server shows that the file format has, unless null.
+        for field in job_field_names() {
+            if !j[field.as_str()].is_null() {
+                spec[field.as_str()] = j[field.as_str()].clone();
+            }
+        }
+        config.jobs.push(serde_json::from_value(spec)?);
+    }
+    let mut schedules: Vec<&Value> = now.schedules.values().collect();
+    schedules.sort_by_key(|s| s["id"].as_i64());
+    for s in schedules.into_iter().filter(|s| !used_inline.contains(&s["id"])) {
+        let rule = Rule::from_config(&s["config"]);
+        config.schedules.push(ScheduleSpec {
+            name: s["name"].as_str().unwrap_or_default().to_string(),
+            cron: rule.cron,
+            timezone: rule.timezone,
+            every: rule.every,
+            at: rule.at,
+        });
+    }
+    if json_out {
+        super::output::print_json(&serde_json::to_value(&config)?);
+    } else {
+        super::out!("{}", serde_norway::to_string(&config)?);
+    }
+    Ok(())
+}
+
+/// The v1 job field names a [`JobSpec`] carries.
+fn job_field_names() -> Vec<String> {
+    let every = JobSpec {
+        name: String::new(),
+        stack: String::new(),
+        schedule: None,
+        cron: None,
+        timezone: None,
+        every: None,
+        at: None,
+        enabled: None,
+        command: Some(Value::Null),
+        timeout_s: Some(Value::Null),
+        overlap: Some(Value::Null),
+        missed: Some(Value::Null),
+        retries: Some(Value::Null),
+        retry_backoff_s: Some(Value::Null),
+        retry_lost: Some(Value::Null),
+        jitter_s: Some(Value::Null),
+        not_before: Some(Value::Null),
+        not_after: Some(Value::Null),
+        max_runs: Some(Value::Null),
+        keep_succeeded: Some(Value::Null),
+        keep_failed: Some(Value::Null),
+    };
+    every.fields().keys().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_line() {
+        let err = parse("stacks:\n  - name: a\n    comand: x\n").unwrap_err().to_string();
+        assert!(err.contains("line 3"), "{err}");
+        let err = parse("jobs:\n  - name: j\n    stack: a\n  - name: k\n    stack: a\n    cron: '* * * * *'\n    every: 5m\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2: job \"j\": needs a schedule"), "{err}");
+        assert!(err.contains("line 4: job \"k\": give one of"), "{err}");
+    }
+
+    #[test]
+    fn rules_and_fields() {
+        let c = parse(
+            "jobs:\n  - name: j\n    stack: a\n    every: 1h30m\n    timeout_s: null\n    retries: 2\n",
+        )
+        .unwrap();
+        assert_eq!(c.jobs[0].rule().config().unwrap(), (json!({"period": 5400}), false));
+        let fields = c.jobs[0].fields();
+        assert_eq!(Value::Object(fields), json!({"timeout_s": null, "retries": 2}));
+        assert!(job_field_names().contains(&"keep_failed".to_string()));
+    }
+}
