@@ -298,6 +298,7 @@ impl Scheduler {
                         log_truncated: false,
                         created_at: now,
                         due_at: (claim.due != fire).then_some(claim.due),
+                        chain: None,
                     };
                     let missed = claim.due < now - self.settings.missed_grace.as_millis() as EpochMs;
                     let stack = stacks.get(&job.stack_id).cloned();
