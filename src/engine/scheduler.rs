@@ -391,7 +391,7 @@ impl Scheduler {
     /// Another node changed the job: read where it stands now, with its schedule.
     async fn reload(&mut self, job_id: i64) {
         let loaded = async {
-            let Some(job) = self.store.job(job_id).await? else { return Ok(None) };
+            let Some(job) = self.store.job_fresh(job_id).await? else { return Ok(None) };
             let Some(next) = job.next_run_at else { return Ok(None) };
             let Some(schedule) = self.store.schedule(job.schedule_id).await? else { return Ok(None) };
             let trigger = schedule

@@ -203,8 +203,15 @@ impl Store {
     }
 
     pub async fn job(&self, id: i64) -> StoreResult<Option<Job>> {
-        let load = self.one(COLUMNS, "jobs WHERE id = $1", id, job_from_row);
-        self.cache.jobs.get_or_load(id, load).await
+        self.cache.jobs.get_or_load(id, self.job_fresh(id)).await
+    }
+
+    /// A job as the database holds it now, past the read cache: for the scheduler, told of
+    /// another node's change (`JOBS_CHANNEL`) possibly before the cache is (`ROWS_CHANNEL`
+    /// announcements are batched a few milliseconds later), which must not reload the job
+    /// as it was.
+    pub async fn job_fresh(&self, id: i64) -> StoreResult<Option<Job>> {
+        self.one(COLUMNS, "jobs WHERE id = $1", id, job_from_row).await
     }
 
     pub async fn job_by_uid(&self, uid: &str) -> StoreResult<Option<Job>> {
