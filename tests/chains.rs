@@ -449,8 +449,23 @@ async fn a_three_node_chain_fires_each_downstream_once_per_upstream_run_through_
             .await;
         assert_eq!(r.status, 200, "{}", r.text);
     }
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Killed while it runs a job of the chain (if it gets one within 20 s).
+    let dead = Api::new(&nodes[2], Some(&token)).get("/api/v1/nodes").await.json();
+    let dead_id = dead["nodes"].as_array().unwrap().iter().find(|n| n["this_node"] == true).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let running = format!("SELECT COUNT(*) FROM runs WHERE node_id = '{dead_id}' AND status = 'running'");
+    let busy = eventually(Duration::from_secs(20), || async {
+        (psql_rows(&db.url, &running)[0][0] != "0").then_some(())
+    })
+    .await;
     nodes[2].kill9();
+    eprintln!(
+        "chain cluster: node killed {} a run",
+        if busy.is_some() { "while running" } else { "without" }
+    );
     tokio::time::sleep(Duration::from_secs(8)).await;
     // Stop the schedule, let the dead node's runs be swept (lease 3 s) and the chains settle.
     for j in [a, d] {

@@ -437,20 +437,30 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(None);
         }
+        // Whether the owner has chained jobs at all, read with the status write: the common
+        // case (none) costs no statement more.
+        let mut has_chains = true;
         if let Some(status) = job_status {
-            sqlx::query("UPDATE jobs SET last_status = $2 WHERE id = $1")
-                .bind(run.job_id)
-                .bind(status as i64)
-                .execute(&mut *tx)
-                .await
-                .db()?;
+            let row = sqlx::query(
+                "UPDATE jobs SET last_status = $2 WHERE id = $1 RETURNING \
+                 (SELECT COUNT(*) FROM jobs c WHERE c.owner = jobs.owner AND c.chain_after IS NOT NULL) AS chained",
+            )
+            .bind(run.job_id)
+            .bind(status as i64)
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?;
+            has_chains = match row {
+                Some(row) => get_i64(&row, "chained")? > 0,
+                None => false,
+            };
         }
         let chained = match chain_lease {
-            Some(lease_until) => {
+            Some(lease_until) if has_chains => {
                 let lease = ChainLease { node_id, lease_until, now: f.finished_at };
                 fire_chains(&mut tx, self.backend, run, f.status, &lease).await?
             }
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         tx.commit().await.db()?;
         if job_status.is_some() {
@@ -486,7 +496,17 @@ impl Store {
         let lost: Vec<Run> = lost.iter().map(run_from_row).collect::<StoreResult<_>>()?;
         let mut chained = Vec::new();
         let lease = ChainLease { node_id, lease_until, now };
-        for run in &lost {
+        // Only the owners of chained jobs have chains to fire (one query, not two a run).
+        let owners: HashSet<i64> = if lost.is_empty() {
+            HashSet::new()
+        } else {
+            let rows = sqlx::query("SELECT DISTINCT owner FROM jobs WHERE chain_after IS NOT NULL")
+                .fetch_all(&mut *tx)
+                .await
+                .db()?;
+            rows.iter().map(|r| get_i64(r, "owner")).collect::<StoreResult<_>>()?
+        };
+        for run in lost.iter().filter(|r| owners.contains(&r.owner)) {
             let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
             let row =
                 sqlx::query(sqlx::AssertSqlSafe(sql)).bind(run.job_id).fetch_optional(&mut *tx).await.db()?;
