@@ -182,6 +182,22 @@ async fn a_paused_downstream_neither_runs_nor_queues() {
     assert_eq!(runs[0]["upstream_runs"], json!([id(&next)]));
     w.ended_runs(witness, 2).await;
     assert_eq!(w.runs(b).await.len(), 1);
+
+    // A fan-in forgets what it had counted when paused: resumed, it waits for all again.
+    let x = w.job("x", "true", json!({})).await;
+    let fan = json!([{"job_id": a, "on": "success"}, {"job_id": x, "on": "success"}]);
+    let f = w.job("f", "true", json!({ "after": fan })).await;
+    w.run(a, &[]).await;
+    for enabled in [false, true] {
+        let r = w.api.put(&format!("/api/v1/jobs/{f}"), json!({ "enabled": enabled })).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let x_run = w.run(x, &[]).await;
+    // Its run would have been recorded with x's end.
+    assert!(w.runs(f).await.is_empty(), "{:?}", summary(&w.runs(f).await));
+    let a_run = w.run(a, &[]).await;
+    let runs = w.ended_runs(f, 1).await;
+    assert_eq!(runs[0]["upstream_runs"], json!([id(&x_run), id(&a_run)]));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Caller, Entity, Service, ServiceError, ServiceResult};
-use crate::domain::ChainAfter;
+use crate::domain::{ChainAfter, Job};
 
 /// The most `after` entries a job may have.
 pub const MAX_AFTER: usize = 32;
@@ -54,6 +54,18 @@ impl Service {
             )),
             None => Ok(()),
         }
+    }
+}
+
+impl Service {
+    /// After a change of a job: a paused job, or one whose `after` changed, forgets the
+    /// upstream runs its fan-in had counted — it neither runs nor queues while paused, and a
+    /// new chain starts afresh.
+    pub(super) async fn forget_chain_marks(&self, before: &Job, after: &Job) -> ServiceResult<()> {
+        if (before.enabled && !after.enabled) || before.after != after.after {
+            self.store.clear_chain_marks(after.id).await?;
+        }
+        Ok(())
     }
 }
 

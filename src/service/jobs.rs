@@ -310,6 +310,7 @@ impl Service {
             if written {
                 let job = self.job(caller, id).await?;
                 self.reschedule(&job).await?;
+                self.forget_chain_marks(&current, &job).await?;
                 if let Some(event) = pause_event(&current, &job) {
                     self.engine.events().emit(event);
                 }
@@ -387,6 +388,7 @@ impl Service {
             if self.store.update_job(current.id, current.updated_at, &changes, now).await? {
                 let job = self.store.job(current.id).await?.ok_or(ServiceError::NotFound(Entity::Job))?;
                 self.reschedule(&job).await?;
+                self.forget_chain_marks(&current, &job).await?;
                 if let Some(event) = pause_event(&current, &job) {
                     self.engine.events().emit(event);
                 }

@@ -40,6 +40,16 @@ impl Store {
         }
         Ok(jobs)
     }
+
+    /// Forgets the upstream runs a job's fan-in counted (it was paused, or its chain changed).
+    pub async fn clear_chain_marks(&self, job_id: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM chain_marks WHERE downstream_job_id = $1")
+            .bind(job_id)
+            .execute(&self.write)
+            .await
+            .wrote()?;
+        Ok(())
+    }
 }
 
 /// Records what `run`'s final end (`status`) sets off: for each enabled job of the same owner
@@ -139,8 +149,11 @@ async fn fan_in(
     let mut marked = BTreeSet::new();
     let mut runs = Vec::with_capacity(marks.len());
     for m in &marks {
-        marked.insert(get_i64(m, "upstream_job_id")?);
-        runs.push(get_i64(m, "upstream_run_id")?);
+        let upstream = get_i64(m, "upstream_job_id")?;
+        if existing.contains(&upstream) {
+            marked.insert(upstream);
+            runs.push(get_i64(m, "upstream_run_id")?);
+        }
     }
     if !existing.is_subset(&marked) {
         return Ok(None);
