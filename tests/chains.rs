@@ -293,6 +293,26 @@ async fn bad_chains_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_upstream_leaves_the_chains_it_was_in() {
+    let w = world(&[]).await;
+    let a = w.job("a", "true", json!({})).await;
+    let gone = w.job("gone", "true", json!({"enabled": false})).await;
+    let fan = json!([{"job_id": a, "on": "success"}, {"job_id": gone, "on": "failure"}]);
+    let f = w.job("f", "true", json!({ "after": fan })).await;
+    let only = w.job("only", "true", json!({"after": [{"job_id": gone, "on": "always"}]})).await;
+    let r = w.api.delete(&format!("/api/v1/jobs/{gone}")).await;
+    assert_eq!(r.json(), json!({ "deleted": gone }), "{}", r.text);
+    let job = w.api.get(&format!("/api/v1/jobs/byid/{f}")).await.json();
+    assert_eq!(job["after"], json!([{"job_id": a, "on": "success"}]), "{job}");
+    assert_eq!(w.api.get(&format!("/api/v1/jobs/byid/{only}")).await.json()["after"], json!([]));
+    // The fan-in no longer waits for it, and the job can be changed as it is shown.
+    let up = w.run(a, &[]).await;
+    assert_eq!(w.ended_runs(f, 1).await[0]["upstream_runs"], json!([id(&up)]));
+    let r = w.api.put(&format!("/api/v1/jobs/{f}"), json!({ "after": job["after"] })).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_restart_between_the_upstream_end_and_the_chained_run_neither_loses_nor_doubles_it() {
     // One run at a time: the chained run waits behind a blocker, then the server is killed.
     let flags = ["--max-concurrent-runs", "1", "--lease-s", "3"];

@@ -314,6 +314,12 @@ impl Scheduler {
                     tracing::info!(job = job.id, "job queued for deletion deleted at its slot");
                     self.runner.events().emit(Event::job(EventKind::JobDeleted, &job));
                     self.jobs.remove(&claim.job_id);
+                    let store = self.store.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = store.unchain(job.owner, job.id, crate::domain::now_ms()).await {
+                            tracing::warn!(job = job.id, error = %e, "taking a deleted job out of chains");
+                        }
+                    });
                 }
                 // Another node fired it: the job moved where this node would have moved it.
                 // A real change (pause, edit, delete) arrives as a message and overrides this.

@@ -332,6 +332,7 @@ impl Service {
             }
             if !(current.enabled && current.next_run_at.is_some()) {
                 self.store.delete_job(id).await?;
+                self.store.unchain(current.owner, id, now_ms()).await?;
                 self.unschedule(id).await?;
                 self.engine.events().emit(Event::job(EventKind::JobDeleted, &current));
                 return Ok(DeleteOutcome::Deleted);

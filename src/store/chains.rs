@@ -41,6 +41,39 @@ impl Store {
         Ok(jobs)
     }
 
+    /// Takes a deleted job out of its owner's other jobs' `after` (each a compare-and-swap on
+    /// the entries as read; one changed meanwhile keeps its own). A job whose last upstream
+    /// went is no longer chained.
+    pub async fn unchain(&self, owner: UserId, deleted: i64, now: EpochMs) -> StoreResult<()> {
+        let mut changed = Vec::new();
+        for (id, after) in self.chained_jobs(owner).await? {
+            if !after.iter().any(|a| a.job_id == deleted) {
+                continue;
+            }
+            let kept: Vec<ChainAfter> = after.iter().copied().filter(|a| a.job_id != deleted).collect();
+            let old = serde_json::to_string(&after).expect("entries serialize");
+            let new = (!kept.is_empty()).then(|| serde_json::to_string(&kept).expect("entries serialize"));
+            let done = sqlx::query(
+                "UPDATE jobs SET chain_after = $3, updated_at = CASE WHEN updated_at < $4 THEN $4 ELSE updated_at + 1 END \
+                 WHERE id = $1 AND chain_after = $2",
+            )
+            .bind(id)
+            .bind(old)
+            .bind(new)
+            .bind(now)
+            .execute(&self.write)
+            .await
+            .wrote()?;
+            if done.rows_affected() > 0 {
+                changed.push(id);
+            }
+        }
+        if !changed.is_empty() {
+            self.changed(super::Change::Jobs(changed));
+        }
+        Ok(())
+    }
+
     /// Forgets the upstream runs a job's fan-in counted (it was paused, or its chain changed).
     pub async fn clear_chain_marks(&self, job_id: i64) -> StoreResult<()> {
         sqlx::query("DELETE FROM chain_marks WHERE downstream_job_id = $1")
