@@ -91,8 +91,47 @@ wire_enum!(
 
 wire_enum!(
     /// Why a run exists.
-    TriggerKind { Schedule = "schedule", RunNow = "run_now", Retry = "retry", Webhook = "webhook", Backfill = "backfill" }
+    TriggerKind { Schedule = "schedule", RunNow = "run_now", Retry = "retry", Webhook = "webhook", Backfill = "backfill", Chain = "chain" }
 );
+
+wire_enum!(
+    /// Which ends of an upstream job's run trigger a chained job (`after`).
+    ChainOn { Success = "success", Failure = "failure", Always = "always" }
+);
+
+impl ChainOn {
+    /// Whether a run that ended `status` qualifies: `success` a succeeded run, `failure` a
+    /// failed, timed out, killed or lost one, `always` either. A skipped slot never does.
+    pub fn matches(self, status: RunStatus) -> bool {
+        let success = match status {
+            RunStatus::Succeeded => true,
+            RunStatus::Failed | RunStatus::TimedOut | RunStatus::Killed | RunStatus::Lost => false,
+            RunStatus::Queued | RunStatus::Running | RunStatus::Skipped => return false,
+        };
+        match self {
+            ChainOn::Success => success,
+            ChainOn::Failure => !success,
+            ChainOn::Always => true,
+        }
+    }
+}
+
+/// One entry of a job's `after`: run after `job_id`'s runs that end as `on` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainAfter {
+    pub job_id: i64,
+    pub on: ChainOn,
+}
+
+/// Why a chained run exists: the upstream runs it consumed (ids, ascending) and the one
+/// whose end completed its condition (its id and outcome go to the process's environment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainCause {
+    pub upstream_runs: Vec<i64>,
+    pub run_id: i64,
+    pub outcome: RunStatus,
+}
 
 wire_enum!(
     /// A run's life: `queued` (claimed, waiting for its instant or a free slot), `running`,
@@ -471,6 +510,10 @@ pub struct Job {
     /// timed out, killed, lost, skipped). `None`: the server's default.
     pub keep_succeeded: Option<i64>,
     pub keep_failed: Option<i64>,
+    /// Job chains: the upstream jobs whose runs trigger this one (all of them, or any with
+    /// `after_any`).
+    pub after: Vec<ChainAfter>,
+    pub after_any: bool,
     pub next_run_at: Option<EpochMs>,
     pub last_status: JobStatus,
     pub created_at: EpochMs,
@@ -486,6 +529,18 @@ impl Job {
     /// The name the command sees as `$0`.
     pub fn display_name(&self) -> String {
         self.name.clone().unwrap_or_else(|| format!("job-{}", self.id))
+    }
+
+    /// Whether `run` of this job, ended `status`, earns a retry: a failure, a timeout or a
+    /// loss (unless the job turned retries of lost runs off), within the job's retries; never
+    /// a hook's run. A run that earns none is the final attempt (the one chains follow).
+    pub fn retries_after(&self, run: &Run, status: RunStatus) -> bool {
+        let failed = match status {
+            RunStatus::Failed | RunStatus::TimedOut => true,
+            RunStatus::Lost => self.retry_lost,
+            _ => false,
+        };
+        failed && run.attempt <= self.retries && run.trigger != TriggerKind::Webhook
     }
 }
 
@@ -508,6 +563,8 @@ pub struct Run {
     pub created_at: EpochMs,
     /// When a scheduled slot was due: its time plus the job's jitter (`None`: the slot's time).
     pub due_at: Option<EpochMs>,
+    /// A chained run's upstream runs (also on its retries).
+    pub chain: Option<ChainCause>,
 }
 
 impl Run {

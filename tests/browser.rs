@@ -245,6 +245,34 @@ async fn journey(c: &Client, server: &Server, token: &str) {
     assert_eq!(chart.len(), 6, "a duration and a lateness point per run (two succeeded, one killed)");
     screenshot(c, "job").await;
 
+    // A job chained after it, set in its settings form; its chained run links the upstream run.
+    let evening = api
+        .create(
+            "/api/v1/jobs",
+            json!({"stack_id": jobs["stack"], "schedule_id": jobs["schedule"], "name": "evening", "enabled": true}),
+        )
+        .await;
+    c.goto(&server.url(&format!("/ui/#/jobs/{evening}"))).await.unwrap();
+    wait_text(c, "#job-after-words", "no chain yet", |t| t == "none").await;
+    fill(c, "#job-after", "morning").await;
+    fill(c, "#job-jitter", "5").await;
+    click(c, "#settings-save").await;
+    let chain = format!("morning (#{job_id}) on success");
+    wait_text(c, "#job-after-words", "the chain", |t| t == chain).await;
+    screenshot(c, "chain").await;
+    let stored = api.get(&format!("/api/v1/jobs/byid/{evening}")).await.json();
+    assert_eq!(stored["after"], json!([{"job_id": job_id, "on": "success"}]), "{stored}");
+    assert_eq!(stored["jitter_s"], 5);
+    let upstream = api.post(&format!("/api/v1/jobs/byid/{job_id}/run"), json!({})).await.json()["id"].clone();
+    let chained = eventually(Duration::from_secs(30), || async {
+        let runs = api.get(&format!("/api/v1/jobs/byid/{evening}/runs")).await.json();
+        runs["runs"].as_array().and_then(|r| r.first()).map(|r| r["id"].clone())
+    })
+    .await
+    .expect("the chained run");
+    c.goto(&server.url(&format!("/ui/#/runs/{chained}"))).await.unwrap();
+    wait_text(c, "#upstream-runs", "the upstream run", |t| t == format!("#{upstream}")).await;
+
     // The stacks page lists the job with its schedule.
     c.goto(&server.url("/ui/#/")).await.unwrap();
     wait_text(c, ".job-link", "the job under its stack", |t| t == "morning").await;

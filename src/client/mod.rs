@@ -322,9 +322,51 @@ struct JobSettings {
     /// Seconds before the first retry (doubling after).
     #[arg(long, value_name = "SECONDS")]
     retry_backoff: Option<i64>,
+    /// Each slot fires up to this many seconds late (the same delay on every node).
+    #[arg(long, value_name = "SECONDS")]
+    jitter: Option<i64>,
+    /// No slot fires before this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    not_before: Option<String>,
+    /// No slot fires after this time (RFC 3339); then the job disables itself.
+    #[arg(long, value_name = "TIME")]
+    not_after: Option<String>,
+    /// After this many scheduled runs the job disables itself.
+    #[arg(long, value_name = "N")]
+    max_runs: Option<i64>,
+    /// Run after this job's runs (id or name; `:failure` or `:always` for other ends than
+    /// success). Repeatable: with several, the job runs once all of them ran (see --after-any).
+    /// On edit, the list given replaces the job's.
+    #[arg(long, value_name = "JOB[:success|failure|always]")]
+    after: Vec<String>,
+    /// Run after each qualifying run of any --after job, instead of once all of them ran.
+    #[arg(long)]
+    after_any: bool,
+}
+
+/// `JOB[:success|failure|always]` → the job (id or name) and when its runs trigger.
+fn parse_after(s: &str) -> (&str, &str) {
+    match s.rsplit_once(':') {
+        Some((job, on)) if ["success", "failure", "always"].contains(&on) && !job.is_empty() => (job, on),
+        _ => (s, "success"),
+    }
 }
 
 impl JobSettings {
+    /// The `after` entries, their jobs resolved by id or name; `None` when none were given.
+    async fn after_entries(&self, api: &Api) -> anyhow::Result<Option<Value>> {
+        if self.after.is_empty() {
+            return Ok(None);
+        }
+        let mut entries = Vec::new();
+        for a in &self.after {
+            let (job, on) = parse_after(a);
+            let id = id_of(&api.job(job).await.map_err(api_err)?)?;
+            entries.push(json!({"job_id": id, "on": on}));
+        }
+        Ok(Some(Value::Array(entries)))
+    }
+
     fn apply(&self, body: &mut Map<String, Value>) {
         if let Some(c) = &self.command {
             body.insert("command".into(), json!(c));
@@ -343,6 +385,21 @@ impl JobSettings {
         }
         if let Some(b) = self.retry_backoff {
             body.insert("retry_backoff_s".into(), json!(b));
+        }
+        if let Some(j) = self.jitter {
+            body.insert("jitter_s".into(), json!(j));
+        }
+        if let Some(t) = &self.not_before {
+            body.insert("not_before".into(), json!(t));
+        }
+        if let Some(t) = &self.not_after {
+            body.insert("not_after".into(), json!(t));
+        }
+        if let Some(n) = self.max_runs {
+            body.insert("max_runs".into(), json!(n));
+        }
+        if self.after_any {
+            body.insert("after_any".into(), json!(true));
         }
     }
 }
@@ -392,6 +449,18 @@ enum JobsCmd {
         /// Remove the timeout.
         #[arg(long, conflicts_with = "timeout")]
         no_timeout: bool,
+        /// Remove the window (--not-before and --not-after).
+        #[arg(long, conflicts_with_all = ["not_before", "not_after"])]
+        no_window: bool,
+        /// Remove the run limit.
+        #[arg(long, conflicts_with = "max_runs")]
+        no_max_runs: bool,
+        /// Run after no other job any more.
+        #[arg(long, conflicts_with_all = ["after", "after_any"])]
+        no_after: bool,
+        /// Run once all --after jobs ran (undoes --after-any).
+        #[arg(long, conflicts_with = "after_any")]
+        after_all: bool,
         #[command(flatten)]
         settings: JobSettings,
     },
@@ -874,6 +943,32 @@ async fn stacks(api: &Api, out: Output, style: Style, cmd: StacksCmd) -> anyhow:
 }
 
 /// A Kragle schedule config in short: `cron 0 3 * * * (Europe/Paris)`, `every 60s`, `at …`.
+/// A job's window: `from … to …`, `-` for none.
+fn window_text(job: &Value) -> String {
+    match (job["not_before"].as_str(), job["not_after"].as_str()) {
+        (None, None) => "-".into(),
+        (start, end) => format!("from {} to {}", start.unwrap_or("any time"), end.unwrap_or("any time")),
+    }
+}
+
+/// A job's `after` entries as `name (#id) on success, …`, then whether all or any; `-`.
+async fn after_text(api: &Api, job: &Value) -> String {
+    let entries = job["after"].as_array().cloned().unwrap_or_default();
+    if entries.is_empty() {
+        return "-".into();
+    }
+    let mut parts = Vec::new();
+    for e in &entries {
+        let name = match api.get(&format!("/jobs/byid/{}", e["job_id"])).await {
+            Ok(upstream) => cell(&upstream["name"]),
+            Err(_) => "(gone)".into(),
+        };
+        parts.push(format!("{name} (#{}) on {}", cell(&e["job_id"]), cell(&e["on"])));
+    }
+    let mode = if job["after_any"].as_bool() == Some(true) { "each run of any" } else { "once all ran" };
+    format!("{} — {mode}", parts.join(", "))
+}
+
 fn schedule_text(config: &Value) -> String {
     if let Some(expr) = config["cron"].as_str() {
         format!("cron {expr} ({})", config["timezone"].as_str().unwrap_or("UTC"))
@@ -1027,6 +1122,16 @@ async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> anyhow::Res
                         "retries",
                         format!("{} (backoff {}s)", cell(&j["retries"]), cell(&j["retry_backoff_s"])),
                     ),
+                    ("jitter", format!("{}s", cell(&j["jitter_s"]))),
+                    ("window", window_text(&j)),
+                    (
+                        "max runs",
+                        match j["max_runs"].as_i64() {
+                            Some(max) => format!("{max} ({} fired)", cell(&j["runs_fired"])),
+                            None => "-".into(),
+                        },
+                    ),
+                    ("after", after_text(api, &j).await),
                     ("uid", cell(&j["uid"])),
                     ("created", local_time(&j["created_at"])),
                     ("updated", local_time(&j["updated_at"])),
@@ -1056,6 +1161,9 @@ async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> anyhow::Res
             body.insert("schedule_id".into(), json!(schedule_id));
             body.insert("enabled".into(), json!(!paused));
             settings.apply(&mut body);
+            if let Some(after) = settings.after_entries(api).await? {
+                body.insert("after".into(), after);
+            }
             let id = id_of(&api.post("/jobs", &Value::Object(body)).await.map_err(api_err)?)?;
             let created = api.get(&format!("/jobs/byid/{id}")).await.map_err(api_err)?;
             if out == Output::Json {
@@ -1068,7 +1176,20 @@ async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> anyhow::Res
                 );
             }
         }
-        JobsCmd::Edit { job, name, stack, schedule, rule, no_command, no_timeout, settings } => {
+        JobsCmd::Edit {
+            job,
+            name,
+            stack,
+            schedule,
+            rule,
+            no_command,
+            no_timeout,
+            no_window,
+            no_max_runs,
+            no_after,
+            after_all,
+            settings,
+        } => {
             let current = api.job(&job).await.map_err(api_err)?;
             let id = id_of(&current)?;
             let mut body = Map::new();
@@ -1093,7 +1214,24 @@ async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> anyhow::Res
             if no_timeout {
                 body.insert("timeout_s".into(), Value::Null);
             }
+            if no_window {
+                body.insert("not_before".into(), Value::Null);
+                body.insert("not_after".into(), Value::Null);
+            }
+            if no_max_runs {
+                body.insert("max_runs".into(), Value::Null);
+            }
+            if no_after {
+                body.insert("after".into(), json!([]));
+                body.insert("after_any".into(), json!(false));
+            }
+            if after_all {
+                body.insert("after_any".into(), json!(false));
+            }
             settings.apply(&mut body);
+            if let Some(after) = settings.after_entries(api).await? {
+                body.insert("after".into(), after);
+            }
             if body.is_empty() {
                 bail!("nothing to change: see `cronstack jobs edit --help`");
             }

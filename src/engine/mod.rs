@@ -226,13 +226,16 @@ impl Engine {
     ) -> anyhow::Result<Engine> {
         let node_id: Arc<str> = new_node_id().into();
         let tasks = TaskTracker::new();
-        let runner = Arc::new(Runner::new(
-            store.clone(),
-            settings.clone(),
-            node_id.clone(),
-            tasks.clone(),
-            events.clone(),
-        ));
+        let runner = Arc::new_cyclic(|me| {
+            Runner::new(
+                store.clone(),
+                settings.clone(),
+                node_id.clone(),
+                tasks.clone(),
+                events.clone(),
+                me.clone(),
+            )
+        });
         let (sched_tx, sched_rx) = mpsc::unbounded_channel();
         let handle = EngineHandle {
             node_id: node_id.clone(),

@@ -68,6 +68,8 @@ pub(super) struct Runner {
     /// The runs a task of this process is responsible for — claimed, recorded or adopted here
     /// and not yet ended or given up: the ones whose lease it renews.
     held: Mutex<HashSet<i64>>,
+    /// This runner, for tasks it spawns from a borrowed `&self` (chained runs).
+    me: std::sync::Weak<Runner>,
 }
 
 const LOG_TAIL_BYTES: usize = 4096;
@@ -79,8 +81,10 @@ impl Runner {
         node_id: Arc<str>,
         tasks: TaskTracker,
         events: EventSender,
+        me: std::sync::Weak<Runner>,
     ) -> Self {
         Runner {
+            me,
             events,
             starts: super::starts::StartRecorder::spawn(store.clone(), node_id.clone()),
             fence: Fence::new(store.backend() == crate::store::Backend::Postgres, settings.lease),
@@ -276,7 +280,7 @@ impl Runner {
                 return;
             }
             let result = result.expect("checked above");
-            let retry_due = retry_due(&launch.job, &run, result.status);
+            let retry_due = launch.job.retries_after(&run, result.status);
             if let Some(done) = launch.done.take() {
                 let _ = done.send(result);
             }
@@ -306,6 +310,7 @@ impl Runner {
             status: RunStatus::Queued,
             node_id: Some(self.node_id.to_string()),
             lease_until: Some(now + delay + self.settings.lease.as_millis() as i64),
+            chain: prev.run.chain.clone(),
         };
         let id = self.store.insert_run(&new, now).await.map_err(log_err).ok()?;
         self.hold(id);
@@ -502,6 +507,10 @@ impl Runner {
         env.push(("CRONSTACK_RUN_ID".into(), run.id.to_string()));
         env.push(("CRONSTACK_SCHEDULED_FOR".into(), crate::domain::iso8601(run.scheduled_for)));
         env.push(("CRONSTACK_ATTEMPT".into(), run.attempt.to_string()));
+        if let Some(cause) = &run.chain {
+            env.push(("CRONSTACK_UPSTREAM_RUN_ID".into(), cause.run_id.to_string()));
+            env.push(("CRONSTACK_UPSTREAM_OUTCOME".into(), cause.outcome.to_string()));
+        }
         Ok(Command {
             script: job.command.clone().unwrap_or_else(|| stack.command.clone()),
             name: job.display_name(),
@@ -583,9 +592,10 @@ impl Runner {
     /// this node's to end any more — another node took it as lost and said so — or the end
     /// could not be written at all (the sweep will find the run): nothing is announced.
     async fn store_finish(&self, job: &Job, run: &Run, f: RunFinish) -> Option<RunFinish> {
-        let written = self.write_finish(run, f).await;
+        let written = self.write_finish(job, run, f).await;
         self.release_hold(run.id);
-        let f = written?;
+        let (f, chained) = written?;
+        self.start_chained(chained);
         metrics::counter!("cronstack_runs_total", "outcome" => f.status.as_str()).increment(1);
         if let Some(kind) = EventKind::for_run_end(f.status) {
             let ended = Run {
@@ -626,9 +636,10 @@ impl Runner {
     /// Writes a run's end as a compare-and-swap on (this node, unfinished). A database outage
     /// is retried with backoff; a write the database keeps refusing is retried a bounded number
     /// of times, then the end is recorded as `failed` with the reason and without the log, so
-    /// that no run is left `running` for ever. `None`: not this node's run any more, or nothing
-    /// could be written.
-    async fn write_finish(&self, run: &Run, f: RunFinish) -> Option<RunFinish> {
+    /// that no run is left `running` for ever. The job's final attempt also records the chained
+    /// runs it sets off (answered with the end). `None`: not this node's run any more, or
+    /// nothing could be written.
+    async fn write_finish(&self, job: &Job, run: &Run, f: RunFinish) -> Option<(RunFinish, Vec<Run>)> {
         let job_status = |status| match status {
             RunStatus::Succeeded => Some(JobStatus::Success),
             RunStatus::Skipped => None,
@@ -648,9 +659,18 @@ impl Runner {
             let finish = finish.unwrap_or_else(|| fallback(&error));
             let mut delay = Duration::from_millis(200);
             for attempt in 1..=FINISH_TRIES {
-                match self.store.finish_run(&self.node_id, run, &finish, job_status(finish.status)).await {
-                    Ok(true) => return Some(finish),
-                    Ok(false) => {
+                let chain_lease = (!job.retries_after(run, finish.status))
+                    .then(|| now_ms() + self.settings.lease.as_millis() as EpochMs);
+                let written = self.store.finish_run(
+                    &self.node_id,
+                    run,
+                    &finish,
+                    job_status(finish.status),
+                    chain_lease,
+                );
+                match written.await {
+                    Ok(Some(chained)) => return Some((finish, chained)),
+                    Ok(None) => {
                         tracing::warn!(run = run.id, "run end not recorded: another node took the run");
                         return None;
                     }
@@ -702,7 +722,7 @@ impl Runner {
                     .await;
                 let Ok(Some(job)) = me.store.job(run.job_id).await else { return };
                 me.events.emit(Event::run(EventKind::RunFailed, &job, &run));
-                if !retry_due(&job, &run, RunStatus::Lost) {
+                if !job.retries_after(&run, RunStatus::Lost) {
                     return;
                 }
                 let Ok(Some(stack)) = me.store.stack(job.stack_id).await else { return };
@@ -711,6 +731,7 @@ impl Runner {
                 }
             });
         }
+        self.start_chained(expired.chained);
         for run in expired.adopted {
             // Still in a task of this process (its own lease lapsed for a moment): that task
             // goes on with it.
@@ -718,11 +739,26 @@ impl Runner {
                 continue;
             }
             self.hold(run.id);
+            tracing::info!(run = run.id, job = run.job_id, "run adopted from a stopped node");
             let me = self.clone();
             self.tasks.spawn(async move { me.adopt(run).await });
         }
     }
 
+    /// Starts the chained runs an upstream run's end recorded under this node (held from now:
+    /// should this node stop first, they are handed back or swept like any queued run).
+    fn start_chained(&self, runs: Vec<Run>) {
+        let Some(me) = self.me.upgrade() else { return };
+        for run in runs {
+            tracing::debug!(run = run.id, job = run.job_id, cause = ?run.chain, "chained run");
+            self.hold(run.id);
+            let me = me.clone();
+            self.tasks.spawn(async move { me.adopt(run).await });
+        }
+    }
+
+    /// Starts a queued run this node holds but no task of it runs: loads its job and stack,
+    /// skips it when the run's trigger says so, waits for its due time.
     async fn adopt(self: Arc<Self>, run: Run) {
         let loaded = async {
             let Some(job) = self.store.job(run.job_id).await? else { return Ok(None) };
@@ -737,12 +773,6 @@ impl Runner {
         };
         let now = now_ms();
         let late = now - run.due() > self.settings.missed_grace.as_millis() as EpochMs;
-        tracing::info!(
-            run = run.id,
-            job = job.id,
-            late_ms = now - run.due(),
-            "run adopted from a stopped node"
-        );
         let skip = match run.trigger {
             TriggerKind::Schedule if late && job.missed == Missed::Skip => Some(
                 "skipped: the node that claimed this slot stopped before it, and the job's missed-run policy is skip",
@@ -898,17 +928,6 @@ const KILLED_BEFORE_START: &str = "killed before it started, on request";
 
 /// Tries to record a run's end before it is recorded `failed` without its log.
 const FINISH_TRIES: u32 = 8;
-
-/// Whether a run that ended with `status` earns a retry: a failure, a timeout or a loss (unless
-/// the job turned retries of lost runs off), within the job's retries; never a hook's run.
-fn retry_due(job: &Job, run: &Run, status: RunStatus) -> bool {
-    let failed = match status {
-        RunStatus::Failed | RunStatus::TimedOut => true,
-        RunStatus::Lost => job.retry_lost,
-        _ => false,
-    };
-    failed && run.attempt <= job.retries && run.trigger != TriggerKind::Webhook
-}
 
 fn log_err(e: impl std::fmt::Display) {
     tracing::error!(error = %e, "retry bookkeeping");

@@ -298,6 +298,7 @@ impl Scheduler {
                         log_truncated: false,
                         created_at: now,
                         due_at: (claim.due != fire).then_some(claim.due),
+                        chain: None,
                     };
                     let missed = claim.due < now - self.settings.missed_grace.as_millis() as EpochMs;
                     let stack = stacks.get(&job.stack_id).cloned();
@@ -313,6 +314,12 @@ impl Scheduler {
                     tracing::info!(job = job.id, "job queued for deletion deleted at its slot");
                     self.runner.events().emit(Event::job(EventKind::JobDeleted, &job));
                     self.jobs.remove(&claim.job_id);
+                    let store = self.store.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = store.unchain(job.owner, job.id, crate::domain::now_ms()).await {
+                            tracing::warn!(job = job.id, error = %e, "taking a deleted job out of chains");
+                        }
+                    });
                 }
                 // Another node fired it: the job moved where this node would have moved it.
                 // A real change (pause, edit, delete) arrives as a message and overrides this.
@@ -390,7 +397,7 @@ impl Scheduler {
     /// Another node changed the job: read where it stands now, with its schedule.
     async fn reload(&mut self, job_id: i64) {
         let loaded = async {
-            let Some(job) = self.store.job(job_id).await? else { return Ok(None) };
+            let Some(job) = self.store.job_fresh(job_id).await? else { return Ok(None) };
             let Some(next) = job.next_run_at else { return Ok(None) };
             let Some(schedule) = self.store.schedule(job.schedule_id).await? else { return Ok(None) };
             let trigger = schedule

@@ -350,6 +350,15 @@ fn schemas() -> Value {
         json!({ "type": ["integer", "null"], "minimum": 0, "maximum": crate::service::MAX_KEEP,
             "description": format!("the newest this many {which} runs are kept; null: the server's default") })
     };
+    let after = json!({ "type": "array", "maxItems": crate::service::MAX_AFTER,
+        "description": "job chains: the job runs after these jobs' runs (all of them since its last chained run, or each one with after_any); their jobs must be the caller's (404, code 25); a cycle is refused (code 4, naming it)",
+        "items": { "type": "object", "additionalProperties": false, "required": ["job_id", "on"], "properties": {
+            "job_id": int,
+            "on": { "type": "string", "enum": ["success", "failure", "always"],
+                "description": "success: a succeeded run; failure: a failed, timed out, killed or lost one; always: either (a skipped slot never); only the final attempt counts" } } } });
+    let after_any = json!({ "type": "boolean", "description": "run on each qualifying run of any after job instead of once all of them ran" });
+    let trigger =
+        json!({ "type": "string", "enum": ["schedule", "run_now", "retry", "webhook", "backfill", "chain"] });
     let outcome = json!({ "type": "string", "enum": ["queued", "running", "succeeded", "failed", "timed_out", "killed", "skipped", "lost"] });
     let config = json!({ "type": "object", "description": "one of {period: seconds}, {timestamp: unix seconds}, {cron: expression, timezone: IANA name}",
         "properties": { "period": int, "timestamp": int, "cron": string, "timezone": string } });
@@ -375,20 +384,24 @@ fn schemas() -> Value {
                 "retries": int, "retry_backoff_s": int, "retry_lost": { "type": "boolean" },
                 "jitter_s": int, "not_before": time_or_null, "not_after": time_or_null, "max_runs": int_or_null, "runs_fired": int,
                 "keep_succeeded": keep("succeeded"), "keep_failed": keep("other finished (failed, timed out, killed, lost, skipped)"),
+                "after": after, "after_any": after_any,
                 "created_at": time, "updated_at": time } },
             "JobInput": { "type": "object", "additionalProperties": false, "properties": {
                 "stack_id": int, "schedule_id": int, "name": string_or_null, "enabled": { "type": "boolean" },
                 "command": string_or_null, "timeout_s": int_or_null, "overlap": overlap, "missed": missed,
                 "retries": int, "retry_backoff_s": int, "retry_lost": { "type": "boolean" },
                 "jitter_s": int, "not_before": time_or_null, "not_after": time_or_null, "max_runs": int_or_null,
-                "keep_succeeded": keep("succeeded"), "keep_failed": keep("other finished (failed, timed out, killed, lost, skipped)") } },
+                "keep_succeeded": keep("succeeded"), "keep_failed": keep("other finished (failed, timed out, killed, lost, skipped)"),
+                "after": after, "after_any": after_any } },
             "JobList": list("jobs", "Job"),
             "Run": { "type": "object", "properties": {
-                "id": int, "job": int, "trigger": { "type": "string", "enum": ["schedule", "run_now", "retry", "webhook"] },
+                "id": int, "job": int, "trigger": trigger,
                 "attempt": int, "jitter_ms": int, "scheduled_for": time, "started_at": time_or_null, "finished_at": time_or_null,
                 "lateness_ms": int_or_null, "duration_ms": int_or_null, "outcome": outcome, "exit_code": int_or_null,
                 "signal": int_or_null, "args": { "type": "array", "items": string }, "node": string_or_null,
-                "log_truncated": { "type": "boolean" } } },
+                "log_truncated": { "type": "boolean" },
+                "upstream_runs": { "type": ["array", "null"], "items": int,
+                    "description": "a chained run's upstream runs (the one that completed its condition gives the process CRONSTACK_UPSTREAM_RUN_ID and CRONSTACK_UPSTREAM_OUTCOME); null for other runs" } } },
             "RunList": list("runs", "Run"),
             "BackfillInput": { "type": "object", "additionalProperties": false, "required": ["from", "to"], "properties": {
                 "from": time, "to": time,

@@ -6,8 +6,8 @@ use super::{
     Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, on_unique, paged, validate_name,
 };
 use crate::domain::{
-    EpochMs, EventKind, JOB_KIND_COMMAND, Job, JobStatus, Missed, Overlap, Run, RunStatus, Scope, Stack,
-    TriggerKind, new_uid, now_ms,
+    ChainAfter, EpochMs, EventKind, JOB_KIND_COMMAND, Job, JobStatus, Missed, Overlap, Run, RunStatus, Scope,
+    Stack, TriggerKind, new_uid, now_ms,
 };
 use crate::engine::Launch;
 use crate::events::Event;
@@ -37,6 +37,9 @@ pub struct JobPatch {
     /// `Some(None)`: back to the server's default.
     pub keep_succeeded: Option<Option<i64>>,
     pub keep_failed: Option<Option<i64>>,
+    /// Job chains: the upstream jobs (replaces the whole list).
+    pub after: Option<Vec<ChainAfter>>,
+    pub after_any: Option<bool>,
 }
 
 impl JobPatch {
@@ -91,6 +94,12 @@ impl JobPatch {
         }
         if let Some(v) = self.keep_failed {
             j.keep_failed = v;
+        }
+        if let Some(v) = &self.after {
+            j.after = v.clone();
+        }
+        if let Some(v) = self.after_any {
+            j.after_any = v;
         }
     }
 
@@ -216,9 +225,12 @@ impl Service {
             max_runs: None,
             keep_succeeded: None,
             keep_failed: None,
+            after: Vec::new(),
+            after_any: false,
         };
         patch.apply(&mut job);
         validate_job(&job)?;
+        self.check_after(caller, None, &job.after).await?;
         self.owned_stack_ref(caller, stack_id).await?;
         let schedule = self.owned_schedule_ref(caller, schedule_id).await?;
         let now = now_ms();
@@ -247,6 +259,9 @@ impl Service {
             let mut fields = NewJob::from_job(&current);
             patch.apply(&mut fields);
             validate_job(&fields)?;
+            if patch.after.is_some() {
+                self.check_after(caller, Some(id), &fields.after).await?;
+            }
             if fields.stack_id != current.stack_id {
                 self.owned_stack_ref(caller, fields.stack_id).await?;
             }
@@ -295,6 +310,7 @@ impl Service {
             if written {
                 let job = self.job(caller, id).await?;
                 self.reschedule(&job).await?;
+                self.forget_chain_marks(&current, &job).await?;
                 if let Some(event) = pause_event(&current, &job) {
                     self.engine.events().emit(event);
                 }
@@ -316,6 +332,7 @@ impl Service {
             }
             if !(current.enabled && current.next_run_at.is_some()) {
                 self.store.delete_job(id).await?;
+                self.store.unchain(current.owner, id, now_ms()).await?;
                 self.unschedule(id).await?;
                 self.engine.events().emit(Event::job(EventKind::JobDeleted, &current));
                 return Ok(DeleteOutcome::Deleted);
@@ -372,6 +389,7 @@ impl Service {
             if self.store.update_job(current.id, current.updated_at, &changes, now).await? {
                 let job = self.store.job(current.id).await?.ok_or(ServiceError::NotFound(Entity::Job))?;
                 self.reschedule(&job).await?;
+                self.forget_chain_marks(&current, &job).await?;
                 if let Some(event) = pause_event(&current, &job) {
                     self.engine.events().emit(event);
                 }
@@ -511,6 +529,7 @@ impl Service {
             status: RunStatus::Queued,
             node_id: Some(self.engine.node_id().to_string()),
             lease_until: Some(self.engine.lease_until(now)),
+            chain: None,
         };
         let id = self.store.insert_run(&run, now).await?;
         self.store.run(id).await?.ok_or(ServiceError::NotFound(Entity::Run))

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod actions;
+mod chains;
 mod hooks;
 mod idempotency;
 mod jobs;
@@ -12,6 +13,7 @@ mod stacks;
 mod webhooks;
 
 pub use accounts::{Caller, CredentialKind};
+pub use chains::MAX_AFTER;
 pub use hooks::{HookAnswer, HookRequest};
 pub use jobs::{DeleteOutcome, JobPatch, MAX_KEEP};
 pub use runs::RunLog;

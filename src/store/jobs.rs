@@ -9,11 +9,11 @@ use super::cache::Change;
 use super::cache::JobListing;
 use super::{
     Backend, Listing, Page, SqlxResultExt, Store, StoreError, StoreResult, get_bool, get_enum, get_i64,
-    get_opt_i64, get_opt_string, get_string,
+    get_opt_i64, get_opt_json, get_opt_string, get_string,
 };
-use crate::domain::{EpochMs, Job, JobStatus, Missed, Overlap, SlotPolicy, UserId, bool_flag};
+use crate::domain::{ChainAfter, EpochMs, Job, JobStatus, Missed, Overlap, SlotPolicy, UserId, bool_flag};
 
-const COLUMNS: &str = "id, uid, owner, stack_id, schedule_id, name, kind, command, enabled, pending_delete, paused_by_all, timeout_s, overlap, missed, retries, retry_backoff_s, retry_lost, jitter_s, not_before, not_after, max_runs, runs_fired, keep_succeeded, keep_failed, next_run_at, last_status, created_at, updated_at";
+const COLUMNS: &str = "id, uid, owner, stack_id, schedule_id, name, kind, command, enabled, pending_delete, paused_by_all, timeout_s, overlap, missed, retries, retry_backoff_s, retry_lost, jitter_s, not_before, not_after, max_runs, runs_fired, keep_succeeded, keep_failed, chain_after, after_any, next_run_at, last_status, created_at, updated_at";
 
 /// The user-settable fields of a job (create and full rewrite on update).
 #[derive(Debug, Clone)]
@@ -36,6 +36,8 @@ pub struct NewJob {
     pub max_runs: Option<i64>,
     pub keep_succeeded: Option<i64>,
     pub keep_failed: Option<i64>,
+    pub after: Vec<ChainAfter>,
+    pub after_any: bool,
 }
 
 impl NewJob {
@@ -59,7 +61,14 @@ impl NewJob {
             max_runs: j.max_runs,
             keep_succeeded: j.keep_succeeded,
             keep_failed: j.keep_failed,
+            after: j.after.clone(),
+            after_any: j.after_any,
         }
+    }
+
+    /// `after` as stored: JSON, NULL for none.
+    fn chain_after(&self) -> Option<String> {
+        (!self.after.is_empty()).then(|| serde_json::to_string(&self.after).expect("entries serialize"))
     }
 }
 
@@ -100,8 +109,8 @@ impl Store {
         now: EpochMs,
     ) -> StoreResult<i64> {
         let q = sqlx::query(
-            "INSERT INTO jobs (uid, owner, stack_id, schedule_id, name, kind, command, enabled, timeout_s, overlap, missed, retries, retry_backoff_s, next_run_at, created_at, updated_at, retry_lost, jitter_s, not_before, not_after, max_runs, keep_succeeded, keep_failed) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18, $19, $20, $21, $22) RETURNING id",
+            "INSERT INTO jobs (uid, owner, stack_id, schedule_id, name, kind, command, enabled, timeout_s, overlap, missed, retries, retry_backoff_s, next_run_at, created_at, updated_at, retry_lost, jitter_s, not_before, not_after, max_runs, keep_succeeded, keep_failed, chain_after, after_any) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) RETURNING id",
         )
         .bind(uid)
         .bind(owner)
@@ -124,7 +133,9 @@ impl Store {
         .bind(j.not_after)
         .bind(j.max_runs)
         .bind(j.keep_succeeded)
-        .bind(j.keep_failed);
+        .bind(j.keep_failed)
+        .bind(j.chain_after())
+        .bind(bool_flag(j.after_any));
         let row = self.write_returning(q).await?;
         self.changed(Change::JobAdded);
         get_i64(&row, "id")
@@ -146,7 +157,7 @@ impl Store {
              timeout_s = $10, overlap = $11, missed = $12, retries = $13, retry_backoff_s = $14, \
              next_run_at = CASE WHEN $18 = 1 THEN $15 ELSE next_run_at END, last_status = $16, updated_at = $17, retry_lost = $19, \
              jitter_s = $20, not_before = $21, not_after = $22, max_runs = $23, runs_fired = CASE WHEN $24 = 1 THEN 0 ELSE runs_fired END, \
-             keep_succeeded = $25, keep_failed = $26 \
+             keep_succeeded = $25, keep_failed = $26, chain_after = $27, after_any = $28 \
              WHERE id = $1 AND updated_at = $2",
         )
         .bind(id)
@@ -175,6 +186,8 @@ impl Store {
         .bind(bool_flag(c.reset_runs_fired))
         .bind(j.keep_succeeded)
         .bind(j.keep_failed)
+        .bind(j.chain_after())
+        .bind(bool_flag(j.after_any))
         .execute(&self.write)
         .await
         .wrote()?;
@@ -190,8 +203,15 @@ impl Store {
     }
 
     pub async fn job(&self, id: i64) -> StoreResult<Option<Job>> {
-        let load = self.one(COLUMNS, "jobs WHERE id = $1", id, job_from_row);
-        self.cache.jobs.get_or_load(id, load).await
+        self.cache.jobs.get_or_load(id, self.job_fresh(id)).await
+    }
+
+    /// A job as the database holds it now, past the read cache: for the scheduler, told of
+    /// another node's change (`JOBS_CHANNEL`) possibly before the cache is (`ROWS_CHANNEL`
+    /// announcements are batched a few milliseconds later), which must not reload the job
+    /// as it was.
+    pub async fn job_fresh(&self, id: i64) -> StoreResult<Option<Job>> {
+        self.one(COLUMNS, "jobs WHERE id = $1", id, job_from_row).await
     }
 
     pub async fn job_by_uid(&self, uid: &str) -> StoreResult<Option<Job>> {
@@ -382,6 +402,8 @@ pub(super) fn job_from_row(r: &AnyRow) -> StoreResult<Job> {
         runs_fired: get_i64(r, "runs_fired")?,
         keep_succeeded: get_opt_i64(r, "keep_succeeded")?,
         keep_failed: get_opt_i64(r, "keep_failed")?,
+        after: get_opt_json(r, "chain_after")?.unwrap_or_default(),
+        after_any: get_bool(r, "after_any")?,
         next_run_at: get_opt_i64(r, "next_run_at")?,
         last_status: {
             let code = get_i64(r, "last_status")?;

@@ -7,6 +7,7 @@
 mod accounts;
 mod actions;
 mod cache;
+mod chains;
 mod cluster;
 mod idempotency;
 mod jobs;
@@ -460,6 +461,13 @@ fn get_enum<T>(row: &AnyRow, col: &str, parse: fn(&str) -> Option<T>) -> StoreRe
 fn get_json<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &str) -> StoreResult<T> {
     let s = get_string(row, col)?;
     serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+}
+
+/// A nullable JSON column: `None` for NULL.
+fn get_opt_json<T: serde::de::DeserializeOwned>(row: &AnyRow, col: &str) -> StoreResult<Option<T>> {
+    get_opt_string(row, col)?
+        .map(|s| serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}"))))
+        .transpose()
 }
 
 /// Decodes a row into `T`.

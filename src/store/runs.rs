@@ -5,14 +5,15 @@ use std::collections::{HashMap, HashSet};
 use sqlx::any::AnyRow;
 
 use super::cache::Change;
+use super::chains::{ChainLease, fire_chains};
 use super::jobs::{JOB_COLUMNS, job_from_row};
 use super::{
     Backend, Listing, Page, SqlxResultExt, Store, StoreResult, get_bool, get_enum, get_i64, get_json,
-    get_opt_i64, get_opt_string,
+    get_opt_i64, get_opt_json, get_opt_string,
 };
-use crate::domain::{EpochMs, Job, JobStatus, Run, RunStatus, TriggerKind, UserId, bool_flag};
+use crate::domain::{ChainCause, EpochMs, Job, JobStatus, Run, RunStatus, TriggerKind, UserId, bool_flag};
 
-const COLUMNS: &str = "id, job_id, owner, trigger_kind, scheduled_for, attempt, args, status, node_id, started_at, finished_at, exit_code, signal, log_truncated, created_at, due_at";
+pub(super) const COLUMNS: &str = "id, job_id, owner, trigger_kind, scheduled_for, attempt, args, status, node_id, started_at, finished_at, exit_code, signal, log_truncated, created_at, due_at, chain";
 
 #[derive(Debug, Clone)]
 pub struct NewRun {
@@ -25,6 +26,8 @@ pub struct NewRun {
     pub status: RunStatus,
     pub node_id: Option<String>,
     pub lease_until: Option<EpochMs>,
+    /// A chained run's cause (its retries keep it).
+    pub chain: Option<ChainCause>,
 }
 
 /// One due slot to claim: advance `next_run_at` from `slot` to `next` (compare-and-swap) and
@@ -74,6 +77,8 @@ pub struct RunStart {
 pub struct Expired {
     pub lost: Vec<Run>,
     pub adopted: Vec<Run>,
+    /// Chained runs the lost runs set off (queued under the sweeping node).
+    pub chained: Vec<Run>,
 }
 
 /// The log of a run marked lost by the sweep.
@@ -277,8 +282,8 @@ impl Store {
     /// Records a run that is not a scheduled slot (run now, retry, webhook) or a skipped slot.
     pub async fn insert_run(&self, r: &NewRun, now: EpochMs) -> StoreResult<i64> {
         let q = sqlx::query(
-            "INSERT INTO runs (job_id, owner, trigger_kind, scheduled_for, attempt, args, status, node_id, lease_until, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+            "INSERT INTO runs (job_id, owner, trigger_kind, scheduled_for, attempt, args, status, node_id, lease_until, created_at, chain) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         )
         .bind(r.job_id)
         .bind(r.owner)
@@ -289,7 +294,8 @@ impl Store {
         .bind(r.status.as_str())
         .bind(&r.node_id)
         .bind(r.lease_until)
-        .bind(now);
+        .bind(now)
+        .bind(r.chain.as_ref().map(|c| serde_json::to_string(c).expect("a cause serializes")));
         let row = self.write_returning(q).await?;
         get_i64(&row, "id")
     }
@@ -398,16 +404,20 @@ impl Store {
 
     /// Records how a run ended and, when given, the job's new last status — only if this node
     /// still owns the run and it has not ended (compare-and-swap: `lost` and every final
-    /// outcome are final). `false`: the run was not this node's to end any more.
+    /// outcome are final). `None`: the run was not this node's to end any more. When the run
+    /// is its job's final attempt (`chain_lease`), the chained runs its end sets off are
+    /// recorded in the same transaction, queued under this node: the answer.
     pub async fn finish_run(
         &self,
         node_id: &str,
         run: &Run,
         f: &RunFinish,
         job_status: Option<JobStatus>,
-    ) -> StoreResult<bool> {
-        // One transaction: a run's end and its job's status are written together or not at all
-        // (a retried half-write would find the run ended and give up on the status).
+        chain_lease: Option<EpochMs>,
+    ) -> StoreResult<Option<Vec<Run>>> {
+        // One transaction: a run's end, its job's status and the chained runs it sets off are
+        // written together or not at all (a retried half-write would find the run ended and
+        // give up on the rest).
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE runs SET status = $2, finished_at = $3, exit_code = $4, signal = $5, log = $6, log_truncated = $7, lease_until = NULL \
@@ -425,27 +435,45 @@ impl Store {
         .await
         .db()?;
         if done.rows_affected() == 0 {
-            return Ok(false);
+            return Ok(None);
         }
+        // Whether the owner has chained jobs at all, read with the status write: the common
+        // case (none) costs no statement more.
+        let mut has_chains = true;
         if let Some(status) = job_status {
-            sqlx::query("UPDATE jobs SET last_status = $2 WHERE id = $1")
-                .bind(run.job_id)
-                .bind(status as i64)
-                .execute(&mut *tx)
-                .await
-                .db()?;
+            let row = sqlx::query(
+                "UPDATE jobs SET last_status = $2 WHERE id = $1 RETURNING \
+                 (SELECT COUNT(*) FROM jobs c WHERE c.owner = jobs.owner AND c.chain_after IS NOT NULL) AS chained",
+            )
+            .bind(run.job_id)
+            .bind(status as i64)
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?;
+            has_chains = match row {
+                Some(row) => get_i64(&row, "chained")? > 0,
+                None => false,
+            };
         }
+        let chained = match chain_lease {
+            Some(lease_until) if has_chains => {
+                let lease = ChainLease { node_id, lease_until, now: f.finished_at };
+                fire_chains(&mut tx, self.backend, run, f.status, &lease).await?
+            }
+            _ => Vec::new(),
+        };
         tx.commit().await.db()?;
         if job_status.is_some() {
             self.changed(Change::Jobs(vec![run.job_id]));
         }
-        Ok(true)
+        Ok(Some(chained))
     }
 
     /// The sweep: among runs whose lease ran out (their node died, froze or lost the database;
     /// `all_unfinished`: every unfinished run, for a single node restarting), the started
     /// ones become `lost` and the queued ones — claimed but never started — are adopted by
-    /// this node, to start late. Each run is taken by exactly one sweeper.
+    /// this node, to start late. Each run is taken by exactly one sweeper. A lost run that is
+    /// its job's final attempt sets off its chains, in the same transaction.
     pub async fn sweep_expired_runs(
         &self,
         now: EpochMs,
@@ -453,6 +481,7 @@ impl Store {
         node_id: &str,
         lease_until: EpochMs,
     ) -> StoreResult<Expired> {
+        let mut tx = self.begin_write().await?;
         let sql = format!(
             "UPDATE runs SET status = 'lost', finished_at = $1, lease_until = NULL, log = $3 \
              WHERE status = 'running' AND ($2 = 1 OR lease_until < $1) RETURNING {COLUMNS}"
@@ -461,9 +490,31 @@ impl Store {
             .bind(now)
             .bind(bool_flag(all_unfinished))
             .bind(LOST_MESSAGE)
-            .fetch_all(&self.write)
+            .fetch_all(&mut *tx)
             .await
             .db()?;
+        let lost: Vec<Run> = lost.iter().map(run_from_row).collect::<StoreResult<_>>()?;
+        let mut chained = Vec::new();
+        let lease = ChainLease { node_id, lease_until, now };
+        // Only the owners of chained jobs have chains to fire (one query, not two a run).
+        let owners: HashSet<i64> = if lost.is_empty() {
+            HashSet::new()
+        } else {
+            let rows = sqlx::query("SELECT DISTINCT owner FROM jobs WHERE chain_after IS NOT NULL")
+                .fetch_all(&mut *tx)
+                .await
+                .db()?;
+            rows.iter().map(|r| get_i64(r, "owner")).collect::<StoreResult<_>>()?
+        };
+        for run in lost.iter().filter(|r| owners.contains(&r.owner)) {
+            let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1");
+            let row =
+                sqlx::query(sqlx::AssertSqlSafe(sql)).bind(run.job_id).fetch_optional(&mut *tx).await.db()?;
+            let Some(job) = row.as_ref().map(job_from_row).transpose()? else { continue };
+            if !job.retries_after(run, RunStatus::Lost) {
+                chained.extend(fire_chains(&mut tx, self.backend, run, RunStatus::Lost, &lease).await?);
+            }
+        }
         let sql = format!(
             "UPDATE runs SET node_id = $3, lease_until = $4 \
              WHERE status = 'queued' AND ($2 = 1 OR lease_until < $1) RETURNING {COLUMNS}"
@@ -473,13 +524,12 @@ impl Store {
             .bind(bool_flag(all_unfinished))
             .bind(node_id)
             .bind(lease_until)
-            .fetch_all(&self.write)
+            .fetch_all(&mut *tx)
             .await
             .db()?;
-        Ok(Expired {
-            lost: lost.iter().map(run_from_row).collect::<StoreResult<_>>()?,
-            adopted: adopted.iter().map(run_from_row).collect::<StoreResult<_>>()?,
-        })
+        let adopted = adopted.iter().map(run_from_row).collect::<StoreResult<_>>()?;
+        tx.commit().await.db()?;
+        Ok(Expired { lost, adopted, chained })
     }
 
     pub async fn run(&self, id: i64) -> StoreResult<Option<Run>> {
@@ -534,6 +584,7 @@ pub(super) fn run_from_row(r: &AnyRow) -> StoreResult<Run> {
         log_truncated: get_bool(r, "log_truncated")?,
         created_at: get_i64(r, "created_at")?,
         due_at: get_opt_i64(r, "due_at")?,
+        chain: get_opt_json(r, "chain")?,
     })
 }
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Body, KResult, ListPage, Page, id_param, not_null, nullable, page_request};
-use crate::domain::{Job, Missed, Overlap, iso8601};
+use crate::domain::{ChainAfter, Job, Missed, Overlap, iso8601};
 use crate::http::extract::{JsonBody, PageParam, nullable_time};
 use crate::http::{AppState, json_bytes, json_response};
 use crate::service::{Caller, DeleteOutcome, JobPatch};
@@ -40,6 +40,8 @@ pub struct JobView {
     runs_fired: i64,
     keep_succeeded: Option<i64>,
     keep_failed: Option<i64>,
+    after: Vec<ChainAfter>,
+    after_any: bool,
     created_at: String,
     updated_at: String,
 }
@@ -71,6 +73,8 @@ impl From<&Job> for JobView {
             runs_fired: j.runs_fired,
             keep_succeeded: j.keep_succeeded,
             keep_failed: j.keep_failed,
+            after: j.after.clone(),
+            after_any: j.after_any,
             created_at: iso8601(j.created_at),
             updated_at: iso8601(j.updated_at),
         }
@@ -121,6 +125,11 @@ pub struct JobInput {
     /// `null`: the server's default (`--keep-failed`).
     #[serde(default, deserialize_with = "nullable")]
     keep_failed: Option<Option<i64>>,
+    /// Job chains: `[]` for none.
+    #[serde(default, deserialize_with = "not_null")]
+    after: Option<Vec<ChainAfter>>,
+    #[serde(default, deserialize_with = "not_null")]
+    after_any: Option<bool>,
 }
 
 impl From<JobInput> for JobPatch {
@@ -143,6 +152,8 @@ impl From<JobInput> for JobPatch {
             max_runs: i.max_runs,
             keep_succeeded: i.keep_succeeded,
             keep_failed: i.keep_failed,
+            after: i.after,
+            after_any: i.after_any,
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct RunView {
     args: Vec<String>,
     node: Option<String>,
     log_truncated: bool,
+    /// A chained run's upstream runs (`null` for any other run).
+    upstream_runs: Option<Vec<i64>>,
 }
 
 impl From<&Run> for RunView {
@@ -54,6 +56,7 @@ impl From<&Run> for RunView {
             args: r.args.clone(),
             node: r.node_id.clone(),
             log_truncated: r.log_truncated,
+            upstream_runs: r.chain.as_ref().map(|c| c.upstream_runs.clone()),
         }
     }
 }

@@ -277,13 +277,71 @@ async function stacksPage() {
 
 // ---------- a job ----------
 
+/** A job's `after` entries in words: "extract (#3) on success, …". */
+function afterText(job, jobById) {
+  if (!job.after || !job.after.length) return "none";
+  const names = job.after.map((a) => {
+    const up = jobById.get(a.job_id);
+    return `${up ? up.name || "job-" + up.id : "job"} (#${a.job_id}) on ${a.on}`;
+  });
+  return names.join(", ") + (job.after.length > 1 ? (job.after_any ? " — each run of any" : " — once all ran") : "");
+}
+
+/** "extract, load:always" → after entries, the jobs by name or id. */
+function parseAfter(text, jobs) {
+  return text.split(",").map((t) => t.trim()).filter(Boolean).map((t) => {
+    let [ref, on] = [t, "success"];
+    const m = t.match(/^(.*):(success|failure|always)$/);
+    if (m) [ref, on] = [m[1].trim(), m[2]];
+    const j = jobs.find((x) => x.name === ref) || jobs.find((x) => String(x.id) === ref.replace(/^#/, ""));
+    if (!j) throw new Error(`after: no job named ${ref}`);
+    return { job_id: j.id, on };
+  });
+}
+
+/** The settings form of a job: window, jitter, run limit, chains. */
+function settingsForm(job, jobs, jobById) {
+  const afterValue = (job.after || []).map((a) => {
+    const up = jobById.get(a.job_id);
+    const ref = up && up.name ? up.name : String(a.job_id);
+    return a.on === "success" ? ref : `${ref}:${a.on}`;
+  }).join(", ");
+  return h("form", { class: "stack", id: "settings-form", onsubmit: async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    try {
+      const body = {
+        jitter_s: Number(f.jitter.value || 0),
+        not_before: f.not_before.value.trim() || null,
+        not_after: f.not_after.value.trim() || null,
+        max_runs: f.max_runs.value.trim() ? Number(f.max_runs.value) : null,
+        after: parseAfter(f.after.value, jobs),
+        after_any: f.after_any.checked,
+      };
+      await api("PUT", `/jobs/${job.id}`, body);
+      flash("Saved");
+      await route();
+    } catch (e) { fail(e); }
+  } },
+    h("label", {}, "Run after (jobs by name or id, :failure or :always for other ends)",
+      h("input", { name: "after", id: "job-after", class: "mono", value: afterValue, placeholder: "extract, load:always" })),
+    h("label", { class: "check" }, h("input", { type: "checkbox", name: "after_any", id: "job-after-any", checked: job.after_any }), "On each run of any of them (instead of once all ran)"),
+    h("label", {}, "Jitter (seconds)", h("input", { name: "jitter", id: "job-jitter", type: "number", min: 0, value: job.jitter_s })),
+    h("label", {}, "Not before (RFC 3339)", h("input", { name: "not_before", id: "job-not-before", class: "mono", value: job.not_before || "", placeholder: "2027-01-01T00:00:00Z" })),
+    h("label", {}, "Not after (RFC 3339)", h("input", { name: "not_after", id: "job-not-after", class: "mono", value: job.not_after || "" })),
+    h("label", {}, "Max runs", h("input", { name: "max_runs", id: "job-max-runs", type: "number", min: 1, value: job.max_runs ?? "" })),
+    h("div", {}, h("button", { id: "settings-save", type: "submit" }, "Save")));
+}
+
 async function jobPage(id) {
   const job = await api("GET", `/jobs/byid/${id}`);
-  const [schedule, stack, runs] = await Promise.all([
+  const [schedule, stack, runs, jobs] = await Promise.all([
     api("GET", `/schedules/byid/${job.schedule}`),
     api("GET", `/blockstacks/byid/${job.stack}`),
     all(`/jobs/byid/${id}/runs`, "runs", 50),
+    all("/jobs", "jobs"),
   ]);
+  const jobById = new Map(jobs.map((j) => [j.id, j]));
   const state = jobState(job);
   const toggle = h("button", { id: "pause-toggle", class: job.do_run ? "secondary" : "", onclick: async () => {
     try {
@@ -340,13 +398,18 @@ async function jobPage(id) {
           h("dt", {}, "Timeout"), h("dd", {}, job.timeout_s ? `${job.timeout_s} s` : "none"),
           h("dt", {}, "Overlap"), h("dd", {}, job.overlap),
           h("dt", {}, "Missed runs"), h("dd", {}, job.missed),
-          h("dt", {}, "Retries"), h("dd", {}, `${job.retries} (backoff ${job.retry_backoff_s} s)`))),
+          h("dt", {}, "Retries"), h("dd", {}, `${job.retries} (backoff ${job.retry_backoff_s} s)`),
+          h("dt", {}, "Runs after"), h("dd", { id: "job-after-words" }, afterText(job, jobById)),
+          h("dt", {}, "Jitter"), h("dd", {}, `${job.jitter_s} s`),
+          h("dt", {}, "Window"), h("dd", {}, job.not_before || job.not_after ? `${job.not_before ? when(job.not_before) : "any time"} – ${job.not_after ? when(job.not_after) : "any time"}` : "none"),
+          h("dt", {}, "Max runs"), h("dd", {}, job.max_runs ? `${job.max_runs} (${job.runs_fired} fired)` : "no limit"))),
       h("section", { class: "panel" }, h("h2", {}, "Next five fire times"),
         schedule.upcoming && schedule.upcoming.length
           ? h("ol", { class: "upcoming", id: "upcoming" }, schedule.upcoming.map((t) => h("li", {}, when(t))))
           : h("p", { class: "muted", id: "upcoming" }, "It never fires again."),
         job.do_run ? null : h("p", { class: "muted" }, "Paused: these slots are skipped until it is resumed."))),
     h("section", { class: "panel" }, h("h2", {}, "Run now"), runForm),
+    h("section", { class: "panel" }, h("h2", {}, "Chains, window and limits"), settingsForm(job, jobs.filter((j) => j.id !== job.id), jobById)),
     h("section", { class: "panel" }, h("h2", {}, "Duration and lateness"), chartBox),
     h("section", { class: "panel" }, h("h2", {}, "Runs"),
       h("table", {}, h("thead", {}, h("tr", {},
@@ -414,6 +477,7 @@ async function runPage(id) {
     facts.replaceChildren(
       h("dt", {}, "Job"), h("dd", {}, job ? h("a", { href: `#/jobs/${job.id}` }, job.name || `job-${job.id}`) : `#${r.job}`),
       h("dt", {}, "Trigger"), h("dd", {}, `${r.trigger.replace("_", " ")} (attempt ${r.attempt})`),
+      ...(r.upstream_runs ? [h("dt", {}, "After runs"), h("dd", { id: "upstream-runs" }, r.upstream_runs.flatMap((u, i) => [i ? ", " : "", h("a", { href: `#/runs/${u}` }, `#${u}`)]))] : []),
       h("dt", {}, "Arguments"), h("dd", { class: "mono" }, (r.args || []).join(" ") || "none"),
       h("dt", {}, "Scheduled for"), h("dd", {}, when(r.scheduled_for)),
       h("dt", {}, "Started"), h("dd", {}, when(r.started_at)),
