@@ -324,6 +324,24 @@ pub async fn require_caller<D: Dialect>(
     response
 }
 
+/// Routes that answer without credentials too (Kragle's public stacks): a `GET` that carries
+/// no credentials at all goes through the dialect's checks without a `Caller`; anything else
+/// is [`require_caller`]'s.
+pub async fn allow_anonymous<D: Dialect>(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let anonymous = req.method() == axum::http::Method::GET
+        && bearer(req.headers()).is_none()
+        && session_user(req.headers(), &state.cookie_key).is_none()
+        && !req.headers().contains_key(axum::http::header::AUTHORIZATION);
+    if anonymous {
+        return super::guard::dialect_guard::<D>(req, next).await;
+    }
+    require_caller::<D>(State(state), req, next).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,14 +6,16 @@ mod actions;
 mod hooks;
 mod idempotency;
 mod jobs;
+mod pipelines;
 mod runs;
 mod schedules;
 mod stacks;
 mod webhooks;
 
 pub use accounts::{Caller, CredentialKind};
-pub use hooks::{HookAnswer, HookRequest};
+pub use hooks::{HookAnswer, HookRequest, parse_output};
 pub use jobs::{DeleteOutcome, JobPatch, MAX_KEEP};
+pub use pipelines::health;
 pub use runs::RunLog;
 pub use stacks::{MIN_SECRET_LEN, SecretChanges, StackPatch};
 pub use webhooks::{WebhookPatch, generate_secret};

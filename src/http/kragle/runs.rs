@@ -33,6 +33,9 @@ pub struct RunView {
     args: Vec<String>,
     node: Option<String>,
     log_truncated: bool,
+    /// A pipeline run's steps (`GET /runs/<id>` only; absent for a one-command run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    steps: Option<serde_json::Value>,
 }
 
 impl From<&Run> for RunView {
@@ -54,6 +57,7 @@ impl From<&Run> for RunView {
             args: r.args.clone(),
             node: r.node_id.clone(),
             log_truncated: r.log_truncated,
+            steps: None,
         }
     }
 }
@@ -76,7 +80,8 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> KResult<Json<RunView>> {
     let run = s.service.run(&caller, id_param(&id, "run")?).await?;
-    Ok(Json(RunView::from(&run)))
+    let steps = s.service.run_steps(&run).await?;
+    Ok(Json(RunView { steps, ..RunView::from(&run) }))
 }
 
 pub async fn kill(
