@@ -76,6 +76,7 @@ struct World {
     _db: TestDb,
     server: Server,
     api: Api,
+    token: String,
     schedule: i64,
 }
 
@@ -84,9 +85,10 @@ async fn world() -> World {
     let token = add_user(&db, "pat", None);
     let server = Server::start_on(&db, &[]);
     let api = Api::new(&server, Some(&token));
+    let token = token.to_string();
     // A schedule far away: runs here are started by hand.
     let schedule = api.create("/api/v1/schedules", json!({"config": {"cron": "0 0 1 1 *"}})).await;
-    World { _db: db, server, api, schedule }
+    World { _db: db, server, api, token, schedule }
 }
 
 impl World {
@@ -514,4 +516,63 @@ async fn the_v3_stack_object_in_full() {
     let jobs = v3(format!("/api/3/stacks/{pipe_uid}/jobs")).await;
     assert_eq!(jobs[0]["params"], json!({"steps": ["Transform", "HTTP request"]}));
     assert!(v3(format!("/api/3/stacks/{pipe_uid}")).await["command"].is_null());
+}
+
+#[tokio::test]
+async fn the_client_creates_pipelines_lists_types_and_shows_steps() {
+    let w = world().await;
+    let home = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .args(args)
+            .env("CRONSTACK_URL", &w.server.base)
+            .env("CRONSTACK_TOKEN", &w.token)
+            .env("XDG_CONFIG_HOME", home.path())
+            .env("HOME", home.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = cli(&["types"]);
+    assert!(ok, "{err}");
+    for name in ["Shell command", "HTTP request", "Filter", "Transform"] {
+        assert!(out.contains(name), "{out}");
+    }
+    let (ok, out, err) = cli(&[
+        "stacks",
+        "create",
+        "hello",
+        "--block",
+        "Shell command",
+        "--conversion",
+        r#"{"command": "echo '{\"who\": \"world\"}'"}"#,
+        "--block",
+        "Transform",
+        "--conversion",
+        r#"{"greeting": "hello \u0001/input/who\u0002"}"#,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("created stack"), "{out}");
+    let (_, out, _) = cli(&["stacks", "show", "hello"]);
+    assert!(out.contains("Shell command") && out.contains("Transform"), "{out}");
+    let (ok, _, err) = cli(&["jobs", "create", "hi", "--stack", "hello", "--cron", "0 0 1 1 *", "--paused"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cli(&["run", "hi", "--follow"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = cli(&["runs", "show", "1", "--output", "json"]);
+    assert!(ok, "{err}");
+    let run: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(run["steps"][1]["output"], json!({"greeting": "hello world"}), "{run:#}");
+    let (ok, out, _) = cli(&["runs", "show", "1"]);
+    assert!(ok && out.contains("succeeded") && out.contains("hello world"), "{out}");
+
+    let (ok, _, err) = cli(&["stacks", "create", "bad", "--block", "Nope", "--conversion", "{}"]);
+    assert!(!ok && err.contains("blocks[0].type: unknown block type \"Nope\""), "{err}");
+    let (ok, _, err) = cli(&["stacks", "create", "bad", "--block", "Transform"]);
+    assert!(!ok && err.contains("--conversion"), "{err}");
 }
