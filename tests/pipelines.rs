@@ -576,3 +576,55 @@ async fn the_client_creates_pipelines_lists_types_and_shows_steps() {
     let (ok, _, err) = cli(&["stacks", "create", "bad", "--block", "Transform"]);
     assert!(!ok && err.contains("--conversion"), "{err}");
 }
+
+#[tokio::test]
+async fn a_followed_pipeline_log_is_the_stored_one_and_a_kill_stops_the_pipeline() {
+    let w = world().await;
+    let (_, job) = w
+        .pipeline(
+            "slow",
+            json!([
+                ["Shell command", {"command": "echo one; sleep 1; echo two"}],
+                ["Transform", {"x": 1}],
+                ["Shell command", {"command": "echo three; sleep 60"}],
+                ["Transform", {"y": 2}]
+            ]),
+        )
+        .await;
+    let r = w.api.post(&format!("/api/v1/jobs/byid/{job}/run"), json!({})).await;
+    let id = r.json()["id"].as_i64().unwrap();
+    let follower = {
+        let api = Api::new(&w.server, Some(&w.token));
+        tokio::spawn(async move { api.get(&format!("/api/v1/runs/{id}/log?follow=1")).await.text })
+    };
+    // Killed while its second Shell command step runs.
+    let seen = eventually(WAIT, || async {
+        let log = w.api.run_log(id).await;
+        log.contains("three").then_some(log)
+    })
+    .await
+    .expect("the third step starts");
+    assert!(seen.contains("[cronstack] step 3/4: Shell command"), "{seen}");
+    let r = w.api.post(&format!("/api/v1/runs/{id}/kill"), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let run = eventually(WAIT, || async {
+        let run = w.api.get(&format!("/api/v1/runs/{id}")).await.json();
+        (run["outcome"] != "running").then_some(run)
+    })
+    .await
+    .expect("the run ends");
+    assert_eq!(run["outcome"], "killed", "{run:#}");
+    assert_eq!(statuses(&run), ["succeeded", "succeeded", "failed", "skipped"]);
+    assert_eq!(run["steps"][2]["error"], "killed on request");
+    let stored = w.api.run_log(id).await;
+    let followed = tokio::time::timeout(WAIT, follower).await.expect("the follower ends").unwrap();
+    assert_eq!(followed, stored);
+    for line in [
+        "one\ntwo\n",
+        "[cronstack] step 2/4: Transform\n",
+        "three\n",
+        "[cronstack] step 3 failed: killed on request",
+    ] {
+        assert!(stored.contains(line), "{line:?} not in:\n{stored}");
+    }
+}

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use cronstack_exec::Outcome;
+use cronstack_exec::{Log, Outcome};
 use serde_json::{Map, Value, json};
 
 use super::{ActiveRun, RunResult, Runner};
@@ -71,24 +71,6 @@ fn capped(v: &Value) -> Value {
     Value::String(format!("{}… [{} bytes omitted]", &text[..end], text.len() - end))
 }
 
-/// The pipeline's whole log within the cap: its head, a marker, its tail.
-fn cap_log(log: String, cap: usize) -> (String, bool) {
-    if log.len() <= cap {
-        return (log, false);
-    }
-    let keep = cap.saturating_sub(64) / 2;
-    let mut head = keep;
-    while !log.is_char_boundary(head) {
-        head -= 1;
-    }
-    let mut tail = log.len() - keep;
-    while !log.is_char_boundary(tail) {
-        tail += 1;
-    }
-    let omitted = tail - head;
-    (format!("{}\n… [{omitted} bytes omitted] …\n{}", &log[..head], &log[tail..]), true)
-}
-
 /// A URL as the log shows it: without credentials, and without its query (which may hold
 /// some).
 fn loggable_url(url: &reqwest::Url) -> String {
@@ -145,8 +127,9 @@ impl Runner {
             "args": run.args,
             "trigger": run.trigger.as_str(),
         });
-        let mut log = String::new();
-        let mut truncated = false;
+        // One log for all steps, capped as a one-command run's is: followers see it live
+        // while a Shell command step runs, and receive exactly what is stored.
+        let log = Log::new(self.settings.log_cap);
         let mut steps = Vec::with_capacity(blocks.len());
         let mut states = Vec::new();
         let (mut status, mut exit_code, mut failure) = (RunStatus::Succeeded, Some(0), None);
@@ -157,12 +140,10 @@ impl Runner {
                 continue;
             }
             let label = block.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
-            log.push_str(&format!(
-                "[cronstack] step {}/{}: {}{label}\n",
-                index + 1,
-                blocks.len(),
-                block.kind.name()
-            ));
+            log.push(
+                format!("[cronstack] step {}/{}: {}{label}\n", index + 1, blocks.len(), block.kind.name())
+                    .as_bytes(),
+            );
             let step_start = now_ms();
             let end = if self.cancelled.lock().unwrap().remove(&run.id) {
                 StepEnd::Failed {
@@ -187,9 +168,7 @@ impl Runner {
                 match render(&block.conversion, &doc) {
                     Err(e) => StepEnd::Failed { status: RunStatus::Failed, error: e, exit_code: None },
                     Ok(converted) => {
-                        let end = self
-                            .step(launch, block.kind, &converted, &input, deadline, &mut log, &mut truncated)
-                            .await;
+                        let end = self.step(launch, block.kind, &converted, &input, deadline, &log).await;
                         if let StepEnd::Succeeded(output) = &end {
                             states.push((block.id, BlockState { input: converted, output: output.clone() }));
                         }
@@ -205,13 +184,13 @@ impl Runner {
                 }
                 StepEnd::Stopped => {
                     record.insert("status".into(), json!("stopped"));
-                    log.push_str("[cronstack] the filter's test failed: the pipeline stops here\n");
+                    log.push(b"[cronstack] the filter's test failed: the pipeline stops here\n");
                     input = Value::Null;
                     ended = true;
                 }
                 StepEnd::Failed { status: s, error, exit_code: code } => {
                     record.insert("status".into(), json!("failed"));
-                    log.push_str(&format!("[cronstack] step {} failed: {error}\n", index + 1));
+                    log.push(format!("[cronstack] step {} failed: {error}\n", index + 1).as_bytes());
                     record.insert("error".into(), json!(error));
                     failure = Some(format!("step {} ({}) failed: {error}", index + 1, block.kind.name()));
                     (status, exit_code) = (s, code);
@@ -228,12 +207,18 @@ impl Runner {
         if let Err(e) = self.store.set_block_states(launch.stack.id, &states).await {
             tracing::error!(run = run.id, error = %e, "recording the blocks' state");
         }
-        let (log, cut) = cap_log(log, self.settings.log_cap);
+        log.close();
         let finished_at = now_ms();
         metrics::histogram!("cronstack_run_duration_seconds")
             .record((finished_at - started_at).max(0) as f64 / 1000.0);
-        let finish =
-            RunFinish { status, finished_at, exit_code, signal: None, log, log_truncated: truncated || cut };
+        let finish = RunFinish {
+            status,
+            finished_at,
+            exit_code,
+            signal: None,
+            log: log.snapshot(),
+            log_truncated: log.is_truncated(),
+        };
         let written = self.store_finish(&job, &run, finish).await?;
         let succeeded = written.status == RunStatus::Succeeded;
         Some(RunResult {
@@ -247,7 +232,6 @@ impl Runner {
     }
 
     /// One step, given its converted input and the previous step's output.
-    #[allow(clippy::too_many_arguments)]
     async fn step(
         &self,
         launch: &Launch,
@@ -255,8 +239,7 @@ impl Runner {
         converted: &Value,
         previous: &Value,
         deadline: Option<EpochMs>,
-        log: &mut String,
-        truncated: &mut bool,
+        log: &Log,
     ) -> StepEnd {
         let unfit = |(field, e): (String, String)| StepEnd::Failed {
             status: RunStatus::Failed,
@@ -272,7 +255,7 @@ impl Runner {
                 Err(e) => unfit(e),
             },
             BlockType::Shell => match typed::<ShellInput>(converted) {
-                Ok(input) => self.shell_step(launch, input, previous, remaining, log, truncated).await,
+                Ok(input) => self.shell_step(launch, input, previous, remaining, log).await,
                 Err(e) => unfit(e),
             },
             BlockType::Http => match typed::<HttpInput>(converted) {
@@ -291,8 +274,7 @@ impl Runner {
         input: ShellInput,
         previous: &Value,
         timeout: Option<Duration>,
-        log: &mut String,
-        truncated: &mut bool,
+        log: &Log,
     ) -> StepEnd {
         let failed = |error: String| StepEnd::Failed { status: RunStatus::Failed, error, exit_code: None };
         if input.command.trim().is_empty() || input.command.contains('\0') {
@@ -313,15 +295,31 @@ impl Runner {
         let run_id = launch.run.id;
         self.active.lock().unwrap().insert(
             run_id,
-            ActiveRun { job_id: launch.job.id, log: running.log(), killer: running.killer(), fenced: false },
+            ActiveRun { job_id: launch.job.id, log: log.clone(), killer: running.killer(), fenced: false },
         );
-        let f = running.wait().await;
+        let step_log = running.log();
+        let forward = async {
+            // The step's output into the pipeline's log as it is written (its head; its marker
+            // and tail once it ends).
+            let mut pos = 0;
+            loop {
+                let closed = step_log.is_closed();
+                let (bytes, next) = step_log.read_from(pos);
+                if !bytes.is_empty() {
+                    log.push(&bytes);
+                    pos = next;
+                } else if closed {
+                    return;
+                } else {
+                    step_log.changed(pos).await;
+                }
+            }
+        };
+        let (f, ()) = tokio::join!(running.wait(), forward);
         let fenced = self.active.lock().unwrap().remove(&run_id).is_some_and(|a| a.fenced);
-        log.push_str(&f.log);
         if !f.log.is_empty() && !f.log.ends_with('\n') {
-            log.push('\n');
+            log.push(b"\n");
         }
-        *truncated |= f.log_truncated;
         let exit_code = f.exit_code.map(i64::from);
         match f.outcome {
             _ if fenced => StepEnd::Failed {
@@ -350,7 +348,7 @@ impl Runner {
         }
     }
 
-    async fn http_step(&self, input: HttpInput, remaining: Option<Duration>, log: &mut String) -> StepEnd {
+    async fn http_step(&self, input: HttpInput, remaining: Option<Duration>, log: &Log) -> StepEnd {
         let failed = |error: String| StepEnd::Failed { status: RunStatus::Failed, error, exit_code: None };
         let mut timeout = Duration::from_secs(input.timeout_s.unwrap_or(HTTP_TIMEOUT_S));
         let timed_by_job = remaining.is_some_and(|r| r < timeout);
@@ -370,7 +368,7 @@ impl Runner {
         };
         let method_name = input.method.as_deref().unwrap_or("GET");
         let method = reqwest::Method::from_bytes(method_name.as_bytes()).expect("checked method");
-        log.push_str(&format!("> {method_name} {}\n", loggable_url(&url)));
+        log.push(format!("> {method_name} {}\n", loggable_url(&url)).as_bytes());
         let mut request = client.request(method, url);
         for (name, value) in input.headers.iter().flatten() {
             request = request.header(name, value);
@@ -423,13 +421,16 @@ impl Runner {
                 Err(e) => return failed(format!("reading the response failed: {}", e.without_url())),
             }
         }
-        log.push_str(&format!(
-            "< {} {}, {} bytes{}\n",
-            status.as_u16(),
-            status.canonical_reason().unwrap_or(""),
-            body.len() + omitted,
-            if omitted > 0 { format!(" ({omitted} past the cap not kept)") } else { String::new() }
-        ));
+        log.push(
+            format!(
+                "< {} {}, {} bytes{}\n",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or(""),
+                body.len() + omitted,
+                if omitted > 0 { format!(" ({omitted} past the cap not kept)") } else { String::new() }
+            )
+            .as_bytes(),
+        );
         let text = String::from_utf8_lossy(&body).into_owned();
         let body = match is_json && omitted == 0 {
             true => serde_json::from_str(&text).unwrap_or(Value::String(text)),
@@ -457,12 +458,5 @@ mod tests {
         assert_eq!(loggable_url(&url), "https://example.com:8443/a/b?…");
         let url = reqwest::Url::parse("http://example.com/x").unwrap();
         assert_eq!(loggable_url(&url), "http://example.com/x");
-    }
-
-    #[test]
-    fn the_log_is_cut_in_the_middle() {
-        let (log, cut) = cap_log("a".repeat(1000), 264);
-        assert!(cut && log.len() <= 264 + 40 && log.contains("bytes omitted"), "{log}");
-        assert_eq!(cap_log("short".into(), 264), ("short".to_string(), false));
     }
 }
