@@ -328,6 +328,49 @@ async fn a_hook_answers_with_the_last_steps_output() {
         anon.post(&format!("/api/v1/blockstacks/hook/{stack}"), json!({"name": "ann", "n": [1, 2]})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.json(), json!({"status": 0, "result": {"greeting": "hi ann", "n": [1, 2]}}));
+
+    // A step that fails: the answer names it.
+    let failing = w
+        .api
+        .create(
+            "/api/v1/blockstacks",
+            json!({"name": "broken", "webhook": "public", "blocks": [["Transform", {"x": "\u{1}/input/JSON/nope\u{2}"}]]}),
+        )
+        .await;
+    let r = anon.post(&format!("/api/v1/blockstacks/hook/{failing}"), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["status"], 1);
+    let err = r.json()["err"].as_str().unwrap().to_string();
+    assert!(
+        err.starts_with("step 1 (Transform) failed: the pointer \"/input/JSON/nope\" resolves to nothing"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_scheduled_pipeline_starts_from_an_empty_input() {
+    let w = world().await;
+    let every_second = w.api.create("/api/v1/schedules", json!({"config": {"period": 1}})).await;
+    let stack = w
+        .api
+        .create(
+            "/api/v1/blockstacks",
+            json!({"name": "ticker", "blocks": [["Transform", {"in": "\u{1}/input\u{2}", "trigger": "\u{1}/run/trigger\u{2}"}]]}),
+        )
+        .await;
+    let job = w
+        .api
+        .create(
+            "/api/v1/jobs",
+            json!({"stack_id": stack, "schedule_id": every_second, "name": "tick", "enabled": true}),
+        )
+        .await;
+    let run = w.api.ended_run(job).await.expect("a scheduled run ends");
+    let run = w.api.get(&format!("/api/v1/runs/{}", run["id"])).await.json();
+    assert_eq!(run["trigger"], "schedule");
+    assert_eq!(run["outcome"], "succeeded", "{run:#}");
+    assert_eq!(run["steps"][0]["output"], json!({"in": {}, "trigger": "schedule"}));
+    w.api.put(&format!("/api/v1/jobs/{job}"), json!({"enabled": false})).await;
 }
 
 #[tokio::test]
