@@ -247,6 +247,27 @@ async fn journey(c: &Client, server: &Server, token: &str) {
     wait_text(c, ".job-link", "the job under its stack", |t| t == "morning").await;
     screenshot(c, "stacks").await;
 
+    // A pipeline: its blocks on the stacks page, its run's steps on the run page.
+    let blocks =
+        json!([["Shell command", {"command": "echo 41"}], ["Transform", {"answer": "\u{1}/input\u{2}"}]]);
+    let stack = api.create("/api/v1/blockstacks", json!({"name": "pipe", "blocks": blocks})).await;
+    let schedule = api.create("/api/v1/schedules", json!({"config": {"cron": "0 0 1 1 *"}})).await;
+    let pipe =
+        api.create("/api/v1/jobs", json!({"stack_id": stack, "schedule_id": schedule, "name": "pipe"})).await;
+    let run =
+        api.post(&format!("/api/v1/jobs/byid/{pipe}/run"), json!({})).await.json()["id"].as_i64().unwrap();
+    c.goto(&server.url("/ui/#/")).await.unwrap();
+    c.refresh().await.unwrap();
+    wait_text(c, ".blocks", "the pipeline's blocks", |t| {
+        t.contains("Shell command") && t.contains("Transform")
+    })
+    .await;
+    c.goto(&server.url(&format!("/ui/#/runs/{run}"))).await.unwrap();
+    c.refresh().await.unwrap();
+    let steps = wait_text(c, "#run-steps", "the run's steps", |t| t.matches("succeeded").count() == 2).await;
+    assert!(steps.contains(r#"{"answer":41}"#), "{steps}");
+    c.goto(&server.url("/ui/#/")).await.unwrap();
+
     // Sign out, then in with a token.
     click(c, "#sign-out").await;
     wait_text(c, "h1", "the sign-in page", |t| t.contains("Sign in")).await;
