@@ -101,14 +101,26 @@ async fn wait_text(c: &Client, css: &str, what: &str, check: impl Fn(&str) -> bo
 }
 
 async fn fill(c: &Client, css: &str, value: &str) {
-    let el = c
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
-    el.clear().await.unwrap();
-    el.send_keys(value).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let el = c
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        // The page may render again between finding the field and typing (a stale element):
+        // find it again, as a person would type into the new one.
+        let typed = async {
+            el.clear().await?;
+            el.send_keys(value).await
+        };
+        match typed.await {
+            Ok(()) => return,
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
 }
 
 async fn click(c: &Client, css: &str) {

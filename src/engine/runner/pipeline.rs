@@ -199,6 +199,9 @@ impl Runner {
             }
             steps.push(Value::Object(record));
         }
+        // A kill that came during the last step (not a Shell command one) found nothing left
+        // to stop.
+        self.cancelled.lock().unwrap().remove(&run.id);
         drop(permit);
         metrics::gauge!("cronstack_runs_running").decrement(1.0);
         if let Err(e) = self.store.set_run_steps(run.id, &Value::Array(steps)).await {
