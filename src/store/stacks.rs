@@ -8,8 +8,8 @@ use sqlx::any::AnyRow;
 use super::FromRow;
 use super::cache::Change;
 use super::{
-    Listing, Page, SqlxResultExt, Store, StoreError, StoreResult, get_bool, get_enum, get_i64, get_json,
-    get_opt_i64, get_opt_string, get_string,
+    Backend, Listing, Page, SqlxResultExt, Store, StoreError, StoreResult, get_bool, get_enum, get_i64,
+    get_json, get_opt_i64, get_opt_string, get_string,
 };
 use crate::blocks::{Block, BlockState};
 use crate::domain::{EpochMs, HookAccess, HookMethod, SealedEnv, Stack, UserId, bool_flag};
@@ -181,18 +181,31 @@ impl Store {
         if states.is_empty() {
             return Ok(());
         }
-        let Some(mut blocks) = self.stack_blocks_now(id).await? else { return Ok(()) };
+        // Read and written in one transaction (the row locked on PostgreSQL; SQLite's write
+        // lock is taken up front): two runs of the stack ending together keep both states.
+        let mut tx = self.begin_write().await?;
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let sql = format!("SELECT blocks FROM stacks WHERE id = $1{lock}");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *tx).await.db()?;
+        let Some(mut blocks) = row.map(|r| opt_json::<Vec<Block>>(&r, "blocks")).transpose()?.flatten()
+        else {
+            return Ok(());
+        };
         for (block_id, state) in states {
             if let Some(b) = blocks.iter_mut().find(|b| b.id == *block_id) {
                 b.state = state.clone();
             }
         }
-        sqlx::query("UPDATE stacks SET blocks = $2 WHERE id = $1 AND blocks IS NOT NULL")
+        sqlx::query("UPDATE stacks SET blocks = $2 WHERE id = $1")
             .bind(id)
             .bind(blocks_text(&Some(blocks)))
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await
             .wrote()?;
+        tx.commit().await.wrote()?;
         self.changed(Change::Stack(id));
         Ok(())
     }
