@@ -461,6 +461,7 @@ async fn public_stacks_are_listed_without_credentials_and_without_private_fields
     for (who, api) in [("anonymous", &anon), ("bob", &bob)] {
         let r = api.get("/api/v1/blockstacks").await;
         assert_eq!(r.status, 200, "{who}: {}", r.text);
+        assert!(r.header("x-ratelimit-remaining").is_some(), "{who}: counted against a rate limit");
         assert_eq!(r.json()["count"], 1, "{who}: {}", r.text);
         assert_eq!(r.json()["stacks"][0], public_shape, "{who}");
         let r = api.get(&format!("/api/v1/blockstacks/byid/{shared}")).await;
