@@ -288,6 +288,13 @@ pub struct Stack {
     pub webhook: Option<HookAccess>,
     pub webhook_method: HookMethod,
     pub webhook_token: Option<String>,
+    /// `None`: the stack runs its one `command` (as every stack did before pipelines);
+    /// `Some`: a pipeline of these blocks (`crate::blocks`).
+    pub blocks: Option<Vec<crate::blocks::Block>>,
+    /// Listed read-only to every user, and without credentials (Kragle's public stacks).
+    pub public: bool,
+    /// Cloud 66's `environment` (`None` reads "production").
+    pub environment: Option<String>,
     pub created_at: EpochMs,
     pub updated_at: EpochMs,
 }

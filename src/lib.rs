@@ -1,5 +1,6 @@
 //! cronstack: a self-hosted job scheduler — cron as a service.
 
+pub mod blocks;
 pub mod cli;
 pub mod client;
 pub mod domain;

@@ -101,14 +101,26 @@ async fn wait_text(c: &Client, css: &str, what: &str, check: impl Fn(&str) -> bo
 }
 
 async fn fill(c: &Client, css: &str, value: &str) {
-    let el = c
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
-    el.clear().await.unwrap();
-    el.send_keys(value).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let el = c
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        // The page may render again between finding the field and typing (a stale element):
+        // find it again, as a person would type into the new one.
+        let typed = async {
+            el.clear().await?;
+            el.send_keys(value).await
+        };
+        match typed.await {
+            Ok(()) => return,
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("{css}: {e}"),
+        }
+    }
 }
 
 async fn click(c: &Client, css: &str) {
@@ -277,6 +289,27 @@ async fn journey(c: &Client, server: &Server, token: &str) {
     c.goto(&server.url("/ui/#/")).await.unwrap();
     wait_text(c, ".job-link", "the job under its stack", |t| t == "morning").await;
     screenshot(c, "stacks").await;
+
+    // A pipeline: its blocks on the stacks page, its run's steps on the run page.
+    let blocks =
+        json!([["Shell command", {"command": "echo 41"}], ["Transform", {"answer": "\u{1}/input\u{2}"}]]);
+    let stack = api.create("/api/v1/blockstacks", json!({"name": "pipe", "blocks": blocks})).await;
+    let schedule = api.create("/api/v1/schedules", json!({"config": {"cron": "0 0 1 1 *"}})).await;
+    let pipe =
+        api.create("/api/v1/jobs", json!({"stack_id": stack, "schedule_id": schedule, "name": "pipe"})).await;
+    let run =
+        api.post(&format!("/api/v1/jobs/byid/{pipe}/run"), json!({})).await.json()["id"].as_i64().unwrap();
+    c.goto(&server.url("/ui/#/")).await.unwrap();
+    c.refresh().await.unwrap();
+    wait_text(c, ".blocks", "the pipeline's blocks", |t| {
+        t.contains("Shell command") && t.contains("Transform")
+    })
+    .await;
+    c.goto(&server.url(&format!("/ui/#/runs/{run}"))).await.unwrap();
+    c.refresh().await.unwrap();
+    let steps = wait_text(c, "#run-steps", "the run's steps", |t| t.matches("succeeded").count() == 2).await;
+    assert!(steps.contains(r#"{"answer":41}"#), "{steps}");
+    c.goto(&server.url("/ui/#/")).await.unwrap();
 
     // Sign out, then in with a token.
     click(c, "#sign-out").await;

@@ -18,6 +18,7 @@ mod apply;
 mod config;
 mod crontab;
 pub(crate) mod output;
+mod pipelines;
 
 use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal, Write};
@@ -80,6 +81,8 @@ pub enum ClientCommand {
     Jobs(Box<JobsArgs>),
     /// Run a job now; with --follow, stream its log and exit with its exit code.
     Run(RunArgs),
+    /// The block types a stack's blocks may name (`stacks create --block TYPE`).
+    Types(TypesArgs),
     /// A job's run history.
     Runs(RunsArgs),
     /// A run's log; with --follow, live until the run ends.
@@ -164,6 +167,12 @@ pub struct LoginArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct TypesArgs {
+    #[command(flatten)]
+    conn: Conn,
+}
+
+#[derive(Args, Debug)]
 pub struct StacksArgs {
     #[command(flatten)]
     conn: Conn,
@@ -177,12 +186,24 @@ enum StacksCmd {
     Ls,
     /// One stack and its jobs (STACK = id or name).
     Show { stack: String },
-    /// Create a stack.
+    /// Create a stack: one command, or a pipeline of blocks.
     Create {
         name: String,
         /// The shell command its jobs run (`sh -c`; see `run --help` for its arguments).
+        #[arg(long, required_unless_present = "block", conflicts_with = "block")]
+        command: Option<String>,
+        /// A pipeline's block type (repeatable, in order; `cronstack types` lists them), each
+        /// followed by its --conversion.
+        #[arg(long, value_name = "TYPE")]
+        block: Vec<String>,
+        /// The block's conversion: its input as JSON, where "\u0001/json/pointer\u0002"
+        /// stands for a value of the previous step's output (`/input/…`), the block's state
+        /// (`/state/…`) or the run (`/run/…`).
+        #[arg(long, value_name = "JSON", requires = "block")]
+        conversion: Vec<String>,
+        /// List it read-only to every user of the server (and without credentials).
         #[arg(long)]
-        command: String,
+        public: bool,
         /// An environment variable, KEY=VALUE (repeatable).
         #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
         env: Vec<(String, String)>,
@@ -519,6 +540,11 @@ enum RunsCmd {
         #[arg(long, default_value_t = 1)]
         page: i64,
     },
+    /// One run; a pipeline run with its steps (status, output or error).
+    Show {
+        /// The run id.
+        run: i64,
+    },
     /// Kill a queued or running run, on whichever node it goes (SIGTERM to its process group,
     /// SIGKILL after the kill grace).
     Kill {
@@ -628,11 +654,16 @@ async fn run_command(cmd: ClientCommand) -> anyhow::Result<()> {
             let (api, out) = connect(&a.conn)?;
             run_job(&api, out, &a.job, &a.args, a.follow).await
         }
+        ClientCommand::Types(a) => {
+            let (api, out) = connect(&a.conn)?;
+            pipelines::types(&api, out, style).await
+        }
         ClientCommand::Runs(a) => {
             let (api, out) = connect(&a.conn)?;
             match a.cmd {
                 RunsCmd::Ls { job, page } => runs_ls(&api, out, style, &job, page).await,
                 RunsCmd::Kill { run } => kill_run(&api, out, run).await,
+                RunsCmd::Show { run } => pipelines::show_run(&api, out, style, run).await,
             }
         }
         ClientCommand::Logs(a) => {
@@ -851,6 +882,7 @@ async fn stacks(api: &Api, out: Output, style: Style, cmd: StacksCmd) -> anyhow:
                     ("updated", local_time(&s["updated_at"])),
                 ],
             );
+            pipelines::print_blocks(&s, style);
             let jobs = s["jobs"].as_array().cloned().unwrap_or_default();
             outln!();
             if jobs.is_empty() {
@@ -869,8 +901,15 @@ async fn stacks(api: &Api, out: Output, style: Style, cmd: StacksCmd) -> anyhow:
                 t.print(style);
             }
         }
-        StacksCmd::Create { name, command, env, secret_env, workdir } => {
-            let mut body = json!({ "name": name, "command": command });
+        StacksCmd::Create { name, command, block, conversion, public, env, secret_env, workdir } => {
+            let mut body = json!({ "name": name });
+            match command {
+                Some(c) => body["command"] = json!(c),
+                None => body["blocks"] = pipelines::blocks_body(&block, &conversion)?,
+            }
+            if public {
+                body["public"] = json!(true);
+            }
             if !env.is_empty() {
                 body["env"] = json!(env.into_iter().collect::<HashMap<_, _>>());
             }

@@ -10,6 +10,8 @@ use serde_json::json;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
+mod pipeline;
+
 use super::fence::Fence;
 use super::{EngineSettings, Launch};
 use crate::domain::Missed;
@@ -205,7 +207,7 @@ impl Runner {
     /// Spawns a scheduled run's process ahead of its slot, held at `gate`, if a concurrency
     /// permit is free now; otherwise it is spawned at the slot as usual.
     pub(super) fn prepare(&self, launch: &mut Launch, gate: &mut Gate) {
-        if launch.stdin.is_some() {
+        if launch.stdin.is_some() || launch.stack.blocks.is_some() {
             return;
         }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else { return };
@@ -360,6 +362,13 @@ impl Runner {
         }
         if !reserved {
             self.reserve(job.id, true);
+        }
+        if launch.stack.blocks.is_some() {
+            // A pipeline: reserved (for the overlap policy) until its last step ends.
+            let result = self.run_pipeline(launch).await;
+            self.reserve(job.id, false);
+            self.run_ended.notify_waiters();
+            return result;
         }
         let started = self.start_process(launch).await;
         self.reserve(job.id, false);

@@ -306,22 +306,57 @@ pub async fn require_caller<D: Dialect>(
         Ok(c) => c,
         Err(e) => return Failure::<D>::new(e).into_response(),
     };
-    let quota = match state.limiter.hit(&caller.rate_key).await {
-        Ok(Ok(q)) => q,
-        Err(e) => return Failure::<D>::new(e).into_response(),
-        Ok(Err(q)) => {
-            let retry_after = q.retry_after();
-            let mut response =
-                Failure::<D>::new(RequestError::RateLimited { limit: q.limit, retry_after }).into_response();
-            add_quota_headers(response.headers_mut(), q);
-            return response;
-        }
+    let quota = match hit::<D>(&state, &caller.rate_key).await {
+        Ok(q) => q,
+        Err(refused) => return refused,
     };
     let route = req.extensions().get::<axum::extract::MatchedPath>().cloned();
     req.extensions_mut().insert(caller);
     let mut response = super::guard::finish_response::<D>(route, next.run(req).await).await;
     add_quota_headers(response.headers_mut(), quota);
     response
+}
+
+/// Counts a request against `key`'s hourly window: its quota, or the 429 (or the error) to
+/// answer instead.
+async fn hit<D: Dialect>(state: &AppState, key: &str) -> Result<Quota, Response> {
+    match state.limiter.hit(key).await {
+        Ok(Ok(q)) => Ok(q),
+        Err(e) => Err(Failure::<D>::new(e).into_response()),
+        Ok(Err(q)) => {
+            let retry_after = q.retry_after();
+            let mut response =
+                Failure::<D>::new(RequestError::RateLimited { limit: q.limit, retry_after }).into_response();
+            add_quota_headers(response.headers_mut(), q);
+            Err(response)
+        }
+    }
+}
+
+/// Routes that answer without credentials too (Kragle's public stacks): a `GET` that carries
+/// no credentials at all goes through the dialect's checks without a `Caller`; anything else
+/// is [`require_caller`]'s.
+pub async fn allow_anonymous<D: Dialect>(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let anonymous = req.method() == axum::http::Method::GET
+        && bearer(req.headers()).is_none()
+        && session_user(req.headers(), &state.cookie_key).is_none()
+        && !req.headers().contains_key(axum::http::header::AUTHORIZATION);
+    if anonymous {
+        // Without credentials there is no token to count against: anonymous reads share
+        // one budget of the rate limit.
+        let quota = match hit::<D>(&state, "anonymous").await {
+            Ok(q) => q,
+            Err(refused) => return refused,
+        };
+        let mut response = super::guard::dialect_guard::<D>(req, next).await;
+        add_quota_headers(response.headers_mut(), quota);
+        return response;
+    }
+    require_caller::<D>(State(state), req, next).await
 }
 
 #[cfg(test)]

@@ -127,9 +127,10 @@ const OPERATIONS: &[Op] = &[
     op!("get" "/api/v1/schedules/byid/{id}", "One schedule, with its rule in words and its next five fire times", None, "Schedule"),
     op!("put" "/api/v1/schedules/{id}", "Change a schedule", Some("ScheduleInput"), "Schedule"),
     op!("delete" "/api/v1/schedules/{id}", "Delete a schedule no job uses", None, "Deleted"),
-    op!("get" "/api/v1/blockstacks", "The caller's stacks with their jobs, 10 per page", None, "StackList", PAGE),
+    op!("get" "/api/v1/blockstacks", "Public stacks and the caller's own, 10 per page: the caller's with their jobs, blocks' conversions and state; others' public ones read-only without them (without credentials: the public stacks only)", None, "StackList", PAGE),
     op!("post" "/api/v1/blockstacks", "Create a stack", Some("StackInput"), "Created"),
-    op!("get" "/api/v1/blockstacks/byid/{id}", "One stack with its jobs", None, "Stack"),
+    op!("get" "/api/v1/blockstacks/byid/{id}", "One stack with its jobs (someone else's public stack, or any without credentials: read-only, without jobs, conversions, state and webhook_token)", None, "Stack"),
+    op!("get" "/api/v1/types", "The block types a stack's blocks may name, with their input and output (no credentials needed)", None, "TypeList"),
     op!("get" "/api/v1/blockstacks/byname/{name}", "One stack by name with its jobs", None, "Stack"),
     op!("put" "/api/v1/blockstacks/{id}", "Change a stack (partial)", Some("StackInput"), "Stack"),
     op!("get" "/api/v1/blockstacks/hook/{id}", "Call a stack's hook (webhook_method GET; access by its webhook setting): the command gets Kragle's request document on stdin; HTTP 200 with {status: 0, result} or {status: 1, err}", None, "HookAnswer", HOOK_QUERY),
@@ -149,9 +150,9 @@ const OPERATIONS: &[Op] = &[
     op!("get" "/api/v1/whoami", "The caller: user id, name and scopes", None, "WhoAmI"),
     op!("get" "/api/v1/nodes", "The cluster's nodes seen in the last hour; running_runs counts the caller's runs", None, "NodeList"),
     // Cloud 66 v3
-    op!("get" "/api/3/stacks", "The caller's stacks, 30 per page", None, "C66StackList", PAGE),
+    op!("get" "/api/3/stacks", "The caller's stacks, 30 per page", None, "C66StackList", &[("page", "1-based page number (30 per page)"), ("filter_name", "only stacks whose name contains this text")]),
     op!("get" "/api/3/stacks/{stack}", "One stack by uid", None, "C66StackOne"),
-    op!("get" "/api/3/stacks/{stack}/jobs", "A stack's jobs, 30 per page", None, "C66JobList", PAGE),
+    op!("get" "/api/3/stacks/{stack}/jobs", "A stack's jobs, 30 per page", None, "C66JobList", &[("page", "1-based page number (30 per page)"), ("server_uid", "accepted and ignored (every job runs on the cronstack cluster)")]),
     op!("get" "/api/3/stacks/{stack}/jobs/{job}", "One job by uid", None, "C66JobOne"),
     op!("post" "/api/3/stacks/{stack}/jobs/{job}/run_now", "Run a job now; job_args from a JSON or form body or the query string; with an Idempotency-Key header a repeat within 24 h answers the first action and starts nothing", Some("C66RunNow"), "C66ActionOne", &[("job_args", "the arguments, split like a shell splits words")]),
     op!("post" "/api/3/stacks/{stack}/jobs/{job}/pause", "Pause a job", None, "C66ActionOne"),
@@ -187,7 +188,10 @@ fn tag_of(path: &str) -> &'static str {
 
 fn is_public(path: &str) -> bool {
     !(path.starts_with("/api/v1") || path.starts_with("/api/3"))
-        || matches!(path, "/api/v1/authenticate" | "/api/v1/logout" | "/api/v1/blockstacks/hook/{id}")
+        || matches!(
+            path,
+            "/api/v1/authenticate" | "/api/v1/logout" | "/api/v1/blockstacks/hook/{id}" | "/api/v1/types"
+        )
 }
 
 fn param_schema(path: &str, name: &str) -> Value {
@@ -277,7 +281,10 @@ fn operation(path: &str, method: &str, op: Option<&Op>) -> Value {
         );
     }
     o.insert("responses".into(), Value::Object(responses));
-    if !is_public(path) {
+    if method == "get" && matches!(path, "/api/v1/blockstacks" | "/api/v1/blockstacks/byid/{id}") {
+        // Public stacks answer without credentials too (`{}`: anonymous access).
+        o.insert("security".into(), json!([{}, { "bearer": [] }, { "cookie": [] }]));
+    } else if !is_public(path) {
         o.insert("security".into(), json!([{ "bearer": [] }, { "cookie": [] }]));
     } else {
         o.insert("security".into(), json!([]));
@@ -401,8 +408,17 @@ fn schemas() -> Value {
                 "signal": int_or_null, "args": { "type": "array", "items": string }, "node": string_or_null,
                 "log_truncated": { "type": "boolean" },
                 "upstream_runs": { "type": ["array", "null"], "items": int,
-                    "description": "a chained run's upstream runs (the one that completed its condition gives the process CRONSTACK_UPSTREAM_RUN_ID and CRONSTACK_UPSTREAM_OUTCOME); null for other runs" } } },
+                    "description": "a chained run's upstream runs (the one that completed its condition gives the process CRONSTACK_UPSTREAM_RUN_ID and CRONSTACK_UPSTREAM_OUTCOME); null for other runs" },
+                "steps": { "type": "array", "description": "GET /runs/<id> of a pipeline run only: its steps, in order",
+                    "items": { "type": "object", "properties": {
+                        "index": int, "block": int, "name": string_or_null, "type": string,
+                        "status": { "type": "string", "enum": ["succeeded", "failed", "stopped", "skipped"] },
+                        "started_at": time_or_null, "finished_at": time_or_null,
+                        "output": { "description": "the step's output (its JSON capped at 64 KiB)" }, "error": string_or_null } } } } },
             "RunList": list("runs", "Run"),
+            "TypeList": { "type": "object", "properties": { "count": int, "types": { "type": "array", "items": { "type": "object", "properties": {
+                "name": { "type": "string", "enum": ["Shell command", "HTTP request", "Filter", "Transform"] }, "description": string,
+                "io": { "type": "object", "properties": { "input": {}, "output": {} } } } } } } },
             "BackfillInput": { "type": "object", "additionalProperties": false, "required": ["from", "to"], "properties": {
                 "from": time, "to": time,
                 "overlap": { "type": "string", "enum": ["allow", "queue"], "description": "queue: one after another" } } },
@@ -420,7 +436,13 @@ fn schemas() -> Value {
                 "config": config, "name": string_or_null, "once": { "type": "boolean" } } },
             "ScheduleList": list("schedules", "Schedule"),
             "Stack": { "type": "object", "properties": {
-                "id": int, "uid": string, "owner": int, "name": string, "command": string,
+                "id": int, "uid": string, "owner": int, "name": string,
+                "command": { "type": ["string", "null"], "description": "null for a pipeline (its commands are in its blocks)" },
+                "blocks": { "type": "array", "description": "Kragle's blocks (a one-command stack shows one Shell command block); conversion and state for the owner only",
+                    "items": { "type": "object", "properties": { "id": int, "type": string, "name": string_or_null,
+                        "conversion": { "description": "the block's input, with \\u0001/json/pointer\\u0002 templates" },
+                        "state": { "type": "object", "properties": { "input": {}, "output": {} }, "description": "the input and output of its last successful step" } } } },
+                "public": { "type": "boolean" }, "environment": string_or_null,
                 "env": { "type": "object", "additionalProperties": string },
                 "secret_env": { "type": "array", "items": string,
                     "description": "the names of the secret variables, sorted; their values are never shown" },
@@ -435,7 +457,12 @@ fn schemas() -> Value {
                 "secret_env": { "type": ["object", "null"], "additionalProperties": { "type": ["string", "null"], "minLength": 4 },
                     "description": "secret variables, sealed at rest and masked as *** in run logs: a value sets one, null removes one, the others stay; null removes them all" },
                 "workdir": string_or_null, "webhook": { "type": ["string", "null"] }, "webhook_method": string,
-                "schedule_id": int, "enabled": { "type": "boolean" } } },
+                "schedule_id": int, "enabled": { "type": "boolean" },
+                "blocks": { "type": "array", "description": "instead of command: [[type, conversion, {name, state}?], …] (see GET /api/v1/types); errors name blocks[i] and the field",
+                    "items": { "type": "array", "minItems": 2, "maxItems": 3 } },
+                "public": { "type": "boolean", "description": "listed read-only to every user, and without credentials" },
+                "needs_approval": { "type": "boolean", "description": "accepted (Kragle); nothing waits for approval" },
+                "environment": { "type": ["string", "null"], "description": "Cloud 66's stack environment; null: production" } } },
         }),
         json!({
             "StackList": list("stacks", "Stack"),
@@ -451,11 +478,16 @@ fn schemas() -> Value {
         json!({
             "NodeList": { "type": "object", "properties": { "count": { "type": "integer" }, "nodes": { "type": "array", "items": { "type": "object", "properties": {
                 "id": string, "address": string, "started_at": time, "last_seen": time, "running_runs": int, "this_node": { "type": "boolean" } } } } } },
-            "C66Stack": { "type": "object", "properties": { "id": int, "uid": string, "name": string, "command": string, "created_at": string, "updated_at": string } },
+            "C66Stack": { "type": "object", "properties": { "id": int, "uid": string, "name": string, "command": string_or_null,
+                "environment": string, "status": { "type": "integer", "description": "1 (deployed) for every stack" },
+                "health": { "type": "integer", "description": "3 every job's last run succeeded, 2 some failed, 4 all failed, 0 none ran yet" },
+                "last_activity": string_or_null, "last_activity_iso": string_or_null,
+                "created_at": string, "updated_at": string, "created_at_iso": time, "updated_at_iso": time } },
             "C66Job": { "type": "object", "properties": {
                 "id": int, "uid": string, "name": string, "type": { "type": "string", "const": "DockerHostTaskJob" },
                 "cron": string_or_null, "status": { "type": "integer", "description": "0 updated, 1 started, 2 success, 3 failed" },
-                "paused": { "type": "boolean" }, "params": { "type": "object", "properties": { "command": string } },
+                "paused": { "type": "boolean" }, "params": { "type": "object", "properties": { "command": string,
+                    "steps": { "type": "array", "items": string, "description": "a pipeline's block types, in order (instead of command)" } } },
                 "created_at": string, "updated_at": string } },
             "C66Action": { "type": "object", "properties": {
                 "id": int, "user": string, "resource_type": string, "action": string, "resource_id": string, "started_via": string,

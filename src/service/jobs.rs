@@ -179,8 +179,15 @@ fn refuse_hook_job(job: &Job) -> ServiceResult<()> {
 /// Refuses, before anything is recorded, arguments the job's command does not take (the rule
 /// is `cronstack_exec::ArgRule`'s); `field` is the dialect's name for them.
 pub(super) fn check_args(field: &str, job: &Job, stack: &Stack, args: &[String]) -> ServiceResult<()> {
+    let refuse = |e: cronstack_exec::TakesNoArgs| ServiceError::invalid(field, e.to_string());
+    if let Some(blocks) = &stack.blocks {
+        // A pipeline passes the arguments to each of its Shell command steps.
+        return crate::blocks::literal_commands(blocks)
+            .try_for_each(|c| cronstack_exec::check_args(c, args))
+            .map_err(refuse);
+    }
     let command = job.command.as_deref().unwrap_or(&stack.command);
-    cronstack_exec::check_args(command, args).map_err(|e| ServiceError::invalid(field, e.to_string()))
+    cronstack_exec::check_args(command, args).map_err(refuse)
 }
 
 /// The event announcing a change of a job's on/off state, if it changed.

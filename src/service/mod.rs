@@ -7,6 +7,7 @@ mod chains;
 mod hooks;
 mod idempotency;
 mod jobs;
+mod pipelines;
 mod runs;
 mod schedules;
 mod stacks;
@@ -14,8 +15,9 @@ mod webhooks;
 
 pub use accounts::{Caller, CredentialKind};
 pub use chains::MAX_AFTER;
-pub use hooks::{HookAnswer, HookRequest};
+pub use hooks::{HookAnswer, HookRequest, parse_output};
 pub use jobs::{DeleteOutcome, JobPatch, MAX_KEEP};
+pub use pipelines::health;
 pub use runs::RunLog;
 pub use stacks::{MIN_SECRET_LEN, SecretChanges, StackPatch};
 pub use webhooks::{WebhookPatch, generate_secret};

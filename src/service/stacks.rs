@@ -6,6 +6,7 @@ use super::jobs::JobPatch;
 use super::{
     Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, on_unique, paged, validate_name,
 };
+use crate::blocks::parse_blocks;
 use crate::domain::{HookAccess, HookMethod, Job, Scope, SealedEnv, Stack, new_uid, now_ms};
 use crate::secrets::{Secret, SecretKey};
 use crate::store::{NewStack, Page};
@@ -32,11 +33,23 @@ pub struct StackPatch {
     /// Kragle: create the stack's first job on this schedule.
     pub schedule_id: Option<i64>,
     pub enabled: Option<bool>,
+    /// Kragle's `blocks`, as sent (checked by `crate::blocks::parse_blocks`).
+    pub blocks: Option<Vec<serde_json::Value>>,
+    pub public: Option<bool>,
+    /// `Some(None)`: back to the default ("production").
+    pub environment: Option<Option<String>>,
 }
 
 fn validate_stack(s: &NewStack) -> ServiceResult<()> {
     validate_name("name", &s.name)?;
-    if s.command.trim().is_empty() {
+    if let Some(env) = &s.environment
+        && (env.trim().is_empty() || env.chars().count() > 100 || env.contains('\0'))
+    {
+        return Err(ServiceError::invalid("environment", "must be 1 to 100 characters"));
+    }
+    if s.blocks.is_some() {
+        // A pipeline's commands are its Shell command blocks' (checked as they were read).
+    } else if s.command.trim().is_empty() {
         return Err(ServiceError::invalid("command", "must not be empty"));
     }
     if s.command.contains('\0') {
@@ -117,8 +130,28 @@ impl StackPatch {
         if let Some(v) = self.name {
             s.name = v;
         }
+        if self.command.is_some() && self.blocks.is_some() {
+            return Err(ServiceError::invalid("blocks", "give either command or blocks, not both"));
+        }
         if let Some(v) = self.command {
+            // `command` is shorthand for one Shell command block: the stack runs it as before.
             s.command = v;
+            s.blocks = None;
+        }
+        if let Some(raw) = self.blocks {
+            // New blocks are numbered after the stack's earlier ones: state never passes on
+            // to a block it was not kept for.
+            let first_id = s.blocks.iter().flatten().map(|b| b.id).max().unwrap_or(0) + 1;
+            let blocks =
+                parse_blocks(&raw, first_id).map_err(|e| ServiceError::invalid(&e.field, e.message))?;
+            s.command = String::new();
+            s.blocks = Some(blocks);
+        }
+        if let Some(v) = self.public {
+            s.public = v;
+        }
+        if let Some(v) = self.environment {
+            s.environment = v;
         }
         if let Some(v) = self.env {
             s.env = v;
@@ -144,8 +177,8 @@ impl Service {
     pub async fn create_stack(&self, caller: &Caller, patch: StackPatch) -> ServiceResult<i64> {
         caller.require(Scope::Jobs)?;
         let name = patch.name.clone().ok_or_else(|| ServiceError::invalid("name", "is required"))?;
-        if patch.command.is_none() {
-            return Err(ServiceError::invalid("command", "is required"));
+        if patch.command.is_none() && patch.blocks.is_none() {
+            return Err(ServiceError::invalid("command", "is required (or blocks)"));
         }
         let first_job = patch.schedule_id.map(|schedule_id| JobPatch {
             schedule_id: Some(schedule_id),
@@ -164,6 +197,9 @@ impl Service {
             webhook: None,
             webhook_method: HookMethod::Post,
             webhook_token: None,
+            blocks: None,
+            public: false,
+            environment: None,
         };
         let uid = new_uid();
         patch.apply(&mut stack, self.settings.secret_key.as_ref(), &uid)?;
@@ -201,6 +237,9 @@ impl Service {
             webhook: current.webhook,
             webhook_method: current.webhook_method,
             webhook_token: current.webhook_token,
+            blocks: current.blocks,
+            public: current.public,
+            environment: current.environment,
         };
         patch.apply(&mut stack, self.settings.secret_key.as_ref(), &current.uid)?;
         validate_stack(&stack)?;

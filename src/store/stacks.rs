@@ -2,17 +2,20 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::de::DeserializeOwned;
 use sqlx::any::AnyRow;
 
 use super::FromRow;
 use super::cache::Change;
 use super::{
-    Listing, Page, SqlxResultExt, Store, StoreResult, get_enum, get_i64, get_json, get_opt_string, get_string,
+    Backend, Listing, Page, SqlxResultExt, Store, StoreError, StoreResult, get_bool, get_enum, get_i64,
+    get_json, get_opt_i64, get_opt_string, get_string,
 };
-use crate::domain::{EpochMs, HookAccess, HookMethod, SealedEnv, Stack, UserId};
+use crate::blocks::{Block, BlockState};
+use crate::domain::{EpochMs, HookAccess, HookMethod, SealedEnv, Stack, UserId, bool_flag};
 use crate::secrets::StoredSample;
 
-const COLUMNS: &str = "id, uid, owner, name, command, env, secret_env, workdir, webhook, webhook_method, webhook_token, created_at, updated_at";
+const COLUMNS: &str = "id, uid, owner, name, command, env, secret_env, workdir, webhook, webhook_method, webhook_token, blocks, public, environment, created_at, updated_at";
 
 /// The fields a user sets on a stack.
 #[derive(Debug, Clone)]
@@ -26,6 +29,14 @@ pub struct NewStack {
     pub webhook: Option<HookAccess>,
     pub webhook_method: HookMethod,
     pub webhook_token: Option<String>,
+    /// `None`: the stack runs `command`; `Some`: a pipeline (see `crate::blocks`).
+    pub blocks: Option<Vec<Block>>,
+    pub public: bool,
+    pub environment: Option<String>,
+}
+
+fn blocks_text(blocks: &Option<Vec<Block>>) -> Option<String> {
+    blocks.as_ref().map(|b| serde_json::to_string(b).expect("blocks serialize"))
 }
 
 impl Store {
@@ -37,8 +48,8 @@ impl Store {
         now: EpochMs,
     ) -> StoreResult<i64> {
         let q = sqlx::query(
-            "INSERT INTO stacks (uid, owner, name, command, env, secret_env, workdir, webhook, webhook_method, webhook_token, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
+            "INSERT INTO stacks (uid, owner, name, command, env, secret_env, workdir, webhook, webhook_method, webhook_token, blocks, public, environment, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13, $14, $11, $11) RETURNING id",
         )
         .bind(uid)
         .bind(owner)
@@ -50,14 +61,17 @@ impl Store {
         .bind(s.webhook.map(|w| w.as_str()))
         .bind(s.webhook_method.as_str())
         .bind(&s.webhook_token)
-        .bind(now);
+        .bind(now)
+        .bind(blocks_text(&s.blocks))
+        .bind(bool_flag(s.public))
+        .bind(&s.environment);
         let row = self.write_returning(q).await?;
         get_i64(&row, "id")
     }
 
     pub async fn update_stack(&self, id: i64, s: &NewStack, now: EpochMs) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE stacks SET name = $2, command = $3, env = $4, secret_env = $5, workdir = $6, webhook = $7, webhook_method = $8, webhook_token = $9, updated_at = $10 WHERE id = $1",
+            "UPDATE stacks SET name = $2, command = $3, env = $4, secret_env = $5, workdir = $6, webhook = $7, webhook_method = $8, webhook_token = $9, updated_at = $10, blocks = $11, public = $12, environment = $13 WHERE id = $1",
         )
         .bind(id)
         .bind(&s.name)
@@ -69,6 +83,9 @@ impl Store {
         .bind(s.webhook_method.as_str())
         .bind(&s.webhook_token)
         .bind(now)
+        .bind(blocks_text(&s.blocks))
+        .bind(bool_flag(s.public))
+        .bind(&s.environment)
         .execute(&self.write)
         .await
         .wrote()?;
@@ -140,6 +157,109 @@ impl Store {
     }
 }
 
+/// Pipelines: block state, public stacks, a stack's last activity.
+impl Store {
+    /// A stack's blocks as stored now (not cached: a run starts from the latest state).
+    pub async fn stack_blocks_now(&self, id: i64) -> StoreResult<Option<Vec<Block>>> {
+        self.json_cell("SELECT blocks FROM stacks WHERE id = $1", id, "blocks").await
+    }
+
+    /// An optional JSON column of the row `id` (`None`: no such row, or NULL).
+    async fn json_cell<T: DeserializeOwned>(
+        &self,
+        sql: &'static str,
+        id: i64,
+        col: &str,
+    ) -> StoreResult<Option<T>> {
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.read).await.db()?;
+        row.map(|r| opt_json(&r, col)).transpose().map(Option::flatten)
+    }
+
+    /// Keeps the state of the blocks a run's steps succeeded in, by block id; blocks replaced
+    /// meanwhile (a `PUT` with new blocks) keep theirs. The stack's `updated_at` stays.
+    pub async fn set_block_states(&self, id: i64, states: &[(i64, BlockState)]) -> StoreResult<()> {
+        if states.is_empty() {
+            return Ok(());
+        }
+        // Read and written in one transaction (the row locked on PostgreSQL; SQLite's write
+        // lock is taken up front): two runs of the stack ending together keep both states.
+        let mut tx = self.begin_write().await?;
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let sql = format!("SELECT blocks FROM stacks WHERE id = $1{lock}");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&mut *tx).await.db()?;
+        let Some(mut blocks) = row.map(|r| opt_json::<Vec<Block>>(&r, "blocks")).transpose()?.flatten()
+        else {
+            return Ok(());
+        };
+        for (block_id, state) in states {
+            if let Some(b) = blocks.iter_mut().find(|b| b.id == *block_id) {
+                b.state = state.clone();
+            }
+        }
+        sqlx::query("UPDATE stacks SET blocks = $2 WHERE id = $1")
+            .bind(id)
+            .bind(blocks_text(&Some(blocks)))
+            .execute(&mut *tx)
+            .await
+            .wrote()?;
+        tx.commit().await.wrote()?;
+        self.changed(Change::Stack(id));
+        Ok(())
+    }
+
+    /// Public stacks, and the viewer's own (`None`: public ones only), by id.
+    pub async fn list_visible_stacks(
+        &self,
+        viewer: Option<UserId>,
+        limit: i64,
+        offset: i64,
+    ) -> StoreResult<Page<Stack>> {
+        let listing =
+            Listing { columns: COLUMNS, from_where: "stacks WHERE public = 1 OR owner = $1", order: "id" };
+        self.page(listing, viewer.unwrap_or(-1), (limit, offset), stack_from_row).await
+    }
+
+    /// A pipeline run's steps (JSON), written as the run ends.
+    pub async fn set_run_steps(&self, run_id: i64, steps: &serde_json::Value) -> StoreResult<()> {
+        sqlx::query("UPDATE runs SET steps = $2 WHERE id = $1")
+            .bind(run_id)
+            .bind(steps.to_string())
+            .execute(&self.write)
+            .await
+            .wrote()?;
+        Ok(())
+    }
+
+    /// A run's steps: `None` for a one-command run.
+    pub async fn run_steps(&self, run_id: i64) -> StoreResult<Option<serde_json::Value>> {
+        self.json_cell("SELECT steps FROM runs WHERE id = $1", run_id, "steps").await
+    }
+
+    /// When the stack last ran or acted: its newest run's creation or action's start.
+    pub async fn stack_last_activity(&self, id: i64) -> StoreResult<Option<EpochMs>> {
+        let row = sqlx::query(
+            "SELECT (SELECT MAX(r.created_at) FROM runs r JOIN jobs j ON r.job_id = j.id WHERE j.stack_id = $1) AS run_at, \
+                    (SELECT MAX(started_at) FROM actions WHERE stack_id = $1) AS action_at",
+        )
+        .bind(id)
+        .fetch_one(&self.read)
+        .await
+        .db()?;
+        let (run_at, action_at) = (get_opt_i64(&row, "run_at")?, get_opt_i64(&row, "action_at")?);
+        Ok(run_at.max(action_at))
+    }
+}
+
+/// A nullable JSON text column.
+fn opt_json<T: DeserializeOwned>(r: &AnyRow, col: &str) -> StoreResult<Option<T>> {
+    get_opt_string(r, col)?
+        .map(|text| serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{col}: {e}"))))
+        .transpose()
+}
+
 fn stack_from_row(r: &AnyRow) -> StoreResult<Stack> {
     Ok(Stack {
         id: get_i64(r, "id")?,
@@ -153,6 +273,9 @@ fn stack_from_row(r: &AnyRow) -> StoreResult<Stack> {
         webhook: get_opt_string(r, "webhook")?.as_deref().and_then(HookAccess::parse),
         webhook_method: get_enum(r, "webhook_method", HookMethod::parse)?,
         webhook_token: get_opt_string(r, "webhook_token")?,
+        blocks: opt_json(r, "blocks")?,
+        public: get_bool(r, "public")?,
+        environment: get_opt_string(r, "environment")?,
         created_at: get_i64(r, "created_at")?,
         updated_at: get_i64(r, "updated_at")?,
     })

@@ -321,25 +321,27 @@ pub struct Log {
 }
 
 impl Log {
-    pub(crate) fn new(cap: usize) -> Self {
+    /// An empty log kept within `cap` bytes (head and tail). A process's log is made by
+    /// `spawn`; one made here gathers several (cronstack's pipelines: a log for all steps).
+    pub fn new(cap: usize) -> Self {
         let (tx, _) = watch::channel(Capped::new(cap));
         Log { shared: Arc::new(tx) }
     }
 
     /// Appends output and wakes followers.
-    pub(crate) fn push(&self, data: &[u8]) {
+    pub fn push(&self, data: &[u8]) {
         if !data.is_empty() {
             self.shared.send_modify(|c| c.push(data));
         }
     }
 
     /// Marks the output as ended and wakes followers.
-    pub(crate) fn close(&self) {
+    pub fn close(&self) {
         self.shared.send_modify(Capped::finish);
     }
 
     /// Whether some of the output was omitted.
-    pub(crate) fn is_truncated(&self) -> bool {
+    pub fn is_truncated(&self) -> bool {
         self.shared.borrow().is_truncated()
     }
 

@@ -168,15 +168,32 @@ fn page_request(page: i64) -> PageRequest {
     PageRequest { page, per_page: PER_PAGE }
 }
 
-fn stack_view(s: &Stack) -> Value {
-    json!({
+/// Cloud 66's `last_activity`: `2014-08-14T01:46:53+00:00`.
+fn offset_time(ms: EpochMs) -> String {
+    utc_text(ms, b'T', "+00:00")
+}
+
+/// Cloud 66's stack object: the fields its clients read, with cronstack's `id` and `command`
+/// (`null` for a pipeline). `status` is 1 (deployed) for every stack; `health` sums up its
+/// jobs' last runs (see `service::health`).
+async fn stack_view(service: &Service, s: &Stack) -> ServiceResult<Value> {
+    let last_activity = service.stack_last_activity(s).await?;
+    let health = service.stack_health(s).await?;
+    Ok(json!({
         "id": s.id,
         "uid": s.uid,
         "name": s.name,
-        "command": s.command,
+        "command": s.blocks.is_none().then_some(&s.command),
+        "environment": s.environment.as_deref().unwrap_or("production"),
+        "status": 1,
+        "health": health,
+        "last_activity": last_activity.map(offset_time),
+        "last_activity_iso": last_activity.map(offset_time),
         "created_at": c66_time(s.created_at),
         "updated_at": c66_time(s.updated_at),
-    })
+        "created_at_iso": iso_seconds(s.created_at),
+        "updated_at_iso": iso_seconds(s.updated_at),
+    }))
 }
 
 /// Exactly Cloud 66's job fields.
@@ -195,9 +212,25 @@ pub struct JobView<'a> {
     updated_at: String,
 }
 
+/// `command` for a one-command stack (or a job's own command); a pipeline's block types in
+/// order as `steps`.
 #[derive(Serialize)]
 struct JobParams<'a> {
-    command: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    steps: Option<Vec<&'static str>>,
+}
+
+fn job_params<'a>(stack: &'a Stack, job: &'a Job) -> JobParams<'a> {
+    match (&stack.blocks, &job.command) {
+        (Some(blocks), _) => {
+            JobParams { command: None, steps: Some(blocks.iter().map(|b| b.kind.name()).collect()) }
+        }
+        (None, command) => {
+            JobParams { command: Some(command.as_deref().unwrap_or(&stack.command)), steps: None }
+        }
+    }
 }
 
 fn job_view<'a>(stack: &'a Stack, job: &'a Job, schedule: &Schedule) -> JobView<'a> {
@@ -206,7 +239,7 @@ fn job_view<'a>(stack: &'a Stack, job: &'a Job, schedule: &Schedule) -> JobView<
         cron: schedule.config.cron_text(),
         id: job.id,
         name: job.display_name(),
-        params: JobParams { command: job.command.as_deref().unwrap_or(&stack.command) },
+        params: job_params(stack, job),
         paused: !job.enabled,
         status: job.last_status as i64,
         kind: COMMAND_JOB_TYPE,
@@ -233,13 +266,34 @@ async fn action_view(service: &Service, a: &Action) -> ServiceResult<Value> {
     }))
 }
 
+/// `filter_name` on `GET /stacks`: stacks whose name holds it.
+struct FilterName(Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for FilterName {
+    type Rejection = Failure<Cloud66>;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(FilterName(query_map(parts)?.remove("filter_name").filter(|n| !n.is_empty())))
+    }
+}
+
 async fn list_stacks(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     PageParam(page, _): PageQ,
+    FilterName(filter_name): FilterName,
 ) -> CResult<Response> {
-    let found = s.service.list_stacks(&caller, page_request(page)).await?;
-    let items = found.items.iter().map(stack_view).collect();
+    let found = match &filter_name {
+        Some(name) => s.service.list_stacks_named(&caller, name, page_request(page)).await?,
+        _ => s.service.list_stacks(&caller, page_request(page)).await?,
+    };
+    let mut items = Vec::with_capacity(found.items.len());
+    for stack in &found.items {
+        items.push(stack_view(&s.service, stack).await?);
+    }
     Ok(list_envelope(page, &found, items))
 }
 
@@ -249,7 +303,7 @@ async fn show_stack(
     Path(uid): Path<String>,
 ) -> CResult<Response> {
     let stack = s.service.stack_by_uid(&caller, &uid).await?;
-    Ok(envelope(stack_view(&stack)))
+    Ok(envelope(stack_view(&s.service, &stack).await?))
 }
 
 async fn list_jobs(

@@ -16,7 +16,7 @@ use axum::routing::{get, post, put};
 use serde_json::json;
 
 use super::AppState;
-use super::auth::require_caller;
+use super::auth::{allow_anonymous, require_caller};
 use super::error::{ApiError, Dialect, Failure, RequestError};
 use super::extract::{not_null, nullable};
 use crate::service::{Entity, PageRequest, ServiceError};
@@ -117,8 +117,6 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/schedules", get(schedules::list).post(schedules::create))
         .route("/schedules/byid/{id}", get(schedules::by_id))
         .route("/schedules/{id}", put(schedules::update).delete(schedules::delete))
-        .route("/blockstacks", get(stacks::list).post(stacks::create))
-        .route("/blockstacks/byid/{id}", get(stacks::by_id))
         .route("/blockstacks/byname/{name}", get(stacks::by_name))
         .route("/blockstacks/{id}", put(stacks::update))
         .route("/blockstacks/exec/{id}", get(hooks::exec).post(hooks::exec))
@@ -131,10 +129,17 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/tokens/{id}", axum::routing::delete(session::revoke_token))
         .route("/whoami", get(session::whoami))
         .route("/nodes", get(session::nodes))
-        .route_layer(axum::middleware::from_fn_with_state(state, require_caller::<Kragle>));
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_caller::<Kragle>));
+    // Public stacks are listed and read without credentials too.
+    let open_reads = Router::new()
+        .route("/blockstacks", get(stacks::list).post(stacks::create))
+        .route("/blockstacks/byid/{id}", get(stacks::by_id))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), allow_anonymous::<Kragle>));
+    let authed = authed.merge(open_reads);
     Router::new()
         .route("/authenticate", post(session::authenticate))
         .route("/logout", post(session::logout))
+        .route("/types", get(stacks::types))
         // Access follows the stack's `webhook` setting: checked by the handler.
         .route("/blockstacks/hook/{id}", get(hooks::hook).post(hooks::hook))
         .route_layer(axum::middleware::from_fn(super::guard::dialect_guard::<Kragle>))
@@ -241,7 +246,12 @@ mod tests {
         ]);
         // A null config is accepted here and refused as an invalid config (code 26).
         null_only_where_it_means_none::<schedules::ScheduleInput>(&["name", "config"]);
-        null_only_where_it_means_none::<stacks::StackInput>(&["secret_env", "workdir", "webhook"]);
+        null_only_where_it_means_none::<stacks::StackInput>(&[
+            "secret_env",
+            "workdir",
+            "webhook",
+            "environment",
+        ]);
         null_only_where_it_means_none::<webhooks::WebhookInput>(&["stack_id", "job_id"]);
         null_only_where_it_means_none::<session::Credentials>(&[]);
         null_only_where_it_means_none::<session::TokenInput>(&["name"]);

@@ -35,6 +35,9 @@ pub struct RunView {
     log_truncated: bool,
     /// A chained run's upstream runs (`null` for any other run).
     upstream_runs: Option<Vec<i64>>,
+    /// A pipeline run's steps (`GET /runs/<id>` only; absent for a one-command run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    steps: Option<serde_json::Value>,
 }
 
 impl From<&Run> for RunView {
@@ -57,6 +60,7 @@ impl From<&Run> for RunView {
             node: r.node_id.clone(),
             log_truncated: r.log_truncated,
             upstream_runs: r.chain.as_ref().map(|c| c.upstream_runs.clone()),
+            steps: None,
         }
     }
 }
@@ -79,7 +83,8 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> KResult<Json<RunView>> {
     let run = s.service.run(&caller, id_param(&id, "run")?).await?;
-    Ok(Json(RunView::from(&run)))
+    let steps = s.service.run_steps(&run).await?;
+    Ok(Json(RunView { steps, ..RunView::from(&run) }))
 }
 
 pub async fn kill(

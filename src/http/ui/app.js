@@ -208,7 +208,9 @@ async function stacksPage() {
     });
     return h("section", { class: "panel stack-card" },
       h("header", {}, h("h2", {}, st.name), h("span", { class: "muted" }, `#${st.id}`)),
-      h("p", {}, h("code", { class: "cmd" }, st.command)),
+      st.command !== null && st.command !== undefined
+        ? h("p", {}, h("code", { class: "cmd" }, st.command))
+        : blockList(st),
       (st.secret_env || []).length
         ? h("p", { class: "muted secret-names" }, "Secret env: ", h("span", { class: "mono" }, st.secret_env.join(", ")))
         : null,
@@ -464,6 +466,26 @@ function chart(runs) {
 
 // ---------- a run ----------
 
+// A pipeline stack's blocks, in order, with their conversions (the owner's view has them).
+function blockList(st) {
+  return h("ol", { class: "blocks" }, (st.blocks || []).map((b) =>
+    h("li", { class: "block" },
+      h("strong", {}, b.type), b.name ? h("span", { class: "muted" }, ` ${b.name}`) : null,
+      b.conversion !== undefined ? h("code", { class: "cmd" }, JSON.stringify(b.conversion)) : null,
+      st.public ? h("span", { class: "muted" }, " (public)") : null)));
+}
+
+// A pipeline run's steps: each one's status, and its output or error.
+function stepTable(steps) {
+  return h("table", { id: "run-steps" },
+    h("thead", {}, h("tr", {}, h("th", {}, "Step"), h("th", {}, "Type"), h("th", {}, "Status"), h("th", {}, "Output / error"))),
+    h("tbody", {}, steps.map((s) => h("tr", { class: "step" },
+      h("td", {}, String(s.index + 1)),
+      h("td", {}, s.name ? `${s.type} (${s.name})` : s.type),
+      h("td", {}, badge(s.status)),
+      h("td", {}, h("code", { class: "mono" }, s.error ?? (s.status === "succeeded" ? JSON.stringify(s.output) : "–")))))));
+}
+
 async function runPage(id) {
   const run = await api("GET", `/runs/${id}`);
   const job = await api("GET", `/jobs/byid/${run.job}`).catch(() => null);
@@ -471,8 +493,10 @@ async function runPage(id) {
   const status = h("span", { id: "live" });
   const facts = h("dl", { class: "facts", id: "run-facts" });
   const outcomeBox = h("span", {});
+  const steps = h("div", {});
   const show = (r) => {
     outcomeBox.replaceChildren(badge(r.outcome, "run-outcome"));
+    steps.replaceChildren(r.steps ? h("section", { class: "panel" }, h("h2", {}, "Steps"), stepTable(r.steps)) : "");
     const exit = r.exit_code !== null ? String(r.exit_code) : r.signal !== null ? `signal ${r.signal}` : "–";
     facts.replaceChildren(
       h("dt", {}, "Job"), h("dd", {}, job ? h("a", { href: `#/jobs/${job.id}` }, job.name || `job-${job.id}`) : `#${r.job}`),
@@ -501,6 +525,7 @@ async function runPage(id) {
     h("p", {}, job ? h("a", { href: `#/jobs/${job.id}` }, `← ${job.name || "job-" + job.id}`) : h("a", { href: "#/" }, "← Stacks")),
     h("h1", {}, `Run #${id}`, outcomeBox, status, ["queued", "running"].includes(run.outcome) ? kill : null),
     h("section", { class: "panel" }, facts),
+    steps,
     h("section", { class: "panel" }, h("h2", {}, "Log", run.log_truncated ? h("span", { class: "muted" }, " (truncated: head and tail kept)") : null), log));
 
   const final = !["queued", "running"].includes(run.outcome);
