@@ -125,6 +125,12 @@ struct ServeArgs {
     /// `keep_failed` is null (the newest).
     #[arg(long, env = "CRONSTACK_KEEP_FAILED", default_value_t = 100, value_parser = clap::value_parser!(i64).range(0..=MAX_KEEP))]
     keep_failed: i64,
+    /// Milliseconds between two looks of the job health watcher (tests make it short).
+    #[arg(long, hide = true, default_value_t = 5_000)]
+    watch_interval_ms: u64,
+    /// Export per-job series on /metrics (health, last success, last failure): 7 per job.
+    #[arg(long, env = "CRONSTACK_METRICS_PER_JOB", default_value_t = true, action = clap::ArgAction::Set)]
+    metrics_per_job: bool,
     /// Milliseconds between two pruning passes (tests make it short).
     #[arg(long, hide = true, default_value_t = 30_000)]
     prune_interval_ms: u64,
@@ -281,6 +287,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             keep: Keep { succeeded: args.keep_succeeded, failed: args.keep_failed },
             interval: Duration::from_millis(args.prune_interval_ms.max(10)),
         },
+        watch_interval: Duration::from_millis(args.watch_interval_ms.max(10)),
         ..EngineSettings::default()
     };
     let secret_key = secret_key(&args, &store).await?;
@@ -312,6 +319,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             hook_timeout_s: args.hook_timeout_s.max(1),
             backfill_max: args.catch_up_max.max(1),
             secret_key: Some(secret_key),
+            metrics_per_job: args.metrics_per_job,
         },
     );
     let state = crate::http::AppState::new(service, Some(metrics)).await?;

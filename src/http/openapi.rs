@@ -351,6 +351,10 @@ fn schemas() -> Value {
             "description": format!("the newest this many {which} runs are kept; null: the server's default") })
     };
     let outcome = json!({ "type": "string", "enum": ["queued", "running", "succeeded", "failed", "timed_out", "killed", "skipped", "lost"] });
+    let grace = json!({ "type": ["integer", "null"], "minimum": 1, "maximum": crate::service::MAX_HEALTH_S,
+        "description": "a slot this many seconds late with no run started makes the job late (job.missed); null: 60" });
+    let max_duration = json!({ "type": ["integer", "null"], "minimum": 1, "maximum": crate::service::MAX_HEALTH_S,
+        "description": "a run going longer than this many seconds makes the job stuck (job.stuck); null: no limit" });
     let config = json!({ "type": "object", "description": "one of {period: seconds}, {timestamp: unix seconds}, {cron: expression, timezone: IANA name}",
         "properties": { "period": int, "timestamp": int, "cron": string, "timezone": string } });
     let mut all = Map::new();
@@ -375,13 +379,21 @@ fn schemas() -> Value {
                 "retries": int, "retry_backoff_s": int, "retry_lost": { "type": "boolean" },
                 "jitter_s": int, "not_before": time_or_null, "not_after": time_or_null, "max_runs": int_or_null, "runs_fired": int,
                 "keep_succeeded": keep("succeeded"), "keep_failed": keep("other finished (failed, timed out, killed, lost, skipped)"),
+                "grace_s": grace, "max_duration_s": max_duration,
+                "health": { "type": "string", "enum": ["ok", "failing", "late", "stuck", "paused"] },
+                "last_run": { "type": ["object", "null"], "description": "the last finished run, skipped slots aside", "properties": {
+                    "id": int, "outcome": outcome, "finished_at": time } },
+                "last_success_at": time_or_null, "last_failure_at": time_or_null,
+                "missed_slot": { "type": ["string", "null"], "format": "date-time", "description": "the first slot of an open missed incident (health late)" },
+                "stuck_run": { "type": ["integer", "null"], "format": "int64", "description": "the run of an open stuck incident (health stuck)" },
                 "created_at": time, "updated_at": time } },
             "JobInput": { "type": "object", "additionalProperties": false, "properties": {
                 "stack_id": int, "schedule_id": int, "name": string_or_null, "enabled": { "type": "boolean" },
                 "command": string_or_null, "timeout_s": int_or_null, "overlap": overlap, "missed": missed,
                 "retries": int, "retry_backoff_s": int, "retry_lost": { "type": "boolean" },
                 "jitter_s": int, "not_before": time_or_null, "not_after": time_or_null, "max_runs": int_or_null,
-                "keep_succeeded": keep("succeeded"), "keep_failed": keep("other finished (failed, timed out, killed, lost, skipped)") } },
+                "keep_succeeded": keep("succeeded"), "keep_failed": keep("other finished (failed, timed out, killed, lost, skipped)"),
+                "grace_s": grace, "max_duration_s": max_duration } },
             "JobList": list("jobs", "Job"),
             "Run": { "type": "object", "properties": {
                 "id": int, "job": int, "trigger": { "type": "string", "enum": ["schedule", "run_now", "retry", "webhook"] },
@@ -478,7 +490,7 @@ fn webhook_schemas() -> Value {
     let time_or_null = json!({ "type": ["string", "null"], "format": "date-time" });
     let events = json!({ "type": "array", "items": { "type": "string", "enum": [
         "run.started", "run.succeeded", "run.failed", "run.timed_out", "job.paused", "job.unpaused",
-        "job.deleted", "job.fail", "job.backon"] } });
+        "job.deleted", "job.fail", "job.backon", "job.missed", "job.stuck", "job.recovered"] } });
     let list = |key: &str, item: &str| {
         json!({ "type": "object", "properties": {
             "count": { "type": "integer" }, "pagesize": { "type": "integer" }, "page": { "type": "integer" },

@@ -39,6 +39,9 @@ pub struct Claim {
     /// When `fire` is due: the slot plus the job's jitter.
     pub due: EpochMs,
     pub next: Option<EpochMs>,
+    /// `slot` when it will not run (a slot missed while no node ran, dropped by the job's
+    /// missed-run policy): it opens a missed incident on the job (see `health`).
+    pub dropped: Option<EpochMs>,
     /// One-time schedule: the job disables itself once this slot is claimed.
     pub disable: bool,
     pub node_id: String,
@@ -128,27 +131,51 @@ impl Store {
                 JOB_COLUMNS.split(", ").map(|c| format!("jobs.{c}")).collect::<Vec<_>>().join(", ");
             let values = (0..mine.len())
                 .map(|i| {
-                    let p = 5 * i;
-                    format!("(${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5)
+                    let p = 7 * i;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        p + 1,
+                        p + 2,
+                        p + 3,
+                        p + 4,
+                        p + 5,
+                        p + 6,
+                        p + 7
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
-            // `max_runs`: the run that reaches it disables the job (no next slot).
+            let now_param = 7 * mine.len() + 1;
+            // `max_runs`: the run that reaches it disables the job (no next slot). A slot
+            // dropped, or claimed past the job's grace, opens a missed incident (`health`).
             let sql = format!(
                 "UPDATE jobs SET \
                    next_run_at = CASE WHEN jobs.pending_delete = 1 THEN jobs.next_run_at \
                      WHEN jobs.max_runs IS NOT NULL AND jobs.runs_fired + v.f >= jobs.max_runs THEN NULL ELSE v.nxt END, \
                    enabled = CASE WHEN jobs.pending_delete = 0 AND (v.dis = 1 \
                      OR (jobs.max_runs IS NOT NULL AND jobs.runs_fired + v.f >= jobs.max_runs)) THEN 0 ELSE jobs.enabled END, \
-                   runs_fired = jobs.runs_fired + v.f \
-                 FROM (SELECT column1 AS id, column2 AS slot, column3 AS nxt, column4 AS dis, column5 AS f FROM (VALUES {values}) AS t) AS v \
-                 WHERE jobs.id = v.id AND jobs.next_run_at = v.slot RETURNING {returning}"
+                   runs_fired = jobs.runs_fired + v.f, \
+                   missed_slot = CASE WHEN jobs.pending_delete = 1 OR jobs.missed_slot IS NOT NULL THEN jobs.missed_slot \
+                     WHEN v.ms IS NOT NULL THEN v.ms \
+                     WHEN v.due + COALESCE(jobs.grace_s, {grace}) * 1000 < ${now_param} THEN v.slot ELSE NULL END \
+                 FROM (SELECT column1 AS id, column2 AS slot, column3 AS nxt, column4 AS dis, column5 AS f, column6 AS ms, column7 AS due \
+                   FROM (VALUES {values}) AS t) AS v \
+                 WHERE jobs.id = v.id AND jobs.next_run_at = v.slot RETURNING {returning}",
+                grace = crate::domain::DEFAULT_GRACE_S,
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for c in &mine {
                 let fires = i64::from(c.fire.is_some());
-                q = q.bind(c.job_id).bind(c.slot).bind(c.next).bind(bool_flag(c.disable)).bind(fires);
+                q = q
+                    .bind(c.job_id)
+                    .bind(c.slot)
+                    .bind(c.next)
+                    .bind(bool_flag(c.disable))
+                    .bind(fires)
+                    .bind(c.dropped)
+                    .bind(c.due);
             }
+            q = q.bind(now);
             for row in q.fetch_all(&mut *tx).await.db()? {
                 let job = job_from_row(&row)?;
                 moved.insert(job.id, job);
@@ -427,16 +454,33 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        if let Some(status) = job_status {
-            sqlx::query("UPDATE jobs SET last_status = $2 WHERE id = $1")
+        // The job's status and last run (see `health`), or the slot a skip missed.
+        let job_update = if let Some(status) = job_status {
+            let sql =
+                format!("UPDATE jobs SET last_status = $5, {} WHERE id = $1", super::health::RUN_END_SET);
+            sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(run.job_id)
+                .bind(run.id)
+                .bind(f.finished_at)
+                .bind(f.status.as_str())
                 .bind(status as i64)
                 .execute(&mut *tx)
                 .await
                 .db()?;
-        }
+            true
+        } else if f.status == RunStatus::Skipped && run.trigger == TriggerKind::Schedule {
+            sqlx::query(super::health::SKIPPED_SLOT)
+                .bind(run.job_id)
+                .bind(run.scheduled_for)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            true
+        } else {
+            false
+        };
         tx.commit().await.db()?;
-        if job_status.is_some() {
+        if job_update {
             self.changed(Change::Jobs(vec![run.job_id]));
         }
         Ok(true)
@@ -476,10 +520,22 @@ impl Store {
             .fetch_all(&self.write)
             .await
             .db()?;
-        Ok(Expired {
-            lost: lost.iter().map(run_from_row).collect::<StoreResult<_>>()?,
-            adopted: adopted.iter().map(run_from_row).collect::<StoreResult<_>>()?,
-        })
+        let lost: Vec<Run> = lost.iter().map(run_from_row).collect::<StoreResult<_>>()?;
+        if !lost.is_empty() {
+            let sql = format!("UPDATE jobs SET {} WHERE id = $1", super::health::RUN_END_SET);
+            for run in &lost {
+                sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(run.job_id)
+                    .bind(run.id)
+                    .bind(now)
+                    .bind(RunStatus::Lost.as_str())
+                    .execute(&self.write)
+                    .await
+                    .db()?;
+            }
+            self.changed(Change::Jobs(lost.iter().map(|r| r.job_id).collect()));
+        }
+        Ok(Expired { lost, adopted: adopted.iter().map(run_from_row).collect::<StoreResult<_>>()? })
     }
 
     pub async fn run(&self, id: i64) -> StoreResult<Option<Run>> {

@@ -114,10 +114,7 @@ async fn derived_kind(store: &Store, event: &Event, hooks: &[Webhook]) -> StoreR
         return Ok(None);
     }
     let previous = store.previous_run_outcome(event.job.id, run.id).await?;
-    let previous_failed = matches!(
-        previous,
-        Some(RunStatus::Failed | RunStatus::TimedOut | RunStatus::Killed | RunStatus::Lost)
-    );
+    let previous_failed = previous.is_some_and(RunStatus::is_failure);
     Ok(match candidate {
         EventKind::JobFail if !previous_failed => Some(EventKind::JobFail),
         EventKind::JobBackon if previous_failed => Some(EventKind::JobBackon),
