@@ -311,3 +311,34 @@ async fn health_becomes_with_run(api: &Api, id: i64) {
 async fn runs_of(api: &Api, id: i64) -> i64 {
     api.get(&format!("/api/v1/jobs/byid/{id}/runs")).await.json()["count"].as_i64().unwrap_or(0)
 }
+
+#[tokio::test]
+async fn a_slot_skipped_by_the_overlap_policy_is_missed_until_a_slot_runs() {
+    let db = TestDb::new();
+    let server = serve(&db, &[]);
+    let api = Api::new(&server, Some(&add_user(&db, "alice", None)));
+    let sink = Sink::start().await;
+    // The first run outlasts the next slots (forbid: they are skipped); the later ones are quick.
+    let once = db.dir().join("once");
+    let command = format!("test -e {0} || {{ touch {0}; sleep 5; }}", once.display());
+    let id =
+        job(&api, "long-first", &command, json!({"period": 2}), json!({"grace_s": 2, "overlap": "forbid"}))
+            .await;
+    api.create("/api/v1/webhooks", json!({"url": sink.url, "events": ["job.missed", "job.recovered"]})).await;
+
+    let missed = sink.wait_for("job.missed").await;
+    assert_eq!(missed["job"]["health"], "late", "{missed}");
+    assert!(missed["job"]["missed_slot"].is_string(), "{missed}");
+    let runs = api.get(&format!("/api/v1/jobs/byid/{id}/runs")).await.json();
+    assert!(runs["runs"].as_array().unwrap().iter().any(|r| r["outcome"] == "skipped"), "{runs}");
+    let recovered = sink.wait_for("job.recovered").await;
+    assert_eq!(recovered["job"]["health"], "ok", "{recovered}");
+    // Further slots run: nothing more.
+    let runs_then = runs_of(&api, id).await;
+    eventually(WAIT, || async { (runs_of(&api, id).await >= runs_then + 2).then_some(()) })
+        .await
+        .expect("the job keeps running");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(sink.events("job.missed").len(), 1, "{:#?}", sink.events("job.missed"));
+    assert_eq!(sink.events("job.recovered").len(), 1);
+}
