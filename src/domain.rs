@@ -651,6 +651,13 @@ pub struct Action {
     pub run_id: Option<i64>,
 }
 
+wire_enum!(
+    /// A subscription's (notification channel's) kind: how its deliveries are shaped.
+    /// `webhook`: the signed event JSON; the chat kinds: their incoming webhooks' message JSON
+    /// (Slack's also serves Mattermost and Rocket.Chat).
+    ChannelKind { Webhook = "webhook", Slack = "slack", Discord = "discord", Teams = "teams" }
+);
+
 /// An outbound webhook subscription: `events` of the owner's jobs (all of them, or those of
 /// one stack and/or one job) are POSTed to `url`, signed with `secret`.
 #[derive(Debug, Clone)]
@@ -662,6 +669,8 @@ pub struct Webhook {
     pub secret: String,
     pub stack_id: Option<i64>,
     pub job_id: Option<i64>,
+    pub kind: ChannelKind,
+    pub name: Option<String>,
     pub created_at: EpochMs,
     pub updated_at: EpochMs,
 }

@@ -16,10 +16,10 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(40);
 
-/// Records the JSON bodies POSTed to it.
+/// Records the JSON bodies POSTed to it, with their paths.
 struct Sink {
     url: String,
-    got: Arc<Mutex<Vec<Value>>>,
+    got: Arc<Mutex<Vec<(String, Value)>>>,
 }
 
 impl Sink {
@@ -28,10 +28,12 @@ impl Sink {
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let got = Arc::new(Mutex::new(Vec::new()));
         let shared = got.clone();
-        let app = axum::Router::new().fallback(move |body: String| {
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: String| {
             let got = shared.clone();
             async move {
-                got.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::Null));
+                got.lock()
+                    .unwrap()
+                    .push((uri.path().to_string(), serde_json::from_str(&body).unwrap_or(Value::Null)));
                 axum::http::StatusCode::OK
             }
         });
@@ -41,7 +43,12 @@ impl Sink {
 
     /// The events received of `kind`.
     fn events(&self, kind: &str) -> Vec<Value> {
-        self.got.lock().unwrap().iter().filter(|e| e["event"] == kind).cloned().collect()
+        self.got.lock().unwrap().iter().filter(|(_, e)| e["event"] == kind).map(|(_, e)| e.clone()).collect()
+    }
+
+    /// The bodies POSTed to `path`.
+    fn at(&self, path: &str) -> Vec<Value> {
+        self.got.lock().unwrap().iter().filter(|(p, _)| p == path).map(|(_, e)| e.clone()).collect()
     }
 
     async fn wait_for(&self, kind: &str) -> Value {
@@ -341,4 +348,66 @@ async fn a_slot_skipped_by_the_overlap_policy_is_missed_until_a_slot_runs() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(sink.events("job.missed").len(), 1, "{:#?}", sink.events("job.missed"));
     assert_eq!(sink.events("job.recovered").len(), 1);
+}
+
+#[tokio::test]
+async fn chat_channels_get_their_message_shapes_with_the_log_tail_and_a_link() {
+    let db = TestDb::new();
+    let server = serve(&db, &["--public-url", "http://cron.example.test/"]);
+    let api = Api::new(&server, Some(&add_user(&db, "alice", None)));
+    let sink = Sink::start().await;
+    let base = sink.url.trim_end_matches("/hook").to_string();
+    let command = "for i in $(seq 1 30); do echo \"line $i\"; done; exit 3";
+    let id = job(&api, "noisy", command, json!({"cron": "0 3 * * *"}), json!({})).await;
+    for kind in ["slack", "discord", "teams"] {
+        let r = api
+            .post(
+                "/api/v1/channels",
+                json!({"kind": kind, "name": format!("ops-{kind}"), "url": format!("{base}/{kind}"), "events": ["run.failed"], "job_id": id}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let listed = api.get("/api/v1/channels").await.json();
+    assert_eq!(listed["count"], 3, "{listed}");
+    let kinds: Vec<&str> =
+        listed["channels"].as_array().unwrap().iter().map(|c| c["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["slack", "discord", "teams"]);
+    assert_eq!(listed["channels"][0]["name"], "ops-slack");
+    // An unknown kind is refused, saying which are known.
+    let r = api
+        .post(
+            "/api/v1/channels",
+            json!({"kind": "pager", "url": format!("{base}/x"), "events": ["run.failed"]}),
+        )
+        .await;
+    assert_eq!((r.status, r.json()["code"].as_i64()), (400, Some(4)), "{}", r.text);
+    assert!(r.text.contains("slack"), "{}", r.text);
+
+    let run = run_now(&api, id).await;
+    let delivered = eventually(WAIT, || async {
+        let all: Vec<Vec<Value>> = ["/slack", "/discord", "/teams"].iter().map(|p| sink.at(p)).collect();
+        all.iter().all(|v| !v.is_empty()).then_some(all)
+    })
+    .await
+    .unwrap_or_else(|| panic!("not every channel got its message: {:#?}", sink.got.lock().unwrap()));
+    let link = format!("http://cron.example.test/ui/#/runs/{run}");
+    let (slack, discord, teams) = (&delivered[0][0], &delivered[1][0], &delivered[2][0]);
+
+    let line = slack["text"].as_str().unwrap();
+    assert!(line.contains("noisy failed (exit code 3) after"), "{slack}");
+    assert!(line.contains("at 03:00"), "the schedule in words: {slack}");
+    let quoted = slack["blocks"][1]["text"]["text"].as_str().unwrap();
+    assert!(quoted.contains("line 11\n") && quoted.contains("line 30"), "{slack}");
+    assert!(!quoted.contains("line 10\n"), "the last 20 lines only: {slack}");
+    assert!(slack["blocks"][2]["elements"][0]["text"].as_str().unwrap().contains(&link), "{slack}");
+
+    assert_eq!(discord["content"].as_str(), Some(line), "{discord}");
+    assert!(discord["embeds"][0]["description"].as_str().unwrap().contains("line 30"), "{discord}");
+    assert_eq!(discord["embeds"][0]["url"].as_str(), Some(link.as_str()), "{discord}");
+
+    assert_eq!(teams["@type"], "MessageCard", "{teams}");
+    assert_eq!(teams["title"].as_str(), Some(line));
+    assert!(teams["text"].as_str().unwrap().contains("line 30"), "{teams}");
+    assert_eq!(teams["potentialAction"][0]["targets"][0]["uri"].as_str(), Some(link.as_str()), "{teams}");
 }

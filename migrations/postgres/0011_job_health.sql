@@ -25,3 +25,7 @@ UPDATE jobs SET
     last_run_status = (SELECT status FROM runs WHERE runs.id = jobs.last_run_id),
     last_run_finished_at = (SELECT finished_at FROM runs WHERE runs.id = jobs.last_run_id)
 WHERE last_run_id IS NOT NULL;
+
+-- Notification channels: a subscription with a kind (how its deliveries are shaped) and a name.
+ALTER TABLE webhooks ADD COLUMN kind TEXT NOT NULL DEFAULT 'webhook';
+ALTER TABLE webhooks ADD COLUMN name TEXT;

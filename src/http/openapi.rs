@@ -143,6 +143,12 @@ const OPERATIONS: &[Op] = &[
     op!("get" "/api/v1/webhooks/byid/{id}/deliveries", "A subscription's deliveries and their attempts, newest first, 10 per page", None, "DeliveryList", PAGE),
     op!("put" "/api/v1/webhooks/{id}", "Change a subscription (partial)", Some("WebhookInput"), "Webhook"),
     op!("delete" "/api/v1/webhooks/{id}", "Delete a subscription and its deliveries", None, "Deleted"),
+    op!("get" "/api/v1/channels", "The caller's notification channels (the same subscriptions as /webhooks, every kind), 10 per page", None, "ChannelList", PAGE),
+    op!("post" "/api/v1/channels", "Create a notification channel: kind slack, discord or teams (their incoming-webhook URL and message shape) or webhook (signed event JSON)", Some("WebhookInput"), "WebhookCreated"),
+    op!("get" "/api/v1/channels/byid/{id}", "One channel", None, "Webhook"),
+    op!("get" "/api/v1/channels/byid/{id}/deliveries", "A channel's deliveries and their attempts, newest first, 10 per page", None, "DeliveryList", PAGE),
+    op!("put" "/api/v1/channels/{id}", "Change a channel (partial)", Some("WebhookInput"), "Webhook"),
+    op!("delete" "/api/v1/channels/{id}", "Delete a channel and its deliveries", None, "Deleted"),
     op!("get" "/api/v1/tokens", "The caller's API tokens (admin scope)", None, "TokenList"),
     op!("post" "/api/v1/tokens", "Issue a token with equal or narrower scopes; the secret is shown once", Some("TokenInput"), "NewToken"),
     op!("delete" "/api/v1/tokens/{id}", "Revoke a token", None, "Deleted"),
@@ -496,6 +502,8 @@ fn webhook_schemas() -> Value {
             "count": { "type": "integer" }, "pagesize": { "type": "integer" }, "page": { "type": "integer" },
             key: { "type": "array", "items": { "$ref": format!("#/components/schemas/{item}") } } } })
     };
+    let channel_kind = json!({ "type": "string", "enum": ["webhook", "slack", "discord", "teams"],
+        "description": "how deliveries are shaped: webhook (signed event JSON, the default), or a chat service's incoming-webhook message (slack also serves Mattermost and Rocket.Chat)" });
     json!({
         "HookBody": { "description": "anything: a JSON body becomes the document's JSON, a form body its POST" },
         "HookAnswer": { "type": "object", "properties": {
@@ -509,12 +517,14 @@ fn webhook_schemas() -> Value {
         "HookToken": { "type": "object", "properties": { "token": string } },
         "WebhookInput": { "type": "object", "additionalProperties": false, "properties": {
             "url": string, "events": events, "secret": { "type": "string", "description": "16-200 characters; generated when absent" },
-            "stack_id": int_or_null, "job_id": int_or_null } },
+            "stack_id": int_or_null, "job_id": int_or_null, "kind": channel_kind, "name": string_or_null } },
         "Webhook": { "type": "object", "properties": {
             "id": int, "owner": int, "url": string, "events": events, "stack_id": int_or_null, "job_id": int_or_null,
+            "kind": channel_kind, "name": string_or_null,
             "created_at": time, "updated_at": time } },
         "WebhookCreated": { "type": "object", "properties": { "id": int, "secret": { "type": "string", "description": "the signing secret, shown once" } } },
         "WebhookList": list("webhooks", "Webhook"),
+        "ChannelList": list("channels", "Webhook"),
         "Delivery": { "type": "object", "properties": {
             "id": int, "webhook": int, "event": string,
             "status": { "type": "string", "enum": ["pending", "delivering", "delivered", "failed"] },
