@@ -13,14 +13,19 @@ use crate::domain::{DEFAULT_GRACE_S, EpochMs, Health, JobTrack, RunStatus};
 /// The advisory lock key of the watcher (one node watches at a time): "cronstac" + 1.
 const WATCH_LOCK_KEY: i64 = 0x6372_6f6e_7374_6164;
 
-/// The job's last-run columns after a run ended: `$2` run id, `$3` finished at, `$4` outcome.
-/// A run that ended before the one recorded (overlapping runs) does not replace it.
-pub(super) const RUN_END_SET: &str = "\
-    last_run_id = CASE WHEN last_run_finished_at IS NULL OR last_run_finished_at <= $3 THEN $2 ELSE last_run_id END, \
-    last_run_status = CASE WHEN last_run_finished_at IS NULL OR last_run_finished_at <= $3 THEN $4 ELSE last_run_status END, \
-    last_run_finished_at = CASE WHEN last_run_finished_at IS NULL OR last_run_finished_at <= $3 THEN $3 ELSE last_run_finished_at END, \
-    last_success_at = CASE WHEN $4 = 'succeeded' AND (last_success_at IS NULL OR last_success_at < $3) THEN $3 ELSE last_success_at END, \
-    last_failure_at = CASE WHEN $4 IN ('failed', 'timed_out', 'killed', 'lost') AND (last_failure_at IS NULL OR last_failure_at < $3) THEN $3 ELSE last_failure_at END";
+/// The job's last-run columns after a run ended: the SQL expressions of the run's id, when it
+/// ended and its outcome. A run that ended before the one recorded (overlapping runs) does not
+/// replace it.
+pub(super) fn run_end_set(run: &str, at: &str, status: &str) -> String {
+    let newer = format!("last_run_finished_at IS NULL OR last_run_finished_at <= {at}");
+    format!(
+        "last_run_id = CASE WHEN {newer} THEN {run} ELSE last_run_id END, \
+         last_run_status = CASE WHEN {newer} THEN {status} ELSE last_run_status END, \
+         last_run_finished_at = CASE WHEN {newer} THEN {at} ELSE last_run_finished_at END, \
+         last_success_at = CASE WHEN {status} = 'succeeded' AND (last_success_at IS NULL OR last_success_at < {at}) THEN {at} ELSE last_success_at END, \
+         last_failure_at = CASE WHEN {status} IN ('failed', 'timed_out', 'killed', 'lost') AND (last_failure_at IS NULL OR last_failure_at < {at}) THEN {at} ELSE last_failure_at END"
+    )
+}
 
 /// The grace of a job row in milliseconds, in SQL.
 fn grace_sql(table: &str) -> String {
@@ -66,6 +71,28 @@ pub struct JobHealthRow {
 }
 
 impl Store {
+    /// Records runs the sweep marked lost (at `at`) as their jobs' last runs, in one statement.
+    pub(super) async fn record_lost_runs(&self, lost: &[(i64, i64)], at: EpochMs) -> StoreResult<()> {
+        for chunk in lost.chunks(1000) {
+            let values = (0..chunk.len())
+                .map(|i| format!("(${}, ${})", 2 * i + 2, 2 * i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "UPDATE jobs SET {} FROM (SELECT column1 AS id, column2 AS run FROM (VALUES {values}) AS t) AS v \
+                 WHERE jobs.id = v.id",
+                run_end_set("v.run", "$1", "'lost'")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
+            for (job_id, run_id) in chunk {
+                q = q.bind(*job_id).bind(*run_id);
+            }
+            q.execute(&self.write).await.wrote()?;
+        }
+        self.changed(Change::Jobs(lost.iter().map(|(job, _)| *job).collect()));
+        Ok(())
+    }
+
     /// Takes the watcher's lock, or `None` when another node holds it (SQLite: always).
     pub async fn try_watch_lock(&self) -> StoreResult<Option<PruneLock>> {
         self.try_advisory_lock(WATCH_LOCK_KEY).await

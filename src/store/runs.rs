@@ -456,8 +456,10 @@ impl Store {
         }
         // The job's status and last run (see `health`), or the slot a skip missed.
         let job_update = if let Some(status) = job_status {
-            let sql =
-                format!("UPDATE jobs SET last_status = $5, {} WHERE id = $1", super::health::RUN_END_SET);
+            let sql = format!(
+                "UPDATE jobs SET last_status = $5, {} WHERE id = $1",
+                super::health::run_end_set("$2", "$3", "$4")
+            );
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(run.job_id)
                 .bind(run.id)
@@ -521,21 +523,16 @@ impl Store {
             .await
             .db()?;
         let lost: Vec<Run> = lost.iter().map(run_from_row).collect::<StoreResult<_>>()?;
+        let adopted: Vec<Run> = adopted.iter().map(run_from_row).collect::<StoreResult<_>>()?;
+        // The jobs' last runs, in one statement that does not fail the sweep (the runs are
+        // lost either way, and what was adopted must start: their health catches up).
         if !lost.is_empty() {
-            let sql = format!("UPDATE jobs SET {} WHERE id = $1", super::health::RUN_END_SET);
-            for run in &lost {
-                sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(run.job_id)
-                    .bind(run.id)
-                    .bind(now)
-                    .bind(RunStatus::Lost.as_str())
-                    .execute(&self.write)
-                    .await
-                    .db()?;
+            let ended: Vec<(i64, i64)> = lost.iter().map(|r| (r.job_id, r.id)).collect();
+            if let Err(e) = self.record_lost_runs(&ended, now).await {
+                tracing::warn!(error = %e, "recording lost runs on their jobs");
             }
-            self.changed(Change::Jobs(lost.iter().map(|r| r.job_id).collect()));
         }
-        Ok(Expired { lost, adopted: adopted.iter().map(run_from_row).collect::<StoreResult<_>>()? })
+        Ok(Expired { lost, adopted })
     }
 
     pub async fn run(&self, id: i64) -> StoreResult<Option<Run>> {
