@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server: API, scheduler and executor.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage users (works on the database directly, server running or not).
     #[command(subcommand)]
     User(UserCommand),
@@ -125,6 +125,16 @@ struct ServeArgs {
     /// `keep_failed` is null (the newest).
     #[arg(long, env = "CRONSTACK_KEEP_FAILED", default_value_t = 100, value_parser = clap::value_parser!(i64).range(0..=MAX_KEEP))]
     keep_failed: i64,
+    /// The dashboard's address as people reach it (`https://cron.example.com`): chat
+    /// notifications link to the run there.
+    #[arg(long, env = "CRONSTACK_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// Milliseconds between two looks of the job health watcher (tests make it short).
+    #[arg(long, hide = true, default_value_t = 5_000)]
+    watch_interval_ms: u64,
+    /// Export per-job series on /metrics (health, last success, last failure): 7 per job.
+    #[arg(long, env = "CRONSTACK_METRICS_PER_JOB", default_value_t = true, action = clap::ArgAction::Set)]
+    metrics_per_job: bool,
     /// Milliseconds between two pruning passes (tests make it short).
     #[arg(long, hide = true, default_value_t = 30_000)]
     prune_interval_ms: u64,
@@ -204,7 +214,7 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Client(cmd) => crate::client::run(cmd).await,
         Command::User(UserCommand::Add { username, email, password, db }) => {
             let service = offline_service(&db).await?;
@@ -281,6 +291,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             keep: Keep { succeeded: args.keep_succeeded, failed: args.keep_failed },
             interval: Duration::from_millis(args.prune_interval_ms.max(10)),
         },
+        watch_interval: Duration::from_millis(args.watch_interval_ms.max(10)),
         ..EngineSettings::default()
     };
     let secret_key = secret_key(&args, &store).await?;
@@ -294,6 +305,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         concurrency: args.webhook_concurrency.max(1),
         max_attempts: args.webhook_max_attempts.max(1),
         retry_base: Duration::from_millis(args.webhook_retry_base_ms.max(1)),
+        public_url: args.public_url.as_deref().map(|u| u.trim_end_matches('/').to_string()),
         ..crate::webhooks::WebhookSettings::default()
     };
     let webhooks = crate::webhooks::Webhooks::start(
@@ -312,6 +324,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             hook_timeout_s: args.hook_timeout_s.max(1),
             backfill_max: args.catch_up_max.max(1),
             secret_key: Some(secret_key),
+            metrics_per_job: args.metrics_per_job,
         },
     );
     let state = crate::http::AppState::new(service, Some(metrics)).await?;

@@ -168,6 +168,9 @@ wire_enum!(
         JobDeleted = "job.deleted",
         JobFail = "job.fail",
         JobBackon = "job.backon",
+        JobMissed = "job.missed",
+        JobStuck = "job.stuck",
+        JobRecovered = "job.recovered",
     }
 );
 
@@ -215,6 +218,38 @@ impl JobStatus {
             3 => Some(JobStatus::Failed),
             _ => None,
         }
+    }
+}
+
+wire_enum!(
+    /// A job's health, worst first (see [`Job::health`]).
+    Health { Paused = "paused", Stuck = "stuck", Late = "late", Failing = "failing", Ok = "ok" }
+);
+
+/// A job's grace when its `grace_s` is null: a slot this late with no run started makes the
+/// job `late` (and announces `job.missed`).
+pub const DEFAULT_GRACE_S: i64 = 60;
+
+/// What the job's runs and the watcher recorded on the job: its last finished run, and the
+/// incidents open on it (`crate::engine::watcher`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobTrack {
+    /// The last finished run (skipped slots aside): id, outcome, when it ended.
+    pub last_run: Option<(i64, RunStatus, EpochMs)>,
+    pub last_success_at: Option<EpochMs>,
+    pub last_failure_at: Option<EpochMs>,
+    /// An open "missed" incident: the first slot that passed unrun or late past the grace.
+    pub missed_slot: Option<EpochMs>,
+    /// Whether `job.missed` was announced for it.
+    pub missed_announced: bool,
+    /// An open "stuck" incident: the run going longer than `max_duration_s`.
+    pub stuck_run: Option<i64>,
+}
+
+impl RunStatus {
+    /// Whether a finished run counts as a failure for the job's health (and `job.fail`).
+    pub fn is_failure(self) -> bool {
+        matches!(self, RunStatus::Failed | RunStatus::TimedOut | RunStatus::Killed | RunStatus::Lost)
     }
 }
 
@@ -521,6 +556,11 @@ pub struct Job {
     /// `after_any`).
     pub after: Vec<ChainAfter>,
     pub after_any: bool,
+    /// A slot this late with no run started is missed (`None`: [`DEFAULT_GRACE_S`]).
+    pub grace_s: Option<i64>,
+    /// A run going longer than this is stuck (`None`: never).
+    pub max_duration_s: Option<i64>,
+    pub track: JobTrack,
     pub next_run_at: Option<EpochMs>,
     pub last_status: JobStatus,
     pub created_at: EpochMs,
@@ -528,6 +568,29 @@ pub struct Job {
 }
 
 impl Job {
+    /// Paused (disabled), stuck (a run past `max_duration_s`), late (a slot missed or past
+    /// its grace, until a later slot starts on time), failing (the last finished run failed,
+    /// timed out, was killed or lost), else ok — from what is stored, so every node and every
+    /// cached read agrees.
+    pub fn health(&self) -> Health {
+        if !self.enabled {
+            Health::Paused
+        } else if self.track.stuck_run.is_some() {
+            Health::Stuck
+        } else if self.track.missed_slot.is_some() {
+            Health::Late
+        } else if self.track.last_run.is_some_and(|(_, status, _)| status.is_failure()) {
+            Health::Failing
+        } else {
+            Health::Ok
+        }
+    }
+
+    /// The grace in effect, in milliseconds.
+    pub fn grace_ms(&self) -> EpochMs {
+        self.grace_s.unwrap_or(DEFAULT_GRACE_S) * 1000
+    }
+
     /// Whether this is a stack's hook job (managed by cronstack).
     pub fn is_hook(&self) -> bool {
         self.kind == JOB_KIND_HOOK
@@ -654,6 +717,13 @@ pub struct Action {
     pub run_id: Option<i64>,
 }
 
+wire_enum!(
+    /// A subscription's (notification channel's) kind: how its deliveries are shaped.
+    /// `webhook`: the signed event JSON; the chat kinds: their incoming webhooks' message JSON
+    /// (Slack's also serves Mattermost and Rocket.Chat).
+    ChannelKind { Webhook = "webhook", Slack = "slack", Discord = "discord", Teams = "teams" }
+);
+
 /// An outbound webhook subscription: `events` of the owner's jobs (all of them, or those of
 /// one stack and/or one job) are POSTed to `url`, signed with `secret`.
 #[derive(Debug, Clone)]
@@ -665,6 +735,8 @@ pub struct Webhook {
     pub secret: String,
     pub stack_id: Option<i64>,
     pub job_id: Option<i64>,
+    pub kind: ChannelKind,
+    pub name: Option<String>,
     pub created_at: EpochMs,
     pub updated_at: EpochMs,
 }

@@ -194,6 +194,23 @@ fn matrix(a: &Side, b: &Side) -> Vec<(&'static str, &'static str, String, Option
             Some(json!({"url": "http://127.0.0.1:9/mine"})),
         ),
         ("DELETE", "/api/v1/webhooks/{id}", format!("/api/v1/webhooks/{aw}"), None),
+        ("GET", "/api/v1/channels/byid/{id}", format!("/api/v1/channels/byid/{aw}"), None),
+        (
+            "GET",
+            "/api/v1/channels/byid/{id}/deliveries",
+            format!("/api/v1/channels/byid/{aw}/deliveries"),
+            None,
+        ),
+        ("PUT", "/api/v1/channels/{id}", format!("/api/v1/channels/{aw}"), Some(json!({"kind": "slack"}))),
+        ("DELETE", "/api/v1/channels/{id}", format!("/api/v1/channels/{aw}"), None),
+        (
+            "POST",
+            "/api/v1/channels",
+            "/api/v1/channels".into(),
+            Some(
+                json!({"kind": "slack", "url": "http://127.0.0.1:9/x", "events": ["run.succeeded"], "job_id": aj}),
+            ),
+        ),
         (
             "POST",
             "/api/v1/webhooks",
@@ -325,6 +342,7 @@ async fn every_endpoint_of_both_dialects_hides_other_users_objects() {
                 "/api/v1/blockstacks",
                 "/api/v1/tokens",
                 "/api/v1/webhooks",
+                "/api/v1/channels",
                 "/api/3/stacks",
                 "/api/v1/blockstacks/hook/{id}",
             ]
@@ -421,6 +439,7 @@ async fn every_endpoint_of_both_dialects_hides_other_users_objects() {
             ("/api/v1/jobs", 1),
             ("/api/v1/tokens", 2),
             ("/api/v1/webhooks", 1),
+            ("/api/v1/channels", 1),
             ("/api/3/stacks", 1),
         ] {
             assert_eq!(s.api.get(path).await.json()["count"], n, "{path}");

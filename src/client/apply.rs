@@ -146,7 +146,10 @@ pub struct JobSpec {
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub keep_succeeded: Option<Value>,
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
-    pub keep_failed: Option<Value>,
+    pub keep_failed: Option<Value>,    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub grace_s: Option<Value>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub max_duration_s: Option<Value>,
 }
 
 /// The keys of [`JobSpec`] that are not v1 job fields.
@@ -819,6 +822,8 @@ pub async fn export(api: &Api, json_out: bool) -> anyhow::Result<()> {
             max_runs: None,
             keep_succeeded: None,
             keep_failed: None,
+            grace_s: None,
+            max_duration_s: None,
         })?;
         // Every job field the server shows that the file format has, unless null.
         for field in job_field_names() {
@@ -872,6 +877,8 @@ fn job_field_names() -> Vec<String> {
         max_runs: Some(Value::Null),
         keep_succeeded: Some(Value::Null),
         keep_failed: Some(Value::Null),
+        grace_s: Some(Value::Null),
+        max_duration_s: Some(Value::Null),
     };
     every.fields().keys().cloned().collect()
 }

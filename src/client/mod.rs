@@ -363,6 +363,12 @@ struct JobSettings {
     /// Run after each qualifying run of any --after job, instead of once all of them ran.
     #[arg(long)]
     after_any: bool,
+    /// Seconds a slot may be late (no run started) before the job is late (default 60).
+    #[arg(long, value_name = "SECONDS")]
+    grace: Option<i64>,
+    /// Seconds a run may go before the job is stuck.
+    #[arg(long, value_name = "SECONDS")]
+    max_duration: Option<i64>,
 }
 
 /// `JOB[:success|failure|always]` → the job (id or name) and when its runs trigger.
@@ -406,6 +412,12 @@ impl JobSettings {
         }
         if let Some(b) = self.retry_backoff {
             body.insert("retry_backoff_s".into(), json!(b));
+        }
+        if let Some(g) = self.grace {
+            body.insert("grace_s".into(), json!(g));
+        }
+        if let Some(d) = self.max_duration {
+            body.insert("max_duration_s".into(), json!(d));
         }
         if let Some(j) = self.jitter {
             body.insert("jitter_s".into(), json!(j));
@@ -820,6 +832,17 @@ fn api_err(e: api::ApiError) -> anyhow::Error {
     anyhow!("{e}")
 }
 
+/// Where a job's health sorts in `jobs ls`: what needs attention first.
+fn health_rank(health: &str) -> u8 {
+    match health {
+        "stuck" => 0,
+        "failing" => 1,
+        "late" => 2,
+        "ok" => 3,
+        _ => 4,
+    }
+}
+
 fn job_state(job: &Value) -> &'static str {
     if job["do_del"].as_bool() == Some(true) {
         "deleting"
@@ -1103,7 +1126,9 @@ async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> anyhow::Res
                 .iter()
                 .filter_map(|s| Some((s["id"].as_i64()?, cell(&s["description"]))))
                 .collect();
-            let mut t = Table::new(&["ID", "NAME", "STACK", "STATE", "NEXT RUN", "SCHEDULE"]);
+            let mut t = Table::new(&["ID", "NAME", "STACK", "STATE", "HEALTH", "NEXT RUN", "SCHEDULE"]);
+            // The ones needing attention first: stuck, failing, late, then ok, then paused.
+            all.sort_by_key(|j| (health_rank(j["health"].as_str().unwrap_or("")), j["id"].as_i64()));
             for j in &all {
                 let stack = j["stack"]
                     .as_i64()
@@ -1118,6 +1143,7 @@ async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> anyhow::Res
                     cell(&j["name"]),
                     stack,
                     style.status(job_state(j)),
+                    style.status(j["health"].as_str().unwrap_or("-")),
                     local_time(&j["next_run"]),
                     schedule,
                 ]);
@@ -1149,6 +1175,19 @@ async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> anyhow::Res
                     ("id", cell(&j["id"])),
                     ("name", cell(&j["name"])),
                     ("state", style.status(job_state(&j))),
+                    ("health", style.status(j["health"].as_str().unwrap_or("-"))),
+                    (
+                        "last run",
+                        match j["last_run"].as_object() {
+                            Some(r) => format!(
+                                "#{} {} {}",
+                                cell(&r["id"]),
+                                style.status(r["outcome"].as_str().unwrap_or("-")),
+                                local_time(&r["finished_at"])
+                            ),
+                            None => "-".into(),
+                        },
+                    ),
                     ("stack", format!("{} (#{})", cell(&stack["name"]), cell(&j["stack"]))),
                     ("command", command),
                     ("schedule", format!("{} (#{})", cell(&schedule["description"]), cell(&j["schedule"]))),

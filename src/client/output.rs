@@ -61,9 +61,9 @@ impl Style {
     /// A run outcome or job state in its colour.
     pub fn status(&self, s: &str) -> String {
         match s {
-            "succeeded" | "enabled" => self.green(s),
-            "failed" | "timed_out" | "killed" | "lost" => self.red(s),
-            "running" | "queued" | "paused" | "deleting" => self.yellow(s),
+            "succeeded" | "enabled" | "ok" => self.green(s),
+            "failed" | "timed_out" | "killed" | "lost" | "failing" | "stuck" => self.red(s),
+            "running" | "queued" | "paused" | "deleting" | "late" => self.yellow(s),
             "skipped" => self.dim(s),
             _ => s.to_string(),
         }

@@ -7,6 +7,7 @@ mod pruner;
 mod runner;
 mod scheduler;
 mod starts;
+mod watcher;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +59,8 @@ pub struct EngineSettings {
     pub retention: Retention,
     /// Opens stacks' secret env values for their runs (`None`: a stack with any fails its runs).
     pub secret_key: Option<crate::secrets::SecretKey>,
+    /// Between two looks of the job health watcher (`watcher`).
+    pub watch_interval: Duration,
 }
 
 impl Default for EngineSettings {
@@ -77,6 +80,7 @@ impl Default for EngineSettings {
             job_env: cronstack_exec::JobEnv::default(),
             retention: Retention::default(),
             secret_key: None,
+            watch_interval: Duration::from_secs(5),
         }
     }
 }
@@ -242,7 +246,7 @@ impl Engine {
             lease: settings.lease,
             sched_tx: Some(sched_tx.clone()),
             runner: Some(runner.clone()),
-            events,
+            events: events.clone(),
         };
         // One node on SQLite owns every unfinished run it finds: they were left by a crash or
         // handed back at the last shutdown. In a cluster only runs whose lease ran out.
@@ -270,6 +274,7 @@ impl Engine {
         tasks.spawn(cluster::listen(store.clone(), sched_tx.clone(), runner.clone(), stop.clone()));
         tasks.spawn(cluster::periodic_resync(store.clone(), sched_tx.clone(), stop.clone()));
         tasks.spawn(pruner::run(store.clone(), settings.retention.clone(), stop.clone()));
+        tasks.spawn(watcher::run(store.clone(), events, settings.watch_interval, stop.clone()));
         Ok(Engine {
             handle,
             runner,

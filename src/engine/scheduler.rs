@@ -379,6 +379,7 @@ impl Scheduler {
             fire,
             due: policy.due(fire.unwrap_or(slot)),
             next,
+            dropped: (fire != Some(slot)).then_some(slot),
             disable: next.is_none(),
             node_id: self.node_id.to_string(),
             lease_until: now + self.settings.lease.as_millis() as EpochMs,

@@ -144,6 +144,12 @@ const OPERATIONS: &[Op] = &[
     op!("get" "/api/v1/webhooks/byid/{id}/deliveries", "A subscription's deliveries and their attempts, newest first, 10 per page", None, "DeliveryList", PAGE),
     op!("put" "/api/v1/webhooks/{id}", "Change a subscription (partial)", Some("WebhookInput"), "Webhook"),
     op!("delete" "/api/v1/webhooks/{id}", "Delete a subscription and its deliveries", None, "Deleted"),
+    op!("get" "/api/v1/channels", "The caller's notification channels (the same subscriptions as /webhooks, every kind), 10 per page", None, "ChannelList", PAGE),
+    op!("post" "/api/v1/channels", "Create a notification channel: kind slack, discord or teams (their incoming-webhook URL and message shape) or webhook (signed event JSON)", Some("WebhookInput"), "WebhookCreated"),
+    op!("get" "/api/v1/channels/byid/{id}", "One channel", None, "Webhook"),
+    op!("get" "/api/v1/channels/byid/{id}/deliveries", "A channel's deliveries and their attempts, newest first, 10 per page", None, "DeliveryList", PAGE),
+    op!("put" "/api/v1/channels/{id}", "Change a channel (partial)", Some("WebhookInput"), "Webhook"),
+    op!("delete" "/api/v1/channels/{id}", "Delete a channel and its deliveries", None, "Deleted"),
     op!("get" "/api/v1/tokens", "The caller's API tokens (admin scope)", None, "TokenList"),
     op!("post" "/api/v1/tokens", "Issue a token with equal or narrower scopes; the secret is shown once", Some("TokenInput"), "NewToken"),
     op!("delete" "/api/v1/tokens/{id}", "Revoke a token", None, "Deleted"),
@@ -367,6 +373,10 @@ fn schemas() -> Value {
     let trigger =
         json!({ "type": "string", "enum": ["schedule", "run_now", "retry", "webhook", "backfill", "chain"] });
     let outcome = json!({ "type": "string", "enum": ["queued", "running", "succeeded", "failed", "timed_out", "killed", "skipped", "lost"] });
+    let grace = json!({ "type": ["integer", "null"], "minimum": 1, "maximum": crate::service::MAX_HEALTH_S,
+        "description": "a slot this many seconds late with no run started makes the job late (job.missed); null: 60" });
+    let max_duration = json!({ "type": ["integer", "null"], "minimum": 1, "maximum": crate::service::MAX_HEALTH_S,
+        "description": "a run going longer than this many seconds makes the job stuck (job.stuck); null: no limit" });
     let config = json!({ "type": "object", "description": "one of {period: seconds}, {timestamp: unix seconds}, {cron: expression, timezone: IANA name}",
         "properties": { "period": int, "timestamp": int, "cron": string, "timezone": string } });
     let mut all = Map::new();
@@ -392,6 +402,13 @@ fn schemas() -> Value {
                 "jitter_s": int, "not_before": time_or_null, "not_after": time_or_null, "max_runs": int_or_null, "runs_fired": int,
                 "keep_succeeded": keep("succeeded"), "keep_failed": keep("other finished (failed, timed out, killed, lost, skipped)"),
                 "after": after, "after_any": after_any,
+                "grace_s": grace, "max_duration_s": max_duration,
+                "health": { "type": "string", "enum": ["ok", "failing", "late", "stuck", "paused"] },
+                "last_run": { "type": ["object", "null"], "description": "the last finished run, skipped slots aside", "properties": {
+                    "id": int, "outcome": outcome, "finished_at": time } },
+                "last_success_at": time_or_null, "last_failure_at": time_or_null,
+                "missed_slot": { "type": ["string", "null"], "format": "date-time", "description": "the first slot of an open missed incident (health late)" },
+                "stuck_run": { "type": ["integer", "null"], "format": "int64", "description": "the run of an open stuck incident (health stuck)" },
                 "created_at": time, "updated_at": time } },
             "JobInput": { "type": "object", "additionalProperties": false, "properties": {
                 "stack_id": int, "schedule_id": int, "name": string_or_null, "enabled": { "type": "boolean" },
@@ -399,7 +416,7 @@ fn schemas() -> Value {
                 "retries": int, "retry_backoff_s": int, "retry_lost": { "type": "boolean" },
                 "jitter_s": int, "not_before": time_or_null, "not_after": time_or_null, "max_runs": int_or_null,
                 "keep_succeeded": keep("succeeded"), "keep_failed": keep("other finished (failed, timed out, killed, lost, skipped)"),
-                "after": after, "after_any": after_any } },
+                "after": after, "after_any": after_any, "grace_s": grace, "max_duration_s": max_duration } },
             "JobList": list("jobs", "Job"),
             "Run": { "type": "object", "properties": {
                 "id": int, "job": int, "trigger": trigger,
@@ -523,12 +540,14 @@ fn webhook_schemas() -> Value {
     let time_or_null = json!({ "type": ["string", "null"], "format": "date-time" });
     let events = json!({ "type": "array", "items": { "type": "string", "enum": [
         "run.started", "run.succeeded", "run.failed", "run.timed_out", "job.paused", "job.unpaused",
-        "job.deleted", "job.fail", "job.backon"] } });
+        "job.deleted", "job.fail", "job.backon", "job.missed", "job.stuck", "job.recovered"] } });
     let list = |key: &str, item: &str| {
         json!({ "type": "object", "properties": {
             "count": { "type": "integer" }, "pagesize": { "type": "integer" }, "page": { "type": "integer" },
             key: { "type": "array", "items": { "$ref": format!("#/components/schemas/{item}") } } } })
     };
+    let channel_kind = json!({ "type": "string", "enum": ["webhook", "slack", "discord", "teams"],
+        "description": "how deliveries are shaped: webhook (signed event JSON, the default), or a chat service's incoming-webhook message (slack also serves Mattermost and Rocket.Chat)" });
     json!({
         "HookBody": { "description": "anything: a JSON body becomes the document's JSON, a form body its POST" },
         "HookAnswer": { "type": "object", "properties": {
@@ -542,12 +561,14 @@ fn webhook_schemas() -> Value {
         "HookToken": { "type": "object", "properties": { "token": string } },
         "WebhookInput": { "type": "object", "additionalProperties": false, "properties": {
             "url": string, "events": events, "secret": { "type": "string", "description": "16-200 characters; generated when absent" },
-            "stack_id": int_or_null, "job_id": int_or_null } },
+            "stack_id": int_or_null, "job_id": int_or_null, "kind": channel_kind, "name": string_or_null } },
         "Webhook": { "type": "object", "properties": {
             "id": int, "owner": int, "url": string, "events": events, "stack_id": int_or_null, "job_id": int_or_null,
+            "kind": channel_kind, "name": string_or_null,
             "created_at": time, "updated_at": time } },
         "WebhookCreated": { "type": "object", "properties": { "id": int, "secret": { "type": "string", "description": "the signing secret, shown once" } } },
         "WebhookList": list("webhooks", "Webhook"),
+        "ChannelList": list("channels", "Webhook"),
         "Delivery": { "type": "object", "properties": {
             "id": int, "webhook": int, "event": string,
             "status": { "type": "string", "enum": ["pending", "delivering", "delivered", "failed"] },

@@ -16,6 +16,9 @@ use crate::store::{JobChanges, NewJob, NewRun, Page};
 /// The most finished runs of each kind a job may keep (`keep_succeeded`, `keep_failed`).
 pub const MAX_KEEP: i64 = 100_000;
 
+/// The longest `grace_s` and `max_duration_s`: 31 days.
+pub const MAX_HEALTH_S: i64 = 31 * 24 * 3600;
+
 /// Job fields from a request; `None` leaves a field unchanged (or default on create).
 #[derive(Debug, Clone, Default)]
 pub struct JobPatch {
@@ -40,6 +43,10 @@ pub struct JobPatch {
     /// Job chains: the upstream jobs (replaces the whole list).
     pub after: Option<Vec<ChainAfter>>,
     pub after_any: Option<bool>,
+    /// `Some(None)`: the default grace.
+    pub grace_s: Option<Option<i64>>,
+    /// `Some(None)`: no limit.
+    pub max_duration_s: Option<Option<i64>>,
 }
 
 impl JobPatch {
@@ -94,6 +101,12 @@ impl JobPatch {
         }
         if let Some(v) = self.keep_failed {
             j.keep_failed = v;
+        }
+        if let Some(v) = self.grace_s {
+            j.grace_s = v;
+        }
+        if let Some(v) = self.max_duration_s {
+            j.max_duration_s = v;
         }
         if let Some(v) = &self.after {
             j.after = v.clone();
@@ -152,6 +165,14 @@ fn validate_job(j: &NewJob) -> ServiceResult<()> {
             "max_runs",
             "must be between 1 and 1000000000 (or null for no limit)",
         ));
+    }
+    for (field, seconds) in [("grace_s", j.grace_s), ("max_duration_s", j.max_duration_s)] {
+        if seconds.is_some_and(|s| !(1..=MAX_HEALTH_S).contains(&s)) {
+            return Err(ServiceError::invalid(
+                field,
+                format!("must be between 1 and {MAX_HEALTH_S} seconds (or null for the default)"),
+            ));
+        }
     }
     for (field, keep) in [("keep_succeeded", j.keep_succeeded), ("keep_failed", j.keep_failed)] {
         if keep.is_some_and(|k| !(0..=MAX_KEEP).contains(&k)) {
@@ -234,6 +255,8 @@ impl Service {
             keep_failed: None,
             after: Vec::new(),
             after_any: false,
+            grace_s: None,
+            max_duration_s: None,
         };
         patch.apply(&mut job);
         validate_job(&job)?;

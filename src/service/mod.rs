@@ -16,7 +16,7 @@ mod webhooks;
 pub use accounts::{Caller, CredentialKind};
 pub use chains::MAX_AFTER;
 pub use hooks::{HookAnswer, HookRequest, parse_output};
-pub use jobs::{DeleteOutcome, JobPatch, MAX_KEEP};
+pub use jobs::{DeleteOutcome, JobPatch, MAX_HEALTH_S, MAX_KEEP};
 pub use pipelines::health;
 pub use runs::RunLog;
 pub use stacks::{MIN_SECRET_LEN, SecretChanges, StackPatch};
@@ -127,6 +127,8 @@ pub struct ServiceSettings {
     pub backfill_max: usize,
     /// Seals stacks' secret env values (`None`: an administrative command, which sets none).
     pub secret_key: Option<crate::secrets::SecretKey>,
+    /// `/metrics` shows each job's health and last success and failure.
+    pub metrics_per_job: bool,
 }
 
 impl Default for ServiceSettings {
@@ -137,6 +139,7 @@ impl Default for ServiceSettings {
             hook_timeout_s: 60,
             backfill_max: 100,
             secret_key: None,
+            metrics_per_job: true,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Outbound webhook subscriptions: which events of which jobs go where, and their deliveries.
 
 use super::{Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, paged};
-use crate::domain::{Delivery, EventKind, Scope, Webhook, now_ms};
+use crate::domain::{ChannelKind, Delivery, EventKind, Scope, Webhook, now_ms};
 use crate::store::{NewWebhook, Page};
 
 /// Subscription fields from a request; `None` leaves a field unchanged (or unset on create).
@@ -12,6 +12,9 @@ pub struct WebhookPatch {
     pub secret: Option<String>,
     pub stack_id: Option<Option<i64>>,
     pub job_id: Option<Option<i64>>,
+    pub kind: Option<ChannelKind>,
+    /// `Some(None)`: no name.
+    pub name: Option<Option<String>>,
 }
 
 /// A signing secret: `whsec_` + 64 hex characters (32 random bytes).
@@ -65,6 +68,8 @@ impl Service {
             secret: patch.secret.clone().unwrap_or_else(generate_secret),
             stack_id: None,
             job_id: None,
+            kind: ChannelKind::Webhook,
+            name: None,
         };
         self.apply_webhook_patch(caller, &patch, &mut fields).await?;
         let id = self.store.insert_webhook(caller.user_id, &fields, now_ms()).await?;
@@ -86,6 +91,8 @@ impl Service {
             secret: patch.secret.clone().unwrap_or(current.secret),
             stack_id: current.stack_id,
             job_id: current.job_id,
+            kind: current.kind,
+            name: current.name,
         };
         self.apply_webhook_patch(caller, &patch, &mut fields).await?;
         self.store.update_webhook(id, &fields, now_ms()).await?;
@@ -99,6 +106,15 @@ impl Service {
         patch: &WebhookPatch,
         fields: &mut NewWebhook,
     ) -> ServiceResult<()> {
+        if let Some(kind) = patch.kind {
+            fields.kind = kind;
+        }
+        if let Some(name) = &patch.name {
+            if let Some(name) = name {
+                super::validate_name("name", name)?;
+            }
+            fields.name = name.clone();
+        }
         validate_url(&fields.url)?;
         validate_secret(&fields.secret)?;
         if let Some(events) = &patch.events {

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::domain::{ChainAfter, EpochMs, Job, JobStatus, Missed, Overlap, SlotPolicy, UserId, bool_flag};
 
-const COLUMNS: &str = "id, uid, owner, stack_id, schedule_id, name, kind, command, enabled, pending_delete, paused_by_all, timeout_s, overlap, missed, retries, retry_backoff_s, retry_lost, jitter_s, not_before, not_after, max_runs, runs_fired, keep_succeeded, keep_failed, chain_after, after_any, next_run_at, last_status, created_at, updated_at";
+const COLUMNS: &str = "id, uid, owner, stack_id, schedule_id, name, kind, command, enabled, pending_delete, paused_by_all, timeout_s, overlap, missed, retries, retry_backoff_s, retry_lost, jitter_s, not_before, not_after, max_runs, runs_fired, keep_succeeded, keep_failed, chain_after, after_any, next_run_at, last_status, created_at, updated_at, grace_s, max_duration_s, last_run_id, last_run_status, last_run_finished_at, last_success_at, last_failure_at, missed_slot, missed_announced, stuck_run";
 
 /// The user-settable fields of a job (create and full rewrite on update).
 #[derive(Debug, Clone)]
@@ -38,6 +38,8 @@ pub struct NewJob {
     pub keep_failed: Option<i64>,
     pub after: Vec<ChainAfter>,
     pub after_any: bool,
+    pub grace_s: Option<i64>,
+    pub max_duration_s: Option<i64>,
 }
 
 impl NewJob {
@@ -63,6 +65,8 @@ impl NewJob {
             keep_failed: j.keep_failed,
             after: j.after.clone(),
             after_any: j.after_any,
+            grace_s: j.grace_s,
+            max_duration_s: j.max_duration_s,
         }
     }
 
@@ -109,8 +113,8 @@ impl Store {
         now: EpochMs,
     ) -> StoreResult<i64> {
         let q = sqlx::query(
-            "INSERT INTO jobs (uid, owner, stack_id, schedule_id, name, kind, command, enabled, timeout_s, overlap, missed, retries, retry_backoff_s, next_run_at, created_at, updated_at, retry_lost, jitter_s, not_before, not_after, max_runs, keep_succeeded, keep_failed, chain_after, after_any) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) RETURNING id",
+            "INSERT INTO jobs (uid, owner, stack_id, schedule_id, name, kind, command, enabled, timeout_s, overlap, missed, retries, retry_backoff_s, next_run_at, created_at, updated_at, retry_lost, jitter_s, not_before, not_after, max_runs, keep_succeeded, keep_failed, chain_after, after_any, grace_s, max_duration_s) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26) RETURNING id",
         )
         .bind(uid)
         .bind(owner)
@@ -135,7 +139,9 @@ impl Store {
         .bind(j.keep_succeeded)
         .bind(j.keep_failed)
         .bind(j.chain_after())
-        .bind(bool_flag(j.after_any));
+        .bind(bool_flag(j.after_any))
+        .bind(j.grace_s)
+        .bind(j.max_duration_s);
         let row = self.write_returning(q).await?;
         self.changed(Change::JobAdded);
         get_i64(&row, "id")
@@ -157,7 +163,7 @@ impl Store {
              timeout_s = $10, overlap = $11, missed = $12, retries = $13, retry_backoff_s = $14, \
              next_run_at = CASE WHEN $18 = 1 THEN $15 ELSE next_run_at END, last_status = $16, updated_at = $17, retry_lost = $19, \
              jitter_s = $20, not_before = $21, not_after = $22, max_runs = $23, runs_fired = CASE WHEN $24 = 1 THEN 0 ELSE runs_fired END, \
-             keep_succeeded = $25, keep_failed = $26, chain_after = $27, after_any = $28 \
+             keep_succeeded = $25, keep_failed = $26, chain_after = $27, after_any = $28, grace_s = $29, max_duration_s = $30 \
              WHERE id = $1 AND updated_at = $2",
         )
         .bind(id)
@@ -188,6 +194,8 @@ impl Store {
         .bind(j.keep_failed)
         .bind(j.chain_after())
         .bind(bool_flag(j.after_any))
+        .bind(j.grace_s)
+        .bind(j.max_duration_s)
         .execute(&self.write)
         .await
         .wrote()?;
@@ -404,6 +412,9 @@ pub(super) fn job_from_row(r: &AnyRow) -> StoreResult<Job> {
         keep_failed: get_opt_i64(r, "keep_failed")?,
         after: get_opt_json(r, "chain_after")?.unwrap_or_default(),
         after_any: get_bool(r, "after_any")?,
+        grace_s: get_opt_i64(r, "grace_s")?,
+        max_duration_s: get_opt_i64(r, "max_duration_s")?,
+        track: super::health::track_from_row(r)?,
         next_run_at: get_opt_i64(r, "next_run_at")?,
         last_status: {
             let code = get_i64(r, "last_status")?;

@@ -42,6 +42,9 @@ pub struct Claim {
     /// When `fire` is due: the slot plus the job's jitter.
     pub due: EpochMs,
     pub next: Option<EpochMs>,
+    /// `slot` when it will not run (a slot missed while no node ran, dropped by the job's
+    /// missed-run policy): it opens a missed incident on the job (see `health`).
+    pub dropped: Option<EpochMs>,
     /// One-time schedule: the job disables itself once this slot is claimed.
     pub disable: bool,
     pub node_id: String,
@@ -133,27 +136,51 @@ impl Store {
                 JOB_COLUMNS.split(", ").map(|c| format!("jobs.{c}")).collect::<Vec<_>>().join(", ");
             let values = (0..mine.len())
                 .map(|i| {
-                    let p = 5 * i;
-                    format!("(${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5)
+                    let p = 7 * i;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        p + 1,
+                        p + 2,
+                        p + 3,
+                        p + 4,
+                        p + 5,
+                        p + 6,
+                        p + 7
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
-            // `max_runs`: the run that reaches it disables the job (no next slot).
+            let now_param = 7 * mine.len() + 1;
+            // `max_runs`: the run that reaches it disables the job (no next slot). A slot
+            // dropped, or claimed past the job's grace, opens a missed incident (`health`).
             let sql = format!(
                 "UPDATE jobs SET \
                    next_run_at = CASE WHEN jobs.pending_delete = 1 THEN jobs.next_run_at \
                      WHEN jobs.max_runs IS NOT NULL AND jobs.runs_fired + v.f >= jobs.max_runs THEN NULL ELSE v.nxt END, \
                    enabled = CASE WHEN jobs.pending_delete = 0 AND (v.dis = 1 \
                      OR (jobs.max_runs IS NOT NULL AND jobs.runs_fired + v.f >= jobs.max_runs)) THEN 0 ELSE jobs.enabled END, \
-                   runs_fired = jobs.runs_fired + v.f \
-                 FROM (SELECT column1 AS id, column2 AS slot, column3 AS nxt, column4 AS dis, column5 AS f FROM (VALUES {values}) AS t) AS v \
-                 WHERE jobs.id = v.id AND jobs.next_run_at = v.slot RETURNING {returning}"
+                   runs_fired = jobs.runs_fired + v.f, \
+                   missed_slot = CASE WHEN jobs.pending_delete = 1 OR jobs.missed_slot IS NOT NULL THEN jobs.missed_slot \
+                     WHEN v.ms IS NOT NULL THEN v.ms \
+                     WHEN v.due + COALESCE(jobs.grace_s, {grace}) * 1000 < ${now_param} THEN v.slot ELSE NULL END \
+                 FROM (SELECT column1 AS id, column2 AS slot, column3 AS nxt, column4 AS dis, column5 AS f, column6 AS ms, column7 AS due \
+                   FROM (VALUES {values}) AS t) AS v \
+                 WHERE jobs.id = v.id AND jobs.next_run_at = v.slot RETURNING {returning}",
+                grace = crate::domain::DEFAULT_GRACE_S,
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for c in &mine {
                 let fires = i64::from(c.fire.is_some());
-                q = q.bind(c.job_id).bind(c.slot).bind(c.next).bind(bool_flag(c.disable)).bind(fires);
+                q = q
+                    .bind(c.job_id)
+                    .bind(c.slot)
+                    .bind(c.next)
+                    .bind(bool_flag(c.disable))
+                    .bind(fires)
+                    .bind(c.dropped)
+                    .bind(c.due);
             }
+            q = q.bind(now);
             for row in q.fetch_all(&mut *tx).await.db()? {
                 let job = job_from_row(&row)?;
                 moved.insert(job.id, job);
@@ -437,24 +464,41 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(None);
         }
-        // Whether the owner has chained jobs at all, read with the status write: the common
-        // case (none) costs no statement more.
+        // The job's status and last run (see `health`), or the slot a skip missed; with the
+        // status write, whether the owner has chained jobs at all: the common case (none)
+        // costs no statement more.
         let mut has_chains = true;
-        if let Some(status) = job_status {
-            let row = sqlx::query(
-                "UPDATE jobs SET last_status = $2 WHERE id = $1 RETURNING \
+        let job_update = if let Some(status) = job_status {
+            let sql = format!(
+                "UPDATE jobs SET last_status = $5, {} WHERE id = $1 RETURNING \
                  (SELECT COUNT(*) FROM jobs c WHERE c.owner = jobs.owner AND c.chain_after IS NOT NULL) AS chained",
-            )
-            .bind(run.job_id)
-            .bind(status as i64)
-            .fetch_optional(&mut *tx)
-            .await
-            .db()?;
+                super::health::run_end_set("$2", "$3", "$4")
+            );
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(run.job_id)
+                .bind(run.id)
+                .bind(f.finished_at)
+                .bind(f.status.as_str())
+                .bind(status as i64)
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?;
             has_chains = match row {
                 Some(row) => get_i64(&row, "chained")? > 0,
                 None => false,
             };
-        }
+            true
+        } else if f.status == RunStatus::Skipped && run.trigger == TriggerKind::Schedule {
+            sqlx::query(super::health::SKIPPED_SLOT)
+                .bind(run.job_id)
+                .bind(run.scheduled_for)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+            true
+        } else {
+            false
+        };
         let chained = match chain_lease {
             Some(lease_until) if has_chains => {
                 let lease = ChainLease { node_id, lease_until, now: f.finished_at };
@@ -463,7 +507,7 @@ impl Store {
             _ => Vec::new(),
         };
         tx.commit().await.db()?;
-        if job_status.is_some() {
+        if job_update {
             self.changed(Change::Jobs(vec![run.job_id]));
         }
         Ok(Some(chained))
@@ -529,6 +573,14 @@ impl Store {
             .db()?;
         let adopted = adopted.iter().map(run_from_row).collect::<StoreResult<_>>()?;
         tx.commit().await.db()?;
+        // The jobs' last runs, in one statement that does not fail the sweep (the runs are
+        // lost either way, and what was adopted must start: their health catches up).
+        if !lost.is_empty() {
+            let ended: Vec<(i64, i64)> = lost.iter().map(|r| (r.job_id, r.id)).collect();
+            if let Err(e) = self.record_lost_runs(&ended, now).await {
+                tracing::warn!(error = %e, "recording lost runs on their jobs");
+            }
+        }
         Ok(Expired { lost, adopted, chained })
     }
 

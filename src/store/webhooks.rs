@@ -12,10 +12,12 @@ use super::{
     get_opt_string, get_string,
 };
 use crate::domain::{
-    Delivery, DeliveryStatus, EpochMs, EventKind, JOB_KIND_HOOK, Job, RunStatus, Stack, UserId, Webhook,
+    ChannelKind, Delivery, DeliveryStatus, EpochMs, EventKind, JOB_KIND_HOOK, Job, RunStatus, Stack, UserId,
+    Webhook,
 };
 
-const WEBHOOK_COLUMNS: &str = "id, owner, url, events, secret, stack_id, job_id, created_at, updated_at";
+const WEBHOOK_COLUMNS: &str =
+    "id, owner, url, events, secret, stack_id, job_id, created_at, updated_at, kind, name";
 const DELIVERY_COLUMNS: &str = "id, webhook_id, event, payload, status, attempts, next_attempt_at, last_status_code, last_error, delivered_at, created_at, updated_at";
 
 /// The fields a user sets on a subscription.
@@ -26,6 +28,8 @@ pub struct NewWebhook {
     pub secret: String,
     pub stack_id: Option<i64>,
     pub job_id: Option<i64>,
+    pub kind: ChannelKind,
+    pub name: Option<String>,
 }
 
 /// A delivery to queue: the event for one subscription, with its final body.
@@ -142,8 +146,8 @@ impl Store {
 
     pub async fn insert_webhook(&self, owner: UserId, w: &NewWebhook, now: EpochMs) -> StoreResult<i64> {
         let q = sqlx::query(
-            "INSERT INTO webhooks (owner, url, events, secret, stack_id, job_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
+            "INSERT INTO webhooks (owner, url, events, secret, stack_id, job_id, created_at, updated_at, kind, name) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9) RETURNING id",
         )
         .bind(owner)
         .bind(&w.url)
@@ -151,14 +155,16 @@ impl Store {
         .bind(&w.secret)
         .bind(w.stack_id)
         .bind(w.job_id)
-        .bind(now);
+        .bind(now)
+        .bind(w.kind.as_str())
+        .bind(&w.name);
         let row = self.write_returning(q).await?;
         get_i64(&row, "id")
     }
 
     pub async fn update_webhook(&self, id: i64, w: &NewWebhook, now: EpochMs) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE webhooks SET url = $2, events = $3, secret = $4, stack_id = $5, job_id = $6, updated_at = $7 WHERE id = $1",
+            "UPDATE webhooks SET url = $2, events = $3, secret = $4, stack_id = $5, job_id = $6, updated_at = $7, kind = $8, name = $9 WHERE id = $1",
         )
         .bind(id)
         .bind(&w.url)
@@ -167,6 +173,8 @@ impl Store {
         .bind(w.stack_id)
         .bind(w.job_id)
         .bind(now)
+        .bind(w.kind.as_str())
+        .bind(&w.name)
         .execute(&self.write)
         .await
         .wrote()?;
@@ -427,6 +435,8 @@ fn webhook_from_row(r: &AnyRow) -> StoreResult<Webhook> {
         secret: get_string(r, "secret")?,
         stack_id: get_opt_i64(r, "stack_id")?,
         job_id: get_opt_i64(r, "job_id")?,
+        kind: get_enum(r, "kind", ChannelKind::parse)?,
+        name: get_opt_string(r, "name")?,
         created_at: get_i64(r, "created_at")?,
         updated_at: get_i64(r, "updated_at")?,
     })

@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{EventKind, RunStatus, UserId, Webhook, iso8601, now_ms};
+use super::message;
+use crate::domain::{ChannelKind, EventKind, RunStatus, UserId, Webhook, iso8601, now_ms};
 use crate::events::{Event, EventReceiver};
 use crate::http::kragle::jobs::JobView;
 use crate::http::kragle::runs::RunView;
@@ -17,7 +18,14 @@ use crate::store::{NewDelivery, Store, StoreResult};
 /// Events taken off the channel at once.
 const BATCH: usize = 512;
 
-pub(super) async fn run(store: Store, mut events: EventReceiver, wake: Arc<Notify>, stop: CancellationToken) {
+pub(super) async fn run(
+    store: Store,
+    mut events: EventReceiver,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+    public_url: Option<String>,
+) {
+    let public_url = public_url.as_deref();
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         tokio::select! {
@@ -31,24 +39,24 @@ pub(super) async fn run(store: Store, mut events: EventReceiver, wake: Arc<Notif
                 while let Ok(event) = events.try_recv() {
                     batch.push(event);
                 }
-                persist(&store, &batch).await;
+                persist(&store, &batch, public_url).await;
                 return;
             }
         }
-        persist(&store, &batch).await;
+        persist(&store, &batch, public_url).await;
         batch.clear();
         wake.notify_one();
     }
 }
 
 /// Writes the batch's deliveries, retrying through a database outage for a while.
-async fn persist(store: &Store, batch: &[Event]) {
+async fn persist(store: &Store, batch: &[Event], public_url: Option<&str>) {
     if batch.is_empty() {
         return;
     }
     let mut delay = Duration::from_millis(200);
     for attempt in 1.. {
-        match deliveries_for(store, batch).await {
+        match deliveries_for(store, batch, public_url).await {
             Ok(items) if items.is_empty() => return,
             Ok(items) => match store.insert_deliveries(&items, now_ms()).await {
                 Ok(()) => return,
@@ -72,7 +80,11 @@ async fn persist(store: &Store, batch: &[Event]) {
 }
 
 /// One delivery per (event, subscription that wants it), `job.fail` / `job.backon` included.
-async fn deliveries_for(store: &Store, batch: &[Event]) -> StoreResult<Vec<NewDelivery>> {
+async fn deliveries_for(
+    store: &Store,
+    batch: &[Event],
+    public_url: Option<&str>,
+) -> StoreResult<Vec<NewDelivery>> {
     let mut owners: Vec<UserId> = batch.iter().map(|e| e.job.owner).collect();
     owners.sort_unstable();
     owners.dedup();
@@ -88,10 +100,32 @@ async fn deliveries_for(store: &Store, batch: &[Event]) -> StoreResult<Vec<NewDe
             kinds.push(derived);
         }
         for kind in kinds {
-            let mut payload = None;
+            // One body per channel kind, the chat ones with what they quote read once.
+            let mut payloads: HashMap<ChannelKind, String> = HashMap::new();
+            let mut context: Option<(Option<String>, Option<String>)> = None;
             for hook in hooks.iter().filter(|h| h.wants(kind, &event.job)) {
-                let body = payload.get_or_insert_with(|| body(kind, event)).clone();
-                items.push(NewDelivery { webhook_id: hook.id, event: kind, payload: body });
+                let payload = match payloads.get(&hook.kind) {
+                    Some(payload) => payload.clone(),
+                    None => {
+                        let payload = if hook.kind == ChannelKind::Webhook {
+                            body(kind, event)
+                        } else {
+                            if context.is_none() {
+                                context = Some(chat_context(store, event).await?);
+                            }
+                            let (schedule, log) = context.as_ref().expect("just read");
+                            let cx = message::Context {
+                                schedule: schedule.as_deref(),
+                                log: log.as_deref(),
+                                public_url,
+                            };
+                            message::render(hook.kind, kind, event, &cx).to_string()
+                        };
+                        payloads.insert(hook.kind, payload.clone());
+                        payload
+                    }
+                };
+                items.push(NewDelivery { webhook_id: hook.id, event: kind, payload });
             }
         }
     }
@@ -114,15 +148,24 @@ async fn derived_kind(store: &Store, event: &Event, hooks: &[Webhook]) -> StoreR
         return Ok(None);
     }
     let previous = store.previous_run_outcome(event.job.id, run.id).await?;
-    let previous_failed = matches!(
-        previous,
-        Some(RunStatus::Failed | RunStatus::TimedOut | RunStatus::Killed | RunStatus::Lost)
-    );
+    let previous_failed = previous.is_some_and(RunStatus::is_failure);
     Ok(match candidate {
         EventKind::JobFail if !previous_failed => Some(EventKind::JobFail),
         EventKind::JobBackon if previous_failed => Some(EventKind::JobBackon),
         _ => None,
     })
+}
+
+/// What a chat message quotes: the job's schedule in words and the finished run's log.
+async fn chat_context(store: &Store, event: &Event) -> StoreResult<(Option<String>, Option<String>)> {
+    let schedule = store.schedule(event.job.schedule_id).await?.and_then(|s| {
+        s.config.trigger_for(crate::domain::job_hash_key(&event.job.uid)).ok().map(|t| t.describe())
+    });
+    let log = match &event.run {
+        Some(run) if run.status.is_final() => store.run_log(run.id).await?,
+        _ => None,
+    };
+    Ok((schedule, log))
 }
 
 /// The delivery body: the event, when it happened, and the job and run as the v1 API shows them.

@@ -17,6 +17,7 @@
 
 mod deliver;
 mod dispatch;
+pub mod message;
 pub mod sign;
 
 use std::sync::Arc;
@@ -42,6 +43,8 @@ pub struct WebhookSettings {
     /// First retry delay; doubles with each attempt (±20% jitter), capped at `retry_cap`.
     pub retry_base: Duration,
     pub retry_cap: Duration,
+    /// The dashboard's public address, linked from chat messages (`--public-url`).
+    pub public_url: Option<String>,
 }
 
 impl Default for WebhookSettings {
@@ -52,6 +55,7 @@ impl Default for WebhookSettings {
             max_attempts: 12,
             retry_base: Duration::from_secs(5),
             retry_cap: Duration::from_secs(3600),
+            public_url: None,
         }
     }
 }
@@ -88,7 +92,8 @@ impl Webhooks {
         let stop = CancellationToken::new();
         let stop_dispatch = CancellationToken::new();
         let wake = Arc::new(Notify::new());
-        tasks.spawn(dispatch::run(store.clone(), events, wake.clone(), stop_dispatch.clone()));
+        let public_url = settings.public_url.clone();
+        tasks.spawn(dispatch::run(store.clone(), events, wake.clone(), stop_dispatch.clone(), public_url));
         let worker = deliver::Worker::new(store.clone(), settings, node_id.to_string(), wake, tasks.clone())?;
         tasks.spawn(worker.run(stop.clone()));
         Ok(Webhooks { tasks, stop, stop_dispatch, store, node_id: node_id.to_string() })

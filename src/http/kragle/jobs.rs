@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Body, KResult, ListPage, Page, id_param, not_null, nullable, page_request};
-use crate::domain::{ChainAfter, Job, Missed, Overlap, iso8601};
+use crate::domain::{ChainAfter, Health, Job, Missed, Overlap, RunStatus, iso8601};
 use crate::http::extract::{JsonBody, PageParam, nullable_time};
 use crate::http::{AppState, json_bytes, json_response};
 use crate::service::{Caller, DeleteOutcome, JobPatch};
@@ -42,8 +42,26 @@ pub struct JobView {
     keep_failed: Option<i64>,
     after: Vec<ChainAfter>,
     after_any: bool,
+    grace_s: Option<i64>,
+    max_duration_s: Option<i64>,
+    health: Health,
+    last_run: Option<LastRunView>,
+    last_success_at: Option<String>,
+    last_failure_at: Option<String>,
+    /// The first slot of an open missed incident.
+    missed_slot: Option<String>,
+    /// The run of an open stuck incident.
+    stuck_run: Option<i64>,
     created_at: String,
     updated_at: String,
+}
+
+/// A job's last finished run (skipped slots aside).
+#[derive(Serialize)]
+pub struct LastRunView {
+    id: i64,
+    outcome: RunStatus,
+    finished_at: String,
 }
 
 impl From<&Job> for JobView {
@@ -75,6 +93,18 @@ impl From<&Job> for JobView {
             keep_failed: j.keep_failed,
             after: j.after.clone(),
             after_any: j.after_any,
+            grace_s: j.grace_s,
+            max_duration_s: j.max_duration_s,
+            health: j.health(),
+            last_run: j.track.last_run.map(|(id, outcome, finished_at)| LastRunView {
+                id,
+                outcome,
+                finished_at: iso8601(finished_at),
+            }),
+            last_success_at: j.track.last_success_at.map(iso8601),
+            last_failure_at: j.track.last_failure_at.map(iso8601),
+            missed_slot: j.track.missed_slot.map(iso8601),
+            stuck_run: j.track.stuck_run,
             created_at: iso8601(j.created_at),
             updated_at: iso8601(j.updated_at),
         }
@@ -130,6 +160,12 @@ pub struct JobInput {
     after: Option<Vec<ChainAfter>>,
     #[serde(default, deserialize_with = "not_null")]
     after_any: Option<bool>,
+    /// `null`: the default grace (60 s).
+    #[serde(default, deserialize_with = "nullable")]
+    grace_s: Option<Option<i64>>,
+    /// `null`: no limit.
+    #[serde(default, deserialize_with = "nullable")]
+    max_duration_s: Option<Option<i64>>,
 }
 
 impl From<JobInput> for JobPatch {
@@ -154,6 +190,8 @@ impl From<JobInput> for JobPatch {
             keep_failed: i.keep_failed,
             after: i.after,
             after_any: i.after_any,
+            grace_s: i.grace_s,
+            max_duration_s: i.max_duration_s,
         }
     }
 }

@@ -125,6 +125,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/webhooks/byid/{id}", get(webhooks::by_id))
         .route("/webhooks/byid/{id}/deliveries", get(webhooks::deliveries))
         .route("/webhooks/{id}", put(webhooks::update).delete(webhooks::delete))
+        // Notification channels: the same subscriptions, by their other name.
+        .route("/channels", get(webhooks::list).post(webhooks::create))
+        .route("/channels/byid/{id}", get(webhooks::by_id))
+        .route("/channels/byid/{id}/deliveries", get(webhooks::deliveries))
+        .route("/channels/{id}", put(webhooks::update).delete(webhooks::delete))
         .route("/tokens", get(session::list_tokens).post(session::create_token))
         .route("/tokens/{id}", axum::routing::delete(session::revoke_token))
         .route("/whoami", get(session::whoami))
@@ -243,6 +248,8 @@ mod tests {
             "max_runs",
             "keep_succeeded",
             "keep_failed",
+            "grace_s",
+            "max_duration_s",
         ]);
         // A null config is accepted here and refused as an invalid config (code 26).
         null_only_where_it_means_none::<schedules::ScheduleInput>(&["name", "config"]);
@@ -252,7 +259,7 @@ mod tests {
             "webhook",
             "environment",
         ]);
-        null_only_where_it_means_none::<webhooks::WebhookInput>(&["stack_id", "job_id"]);
+        null_only_where_it_means_none::<webhooks::WebhookInput>(&["stack_id", "job_id", "name"]);
         null_only_where_it_means_none::<session::Credentials>(&[]);
         null_only_where_it_means_none::<session::TokenInput>(&["name"]);
         null_only_where_it_means_none::<runs::RunNowInput>(&["args"]);

@@ -1,12 +1,12 @@
 //! `/webhooks`: outbound event subscriptions (cronstack, in the v1 style) and their deliveries.
 
 use axum::Json;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, MatchedPath, Path, State};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Body, KResult, Page, id_param, list_page, not_null, nullable, page_request};
-use crate::domain::{Delivery, DeliveryStatus, EventKind, Webhook, iso8601};
+use crate::domain::{ChannelKind, Delivery, DeliveryStatus, EventKind, Webhook, iso8601};
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
 use crate::service::{Caller, WebhookPatch};
@@ -21,6 +21,8 @@ pub struct WebhookView {
     events: Vec<EventKind>,
     stack_id: Option<i64>,
     job_id: Option<i64>,
+    kind: ChannelKind,
+    name: Option<String>,
     created_at: String,
     updated_at: String,
 }
@@ -34,6 +36,8 @@ impl From<&Webhook> for WebhookView {
             events: w.events.clone(),
             stack_id: w.stack_id,
             job_id: w.job_id,
+            kind: w.kind,
+            name: w.name.clone(),
             created_at: iso8601(w.created_at),
             updated_at: iso8601(w.updated_at),
         }
@@ -88,6 +92,13 @@ pub struct WebhookInput {
     stack_id: Option<Option<i64>>,
     #[serde(default, deserialize_with = "nullable")]
     job_id: Option<Option<i64>>,
+    /// How deliveries are shaped: `webhook` (signed event JSON; the default), `slack`,
+    /// `discord`, `teams` (their incoming webhooks' messages).
+    #[serde(default, deserialize_with = "not_null")]
+    kind: Option<ChannelKind>,
+    /// `null`: no name.
+    #[serde(default, deserialize_with = "nullable")]
+    name: Option<Option<String>>,
 }
 
 impl From<WebhookInput> for WebhookPatch {
@@ -98,6 +109,8 @@ impl From<WebhookInput> for WebhookPatch {
             secret: i.secret,
             stack_id: i.stack_id,
             job_id: i.job_id,
+            kind: i.kind,
+            name: i.name,
         }
     }
 }
@@ -106,10 +119,13 @@ pub async fn list(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     PageParam(page, _): Page,
+    path: MatchedPath,
 ) -> KResult<Response> {
     let found = s.service.list_webhooks(&caller, page_request(page)).await?;
     let webhooks: Vec<WebhookView> = found.items.iter().map(WebhookView::from).collect();
-    Ok(list_page("webhooks", page, found.total, webhooks))
+    // `/channels` lists the same subscriptions under their other name.
+    let key = if path.as_str().ends_with("/channels") { "channels" } else { "webhooks" };
+    Ok(list_page(key, page, found.total, webhooks))
 }
 
 /// Answers `{"id": …, "secret": …}`: the signing secret, shown this once.

@@ -203,6 +203,7 @@ async function stacksPage() {
       return h("tr", {},
         h("td", {}, h("a", { href: `#/jobs/${j.id}`, class: "job-link" }, j.name || `job-${j.id}`)),
         h("td", {}, badge(jobState(j))),
+        h("td", {}, j.health ? badge(j.health) : "–"),
         h("td", {}, sched ? sched.description : configText(sj.schedule)),
         h("td", {}, when(j.next_run)));
     });
@@ -215,7 +216,7 @@ async function stacksPage() {
         ? h("p", { class: "muted secret-names" }, "Secret env: ", h("span", { class: "mono" }, st.secret_env.join(", ")))
         : null,
       rows.length
-        ? h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Job"), h("th", {}, "State"), h("th", {}, "Schedule"), h("th", {}, "Next run"))), h("tbody", {}, rows))
+        ? h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "Job"), h("th", {}, "State"), h("th", {}, "Health"), h("th", {}, "Schedule"), h("th", {}, "Next run"))), h("tbody", {}, rows))
         : h("p", { class: "muted" }, "No jobs yet."));
   });
 
@@ -396,6 +397,14 @@ async function jobPage(id) {
           h("dt", {}, "Command"), h("dd", {}, h("code", { class: "cmd" }, job.command ?? stack.command), job.command === null ? h("span", { class: "muted" }, " (the stack's)") : null),
           h("dt", {}, "Schedule"), h("dd", { id: "schedule-words" }, schedule.description),
           h("dt", {}, "Rule"), h("dd", { class: "mono" }, configText(schedule.config)),
+          h("dt", {}, "Health"), h("dd", {}, badge(job.health, "job-health"),
+            job.missed_slot ? h("span", { class: "muted" }, ` since the slot of ${when(job.missed_slot)}`) : null,
+            job.stuck_run ? h("span", { class: "muted" }, ` run #${job.stuck_run} past ${job.max_duration_s} s`) : null),
+          h("dt", {}, "Last run"), h("dd", { id: "last-run" }, job.last_run
+            ? h("span", {}, h("a", { href: `#/runs/${job.last_run.id}` }, `#${job.last_run.id}`), " ", badge(job.last_run.outcome), " ", when(job.last_run.finished_at))
+            : "–"),
+          h("dt", {}, "Last success"), h("dd", {}, job.last_success_at ? when(job.last_success_at) : "–"),
+          h("dt", {}, "Last failure"), h("dd", {}, job.last_failure_at ? when(job.last_failure_at) : "–"),
           h("dt", {}, "Next run"), h("dd", { id: "next-run" }, job.do_run ? when(job.next_run) : "– (paused)"),
           h("dt", {}, "Timeout"), h("dd", {}, job.timeout_s ? `${job.timeout_s} s` : "none"),
           h("dt", {}, "Overlap"), h("dd", {}, job.overlap),
