@@ -40,8 +40,9 @@ fn steps(readme: &str) -> Vec<Step> {
     let mut steps: Vec<Step> = Vec::new();
     let mut in_sh = false;
     let mut blocks = 0;
+    // A command's lines so far, until the shell reads them as complete (continued lines,
+    // quotes and here-documents spanning lines).
     let mut pending: Option<(usize, String)> = None;
-    let mut heredoc: Option<(usize, String, String)> = None;
     for (i, line) in readme.lines().enumerate() {
         let n = i + 1;
         if line.starts_with("```") {
@@ -54,24 +55,13 @@ fn steps(readme: &str) -> Vec<Step> {
         if !in_sh || blocks == 1 {
             continue;
         }
-        // A here-document's lines belong to its command, up to the delimiter.
-        if let Some((start, mut text, word)) = heredoc.take() {
-            text.push('\n');
-            text.push_str(line);
-            if line == word {
-                steps.push(step(start, text));
-            } else {
-                heredoc = Some((start, text, word));
-            }
-            continue;
-        }
         if let Some((start, mut text)) = pending.take() {
             text.push('\n');
             text.push_str(line);
-            if line.ends_with('\\') {
-                pending = Some((start, text));
-            } else {
+            if complete(&text) {
                 steps.push(step(start, text));
+            } else {
+                pending = Some((start, text));
             }
             continue;
         }
@@ -92,26 +82,23 @@ fn steps(readme: &str) -> Vec<Step> {
         if trimmed.is_empty() || trimmed.starts_with("cargo ") {
             continue;
         }
-        if line.ends_with('\\') {
-            pending = Some((n, line.to_string()));
-        } else if let Some(word) = heredoc_word(line) {
-            heredoc = Some((n, line.to_string(), word));
-        } else {
+        if complete(line) {
             steps.push(step(n, line.to_string()));
+        } else {
+            pending = Some((n, line.to_string()));
         }
     }
+    assert!(pending.is_none(), "a command of the README never ends: {pending:?}");
     steps
 }
 
-/// The delimiter of a here-document the line starts (`<<'EOF'`, `<<"EOF"`, `<<EOF`).
-fn heredoc_word(line: &str) -> Option<String> {
-    let rest = line.split_once("<<")?.1.trim_start_matches('-').trim_start();
-    let word: String = rest
-        .trim_start_matches(['\'', '"'])
-        .chars()
-        .take_while(|c| c.is_alphanumeric() || *c == '_')
-        .collect();
-    (!word.is_empty()).then_some(word)
+/// Whether bash reads `text` as complete commands: no open quote, here-document or `\`.
+fn complete(text: &str) -> bool {
+    if text.ends_with('\\') {
+        return false;
+    }
+    let out = Command::new("bash").args(["-n", "-c", text]).output().expect("bash runs");
+    out.status.success() && out.stderr.is_empty()
 }
 
 fn step(line: usize, command: String) -> Step {

@@ -146,7 +146,8 @@ pub struct JobSpec {
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub keep_succeeded: Option<Value>,
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
-    pub keep_failed: Option<Value>,    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub keep_failed: Option<Value>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub grace_s: Option<Value>,
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub max_duration_s: Option<Value>,
