@@ -6,6 +6,7 @@ mod actions;
 mod hooks;
 mod idempotency;
 mod jobs;
+mod monitors;
 mod runs;
 mod schedules;
 mod stacks;
@@ -14,6 +15,7 @@ mod webhooks;
 pub use accounts::{Caller, CredentialKind};
 pub use hooks::{HookAnswer, HookRequest};
 pub use jobs::{DeleteOutcome, JobPatch, MAX_KEEP};
+pub use monitors::{DEFAULT_GRACE_S, MonitorPatch, PingRequest};
 pub use runs::RunLog;
 pub use stacks::{MIN_SECRET_LEN, SecretChanges, StackPatch};
 pub use webhooks::{WebhookPatch, generate_secret};
@@ -33,6 +35,7 @@ pub enum Entity {
     Run,
     Action,
     Webhook,
+    Monitor,
 }
 
 impl std::fmt::Display for Entity {
@@ -46,6 +49,7 @@ impl std::fmt::Display for Entity {
             Entity::Run => "run",
             Entity::Action => "action",
             Entity::Webhook => "webhook",
+            Entity::Monitor => "monitor",
         })
     }
 }
@@ -117,6 +121,8 @@ pub struct ServiceSettings {
     pub rate_limit_per_hour: u32,
     /// Calls of one stack's hook per hour.
     pub hook_rate_limit_per_hour: u32,
+    /// Pings of one heartbeat monitor per hour.
+    pub ping_rate_limit_per_hour: u32,
     /// A hook's (or exec's) command is stopped after this long; the caller gets an error.
     pub hook_timeout_s: u64,
     /// At most this many slots per backfill call (`--catch-up-max`).
@@ -130,6 +136,7 @@ impl Default for ServiceSettings {
         ServiceSettings {
             rate_limit_per_hour: 3600,
             hook_rate_limit_per_hour: 3600,
+            ping_rate_limit_per_hour: 3600,
             hook_timeout_s: 60,
             backfill_max: 100,
             secret_key: None,

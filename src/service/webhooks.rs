@@ -12,6 +12,7 @@ pub struct WebhookPatch {
     pub secret: Option<String>,
     pub stack_id: Option<Option<i64>>,
     pub job_id: Option<Option<i64>>,
+    pub monitor_id: Option<Option<i64>>,
 }
 
 /// A signing secret: `whsec_` + 64 hex characters (32 random bytes).
@@ -65,6 +66,7 @@ impl Service {
             secret: patch.secret.clone().unwrap_or_else(generate_secret),
             stack_id: None,
             job_id: None,
+            monitor_id: None,
         };
         self.apply_webhook_patch(caller, &patch, &mut fields).await?;
         let id = self.store.insert_webhook(caller.user_id, &fields, now_ms()).await?;
@@ -86,6 +88,7 @@ impl Service {
             secret: patch.secret.clone().unwrap_or(current.secret),
             stack_id: current.stack_id,
             job_id: current.job_id,
+            monitor_id: current.monitor_id,
         };
         self.apply_webhook_patch(caller, &patch, &mut fields).await?;
         self.store.update_webhook(id, &fields, now_ms()).await?;
@@ -124,6 +127,12 @@ impl Service {
                 self.job(caller, id).await.map_err(|_| ServiceError::BadReference(Entity::Job))?;
             }
             fields.job_id = job_id;
+        }
+        if let Some(monitor_id) = patch.monitor_id {
+            if let Some(id) = monitor_id {
+                self.monitor(caller, id).await.map_err(|e| e.into_reference(Entity::Monitor))?;
+            }
+            fields.monitor_id = monitor_id;
         }
         Ok(())
     }

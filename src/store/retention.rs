@@ -110,6 +110,12 @@ impl PruneLock {
 impl Store {
     /// Takes the pruning lock, or `None` when another node holds it.
     pub async fn try_prune_lock(&self) -> StoreResult<Option<PruneLock>> {
+        self.try_advisory_lock(PRUNE_LOCK_KEY).await
+    }
+
+    /// Takes the PostgreSQL advisory lock `key` on a connection of its own (held while the
+    /// answer lives), or `None` when another node holds it; SQLite has one node: always it.
+    pub(super) async fn try_advisory_lock(&self, key: i64) -> StoreResult<Option<PruneLock>> {
         if self.backend == Backend::Sqlite {
             return Ok(Some(PruneLock { conn: None }));
         }
@@ -117,7 +123,7 @@ impl Store {
         sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(super::pg_session_bounds())).await.db()?;
         let row =
             sqlx::query("SELECT CAST(CASE WHEN pg_try_advisory_lock($1) THEN 1 ELSE 0 END AS BIGINT) AS got")
-                .bind(PRUNE_LOCK_KEY)
+                .bind(key)
                 .fetch_one(&mut conn)
                 .await
                 .db()?;

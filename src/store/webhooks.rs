@@ -15,7 +15,8 @@ use crate::domain::{
     Delivery, DeliveryStatus, EpochMs, EventKind, JOB_KIND_HOOK, Job, RunStatus, Stack, UserId, Webhook,
 };
 
-const WEBHOOK_COLUMNS: &str = "id, owner, url, events, secret, stack_id, job_id, created_at, updated_at";
+pub(super) const WEBHOOK_COLUMNS: &str =
+    "id, owner, url, events, secret, stack_id, job_id, monitor_id, created_at, updated_at";
 const DELIVERY_COLUMNS: &str = "id, webhook_id, event, payload, status, attempts, next_attempt_at, last_status_code, last_error, delivered_at, created_at, updated_at";
 
 /// The fields a user sets on a subscription.
@@ -26,6 +27,7 @@ pub struct NewWebhook {
     pub secret: String,
     pub stack_id: Option<i64>,
     pub job_id: Option<i64>,
+    pub monitor_id: Option<i64>,
 }
 
 /// A delivery to queue: the event for one subscription, with its final body.
@@ -142,8 +144,8 @@ impl Store {
 
     pub async fn insert_webhook(&self, owner: UserId, w: &NewWebhook, now: EpochMs) -> StoreResult<i64> {
         let q = sqlx::query(
-            "INSERT INTO webhooks (owner, url, events, secret, stack_id, job_id, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
+            "INSERT INTO webhooks (owner, url, events, secret, stack_id, job_id, monitor_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
         )
         .bind(owner)
         .bind(&w.url)
@@ -151,6 +153,7 @@ impl Store {
         .bind(&w.secret)
         .bind(w.stack_id)
         .bind(w.job_id)
+        .bind(w.monitor_id)
         .bind(now);
         let row = self.write_returning(q).await?;
         get_i64(&row, "id")
@@ -158,7 +161,7 @@ impl Store {
 
     pub async fn update_webhook(&self, id: i64, w: &NewWebhook, now: EpochMs) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE webhooks SET url = $2, events = $3, secret = $4, stack_id = $5, job_id = $6, updated_at = $7 WHERE id = $1",
+            "UPDATE webhooks SET url = $2, events = $3, secret = $4, stack_id = $5, job_id = $6, updated_at = $7, monitor_id = $8 WHERE id = $1",
         )
         .bind(id)
         .bind(&w.url)
@@ -167,6 +170,7 @@ impl Store {
         .bind(w.stack_id)
         .bind(w.job_id)
         .bind(now)
+        .bind(w.monitor_id)
         .execute(&self.write)
         .await
         .wrote()?;
@@ -415,7 +419,7 @@ fn events_json(events: &[EventKind]) -> String {
     serde_json::to_string(events).expect("event names serialize")
 }
 
-fn webhook_from_row(r: &AnyRow) -> StoreResult<Webhook> {
+pub(super) fn webhook_from_row(r: &AnyRow) -> StoreResult<Webhook> {
     let raw = get_string(r, "events")?;
     let events: Vec<EventKind> =
         serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt(format!("webhook events {raw}: {e}")))?;
@@ -427,6 +431,7 @@ fn webhook_from_row(r: &AnyRow) -> StoreResult<Webhook> {
         secret: get_string(r, "secret")?,
         stack_id: get_opt_i64(r, "stack_id")?,
         job_id: get_opt_i64(r, "job_id")?,
+        monitor_id: get_opt_i64(r, "monitor_id")?,
         created_at: get_i64(r, "created_at")?,
         updated_at: get_i64(r, "updated_at")?,
     })

@@ -3,6 +3,8 @@
 
 mod hooks;
 pub(crate) mod jobs;
+// Its views are also the objects of monitor event deliveries.
+pub(crate) mod monitors;
 pub(crate) mod runs;
 mod schedules;
 mod session;
@@ -131,6 +133,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/tokens/{id}", axum::routing::delete(session::revoke_token))
         .route("/whoami", get(session::whoami))
         .route("/nodes", get(session::nodes))
+        .merge(monitors::routes())
         .route_layer(axum::middleware::from_fn_with_state(state, require_caller::<Kragle>));
     Router::new()
         .route("/authenticate", post(session::authenticate))
@@ -172,11 +175,12 @@ pub(super) fn fuzz_bodies(data: &[u8]) {
     one::<session::Credentials>(data);
     one::<session::TokenInput>(data);
     one::<webhooks::WebhookInput>(data);
+    one::<monitors::MonitorInput>(data);
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{jobs, runs, schedules, session, stacks, webhooks};
+    use super::{jobs, monitors, runs, schedules, session, stacks, webhooks};
     use crate::http::error::RequestError;
     use crate::http::extract::parse_json;
     use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
@@ -242,9 +246,10 @@ mod tests {
         // A null config is accepted here and refused as an invalid config (code 26).
         null_only_where_it_means_none::<schedules::ScheduleInput>(&["name", "config"]);
         null_only_where_it_means_none::<stacks::StackInput>(&["secret_env", "workdir", "webhook"]);
-        null_only_where_it_means_none::<webhooks::WebhookInput>(&["stack_id", "job_id"]);
+        null_only_where_it_means_none::<webhooks::WebhookInput>(&["stack_id", "job_id", "monitor_id"]);
         null_only_where_it_means_none::<session::Credentials>(&[]);
         null_only_where_it_means_none::<session::TokenInput>(&["name"]);
         null_only_where_it_means_none::<runs::RunNowInput>(&["args"]);
+        null_only_where_it_means_none::<monitors::MonitorInput>(&[]);
     }
 }

@@ -21,6 +21,7 @@ pub struct WebhookView {
     events: Vec<EventKind>,
     stack_id: Option<i64>,
     job_id: Option<i64>,
+    monitor_id: Option<i64>,
     created_at: String,
     updated_at: String,
 }
@@ -34,6 +35,7 @@ impl From<&Webhook> for WebhookView {
             events: w.events.clone(),
             stack_id: w.stack_id,
             job_id: w.job_id,
+            monitor_id: w.monitor_id,
             created_at: iso8601(w.created_at),
             updated_at: iso8601(w.updated_at),
         }
@@ -88,6 +90,10 @@ pub struct WebhookInput {
     stack_id: Option<Option<i64>>,
     #[serde(default, deserialize_with = "nullable")]
     job_id: Option<Option<i64>>,
+    /// `null`: every monitor's events (monitor events skip subscriptions narrowed to a stack
+    /// or job; one narrowed to a monitor gets no job events).
+    #[serde(default, deserialize_with = "nullable")]
+    monitor_id: Option<Option<i64>>,
 }
 
 impl From<WebhookInput> for WebhookPatch {
@@ -98,6 +104,7 @@ impl From<WebhookInput> for WebhookPatch {
             secret: i.secret,
             stack_id: i.stack_id,
             job_id: i.job_id,
+            monitor_id: i.monitor_id,
         }
     }
 }
