@@ -14,7 +14,7 @@ use super::error::{Failure, RequestError};
 use super::extract::read_body;
 use super::kragle::Kragle;
 use crate::domain::monitor::PingKind;
-use crate::service::PingRequest;
+use crate::service::{Entity, PingRequest, ServiceError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -61,6 +61,10 @@ async fn ping(
     (kind, exit_code): (PingKind, Option<i64>),
     req: Request,
 ) -> Result<Response, Failure<Kragle>> {
+    // Not a uuid at all: no monitor has it, and it costs no rate-limit window.
+    if !is_uuid(&uuid) {
+        return Err(Failure::new(ServiceError::NotFound(Entity::Monitor)));
+    }
     // Per monitor, whoever pings (an unknown uuid spends only its own window).
     let quota = match s.ping_limiter.hit(&format!("ping:{uuid}")).await? {
         Ok(q) => q,
@@ -75,4 +79,13 @@ async fn ping(
     let mut response = "OK\n".into_response();
     add_quota_headers(response.headers_mut(), quota);
     Ok(response)
+}
+
+/// `8-4-4-4-12` lower-case hex digits, as ping URLs are made.
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
 }
