@@ -251,9 +251,10 @@ async fn pings_are_rate_limited_per_monitor_and_history_is_kept_to_its_limit() {
     assert!(r.header("retry-after").is_some());
     // Another monitor has its own budget.
     assert_eq!(anon.get(url_b).await.status, 200);
-    // The history is trimmed to the newest keep_pings by the watcher.
+    // The history is trimmed to the newest keep_pings by the watcher (every 10 s; a node that
+    // could not take the watch lock asks again 10 s later).
     let path = format!("/api/v1/monitors/byid/{}/pings", a["id"]);
-    let pings = eventually(WAIT, || async {
+    let pings = eventually(2 * WAIT, || async {
         let v = api.get(&path).await.json();
         (v["count"] == 3).then_some(v)
     })

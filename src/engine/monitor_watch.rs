@@ -3,7 +3,7 @@
 //! It also keeps each monitor's ping history to its `keep_pings` newest.
 //!
 //! In a cluster one node watches at a time: the one holding a PostgreSQL advisory lock (as
-//! the pruner does); the others look again every tick and take over once it stops or dies.
+//! the pruner does); the others ask again every 10 s and take over once it stops or dies.
 //! Each change is a compare-and-swap on the monitor's row that writes its deliveries in the
 //! same transaction, so a change is announced once even if two nodes (or a ping) raced it.
 
@@ -16,6 +16,9 @@ use crate::store::{Store, StoreResult, WatchLock};
 
 /// How often overdue monitors are looked for: a state changes at most this late.
 const TICK: Duration = Duration::from_secs(1);
+/// How often a node that does not watch asks for the lock (each ask is a connection of its
+/// own on PostgreSQL): another node takes over within this long of the watcher's end.
+const LOCK_RETRY: Duration = Duration::from_secs(10);
 /// Monitors taken down per read.
 const BATCH: i64 = 500;
 /// Ping histories are trimmed this often.
@@ -26,16 +29,18 @@ const CLOCK_MARGIN_MS: EpochMs = 60_000;
 pub(super) async fn run(store: Store, stop: CancellationToken) {
     let mut lock: Option<WatchLock> = None;
     let mut last_prune: Option<(tokio::time::Instant, EpochMs)> = None;
+    let mut next_ask = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
             _ = stop.cancelled() => break,
         }
-        if lock.is_none() {
+        if lock.is_none() && tokio::time::Instant::now() >= next_ask {
             match store.try_watch_lock().await {
                 Ok(got) => lock = got,
                 Err(e) => tracing::warn!(error = %e, "taking the monitor watch lock"),
             }
+            next_ask = tokio::time::Instant::now() + LOCK_RETRY;
         }
         if lock.is_none() {
             continue;
