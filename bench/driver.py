@@ -598,7 +598,7 @@ def row_million_sqlite():
 
 
 def wrk(url, lua=None, duration=10, conns=32, token=None):
-    cmd = ["wrk", "-t2", f"-c{conns}", f"-d{duration}s", "--latency"]
+    cmd = ["wrk", f"-t{min(2, conns)}", f"-c{conns}", f"-d{duration}s", "--latency"]
     if token:
         cmd += ["-H", f"Authorization: Bearer {token}"]
     if lua:
@@ -682,6 +682,75 @@ def row_cluster():
     return res
 
 
+def http_post_json(url, body, token):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    req.add_header("Authorization", f"Bearer {token}")
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def ping(kind):
+    """Heartbeat pings: POST /ping/<uuid> with a small body, spread over 100 monitors. Each
+    ping is a write (the ping row, the monitor's state) in one transaction."""
+    n = 100
+    dur = 5 if QUICK else 10
+    log(f"pings on {kind}: {n} monitors")
+    db = Db(kind, f"ping_{kind}")
+    out = subprocess.run([CRONSTACK, "user", "add", "bench", "--database-url", db.url],
+                         check=True, capture_output=True, text=True).stdout
+    token = out.strip().splitlines()[-1].strip()
+    server = Server(db, f"ping-{kind}", extra=["--ping-rate-limit", "4000000000"]).start()
+    server.wait_ready()
+    uuids = []
+    for i in range(n):
+        m = http_post_json(server.base + "/api/v1/monitors",
+                           {"name": f"m{i}", "schedule": {"period": 3600}, "grace_s": 3600}, token)
+        uuids.append(m["ping_url"].rsplit("/", 1)[1])
+    lua = os.path.join(WORK, "ping.lua")
+    with open(lua, "w") as f:
+        f.write("local uuids = {" + ", ".join(f'"{u}"' for u in uuids) + "}\n")
+        f.write("""math.randomseed(42)
+request = function()
+  return wrk.format("POST", "/ping/" .. uuids[math.random(1, #uuids)], {["Content-Type"] = "text/plain"}, "backup done: 42 files")
+end
+""")
+    res = {"monitors": n, "duration_s": dur}
+    for conns in (1, 4, 32):
+        log(f"  wrk -c{conns}")
+        before = ping_buckets(server)
+        res[f"c{conns}"] = wrk(server.base + "/", lua=lua, duration=dur, conns=conns)
+        after = ping_buckets(server)
+        delta = {le: after[le] - before.get(le, 0) for le in after}
+        total = delta.get(float("inf"), 0)
+        # As the server measured them (the /metrics histogram): the client's figures include
+        # its own waits for a CPU on a loaded machine.
+        bounds = sorted(delta)
+        res[f"c{conns}"]["server"] = {
+            "pings": total,
+            "within_5ms": delta.get(0.005, 0) / total if total else float("nan"),
+            "p99_le_ms": next((le * 1000 for le in bounds if delta[le] >= 0.99 * total), float("nan")),
+        }
+    res["pings_stored"] = int(db.query("SELECT COUNT(*) FROM monitor_pings")[0][0])
+    server.stop()
+    db.drop()
+    return res
+
+
+def ping_buckets(server):
+    """The /ping/{uuid} request-duration histogram: {upper bound in s: cumulative count}."""
+    _, body = http_get(server.base + "/metrics")
+    out = {}
+    for m in re.finditer(r'cronstack_http_request_duration_seconds_bucket\{route="/ping/\{uuid\}",le="([^"]+)"\} (\d+)',
+                         body.decode()):
+        out[float("inf") if m.group(1) == "+Inf" else float(m.group(1))] = int(m.group(2))
+    return out
+
+
+def row_ping():
+    return {"monitors": 100, "duration_s": 5 if QUICK else 10, "sqlite": ping("sqlite"), "postgres": ping("postgres")}
+
+
 ROWS = {
     "cron": row_cron,
     "lateness": row_lateness_minute,
@@ -693,8 +762,10 @@ ROWS = {
     "million-sqlite": row_million_sqlite,
     "api": row_api,
     "cluster": row_cluster,
+    "ping": row_ping,
 }
-DEFAULT = ["cron", "lateness", "lateness-observed", "lateness-second", "executor", "idle", "million", "api", "cluster"]
+DEFAULT = ["cron", "lateness", "lateness-observed", "lateness-second", "executor", "idle", "million", "api", "cluster",
+           "ping"]
 
 
 def machine():

@@ -247,6 +247,38 @@ def section_cluster(out):
     out.append("")
 
 
+def section_ping(out):
+    out.append("## Heartbeat pings\n")
+    r = stamped(out, "ping")
+    if not r:
+        return
+    out.append(f"`POST /ping/<uuid>` with a 21-byte body, spread at random over {r['monitors']} monitors, wrk -t2 on "
+               f"loopback for {r['duration_s']} s with 1, 4 and then 32 connections (closed loop: one connection is "
+               "a ping at a time, the latency without queueing; with 32 the server is saturated and the figure is "
+               "its throughput). Each ping is one write transaction: the ping row "
+               "(its body kept as its log) and the monitor's state; the watcher trims histories to 100 pings "
+               "meanwhile. Per-monitor rate limit lifted (`--ping-rate-limit 4000000000`). Target: p99 < 5 ms.\n")
+    out.append("Client figures are wrk's (they include wrk's own waits for a CPU); server figures are the "
+               "`cronstack_http_request_duration_seconds{route=\"/ping/{uuid}\"}` histogram over the same window: "
+               "the share of pings answered within 5 ms and the histogram bucket that holds the p99.\n")
+    out.append("| database | connections | pings/s | client p50 ms | client p99 ms | server: within 5 ms | server p99 ≤ ms | non-2xx |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for kind in ("sqlite", "postgres"):
+        x = r.get(kind)
+        if not x:
+            continue
+        for conns in (1, 4, 32):
+            w = x.get(f"c{conns}")
+            if not w:
+                continue
+            srv = w.get("server", {})
+            within = srv.get("within_5ms")
+            within = "–" if within is None or within != within else f"{within * 100:.2f}%"
+            out.append(f"| {kind} | {conns} | {f0(w['rps'])} | {f2(w['p50_ms'])} | {f2(w['p99_ms'])} | {within} | "
+                       f"{f1(srv.get('p99_le_ms'))} | {w['non2xx']} |")
+    out.append("")
+
+
 def write():
     any_row = next((load(n) for n in ("cron", "lateness", "lateness-second", "executor", "idle", "million",
                                       "api", "cluster") if load(n)), None)
@@ -263,7 +295,7 @@ def write():
             out.append(f.read().strip())
             out.append("")
     for section in (section_cron, section_lateness, section_executor, section_idle, section_million,
-                    section_api, section_cluster):
+                    section_api, section_cluster, section_ping):
         section(out)
     with open(os.path.join(BENCH, "RESULTS.md"), "w") as f:
         f.write("\n".join(out).rstrip() + "\n")

@@ -85,6 +85,9 @@ struct ServeArgs {
     /// Calls of one stack's hook per hour (inbound webhooks).
     #[arg(long, env = "CRONSTACK_HOOK_RATE_LIMIT", default_value_t = 3600)]
     hook_rate_limit: u32,
+    /// Pings of one heartbeat monitor per hour (`/ping/<uuid>`).
+    #[arg(long, env = "CRONSTACK_PING_RATE_LIMIT", default_value_t = 3600)]
+    ping_rate_limit: u32,
     /// A hook's or exec's command is stopped after this many seconds.
     #[arg(long, env = "CRONSTACK_HOOK_TIMEOUT", default_value_t = 60)]
     hook_timeout_s: u64,
@@ -321,6 +324,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ServiceSettings {
             rate_limit_per_hour: args.rate_limit,
             hook_rate_limit_per_hour: args.hook_rate_limit,
+            ping_rate_limit_per_hour: args.ping_rate_limit,
             hook_timeout_s: args.hook_timeout_s.max(1),
             backfill_max: args.catch_up_max.max(1),
             secret_key: Some(secret_key),

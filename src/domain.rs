@@ -171,6 +171,8 @@ wire_enum!(
         JobMissed = "job.missed",
         JobStuck = "job.stuck",
         JobRecovered = "job.recovered",
+        MonitorDown = "monitor.down",
+        MonitorUp = "monitor.up",
     }
 );
 
@@ -737,6 +739,8 @@ pub struct Webhook {
     pub job_id: Option<i64>,
     pub kind: ChannelKind,
     pub name: Option<String>,
+    /// Narrows to one heartbeat monitor's events (and then none of the jobs').
+    pub monitor_id: Option<i64>,
     pub created_at: EpochMs,
     pub updated_at: EpochMs,
 }
@@ -746,8 +750,19 @@ impl Webhook {
     pub fn wants(&self, kind: EventKind, job: &Job) -> bool {
         self.owner == job.owner
             && self.events.contains(&kind)
+            && self.monitor_id.is_none()
             && self.stack_id.is_none_or(|s| s == job.stack_id)
             && self.job_id.is_none_or(|j| j == job.id)
+    }
+
+    /// Whether a monitor event of `kind` about `monitor` goes to this subscription: one not
+    /// narrowed to a stack or job, for all of the owner's monitors or this one.
+    pub fn wants_monitor(&self, kind: EventKind, monitor: &monitor::Monitor) -> bool {
+        self.owner == monitor.owner
+            && self.events.contains(&kind)
+            && self.stack_id.is_none()
+            && self.job_id.is_none()
+            && self.monitor_id.is_none_or(|m| m == monitor.id)
     }
 }
 
@@ -818,6 +833,9 @@ pub fn utc_fields(ms: EpochMs, sep: u8) -> Option<[u8; 19]> {
     }
     Some(b)
 }
+
+// Heartbeat monitors: after `wire_enum!`, which they use.
+pub mod monitor;
 
 #[cfg(test)]
 mod tests {

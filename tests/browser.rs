@@ -1,8 +1,8 @@
 //! The dashboard in a real browser: headless Chromium (Debian's `chromium`) driven through
 //! `chromedriver` over WebDriver. A person signs in with a password, creates a stack and a
 //! job (the stack with a secret variable), reads the schedule in words and the next fire times, pauses and resumes it, runs it
-//! with arguments, watches its log, and comes back to its history and chart; then signs in
-//! again with a token. Screenshots land in `target/tmp/browser-*.png`.
+//! with arguments, watches its log, and comes back to its history and chart; creates a
+//! heartbeat monitor and sees a ping arrive; then signs in again with a token. Screenshots land in `target/tmp/browser-*.png`.
 //!
 //! Without Chromium the test fails in CI (`CI=true`) and is skipped, saying why, elsewhere.
 
@@ -310,6 +310,30 @@ async fn journey(c: &Client, server: &Server, token: &str) {
     let steps = wait_text(c, "#run-steps", "the run's steps", |t| t.matches("succeeded").count() == 2).await;
     assert!(steps.contains(r#"{"answer":41}"#), "{steps}");
     c.goto(&server.url("/ui/#/")).await.unwrap();
+    // Heartbeat monitors: the page from the nav, a monitor from its form, its page with its
+    // ping URL; a ping (as the job would send it) shows there and in the list.
+    click(c, "#nav-monitors").await;
+    wait_text(c, "h1", "the monitors page", |t| t == "Monitors").await;
+    fill(c, "#monitor-name", "nightly-backup").await;
+    fill(c, "#monitor-cron", "0 3 * * *").await;
+    fill(c, "#monitor-tz", "Europe/Paris").await;
+    fill(c, "#monitor-grace", "600").await;
+    click(c, "#monitor-create").await;
+    let url = wait_text(c, "#monitor-ping-url", "the ping URL", |t| t.contains("/ping/")).await;
+    wait_text(c, "#monitor-state", "a new monitor", |t| t == "new").await;
+    let path = url.trim().strip_prefix(server.base.as_str()).expect("the ping URL is on the server");
+    let r = Api::new(server, None).send_raw("POST", path, Some("text/plain"), b"backup done".to_vec()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    c.refresh().await.unwrap();
+    wait_text(c, "#monitor-state", "up after the ping", |t| t == "up").await;
+    wait_text(c, ".ping-body", "the ping's body", |t| t == "backup done").await;
+    screenshot(c, "monitor").await;
+    c.goto(&server.url("/ui/#/monitors")).await.unwrap();
+    wait_text(c, ".monitor-link", "the monitor in the list", |t| t == "nightly-backup").await;
+    wait_text(c, "#monitor-rows", "its state in the list", |t| t.contains("up")).await;
+    screenshot(c, "monitors").await;
+    c.goto(&server.url("/ui/#/")).await.unwrap();
+    wait_text(c, "h1", "the stacks page again", |t| t == "Stacks").await;
 
     // Sign out, then in with a token.
     click(c, "#sign-out").await;

@@ -32,6 +32,7 @@ struct Side {
     action: i64,
     token: i64,
     webhook: i64,
+    monitor: i64,
 }
 
 /// A user with a stack, a schedule, a job named `<user>-job`, a finished run (its log holds
@@ -86,7 +87,10 @@ async fn side(server: &Server, token: &str, user: &str) -> Side {
         api.post("/api/v1/tokens", json!({"name": "second", "scopes": ["public"]})).await.json()["id"]
             .as_i64()
             .unwrap();
-    Side { api, stack, stack_uid, schedule, job, job_uid, run, action, token, webhook }
+    let monitor = api
+        .create("/api/v1/monitors", json!({"name": format!("{user}-monitor"), "schedule": {"period": 3600}}))
+        .await;
+    Side { api, stack, stack_uid, schedule, job, job_uid, run, action, token, webhook, monitor }
 }
 
 /// Everything a user can see through both dialects, with their run's log.
@@ -99,6 +103,9 @@ async fn view(s: &Side) -> Value {
         "/api/v1/tokens".to_string(),
         "/api/v1/webhooks".to_string(),
         format!("/api/v1/webhooks/byid/{}", s.webhook),
+        "/api/v1/monitors".to_string(),
+        format!("/api/v1/monitors/byid/{}", s.monitor),
+        format!("/api/v1/monitors/byid/{}/pings", s.monitor),
         format!("/api/v1/jobs/byid/{}/runs", s.job),
         format!("/api/v1/runs/{}", s.run),
         "/api/3/stacks".to_string(),
@@ -143,7 +150,7 @@ fn routes_in_source() -> BTreeSet<String> {
 /// objects by `b` (whose own objects are used where a path mixes both).
 fn matrix(a: &Side, b: &Side) -> Vec<(&'static str, &'static str, String, Option<Value>)> {
     let (aj, ar, asc, ast, at, aw) = (a.job, a.run, a.schedule, a.stack, a.token, a.webhook);
-    let (au, aju, aa) = (&a.stack_uid, &a.job_uid, a.action);
+    let (au, aju, aa, am) = (&a.stack_uid, &a.job_uid, a.action, a.monitor);
     let bu = &b.stack_uid;
     vec![
         ("GET", "/api/v1/jobs/byid/{id}", format!("/api/v1/jobs/byid/{aj}"), None),
@@ -222,6 +229,27 @@ fn matrix(a: &Side, b: &Side) -> Vec<(&'static str, &'static str, String, Option
             "/api/v1/webhooks",
             "/api/v1/webhooks".into(),
             Some(json!({"url": "http://127.0.0.1:9/x", "events": ["run.succeeded"], "stack_id": ast})),
+        ),
+        ("GET", "/api/v1/monitors/byid/{id}", format!("/api/v1/monitors/byid/{am}"), None),
+        ("GET", "/api/v1/monitors/byid/{id}/pings", format!("/api/v1/monitors/byid/{am}/pings"), None),
+        (
+            "PUT",
+            "/api/v1/monitors/byid/{id}",
+            format!("/api/v1/monitors/byid/{am}"),
+            Some(json!({"paused": true})),
+        ),
+        (
+            "PUT",
+            "/api/v1/monitors/byid/{id}",
+            format!("/api/v1/monitors/byid/{am}"),
+            Some(json!({"name": "mine"})),
+        ),
+        ("DELETE", "/api/v1/monitors/byid/{id}", format!("/api/v1/monitors/byid/{am}"), None),
+        (
+            "POST",
+            "/api/v1/webhooks",
+            "/api/v1/webhooks".into(),
+            Some(json!({"url": "http://127.0.0.1:9/x", "events": ["monitor.down"], "monitor_id": am})),
         ),
         ("GET", "/api/v1/blockstacks/exec/{id}", format!("/api/v1/blockstacks/exec/{ast}"), None),
         ("POST", "/api/v1/blockstacks/exec/{id}", format!("/api/v1/blockstacks/exec/{ast}"), Some(json!({}))),
@@ -343,6 +371,7 @@ async fn every_endpoint_of_both_dialects_hides_other_users_objects() {
                 "/api/v1/tokens",
                 "/api/v1/webhooks",
                 "/api/v1/channels",
+                "/api/v1/monitors",
                 "/api/3/stacks",
                 "/api/v1/blockstacks/hook/{id}",
             ]
@@ -440,6 +469,7 @@ async fn every_endpoint_of_both_dialects_hides_other_users_objects() {
             ("/api/v1/tokens", 2),
             ("/api/v1/webhooks", 1),
             ("/api/v1/channels", 1),
+            ("/api/v1/monitors", 1),
             ("/api/3/stacks", 1),
         ] {
             assert_eq!(s.api.get(path).await.json()["count"], n, "{path}");

@@ -17,6 +17,7 @@ mod api;
 mod apply;
 mod config;
 mod crontab;
+mod monitors;
 pub(crate) mod output;
 mod pipelines;
 
@@ -87,6 +88,12 @@ pub enum ClientCommand {
     Runs(RunsArgs),
     /// A run's log; with --follow, live until the run ends.
     Logs(LogsArgs),
+    /// Heartbeat monitors: watch cron jobs that run elsewhere through their pings.
+    Monitors(Box<monitors::MonitorsArgs>),
+    /// Ping a heartbeat monitor (no token needed), or wrap a command: `cronstack ping UUID --
+    /// backup.sh` pings start, runs it, pings its result with its output's tail, and exits
+    /// with its exit code.
+    Ping(Box<monitors::PingArgs>),
     /// The next fire times of a cron expression (offline: checks an expression).
     ///
     /// Daylight saving time, as Vixie cron: an expression whose second, minute or hour field
@@ -705,6 +712,8 @@ async fn run_command(cmd: ClientCommand) -> anyhow::Result<()> {
             };
             crontab::import(api.as_ref(), a.conn.output, &text, system, &a.prefix, a.dry_run).await
         }
+        ClientCommand::Monitors(a) => monitors::monitors(*a, style).await,
+        ClientCommand::Ping(a) => monitors::ping(*a).await,
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod cluster;
 mod fence;
+mod monitor_watch;
 mod pruner;
 mod runner;
 mod scheduler;
@@ -275,6 +276,7 @@ impl Engine {
         tasks.spawn(cluster::periodic_resync(store.clone(), sched_tx.clone(), stop.clone()));
         tasks.spawn(pruner::run(store.clone(), settings.retention.clone(), stop.clone()));
         tasks.spawn(watcher::run(store.clone(), events, settings.watch_interval, stop.clone()));
+        tasks.spawn(monitor_watch::run(store.clone(), stop.clone()));
         Ok(Engine {
             handle,
             runner,

@@ -292,6 +292,15 @@ pub(super) fn add_quota_headers(headers: &mut HeaderMap, q: Quota) {
     headers.insert(RESET, HeaderValue::from(q.reset));
 }
 
+/// The 429 answer of a limiter whose window is spent, with its quota headers.
+pub(super) fn throttled<D: Dialect>(q: Quota) -> Response {
+    let retry_after = q.retry_after();
+    let mut response =
+        Failure::<D>::new(RequestError::RateLimited { limit: q.limit, retry_after }).into_response();
+    add_quota_headers(response.headers_mut(), q);
+    response
+}
+
 /// The dialect's routes that need a caller: the dialect's checks (`guard`), then
 /// authentication and the caller's quota; the `Caller` reaches the handler as an extension.
 pub async fn require_caller<D: Dialect>(
@@ -323,13 +332,7 @@ async fn hit<D: Dialect>(state: &AppState, key: &str) -> Result<Quota, Response>
     match state.limiter.hit(key).await {
         Ok(Ok(q)) => Ok(q),
         Err(e) => Err(Failure::<D>::new(e).into_response()),
-        Ok(Err(q)) => {
-            let retry_after = q.retry_after();
-            let mut response =
-                Failure::<D>::new(RequestError::RateLimited { limit: q.limit, retry_after }).into_response();
-            add_quota_headers(response.headers_mut(), q);
-            Err(response)
-        }
+        Ok(Err(q)) => Err(throttled::<D>(q)),
     }
 }
 

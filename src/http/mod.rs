@@ -10,6 +10,7 @@ mod guard;
 pub(crate) mod kragle;
 mod openapi;
 mod ops;
+mod ping;
 mod serve;
 mod ui;
 
@@ -38,6 +39,8 @@ pub struct SharedState {
     pub limiter: Arc<RateLimiter>,
     /// Calls per stack hook (inbound webhooks), whoever calls.
     pub hook_limiter: Arc<RateLimiter>,
+    /// Pings per heartbeat monitor, whoever pings.
+    pub ping_limiter: Arc<RateLimiter>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
@@ -57,11 +60,14 @@ impl AppState {
         let limiter = Arc::new(RateLimiter::new(service.settings().rate_limit_per_hour, service.store()));
         let hook_limiter =
             Arc::new(RateLimiter::new(service.settings().hook_rate_limit_per_hour, service.store()));
+        let ping_limiter =
+            Arc::new(RateLimiter::new(service.settings().ping_rate_limit_per_hour, service.store()));
         Ok(AppState(Arc::new(SharedState {
             cookie_key: Key::from(&key),
             service,
             limiter,
             hook_limiter,
+            ping_limiter,
             metrics,
         })))
     }
@@ -122,7 +128,8 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .merge(openapi::router(doc.clone()))
         .merge(ui::router())
-        .route_layer(axum::middleware::from_fn(ops::label_route));
+        .route_layer(axum::middleware::from_fn(ops::label_route))
+        .merge(ping::router());
     let routes = Router::new()
         .nest("/api/v1", kragle::router(state.clone()))
         .nest("/api/3", cloud66::router(state.clone()))

@@ -150,6 +150,12 @@ const OPERATIONS: &[Op] = &[
     op!("get" "/api/v1/channels/byid/{id}/deliveries", "A channel's deliveries and their attempts, newest first, 10 per page", None, "DeliveryList", PAGE),
     op!("put" "/api/v1/channels/{id}", "Change a channel (partial)", Some("WebhookInput"), "Webhook"),
     op!("delete" "/api/v1/channels/{id}", "Delete a channel and its deliveries", None, "Deleted"),
+    op!("get" "/api/v1/monitors", "The caller's heartbeat monitors, 10 per page", None, "MonitorList", PAGE),
+    op!("post" "/api/v1/monitors", "Create a heartbeat monitor (a cron schedule with its zone, or a period, and a grace); answers it with its secret ping_url", Some("MonitorInput"), "Monitor"),
+    op!("get" "/api/v1/monitors/byid/{id}", "One monitor: its state (new, up, late, down, paused), ping URL, last ping, next expected ping", None, "Monitor"),
+    op!("put" "/api/v1/monitors/byid/{id}", "Change a monitor (partial); {paused: true} pauses it, {paused: false} resumes it as new (waiting for its next ping); schedule and grace apply from the next ping", Some("MonitorInput"), "Monitor"),
+    op!("delete" "/api/v1/monitors/byid/{id}", "Delete a monitor and its pings", None, "Deleted"),
+    op!("get" "/api/v1/monitors/byid/{id}/pings", "A monitor's pings (the newest keep_pings), newest first, 10 per page", None, "PingList", PAGE),
     op!("get" "/api/v1/tokens", "The caller's API tokens (admin scope)", None, "TokenList"),
     op!("post" "/api/v1/tokens", "Issue a token with equal or narrower scopes; the secret is shown once", Some("TokenInput"), "NewToken"),
     op!("delete" "/api/v1/tokens/{id}", "Revoke a token", None, "Deleted"),
@@ -167,6 +173,11 @@ const OPERATIONS: &[Op] = &[
     op!("post" "/api/3/stacks/{stack}/jobs/unpause_all", "Unpause the jobs pause_all paused", None, "C66ActionOne"),
     op!("get" "/api/3/stacks/{stack}/actions", "A stack's action records, 30 per page", None, "C66ActionList", PAGE),
     op!("get" "/api/3/stacks/{stack}/actions/{id}", "One action record", None, "C66ActionOne"),
+    // Heartbeat pings
+    op!("get" "/ping/{uuid}", "Ping a monitor: the job succeeded (the uuid is the only credential); answers OK", None, "text"),
+    op!("post" "/ping/{uuid}", "Ping a monitor: the job succeeded; the body's last 10 KiB is kept as the ping's log", Some("PingBody"), "text"),
+    op!("get" "/ping/{uuid}/{kind}", "Ping a monitor: start (the job started; the next result measures its duration), fail, or an exit code (0 is a success)", None, "text"),
+    op!("post" "/ping/{uuid}/{kind}", "Ping a monitor with start, fail or an exit code, the body kept as the ping's log", Some("PingBody"), "text"),
     // Operations
     op!("get" "/healthz", "The process is up", None, "Status"),
     op!("get" "/readyz", "The database answers and the engine runs (503 otherwise)", None, "Status"),
@@ -187,6 +198,8 @@ fn tag_of(path: &str) -> &'static str {
         "v3 (Cloud 66)"
     } else if path == "/" || path.starts_with("/ui") {
         "dashboard"
+    } else if path.starts_with("/ping/") {
+        "heartbeat pings"
     } else {
         "operations"
     }
@@ -212,6 +225,8 @@ fn param_description(path: &str, name: &str) -> String {
         "stack" => "the stack's uid".into(),
         "job" => "the job's uid".into(),
         "file" => "asset file name".into(),
+        "uuid" => "the monitor's ping uuid (its only credential)".into(),
+        "kind" => "start, fail, or an exit code 0-255 (0 is a success)".into(),
         other if path.starts_with("/api/3") => format!("{other} (a trailing .json is accepted)"),
         other => other.to_string(),
     }
@@ -279,7 +294,7 @@ fn operation(path: &str, method: &str, op: Option<&Op>) -> Value {
     let mut responses = Map::new();
     let ok_status = if op.is_some_and(|o| o.response == "none") { "303" } else { "200" };
     responses.insert(ok_status.into(), ok);
-    if path.starts_with("/api/") {
+    if path.starts_with("/api/") || path.starts_with("/ping/") {
         responses.insert(
             "default".into(),
             json!({ "description": "an error (400, 401, 403, 404, 409, 413, 415, 429, 503, 507…)",
@@ -320,6 +335,7 @@ pub fn document(routes: &[ServedRoute]) -> Value {
         "tags": [
             { "name": "v1 (Kragle)", "description": "Kragle-style API: {code, msg} errors, lists of 10" },
             { "name": "v3 (Cloud 66)", "description": "Cloud 66-style API: {response: …} envelopes, {error, error_description} errors, lists of 30" },
+            { "name": "heartbeat pings", "description": "Pings of heartbeat monitors from cron jobs that run elsewhere: the monitor's uuid is the credential; rate limited per monitor (--ping-rate-limit); v1 errors" },
             { "name": "operations", "description": "Health, readiness, metrics, this document" },
             { "name": "dashboard", "description": "The web dashboard" },
         ],
@@ -522,6 +538,7 @@ fn schemas() -> Value {
             "Status": { "type": "object", "properties": { "status": string, "node": string, "error": string } },
         }),
         webhook_schemas(),
+        monitor_schemas(),
     ] {
         if let Value::Object(m) = part {
             all.extend(m);
@@ -540,7 +557,7 @@ fn webhook_schemas() -> Value {
     let time_or_null = json!({ "type": ["string", "null"], "format": "date-time" });
     let events = json!({ "type": "array", "items": { "type": "string", "enum": [
         "run.started", "run.succeeded", "run.failed", "run.timed_out", "job.paused", "job.unpaused",
-        "job.deleted", "job.fail", "job.backon", "job.missed", "job.stuck", "job.recovered"] } });
+        "job.deleted", "job.fail", "job.backon", "job.missed", "job.stuck", "job.recovered", "monitor.down", "monitor.up"] } });
     let list = |key: &str, item: &str| {
         json!({ "type": "object", "properties": {
             "count": { "type": "integer" }, "pagesize": { "type": "integer" }, "page": { "type": "integer" },
@@ -561,10 +578,12 @@ fn webhook_schemas() -> Value {
         "HookToken": { "type": "object", "properties": { "token": string } },
         "WebhookInput": { "type": "object", "additionalProperties": false, "properties": {
             "url": string, "events": events, "secret": { "type": "string", "description": "16-200 characters; generated when absent" },
-            "stack_id": int_or_null, "job_id": int_or_null, "kind": channel_kind, "name": string_or_null } },
+            "stack_id": int_or_null, "job_id": int_or_null, "kind": channel_kind, "name": string_or_null,
+            "monitor_id": { "type": ["integer", "null"], "format": "int64",
+                "description": "only this monitor's events (then no job events); monitor events skip subscriptions narrowed to a stack or job" } } },
         "Webhook": { "type": "object", "properties": {
             "id": int, "owner": int, "url": string, "events": events, "stack_id": int_or_null, "job_id": int_or_null,
-            "kind": channel_kind, "name": string_or_null,
+            "kind": channel_kind, "name": string_or_null, "monitor_id": int_or_null,
             "created_at": time, "updated_at": time } },
         "WebhookCreated": { "type": "object", "properties": { "id": int, "secret": { "type": "string", "description": "the signing secret, shown once" } } },
         "WebhookList": list("webhooks", "Webhook"),
@@ -574,9 +593,60 @@ fn webhook_schemas() -> Value {
             "status": { "type": "string", "enum": ["pending", "delivering", "delivered", "failed"] },
             "attempts": int, "last_status_code": int_or_null, "last_error": string_or_null,
             "next_attempt": time_or_null, "delivered_at": time_or_null, "created_at": time,
-            "payload": { "type": "object", "description": "the body sent: {event, timestamp, job, run}" } } },
+            "payload": { "type": "object", "description": "the body sent: {event, timestamp, job, run}, or {event, timestamp, monitor, ping} for monitor events" } } },
         "DeliveryList": list("deliveries", "Delivery"),
     })
+}
+
+/// Heartbeat monitors and their pings.
+fn monitor_schemas() -> Value {
+    let [int, int_or_null, string, string_or_null, time, time_or_null] = scalars();
+    let schedule = json!({ "type": "object", "description": "{cron: expression, timezone: IANA name} or {period: seconds}",
+        "properties": { "period": int, "cron": string, "timezone": string } });
+    let kind = json!({ "type": "string", "enum": ["success", "start", "fail"] });
+    json!({
+        "MonitorInput": { "type": "object", "additionalProperties": false, "properties": {
+            "name": string, "schedule": schedule,
+            "grace_s": { "type": "integer", "minimum": 1, "description": "down this long after a missed ping (default 3600)" },
+            "keep_pings": { "type": "integer", "minimum": 1, "maximum": crate::domain::monitor::MAX_KEEP_PINGS, "description": "pings kept (default 100)" },
+            "paused": { "type": "boolean" } } },
+        "Monitor": { "type": "object", "properties": {
+            "id": int, "owner": int, "name": string,
+            "state": { "type": "string", "enum": ["new", "up", "late", "down", "paused"] },
+            "ping_url": { "type": "string", "description": "/ping/<uuid>, on the server's address: the uuid is the only credential a ping needs" },
+            "schedule": schedule, "description": { "type": "string", "description": "the schedule in words" },
+            "grace_s": int, "keep_pings": int, "last_ping_at": time_or_null,
+            "last_ping_kind": { "type": ["string", "null"], "enum": ["success", "start", "fail", null] },
+            "next_expected": time_or_null, "down_after": time_or_null, "started_at": time_or_null,
+            "created_at": time, "updated_at": time } },
+        "MonitorList": v1_list("monitors", "Monitor"),
+        "Ping": { "type": "object", "properties": {
+            "id": int, "monitor": int, "kind": kind, "exit_code": int_or_null, "duration_ms": int_or_null,
+            "method": string, "user_agent": string_or_null,
+            "body": { "type": "string", "description": "the request body's last 10 KiB (invalid UTF-8 and NUL as U+FFFD)" },
+            "body_truncated": { "type": "boolean" }, "created_at": time } },
+        "PingList": v1_list("pings", "Ping"),
+        "PingBody": { "description": "anything (a log): its last 10 KiB is kept" },
+    })
+}
+
+/// `int`, `int_or_null`, `string`, `string_or_null`, `time`, `time_or_null`.
+fn scalars() -> [Value; 6] {
+    [
+        json!({ "type": "integer", "format": "int64" }),
+        json!({ "type": ["integer", "null"], "format": "int64" }),
+        json!({ "type": "string" }),
+        json!({ "type": ["string", "null"] }),
+        json!({ "type": "string", "format": "date-time" }),
+        json!({ "type": ["string", "null"], "format": "date-time" }),
+    ]
+}
+
+/// A v1 list page of `item`s under `key`.
+fn v1_list(key: &str, item: &str) -> Value {
+    json!({ "type": "object", "properties": {
+        "count": { "type": "integer" }, "pagesize": { "type": "integer" }, "page": { "type": "integer" },
+        key: { "type": "array", "items": { "$ref": format!("#/components/schemas/{item}") } } } })
 }
 
 /// The document, computed once from the router when the app is built.

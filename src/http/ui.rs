@@ -18,6 +18,7 @@ pub const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self
 const ASSETS: &[(&str, &str, &str)] = &[
     ("index.html", "text/html; charset=utf-8", include_str!("ui/index.html")),
     ("app.js", "text/javascript; charset=utf-8", include_str!("ui/app.js")),
+    ("monitors.js", "text/javascript; charset=utf-8", include_str!("ui/monitors.js")),
     ("style.css", "text/css; charset=utf-8", include_str!("ui/style.css")),
     ("docs.js", "text/javascript; charset=utf-8", include_str!("ui/docs.js")),
     ("favicon.svg", "image/svg+xml", include_str!("ui/favicon.svg")),

@@ -7,6 +7,7 @@ mod chains;
 mod hooks;
 mod idempotency;
 mod jobs;
+mod monitors;
 mod pipelines;
 mod runs;
 mod schedules;
@@ -17,6 +18,7 @@ pub use accounts::{Caller, CredentialKind};
 pub use chains::MAX_AFTER;
 pub use hooks::{HookAnswer, HookRequest, parse_output};
 pub use jobs::{DeleteOutcome, JobPatch, MAX_HEALTH_S, MAX_KEEP};
+pub use monitors::{DEFAULT_GRACE_S, MonitorPatch, PingRequest};
 pub use pipelines::health;
 pub use runs::RunLog;
 pub use stacks::{MIN_SECRET_LEN, SecretChanges, StackPatch};
@@ -37,6 +39,7 @@ pub enum Entity {
     Run,
     Action,
     Webhook,
+    Monitor,
 }
 
 impl std::fmt::Display for Entity {
@@ -50,6 +53,7 @@ impl std::fmt::Display for Entity {
             Entity::Run => "run",
             Entity::Action => "action",
             Entity::Webhook => "webhook",
+            Entity::Monitor => "monitor",
         })
     }
 }
@@ -121,6 +125,8 @@ pub struct ServiceSettings {
     pub rate_limit_per_hour: u32,
     /// Calls of one stack's hook per hour.
     pub hook_rate_limit_per_hour: u32,
+    /// Pings of one heartbeat monitor per hour.
+    pub ping_rate_limit_per_hour: u32,
     /// A hook's (or exec's) command is stopped after this long; the caller gets an error.
     pub hook_timeout_s: u64,
     /// At most this many slots per backfill call (`--catch-up-max`).
@@ -136,6 +142,7 @@ impl Default for ServiceSettings {
         ServiceSettings {
             rate_limit_per_hour: 3600,
             hook_rate_limit_per_hour: 3600,
+            ping_rate_limit_per_hour: 3600,
             hook_timeout_s: 60,
             backfill_max: 100,
             secret_key: None,

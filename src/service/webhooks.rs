@@ -15,6 +15,7 @@ pub struct WebhookPatch {
     pub kind: Option<ChannelKind>,
     /// `Some(None)`: no name.
     pub name: Option<Option<String>>,
+    pub monitor_id: Option<Option<i64>>,
 }
 
 /// A signing secret: `whsec_` + 64 hex characters (32 random bytes).
@@ -70,6 +71,7 @@ impl Service {
             job_id: None,
             kind: ChannelKind::Webhook,
             name: None,
+            monitor_id: None,
         };
         self.apply_webhook_patch(caller, &patch, &mut fields).await?;
         let id = self.store.insert_webhook(caller.user_id, &fields, now_ms()).await?;
@@ -93,6 +95,7 @@ impl Service {
             job_id: current.job_id,
             kind: current.kind,
             name: current.name,
+            monitor_id: current.monitor_id,
         };
         self.apply_webhook_patch(caller, &patch, &mut fields).await?;
         self.store.update_webhook(id, &fields, now_ms()).await?;
@@ -140,6 +143,12 @@ impl Service {
                 self.job(caller, id).await.map_err(|_| ServiceError::BadReference(Entity::Job))?;
             }
             fields.job_id = job_id;
+        }
+        if let Some(monitor_id) = patch.monitor_id {
+            if let Some(id) = monitor_id {
+                self.monitor(caller, id).await.map_err(|e| e.into_reference(Entity::Monitor))?;
+            }
+            fields.monitor_id = monitor_id;
         }
         Ok(())
     }

@@ -16,8 +16,8 @@ use crate::domain::{
     Webhook,
 };
 
-const WEBHOOK_COLUMNS: &str =
-    "id, owner, url, events, secret, stack_id, job_id, created_at, updated_at, kind, name";
+pub(super) const WEBHOOK_COLUMNS: &str =
+    "id, owner, url, events, secret, stack_id, job_id, created_at, updated_at, kind, name, monitor_id";
 const DELIVERY_COLUMNS: &str = "id, webhook_id, event, payload, status, attempts, next_attempt_at, last_status_code, last_error, delivered_at, created_at, updated_at";
 
 /// The fields a user sets on a subscription.
@@ -30,6 +30,7 @@ pub struct NewWebhook {
     pub job_id: Option<i64>,
     pub kind: ChannelKind,
     pub name: Option<String>,
+    pub monitor_id: Option<i64>,
 }
 
 /// A delivery to queue: the event for one subscription, with its final body.
@@ -146,8 +147,8 @@ impl Store {
 
     pub async fn insert_webhook(&self, owner: UserId, w: &NewWebhook, now: EpochMs) -> StoreResult<i64> {
         let q = sqlx::query(
-            "INSERT INTO webhooks (owner, url, events, secret, stack_id, job_id, created_at, updated_at, kind, name) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9) RETURNING id",
+            "INSERT INTO webhooks (owner, url, events, secret, stack_id, job_id, created_at, updated_at, kind, name, monitor_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9, $10) RETURNING id",
         )
         .bind(owner)
         .bind(&w.url)
@@ -157,14 +158,15 @@ impl Store {
         .bind(w.job_id)
         .bind(now)
         .bind(w.kind.as_str())
-        .bind(&w.name);
+        .bind(&w.name)
+        .bind(w.monitor_id);
         let row = self.write_returning(q).await?;
         get_i64(&row, "id")
     }
 
     pub async fn update_webhook(&self, id: i64, w: &NewWebhook, now: EpochMs) -> StoreResult<()> {
         sqlx::query(
-            "UPDATE webhooks SET url = $2, events = $3, secret = $4, stack_id = $5, job_id = $6, updated_at = $7, kind = $8, name = $9 WHERE id = $1",
+            "UPDATE webhooks SET url = $2, events = $3, secret = $4, stack_id = $5, job_id = $6, updated_at = $7, kind = $8, name = $9, monitor_id = $10 WHERE id = $1",
         )
         .bind(id)
         .bind(&w.url)
@@ -175,6 +177,7 @@ impl Store {
         .bind(now)
         .bind(w.kind.as_str())
         .bind(&w.name)
+        .bind(w.monitor_id)
         .execute(&self.write)
         .await
         .wrote()?;
@@ -423,7 +426,7 @@ fn events_json(events: &[EventKind]) -> String {
     serde_json::to_string(events).expect("event names serialize")
 }
 
-fn webhook_from_row(r: &AnyRow) -> StoreResult<Webhook> {
+pub(super) fn webhook_from_row(r: &AnyRow) -> StoreResult<Webhook> {
     let raw = get_string(r, "events")?;
     let events: Vec<EventKind> =
         serde_json::from_str(&raw).map_err(|e| StoreError::Corrupt(format!("webhook events {raw}: {e}")))?;
@@ -437,6 +440,7 @@ fn webhook_from_row(r: &AnyRow) -> StoreResult<Webhook> {
         job_id: get_opt_i64(r, "job_id")?,
         kind: get_enum(r, "kind", ChannelKind::parse)?,
         name: get_opt_string(r, "name")?,
+        monitor_id: get_opt_i64(r, "monitor_id")?,
         created_at: get_i64(r, "created_at")?,
         updated_at: get_i64(r, "updated_at")?,
     })

@@ -50,6 +50,9 @@ pub fn summary(kind: EventKind, event: &Event, schedule: Option<&str>) -> String
             event.job.max_duration_s.unwrap_or_default()
         ),
         EventKind::JobRecovered => format!("✓ {job} recovered"),
+        // Monitor events are rendered by `monitor_events`, with the monitor in place of a job.
+        EventKind::MonitorDown => format!("✗ {job} is down"),
+        EventKind::MonitorUp => format!("✓ {job} is up"),
     };
     let mut line = what;
     if let Some(r) = run.filter(|r| r.status.is_final()) {

@@ -18,7 +18,10 @@
 mod deliver;
 mod dispatch;
 pub mod message;
+mod monitor_events;
 pub mod sign;
+
+pub use monitor_events::monitor_event_body;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 use super::{KResult, Kragle, id_param};
 use crate::domain::{HookAccess, HookMethod};
 use crate::http::AppState;
-use crate::http::auth::{add_quota_headers, identify};
+use crate::http::auth::{add_quota_headers, identify, throttled};
 use crate::http::error::{Failure, RequestError};
 use crate::http::extract::read_body;
 use crate::service::{Caller, HookAnswer, HookRequest};
@@ -64,14 +64,7 @@ async fn call(s: &AppState, id: &str, req: Request) -> KResult<Response> {
     }
     let quota = match s.hook_limiter.hit(&format!("hook:{}", stack.id)).await? {
         Ok(q) => q,
-        Err(q) => {
-            let retry_after = q.retry_after();
-            let mut response =
-                Failure::<Kragle>::new(RequestError::RateLimited { limit: q.limit, retry_after })
-                    .into_response();
-            add_quota_headers(response.headers_mut(), q);
-            return Ok(response);
-        }
+        Err(q) => return Ok(throttled::<Kragle>(q)),
     };
     let body = read_body(crate::http::extract::rejoin(&parts, body), &()).await?;
     let document = document(&parts, query, &body, access == HookAccess::Token)?;

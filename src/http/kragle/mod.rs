@@ -3,6 +3,8 @@
 
 mod hooks;
 pub(crate) mod jobs;
+// Its views are also the objects of monitor event deliveries.
+pub(crate) mod monitors;
 pub(crate) mod runs;
 mod schedules;
 mod session;
@@ -140,7 +142,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/blockstacks", get(stacks::list).post(stacks::create))
         .route("/blockstacks/byid/{id}", get(stacks::by_id))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), allow_anonymous::<Kragle>));
-    let authed = authed.merge(open_reads);
+    let authed = authed.merge(open_reads).merge(monitors::routes());
     Router::new()
         .route("/authenticate", post(session::authenticate))
         .route("/logout", post(session::logout))
@@ -182,11 +184,12 @@ pub(super) fn fuzz_bodies(data: &[u8]) {
     one::<session::Credentials>(data);
     one::<session::TokenInput>(data);
     one::<webhooks::WebhookInput>(data);
+    one::<monitors::MonitorInput>(data);
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{jobs, runs, schedules, session, stacks, webhooks};
+    use super::{jobs, monitors, runs, schedules, session, stacks, webhooks};
     use crate::http::error::RequestError;
     use crate::http::extract::parse_json;
     use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
@@ -259,9 +262,10 @@ mod tests {
             "webhook",
             "environment",
         ]);
-        null_only_where_it_means_none::<webhooks::WebhookInput>(&["stack_id", "job_id", "name"]);
+        null_only_where_it_means_none::<webhooks::WebhookInput>(&["stack_id", "job_id", "name", "monitor_id"]);
         null_only_where_it_means_none::<session::Credentials>(&[]);
         null_only_where_it_means_none::<session::TokenInput>(&["name"]);
         null_only_where_it_means_none::<runs::RunNowInput>(&["args"]);
+        null_only_where_it_means_none::<monitors::MonitorInput>(&[]);
     }
 }

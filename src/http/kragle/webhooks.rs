@@ -23,6 +23,7 @@ pub struct WebhookView {
     job_id: Option<i64>,
     kind: ChannelKind,
     name: Option<String>,
+    monitor_id: Option<i64>,
     created_at: String,
     updated_at: String,
 }
@@ -38,6 +39,7 @@ impl From<&Webhook> for WebhookView {
             job_id: w.job_id,
             kind: w.kind,
             name: w.name.clone(),
+            monitor_id: w.monitor_id,
             created_at: iso8601(w.created_at),
             updated_at: iso8601(w.updated_at),
         }
@@ -99,6 +101,10 @@ pub struct WebhookInput {
     /// `null`: no name.
     #[serde(default, deserialize_with = "nullable")]
     name: Option<Option<String>>,
+    /// `null`: every monitor's events (monitor events skip subscriptions narrowed to a stack
+    /// or job; one narrowed to a monitor gets no job events).
+    #[serde(default, deserialize_with = "nullable")]
+    monitor_id: Option<Option<i64>>,
 }
 
 impl From<WebhookInput> for WebhookPatch {
@@ -111,6 +117,7 @@ impl From<WebhookInput> for WebhookPatch {
             job_id: i.job_id,
             kind: i.kind,
             name: i.name,
+            monitor_id: i.monitor_id,
         }
     }
 }

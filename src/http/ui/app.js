@@ -172,6 +172,8 @@ async function route() {
   try {
     if ((m = hash.match(/^#\/jobs\/(\d+)$/))) await jobPage(Number(m[1]));
     else if ((m = hash.match(/^#\/runs\/(\d+)$/))) await runPage(Number(m[1]));
+    else if ((m = hash.match(/^#\/monitors\/(\d+)$/))) await monitorPage(Number(m[1]));
+    else if (hash === "#/monitors") await monitorsPage();
     else await stacksPage();
   } catch (e) { fail(e); }
 }
