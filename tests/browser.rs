@@ -310,6 +310,8 @@ async fn journey(c: &Client, server: &Server, token: &str) {
     let steps = wait_text(c, "#run-steps", "the run's steps", |t| t.matches("succeeded").count() == 2).await;
     assert!(steps.contains(r#"{"answer":41}"#), "{steps}");
     c.goto(&server.url("/ui/#/")).await.unwrap();
+    // The stacks page fully drawn first (a route still loading would draw over the next one).
+    wait_text(c, ".blocks", "the stacks page's pipeline", |t| t.contains("Transform")).await;
     // Heartbeat monitors: the page from the nav, a monitor from its form, its page with its
     // ping URL; a ping (as the job would send it) shows there and in the list.
     click(c, "#nav-monitors").await;

@@ -136,13 +136,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/tokens/{id}", axum::routing::delete(session::revoke_token))
         .route("/whoami", get(session::whoami))
         .route("/nodes", get(session::nodes))
+        .merge(monitors::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_caller::<Kragle>));
     // Public stacks are listed and read without credentials too.
     let open_reads = Router::new()
         .route("/blockstacks", get(stacks::list).post(stacks::create))
         .route("/blockstacks/byid/{id}", get(stacks::by_id))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), allow_anonymous::<Kragle>));
-    let authed = authed.merge(open_reads).merge(monitors::routes());
+    let authed = authed.merge(open_reads);
     Router::new()
         .route("/authenticate", post(session::authenticate))
         .route("/logout", post(session::logout))
@@ -262,7 +263,12 @@ mod tests {
             "webhook",
             "environment",
         ]);
-        null_only_where_it_means_none::<webhooks::WebhookInput>(&["stack_id", "job_id", "name", "monitor_id"]);
+        null_only_where_it_means_none::<webhooks::WebhookInput>(&[
+            "stack_id",
+            "job_id",
+            "name",
+            "monitor_id",
+        ]);
         null_only_where_it_means_none::<session::Credentials>(&[]);
         null_only_where_it_means_none::<session::TokenInput>(&["name"]);
         null_only_where_it_means_none::<runs::RunNowInput>(&["args"]);
