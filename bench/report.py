@@ -247,6 +247,43 @@ def section_cluster(out):
     out.append("")
 
 
+def mib(x):
+    return "–" if x is None else f"{x / 1048576:,.1f}"
+
+
+def section_retention(out):
+    out.append("## Bounded run history: 500 jobs every second, `keep_succeeded: 20`\n")
+    rows = [(k, load(f"retention-{k}")) for k in ("sqlite", "postgres")]
+    if not any(r for _, r in rows):
+        out.append("*not run yet* (`python3 bench/retention.py`)\n")
+        return
+    out.append("`python3 bench/retention.py` (not part of `bench/run`): 500 enabled jobs on one "
+               "`{\"period\": 1}` schedule, command `true`, `overlap: allow`, `keep_succeeded: 20`, "
+               "created through the v1 API on a fresh database; the row count of `runs`, the "
+               "database's size on disk (SQLite: file + `-wal` + `-shm`; PostgreSQL: "
+               "`pg_total_relation_size('runs')`) sampled every 2 s; lateness = `started_at − "
+               "scheduled_for` of every scheduled run, read as they come. Bound = 500 × 20 + one "
+               "pruning batch (1,000). \"off\": the same with the pruner off (`--prune-interval-ms "
+               "3600000000 --prune-after-runs 0`), for the lateness comparison. The machine is "
+               "shared: other engineers' builds ran alongside (see each stamp).\n")
+    out.append("| backend | pruner | minutes | rows max (bound) | samples over bound | size at 2 min MiB | "
+               "size max after 2 min MiB | size at end MiB | runs started | p50 ms | p99 ms | max ms |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    runs = [(kind, mode, r[mode]) for kind, r in rows for mode in ("on", "off") if r and r.get(mode)]
+    for kind, mode, x in runs:
+        late = x["lateness_after_first_minute"]
+        out.append(f"| {kind} | {mode} | {x['minutes']} | {f0(x['rows_max'])} ({f0(x['bound'])}) | "
+                   f"{x['rows_over_bound']} | {mib(x['bytes_at_2min'])} | {mib(x['bytes_max_after_2min'])} | "
+                   f"{mib(x['bytes_end'])} | {f0(x['runs_started'])} | {f0(late['p50'])} | "
+                   f"{f0(late['p99'])} | {f0(late['max'])} |")
+    out.append("\nLateness over the slots after the first minute. Per minute (rows max, size max MiB, p99 ms):\n")
+    for kind, mode, x in runs:
+        per = ", ".join(f"{m['minute']}: {f0(m['rows_max'])} / {mib(m['bytes_max'])} / {f0(m['p99'])}"
+                        for m in x["lateness_per_minute"])
+        out.append(f"- {kind}, pruner {mode} ({stamp(x)}): {per}")
+    out.append("")
+
+
 def write():
     any_row = next((load(n) for n in ("cron", "lateness", "lateness-second", "executor", "idle", "million",
                                       "api", "cluster") if load(n)), None)
@@ -263,7 +300,7 @@ def write():
             out.append(f.read().strip())
             out.append("")
     for section in (section_cron, section_lateness, section_executor, section_idle, section_million,
-                    section_api, section_cluster):
+                    section_api, section_cluster, section_retention):
         section(out)
     with open(os.path.join(BENCH, "RESULTS.md"), "w") as f:
         f.write("\n".join(out).rstrip() + "\n")
