@@ -142,14 +142,22 @@ def measure(kind, mode, minutes, jobs, keep, sample_s):
         end = t0 + minutes * 60
         cpu0 = proc_cpu(server.p.pid)
         samples = []
+        failed = 0
         while True:
             now = time.time()
-            counts = sampler.count()
-            size = sampler.size()
-            sampler.new_lateness()
-            rss, _ = proc_mem(server.p.pid)
-            samples.append({"t_s": round(now - t0, 1), "rows": sum(counts.values()), "by_status": counts,
-                            **size, "rss_mib": round(rss, 1), "pruned_runs": pruned_rows(server)})
+            try:
+                counts = sampler.count()
+                size = sampler.size()
+                sampler.new_lateness()
+            except (subprocess.CalledProcessError, sqlite3.Error) as e:
+                # A loaded machine's database may refuse a sample's connection: skip it.
+                failed += 1
+                log(f"{kind}/{mode}: sample at {now - t0:.0f}s failed: {e}")
+                counts = None
+            if counts is not None:
+                rss, _ = proc_mem(server.p.pid)
+                samples.append({"t_s": round(now - t0, 1), "rows": sum(counts.values()), "by_status": counts,
+                                **size, "rss_mib": round(rss, 1), "pruned_runs": pruned_rows(server)})
             if now >= end:
                 break
             driver.sleep_until(min(end, now + sample_s))
@@ -157,7 +165,10 @@ def measure(kind, mode, minutes, jobs, keep, sample_s):
         _, hwm = proc_mem(server.p.pid)
     finally:
         server.stop()
-    final = sampler.size()
+    try:
+        final = sampler.size()
+    except (subprocess.CalledProcessError, sqlite3.Error):
+        final = {"total_bytes": None}
     db.drop()
     late = sampler.lateness
     per_minute = []
@@ -170,19 +181,24 @@ def measure(kind, mode, minutes, jobs, keep, sample_s):
     after_first = summarise([x for s, x in late if t0_ms + 60_000 <= s < t0_ms + minutes * 60_000])
     bound = jobs * keep + BATCH
     rows_max = max(s["rows"] for s in samples)
+    # Runs claimed ahead for the next slots, or going: never pruned, on top of the history.
+    unfinished = [sum(n for st, n in s["by_status"].items() if st in ("queued", "running")) for s in samples]
+    finished = [s["rows"] - u for s, u in zip(samples, unfinished)]
     after = [s for s in samples if s["t_s"] >= 120]
     total_key = "total_bytes"
     res = {
         "backend": kind, "mode": mode, "minutes": minutes, "jobs": jobs, "keep_succeeded": keep,
         "server_flags": extra, "bound": bound, "rows_max": rows_max,
         "rows_over_bound": sum(1 for s in samples if s["rows"] > bound),
+        "finished_max": max(finished), "finished_over_bound": sum(1 for n in finished if n > bound),
+        "unfinished_max": max(unfinished),
         "bytes_max": max(s[total_key] for s in samples),
         "bytes_at_2min": after[0][total_key] if after else None,
         "bytes_max_after_2min": max((s[total_key] for s in after), default=None),
         "bytes_end": samples[-1][total_key], "bytes_after_stop": final[total_key],
         "runs_started": len(late), "slots_due_approx": jobs * minutes * 60,
         "lateness_after_first_minute": after_first, "lateness_per_minute": per_minute,
-        "cpu_s": cpu, "peak_rss_mib": hwm, "samples": samples,
+        "cpu_s": cpu, "peak_rss_mib": hwm, "failed_samples": failed, "samples": samples,
     }
     log(f"{kind}/{mode}: rows max {rows_max} (bound {bound}), bytes max {res['bytes_max']:,}, "
         f"after 2 min max {res['bytes_max_after_2min']}, p99 {after_first['p99']} ms")
