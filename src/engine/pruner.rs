@@ -30,6 +30,8 @@ pub const BATCH: usize = 1000;
 const POLL: Duration = Duration::from_millis(250);
 /// Between two deletes: the writers queued behind one go first.
 const PAUSE: Duration = Duration::from_millis(20);
+/// After a pass that failed (the database busy or away), before the next may start.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// The shortest pause between passes (while rows go fast).
 const MIN_DELAY: Duration = Duration::from_secs(1);
 /// Jobs looked at per read.
@@ -132,10 +134,13 @@ pub(super) async fn run(store: Store, settings: Retention, stop: CancellationTok
         let started = Instant::now();
         let mut pruned = Pruned::default();
         let result = pruner.pass(&mut lock, &mut pruned).await;
-        // A pass that did its work counts new runs from the last run it saw; one that found
-        // another node pruning, or failed, waits for the interval.
-        paced = matches!(result, Ok(true));
+        // A pass counts new runs from the last run it saw (a failed one from the last pass
+        // that did its work: it is tried again after [`RETRY_AFTER`], as soon as runs came
+        // meanwhile, never a whole interval later with the history growing); a node that found
+        // another pruning waits for the interval.
+        paced = !matches!(result, Ok(false));
         baseline = pruner.marks[1];
+        let failed = matches!(result, Err(Stop::Store(_)));
         match result {
             Ok(true) if pruned.total() > 0 => tracing::debug!(
                 runs_by_count = pruned.runs_by_count,
@@ -159,6 +164,12 @@ pub(super) async fn run(store: Store, settings: Retention, stop: CancellationTok
         }
         delay = next_delay(pruned.total(), started - previous, pruner.settings.interval);
         previous = started;
+        if failed {
+            tokio::select! {
+                _ = tokio::time::sleep(RETRY_AFTER.min(pruner.settings.interval)) => {}
+                _ = pruner.stop.cancelled() => break,
+            }
+        }
     }
     if let Some(lock) = lock {
         lock.release().await;
