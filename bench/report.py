@@ -271,7 +271,9 @@ def section_retention(out):
                "unfinished max | size at 2 min MiB | size max after 2 min MiB | size at end MiB | runs started | "
                "p50 ms | p99 ms | max ms |")
     out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    runs = [(kind, mode, r[mode]) for kind, r in rows for mode in ("on", "off") if r and r.get(mode)]
+    # "*_recheck": a later, shorter run of the same (its stamp says when and on which load).
+    modes = ("on", "off", "on_recheck", "off_recheck")
+    runs = [(kind, mode, r[mode]) for kind, r in rows for mode in modes if r and r.get(mode)]
     for kind, mode, x in runs:
         late = x["lateness_after_first_minute"]
         unfinished = [sum(n for st, n in s["by_status"].items() if st in ("queued", "running")) for s in x["samples"]]
