@@ -276,6 +276,49 @@ def section_ping(out):
             within = "–" if within is None or within != within else f"{within * 100:.2f}%"
             out.append(f"| {kind} | {conns} | {f0(w['rps'])} | {f2(w['p50_ms'])} | {f2(w['p99_ms'])} | {within} | "
                        f"{f1(srv.get('p99_le_ms'))} | {w['non2xx']} |")
+
+
+def mib(x):
+    return "–" if x is None else f"{x / 1048576:,.1f}"
+
+
+def section_retention(out):
+    out.append("## Bounded run history: 500 jobs every second, `keep_succeeded: 20`\n")
+    rows = [(k, load(f"retention-{k}")) for k in ("sqlite", "postgres")]
+    if not any(r for _, r in rows):
+        out.append("*not run yet* (`python3 bench/retention.py`)\n")
+        return
+    out.append("`python3 bench/retention.py` (not part of `bench/run`): 500 enabled jobs on one "
+               "`{\"period\": 1}` schedule, command `true`, `overlap: allow`, `keep_succeeded: 20`, "
+               "created through the v1 API on a fresh database; the row count of `runs`, the "
+               "database's size on disk (SQLite: file + `-wal` + `-shm`; PostgreSQL: "
+               "`pg_total_relation_size('runs')`) sampled every 2 s; lateness = `started_at − "
+               "scheduled_for` of every scheduled run, read as they come. Bound = 500 × 20 + one "
+               "pruning batch (1,000); finished rows leave out the runs claimed ahead for the next slots "
+               "or still running (`queued`, `running`: never pruned). \"off\": the same with the pruner off (`--prune-interval-ms "
+               "3600000000 --prune-after-runs 0`), for the lateness comparison. The machine is "
+               "shared: other engineers' builds ran alongside (see each stamp).\n")
+    out.append("| backend | pruner | minutes | rows max (bound) | samples over | finished rows max | samples over | "
+               "unfinished max | size at 2 min MiB | size max after 2 min MiB | size at end MiB | runs started | "
+               "p50 ms | p99 ms | max ms |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    # "*_recheck": a later, shorter run of the same (its stamp says when and on which load).
+    modes = ("on", "off", "on_recheck", "off_recheck")
+    runs = [(kind, mode, r[mode]) for kind, r in rows for mode in modes if r and r.get(mode)]
+    for kind, mode, x in runs:
+        late = x["lateness_after_first_minute"]
+        unfinished = [sum(n for st, n in s["by_status"].items() if st in ("queued", "running")) for s in x["samples"]]
+        finished = [s["rows"] - u for s, u in zip(x["samples"], unfinished)]
+        out.append(f"| {kind} | {mode} | {x['minutes']} | {f0(x['rows_max'])} ({f0(x['bound'])}) | "
+                   f"{x['rows_over_bound']} | {f0(max(finished))} | {sum(1 for n in finished if n > x['bound'])} | "
+                   f"{f0(max(unfinished))} | {mib(x['bytes_at_2min'])} | {mib(x['bytes_max_after_2min'])} | "
+                   f"{mib(x['bytes_end'])} | {f0(x['runs_started'])} | {f0(late['p50'])} | "
+                   f"{f0(late['p99'])} | {f0(late['max'])} |")
+    out.append("\nLateness over the slots after the first minute. Per minute (rows max, size max MiB, p99 ms):\n")
+    for kind, mode, x in runs:
+        per = ", ".join(f"{m['minute']}: {f0(m['rows_max'])} / {mib(m['bytes_max'])} / {f0(m['p99'])}"
+                        for m in x["lateness_per_minute"])
+        out.append(f"- {kind}, pruner {mode} ({stamp(x)}): {per}")
     out.append("")
 
 
@@ -295,7 +338,7 @@ def write():
             out.append(f.read().strip())
             out.append("")
     for section in (section_cron, section_lateness, section_executor, section_idle, section_million,
-                    section_api, section_cluster, section_ping):
+                    section_api, section_cluster, section_ping, section_retention):
         section(out)
     with open(os.path.join(BENCH, "RESULTS.md"), "w") as f:
         f.write("\n".join(out).rstrip() + "\n")

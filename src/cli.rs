@@ -138,9 +138,14 @@ struct ServeArgs {
     /// Export per-job series on /metrics (health, last success, last failure): 7 per job.
     #[arg(long, env = "CRONSTACK_METRICS_PER_JOB", default_value_t = true, action = clap::ArgAction::Set)]
     metrics_per_job: bool,
-    /// Milliseconds between two pruning passes (tests make it short).
+    /// Milliseconds between two pruning passes at most (tests make it short).
     #[arg(long, hide = true, default_value_t = 30_000)]
     prune_interval_ms: u64,
+    /// A pruning pass starts as soon as this many runs were created since the previous one;
+    /// 0: only every `--prune-interval-ms` (with a long interval: no pruning, for tests and
+    /// benchmarks).
+    #[arg(long, hide = true, default_value_t = crate::engine::PRUNE_BATCH as u64 / 2)]
+    prune_after_runs: u64,
     /// The key that seals stacks' secret env values: a file of 64 hex digits (`openssl rand
     /// -hex 32`). SQLite: by default the file beside the database (`cronstack.db` →
     /// `cronstack.key`), created with mode 0600 on first start. PostgreSQL: required, the same
@@ -293,6 +298,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_age: (args.keep_runs_days > 0).then(|| Duration::from_secs(args.keep_runs_days * 24 * 3600)),
             keep: Keep { succeeded: args.keep_succeeded, failed: args.keep_failed },
             interval: Duration::from_millis(args.prune_interval_ms.max(10)),
+            after_runs: args.prune_after_runs,
         },
         watch_interval: Duration::from_millis(args.watch_interval_ms.max(10)),
         ..EngineSettings::default()

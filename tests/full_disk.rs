@@ -241,8 +241,10 @@ async fn fill_then_check(
     make_room: impl FnOnce(),
 ) {
     // No pruning pass meanwhile: its incremental vacuum would give a full SQLite file room
-    // again (pages it frees) and make the refusals below depend on when it ran.
-    let mut server = Server::start_with_env(db, &["--prune-interval-ms", "3600000"], env);
+    // again (pages it frees) and make the refusals below depend on when it ran. (The interval
+    // bounds the passes, and none is paced by new runs.)
+    let mut server =
+        Server::start_with_env(db, &["--prune-interval-ms", "3600000", "--prune-after-runs", "0"], env);
     let filled = fill(&server, token, strict).await;
     server.stop();
     make_room();

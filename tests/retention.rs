@@ -26,12 +26,20 @@ struct Fixture {
     stack_id: i64,
 }
 
-/// A user and a stack whose command exits with its first argument (0 by default).
+/// A user and a stack whose command exits with its first argument (0 by default), on a server
+/// pruning every 100 ms.
 async fn fixture(extra: &[&str]) -> Fixture {
+    let mut flags = vec![FAST_PRUNER];
+    flags.extend_from_slice(extra);
+    fixture_with(&flags).await
+}
+
+/// The same on a server started with these pruner flags.
+async fn fixture_with(pruner: &[&str]) -> Fixture {
     let db = TestDb::new();
     let token = add_user(&db, "rita", None);
-    let mut flags = vec![FAST_PRUNER, "--shutdown-grace-s", "1"];
-    flags.extend_from_slice(extra);
+    let mut flags = vec!["--shutdown-grace-s", "1"];
+    flags.extend_from_slice(pruner);
     let server = Server::start_on(&db, &flags);
     let api = Api::new(&server, Some(&token));
     let stack_id = api.create("/api/v1/blockstacks", json!({"name": "s", "command": "exit ${1:-0}"})).await;
@@ -204,6 +212,42 @@ async fn running_runs_are_never_pruned() {
     assert_eq!(f.run_or_gone(run).await.expect("kept while running")["outcome"], "running");
     // Once it has ended, a limit of 0 lets it go.
     f.wait_runs_are(job, &BTreeSet::new()).await;
+}
+
+#[tokio::test]
+async fn a_pass_comes_once_enough_runs_were_created_long_before_the_interval() {
+    // An hour between passes, but one as soon as 4 runs were created since the last.
+    let f = fixture_with(&["--prune-interval-ms=3600000", "--prune-after-runs=4"]).await;
+    let job = f.job(json!({"period": 3600}), json!({"keep_succeeded": 2, "keep_failed": 0})).await;
+    let mut codes = [0; 16];
+    codes[1] = 1;
+    let ids = fire(&f, job, &codes).await;
+    // A pass came every 4 runs or so (a few more when runs go faster than the pace is read):
+    // one came after the 11th run was created, when the two newest succeeded runs were
+    // beyond the first 8.
+    let gone = eventually(WAIT, || async {
+        for id in &ids[..8] {
+            if f.run_or_gone(*id).await.is_some() {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await;
+    assert!(gone.is_some(), "pruned long before the interval: {:?} kept", f.runs(job).await);
+    assert!(f.run_or_gone(ids[15]).await.is_some(), "the newest run is kept");
+}
+
+#[tokio::test]
+async fn without_pacing_passes_wait_for_the_interval() {
+    // The switch tests/full_disk.rs and bench/retention.py use to keep the pruner off.
+    let f = fixture_with(&["--prune-interval-ms=3600000", "--prune-after-runs=0"]).await;
+    let job = f.job(json!({"period": 3600}), json!({"keep_succeeded": 0, "keep_failed": 0})).await;
+    let ids = fire(&f, job, &[0, 1, 0, 1, 0, 1, 0, 1]).await;
+    // Four times the pace's poll go by: nothing is pruned.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let kept: BTreeSet<i64> = f.runs(job).await.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(kept, ids.iter().copied().collect(), "nothing pruned without a pass");
 }
 
 #[tokio::test]

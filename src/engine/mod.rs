@@ -23,7 +23,7 @@ use crate::events::EventSender;
 use crate::service::ServiceError;
 use crate::store::Store;
 
-pub use pruner::Retention;
+pub use pruner::{BATCH as PRUNE_BATCH, Retention};
 pub use runner::RunResult;
 use runner::Runner;
 use scheduler::{SchedMsg, Scheduler, SlotRule};

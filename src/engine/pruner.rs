@@ -5,9 +5,12 @@
 //! It runs in its own task, never on the scheduler's path: every pass reads on the read pool
 //! and deletes in batches of at most [`BATCH`] rows by primary key, pausing between them, so
 //! a claim never waits behind it for more than one short delete. Passes come every interval,
-//! or sooner while rows go fast (see [`next_delay`]). In a cluster one node prunes at a time:
-//! the one holding the store's pruning lock, which it keeps from pass to pass; the others skip
-//! theirs until it lets go or dies.
+//! sooner while rows go fast (see [`next_delay`]), and as soon as `after_runs` runs were
+//! created (on any node) since the previous pass started, which keeps a busy history within
+//! its limits plus about one batch whatever the interval (the highest run id is read every
+//! [`POLL`]: one index lookup). In a cluster one node prunes at a time: the one holding the
+//! store's pruning lock, which it keeps from pass to pass; the others skip theirs until it lets
+//! go or dies (they try again at the interval, never paced by runs).
 //!
 //! Which jobs to look at: at start, and every [`FULL_SWEEP_EVERY`], every job; in between only
 //! the jobs with runs created since the pass before last (ids beyond a mark: a primary key
@@ -22,9 +25,13 @@ use crate::domain::{EpochMs, now_ms};
 use crate::store::{Aged, Keep, PruneLock, Store, StoreError};
 
 /// Rows per delete statement.
-const BATCH: usize = 1000;
+pub const BATCH: usize = 1000;
+/// How often the runs created since the previous pass are counted (see `after_runs`).
+const POLL: Duration = Duration::from_millis(250);
 /// Between two deletes: the writers queued behind one go first.
 const PAUSE: Duration = Duration::from_millis(20);
+/// After a pass that failed (the database busy or away), before the next may start.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// The shortest pause between passes (while rows go fast).
 const MIN_DELAY: Duration = Duration::from_secs(1);
 /// Jobs looked at per read.
@@ -35,6 +42,9 @@ const FULL_SWEEP_EVERY: Duration = Duration::from_secs(6 * 3600);
 const CLOCK_MARGIN_MS: EpochMs = 60_000;
 /// SQLite pages given back to the file system per statement.
 const VACUUM_PAGES: i64 = 1024;
+/// PostgreSQL: `runs` is vacuumed after this many of its rows were pruned (see
+/// [`Store::vacuum_runs`]).
+const VACUUM_AFTER_ROWS: u64 = 10 * BATCH as u64;
 
 /// Retention settings (from the command line).
 #[derive(Debug, Clone)]
@@ -46,6 +56,10 @@ pub struct Retention {
     /// Between passes (±10%, so that nodes drift apart), at most; shorter while many rows go
     /// (see [`next_delay`]).
     pub interval: Duration,
+    /// A pass starts as soon as this many runs were created since the previous one started
+    /// (checked every [`POLL`]), before the interval is over; 0: passes come only with the
+    /// interval (`--prune-after-runs 0` with a long `--prune-interval-ms` turns pruning off).
+    pub after_runs: u64,
 }
 
 impl Default for Retention {
@@ -54,6 +68,7 @@ impl Default for Retention {
             max_age: Some(Duration::from_secs(30 * 24 * 3600)),
             keep: Keep { succeeded: 100, failed: 100 },
             interval: Duration::from_secs(30),
+            after_runs: BATCH as u64 / 2,
         }
     }
 }
@@ -94,24 +109,39 @@ struct Pruner {
     /// When the previous pass started (owners' changes since then are looked at).
     last_pass: EpochMs,
     last_full_sweep: Option<Instant>,
+    /// Runs pruned since `runs` was last vacuumed (PostgreSQL).
+    since_vacuum: u64,
 }
 
 pub(super) async fn run(store: Store, settings: Retention, stop: CancellationToken) {
-    let mut pruner = Pruner { store, settings, stop, marks: [0, 0], last_pass: 0, last_full_sweep: None };
+    let mut pruner =
+        Pruner { store, settings, stop, marks: [0, 0], last_pass: 0, last_full_sweep: None, since_vacuum: 0 };
     // The pruning lock, while this node holds it (not in `Pruner`: its connection is not
     // `Sync`, and the pruner is borrowed across awaits).
     let mut lock = None;
     let mut delay = pruner.settings.interval;
     let mut previous = Instant::now();
+    // Paced by new runs from the runs there are at start (a restart prunes a backlog at the
+    // interval, not at once), while the last pass did its work.
+    let mut paced = true;
+    let mut baseline = pruner.store.last_run_id().await.unwrap_or(i64::MAX);
     loop {
         let jitter = 0.9 + rand::random::<f64>() * 0.2;
-        tokio::select! {
-            _ = tokio::time::sleep(delay.mul_f64(jitter)) => {}
-            _ = pruner.stop.cancelled() => break,
+        let due = tokio::time::Instant::now() + delay.mul_f64(jitter);
+        if !pruner.wait(due, paced.then_some(baseline)).await {
+            break;
         }
         let started = Instant::now();
         let mut pruned = Pruned::default();
-        match pruner.pass(&mut lock, &mut pruned).await {
+        let result = pruner.pass(&mut lock, &mut pruned).await;
+        // A pass counts new runs from the last run it saw (a failed one from the last pass
+        // that did its work: it is tried again after [`RETRY_AFTER`], as soon as runs came
+        // meanwhile, never a whole interval later with the history growing); a node that found
+        // another pruning waits for the interval.
+        paced = !matches!(result, Ok(false));
+        baseline = pruner.marks[1];
+        let failed = matches!(result, Err(Stop::Store(_)));
+        match result {
             Ok(true) if pruned.total() > 0 => tracing::debug!(
                 runs_by_count = pruned.runs_by_count,
                 runs_by_age = pruned.runs_by_age,
@@ -134,6 +164,12 @@ pub(super) async fn run(store: Store, settings: Retention, stop: CancellationTok
         }
         delay = next_delay(pruned.total(), started - previous, pruner.settings.interval);
         previous = started;
+        if failed {
+            tokio::select! {
+                _ = tokio::time::sleep(RETRY_AFTER.min(pruner.settings.interval)) => {}
+                _ = pruner.stop.cancelled() => break,
+            }
+        }
     }
     if let Some(lock) = lock {
         lock.release().await;
@@ -152,6 +188,33 @@ fn next_delay(deleted: u64, since_previous: Duration, interval: Duration) -> Dur
 }
 
 impl Pruner {
+    /// Waits until `due`, or until [`Retention::after_runs`] runs were created after run
+    /// `baseline` (when given); `false` on shutdown.
+    async fn wait(&self, due: tokio::time::Instant, baseline: Option<i64>) -> bool {
+        let after_runs = i64::try_from(self.settings.after_runs).unwrap_or(i64::MAX);
+        let poll = POLL.min(self.settings.interval);
+        loop {
+            let paced = baseline.filter(|_| after_runs > 0);
+            let until = match paced {
+                Some(_) => due.min(tokio::time::Instant::now() + poll),
+                None => due,
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => {}
+                _ = self.stop.cancelled() => return false,
+            }
+            if tokio::time::Instant::now() >= due {
+                return true;
+            }
+            if let Some(baseline) = paced
+                && let Ok(last) = self.store.last_run_id().await
+                && last.saturating_sub(baseline) >= after_runs
+            {
+                return true;
+            }
+        }
+    }
+
     /// One pass; `false` when another node holds the pruning lock.
     async fn pass(&mut self, held: &mut Option<PruneLock>, pruned: &mut Pruned) -> Result<bool, Stop> {
         let started = now_ms();
@@ -204,6 +267,11 @@ impl Pruner {
             while self.store.reclaim_space(VACUUM_PAGES).await? > 0 {
                 self.pause().await?;
             }
+        }
+        self.since_vacuum += pruned.runs_by_count + pruned.runs_by_age;
+        if self.since_vacuum >= VACUUM_AFTER_ROWS {
+            self.store.vacuum_runs(&mut lock).await?;
+            self.since_vacuum = 0;
         }
         *held = Some(lock);
         Ok(true)

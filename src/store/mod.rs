@@ -199,7 +199,7 @@ impl Store {
                 // Create the file and switch to WAL on one connection before pooling.
                 let read = sqlite_pool(&url, 8, None).await?;
                 let write = sqlite_pool(&url, 1, test_max_pages()).await?;
-                spawn_checkpointer(read.clone());
+                spawn_checkpointer(read.clone(), write.clone());
                 Store {
                     read,
                     lease: write.clone(),
@@ -379,6 +379,9 @@ fn test_max_pages() -> Option<u64> {
     std::env::var("CRONSTACK_SQLITE_MAX_PAGES").ok()?.parse().ok()
 }
 
+/// How long an SQLite connection waits for a lock before it answers busy.
+const BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 10000";
+
 async fn sqlite_pool(url: &str, max: u32, max_pages: Option<u64>) -> StoreResult<AnyPool> {
     AnyPoolOptions::new()
         .max_connections(max)
@@ -395,7 +398,9 @@ async fn sqlite_pool(url: &str, max: u32, max_pages: Option<u64>) -> StoreResult
                     "PRAGMA auto_vacuum = INCREMENTAL",
                     "PRAGMA journal_mode = WAL",
                     "PRAGMA synchronous = NORMAL",
-                    "PRAGMA busy_timeout = 10000",
+                    BUSY_TIMEOUT,
+                    // The WAL is cut back to this after it starts over (see `spawn_checkpointer`).
+                    "PRAGMA journal_size_limit = 16777216",
                     "PRAGMA foreign_keys = ON",
                     // Checkpoints run in `spawn_checkpointer`, off the write connection.
                     "PRAGMA wal_autocheckpoint = 0",
@@ -419,20 +424,57 @@ async fn sqlite_pool(url: &str, max: u32, max_pages: Option<u64>) -> StoreResult
 /// Checkpoints run here instead, every second on a read connection: in WAL mode a passive
 /// checkpoint proceeds alongside the writer. When the process ends, SQLite's own checkpoint
 /// on closing the last connection takes over.
-fn spawn_checkpointer(pool: AnyPool) {
+///
+/// A passive checkpoint never makes the WAL start over while writes keep coming (it starts
+/// over only when a write finds every frame copied back, and under a steady write load one
+/// always came in meanwhile): the file would grow without end (131 MB in 10 minutes of 500
+/// runs a second, bench/retention.py). Once it holds more than [`WAL_RESTART_FRAMES`], a
+/// restarting checkpoint runs on the write connection (queued like any write, so never
+/// against our own writer): it copies the few frames the passive ones left, and the next
+/// write starts the WAL over, which `journal_size_limit` then cuts back to that size. It
+/// waits for readers for at most [`WAL_RESTART_WAIT_MS`] (else it is tried again a second
+/// later).
+fn spawn_checkpointer(pool: AnyPool, write: AnyPool) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(Duration::from_secs(1)).await;
             if pool.is_closed() {
                 return;
             }
-            match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_all(&pool).await {
+            match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&pool).await {
+                // (busy, frames in the WAL, frames copied back)
+                Ok(row) if row.try_get::<i64, _>(1).unwrap_or(0) > WAL_RESTART_FRAMES => {
+                    if let Err(e) = restart_wal(&write).await {
+                        tracing::debug!(error = %e, "WAL restart");
+                    }
+                }
                 Ok(_) => {}
                 Err(sqlx::Error::PoolClosed) => return,
                 Err(e) => tracing::debug!(error = %e, "WAL checkpoint"),
             }
         }
     });
+}
+
+/// Frames (pages) the WAL may hold before a restarting checkpoint: 16 MiB of 4 KiB pages.
+const WAL_RESTART_FRAMES: i64 = 4096;
+/// How long a restarting checkpoint waits for readers of older frames.
+const WAL_RESTART_WAIT_MS: u64 = 50;
+
+/// A `RESTART` checkpoint on the write connection, with a short busy timeout.
+async fn restart_wal(write: &AnyPool) -> sqlx::Result<()> {
+    let mut conn = write.acquire().await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA busy_timeout = {WAL_RESTART_WAIT_MS}")))
+        .execute(&mut *conn)
+        .await?;
+    let done = sqlx::query("PRAGMA wal_checkpoint(RESTART)").fetch_all(&mut *conn).await;
+    let restored = sqlx::query(BUSY_TIMEOUT).execute(&mut *conn).await;
+    if restored.is_err() {
+        // Never left in the pool with the short timeout.
+        conn.close_on_drop();
+    }
+    restored?;
+    done.map(|_| ())
 }
 
 // Row decoding helpers: the Any driver knows bigint and text; these name the intent.

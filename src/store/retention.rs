@@ -332,6 +332,18 @@ impl Store {
         Ok(excess - n)
     }
 
+    /// PostgreSQL: vacuums `runs` (on the pruning lock's connection), so that the space of the
+    /// runs pruned is reused whatever autovacuum is set to (it may be off, or wake up once a
+    /// minute, when a busy history deletes hundreds of runs a second). A plain `VACUUM` takes
+    /// no lock that reads or writes wait for; `SKIP_LOCKED`: none if autovacuum is at it.
+    /// SQLite: nothing (`reclaim_space`).
+    pub async fn vacuum_runs(&self, lock: &mut PruneLock) -> StoreResult<()> {
+        if let Some(conn) = &mut lock.conn {
+            sqlx::Executor::execute(conn, "VACUUM (SKIP_LOCKED) runs").await.db()?;
+        }
+        Ok(())
+    }
+
     /// SQLite: a database created before retention has no incremental vacuum; it is turned
     /// on once, which takes a `VACUUM` of the whole file (logged: it may take a while).
     pub(super) async fn ensure_incremental_vacuum(&self) -> StoreResult<()> {
