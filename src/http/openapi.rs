@@ -111,7 +111,7 @@ const OPERATIONS: &[Op] = &[
     op!("post" "/api/v1/authenticate", "Password login: answers {code: 0, user_id} and sets the signed auth_tkt cookie", Some("Credentials"), "LoginAnswer"),
     op!("post" "/api/v1/logout", "Clear the auth_tkt cookie", None, "KragleOk"),
     op!("get" "/api/v1/jobs", "The caller's jobs, 10 per page", None, "JobList", PAGE),
-    op!("post" "/api/v1/jobs", "Create a job (needs stack_id and schedule_id)", Some("JobInput"), "Created"),
+    op!("post" "/api/v1/jobs", "Create a job (needs stack_id, and schedule_id unless it runs after other jobs: `after`)", Some("JobInput"), "Created"),
     op!("get" "/api/v1/jobs/byid/{id}", "One job by id", None, "Job"),
     op!("get" "/api/v1/jobs/byname/{name}", "One job by name", None, "Job"),
     op!("put" "/api/v1/jobs/{id}", "Change a job (partial: omitted fields stay)", Some("JobInput"), "Job"),
@@ -393,8 +393,8 @@ fn schemas() -> Value {
         "description": "a slot this many seconds late with no run started makes the job late (job.missed); null: 60" });
     let max_duration = json!({ "type": ["integer", "null"], "minimum": 1, "maximum": crate::service::MAX_HEALTH_S,
         "description": "a run going longer than this many seconds makes the job stuck (job.stuck); null: no limit" });
-    let config = json!({ "type": "object", "description": "one of {period: seconds}, {timestamp: unix seconds}, {cron: expression, timezone: IANA name}",
-        "properties": { "period": int, "timestamp": int, "cron": string, "timezone": string } });
+    let config = json!({ "type": "object", "description": "one of {period: seconds}, {timestamp: unix seconds}, {cron: expression, timezone: IANA name}, {manual: true} (never fires on its own: run now or chains)",
+        "properties": { "period": int, "timestamp": int, "cron": string, "timezone": string, "manual": { "type": "boolean", "enum": [true] } } });
     let mut all = Map::new();
     for part in [
         json!({

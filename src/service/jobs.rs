@@ -11,7 +11,7 @@ use crate::domain::{
 };
 use crate::engine::Launch;
 use crate::events::Event;
-use crate::store::{JobChanges, NewJob, NewRun, Page};
+use crate::store::{ChainedUpdate, JobChanges, NewJob, NewRun, Page};
 
 /// The most finished runs of each kind a job may keep (`keep_succeeded`, `keep_failed`).
 pub const MAX_KEEP: i64 = 100_000;
@@ -232,11 +232,16 @@ impl Service {
     pub async fn create_job(&self, caller: &Caller, patch: JobPatch) -> ServiceResult<Job> {
         caller.require(Scope::Jobs)?;
         let stack_id = patch.stack_id.ok_or_else(|| ServiceError::invalid("stack_id", "is required"))?;
-        let schedule_id =
-            patch.schedule_id.ok_or_else(|| ServiceError::invalid("schedule_id", "is required"))?;
+        let chained = patch.after.as_ref().is_some_and(|after| !after.is_empty());
+        if patch.schedule_id.is_none() && !chained {
+            return Err(ServiceError::invalid(
+                "schedule_id",
+                "is required (leave it out only for a job that runs after others: give `after`)",
+            ));
+        }
         let mut job = NewJob {
             stack_id,
-            schedule_id,
+            schedule_id: patch.schedule_id.unwrap_or_default(),
             name: None,
             kind: JOB_KIND_COMMAND.to_string(),
             command: None,
@@ -262,7 +267,10 @@ impl Service {
         validate_job(&job)?;
         self.check_after(caller, None, &job.after).await?;
         self.owned_stack_ref(caller, stack_id).await?;
-        let schedule = self.owned_schedule_ref(caller, schedule_id).await?;
+        if patch.schedule_id.is_none() {
+            job.schedule_id = self.manual_schedule(caller).await?;
+        }
+        let schedule = self.owned_schedule_ref(caller, job.schedule_id).await?;
         let now = now_ms();
         let uid = new_uid();
         let next = if job.enabled { Self::next_slot(&schedule.config, &uid, &job, now)? } else { None };
@@ -333,10 +341,19 @@ impl Service {
                 fields,
                 reset_runs_fired,
             };
-            let written = on_unique(
-                self.store.update_job(id, current.updated_at, &changes, now).await,
-                ServiceError::NameTaken(Entity::Job),
-            )?;
+            let written = if patch.after.is_some() {
+                let update =
+                    self.store.update_job_chained(current.owner, id, current.updated_at, &changes, now);
+                match on_unique(update.await, ServiceError::NameTaken(Entity::Job))? {
+                    ChainedUpdate::Written(written) => written,
+                    ChainedUpdate::Cycle(cycle) => return Err(super::chains::cycle_error(&cycle)),
+                }
+            } else {
+                on_unique(
+                    self.store.update_job(id, current.updated_at, &changes, now).await,
+                    ServiceError::NameTaken(Entity::Job),
+                )?
+            };
             if written {
                 let job = self.job(caller, id).await?;
                 self.reschedule(&job).await?;

@@ -52,8 +52,9 @@ fn monitor_schedule(value: &Value) -> ServiceResult<ScheduleConfig> {
     match ScheduleConfig::from_request(value, now_ms())
         .map_err(|m| ServiceError::InvalidSchedule(rename(m)))?
     {
-        ScheduleConfig::Timestamp { .. } => Err(ServiceError::InvalidSchedule(
-            "schedule takes {\"cron\": …, \"timezone\": …} or {\"period\": seconds}, not a timestamp".into(),
+        ScheduleConfig::Timestamp { .. } | ScheduleConfig::Manual => Err(ServiceError::InvalidSchedule(
+            "schedule takes {\"cron\": …, \"timezone\": …} or {\"period\": seconds}, not a timestamp or manual"
+                .into(),
         )),
         config => Ok(config),
     }

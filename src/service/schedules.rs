@@ -73,6 +73,16 @@ impl Service {
         Ok(())
     }
 
+    /// The caller's manual schedule (`{"manual": true}`, unnamed), created on first need: a job
+    /// created with `after` and no schedule runs only after its upstream jobs (or when run now).
+    pub(super) async fn manual_schedule(&self, caller: &Caller) -> ServiceResult<i64> {
+        if let Some(id) = self.store.manual_schedule(caller.user_id).await? {
+            return Ok(id);
+        }
+        let config = ScheduleConfig::Manual;
+        Ok(self.store.insert_schedule(caller.user_id, None, false, &config, now_ms()).await?)
+    }
+
     /// Checks a schedule id given in a payload (Kragle code 25 when it is not the caller's).
     pub(super) async fn owned_schedule_ref(&self, caller: &Caller, id: i64) -> ServiceResult<Schedule> {
         self.schedule(caller, id).await.map_err(|e| e.into_reference(Entity::Schedule))

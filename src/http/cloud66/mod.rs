@@ -19,7 +19,7 @@ use super::auth::require_caller;
 use super::error::{ApiError, Dialect, Failure, RequestError};
 use super::extract::{PageParam, parse_json, query_map, read_body};
 use super::{AppState, json_bytes, json_response};
-use crate::domain::{Action, EpochMs, Job, Schedule, Stack, utc_fields};
+use crate::domain::{Action, ChainAfter, EpochMs, Job, Schedule, Stack, utc_fields};
 use crate::service::{Caller, PageRequest, Service, ServiceResult, split_args};
 use crate::store::Page;
 
@@ -213,24 +213,25 @@ pub struct JobView<'a> {
 }
 
 /// `command` for a one-command stack (or a job's own command); a pipeline's block types in
-/// order as `steps`.
+/// order as `steps`; a chained job's upstream jobs as `after` (with `after_any` when set).
 #[derive(Serialize)]
 struct JobParams<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     command: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     steps: Option<Vec<&'static str>>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    after: &'a [ChainAfter],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    after_any: bool,
 }
 
 fn job_params<'a>(stack: &'a Stack, job: &'a Job) -> JobParams<'a> {
-    match (&stack.blocks, &job.command) {
-        (Some(blocks), _) => {
-            JobParams { command: None, steps: Some(blocks.iter().map(|b| b.kind.name()).collect()) }
-        }
-        (None, command) => {
-            JobParams { command: Some(command.as_deref().unwrap_or(&stack.command)), steps: None }
-        }
-    }
+    let (command, steps) = match (&stack.blocks, &job.command) {
+        (Some(blocks), _) => (None, Some(blocks.iter().map(|b| b.kind.name()).collect())),
+        (None, command) => (Some(command.as_deref().unwrap_or(&stack.command)), None),
+    };
+    JobParams { command, steps, after: &job.after, after_any: job.after_any }
 }
 
 fn job_view<'a>(stack: &'a Stack, job: &'a Job, schedule: &Schedule) -> JobView<'a> {
