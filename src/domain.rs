@@ -859,6 +859,8 @@ pub fn utc_fields(ms: EpochMs, sep: u8) -> Option<[u8; 19]> {
 // Heartbeat monitors: after `wire_enum!`, which they use.
 pub mod chain;
 pub mod monitor;
+mod output;
+pub use output::parse_output;
 
 #[cfg(test)]
 mod tests {

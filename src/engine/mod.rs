@@ -20,13 +20,22 @@ use tokio_util::task::TaskTracker;
 
 use crate::domain::{EpochMs, Job, Missed, Run, SlotPolicy, Stack, now_ms};
 use crate::events::EventSender;
-use crate::service::ServiceError;
 use crate::store::Store;
 
 pub use pruner::{BATCH as PRUNE_BATCH, Retention};
 pub use runner::RunResult;
 use runner::Runner;
 use scheduler::{SchedMsg, Scheduler, SlotRule};
+
+/// What the engine refuses (the service maps it to its own error).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A process started without an executor (`serve --no-executor` and the like).
+    #[error("this process does not run jobs")]
+    NoRunner,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
 
 /// Engine settings (from the command line).
 #[derive(Debug, Clone)]
@@ -165,21 +174,15 @@ impl EngineHandle {
     }
 
     /// Starts a run now (it was recorded `queued` by the caller).
-    pub fn launch(&self, launch: Launch) -> Result<(), ServiceError> {
-        let runner = self
-            .runner
-            .as_ref()
-            .ok_or_else(|| ServiceError::Unavailable("this process does not run jobs".into()))?;
+    pub fn launch(&self, launch: Launch) -> Result<(), EngineError> {
+        let runner = self.runner.as_ref().ok_or(EngineError::NoRunner)?;
         runner.spawn_launch(launch);
         Ok(())
     }
 
     /// Starts runs (recorded `queued` by the caller) all at once, or one after another.
-    pub fn launch_all(&self, launches: Vec<Launch>, one_after_another: bool) -> Result<(), ServiceError> {
-        let runner = self
-            .runner
-            .as_ref()
-            .ok_or_else(|| ServiceError::Unavailable("this process does not run jobs".into()))?;
+    pub fn launch_all(&self, launches: Vec<Launch>, one_after_another: bool) -> Result<(), EngineError> {
+        let runner = self.runner.as_ref().ok_or(EngineError::NoRunner)?;
         if one_after_another {
             runner.spawn_in_order(launches);
         } else {
@@ -192,11 +195,11 @@ impl EngineHandle {
 
     /// Kills a run wherever it goes: here if this node holds it, else by asking the other
     /// nodes (PostgreSQL NOTIFY; the node holding it acts within milliseconds).
-    pub async fn kill_run(&self, store: &Store, run_id: i64) -> Result<(), ServiceError> {
+    pub async fn kill_run(&self, store: &Store, run_id: i64) -> Result<(), EngineError> {
         if self.runner.as_ref().is_some_and(|r| r.kill(run_id)) {
             return Ok(());
         }
-        store.notify_kill(run_id).await.map_err(ServiceError::from)
+        Ok(store.notify_kill(run_id).await?)
     }
 
     /// The live log of a run going on this node.

@@ -5,6 +5,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Entity, Service, ServiceError, ServiceResult, on_unique, validate_name};
 use crate::domain::{ApiToken, Scope, User, UserId, now_ms};
+use crate::store::Unique;
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,7 @@ impl Service {
         };
         let id = on_unique(
             self.store.insert_user(username, email, hash.as_deref(), now_ms()).await,
+            &[Unique::Username, Unique::Email],
             ServiceError::Conflict("a user with that username or email already exists".into()),
         )?;
         let user = self.store.user(id).await?.ok_or(ServiceError::NotFound(Entity::User))?;

@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
 use super::{Caller, Entity, Service, ServiceError, ServiceResult};
-use crate::domain::{HookAccess, RunStatus, Scope, Stack, TriggerKind, new_uid, now_ms};
+use crate::domain::{HookAccess, RunStatus, Scope, Stack, TriggerKind, new_uid, now_ms, parse_output};
 use crate::engine::{Launch, RunResult};
 
 /// What the HTTP layer read from a hook call (Kragle's request document).
@@ -131,31 +131,5 @@ impl Service {
             (RunStatus::Failed, None) => Err(format!("the command was ended by a signal (run {run})")),
             (status, _) => Err(format!("the run ended {status} (run {run})")),
         }
-    }
-}
-
-/// Kragle's `result`: the command's stdout parsed as JSON when it is JSON, else the text
-/// itself (without its trailing newlines).
-pub fn parse_output(stdout: &str) -> Value {
-    let text = stdout.trim_end_matches(['\n', '\r']);
-    if text.trim().is_empty() {
-        return Value::String(text.to_string());
-    }
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_output;
-    use serde_json::json;
-
-    #[test]
-    fn output_is_json_when_it_parses() {
-        assert_eq!(parse_output("{\"a\": [1, 2]}\n"), json!({"a": [1, 2]}));
-        assert_eq!(parse_output("42\n"), json!(42));
-        assert_eq!(parse_output("hello world\n"), json!("hello world"));
-        assert_eq!(parse_output("{\"a\": 1} trailing\n"), json!("{\"a\": 1} trailing"));
-        assert_eq!(parse_output(""), json!(""));
-        assert_eq!(parse_output("two\nlines\n\n"), json!("two\nlines"));
     }
 }

@@ -11,7 +11,7 @@ use crate::domain::{
 };
 use crate::engine::Launch;
 use crate::events::Event;
-use crate::store::{ChainedUpdate, JobChanges, NewJob, NewRun, Page};
+use crate::store::{ChainedUpdate, JobChanges, NewJob, NewRun, Page, Unique};
 
 /// The most finished runs of each kind a job may keep (`keep_succeeded`, `keep_failed`).
 pub const MAX_KEEP: i64 = 100_000;
@@ -276,6 +276,7 @@ impl Service {
         let next = if job.enabled { Self::next_slot(&schedule.config, &uid, &job, now)? } else { None };
         let id = on_unique(
             self.store.insert_job(caller.user_id, &uid, &job, next, now).await,
+            &[Unique::JobName],
             ServiceError::NameTaken(Entity::Job),
         )?;
         let job = self.job(caller, id).await?;
@@ -344,13 +345,14 @@ impl Service {
             let written = if patch.after.is_some() {
                 let update =
                     self.store.update_job_chained(current.owner, id, current.updated_at, &changes, now);
-                match on_unique(update.await, ServiceError::NameTaken(Entity::Job))? {
+                match on_unique(update.await, &[Unique::JobName], ServiceError::NameTaken(Entity::Job))? {
                     ChainedUpdate::Written(written) => written,
                     ChainedUpdate::Cycle(cycle) => return Err(super::chains::cycle_error(&cycle)),
                 }
             } else {
                 on_unique(
                     self.store.update_job(id, current.updated_at, &changes, now).await,
+                    &[Unique::JobName],
                     ServiceError::NameTaken(Entity::Job),
                 )?
             };

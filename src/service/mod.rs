@@ -16,7 +16,7 @@ mod webhooks;
 
 pub use accounts::{Caller, CredentialKind};
 pub use chains::MAX_AFTER;
-pub use hooks::{HookAnswer, HookRequest, parse_output};
+pub use hooks::{HookAnswer, HookRequest};
 pub use jobs::{DeleteOutcome, JobPatch, MAX_HEALTH_S, MAX_KEEP};
 pub use monitors::{DEFAULT_GRACE_S, MonitorPatch, PingRequest};
 pub use pipelines::health;
@@ -25,8 +25,8 @@ pub use stacks::{MIN_SECRET_LEN, SecretChanges, StackPatch};
 pub use webhooks::{WebhookPatch, generate_secret};
 
 use crate::domain::{EpochMs, Job, ScheduleConfig};
-use crate::engine::EngineHandle;
-use crate::store::{Page, Store, StoreError, page_window};
+use crate::engine::{EngineError, EngineHandle};
+use crate::store::{Page, Store, StoreError, Unique, page_window};
 
 /// The kinds of object a user owns, for "not found" messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +102,15 @@ impl ServiceError {
 
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         ServiceError::Invalid { field: field.to_string(), message: message.into() }
+    }
+}
+
+impl From<EngineError> for ServiceError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::NoRunner => ServiceError::Unavailable(e.to_string()),
+            EngineError::Store(e) => e.into(),
+        }
     }
 }
 
@@ -287,10 +296,15 @@ fn validate_name(field: &str, name: &str) -> ServiceResult<()> {
     Ok(())
 }
 
-/// Maps a unique-constraint violation to the caller-facing conflict.
-fn on_unique<T>(r: Result<T, StoreError>, conflict: ServiceError) -> ServiceResult<T> {
+/// Maps a violation of one of `constraints` to the caller-facing conflict (any other unique
+/// violation stays an internal error: no request should be able to cause it).
+fn on_unique<T>(
+    r: Result<T, StoreError>,
+    constraints: &[Unique],
+    conflict: ServiceError,
+) -> ServiceResult<T> {
     match r {
-        Err(StoreError::Unique(_)) => Err(conflict),
+        Err(StoreError::Unique(c, _)) if constraints.contains(&c) => Err(conflict),
         other => Ok(other?),
     }
 }

@@ -10,7 +10,7 @@ use crate::domain::monitor::{
     DEFAULT_KEEP_PINGS, MAX_GRACE_S, MAX_KEEP_PINGS, Monitor, MonitorState, PING_BODY_MAX, Ping, PingKind,
 };
 use crate::domain::{ScheduleConfig, Scope, now_ms};
-use crate::store::{MonitorFields, NewPing, Page};
+use crate::store::{MonitorFields, NewPing, Page, Unique};
 
 /// A monitor's grace unless given: an hour.
 pub const DEFAULT_GRACE_S: i64 = 3600;
@@ -102,6 +102,7 @@ impl Service {
         let now = now_ms();
         let id = on_unique(
             self.store.insert_monitor(caller.user_id, &new_ping_uuid(), &fields, now).await,
+            &[Unique::MonitorName],
             ServiceError::NameTaken(Entity::Monitor),
         )?;
         if patch.paused == Some(true) {
@@ -137,6 +138,7 @@ impl Service {
             apply_patch(&patch, &mut fields)?;
             on_unique(
                 self.store.update_monitor(id, &fields, now).await,
+                &[Unique::MonitorName],
                 ServiceError::NameTaken(Entity::Monitor),
             )?;
         }

@@ -9,7 +9,7 @@ use super::{
 use crate::blocks::parse_blocks;
 use crate::domain::{HookAccess, HookMethod, Job, Scope, SealedEnv, Stack, new_uid, now_ms};
 use crate::secrets::{Secret, SecretKey};
-use crate::store::{NewStack, Page};
+use crate::store::{NewStack, Page, Unique};
 
 /// Changes to a stack's secret env, by name: a value sets the variable, `None` removes it;
 /// the variables not named stay (their values cannot be read back to send them again).
@@ -210,6 +210,7 @@ impl Service {
         }
         let id = on_unique(
             self.store.insert_stack(caller.user_id, &uid, &stack, now_ms()).await,
+            &[Unique::StackName],
             ServiceError::NameTaken(Entity::Stack),
         )?;
         if let Some(mut job) = first_job {
@@ -245,6 +246,7 @@ impl Service {
         validate_stack(&stack)?;
         on_unique(
             self.store.update_stack(id, &stack, now_ms()).await,
+            &[Unique::StackName],
             ServiceError::NameTaken(Entity::Stack),
         )?;
         if let Some(job) = first_job {
