@@ -125,6 +125,20 @@ impl<D> std::fmt::Debug for Failure<D> {
     }
 }
 
+/// A store error met outside the service (the rate limiter's shared windows) answers as the
+/// service would answer it.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::Service(e.into())
+    }
+}
+
+impl<D> From<crate::store::StoreError> for Failure<D> {
+    fn from(e: crate::store::StoreError) -> Self {
+        Failure::new(e)
+    }
+}
+
 impl<D> From<ServiceError> for Failure<D> {
     fn from(e: ServiceError) -> Self {
         Failure::new(e)

@@ -22,7 +22,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
-pub use auth::RateLimiter;
+pub use crate::rate_limit::RateLimiter;
 pub use ops::{describe_metrics, spawn_metrics_upkeep};
 pub use serve::{ClientTimeout, serve};
 
