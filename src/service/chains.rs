@@ -37,9 +37,9 @@ impl Service {
                     format!("a chain cycle: {0} → {0} (a job cannot run after itself)", entry.job_id),
                 ));
             }
-            match self.store.job(entry.job_id).await? {
-                Some(j) if j.owner == caller.user_id && !j.is_hook() => {}
-                _ => return Err(ServiceError::BadReference(Entity::Job)),
+            let upstream = self.job(caller, entry.job_id).await.map_err(|e| e.into_reference(Entity::Job))?;
+            if upstream.is_hook() {
+                return Err(ServiceError::BadReference(Entity::Job));
             }
         }
         Ok(())

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::owned::{Owned, owned};
 use super::{
     Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, on_unique, paged, validate_name,
 };
@@ -108,7 +109,7 @@ impl Service {
         if patch.paused == Some(true) {
             self.store.set_monitor_state(id, MonitorState::Paused, now).await?;
         }
-        self.monitor(caller, id).await
+        self.monitor(caller, id).await.map(Owned::into_inner)
     }
 
     /// Changes a monitor; `paused` alone needs only the `public` scope (like pausing a job).
@@ -151,7 +152,7 @@ impl Service {
             }
             _ => {}
         }
-        self.monitor(caller, id).await
+        self.monitor(caller, id).await.map(Owned::into_inner)
     }
 
     pub async fn delete_monitor(&self, caller: &Caller, id: i64) -> ServiceResult<()> {
@@ -162,11 +163,8 @@ impl Service {
     }
 
     /// The caller's monitor by id; someone else's is "not found".
-    pub async fn monitor(&self, caller: &Caller, id: i64) -> ServiceResult<Monitor> {
-        match self.store.monitor(id).await? {
-            Some(m) if m.owner == caller.user_id => Ok(m),
-            _ => Err(ServiceError::NotFound(Entity::Monitor)),
-        }
+    pub async fn monitor(&self, caller: &Caller, id: i64) -> ServiceResult<Owned<Monitor>> {
+        owned(caller, self.store.monitor(id).await?)
     }
 
     pub async fn list_monitors(&self, caller: &Caller, req: PageRequest) -> ServiceResult<Page<Monitor>> {

@@ -1,5 +1,6 @@
 //! Schedules: reusable fire-time rules, refused while invalid, frozen while in use.
 
+use super::owned::{Owned, owned};
 use super::{Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, paged, validate_name};
 use crate::domain::{Schedule, ScheduleConfig, Scope, now_ms};
 use crate::store::Page;
@@ -22,11 +23,8 @@ impl Service {
         Ok(id)
     }
 
-    pub async fn schedule(&self, caller: &Caller, id: i64) -> ServiceResult<Schedule> {
-        match self.store.schedule(id).await? {
-            Some(s) if s.owner == caller.user_id => Ok(s),
-            _ => Err(ServiceError::NotFound(Entity::Schedule)),
-        }
+    pub async fn schedule(&self, caller: &Caller, id: i64) -> ServiceResult<Owned<Schedule>> {
+        owned(caller, self.store.schedule(id).await?)
     }
 
     pub async fn list_schedules(&self, caller: &Caller, req: PageRequest) -> ServiceResult<Page<Schedule>> {
@@ -44,7 +42,7 @@ impl Service {
         config: Option<&serde_json::Value>,
     ) -> ServiceResult<Schedule> {
         caller.require(Scope::Jobs)?;
-        let mut schedule = self.schedule(caller, id).await?;
+        let mut schedule = self.schedule(caller, id).await?.into_inner();
         if let Some(name) = name {
             if let Some(n) = &name {
                 validate_name("name", n)?;
@@ -61,7 +59,7 @@ impl Service {
         if !self.store.update_schedule_if_unused(&schedule, now_ms()).await? {
             return Err(ServiceError::ScheduleInUse);
         }
-        self.schedule(caller, id).await
+        self.schedule(caller, id).await.map(Owned::into_inner)
     }
 
     pub async fn delete_schedule(&self, caller: &Caller, id: i64) -> ServiceResult<()> {
@@ -84,7 +82,11 @@ impl Service {
     }
 
     /// Checks a schedule id given in a payload (Kragle code 25 when it is not the caller's).
-    pub(super) async fn owned_schedule_ref(&self, caller: &Caller, id: i64) -> ServiceResult<Schedule> {
+    pub(super) async fn owned_schedule_ref(
+        &self,
+        caller: &Caller,
+        id: i64,
+    ) -> ServiceResult<Owned<Schedule>> {
         self.schedule(caller, id).await.map_err(|e| e.into_reference(Entity::Schedule))
     }
 }

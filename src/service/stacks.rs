@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::jobs::JobPatch;
+use super::owned::{Owned, owned, owned_page};
 use super::{
     Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, on_unique, paged, validate_name,
 };
@@ -220,9 +221,14 @@ impl Service {
         Ok(id)
     }
 
-    pub async fn update_stack(&self, caller: &Caller, id: i64, patch: StackPatch) -> ServiceResult<Stack> {
+    pub async fn update_stack(
+        &self,
+        caller: &Caller,
+        id: i64,
+        patch: StackPatch,
+    ) -> ServiceResult<Owned<Stack>> {
         caller.require(Scope::Jobs)?;
-        let current = self.stack(caller, id).await?;
+        let current = self.stack(caller, id).await?.into_inner();
         let first_job = patch.schedule_id.map(|schedule_id| JobPatch {
             stack_id: Some(id),
             schedule_id: Some(schedule_id),
@@ -256,35 +262,30 @@ impl Service {
     }
 
     /// The caller's stack by id; someone else's is "not found".
-    pub async fn stack(&self, caller: &Caller, id: i64) -> ServiceResult<Stack> {
-        match self.store.stack(id).await? {
-            Some(s) if s.owner == caller.user_id => Ok(s),
-            _ => Err(ServiceError::NotFound(Entity::Stack)),
-        }
+    pub async fn stack(&self, caller: &Caller, id: i64) -> ServiceResult<Owned<Stack>> {
+        owned(caller, self.store.stack(id).await?)
     }
 
-    pub async fn stack_by_name(&self, caller: &Caller, name: &str) -> ServiceResult<Stack> {
-        self.store.stack_by_name(caller.user_id, name).await?.ok_or(ServiceError::NotFound(Entity::Stack))
+    pub async fn stack_by_name(&self, caller: &Caller, name: &str) -> ServiceResult<Owned<Stack>> {
+        owned(caller, self.store.stack_by_name(caller.user_id, name).await?)
     }
 
-    pub async fn stack_by_uid(&self, caller: &Caller, uid: &str) -> ServiceResult<Stack> {
-        match self.store.stack_by_uid(uid).await? {
-            Some(s) if s.owner == caller.user_id => Ok(s),
-            _ => Err(ServiceError::NotFound(Entity::Stack)),
-        }
+    pub async fn stack_by_uid(&self, caller: &Caller, uid: &str) -> ServiceResult<Owned<Stack>> {
+        owned(caller, self.store.stack_by_uid(uid).await?)
     }
 
-    pub async fn list_stacks(&self, caller: &Caller, req: PageRequest) -> ServiceResult<Page<Stack>> {
-        paged(req, |limit, offset| self.store.list_stacks(caller.user_id, limit, offset)).await
+    pub async fn list_stacks(&self, caller: &Caller, req: PageRequest) -> ServiceResult<Page<Owned<Stack>>> {
+        let page = paged(req, |limit, offset| self.store.list_stacks(caller.user_id, limit, offset)).await?;
+        owned_page(caller, page)
     }
 
     /// Every job of a stack (for the stack objects' `jobs` lists).
-    pub async fn all_stack_jobs(&self, stack: &Stack) -> ServiceResult<Vec<Job>> {
+    pub async fn all_stack_jobs(&self, stack: &Owned<Stack>) -> ServiceResult<Vec<Job>> {
         Ok(self.store.stack_jobs(stack.id, i64::MAX, 0).await?.items.clone())
     }
 
     /// Checks a stack id given in a payload (Kragle code 24 when it is not the caller's).
-    pub(super) async fn owned_stack_ref(&self, caller: &Caller, id: i64) -> ServiceResult<Stack> {
+    pub(super) async fn owned_stack_ref(&self, caller: &Caller, id: i64) -> ServiceResult<Owned<Stack>> {
         self.stack(caller, id).await.map_err(|e| e.into_reference(Entity::Stack))
     }
 }

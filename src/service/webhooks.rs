@@ -1,5 +1,6 @@
 //! Outbound webhook subscriptions: which events of which jobs go where, and their deliveries.
 
+use super::owned::{Owned, owned};
 use super::{Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, paged};
 use crate::domain::{ChannelKind, Delivery, EventKind, Scope, Webhook, now_ms};
 use crate::store::{NewWebhook, Page};
@@ -76,7 +77,7 @@ impl Service {
         self.apply_webhook_patch(caller, &patch, &mut fields).await?;
         let id = self.store.insert_webhook(caller.user_id, &fields, now_ms()).await?;
         let secret = fields.secret;
-        Ok((self.webhook(caller, id).await?, secret))
+        Ok((self.webhook(caller, id).await?.into_inner(), secret))
     }
 
     pub async fn update_webhook(
@@ -86,7 +87,7 @@ impl Service {
         patch: WebhookPatch,
     ) -> ServiceResult<Webhook> {
         caller.require(Scope::Jobs)?;
-        let current = self.webhook(caller, id).await?;
+        let current = self.webhook(caller, id).await?.into_inner();
         let mut fields = NewWebhook {
             url: patch.url.clone().unwrap_or(current.url),
             events: current.events,
@@ -99,7 +100,7 @@ impl Service {
         };
         self.apply_webhook_patch(caller, &patch, &mut fields).await?;
         self.store.update_webhook(id, &fields, now_ms()).await?;
-        self.webhook(caller, id).await
+        self.webhook(caller, id).await.map(Owned::into_inner)
     }
 
     /// Validates the patch onto `fields` (url, secret and scope references included).
@@ -161,11 +162,8 @@ impl Service {
     }
 
     /// The caller's subscription by id; someone else's is "not found".
-    pub async fn webhook(&self, caller: &Caller, id: i64) -> ServiceResult<Webhook> {
-        match self.store.webhook(id).await? {
-            Some(w) if w.owner == caller.user_id => Ok(w),
-            _ => Err(ServiceError::NotFound(Entity::Webhook)),
-        }
+    pub async fn webhook(&self, caller: &Caller, id: i64) -> ServiceResult<Owned<Webhook>> {
+        owned(caller, self.store.webhook(id).await?)
     }
 
     pub async fn list_webhooks(&self, caller: &Caller, req: PageRequest) -> ServiceResult<Page<Webhook>> {

@@ -20,7 +20,7 @@ use super::error::{ApiError, Dialect, Failure, RequestError};
 use super::extract::{PageParam, parse_json, query_map, read_body};
 use super::{AppState, json_bytes, json_response};
 use crate::domain::{Action, ChainAfter, EpochMs, Job, Schedule, Stack, utc_fields};
-use crate::service::{Caller, PageRequest, Service, ServiceResult, split_args};
+use crate::service::{Caller, Owned, PageRequest, Service, ServiceResult, split_args};
 use crate::store::Page;
 
 pub struct Cloud66;
@@ -176,7 +176,7 @@ fn offset_time(ms: EpochMs) -> String {
 /// Cloud 66's stack object: the fields its clients read, with cronstack's `id` and `command`
 /// (`null` for a pipeline). `status` is 1 (deployed) for every stack; `health` sums up its
 /// jobs' last runs (see `service::health`).
-async fn stack_view(service: &Service, s: &Stack) -> ServiceResult<Value> {
+async fn stack_view(service: &Service, s: &Owned<Stack>) -> ServiceResult<Value> {
     let last_activity = service.stack_last_activity(s).await?;
     let health = service.stack_health(s).await?;
     Ok(json!({
@@ -324,7 +324,7 @@ async fn list_jobs(
     let mut schedules: HashMap<i64, Schedule> = HashMap::new();
     for job in &found.items {
         if let Entry::Vacant(slot) = schedules.entry(job.schedule_id) {
-            slot.insert(s.service.schedule(&caller, job.schedule_id).await?);
+            slot.insert(s.service.schedule(&caller, job.schedule_id).await?.into_inner());
         }
     }
     let body = memo.or_render(key, || {
@@ -341,7 +341,7 @@ async fn stack_and_job(
     caller: &Caller,
     stack_uid: &str,
     job_uid: &str,
-) -> ServiceResult<(Stack, Job)> {
+) -> ServiceResult<(Owned<Stack>, Owned<Job>)> {
     let stack = s.service.stack_by_uid(caller, stack_uid).await?;
     let job = s.service.stack_job_by_uid(&stack, job_uid).await?;
     Ok((stack, job))

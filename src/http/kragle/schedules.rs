@@ -72,7 +72,7 @@ pub async fn by_id(
     Path(id): Path<String>,
 ) -> KResult<Json<ScheduleView>> {
     let schedule = s.service.schedule(&caller, id_param(&id, "schedule")?).await?;
-    Ok(Json(ScheduleView::from(&schedule)))
+    Ok(Json(ScheduleView::from(&*schedule)))
 }
 
 pub async fn create(

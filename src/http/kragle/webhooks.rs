@@ -151,7 +151,7 @@ pub async fn by_id(
     Path(id): Path<String>,
 ) -> KResult<Json<WebhookView>> {
     let webhook = s.service.webhook(&caller, id_param(&id, "webhook")?).await?;
-    Ok(Json(WebhookView::from(&webhook)))
+    Ok(Json(WebhookView::from(&*webhook)))
 }
 
 pub async fn update(
