@@ -107,7 +107,7 @@ pub async fn require_caller<D: Dialect>(
 /// Counts a request against `key`'s hourly window: its quota, or the 429 (or the error) to
 /// answer instead.
 async fn hit<D: Dialect>(state: &AppState, key: &str) -> Result<Quota, Response> {
-    match state.limiter.hit(key).await {
+    match state.service.limits().requests.hit(key).await {
         Ok(Ok(q)) => Ok(q),
         Err(e) => Err(Failure::<D>::new(e).into_response()),
         Ok(Err(q)) => Err(throttled::<D>(q)),

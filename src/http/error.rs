@@ -40,7 +40,20 @@ pub enum ApiError {
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error(transparent)]
-    Service(#[from] ServiceError),
+    Service(ServiceError),
+}
+
+/// A service's `Throttled` answers as the request limiter's 429 does, in one shape.
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Throttled { limit, retry_after } => {
+                ApiError::Request(RequestError::RateLimited { limit, retry_after })
+            }
+            ServiceError::HookMethod(_) => ApiError::Request(RequestError::MethodNotAllowed(e.to_string())),
+            e => ApiError::Service(e),
+        }
+    }
 }
 
 impl ApiError {
@@ -64,6 +77,8 @@ impl ApiError {
                 S::NameTaken(_) | S::ScheduleInUse | S::Conflict(_) => StatusCode::CONFLICT,
                 S::BadLogin | S::Unauthenticated => StatusCode::UNAUTHORIZED,
                 S::MissingScope(_) => StatusCode::FORBIDDEN,
+                S::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+                S::HookMethod(_) => StatusCode::METHOD_NOT_ALLOWED,
                 S::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 S::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
                 S::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

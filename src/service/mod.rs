@@ -17,7 +17,7 @@ mod webhooks;
 
 pub use accounts::{Caller, CredentialKind};
 pub use chains::MAX_AFTER;
-pub use hooks::{HookAnswer, HookRequest};
+pub use hooks::{AdmittedHook, HOOK_TOKEN_HEADER, HookAnswer, HookCall, HookRequest};
 pub use jobs::{DeleteOutcome, JobPatch, MAX_HEALTH_S, MAX_KEEP};
 pub use monitors::{DEFAULT_GRACE_S, MonitorPatch, PingRequest};
 pub use owned::{HasOwner, Owned, Visible};
@@ -27,7 +27,10 @@ pub use stacks::{MIN_SECRET_LEN, SecretChanges, StackPatch};
 pub use webhooks::{WebhookPatch, generate_secret};
 
 use crate::domain::{EpochMs, Job, ScheduleConfig};
+use std::sync::Arc;
+
 use crate::engine::{EngineError, EngineHandle};
+use crate::rate_limit::{Quota, RateLimiter};
 use crate::store::{Page, Store, StoreError, Unique, page_window};
 
 /// The kinds of object a user owns, for "not found" messages.
@@ -86,6 +89,12 @@ pub enum ServiceError {
     MissingScope(crate::domain::Scope),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// A hook called with another method than its stack's `webhook_method`.
+    #[error("this hook takes {0} only (the stack's webhook_method)")]
+    HookMethod(crate::domain::HookMethod),
+    /// A rate limit's window is spent.
+    #[error("rate limit of {limit} per hour reached; retry in {retry_after} s")]
+    Throttled { limit: u32, retry_after: u64 },
     /// The database is full: the write was refused and nothing of it is stored.
     #[error("the database is full; nothing was stored")]
     StorageFull,
@@ -167,6 +176,17 @@ pub struct Service {
     store: Store,
     engine: EngineHandle,
     settings: ServiceSettings,
+    limits: Arc<Limits>,
+}
+
+/// The rate limits, each an hourly window per key.
+pub struct Limits {
+    /// Requests per token (and sign-in attempts per login name).
+    pub requests: RateLimiter,
+    /// Calls of one stack's hook, whoever calls.
+    pub hooks: RateLimiter,
+    /// Pings of one heartbeat monitor, whoever pings.
+    pub pings: RateLimiter,
 }
 
 /// A 1-based page request with its size.
@@ -178,7 +198,25 @@ pub struct PageRequest {
 
 impl Service {
     pub fn new(store: Store, engine: EngineHandle, settings: ServiceSettings) -> Self {
-        Service { store, engine, settings }
+        let limits = Arc::new(Limits {
+            requests: RateLimiter::new(settings.rate_limit_per_hour, &store),
+            hooks: RateLimiter::new(settings.hook_rate_limit_per_hour, &store),
+            pings: RateLimiter::new(settings.ping_rate_limit_per_hour, &store),
+        });
+        Service { store, engine, settings, limits }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Counts a hit of `key` against `limiter`: its quota, or `Throttled` once the window is
+    /// spent.
+    pub(crate) async fn hit(&self, limiter: &RateLimiter, key: &str) -> ServiceResult<Quota> {
+        limiter
+            .hit(key)
+            .await?
+            .map_err(|q| ServiceError::Throttled { limit: q.limit, retry_after: q.retry_after() })
     }
 
     pub fn store(&self) -> &Store {

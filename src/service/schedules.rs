@@ -11,12 +11,13 @@ impl Service {
         caller: &Caller,
         name: Option<String>,
         once: Option<bool>,
-        config: &serde_json::Value,
+        config: Option<&serde_json::Value>,
     ) -> ServiceResult<i64> {
         caller.require(Scope::Jobs)?;
         if let Some(name) = &name {
             validate_name("name", name)?;
         }
+        let config = config.ok_or_else(|| ServiceError::InvalidSchedule("config is required".into()))?;
         let config = parse_config(config)?;
         let once = effective_once(&config, once.unwrap_or(false));
         let id = self.store.insert_schedule(caller.user_id, name.as_deref(), once, &config, now_ms()).await?;
