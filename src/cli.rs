@@ -117,8 +117,8 @@ struct ServeArgs {
     /// TZ if set, the stack's env, the CRONSTACK_* run variables.
     #[arg(long = "pass-env", env = "CRONSTACK_PASS_ENV", value_name = "NAME", value_delimiter = ',')]
     pass_env: Vec<String>,
-    /// Finished runs (and their logs), v3 actions and webhook deliveries are deleted this many
-    /// days after they ended; 0: no age limit.
+    /// Finished runs (and their logs), v3 actions, webhook deliveries and monitors' pings are
+    /// deleted this many days after they ended; 0: no age limit.
     #[arg(long, env = "CRONSTACK_KEEP_RUNS_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=36_500))]
     keep_runs_days: u64,
     /// Succeeded runs kept per job whose `keep_succeeded` is null (the newest).
