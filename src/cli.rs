@@ -152,6 +152,8 @@ struct ServeArgs {
     /// file on every node.
     #[arg(long, env = "CRONSTACK_SECRET_KEY_FILE", value_name = "PATH")]
     secret_key_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    smtp: crate::webhooks::email::SmtpArgs,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -275,6 +277,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ])?
         .install_recorder()?;
     crate::http::describe_metrics();
+    let public_url = args.public_url.as_deref().map(|u| u.trim_end_matches('/').to_string());
+    // Checked before anything starts: bad SMTP settings are a startup error, not failed mail.
+    let mailer = crate::webhooks::email::Mailer::from_args(
+        &args.smtp,
+        Duration::from_secs(args.webhook_timeout_s.max(1) * 3),
+    )?;
+    if let Some(m) = &mailer {
+        tracing::info!(server = m.server(), "email channels send through SMTP");
+    }
     let store = Store::open(&args.db.database_url).await?;
     crate::http::spawn_metrics_upkeep(store.clone(), metrics.clone());
     let mut settings = EngineSettings {
@@ -301,6 +312,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             after_runs: args.prune_after_runs,
         },
         watch_interval: Duration::from_millis(args.watch_interval_ms.max(10)),
+        public_url: public_url.clone(),
         ..EngineSettings::default()
     };
     let secret_key = secret_key(&args, &store).await?;
@@ -314,7 +326,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         concurrency: args.webhook_concurrency.max(1),
         max_attempts: args.webhook_max_attempts.max(1),
         retry_base: Duration::from_millis(args.webhook_retry_base_ms.max(1)),
-        public_url: args.public_url.as_deref().map(|u| u.trim_end_matches('/').to_string()),
+        public_url: public_url.clone(),
+        mailer: mailer.clone(),
         ..crate::webhooks::WebhookSettings::default()
     };
     let webhooks = crate::webhooks::Webhooks::start(
@@ -335,6 +348,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             backfill_max: args.catch_up_max.max(1),
             secret_key: Some(secret_key),
             metrics_per_job: args.metrics_per_job,
+            public_url,
+            email: mailer.is_some(),
         },
     );
     let state = crate::http::AppState::new(service, Some(metrics)).await?;
