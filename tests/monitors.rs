@@ -417,3 +417,48 @@ async fn cronstack_ping_wraps_a_failing_command_and_monitors_commands_work() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no monitor"), "{}", text(&out.stderr));
 }
+
+async fn metrics(server: &Server) -> String {
+    reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test]
+async fn monitors_have_their_series_on_metrics_unless_turned_off() {
+    let db = TestDb::new();
+    let server = Server::start_on(&db, &[]);
+    let api = Api::new(&server, Some(&add_user(&db, "alice", None)));
+    let pinged = api
+        .post(
+            "/api/v1/monitors",
+            json!({"name": "pinged \"one\"", "schedule": {"period": 3600}, "grace_s": 60}),
+        )
+        .await
+        .json();
+    let fresh = api.create("/api/v1/monitors", json!({"name": "fresh", "schedule": {"period": 60}})).await;
+    let id = pinged["id"].as_i64().unwrap();
+    assert_eq!(Api::new(&server, None).get(pinged["ping_url"].as_str().unwrap()).await.status, 200);
+    let text = metrics(&server).await;
+    let name = "monitor=\"pinged \\\"one\\\"\"";
+    for line in [
+        format!("cronstack_monitor_state{{monitor_id=\"{id}\",{name},state=\"up\"}} 1"),
+        format!("cronstack_monitor_state{{monitor_id=\"{id}\",{name},state=\"down\"}} 0"),
+        format!("cronstack_monitor_state{{monitor_id=\"{fresh}\",monitor=\"fresh\",state=\"new\"}} 1"),
+        format!("cronstack_monitor_last_ping_timestamp_seconds{{monitor_id=\"{id}\",{name}}} "),
+    ] {
+        assert!(text.contains(&line), "{line} missing from:\n{text}");
+    }
+    let series = text.lines().filter(|l| l.starts_with("cronstack_monitor_")).count();
+    assert_eq!(series, 2 * 5 + 1, "5 states each, one last ping:\n{text}");
+    assert!(
+        !text.contains(&format!("cronstack_monitor_last_ping_timestamp_seconds{{monitor_id=\"{fresh}\"")),
+        "never pinged: no timestamp"
+    );
+
+    let db = TestDb::new();
+    let server = Server::start_on(&db, &["--metrics-per-job=false"]);
+    let api = Api::new(&server, Some(&add_user(&db, "alice", None)));
+    api.create("/api/v1/monitors", json!({"name": "quiet", "schedule": {"period": 60}})).await;
+    let text = metrics(&server).await;
+    assert!(text.contains("cronstack_runs_total"), "{text}");
+    assert!(!text.contains("cronstack_monitor_"), "{text}");
+}
