@@ -128,14 +128,15 @@ struct ServeArgs {
     /// `keep_failed` is null (the newest).
     #[arg(long, env = "CRONSTACK_KEEP_FAILED", default_value_t = 100, value_parser = clap::value_parser!(i64).range(0..=MAX_KEEP))]
     keep_failed: i64,
-    /// The dashboard's address as people reach it (`https://cron.example.com`): chat
-    /// notifications link to the run there.
+    /// The dashboard's address as people reach it (`https://cron.example.com`): chat and
+    /// email notifications link to the run (or monitor) there.
     #[arg(long, env = "CRONSTACK_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
     /// Milliseconds between two looks of the job health watcher (tests make it short).
     #[arg(long, hide = true, default_value_t = 5_000)]
     watch_interval_ms: u64,
-    /// Export per-job series on /metrics (health, last success, last failure): 7 per job.
+    /// Export per-job series on /metrics (health, last success, last failure): 7 per job; and
+    /// per-monitor ones (state, last ping): 6 per monitor.
     #[arg(long, env = "CRONSTACK_METRICS_PER_JOB", default_value_t = true, action = clap::ArgAction::Set)]
     metrics_per_job: bool,
     /// Milliseconds between two pruning passes at most (tests make it short).
