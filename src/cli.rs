@@ -154,7 +154,7 @@ struct ServeArgs {
     #[arg(long, env = "CRONSTACK_SECRET_KEY_FILE", value_name = "PATH")]
     secret_key_file: Option<std::path::PathBuf>,
     #[command(flatten)]
-    smtp: crate::webhooks::email::SmtpArgs,
+    smtp: crate::webhooks::smtp::SmtpArgs,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -280,7 +280,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     crate::http::describe_metrics();
     let public_url = args.public_url.as_deref().map(|u| u.trim_end_matches('/').to_string());
     // Checked before anything starts: bad SMTP settings are a startup error, not failed mail.
-    let mailer = crate::webhooks::email::Mailer::from_args(
+    let mailer = crate::webhooks::smtp::Mailer::from_args(
         &args.smtp,
         Duration::from_secs(args.webhook_timeout_s.max(1) * 3),
     )?;

@@ -237,3 +237,44 @@ async fn monitor_events_reach_chat_and_email_channels_as_messages() {
     assert!(mails[1].header("subject").unwrap().contains("monitor backups is up again"));
     assert!(mails[1].body().contains("dumped 3 tables\nall good"), "{}", mails[1].body());
 }
+
+#[tokio::test]
+async fn in_a_cluster_only_nodes_with_smtp_send_mail_and_each_mail_goes_once() {
+    if !postgres_or_skip() {
+        return;
+    }
+    let sink = SmtpSink::start().await;
+    let db = TestDb::new();
+    let token = add_user(&db, "alice", None);
+    let mailing = serve(&db, Some(&sink), &[]);
+    let plain = serve(&db, None, &[]);
+    let (a, b) = (Api::new(&mailing, Some(&token)), Api::new(&plain, Some(&token)));
+    let id = job(&a, "flaky", "exit 1", json!({"period": 3600})).await;
+    // The node without SMTP refuses the channel; the other takes it.
+    let body = json!({"kind": "email", "to": "ops@example.test", "events": ["run.failed"], "job_id": id});
+    assert_invalid(&b.post("/api/v1/channels", body.clone()).await, "kind", "--smtp-url");
+    let channel = a.create("/api/v1/channels", body).await;
+
+    // Runs started through either node: every failure mailed once, at the first attempt (the
+    // node without SMTP never claimed one to fail it).
+    let mut runs = Vec::new();
+    for i in 0..6 {
+        runs.push(run_now(if i % 2 == 0 { &a } else { &b }, id).await);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let mails = sink.wait_for(runs.len(), WAIT).await;
+    let deliveries = eventually(WAIT, || async {
+        let d = b.get(&format!("/api/v1/channels/byid/{channel}/deliveries")).await.json();
+        let all = d["deliveries"].as_array().unwrap().clone();
+        (all.len() == runs.len() && all.iter().all(|d| d["status"] == "delivered")).then_some(all)
+    })
+    .await
+    .expect("every delivery delivered");
+    assert!(deliveries.iter().all(|d| d["attempts"] == 1), "{deliveries:#?}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sink.mails().len(), runs.len(), "never twice: {:#?}", mails);
+    for run in &runs {
+        let link = format!("/ui/#/runs/{run}\n");
+        assert_eq!(sink.mails().iter().filter(|m| m.body().contains(&link)).count(), 1, "run {run}");
+    }
+}

@@ -21,6 +21,7 @@ pub mod email;
 pub mod message;
 mod monitor_events;
 pub mod sign;
+pub mod smtp;
 
 pub use monitor_events::monitor_event_body;
 
@@ -51,7 +52,7 @@ pub struct WebhookSettings {
     pub public_url: Option<String>,
     /// The SMTP server email channels are sent through (`--smtp-url`); `None`: this node
     /// sends no mail.
-    pub mailer: Option<email::Mailer>,
+    pub mailer: Option<smtp::Mailer>,
 }
 
 impl Default for WebhookSettings {
