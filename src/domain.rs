@@ -744,8 +744,9 @@ pub struct Action {
 wire_enum!(
     /// A subscription's (notification channel's) kind: how its deliveries are shaped.
     /// `webhook`: the signed event JSON; the chat kinds: their incoming webhooks' message JSON
-    /// (Slack's also serves Mattermost and Rocket.Chat).
-    ChannelKind { Webhook = "webhook", Slack = "slack", Discord = "discord", Teams = "teams" }
+    /// (Slack's also serves Mattermost and Rocket.Chat); `email`: a mail through the server's
+    /// SMTP settings, its recipients kept as a `mailto:` URL.
+    ChannelKind { Webhook = "webhook", Slack = "slack", Discord = "discord", Teams = "teams", Email = "email" }
 );
 
 /// An outbound webhook subscription: `events` of the owner's jobs (all of them, or those of

@@ -71,6 +71,8 @@ pub struct EngineSettings {
     pub secret_key: Option<crate::secrets::SecretKey>,
     /// Between two looks of the job health watcher (`watcher`).
     pub watch_interval: Duration,
+    /// The dashboard's public address (`--public-url`), linked from monitor messages.
+    pub public_url: Option<String>,
 }
 
 impl Default for EngineSettings {
@@ -91,6 +93,7 @@ impl Default for EngineSettings {
             retention: Retention::default(),
             secret_key: None,
             watch_interval: Duration::from_secs(5),
+            public_url: None,
         }
     }
 }
@@ -279,7 +282,7 @@ impl Engine {
         tasks.spawn(cluster::periodic_resync(store.clone(), sched_tx.clone(), stop.clone()));
         tasks.spawn(pruner::run(store.clone(), settings.retention.clone(), stop.clone()));
         tasks.spawn(watcher::run(store.clone(), events, settings.watch_interval, stop.clone()));
-        tasks.spawn(monitor_watch::run(store.clone(), stop.clone()));
+        tasks.spawn(monitor_watch::run(store.clone(), settings.public_url.clone(), stop.clone()));
         Ok(Engine {
             handle,
             runner,

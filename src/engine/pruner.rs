@@ -1,6 +1,7 @@
 //! The pruner keeps history bounded: every job keeps its newest `keep_succeeded` succeeded
 //! and `keep_failed` other finished runs (the server's defaults when null), and finished runs,
-//! actions and webhook deliveries older than `--keep-runs-days` go whatever the job.
+//! actions, webhook deliveries and monitors' pings older than `--keep-runs-days` go whatever
+//! the job (or the monitor).
 //!
 //! It runs in its own task, never on the scheduler's path: every pass reads on the read pool
 //! and deletes in batches of at most [`BATCH`] rows by primary key, pausing between them, so
@@ -52,7 +53,7 @@ const VACUUM_AFTER_ROWS: u64 = 10 * BATCH as u64;
 /// Retention settings (from the command line).
 #[derive(Debug, Clone)]
 pub struct Retention {
-    /// Finished runs, actions and deliveries older than this go; `None`: no age limit.
+    /// Finished runs, actions, deliveries and pings older than this go; `None`: no age limit.
     pub max_age: Option<Duration>,
     /// For jobs whose own limits are null.
     pub keep: Keep,
@@ -83,11 +84,12 @@ struct Pruned {
     runs_by_age: u64,
     actions: u64,
     deliveries: u64,
+    pings: u64,
 }
 
 impl Pruned {
     fn total(&self) -> u64 {
-        self.runs_by_count + self.runs_by_age + self.actions + self.deliveries
+        self.runs_by_count + self.runs_by_age + self.actions + self.deliveries + self.pings
     }
 }
 
@@ -150,6 +152,7 @@ pub(super) async fn run(store: Store, settings: Retention, stop: CancellationTok
                 runs_by_age = pruned.runs_by_age,
                 actions = pruned.actions,
                 deliveries = pruned.deliveries,
+                pings = pruned.pings,
                 took_ms = started.elapsed().as_millis() as u64,
                 "history pruned"
             ),
@@ -162,6 +165,7 @@ pub(super) async fn run(store: Store, settings: Retention, stop: CancellationTok
             (Aged::Runs, pruned.runs_by_count + pruned.runs_by_age),
             (Aged::Actions, pruned.actions),
             (Aged::Deliveries, pruned.deliveries),
+            (Aged::Pings, pruned.pings),
         ] {
             metrics::counter!("cronstack_pruned_rows_total", "table" => table.table()).increment(rows);
         }
@@ -242,6 +246,7 @@ impl Pruner {
                     Aged::Runs => pruned.runs_by_age += n,
                     Aged::Actions => pruned.actions += n,
                     Aged::Deliveries => pruned.deliveries += n,
+                    Aged::Pings => pruned.pings += n,
                 }
             }
         }

@@ -6,6 +6,7 @@ mod cloud66;
 mod error;
 mod extract;
 mod guard;
+mod monitor_metrics;
 // Its job and run views are also the objects of outbound webhook deliveries.
 pub(crate) mod kragle;
 mod openapi;

@@ -155,6 +155,10 @@ pub struct ServiceSettings {
     pub secret_key: Option<crate::secrets::SecretKey>,
     /// `/metrics` shows each job's health and last success and failure.
     pub metrics_per_job: bool,
+    /// The dashboard's public address (`--public-url`), linked from monitor messages.
+    pub public_url: Option<String>,
+    /// The server can send mail (`--smtp-url`): email channels may be created.
+    pub email: bool,
 }
 
 impl Default for ServiceSettings {
@@ -167,6 +171,8 @@ impl Default for ServiceSettings {
             backfill_max: 100,
             secret_key: None,
             metrics_per_job: true,
+            public_url: None,
+            email: false,
         }
     }
 }

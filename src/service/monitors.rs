@@ -188,7 +188,10 @@ impl Service {
             body_truncated,
         };
         let now = now_ms();
-        let render = crate::webhooks::monitor_event_body;
+        let public_url = self.settings.public_url.as_deref();
+        let render = |channel, kind, m: &Monitor, p: Option<&Ping>| {
+            crate::webhooks::monitor_event_body(channel, kind, m, p, public_url)
+        };
         self.store
             .record_ping(uuid, &ping, now, |m| m.on_ping(ping.kind, now), &render)
             .await?
