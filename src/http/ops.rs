@@ -16,6 +16,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::AppState;
+use super::monitor_metrics::{label, per_monitor_metrics};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -58,7 +59,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
                 match s.service.health_for_metrics().await {
                     Ok((rows, monitors)) => {
                         text.push_str(&per_job_metrics(&rows));
-                        text.push_str(&super::monitor_metrics::per_monitor_metrics(&monitors));
+                        text.push_str(&per_monitor_metrics(&monitors));
                     }
                     Err(e) => tracing::warn!(error = %e, "reading jobs' and monitors' health for /metrics"),
                 }
@@ -119,11 +120,6 @@ fn per_job_metrics(rows: &[crate::store::JobHealthRow]) -> String {
         }
     }
     out
-}
-
-/// A Prometheus label value, escaped.
-pub(super) fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 pub async fn not_found(uri: axum::http::Uri) -> Response {
