@@ -6,6 +6,7 @@ mod cloud66;
 mod error;
 mod extract;
 mod guard;
+mod memo;
 mod monitor_metrics;
 // Its job and run views are also the objects of outbound webhook deliveries.
 pub(crate) mod kragle;
@@ -38,6 +39,8 @@ pub struct SharedState {
     /// Signs the session cookie; shared by all nodes through the database.
     pub cookie_key: Key,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Rendered bodies of hot reads (see `memo`).
+    bodies: memo::Bodies,
 }
 
 impl std::ops::Deref for AppState {
@@ -47,13 +50,23 @@ impl std::ops::Deref for AppState {
     }
 }
 
+/// Rendered bodies kept at most (pages of jobs, single jobs).
+const MEMO_BODIES: usize = 4_096;
+
 impl AppState {
+    /// Bodies to serve again for one read, asked for before its rows are read: a handler
+    /// serves one only once its read found the rows, so access is checked as for any read.
+    pub fn memo(&self) -> memo::Memo<'_> {
+        self.bodies.memo(self.service.change_stamp())
+    }
+
     pub async fn new(
         service: Service,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> anyhow::Result<Self> {
         let key = service.cookie_key().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        Ok(AppState(Arc::new(SharedState { cookie_key: Key::from(&key), service, metrics })))
+        let bodies = memo::Bodies::new(MEMO_BODIES, service.cache_ttl());
+        Ok(AppState(Arc::new(SharedState { cookie_key: Key::from(&key), service, metrics, bodies })))
     }
 }
 
@@ -123,7 +136,7 @@ pub fn router(state: AppState) -> Router {
     routes.fallback(ops::not_found).with_state(state)
 }
 
-/// A JSON body, rendered to bytes (kept as such by `Service::memo`).
+/// A JSON body, rendered to bytes (kept as such by `AppState::memo`).
 fn json_bytes<T: serde::Serialize>(value: &T) -> Result<bytes::Bytes, crate::service::ServiceError> {
     serde_json::to_vec(value)
         .map(bytes::Bytes::from)

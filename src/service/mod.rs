@@ -242,11 +242,14 @@ impl Service {
         Ok((self.store.job_health_rows().await?, self.store.all_monitors().await?))
     }
 
-    /// Response bodies rendered earlier from rows that have not changed since: asked for
-    /// before a read (see `store::Memo`); a handler serves one only once its read found the
-    /// rows, so access is checked as for any read.
-    pub fn memo(&self) -> crate::store::Memo<'_> {
-        self.store.memo()
+    /// The store's change stamp, for bodies kept across reads (`http::memo`).
+    pub fn change_stamp(&self) -> Option<u64> {
+        self.store.change_stamp()
+    }
+
+    /// How long a kept read may be served (see `Store::cache_ttl`).
+    pub fn cache_ttl(&self) -> Option<std::time::Duration> {
+        self.store.cache_ttl()
     }
 
     pub fn engine(&self) -> &EngineHandle {

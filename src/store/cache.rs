@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -279,41 +279,8 @@ pub(super) struct Caches {
     pub schedules: ReadCache<i64, crate::domain::Schedule>,
     pub stacks: ReadCache<i64, crate::domain::Stack>,
     pub stack_uids: ReadCache<String, i64>,
-    /// Response bodies rendered from these rows: any change drops them all.
-    bodies: ReadCache<BodyKey, bytes::Bytes>,
-}
-
-/// Names a rendered read: what was read (`"v1 job"`…) and the ids and page that determine
-/// its body, whoever asks (access is checked before a body is served).
-pub type BodyKey = (&'static str, i64, i64);
-
-/// Bodies to serve again, asked for before the rows they render are read: a body rendered
-/// from rows that changed meanwhile is not kept.
-pub struct Memo<'c> {
-    bodies: &'c ReadCache<BodyKey, bytes::Bytes>,
-    ticket: Ticket,
-}
-
-impl Memo<'_> {
-    /// The body kept for `key`, if any.
-    pub fn kept(&self, key: &BodyKey) -> Option<bytes::Bytes> {
-        self.bodies.get(key)
-    }
-
-    /// The body kept for `key`, or `render`'s (kept unless a change came since the memo was
-    /// asked for).
-    pub fn or_render<E>(
-        self,
-        key: BodyKey,
-        render: impl FnOnce() -> Result<bytes::Bytes, E>,
-    ) -> Result<bytes::Bytes, E> {
-        if let Some(body) = self.kept(&key) {
-            return Ok(body);
-        }
-        let body = render()?;
-        self.bodies.fill(self.ticket, key, body.clone());
-        Ok(body)
-    }
+    /// Bumped by every change applied: rendered bodies are kept under it (`http::memo`).
+    changes: AtomicU64,
 }
 
 impl Caches {
@@ -334,14 +301,14 @@ impl Caches {
             schedules: ReadCache::new(ROWS, ttl, live.clone()),
             stacks: ReadCache::new(ROWS, ttl, live.clone()),
             stack_uids: ReadCache::new(ROWS, ttl, live.clone()),
-            bodies: ReadCache::new(PAGES, ttl, live.clone()),
+            changes: AtomicU64::new(0),
             live,
         }
     }
 
     /// Invalidates what a committed write touched.
     pub fn apply(&self, change: &Change) {
-        self.bodies.clear();
+        self.changes.fetch_add(1, Ordering::AcqRel);
         match change {
             Change::Jobs(ids) => {
                 self.jobs.invalidate(ids);
@@ -354,9 +321,10 @@ impl Caches {
         }
     }
 
-    /// Rendered bodies, asked for before a read (see [`Memo`]).
-    pub fn memo(&self) -> Memo<'_> {
-        Memo { bodies: &self.bodies, ticket: self.bodies.ticket() }
+    /// The change stamp (bumped by every change applied, and by turning the caches on or
+    /// off); `None` while the caches are not live.
+    pub fn change_stamp(&self) -> Option<u64> {
+        self.live.load(Ordering::Acquire).then(|| self.changes.load(Ordering::Acquire))
     }
 
     /// Turns the caches on (empty) or off: on PostgreSQL, while the listener hears the other
@@ -370,7 +338,7 @@ impl Caches {
         self.schedules.clear();
         self.stacks.clear();
         self.stack_uids.clear();
-        self.bodies.clear();
+        self.changes.fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -474,26 +442,6 @@ mod tests {
         assert_eq!(caches.job_uids.get("u"), None);
         caches.set_live(true);
         assert_eq!(caches.job_uids.get("u"), None, "live again, but emptied");
-    }
-
-    #[test]
-    fn rendered_bodies_go_with_any_change_and_are_not_kept_across_one() {
-        let caches = Caches::for_backend(Backend::Sqlite);
-        let key = ("v1 job", 7, 0);
-        let render = |text: &'static str| move || Ok::<_, ()>(bytes::Bytes::from_static(text.as_bytes()));
-        assert_eq!(caches.memo().or_render(key, render("a")), Ok("a".into()));
-        assert_eq!(caches.memo().kept(&key), Some("a".into()), "kept");
-        assert_eq!(caches.memo().or_render(key, render("b")), Ok("a".into()), "served again");
-        caches.apply(&Change::Schedule(99));
-        assert_eq!(caches.memo().kept(&key), None, "any change drops every body");
-        // Asked for before the rows were read; a change came while they were read.
-        let memo = caches.memo();
-        caches.apply(&Change::Jobs(vec![7]));
-        assert_eq!(memo.or_render(key, render("stale")), Ok("stale".into()));
-        assert_eq!(caches.memo().kept(&key), None, "a body rendered across a change is not kept");
-        let off = Caches::for_backend(Backend::Postgres);
-        let _ = off.memo().or_render(key, render("a"));
-        assert_eq!(off.memo().kept(&key), None, "nothing kept while the caches are not live");
     }
 
     #[test]

@@ -27,7 +27,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use accounts::TokenRecord;
-pub use cache::{BodyKey, Change, Memo, ROWS_CHANNEL, SHARED_TTL};
+pub use cache::{Change, ROWS_CHANNEL, SHARED_TTL};
 pub use cluster::{JOBS_CHANNEL, KILL_CHANNEL, NodeRecord};
 pub use health::{Incident, JobHealthRow};
 pub use idempotency::KeyClaim;
@@ -322,10 +322,17 @@ impl Store {
         }
     }
 
-    /// A response body rendered earlier from rows that have not changed since (see
-    /// [`Memo`]): API reads ask for it before they read the rows.
-    pub fn memo(&self) -> Memo<'_> {
-        self.cache.memo()
+    /// A stamp bumped by every committed change this store applies (its own, and other
+    /// nodes' as announced); `None` while its caches are not live. What is kept under a stamp
+    /// is current while the stamp is (`http::memo`).
+    pub fn change_stamp(&self) -> Option<u64> {
+        self.cache.change_stamp()
+    }
+
+    /// How long a cached read may be served without hearing of a change: PostgreSQL's other
+    /// nodes' writes are heard, not seen (`None`: SQLite, this process is the only writer).
+    pub fn cache_ttl(&self) -> Option<std::time::Duration> {
+        (self.backend == Backend::Postgres).then_some(SHARED_TTL)
     }
 
     /// Turns the read caches on (empty) or off. On PostgreSQL the change listener turns them

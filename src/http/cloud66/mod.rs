@@ -321,7 +321,7 @@ async fn list_jobs(
     Path(uid): Path<String>,
     PageParam(page, _): PageQ,
 ) -> CResult<Response> {
-    let memo = s.service.memo();
+    let memo = s.memo();
     let stack = s.service.stack_by_uid(&caller, &uid).await?;
     let found = s.service.list_stack_jobs(&stack, page_request(page)).await?;
     let key = ("v3 stack jobs", stack.id, page);
@@ -360,7 +360,7 @@ async fn show_job(
     Extension(caller): Extension<Caller>,
     Path((stack_uid, job_uid)): Path<(String, String)>,
 ) -> CResult<Response> {
-    let memo = s.service.memo();
+    let memo = s.memo();
     let (stack, job) = stack_and_job(&s, &caller, &stack_uid, &job_uid).await?;
     let key = ("v3 job", job.id, 0);
     if let Some(body) = memo.kept(&key) {

@@ -104,7 +104,7 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
     PageParam(page, _): Page,
 ) -> KResult<Response> {
-    let memo = s.service.memo();
+    let memo = s.memo();
     let found = s.service.list_jobs(&caller, page_request(page)).await?;
     let body = memo.or_render(("v1 jobs", caller.user_id, page), || {
         let jobs = found.items.iter().map(JobView::from).collect();
@@ -119,7 +119,7 @@ pub async fn by_id(
     Path(id): Path<String>,
 ) -> KResult<Response> {
     let id = id_param(&id, "job")?;
-    let memo = s.service.memo();
+    let memo = s.memo();
     let job = s.service.job(&caller, id).await?;
     Ok(json_response(memo.or_render(("v1 job", id, 0), || json_bytes(&JobView::from(&*job)))?))
 }
