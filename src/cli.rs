@@ -17,6 +17,8 @@ use crate::store::{Keep, Store};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    conn: crate::client::Conn,
 }
 
 #[derive(Subcommand, Debug)]
@@ -223,7 +225,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(*args).await,
-        Command::Client(cmd) => crate::client::run(cmd).await,
+        Command::Client(cmd) => crate::client::run(cmd, &cli.conn).await,
         Command::User(UserCommand::Add { username, email, password, db }) => {
             let service = offline_service(&db).await?;
             let (user, token) = service

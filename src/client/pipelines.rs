@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use super::api::Api;
 use super::output::{Style, Table, cell, duration_ms, print_json};
-use super::{Output, api_err, one_line, runs_table};
+use super::runs::runs_table;
+use super::{Output, api_err, one_line};
 
 /// Kragle's `blocks` from `--block TYPE` and `--conversion JSON`, paired in order.
 pub(super) fn blocks_body(types: &[String], conversions: &[String]) -> anyhow::Result<Value> {
