@@ -7,7 +7,8 @@ use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
 use super::api::Api;
-use super::output::{Style, Table, cell, local_time, print_fields, print_json};
+use super::output::{Style, Table, cell, local_time, print_fields, print_json, schedule_zone, zoned_time};
+use super::parse::human_seconds;
 use super::runs::runs_table;
 use super::schedules::{Rule, create_schedule};
 use super::{Output, api_err, id_of};
@@ -18,8 +19,9 @@ pub struct JobSettings {
     /// Override the stack's command for this job.
     #[arg(long)]
     command: Option<String>,
-    /// Seconds before the run is stopped (SIGTERM, then SIGKILL).
-    #[arg(long, value_name = "SECONDS")]
+    /// How long a run may go before it is stopped (SIGTERM, then SIGKILL): seconds, or a
+    /// duration such as 90s, 5m, 1h30m (as every duration here).
+    #[arg(long, value_name = "DURATION", value_parser = super::parse::seconds)]
     timeout: Option<i64>,
     /// A slot due while the previous run goes: forbid (skip it), allow, replace.
     #[arg(long, value_parser = ["forbid", "allow", "replace", "queue"])]
@@ -30,11 +32,11 @@ pub struct JobSettings {
     /// Retries of a failed run.
     #[arg(long)]
     retries: Option<i64>,
-    /// Seconds before the first retry (doubling after).
-    #[arg(long, value_name = "SECONDS")]
+    /// Before the first retry (doubling after).
+    #[arg(long, value_name = "DURATION", value_parser = super::parse::seconds)]
     retry_backoff: Option<i64>,
-    /// Each slot fires up to this many seconds late (the same delay on every node).
-    #[arg(long, value_name = "SECONDS")]
+    /// Each slot fires up to this much late (the same delay on every node).
+    #[arg(long, value_name = "DURATION", value_parser = super::parse::seconds)]
     jitter: Option<i64>,
     /// No slot fires before this time (RFC 3339).
     #[arg(long, value_name = "TIME")]
@@ -53,11 +55,11 @@ pub struct JobSettings {
     /// Run after each qualifying run of any --after job, instead of once all of them ran.
     #[arg(long)]
     after_any: bool,
-    /// Seconds a slot may be late (no run started) before the job is late (default 60).
-    #[arg(long, value_name = "SECONDS")]
+    /// How late a slot may be (no run started) before the job is late (default 60s).
+    #[arg(long, value_name = "DURATION", value_parser = super::parse::seconds)]
     grace: Option<i64>,
-    /// Seconds a run may go before the job is stuck.
-    #[arg(long, value_name = "SECONDS")]
+    /// How long a run may go before the job is stuck.
+    #[arg(long, value_name = "DURATION", value_parser = super::parse::seconds)]
     max_duration: Option<i64>,
 }
 
@@ -145,7 +147,7 @@ pub enum JobsCmd {
         #[arg(long)]
         stack: String,
         /// An existing schedule (id or name).
-        #[arg(long, conflicts_with_all = ["cron", "every", "at"])]
+        #[arg(long, conflicts_with_all = ["cron", "tz", "every", "at"])]
         schedule: Option<String>,
         #[command(flatten)]
         rule: Rule,
@@ -155,14 +157,16 @@ pub enum JobsCmd {
         #[command(flatten)]
         settings: JobSettings,
     },
-    /// Change a job (JOB = id or name); what is not given stays.
+    /// Change a job (JOB = id or name); what is not given stays. --cron keeps the schedule's
+    /// zone unless --tz is given, and --tz alone changes only the zone. A schedule only this
+    /// job uses is replaced (under its name), leaving no unused one behind.
     Edit {
         job: String,
         #[arg(long)]
         name: Option<String>,
         #[arg(long)]
         stack: Option<String>,
-        #[arg(long, conflicts_with_all = ["cron", "every", "at"])]
+        #[arg(long, conflicts_with_all = ["cron", "tz", "every", "at"])]
         schedule: Option<String>,
         #[command(flatten)]
         rule: Rule,
@@ -191,8 +195,17 @@ pub enum JobsCmd {
     Pause { job: String },
     /// Fire a job on its schedule again.
     Unpause { job: String },
-    /// Delete a job (an enabled one is deleted at its next slot, as in Kragle).
-    Rm { job: String },
+    /// Delete a job: an enabled one at its next slot instead of running (as in Kragle), unless
+    /// --now. Its own schedule (only it uses it, unnamed or named after it) goes with it.
+    Rm {
+        job: String,
+        /// Delete it at once, enabled or queued for deletion.
+        #[arg(long)]
+        now: bool,
+        /// Cancel the job's queued deletion instead: it stays, as it was.
+        #[arg(long, conflicts_with = "now")]
+        cancel: bool,
+    },
     /// Run every slot of the job's schedule between --from and --to (RFC 3339, both included)
     /// that never ran, oldest first.
     Backfill {
@@ -274,12 +287,12 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
                 .iter()
                 .filter_map(|s| Some((s["id"].as_i64()?, cell(&s["name"]))))
                 .collect();
-            let schedules: HashMap<i64, String> = api
+            let schedules: HashMap<i64, Value> = api
                 .all("/schedules", "schedules")
                 .await
                 .map_err(api_err)?
-                .iter()
-                .filter_map(|s| Some((s["id"].as_i64()?, cell(&s["description"]))))
+                .into_iter()
+                .filter_map(|s| Some((s["id"].as_i64()?, s)))
                 .collect();
             let mut t = Table::new(&["ID", "NAME", "STACK", "STATE", "HEALTH", "NEXT RUN", "SCHEDULE"]);
             // The ones needing attention first: stuck, failing, late, then ok, then paused.
@@ -289,18 +302,15 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
                     .as_i64()
                     .and_then(|id| stacks.get(&id).cloned())
                     .unwrap_or_else(|| cell(&j["stack"]));
-                let schedule = j["schedule"]
-                    .as_i64()
-                    .and_then(|id| schedules.get(&id).cloned())
-                    .unwrap_or_else(|| cell(&j["schedule"]));
+                let schedule = j["schedule"].as_i64().and_then(|id| schedules.get(&id));
                 t.row(vec![
                     cell(&j["id"]),
                     cell(&j["name"]),
                     stack,
                     style.status(job_state(j)),
                     style.status(j["health"].as_str().unwrap_or("-")),
-                    local_time(&j["next_run"]),
-                    schedule,
+                    zoned_time(&j["next_run"], schedule.and_then(schedule_zone)),
+                    schedule.map_or_else(|| cell(&j["schedule"]), |s| cell(&s["description"])),
                 ]);
             }
             t.print(style);
@@ -318,12 +328,13 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
                 return Ok(());
             }
             let stack = api.get(&format!("/blockstacks/byid/{}", j["stack"])).await.map_err(api_err)?;
+            let tz = schedule_zone(&schedule);
             let command = match j["command"].as_str() {
                 Some(c) => c.to_string(),
                 None => format!("{} {}", cell(&stack["command"]), style.dim("(the stack's)")),
             };
             let upcoming: Vec<String> =
-                schedule["upcoming"].as_array().into_iter().flatten().map(local_time).collect();
+                schedule["upcoming"].as_array().into_iter().flatten().map(|t| zoned_time(t, tz)).collect();
             print_fields(
                 style,
                 &[
@@ -338,7 +349,7 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
                                 "#{} {} {}",
                                 cell(&r["id"]),
                                 style.status(r["outcome"].as_str().unwrap_or("-")),
-                                local_time(&r["finished_at"])
+                                zoned_time(&r["finished_at"], tz)
                             ),
                             None => "-".into(),
                         },
@@ -346,14 +357,18 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
                     ("stack", format!("{} (#{})", cell(&stack["name"]), cell(&j["stack"]))),
                     ("command", command),
                     ("schedule", format!("{} (#{})", cell(&schedule["description"]), cell(&j["schedule"]))),
-                    ("next run", local_time(&j["next_run"])),
+                    ("next run", zoned_time(&j["next_run"], tz)),
                     ("next fires", if upcoming.is_empty() { "-".into() } else { upcoming.join(", ") }),
-                    ("timeout", j["timeout_s"].as_i64().map_or("-".into(), |t| format!("{t}s"))),
+                    ("timeout", j["timeout_s"].as_i64().map_or("-".into(), human_seconds)),
                     ("overlap", cell(&j["overlap"])),
                     ("missed", cell(&j["missed"])),
                     (
                         "retries",
-                        format!("{} (backoff {}s)", cell(&j["retries"]), cell(&j["retry_backoff_s"])),
+                        format!(
+                            "{} (backoff {})",
+                            cell(&j["retries"]),
+                            j["retry_backoff_s"].as_i64().map_or("-".into(), human_seconds)
+                        ),
                     ),
                     ("jitter", format!("{}s", cell(&j["jitter_s"]))),
                     ("window", window_text(&j)),
@@ -376,28 +391,39 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
                 outln!("{}", style.dim("no runs yet"));
             } else {
                 outln!("{}", style.bold("recent runs"));
-                runs_table(&runs, style).print(style);
+                runs_table(&runs, style, tz).print(style);
             }
         }
         JobsCmd::Create { name, stack, schedule, rule, paused, settings } => {
             let stack_id = id_of(&api.stack(&stack).await.map_err(api_err)?)?;
-            let schedule_id = match (&schedule, rule.is_given()) {
-                (Some(s), _) => id_of(&api.schedule(s).await.map_err(api_err)?)?,
-                (None, true) => create_schedule(api, Some(&name), &rule).await?,
-                (None, false) => {
-                    bail!("give --schedule NAME|ID, or --cron EXPR, --every SECONDS or --at TIME")
-                }
-            };
             let mut body = Map::new();
             body.insert("name".into(), json!(name));
             body.insert("stack_id".into(), json!(stack_id));
-            body.insert("schedule_id".into(), json!(schedule_id));
             body.insert("enabled".into(), json!(!paused));
             settings.apply(&mut body);
             if let Some(after) = settings.after_entries(api).await? {
                 body.insert("after".into(), after);
             }
-            let id = id_of(&api.post("/jobs", &Value::Object(body)).await.map_err(api_err)?)?;
+            // Everything is looked up before the job's own schedule is created, and that
+            // schedule is deleted again if the job is refused: a failed create leaves nothing.
+            let created_schedule = match (&schedule, rule.is_given()) {
+                (Some(s), _) => {
+                    body.insert(
+                        "schedule_id".into(),
+                        json!(id_of(&api.schedule(s).await.map_err(api_err)?)?),
+                    );
+                    None
+                }
+                (None, true) => Some(create_schedule(api, Some(&name), &rule).await?),
+                (None, false) => {
+                    bail!("give --schedule NAME|ID, or --cron EXPR, --every DURATION or --at TIME")
+                }
+            };
+            if let Some(s) = created_schedule {
+                body.insert("schedule_id".into(), json!(s));
+            }
+            let answer = api.post("/jobs", &Value::Object(body)).await;
+            let id = id_of(&undo_schedule_on_error(api, answer, created_schedule).await?)?;
             let created = api.get(&format!("/jobs/byid/{id}")).await.map_err(api_err)?;
             if out == Output::Json {
                 print_json(&created);
@@ -434,12 +460,6 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
             }
             if let Some(s) = schedule {
                 body.insert("schedule_id".into(), json!(id_of(&api.schedule(&s).await.map_err(api_err)?)?));
-            } else if rule.is_given() {
-                let label = name.clone().or_else(|| current["name"].as_str().map(str::to_string));
-                body.insert(
-                    "schedule_id".into(),
-                    json!(create_schedule(api, label.as_deref(), &rule).await?),
-                );
             }
             if no_command {
                 body.insert("command".into(), Value::Null);
@@ -465,10 +485,42 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
             if let Some(after) = settings.after_entries(api).await? {
                 body.insert("after".into(), after);
             }
+            // A new rule: a new schedule, created last (nothing else can fail after it but the
+            // update, which deletes it again if refused).
+            let mut replaced = None;
+            let mut created_schedule = None;
+            if rule.is_given() {
+                let old = current["schedule"].as_i64().unwrap_or(-1);
+                let old_schedule = api.get(&format!("/schedules/byid/{old}")).await.map_err(api_err)?;
+                let (config, once) = rule.config_over(&old_schedule["config"])?;
+                let users = api.all("/jobs", "jobs").await.map_err(api_err)?;
+                let only_this = users.iter().filter(|j| j["schedule"].as_i64() == Some(old)).count() == 1;
+                // The job's own schedule keeps its name; a shared one stays as it is, and the
+                // job gets one named after it.
+                let label = if only_this {
+                    old_schedule["name"].as_str().map(str::to_string)
+                } else {
+                    name.clone().or_else(|| current["name"].as_str().map(str::to_string))
+                };
+                let mut sbody = json!({ "config": config, "once": once });
+                if let Some(l) = label {
+                    sbody["name"] = json!(l);
+                }
+                let new = id_of(&api.post("/schedules", &sbody).await.map_err(api_err)?)?;
+                body.insert("schedule_id".into(), json!(new));
+                created_schedule = Some(new);
+                replaced = only_this.then_some(old);
+            }
             if body.is_empty() {
                 bail!("nothing to change: see `cronstack jobs edit --help`");
             }
-            let updated = api.put(&format!("/jobs/{id}"), &Value::Object(body)).await.map_err(api_err)?;
+            let answer = api.put(&format!("/jobs/{id}"), &Value::Object(body)).await;
+            let updated = undo_schedule_on_error(api, answer, created_schedule).await?;
+            if let Some(old) = replaced {
+                api.delete(&format!("/schedules/{old}")).await.map_err(|e| {
+                    anyhow::anyhow!("job {id} updated, but its old schedule {old} stays: {e}")
+                })?;
+            }
             if out == Output::Json {
                 print_json(&updated);
             } else {
@@ -491,23 +543,83 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
                 }
             }
         }
-        JobsCmd::Rm { job } => {
+        JobsCmd::Rm { job, now, cancel } => {
             let current = api.job(&job).await.map_err(api_err)?;
             let id = id_of(&current)?;
-            let answer = api.delete(&format!("/jobs/{id}")).await.map_err(api_err)?;
+            let name = cell(&current["name"]);
+            if cancel {
+                let updated =
+                    api.put(&format!("/jobs/{id}"), &json!({ "do_del": false })).await.map_err(api_err)?;
+                if out == Output::Json {
+                    print_json(&updated);
+                } else {
+                    outln!("job {id} ({name}) stays: {}", style.status(job_state(&updated)));
+                }
+                return Ok(());
+            }
+            let query = if now { "?now=1" } else { "" };
+            let answer = api.delete(&format!("/jobs/{id}{query}")).await.map_err(api_err)?;
+            let queued = answer.get("queued_for_deletion").is_some();
+            let schedule = if queued { None } else { remove_own_schedule(api, &current).await? };
             if out == Output::Json {
+                let mut answer = answer;
+                if let Some(s) = schedule {
+                    answer["deleted_schedule"] = json!(s);
+                }
                 print_json(&answer);
-            } else if answer.get("queued_for_deletion").is_some() {
+            } else if queued {
                 outln!(
-                    "job {id} ({}) is enabled: it is deleted at its next slot instead of running",
-                    cell(&current["name"])
+                    "job {id} ({name}) is enabled: it is deleted at its next slot instead of running (--now deletes it at once, --cancel keeps it)"
                 );
+            } else if let Some(s) = schedule {
+                outln!("deleted job {id} ({name}) and its schedule {s}");
             } else {
-                outln!("deleted job {id} ({})", cell(&current["name"]));
+                outln!("deleted job {id} ({name})");
             }
         }
     }
     Ok(())
+}
+
+/// The answer of a job create or update; when refused, the schedule made for it is deleted
+/// again, so that a failed command leaves nothing behind.
+async fn undo_schedule_on_error(
+    api: &Api,
+    answer: super::api::ApiResult<Value>,
+    created_schedule: Option<i64>,
+) -> anyhow::Result<Value> {
+    match (answer, created_schedule) {
+        (Ok(v), _) => Ok(v),
+        (Err(e), Some(s)) => {
+            let _ = api.delete(&format!("/schedules/{s}")).await;
+            Err(api_err(e))
+        }
+        (Err(e), None) => Err(api_err(e)),
+    }
+}
+
+/// Deletes a deleted job's own schedule: one no other job uses, unnamed or named after the
+/// job (as `jobs create --cron` makes it). Returns its id when it went.
+async fn remove_own_schedule(api: &Api, job: &Value) -> anyhow::Result<Option<i64>> {
+    let Some(sid) = job["schedule"].as_i64() else { return Ok(None) };
+    let schedule = match api.get(&format!("/schedules/byid/{sid}")).await {
+        Ok(s) => s,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(api_err(e)),
+    };
+    if !(schedule["name"].is_null() || schedule["name"] == job["name"]) {
+        return Ok(None);
+    }
+    let users = api.all("/jobs", "jobs").await.map_err(api_err)?;
+    if users.iter().any(|j| j["schedule"].as_i64() == Some(sid)) {
+        return Ok(None);
+    }
+    match api.delete(&format!("/schedules/{sid}")).await {
+        Ok(_) => Ok(Some(sid)),
+        // Taken by another job meanwhile: it stays, rightly.
+        Err(super::api::ApiError::Server { status: 409, .. }) => Ok(None),
+        Err(e) => Err(api_err(e)),
+    }
 }
 
 pub(super) async fn set_enabled(

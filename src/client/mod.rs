@@ -21,11 +21,15 @@ mod jobs;
 mod monitors;
 mod next;
 pub(crate) mod output;
+mod parse;
 mod pipelines;
 mod runs;
 mod schedules;
 mod session;
 mod stacks;
+mod tokens;
+mod users;
+mod webhooks;
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
@@ -129,6 +133,17 @@ pub enum ClientCommand {
     Apply(ApplyArgs),
     /// Write your stacks, schedules and jobs as a file `apply` reads (YAML, or `-o json`).
     Export,
+    /// Your API tokens, over the API (admin scope). `cronstack token create`, by contrast,
+    /// issues a token for any user on the database directly.
+    #[command(subcommand)]
+    Tokens(tokens::TokensCmd),
+    /// Outbound event subscriptions (webhooks, Slack, Discord, Teams) and their deliveries.
+    #[command(subcommand)]
+    Webhooks(webhooks::WebhooksCmd),
+    /// Your own account, over the API: `users passwd`. `cronstack user add`, by contrast,
+    /// creates users on the database directly.
+    #[command(subcommand)]
+    Users(users::UsersCmd),
 }
 
 #[derive(Args, Debug)]
@@ -205,6 +220,9 @@ async fn run_command(cmd: ClientCommand, conn: &Conn) -> anyhow::Result<()> {
                 ClientCommand::Apply(a) => apply::apply(api, out, &a.file, a.prune, a.dry_run).await,
                 ClientCommand::Export => apply::export(api, out == Output::Json).await,
                 ClientCommand::Monitors(c) => monitors::monitors(api, out, style, *c).await,
+                ClientCommand::Tokens(c) => tokens::tokens(api, out, style, c).await,
+                ClientCommand::Webhooks(c) => webhooks::webhooks(api, out, style, c).await,
+                ClientCommand::Users(c) => users::users(api, out, c).await,
                 ClientCommand::Login(_)
                 | ClientCommand::Logout
                 | ClientCommand::Next(_)

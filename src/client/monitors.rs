@@ -31,11 +31,11 @@ pub enum MonitorsCmd {
         /// Time zone of --cron (IANA name).
         #[arg(long, requires = "cron")]
         tz: Option<String>,
-        /// The job runs every this many seconds.
-        #[arg(long, value_name = "SECONDS")]
+        /// The job runs this often (seconds, or 30s, 5m, 1h…).
+        #[arg(long, value_name = "DURATION", value_parser = super::parse::seconds)]
         every: Option<i64>,
-        /// Seconds after the expected time before it is down (default 3600).
-        #[arg(long, value_name = "SECONDS")]
+        /// How long after the expected time before it is down (default 1h).
+        #[arg(long, value_name = "DURATION", value_parser = super::parse::seconds)]
         grace: Option<i64>,
     },
     /// Pause a monitor: pings are recorded, its state stays `paused`.
@@ -187,7 +187,7 @@ pub(super) async fn monitors(api: &Api, out: Output, style: Style, cmd: Monitors
                     s
                 }
                 (None, Some(p)) => json!({ "period": p }),
-                (None, None) => bail!("give --cron EXPR or --every SECONDS"),
+                (None, None) => bail!("give --cron EXPR or --every DURATION"),
             };
             let mut body = json!({ "name": name, "schedule": schedule });
             if let Some(g) = grace {

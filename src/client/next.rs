@@ -5,7 +5,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::Output;
-use super::output::{Style, Table, print_json};
+use super::output::{Style, Table, print_json, zoned_ms};
 
 #[derive(Args, Debug)]
 pub struct NextArgs {
@@ -14,9 +14,13 @@ pub struct NextArgs {
     /// Time zone (IANA name).
     #[arg(long, default_value = "UTC")]
     tz: String,
-    /// How many fire times.
+    /// How many fire times (0: none, only check the expression).
     #[arg(short = 'n', long = "count", default_value_t = 5)]
     n: usize,
+    /// The fire times after this time instead of now: RFC 3339, Unix seconds, or a wall-clock
+    /// time in --tz (`2027-10-31 01:00`).
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
     /// A job's uid: the values `H` picks for that job (an expression with `H` needs one).
     #[arg(long, value_name = "JOB_UID")]
     hash_key: Option<String>,
@@ -32,8 +36,11 @@ pub(super) fn next(args: NextArgs, output: Output, style: Style) -> anyhow::Resu
         ParseError::HashKeyRequired { .. } => anyhow!("{e}: pass --hash-key JOB_UID"),
         e => anyhow!("{e}"),
     })?;
-    let tz: chrono_tz::Tz = args.tz.parse().map_err(|_| anyhow!("unknown time zone {:?}", args.tz))?;
-    let now = chrono::Utc::now().timestamp_millis();
+    let tz = cronstack_cron::parse_tz(&args.tz)?;
+    let now = match &args.from {
+        Some(from) => parse_from(from, tz)?,
+        None => chrono::Utc::now().timestamp_millis(),
+    };
     let times = trigger.upcoming(now, args.n);
     if output == Output::Json {
         let upcoming: Vec<String> = times.iter().map(|&t| crate::domain::iso8601(t)).collect();
@@ -46,24 +53,56 @@ pub(super) fn next(args: NextArgs, output: Output, style: Style) -> anyhow::Resu
         }));
         return Ok(());
     }
+    if args.n == 0 {
+        return Ok(());
+    }
     outln!("{}", style.bold(&trigger.describe()));
+    if args.expression.split_whitespace().count() == 6 {
+        outln!("{}", style.dim("(6 fields: the first is seconds)"));
+    }
     if times.is_empty() {
         outln!("{}", style.dim("(it never fires again)"));
         return Ok(());
     }
-    let mut table = Table::new(&["#", &format!("TIME ({})", args.tz), "UTC", "IN"]);
+    let after = if args.from.is_some() { "AFTER --from" } else { "IN" };
+    let mut table = Table::new(&["#", "DAY", "TIME", "UTC", after]);
     for (i, &t) in times.iter().enumerate() {
         let Some(utc) = chrono::DateTime::from_timestamp_millis(t) else { continue };
-        let local = utc.with_timezone(&tz);
         table.row(vec![
             (i + 1).to_string(),
-            local.format("%a %Y-%m-%d %H:%M:%S %Z").to_string(),
+            utc.with_timezone(&tz).format("%a").to_string(),
+            zoned_ms(t, Some(&args.tz)),
             utc.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
             relative(t - now),
         ]);
     }
     table.print(style);
     Ok(())
+}
+
+/// `--from`: RFC 3339, Unix seconds, or a wall-clock time in `tz` (a skipped one is refused,
+/// a repeated one is its first occurrence).
+fn parse_from(s: &str, tz: chrono_tz::Tz) -> anyhow::Result<i64> {
+    use chrono::TimeZone;
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<i64>() {
+        return Ok(secs.saturating_mul(1000));
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    let formats = ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"];
+    let wall = formats
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
+        .or_else(|| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().and_then(|d| d.and_hms_opt(0, 0, 0)))
+        .ok_or_else(|| {
+            anyhow!("--from: give RFC 3339 (2027-10-31T01:00:00Z), Unix seconds, or a time in --tz (2027-10-31 01:00), got {s:?}")
+        })?;
+    match tz.from_local_datetime(&wall).earliest() {
+        Some(t) => Ok(t.timestamp_millis()),
+        None => Err(anyhow!("--from: {s} does not exist in {tz} (the clocks skip it)")),
+    }
 }
 
 /// `3d 4h`, `5h 02m`, `12m 30s`, `45s`.

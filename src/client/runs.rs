@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::api::Api;
 use super::output::{Spinner, duration_ms};
-use super::output::{Style, Table, cell, local_time, print_json};
+use super::output::{Style, Table, cell, print_json, schedule_zone, zoned_time};
 use super::{Exit, pipelines};
 use super::{Output, api_err, id_of, one_line};
 
@@ -31,13 +31,9 @@ pub struct RunArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum RunsCmd {
-    /// A job's runs, newest first (JOB = id or name).
-    Ls {
-        job: String,
-        /// Page of 10.
-        #[arg(long, default_value_t = 1)]
-        page: i64,
-    },
+    /// A job's runs, newest first (JOB = id or name), with their attempt; times in the
+    /// zone of the job's schedule.
+    Ls(RunsLs),
     /// One run; a pipeline run with its steps (status, output or error).
     Show {
         /// The run id.
@@ -52,6 +48,20 @@ pub enum RunsCmd {
 }
 
 #[derive(Args, Debug)]
+pub struct RunsLs {
+    job: String,
+    /// Page of 10.
+    #[arg(long, default_value_t = 1)]
+    page: i64,
+    /// Only the runs that failed, timed out, were killed or lost.
+    #[arg(long, conflicts_with = "outcome")]
+    failed: bool,
+    /// Only the runs with this outcome.
+    #[arg(long, value_parser = ["succeeded", "failed", "timed_out", "killed", "lost", "skipped", "queued", "running"])]
+    outcome: Option<String>,
+}
+
+#[derive(Args, Debug)]
 pub struct LogsArgs {
     /// The run id.
     pub(super) run: i64,
@@ -60,9 +70,19 @@ pub struct LogsArgs {
     pub(super) follow: bool,
 }
 
-pub(super) fn runs_table(runs: &[Value], style: Style) -> Table {
-    let mut t =
-        Table::new(&["RUN", "TRIGGER", "OUTCOME", "SCHEDULED FOR", "DURATION", "LATENESS", "EXIT", "ARGS"]);
+/// Runs as a table, their times in `tz` (the job's schedule's zone).
+pub(super) fn runs_table(runs: &[Value], style: Style, tz: Option<&str>) -> Table {
+    let mut t = Table::new(&[
+        "RUN",
+        "TRIGGER",
+        "ATTEMPT",
+        "OUTCOME",
+        "SCHEDULED FOR",
+        "DURATION",
+        "LATENESS",
+        "EXIT",
+        "ARGS",
+    ]);
     for r in runs {
         let exit = match (r["exit_code"].as_i64(), r["signal"].as_i64()) {
             (Some(c), _) => c.to_string(),
@@ -74,8 +94,9 @@ pub(super) fn runs_table(runs: &[Value], style: Style) -> Table {
         t.row(vec![
             cell(&r["id"]),
             cell(&r["trigger"]),
+            cell(&r["attempt"]),
             style.status(r["outcome"].as_str().unwrap_or("-")),
-            local_time(&r["scheduled_for"]),
+            zoned_time(&r["scheduled_for"], tz),
             duration_ms(&r["duration_ms"]),
             duration_ms(&r["lateness_ms"]),
             exit,
@@ -85,27 +106,45 @@ pub(super) fn runs_table(runs: &[Value], style: Style) -> Table {
     t
 }
 
-pub(super) async fn runs_ls(
-    api: &Api,
-    out: Output,
-    style: Style,
-    job: &str,
-    page: i64,
-) -> anyhow::Result<()> {
-    let j = api.job(job).await.map_err(api_err)?;
+/// The outcomes `runs ls --failed` shows: every end but success (and a skipped slot).
+const FAILED: &[&str] = &["failed", "timed_out", "killed", "lost"];
+
+pub(super) async fn runs_ls(api: &Api, out: Output, style: Style, ls: RunsLs) -> anyhow::Result<()> {
+    let RunsLs { job, page, failed, outcome } = ls;
+    let j = api.job(&job).await.map_err(api_err)?;
     let id = id_of(&j)?;
-    let answer = api.get(&format!("/jobs/byid/{id}/runs?page={page}")).await.map_err(api_err)?;
-    let runs = answer["runs"].as_array().cloned().unwrap_or_default();
+    let wanted: Vec<&str> = match (&outcome, failed) {
+        (Some(o), _) => vec![o.as_str()],
+        (None, true) => FAILED.to_vec(),
+        (None, false) => Vec::new(),
+    };
+    let (runs, count) = if wanted.is_empty() {
+        let answer = api.get(&format!("/jobs/byid/{id}/runs?page={page}")).await.map_err(api_err)?;
+        (answer["runs"].as_array().cloned().unwrap_or_default(), answer["count"].as_i64().unwrap_or(0))
+    } else {
+        // The API pages every run: filtered here, then paged the same way (10 a page).
+        let all = api.all(&format!("/jobs/byid/{id}/runs"), "runs").await.map_err(api_err)?;
+        let kept: Vec<Value> =
+            all.into_iter().filter(|r| r["outcome"].as_str().is_some_and(|o| wanted.contains(&o))).collect();
+        let count = kept.len() as i64;
+        let skip = usize::try_from((page.max(1) - 1) * 10).unwrap_or(usize::MAX);
+        (kept.into_iter().skip(skip).take(10).collect(), count)
+    };
     if out == Output::Json {
         print_json(&Value::Array(runs));
         return Ok(());
     }
     if runs.is_empty() {
-        outln!("{}", style.dim(if page == 1 { "no runs yet" } else { "no runs on this page" }));
+        let none = match (page, wanted.is_empty()) {
+            (1, true) => "no runs yet",
+            (1, false) => "no such runs",
+            _ => "no runs on this page",
+        };
+        outln!("{}", style.dim(none));
         return Ok(());
     }
-    runs_table(&runs, style).print(style);
-    let count = answer["count"].as_i64().unwrap_or(0);
+    let schedule = api.get(&format!("/schedules/byid/{}", j["schedule"])).await.map_err(api_err)?;
+    runs_table(&runs, style, schedule_zone(&schedule)).print(style);
     let pages = (count + 9) / 10;
     if pages > 1 {
         outln!("{}", style.dim(&format!("page {page} of {pages} ({count} runs); --page N for more")));
@@ -278,7 +317,7 @@ pub(super) async fn follow_log(api: &Api, out: Output, run_id: i64, label: &str)
 
 pub(super) async fn runs(api: &Api, out: Output, style: Style, cmd: RunsCmd) -> anyhow::Result<()> {
     match cmd {
-        RunsCmd::Ls { job, page } => runs_ls(api, out, style, &job, page).await,
+        RunsCmd::Ls(ls) => runs_ls(api, out, style, ls).await,
         RunsCmd::Kill { run } => kill_run(api, out, run).await,
         RunsCmd::Show { run } => pipelines::show_run(api, out, style, run).await,
     }

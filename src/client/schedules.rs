@@ -14,11 +14,12 @@ pub struct Rule {
     /// A cron expression (5 fields, 6 with seconds, @daily, @every 90s…).
     #[arg(long, conflicts_with_all = ["every", "at"])]
     cron: Option<String>,
-    /// Time zone of --cron (IANA name).
-    #[arg(long, requires = "cron")]
+    /// Time zone of --cron (IANA name, e.g. Europe/Berlin). On edit, --cron alone keeps the
+    /// zone and --tz alone changes only the zone.
+    #[arg(long, conflicts_with_all = ["every", "at"])]
     tz: Option<String>,
-    /// Every this many seconds.
-    #[arg(long, value_name = "SECONDS", conflicts_with = "at")]
+    /// This often: seconds, or a duration such as 90s, 5m, 1h30m.
+    #[arg(long, value_name = "DURATION", value_parser = super::parse::seconds, conflicts_with = "at")]
     every: Option<i64>,
     /// Once, at this time (RFC 3339 or Unix seconds).
     #[arg(long, value_name = "TIME")]
@@ -27,14 +28,31 @@ pub struct Rule {
 
 impl Rule {
     pub(super) fn is_given(&self) -> bool {
-        self.cron.is_some() || self.every.is_some() || self.at.is_some()
+        self.cron.is_some() || self.tz.is_some() || self.every.is_some() || self.at.is_some()
     }
 
-    /// `(config, once)` for the API.
+    /// `(config, once)` for the API, for a new schedule.
     pub(super) fn config(&self) -> anyhow::Result<(Value, bool)> {
+        if self.cron.is_none() && self.tz.is_some() {
+            bail!("--tz is the zone of --cron: give --cron EXPR too");
+        }
+        self.config_over(&Value::Null)
+    }
+
+    /// `(config, once)` replacing `current` (a schedule's config): a new --cron keeps the
+    /// current cron's zone unless --tz is given; --tz alone changes only the zone.
+    pub(super) fn config_over(&self, current: &Value) -> anyhow::Result<(Value, bool)> {
+        if self.cron.is_none()
+            && let Some(tz) = &self.tz
+        {
+            let Some(expr) = current["cron"].as_str() else {
+                bail!("--tz changes a cron schedule's zone, and this one is not cron: give --cron EXPR too");
+            };
+            return Ok((json!({ "cron": expr, "timezone": tz }), false));
+        }
         if let Some(expr) = &self.cron {
             let mut c = json!({ "cron": expr });
-            if let Some(tz) = &self.tz {
+            if let Some(tz) = self.tz.as_deref().or_else(|| current["timezone"].as_str()) {
                 c["timezone"] = json!(tz);
             }
             return Ok((c, false));
@@ -53,7 +71,7 @@ impl Rule {
             };
             return Ok((json!({ "timestamp": ts }), true));
         }
-        bail!("give one of --cron EXPR, --every SECONDS or --at TIME")
+        bail!("give one of --cron EXPR, --every DURATION or --at TIME")
     }
 }
 
@@ -68,13 +86,25 @@ pub enum SchedulesCmd {
         #[command(flatten)]
         rule: Rule,
     },
+    /// Change a schedule no job uses (SCHEDULE = id or name); what is not given stays. A
+    /// schedule in use is frozen (its jobs' slots come from it): `jobs edit JOB --cron …`
+    /// changes a job's.
+    Edit {
+        schedule: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        rule: Rule,
+    },
+    /// Delete a schedule no job uses (SCHEDULE = id or name).
+    Rm { schedule: String },
 }
 
 pub(super) fn schedule_text(config: &Value) -> String {
     if let Some(expr) = config["cron"].as_str() {
         format!("cron {expr} ({})", config["timezone"].as_str().unwrap_or("UTC"))
     } else if let Some(p) = config["period"].as_i64() {
-        format!("every {p}s")
+        format!("every {}", super::parse::human_seconds(p))
     } else if let Some(ts) = config["timestamp"].as_i64() {
         let t = chrono::DateTime::from_timestamp(ts, 0).map(|t| crate::domain::iso8601(t.timestamp_millis()));
         format!("at {}", local_time(&json!(t)))
@@ -104,6 +134,37 @@ pub(super) async fn schedules(api: &Api, out: Output, style: Style, cmd: Schedul
                 ]);
             }
             t.print(style);
+        }
+        SchedulesCmd::Edit { schedule, name, rule } => {
+            let current = api.schedule(&schedule).await.map_err(api_err)?;
+            let id = id_of(&current)?;
+            let mut body = json!({});
+            if let Some(n) = name {
+                body["name"] = json!(n);
+            }
+            if rule.is_given() {
+                let (config, once) = rule.config_over(&current["config"])?;
+                body["config"] = config;
+                body["once"] = json!(once);
+            }
+            if body.as_object().is_some_and(|b| b.is_empty()) {
+                bail!("nothing to change: give --name, --cron, --tz, --every or --at");
+            }
+            let updated = api.put(&format!("/schedules/{id}"), &body).await.map_err(api_err)?;
+            if out == Output::Json {
+                print_json(&updated);
+            } else {
+                outln!("updated schedule {id}: {}", cell(&updated["description"]));
+            }
+        }
+        SchedulesCmd::Rm { schedule } => {
+            let id = id_of(&api.schedule(&schedule).await.map_err(api_err)?)?;
+            let answer = api.delete(&format!("/schedules/{id}")).await.map_err(api_err)?;
+            if out == Output::Json {
+                print_json(&answer);
+            } else {
+                outln!("deleted schedule {id}");
+            }
         }
         SchedulesCmd::Create { name, rule } => {
             let id = create_schedule(api, name.as_deref(), &rule).await?;

@@ -14,11 +14,13 @@ pub struct LoginArgs {
     /// The server, e.g. http://127.0.0.1:7878. The API token is --token (`cronstack user
     /// add` or `token create` printed it); without it, read from stdin (prompted for on a
     /// terminal).
-    url: String,
+    // Not `url`: that is the global --url's id, which a positional of that name would take.
+    #[arg(value_name = "URL")]
+    server: String,
 }
 
 pub(super) async fn login(args: LoginArgs, conn: &Conn) -> anyhow::Result<()> {
-    let url = config::normalize_url(&args.url)?;
+    let url = config::normalize_url(&args.server)?;
     let token = match conn.token.clone() {
         Some(t) => t,
         None => read_token(&url)?,

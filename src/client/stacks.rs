@@ -48,6 +48,8 @@ pub enum StacksCmd {
         #[arg(long)]
         workdir: Option<String>,
     },
+    /// Delete a stack no job uses (STACK = id or name): refused while jobs use it.
+    Rm { stack: String },
     /// Change a stack (STACK = id or name); what is not given stays.
     Edit {
         stack: String,
@@ -175,6 +177,16 @@ pub(super) async fn stacks(api: &Api, out: Output, style: Style, cmd: StacksCmd)
                     ]);
                 }
                 t.print(style);
+            }
+        }
+        StacksCmd::Rm { stack } => {
+            let current = api.stack(&stack).await.map_err(api_err)?;
+            let id = id_of(&current)?;
+            let answer = api.delete(&format!("/blockstacks/{id}")).await.map_err(api_err)?;
+            if out == Output::Json {
+                print_json(&answer);
+            } else {
+                outln!("deleted stack {id} ({})", cell(&current["name"]));
             }
         }
         StacksCmd::Create { name, command, block, conversion, public, env, secret_env, workdir } => {
