@@ -265,3 +265,45 @@ async fn a_bad_file_names_its_line_and_changes_nothing() {
     );
     assert_eq!(job(&api, "j").await["overlap"], "allow");
 }
+
+/// `deploy/cronstack.yaml.example` stays a valid file: its dry run plans every object and exits
+/// 2, its apply creates them, a second dry run finds nothing to change.
+#[tokio::test]
+async fn the_deploy_example_applies() {
+    let n = node();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/cronstack.yaml.example");
+    let run = |extra: &[&str]| {
+        let home = tempfile::tempdir().unwrap();
+        let mut args = vec!["apply", "-f", path];
+        args.extend(extra);
+        Command::new(BIN)
+            .args(&args)
+            .env("CRONSTACK_URL", &n.server.base)
+            .env("CRONSTACK_TOKEN", &n.token)
+            .env("XDG_CONFIG_HOME", home.path())
+            .env("S3_SECRET_KEY", "example-secret-value")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let dry = run(&["--dry-run"]);
+    assert_eq!(dry.status.code(), Some(2), "{}{}", text(&dry.stdout), text(&dry.stderr));
+    let plan = text(&dry.stdout);
+    for line in ["+ stack db-backup", "+ schedule nightly", "+ job nightly-db-backup", "+ job weekday-report"]
+    {
+        assert!(plan.contains(line), "{line:?} in:\n{plan}");
+    }
+    assert!(n.api().get("/api/v1/jobs").await.json()["count"] == 0, "a dry run changes nothing");
+
+    let applied = run(&[]);
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    let api = n.api();
+    let jobs = api.get("/api/v1/jobs").await.json();
+    assert_eq!(jobs["count"], 4, "{jobs}");
+    let backup = job(&api, "nightly-db-backup").await;
+    assert_eq!((backup["timeout_s"].clone(), backup["missed"].clone()), (3600.into(), "run_once".into()));
+    assert_eq!(job(&api, "weekday-report").await["do_run"], false);
+    let stack = api.get("/api/v1/blockstacks/byname/upload-backups").await.json();
+    assert_eq!(stack["secret_env"], serde_json::json!(["AWS_SECRET_ACCESS_KEY"]));
+    assert_eq!(run(&["--dry-run"]).status.code(), Some(0), "applied: nothing left to change");
+}
