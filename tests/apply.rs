@@ -172,6 +172,30 @@ async fn apply_creates_then_changes_nothing_then_changes_what_the_file_changes()
     assert_eq!(api.get("/api/v1/jobs/byname/new-year").await.status, 404);
     assert_eq!(api.get("/api/v1/jobs").await.json()["count"], 2);
     assert_eq!(text(&n.apply(&pruned, &["--prune"]).stdout).trim(), "nothing to change");
+
+    // A stack the file no longer names goes too, once no remaining job runs it; another
+    // user's public stack, listed too, is not the caller's: neither pruned nor exported.
+    let bob = Api::new(&n.server, Some(&add_user(&n._db, "bob", None)));
+    let r = bob
+        .post(
+            "/api/v1/blockstacks",
+            serde_json::json!({"name": "shared-tool", "command": "true", "public": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let only_backup = pruned
+        .replace("  - name: report\n    command: date\n", "")
+        .replace("  - name: hourly-report\n    stack: report\n    every: 1h\n    overlap: allow\n", "");
+    let out = n.apply(&only_backup, &["--prune"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan = text(&out.stdout);
+    for line in ["- job hourly-report", "- schedule hourly-report", "- stack report"] {
+        assert!(plan.contains(line), "{line:?} in:\n{plan}");
+    }
+    assert_eq!(api.get("/api/v1/blockstacks/byname/report").await.status, 404);
+    assert_eq!(bob.get("/api/v1/blockstacks/byname/shared-tool").await.status, 200);
+    assert!(!n.export().contains("shared-tool"));
+    assert_eq!(text(&n.apply(&only_backup, &["--prune"]).stdout).trim(), "nothing to change");
 }
 
 #[tokio::test]
