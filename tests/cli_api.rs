@@ -136,6 +136,9 @@ fn durations_are_human_and_plain_seconds_still_work() {
     assert!(shown.contains("1h 30m") && shown.contains("backoff 30s"), "{shown}");
     w.ok(&["jobs", "edit", "d", "--timeout", "90"]);
     assert_eq!(w.json(&["jobs", "show", "d"])["timeout_s"], 90);
+    // Monitors take them too.
+    let m = w.json(&["monitors", "create", "m", "--every", "5m", "--grace", "1h"]);
+    assert_eq!((m["schedule"]["period"].clone(), m["grace_s"].clone()), (json!(300), json!(3600)), "{m}");
     let out = w.cli(&["jobs", "edit", "d", "--timeout", "soon"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("1h30m"), "{}", text(&out.stderr));
@@ -157,6 +160,15 @@ fn jobs_edit_keeps_the_zone_and_leaves_no_orphan_schedule() {
     w.ok(&["jobs", "edit", "report", "--tz", "America/New_York"]);
     let s = config(&w);
     assert_eq!(s["config"], json!({"cron": "0 4 * * *", "timezone": "America/New_York"}));
+    assert_eq!(schedule_ids(&w).len(), 1);
+    // Renamed with a new rule: its own schedule follows the name.
+    w.ok(&["jobs", "edit", "report", "--name", "daily-report", "--cron", "0 5 * * *"]);
+    let s = w.json(&["jobs", "show", "daily-report"])["schedule_object"].clone();
+    assert_eq!(
+        (s["name"].clone(), s["config"]["timezone"].clone()),
+        (json!("daily-report"), json!("America/New_York"))
+    );
+    w.ok(&["jobs", "edit", "daily-report", "--name", "report", "--cron", "0 4 * * *"]);
     assert_eq!(schedule_ids(&w).len(), 1);
     // Times are shown in the schedule's zone, with its abbreviation and offset.
     let shown = w.ok(&["jobs", "show", "report"]);

@@ -428,10 +428,12 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
             if out == Output::Json {
                 print_json(&created);
             } else {
+                let schedule =
+                    api.get(&format!("/schedules/byid/{}", created["schedule"])).await.unwrap_or_default();
                 outln!(
                     "created job {id} ({name}), {}; next run {}",
                     style.status(job_state(&created)),
-                    local_time(&created["next_run"])
+                    zoned_time(&created["next_run"], schedule_zone(&schedule))
                 );
             }
         }
@@ -497,7 +499,7 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
                 let only_this = users.iter().filter(|j| j["schedule"].as_i64() == Some(old)).count() == 1;
                 // The job's own schedule keeps its name; a shared one stays as it is, and the
                 // job gets one named after it.
-                let label = if only_this {
+                let label = if only_this && !(name.is_some() && old_schedule["name"] == current["name"]) {
                     old_schedule["name"].as_str().map(str::to_string)
                 } else {
                     name.clone().or_else(|| current["name"].as_str().map(str::to_string))

@@ -21,8 +21,8 @@ pub enum MonitorsCmd {
     Ls,
     /// One monitor and its recent pings (MONITOR = id or name).
     Show { monitor: String },
-    /// Create a monitor: it expects a ping on --cron's times or every --every seconds, and
-    /// goes down --grace seconds after a missed one. Prints its ping URL.
+    /// Create a monitor: it expects a ping on --cron's times or every --every, and goes down
+    /// --grace after a missed one. Prints its ping URL.
     Create {
         name: String,
         /// A cron expression (5 fields, 6 with seconds, @daily…) of when the job runs.

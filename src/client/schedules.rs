@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::api::Api;
-use super::output::{Style, Table, cell, local_time, print_json};
+use super::output::{Style, Table, cell, local_time, print_json, schedule_zone, zoned_time};
 use super::{Output, api_err, id_of};
 
 /// One of a cron expression, a period or a timestamp.
@@ -123,8 +123,10 @@ pub(super) async fn schedules(api: &Api, out: Output, style: Style, cmd: Schedul
             }
             let mut t = Table::new(&["ID", "NAME", "RULE", "IN WORDS", "NEXT"]);
             for s in &all {
-                let next =
-                    s["upcoming"].as_array().and_then(|u| u.first()).map(local_time).unwrap_or("-".into());
+                let next = s["upcoming"]
+                    .as_array()
+                    .and_then(|u| u.first())
+                    .map_or("-".into(), |t| zoned_time(t, schedule_zone(s)));
                 t.row(vec![
                     cell(&s["id"]),
                     cell(&s["name"]),
