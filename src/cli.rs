@@ -25,10 +25,12 @@ pub struct Cli {
 enum Command {
     /// Run the server: API, scheduler and executor.
     Serve(Box<ServeArgs>),
-    /// Manage users (works on the database directly, server running or not).
+    /// Manage users on the database directly, server running or not (`cronstack users
+    /// passwd` changes your own password through the API).
     #[command(subcommand)]
     User(UserCommand),
-    /// Manage API tokens (works on the database directly).
+    /// Issue API tokens for any user on the database directly (`cronstack tokens` manages
+    /// your own through the API).
     #[command(subcommand)]
     Token(TokenCommand),
     /// Client commands: talk to a server through its API.

@@ -196,7 +196,8 @@ pub enum JobsCmd {
     /// Fire a job on its schedule again.
     Unpause { job: String },
     /// Delete a job: an enabled one at its next slot instead of running (as in Kragle), unless
-    /// --now. Its own schedule (only it uses it, unnamed or named after it) goes with it.
+    /// --now. Deleted at once, it takes its own schedule (only it uses it, unnamed or named
+    /// after it) with it; a queued deletion leaves the schedule (`schedules rm` then).
     Rm {
         job: String,
         /// Delete it at once, enabled or queued for deletion.
