@@ -17,16 +17,20 @@ use crate::store::{Keep, Store};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    conn: crate::client::Conn,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the server: API, scheduler and executor.
     Serve(Box<ServeArgs>),
-    /// Manage users (works on the database directly, server running or not).
+    /// Manage users on the database directly, server running or not (`cronstack users
+    /// passwd` changes your own password through the API).
     #[command(subcommand)]
     User(UserCommand),
-    /// Manage API tokens (works on the database directly).
+    /// Issue API tokens for any user on the database directly (`cronstack tokens` manages
+    /// your own through the API).
     #[command(subcommand)]
     Token(TokenCommand),
     /// Client commands: talk to a server through its API.
@@ -226,7 +230,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(*args).await,
-        Command::Client(cmd) => crate::client::run(cmd).await,
+        Command::Client(cmd) => crate::client::run(cmd, &cli.conn).await,
         Command::User(UserCommand::Add { username, email, password, db }) => {
             let service = offline_service(&db).await?;
             let (user, token) = service

@@ -663,13 +663,31 @@ async fn stack_with_schedule_id_creates_its_first_job_and_lists_jobs() {
 }
 
 #[tokio::test]
-async fn stacks_have_no_delete_endpoint_and_a_delete_changes_nothing() {
+async fn a_stack_is_deleted_only_once_no_job_uses_it() {
     let w = world().await;
     let id = new_stack(&w.alice, "keep").await;
+    let schedule = new_schedule(&w.alice, json!({"period": 3600})).await;
+    let job = w
+        .alice
+        .create("/api/v1/jobs", json!({"stack_id": id, "schedule_id": schedule, "name": "user"}))
+        .await;
+    // Its hook job (created by an exec) does not count, and goes with it.
+    let r = w.alice.post(&format!("/api/v1/blockstacks/exec/{id}"), json!({})).await;
+    assert!(r.status < 300, "{}", r.text);
     let before = snapshot(&w.alice).await;
     let r = w.alice.delete(&format!("/api/v1/blockstacks/{id}")).await;
-    assert_err(&r, 405, 4);
+    assert!(assert_err(&r, 409, 4).contains("user"), "{}", r.text);
     assert_eq!(snapshot(&w.alice).await, before);
+    // Someone else's stack, or none: not found.
+    assert_err(&w.bob.delete(&format!("/api/v1/blockstacks/{id}")).await, 404, 6);
+    assert_err(&w.alice.delete("/api/v1/blockstacks/999999").await, 404, 6);
+    assert_eq!(w.alice.delete(&format!("/api/v1/jobs/{job}?now=1")).await.status, 200);
+    // Let the exec's run end before its job goes (a run in flight is not what this checks).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let r = w.alice.delete(&format!("/api/v1/blockstacks/{id}")).await;
+    assert_eq!((r.status, r.json()), (200, json!({"deleted": id})), "{}", r.text);
+    assert_err(&w.alice.get(&format!("/api/v1/blockstacks/byid/{id}")).await, 404, 6);
+    assert_err(&w.alice.send("PATCH", &format!("/api/v1/blockstacks/{id}"), Some(json!({}))).await, 405, 4);
     // Unknown endpoints under /api/v1 speak Kragle too.
     assert_err(&w.alice.get("/api/v1/nothing-here").await, 404, 6);
 }

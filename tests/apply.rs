@@ -172,6 +172,30 @@ async fn apply_creates_then_changes_nothing_then_changes_what_the_file_changes()
     assert_eq!(api.get("/api/v1/jobs/byname/new-year").await.status, 404);
     assert_eq!(api.get("/api/v1/jobs").await.json()["count"], 2);
     assert_eq!(text(&n.apply(&pruned, &["--prune"]).stdout).trim(), "nothing to change");
+
+    // A stack the file no longer names goes too, once no remaining job runs it; another
+    // user's public stack, listed too, is not the caller's: neither pruned nor exported.
+    let bob = Api::new(&n.server, Some(&add_user(&n._db, "bob", None)));
+    let r = bob
+        .post(
+            "/api/v1/blockstacks",
+            serde_json::json!({"name": "shared-tool", "command": "true", "public": true}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let only_backup = pruned
+        .replace("  - name: report\n    command: date\n", "")
+        .replace("  - name: hourly-report\n    stack: report\n    every: 1h\n    overlap: allow\n", "");
+    let out = n.apply(&only_backup, &["--prune"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan = text(&out.stdout);
+    for line in ["- job hourly-report", "- schedule hourly-report", "- stack report"] {
+        assert!(plan.contains(line), "{line:?} in:\n{plan}");
+    }
+    assert_eq!(api.get("/api/v1/blockstacks/byname/report").await.status, 404);
+    assert_eq!(bob.get("/api/v1/blockstacks/byname/shared-tool").await.status, 200);
+    assert!(!n.export().contains("shared-tool"));
+    assert_eq!(text(&n.apply(&only_backup, &["--prune"]).stdout).trim(), "nothing to change");
 }
 
 #[tokio::test]
@@ -264,4 +288,46 @@ async fn a_bad_file_names_its_line_and_changes_nothing() {
         text(&out.stdout)
     );
     assert_eq!(job(&api, "j").await["overlap"], "allow");
+}
+
+/// `deploy/cronstack.yaml.example` stays a valid file: its dry run plans every object and exits
+/// 2, its apply creates them, a second dry run finds nothing to change.
+#[tokio::test]
+async fn the_deploy_example_applies() {
+    let n = node();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/cronstack.yaml.example");
+    let run = |extra: &[&str]| {
+        let home = tempfile::tempdir().unwrap();
+        let mut args = vec!["apply", "-f", path];
+        args.extend(extra);
+        Command::new(BIN)
+            .args(&args)
+            .env("CRONSTACK_URL", &n.server.base)
+            .env("CRONSTACK_TOKEN", &n.token)
+            .env("XDG_CONFIG_HOME", home.path())
+            .env("S3_SECRET_KEY", "example-secret-value")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let dry = run(&["--dry-run"]);
+    assert_eq!(dry.status.code(), Some(2), "{}{}", text(&dry.stdout), text(&dry.stderr));
+    let plan = text(&dry.stdout);
+    for line in ["+ stack db-backup", "+ schedule nightly", "+ job nightly-db-backup", "+ job weekday-report"]
+    {
+        assert!(plan.contains(line), "{line:?} in:\n{plan}");
+    }
+    assert!(n.api().get("/api/v1/jobs").await.json()["count"] == 0, "a dry run changes nothing");
+
+    let applied = run(&[]);
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    let api = n.api();
+    let jobs = api.get("/api/v1/jobs").await.json();
+    assert_eq!(jobs["count"], 4, "{jobs}");
+    let backup = job(&api, "nightly-db-backup").await;
+    assert_eq!((backup["timeout_s"].clone(), backup["missed"].clone()), (3600.into(), "run_once".into()));
+    assert_eq!(job(&api, "weekday-report").await["do_run"], false);
+    let stack = api.get("/api/v1/blockstacks/byname/upload-backups").await.json();
+    assert_eq!(stack["secret_env"], serde_json::json!(["AWS_SECRET_ACCESS_KEY"]));
+    assert_eq!(run(&["--dry-run"]).status.code(), Some(0), "applied: nothing left to change");
 }

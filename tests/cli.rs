@@ -6,78 +6,11 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::cli::*;
 use common::*;
 use serde_json::Value;
-
-/// A server with one user, and a config directory of its own for the client.
-struct World {
-    server: Server,
-    token: String,
-    config: tempfile::TempDir,
-    _db: TestDb,
-}
-
-fn world() -> World {
-    let db = TestDb::new();
-    let token = add_user(&db, "dora", Some("pw-dora"));
-    let server = Server::start_on(&db, &[]);
-    World { server, token, config: tempfile::tempdir().unwrap(), _db: db }
-}
-
-impl World {
-    /// The client with the server and token from the environment.
-    fn cli(&self, args: &[&str]) -> Output {
-        self.cmd()
-            .args(args)
-            .env("CRONSTACK_URL", &self.server.base)
-            .env("CRONSTACK_TOKEN", &self.token)
-            .output()
-            .unwrap()
-    }
-
-    /// The client with nothing but its config directory.
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
-        c.env_remove("CRONSTACK_URL")
-            .env_remove("CRONSTACK_TOKEN")
-            .env("XDG_CONFIG_HOME", self.config.path())
-            .env("HOME", self.config.path())
-            .stdin(std::process::Stdio::null());
-        c
-    }
-
-    /// Runs and expects success; returns stdout.
-    #[track_caller]
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(out.status.success(), "cronstack {args:?} failed ({:?}):\n{}", out.status, text(&out.stderr));
-        text(&out.stdout)
-    }
-
-    #[track_caller]
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = args.to_vec();
-        all.extend(["--output", "json"]);
-        let out = self.ok(&all);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("cronstack {args:?}: not JSON ({e}):\n{out}"))
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// A failed command: exit code 1 and exactly one line on stderr, starting with "error: ".
-#[track_caller]
-fn one_line_error(out: &Output) -> String {
-    assert_eq!(out.status.code(), Some(1), "stdout: {}\nstderr: {}", text(&out.stdout), text(&out.stderr));
-    let err = text(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
-    assert!(err.starts_with("error: "), "{err:?}");
-    err.trim_end().to_string()
-}
 
 #[test]
 fn login_stores_url_and_token_readable_by_the_owner_only() {
@@ -279,7 +212,13 @@ fn run_follows_the_log_and_exits_with_the_runs_exit_code() {
     assert!(runs.iter().all(|r| r["duration_ms"].as_i64().unwrap() >= 250), "{runs:#?}");
     let table = w.ok(&["runs", "ls", "job"]);
     let header = table.lines().next().unwrap();
-    assert_eq!(header, "RUN  TRIGGER  OUTCOME    SCHEDULED FOR        DURATION  LATENESS  EXIT  ARGS");
+    let columns: Vec<&str> = header.split_whitespace().collect();
+    assert_eq!(
+        columns,
+        ["RUN", "TRIGGER", "ATTEMPT", "OUTCOME", "SCHEDULED", "FOR", "DURATION", "LATENESS", "EXIT", "ARGS"]
+    );
+    // Times in the zone of the job's schedule (UTC here), labelled.
+    assert!(table.lines().nth(1).unwrap().contains(" UTC (+00:00)"), "{table}");
     assert!(table.contains("'two words'"), "arguments are shown shell-quoted: {table}");
 
     let out = w.cli(&["logs", "999"]);

@@ -17,9 +17,15 @@ use common::*;
 use serde_json::{Value, json};
 
 const FAR_TS: i64 = 4_102_444_800;
-/// Routes with nothing owned behind them.
-const UNOWNED: [&str; 5] =
-    ["/api/v1/whoami", "/api/v1/nodes", "/api/v1/authenticate", "/api/v1/logout", "/api/v1/types"];
+/// Routes with nothing owned behind them (`/password` is the caller's own, named by nothing).
+const UNOWNED: [&str; 6] = [
+    "/api/v1/whoami",
+    "/api/v1/nodes",
+    "/api/v1/authenticate",
+    "/api/v1/logout",
+    "/api/v1/types",
+    "/api/v1/password",
+];
 
 struct Side {
     api: Api,
@@ -186,6 +192,7 @@ fn matrix(a: &Side, b: &Side) -> Vec<(&'static str, &'static str, String, Option
             format!("/api/v1/blockstacks/{ast}"),
             Some(json!({"command": "id"})),
         ),
+        ("DELETE", "/api/v1/blockstacks/{id}", format!("/api/v1/blockstacks/{ast}"), None),
         ("DELETE", "/api/v1/tokens/{id}", format!("/api/v1/tokens/{at}"), None),
         ("GET", "/api/v1/webhooks/byid/{id}", format!("/api/v1/webhooks/byid/{aw}"), None),
         (

@@ -27,8 +27,7 @@
 //! enabled); a secret variable's value is sent when the name is new on the server (values
 //! cannot be read back to compare), a name the file no longer lists is removed; an inline
 //! schedule is the schedule named after its job. `--prune` deletes the jobs, and then the
-//! schedules no job uses, that the file does not name (stacks cannot be deleted through the
-//! API yet: they are reported). The plan is printed first (`+` create, `~` change with
+//! schedules and stacks no remaining job uses, that the file does not name. The plan is printed first (`+` create, `~` change with
 //! `old → new`, `-` delete); `--dry-run` stops there and exits 2 when something would change.
 
 use std::collections::{BTreeMap, HashMap};
@@ -363,7 +362,10 @@ async fn current(api: &Api) -> anyhow::Result<Current> {
     let by_name = |items: Vec<Value>| -> HashMap<String, Value> {
         items.into_iter().filter_map(|v| Some((v["name"].as_str()?.to_string(), v))).collect()
     };
-    let stacks = api.all("/blockstacks", "stacks").await.map_err(api_err)?;
+    // The list holds other users' public stacks too: they are not the caller's to apply to.
+    let me = api.whoami().await.map_err(api_err)?;
+    let mut stacks = api.all("/blockstacks", "stacks").await.map_err(api_err)?;
+    stacks.retain(|s| s["owner"] == me["user_id"]);
     let schedules = api.all("/schedules", "schedules").await.map_err(api_err)?;
     let jobs = api.all("/jobs", "jobs").await.map_err(api_err)?;
     let schedules_by_id = schedules.iter().filter_map(|s| Some((s["id"].as_i64()?, s.clone()))).collect();
@@ -401,6 +403,9 @@ enum Step {
         id: i64,
     },
     DeleteSchedule {
+        id: i64,
+    },
+    DeleteStack {
         id: i64,
     },
 }
@@ -637,10 +642,24 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
         let mut unlisted_stacks: Vec<&String> =
             now.stacks.keys().filter(|n| !config.stacks.iter().any(|s| &&s.name == n)).collect();
         unlisted_stacks.sort();
+        // A stack a job that stays still runs is kept (and said); the others go, after the jobs.
         for name in unlisted_stacks {
-            notes.push(format!(
-                "stack {name:?} is not in the file: kept (stacks cannot be deleted through the API yet)"
-            ));
+            let stack = &now.stacks[name];
+            let used = now
+                .jobs
+                .iter()
+                .any(|(job, j)| wanted_jobs.contains(&job.as_str()) && j["stack"] == stack["id"]);
+            if used {
+                notes.push(format!("stack {name:?} is not in the file but a job uses it: kept"));
+            } else {
+                changes.push(Change {
+                    op: "delete",
+                    kind: "stack",
+                    name: name.to_string(),
+                    fields: Vec::new(),
+                });
+                steps.push(Step::DeleteStack { id: stack["id"].as_i64().unwrap_or(-1) });
+            }
         }
     } else if !unlisted_jobs.is_empty() {
         notes.push(format!(
@@ -710,12 +729,14 @@ async fn execute(
                 sent.map_err(|e| anyhow!("job {name:?}: {}", api_err(e)))?;
             }
             Step::DeleteJob { id } => {
-                // Disabled first, so the deletion is immediate rather than at the next slot.
-                api.put(&format!("/jobs/{id}"), &json!({ "enabled": false })).await.map_err(api_err)?;
-                api.delete(&format!("/jobs/{id}")).await.map_err(api_err)?;
+                // At once, rather than at the next slot of an enabled job.
+                api.delete(&format!("/jobs/{id}?now=1")).await.map_err(api_err)?;
             }
             Step::DeleteSchedule { id } => {
                 api.delete(&format!("/schedules/{id}")).await.map_err(api_err)?;
+            }
+            Step::DeleteStack { id } => {
+                api.delete(&format!("/blockstacks/{id}")).await.map_err(api_err)?;
             }
         }
     }

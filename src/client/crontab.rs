@@ -55,8 +55,8 @@ pub fn parse(text: &str, system: bool) -> Result<Crontab, Vec<String>> {
         if let Some((name, value)) = env_assignment(line) {
             match name.as_str() {
                 "CRON_TZ" | "TZ" => {
-                    if value.parse::<chrono_tz::Tz>().is_err() {
-                        errors.push(format!("line {n}: unknown time zone {value:?}"));
+                    if let Err(e) = cronstack_cron::parse_tz(&value) {
+                        errors.push(format!("line {n}: {e}"));
                     }
                     timezone = Some(value.clone());
                     if name == "TZ" {

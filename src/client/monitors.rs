@@ -15,22 +15,14 @@ use super::output::{Style, Table, cell, duration_ms, local_time, print_fields, p
 use super::{Conn, Exit, Output, api_err, config, id_of};
 use crate::domain::monitor::PING_BODY_MAX;
 
-#[derive(Args, Debug)]
-pub struct MonitorsArgs {
-    #[command(flatten)]
-    conn: Conn,
-    #[command(subcommand)]
-    cmd: MonitorsCmd,
-}
-
 #[derive(Subcommand, Debug)]
-enum MonitorsCmd {
+pub enum MonitorsCmd {
     /// List monitors with their state and last ping.
     Ls,
     /// One monitor and its recent pings (MONITOR = id or name).
     Show { monitor: String },
-    /// Create a monitor: it expects a ping on --cron's times or every --every seconds, and
-    /// goes down --grace seconds after a missed one. Prints its ping URL.
+    /// Create a monitor: it expects a ping on --cron's times or every --every, and goes down
+    /// --grace after a missed one. Prints its ping URL.
     Create {
         name: String,
         /// A cron expression (5 fields, 6 with seconds, @daily…) of when the job runs.
@@ -39,11 +31,11 @@ enum MonitorsCmd {
         /// Time zone of --cron (IANA name).
         #[arg(long, requires = "cron")]
         tz: Option<String>,
-        /// The job runs every this many seconds.
-        #[arg(long, value_name = "SECONDS")]
+        /// The job runs this often (seconds, or 30s, 5m, 1h…).
+        #[arg(long, value_name = "DURATION", value_parser = super::parse::seconds)]
         every: Option<i64>,
-        /// Seconds after the expected time before it is down (default 3600).
-        #[arg(long, value_name = "SECONDS")]
+        /// How long after the expected time before it is down (default 1h).
+        #[arg(long, value_name = "DURATION", value_parser = super::parse::seconds)]
         grace: Option<i64>,
     },
     /// Pause a monitor: pings are recorded, its state stays `paused`.
@@ -56,8 +48,6 @@ enum MonitorsCmd {
 
 #[derive(Args, Debug)]
 pub struct PingArgs {
-    #[command(flatten)]
-    conn: Conn,
     /// The monitor's uuid (from its ping_url), or the whole ping URL.
     uuid: String,
     /// Report a failure.
@@ -108,15 +98,14 @@ fn schedule_text(m: &Value) -> String {
     }
 }
 
-pub async fn monitors(args: MonitorsArgs, style: Style) -> anyhow::Result<()> {
-    let (api, out) = super::connect(&args.conn)?;
+pub(super) async fn monitors(api: &Api, out: Output, style: Style, cmd: MonitorsCmd) -> anyhow::Result<()> {
     let one = |v: Value| {
         if out == Output::Json {
             print_json(&v);
         }
         v
     };
-    match args.cmd {
+    match cmd {
         MonitorsCmd::Ls => {
             let all = api.all("/monitors", "monitors").await.map_err(api_err)?;
             if out == Output::Json {
@@ -139,7 +128,7 @@ pub async fn monitors(args: MonitorsArgs, style: Style) -> anyhow::Result<()> {
             t.print(style);
         }
         MonitorsCmd::Show { monitor: key } => {
-            let m = monitor(&api, &key).await.map_err(api_err)?;
+            let m = monitor(api, &key).await.map_err(api_err)?;
             let id = id_of(&m)?;
             let pings = api.get(&format!("/monitors/byid/{id}/pings")).await.map_err(api_err)?;
             if out == Output::Json {
@@ -198,7 +187,7 @@ pub async fn monitors(args: MonitorsArgs, style: Style) -> anyhow::Result<()> {
                     s
                 }
                 (None, Some(p)) => json!({ "period": p }),
-                (None, None) => bail!("give --cron EXPR or --every SECONDS"),
+                (None, None) => bail!("give --cron EXPR or --every DURATION"),
             };
             let mut body = json!({ "name": name, "schedule": schedule });
             if let Some(g) = grace {
@@ -210,10 +199,10 @@ pub async fn monitors(args: MonitorsArgs, style: Style) -> anyhow::Result<()> {
                 outln!("{}{}", api.base, cell(&m["ping_url"]));
             }
         }
-        MonitorsCmd::Pause { monitor: key } => set_paused(&api, out, style, &key, true).await?,
-        MonitorsCmd::Unpause { monitor: key } => set_paused(&api, out, style, &key, false).await?,
+        MonitorsCmd::Pause { monitor: key } => set_paused(api, out, style, &key, true).await?,
+        MonitorsCmd::Unpause { monitor: key } => set_paused(api, out, style, &key, false).await?,
         MonitorsCmd::Rm { monitor: key } => {
-            let id = id_of(&monitor(&api, &key).await.map_err(api_err)?)?;
+            let id = id_of(&monitor(api, &key).await.map_err(api_err)?)?;
             let answer = one(api.delete(&format!("/monitors/byid/{id}")).await.map_err(api_err)?);
             if out != Output::Json {
                 outln!("deleted monitor {}", cell(&answer["deleted"]));
@@ -266,8 +255,8 @@ async fn send_ping(http: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::
     bail!("pinging {url}: HTTP {status}: {}", message.trim())
 }
 
-pub async fn ping(args: PingArgs) -> anyhow::Result<()> {
-    let url = ping_url(&args.conn, &args.uuid)?;
+pub async fn ping(args: PingArgs, conn: &Conn) -> anyhow::Result<()> {
+    let url = ping_url(conn, &args.uuid)?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .user_agent(concat!("cronstack-ping/", env!("CARGO_PKG_VERSION")))

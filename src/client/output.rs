@@ -158,6 +158,31 @@ pub fn local_time(v: &Value) -> String {
     }
 }
 
+/// An API time (RFC 3339) in the zone `tz` (IANA; UTC when absent), with the zone's
+/// abbreviation and offset: `2027-10-31 02:30 CET (+01:00)`. `-` for none.
+pub fn zoned_time(v: &Value, tz: Option<&str>) -> String {
+    match v.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()) {
+        Some(t) => zoned_ms(t.timestamp_millis(), tz),
+        None => cell(v),
+    }
+}
+
+/// Epoch milliseconds as [`zoned_time`] shows them.
+pub fn zoned_ms(ms: i64, tz: Option<&str>) -> String {
+    use chrono::Timelike;
+    let zone: chrono_tz::Tz = tz.and_then(|z| z.parse().ok()).unwrap_or(chrono_tz::UTC);
+    let Some(t) = chrono::DateTime::from_timestamp_millis(ms) else { return "-".into() };
+    let t = t.with_timezone(&zone);
+    // Seconds only for the expressions that fire on them.
+    let clock = if t.second() == 0 { "%Y-%m-%d %H:%M" } else { "%Y-%m-%d %H:%M:%S" };
+    format!("{} {} ({})", t.format(clock), t.format("%Z"), t.format("%:z"))
+}
+
+/// The zone a schedule's times are shown in: its cron's, else `None` (UTC).
+pub fn schedule_zone(schedule: &Value) -> Option<&str> {
+    schedule["config"]["timezone"].as_str()
+}
+
 /// Milliseconds as a short duration: `850ms`, `1.25s`, `2m05s`, `3h04m`.
 pub fn duration_ms(v: &Value) -> String {
     let Some(ms) = v.as_i64() else { return "-".into() };

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 
 use super::api::Api;
 use super::output::{Style, Table, cell, duration_ms, print_json};
-use super::{Output, api_err, one_line, runs_table};
+use super::runs::runs_table;
+use super::{Output, api_err, one_line};
 
 /// Kragle's `blocks` from `--block TYPE` and `--conversion JSON`, paired in order.
 pub(super) fn blocks_body(types: &[String], conversions: &[String]) -> anyhow::Result<Value> {
@@ -73,7 +74,11 @@ pub(super) async fn show_run(api: &Api, out: Output, style: Style, run: i64) -> 
         print_json(&r);
         return Ok(());
     }
-    runs_table(std::slice::from_ref(&r), style).print(style);
+    let schedule = match api.get(&format!("/jobs/byid/{}", r["job"])).await {
+        Ok(job) => api.get(&format!("/schedules/byid/{}", job["schedule"])).await.unwrap_or_default(),
+        Err(_) => Value::Null,
+    };
+    runs_table(std::slice::from_ref(&r), style, super::output::schedule_zone(&schedule)).print(style);
     let Some(steps) = r["steps"].as_array() else { return Ok(()) };
     outln!();
     let mut t = Table::new(&["STEP", "TYPE", "NAME", "STATUS", "DURATION", "OUTPUT / ERROR"]);

@@ -115,7 +115,7 @@ const OPERATIONS: &[Op] = &[
     op!("get" "/api/v1/jobs/byid/{id}", "One job by id", None, "Job"),
     op!("get" "/api/v1/jobs/byname/{name}", "One job by name", None, "Job"),
     op!("put" "/api/v1/jobs/{id}", "Change a job (partial: omitted fields stay)", Some("JobInput"), "Job"),
-    op!("delete" "/api/v1/jobs/{id}", "Delete a job; an enabled one is queued for deletion at its next slot", None, "Deleted"),
+    op!("delete" "/api/v1/jobs/{id}", "Delete a job; an enabled one is queued for deletion at its next slot (cancelled by PUT {\"do_del\": false}), unless now=1", None, "Deleted", &[("now", "1: delete the job at once, even an enabled or queued one")]),
     op!("get" "/api/v1/jobs/byid/{id}/runs", "A job's runs, newest first, 10 per page", None, "RunList", PAGE),
     op!("post" "/api/v1/jobs/byid/{id}/run", "Run a job now, with arguments; with an Idempotency-Key header a repeat within 24 h answers the first run and starts nothing (409 for the same key with another body)", Some("RunNowInput"), "Run"),
     op!("post" "/api/v1/jobs/byid/{id}/backfill", "Runs every slot of the job's schedule between from and to (RFC 3339, both included) that never ran, oldest first, trigger backfill; at most --catch-up-max slots (400 naming the count)", Some("BackfillInput"), "Backfill"),
@@ -133,6 +133,7 @@ const OPERATIONS: &[Op] = &[
     op!("get" "/api/v1/types", "The block types a stack's blocks may name, with their input and output (no credentials needed)", None, "TypeList"),
     op!("get" "/api/v1/blockstacks/byname/{name}", "One stack by name with its jobs", None, "Stack"),
     op!("put" "/api/v1/blockstacks/{id}", "Change a stack (partial)", Some("StackInput"), "Stack"),
+    op!("delete" "/api/v1/blockstacks/{id}", "Delete a stack no job uses (409 while one does), with its hook runs and v3 actions", None, "Deleted"),
     op!("get" "/api/v1/blockstacks/hook/{id}", "Call a stack's hook (webhook_method GET; access by its webhook setting): the command gets Kragle's request document on stdin; HTTP 200 with {status: 0, result} or {status: 1, err}", None, "HookAnswer", HOOK_QUERY),
     op!("post" "/api/v1/blockstacks/hook/{id}", "Call a stack's hook (webhook_method POST): as GET, the body (JSON or form) in the document too", Some("HookBody"), "HookAnswer", HOOK_QUERY),
     op!("get" "/api/v1/blockstacks/exec/{id}", "Run one of the caller's stacks by hand (hook or not): {success: [run id], result} or {error}", None, "ExecAnswer"),
@@ -159,6 +160,7 @@ const OPERATIONS: &[Op] = &[
     op!("get" "/api/v1/tokens", "The caller's API tokens (admin scope)", None, "TokenList"),
     op!("post" "/api/v1/tokens", "Issue a token with equal or narrower scopes; the secret is shown once", Some("TokenInput"), "NewToken"),
     op!("delete" "/api/v1/tokens/{id}", "Revoke a token", None, "Deleted"),
+    op!("put" "/api/v1/password", "Set the caller's password (admin scope; current_password required when one is set)", Some("PasswordInput"), "LoginAnswer"),
     op!("get" "/api/v1/whoami", "The caller: user id, name and scopes", None, "WhoAmI"),
     op!("get" "/api/v1/nodes", "The cluster's nodes seen in the last hour; running_runs counts the caller's runs", None, "NodeList"),
     // Cloud 66 v3
@@ -405,6 +407,7 @@ fn schemas() -> Value {
             "Cloud66Error": { "type": "object", "required": ["error", "error_description"], "properties": {
                 "error": { "type": "string", "enum": cloud66_error_ids },
                 "error_description": string } },
+            "PasswordInput": { "type": "object", "additionalProperties": false, "required": ["password"], "properties": { "password": string, "current_password": string } },
             "Credentials": { "type": "object", "required": ["password"], "properties": { "username": string, "email": string, "password": string } },
             "LoginAnswer": { "type": "object", "properties": { "code": { "type": "integer", "const": 0 }, "user_id": int } },
             "KragleOk": { "type": "object", "properties": { "code": { "type": "integer", "const": 0 } } },
@@ -434,7 +437,8 @@ fn schemas() -> Value {
                 "retries": int, "retry_backoff_s": int, "retry_lost": { "type": "boolean" },
                 "jitter_s": int, "not_before": time_or_null, "not_after": time_or_null, "max_runs": int_or_null,
                 "keep_succeeded": keep("succeeded"), "keep_failed": keep("other finished (failed, timed out, killed, lost, skipped)"),
-                "after": after, "after_any": after_any, "grace_s": grace, "max_duration_s": max_duration } },
+                "after": after, "after_any": after_any, "grace_s": grace, "max_duration_s": max_duration,
+                "do_del": { "type": "boolean", "enum": [false], "description": "PUT only: false cancels a queued deletion (DELETE queues an enabled job's deletion at its next slot)" } } },
             "JobList": list("jobs", "Job"),
             "Run": { "type": "object", "properties": {
                 "id": int, "job": int, "trigger": trigger,

@@ -56,6 +56,17 @@ fn hash_password(password: &str) -> ServiceResult<String> {
         .map_err(|e| ServiceError::Internal(anyhow::anyhow!("hashing password: {e}")))
 }
 
+/// Whether `password` matches the argon2 `hash` (on a blocking thread: argon2 is slow on
+/// purpose).
+async fn verify_password(password: &str, hash: String) -> ServiceResult<bool> {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || {
+        Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok()
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(e.into()))
+}
+
 impl Service {
     /// Creates a user and their first token (every scope); returns the token once.
     pub async fn create_user(
@@ -212,13 +223,35 @@ impl Service {
     pub async fn login(&self, login: &str, password: &str) -> ServiceResult<User> {
         let (user, hash) = self.store.user_for_login(login).await?.ok_or(ServiceError::BadLogin)?;
         let hash = hash.ok_or(ServiceError::BadLogin)?;
-        let password = password.to_string();
-        let ok = tokio::task::spawn_blocking(move || {
-            Argon2::default().verify_password(password.as_bytes(), hash.as_str()).is_ok()
-        })
-        .await
-        .map_err(|e| ServiceError::Internal(e.into()))?;
-        if ok { Ok(user) } else { Err(ServiceError::BadLogin) }
+        if verify_password(password, hash).await? { Ok(user) } else { Err(ServiceError::BadLogin) }
+    }
+
+    /// Sets the caller's password (for `/authenticate` and the dashboard). A user who has one
+    /// gives it as `current`: a token alone (even an admin one) does not replace it.
+    pub async fn change_password(
+        &self,
+        caller: &Caller,
+        current: Option<&str>,
+        new: &str,
+    ) -> ServiceResult<()> {
+        caller.require(Scope::Admin)?;
+        if new.is_empty() {
+            return Err(ServiceError::invalid("password", "must not be empty"));
+        }
+        if new.chars().count() > 1024 {
+            return Err(ServiceError::invalid("password", "must be at most 1024 characters"));
+        }
+        if let Some(hash) = self.store.password_hash(caller.user_id).await? {
+            let current = current.ok_or_else(|| {
+                ServiceError::invalid("current_password", "is required: you already have a password")
+            })?;
+            if !verify_password(current, hash).await? {
+                return Err(ServiceError::invalid("current_password", "is not your current password"));
+            }
+        }
+        let hash = hash_password(new)?;
+        self.store.set_password_hash(caller.user_id, &hash).await?;
+        Ok(())
     }
 
     /// The key that signs session cookies, shared by every node through the database.

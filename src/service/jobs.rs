@@ -48,6 +48,8 @@ pub struct JobPatch {
     pub grace_s: Option<Option<i64>>,
     /// `Some(None)`: no limit.
     pub max_duration_s: Option<Option<i64>>,
+    /// v1's `do_del`: `Some(false)` cancels a queued deletion (`true` is `DELETE`'s to set).
+    pub pending_delete: Option<bool>,
 }
 
 impl JobPatch {
@@ -232,6 +234,9 @@ pub enum DeleteOutcome {
 impl Service {
     pub async fn create_job(&self, caller: &Caller, patch: JobPatch) -> ServiceResult<Job> {
         caller.require(Scope::Jobs)?;
+        if patch.pending_delete == Some(true) {
+            return Err(ServiceError::invalid("do_del", "a new job cannot be queued for deletion"));
+        }
         let stack_id = patch.stack_id.ok_or_else(|| ServiceError::invalid("stack_id", "is required"))?;
         let chained = patch.after.as_ref().is_some_and(|after| !after.is_empty());
         if patch.schedule_id.is_none() && !chained {
@@ -291,10 +296,21 @@ impl Service {
         for _ in 0..5 {
             let current = self.job(caller, id).await?;
             refuse_hook_job(&current)?;
-            if current.pending_delete {
-                return Err(ServiceError::Conflict(
-                    "the job is queued for deletion and can no longer be changed".into(),
-                ));
+            match patch.pending_delete {
+                Some(true) => {
+                    return Err(ServiceError::invalid(
+                        "do_del",
+                        "only false (cancel a queued deletion) is accepted here: DELETE /jobs/<id> deletes a job",
+                    ));
+                }
+                // Cancelled: the job stays, as it was, and takes the rest of the patch.
+                Some(false) => {}
+                None if current.pending_delete => {
+                    return Err(ServiceError::Conflict(
+                        "the job is queued for deletion at its next slot and can no longer be changed: send {\"do_del\": false} to cancel the deletion (cronstack jobs rm --cancel)".into(),
+                    ));
+                }
+                None => {}
             }
             let mut fields = NewJob::from_job(&current);
             patch.apply(&mut fields);
@@ -371,16 +387,17 @@ impl Service {
     }
 
     /// Kragle's delete: immediate for a job that will not run again, deferred to its next
-    /// slot for an enabled one.
-    pub async fn delete_job(&self, caller: &Caller, id: i64) -> ServiceResult<DeleteOutcome> {
+    /// slot for an enabled one — unless `now`, which deletes any job at once (queued for
+    /// deletion or not).
+    pub async fn delete_job(&self, caller: &Caller, id: i64, now: bool) -> ServiceResult<DeleteOutcome> {
         caller.require(Scope::Jobs)?;
         for _ in 0..5 {
             let current = self.job(caller, id).await?;
             refuse_hook_job(&current)?;
-            if current.pending_delete {
+            if current.pending_delete && !now {
                 return Ok(DeleteOutcome::QueuedForDeletion);
             }
-            if !(current.enabled && current.next_run_at.is_some()) {
+            if now || !(current.enabled && current.next_run_at.is_some()) {
                 self.store.delete_job(id).await?;
                 self.store.unchain(current.owner, id, now_ms()).await?;
                 self.unschedule(id).await?;

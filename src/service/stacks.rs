@@ -261,6 +261,25 @@ impl Service {
         self.stack(caller, id).await
     }
 
+    /// Deletes the caller's stack, refused (409) while jobs use it: deleting a stack never
+    /// deletes jobs. Its hook job's runs and its v3 actions go with it.
+    pub async fn delete_stack(&self, caller: &Caller, id: i64) -> ServiceResult<()> {
+        caller.require(Scope::Jobs)?;
+        let stack = self.stack(caller, id).await?;
+        let jobs = self.all_stack_jobs(&stack).await?;
+        if !jobs.is_empty() || !self.store.delete_stack_if_unused(id).await? {
+            let jobs = self.all_stack_jobs(&stack).await?;
+            let names: Vec<String> =
+                jobs.iter().map(|j| j.name.clone().unwrap_or_else(|| format!("#{}", j.id))).collect();
+            return Err(ServiceError::Conflict(format!(
+                "the stack is used by {} job(s) ({}): delete them, or move them to another stack, first",
+                jobs.len(),
+                names.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
     /// The caller's stack by id; someone else's is "not found".
     pub async fn stack(&self, caller: &Caller, id: i64) -> ServiceResult<Owned<Stack>> {
         owned(caller, self.store.stack(id).await?)

@@ -46,6 +46,26 @@ impl Store {
         get_i64(&row, "id")
     }
 
+    /// A user's password hash, if they have a password.
+    pub async fn password_hash(&self, user: UserId) -> StoreResult<Option<String>> {
+        let row = sqlx::query("SELECT password_hash FROM users WHERE id = $1")
+            .bind(user)
+            .fetch_optional(&self.read)
+            .await
+            .db()?;
+        Ok(row.map(|r| get_opt_string(&r, "password_hash")).transpose()?.flatten())
+    }
+
+    pub async fn set_password_hash(&self, user: UserId, hash: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            .bind(user)
+            .bind(hash)
+            .execute(&self.write)
+            .await
+            .wrote()?;
+        Ok(())
+    }
+
     /// The user named by username or email, with their password hash.
     pub async fn user_for_login(&self, login: &str) -> StoreResult<Option<(User, Option<String>)>> {
         let row = sqlx::query(

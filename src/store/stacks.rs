@@ -151,6 +151,50 @@ impl Store {
         }))
     }
 
+    /// Deletes a stack that no job uses, with its hook job (and that job's runs) and its v3
+    /// actions; `Ok(false)`, deleting nothing, while a job uses it.
+    pub async fn delete_stack_if_unused(&self, id: i64) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        if self.backend() == Backend::Postgres {
+            // A job being created on the stack holds a key-share lock on its row: wait for it
+            // (and be counted below), or make it wait and fail on the missing stack.
+            sqlx::query("SELECT id FROM stacks WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .db()?;
+        }
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE stack_id = $1 AND kind <> 'hook'")
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .db()?;
+        if get_i64(&row, "n")? > 0 {
+            return Ok(false);
+        }
+        let hook_jobs: Vec<i64> = sqlx::query("SELECT id FROM jobs WHERE stack_id = $1")
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await
+            .db()?
+            .iter()
+            .map(|r| get_i64(r, "id"))
+            .collect::<StoreResult<_>>()?;
+        for sql in [
+            "DELETE FROM jobs WHERE stack_id = $1",
+            "DELETE FROM actions WHERE stack_id = $1",
+            "DELETE FROM stacks WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await.wrote()?;
+        }
+        tx.commit().await.wrote()?;
+        if !hook_jobs.is_empty() {
+            self.changed(Change::Jobs(hook_jobs));
+        }
+        self.changed(Change::Stack(id));
+        Ok(true)
+    }
+
     pub async fn list_stacks(&self, owner: UserId, limit: i64, offset: i64) -> StoreResult<Page<Stack>> {
         let listing = Listing { columns: COLUMNS, from_where: "stacks WHERE owner = $1", order: "id" };
         self.page(listing, owner, (limit, offset), stack_from_row).await

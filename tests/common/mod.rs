@@ -5,6 +5,8 @@
 //! URL such as `postgres://postgres@127.0.0.1:5432` — a fresh PostgreSQL database per server.
 #![allow(dead_code)]
 
+pub mod cli;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

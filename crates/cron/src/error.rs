@@ -53,8 +53,16 @@ impl fmt::Display for Field {
 pub enum ParseError {
     #[error("empty expression: expected 5 or 6 fields or a macro such as @daily")]
     Empty,
-    #[error("expected 5 or 6 fields, got {got}")]
+    #[error(
+        "expected 5 or 6 fields, got {got} (minute hour day-of-month month day-of-week, or a seconds field before them; there is no year field)"
+    )]
     FieldCount { got: usize },
+    /// A field of a 6-field expression refused: said with the fields' order, the first being
+    /// seconds (a 6-field expression is often a 5-field one with a year added).
+    #[error(
+        "{inner} (in a 6-field expression the first field is seconds: second minute hour day-of-month month day-of-week; there is no year field)"
+    )]
+    SixFields { inner: Box<ParseError> },
     #[error("{field} field: empty list item")]
     EmptyItem { field: Field },
     #[error("{field} field: invalid value {token:?}")]
@@ -89,8 +97,9 @@ pub enum ParseError {
     PeriodNotWholeSeconds { input: String },
     #[error("period is too long: {input}")]
     PeriodTooLong { input: String },
-    #[error("unknown time zone {name:?}")]
-    UnknownTimeZone { name: String },
+    /// `hint`: the closest IANA names, as `: did you mean Europe/Berlin?`, or empty.
+    #[error("unknown time zone {name:?}{hint}")]
+    UnknownTimeZone { name: String, hint: String },
     /// No date ever matches: the reason names the months and days, e.g.
     /// "February has no day 30 or 31".
     #[error("this expression never fires: {reason}")]

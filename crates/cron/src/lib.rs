@@ -70,6 +70,7 @@ mod schedule;
 
 pub use error::{Field, ParseError};
 pub use hash::hash_key;
+pub use parse::{parse_tz, zone_suggestions};
 pub use schedule::CronSchedule;
 
 /// Milliseconds since the Unix epoch, UTC.

@@ -103,13 +103,65 @@ fn choice_that_never_fires(fields: &[ParsedField; 6], bits: [u64; 6]) -> Result<
     Ok(None)
 }
 
-/// An IANA zone name; empty means UTC.
-fn parse_tz(name: &str) -> Result<Tz, ParseError> {
+/// An IANA zone name; empty means UTC. An unknown one is refused with the closest names.
+pub fn parse_tz(name: &str) -> Result<Tz, ParseError> {
     let name = name.trim();
     if name.is_empty() {
         return Ok(Tz::UTC);
     }
-    name.parse().map_err(|_| ParseError::UnknownTimeZone { name: name.to_string() })
+    name.parse().map_err(|_| {
+        let close = zone_suggestions(name);
+        let hint =
+            if close.is_empty() { String::new() } else { format!(": did you mean {}?", close.join(" or ")) };
+        ParseError::UnknownTimeZone { name: name.to_string(), hint }
+    })
+}
+
+/// The IANA names closest to `name`, best first, at most three: the same name in another
+/// case, then a city's (`Berlin` → `Europe/Berlin`, `new york` → `America/New_York`), then
+/// names a typo or two away.
+pub fn zone_suggestions(name: &str) -> Vec<&'static str> {
+    let want = name.trim().replace(' ', "_").to_ascii_lowercase();
+    let allowed = 1 + want.chars().count() / 4;
+    let mut scored: Vec<(usize, &'static str)> = chrono_tz::TZ_VARIANTS
+        .iter()
+        .filter_map(|tz| {
+            let full = tz.name();
+            let lower = full.to_ascii_lowercase();
+            let city = lower.rsplit('/').next().unwrap_or(&lower);
+            let score = if lower == want {
+                0
+            } else if city == want {
+                1
+            } else {
+                let d = edit_distance(city, &want).min(edit_distance(&lower, &want));
+                if d > allowed {
+                    return None;
+                }
+                1 + d
+            };
+            Some((score, full))
+        })
+        .collect();
+    scored.sort();
+    let best = scored.first().map_or(0, |(s, _)| *s);
+    scored.into_iter().filter(|(s, _)| *s == best).take(3).map(|(_, n)| n).collect()
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diag = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let up = row[j + 1];
+            row[j + 1] = (diag + usize::from(ca != cb)).min(up + 1).min(row[j] + 1);
+            diag = up;
+        }
+    }
+    row[b.len()]
 }
 
 fn parse_macro(expr: &str, tz: &str) -> Result<Trigger, ParseError> {
@@ -148,14 +200,19 @@ fn compile(expr: &str) -> Result<[ParsedField; 6], ParseError> {
         6 => (fields[0], &fields[1..]),
         got => return Err(ParseError::FieldCount { got }),
     };
-    Ok([
-        parse_field(Field::Second, second)?,
-        parse_field(Field::Minute, rest[0])?,
-        parse_field(Field::Hour, rest[1])?,
-        parse_field(Field::DayOfMonth, rest[2])?,
-        parse_field(Field::Month, rest[3])?,
-        parse_field(Field::DayOfWeek, rest[4])?,
-    ])
+    // The seconds field names itself in its errors; the others say the order.
+    let second = parse_field(Field::Second, second)?;
+    let parsed = (|| {
+        Ok([
+            second,
+            parse_field(Field::Minute, rest[0])?,
+            parse_field(Field::Hour, rest[1])?,
+            parse_field(Field::DayOfMonth, rest[2])?,
+            parse_field(Field::Month, rest[3])?,
+            parse_field(Field::DayOfWeek, rest[4])?,
+        ])
+    })();
+    parsed.map_err(|e| if fields.len() == 6 { ParseError::SixFields { inner: Box::new(e) } } else { e })
 }
 
 /// A Go-style duration such as `90s`, `1h30m`, `1.5m` or `2000ms`, in

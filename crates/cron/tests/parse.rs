@@ -19,8 +19,21 @@ fn error_messages() {
         ("* * * 13 *", "", "month field: value 13 out of range 1-12"),
         ("* * * * 8", "", "day-of-week field: value 8 out of range 0-7"),
         ("60 * * * * *", "", "second field: value 60 out of range 0-59"),
-        ("* * *", "", "expected 5 or 6 fields, got 3"),
-        ("* * * * * * *", "", "expected 5 or 6 fields, got 7"),
+        (
+            "* * *",
+            "",
+            "expected 5 or 6 fields, got 3 (minute hour day-of-month month day-of-week, or a seconds field before them; there is no year field)",
+        ),
+        (
+            "* * * * * * *",
+            "",
+            "expected 5 or 6 fields, got 7 (minute hour day-of-month month day-of-week, or a seconds field before them; there is no year field)",
+        ),
+        (
+            "0 3 * * * 2026",
+            "",
+            "day-of-week field: value 2026 out of range 0-7 (in a 6-field expression the first field is seconds: second minute hour day-of-month month day-of-week; there is no year field)",
+        ),
         ("", "", "empty expression: expected 5 or 6 fields or a macro such as @daily"),
         ("   ", "", "empty expression: expected 5 or 6 fields or a macro such as @daily"),
         ("*/0 * * * *", "", "minute field: invalid step \"0\" (must be a number from 1 to 59)"),
@@ -76,7 +89,10 @@ fn error_messages() {
         ("@every 1h 30m", "", "@every: invalid duration \"1h 30m\": no spaces allowed, e.g. 1h30m"),
         ("0 0 * * *", "Mars/Base", "unknown time zone \"Mars/Base\""),
         ("@every 90s", "Mars/Base", "unknown time zone \"Mars/Base\""),
-        ("0 0 * * *", "europe/paris", "unknown time zone \"europe/paris\""),
+        ("0 0 * * *", "europe/paris", "unknown time zone \"europe/paris\": did you mean Europe/Paris?"),
+        ("0 0 * * *", "Berlin", "unknown time zone \"Berlin\": did you mean Europe/Berlin?"),
+        ("0 0 * * *", "new york", "unknown time zone \"new york\": did you mean America/New_York?"),
+        ("0 0 * * *", "Europe/Berln", "unknown time zone \"Europe/Berln\": did you mean Europe/Berlin?"),
     ];
     for (expr, tz, want) in cases {
         assert_eq!(err(expr, tz), want, "{expr:?} in {tz:?}");

@@ -1,7 +1,7 @@
 //! `/jobs`: Kragle's job endpoints, plus cronstack's command and policy fields.
 
 use axum::Json;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -69,6 +69,9 @@ pub struct JobInput {
     /// `null`: no limit.
     #[serde(default, deserialize_with = "nullable")]
     max_duration_s: Option<Option<i64>>,
+    /// `false` cancels a queued deletion.
+    #[serde(default, deserialize_with = "not_null")]
+    do_del: Option<bool>,
 }
 
 impl From<JobInput> for JobPatch {
@@ -95,6 +98,7 @@ impl From<JobInput> for JobPatch {
             after_any: i.after_any,
             grace_s: i.grace_s,
             max_duration_s: i.max_duration_s,
+            pending_delete: i.do_del,
         }
     }
 }
@@ -152,13 +156,21 @@ pub async fn update(
     Ok(Json(JobView::from(&job)))
 }
 
+#[derive(Deserialize)]
+pub struct DeleteQuery {
+    now: Option<String>,
+}
+
+/// Kragle's delete (an enabled job at its next slot); `?now=1` deletes it at once.
 pub async fn delete(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    Query(q): Query<DeleteQuery>,
 ) -> KResult<Json<Value>> {
     let id = id_param(&id, "job")?;
-    Ok(Json(match s.service.delete_job(&caller, id).await? {
+    let now = matches!(q.now.as_deref(), Some("1" | "true" | "yes"));
+    Ok(Json(match s.service.delete_job(&caller, id, now).await? {
         DeleteOutcome::Deleted => json!({ "deleted": id }),
         DeleteOutcome::QueuedForDeletion => json!({ "queued_for_deletion": id }),
     }))

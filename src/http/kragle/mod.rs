@@ -122,7 +122,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/schedules/byid/{id}", get(schedules::by_id))
         .route("/schedules/{id}", put(schedules::update).delete(schedules::delete))
         .route("/blockstacks/byname/{name}", get(stacks::by_name))
-        .route("/blockstacks/{id}", put(stacks::update))
+        .route("/blockstacks/{id}", put(stacks::update).delete(stacks::delete))
         .route("/blockstacks/exec/{id}", get(hooks::exec).post(hooks::exec))
         .route("/blockstacks/hook/token_refresh/{id}", get(hooks::token_refresh))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
@@ -137,6 +137,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/tokens", get(session::list_tokens).post(session::create_token))
         .route("/tokens/{id}", axum::routing::delete(session::revoke_token))
         .route("/whoami", get(session::whoami))
+        .route("/password", put(session::change_password))
         .route("/nodes", get(session::nodes))
         .merge(monitors::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_caller::<Kragle>));
@@ -186,6 +187,7 @@ pub(super) fn fuzz_bodies(data: &[u8]) {
     one::<runs::BackfillInput>(data);
     one::<session::Credentials>(data);
     one::<session::TokenInput>(data);
+    one::<session::PasswordInput>(data);
     one::<webhooks::WebhookInput>(data);
     one::<monitors::MonitorInput>(data);
 }

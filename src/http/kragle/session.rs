@@ -92,6 +92,25 @@ pub async fn revoke_token(
     Ok(Json(json!({ "deleted": id })))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordInput {
+    password: String,
+    /// Required when the user already has a password.
+    #[serde(default, deserialize_with = "not_null")]
+    current_password: Option<String>,
+}
+
+/// `PUT /password`: sets the caller's password (admin scope; the current one when set).
+pub async fn change_password(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(input, _): Body<PasswordInput>,
+) -> KResult<Json<Value>> {
+    s.service.change_password(&caller, input.current_password.as_deref(), &input.password).await?;
+    Ok(Json(json!({ "code": 0, "user_id": caller.user_id })))
+}
+
 /// The cluster's nodes seen in the last hour (see `Service::nodes`).
 pub async fn nodes(State(s): State<AppState>, Extension(caller): Extension<Caller>) -> KResult<Json<Value>> {
     let (nodes, this_node) = s.service.nodes(&caller).await?;

@@ -278,6 +278,17 @@ pub async fn update(
     Ok(Json(view(stack.into_inner(), jobs)))
 }
 
+/// Deletes a stack no job uses (409 while one does).
+pub async fn delete(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> KResult<Json<Value>> {
+    let id = id_param(&id, "stack")?;
+    s.service.delete_stack(&caller, id).await?;
+    Ok(Json(json!({ "deleted": id })))
+}
+
 /// `GET /types`: the block types a stack's `blocks` may name (no credentials needed).
 pub async fn types() -> Response {
     let types: Vec<Value> = ALL_TYPES.iter().map(|t| t.describe()).collect();

@@ -1,0 +1,340 @@
+//! `cronstack run`, `runs …` and `logs`: starting runs, their history, their logs.
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+use super::api::Api;
+use super::output::{Spinner, duration_ms};
+use super::output::{Style, Table, cell, print_json, schedule_zone, zoned_time};
+use super::{Exit, pipelines};
+use super::{Output, api_err, id_of, one_line};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The job (id or name).
+    pub(super) job: String,
+    /// Stream the log until the run ends — through its retries — and exit with the final
+    /// attempt's status: its exit code, 124 if it timed out, 143 / 137 if it was killed
+    /// (SIGTERM / SIGKILL).
+    #[arg(long, short = 'f')]
+    pub(super) follow: bool,
+    /// Arguments for the command, after `--`, each a separate word: a command using "$@", $1…
+    /// gets them as $1… only, one simple command or pipeline gets them appended to its last
+    /// command, anything else refuses them (use "$@" where they belong).
+    #[arg(last = true)]
+    pub(super) args: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunsCmd {
+    /// A job's runs, newest first (JOB = id or name), with their attempt; times in the
+    /// zone of the job's schedule.
+    Ls(RunsLs),
+    /// One run; a pipeline run with its steps (status, output or error).
+    Show {
+        /// The run id.
+        run: i64,
+    },
+    /// Kill a queued or running run, on whichever node it goes (SIGTERM to its process group,
+    /// SIGKILL after the kill grace).
+    Kill {
+        /// The run id.
+        run: i64,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct RunsLs {
+    job: String,
+    /// Page of 10.
+    #[arg(long, default_value_t = 1)]
+    page: i64,
+    /// Only the runs that failed, timed out, were killed or lost.
+    #[arg(long, conflicts_with = "outcome")]
+    failed: bool,
+    /// Only the runs with this outcome.
+    #[arg(long, value_parser = ["succeeded", "failed", "timed_out", "killed", "lost", "skipped", "queued", "running"])]
+    outcome: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// The run id.
+    pub(super) run: i64,
+    /// Keep streaming until the run ends.
+    #[arg(long, short = 'f')]
+    pub(super) follow: bool,
+}
+
+/// Runs as a table, their times in `tz` (the job's schedule's zone).
+pub(super) fn runs_table(runs: &[Value], style: Style, tz: Option<&str>) -> Table {
+    let mut t = Table::new(&[
+        "RUN",
+        "TRIGGER",
+        "ATTEMPT",
+        "OUTCOME",
+        "SCHEDULED FOR",
+        "DURATION",
+        "LATENESS",
+        "EXIT",
+        "ARGS",
+    ]);
+    for r in runs {
+        let exit = match (r["exit_code"].as_i64(), r["signal"].as_i64()) {
+            (Some(c), _) => c.to_string(),
+            (None, Some(s)) => format!("signal {s}"),
+            _ => "-".into(),
+        };
+        let args: Vec<String> = r["args"].as_array().into_iter().flatten().map(cell).collect();
+        let args = shell_words::join(&args);
+        t.row(vec![
+            cell(&r["id"]),
+            cell(&r["trigger"]),
+            cell(&r["attempt"]),
+            style.status(r["outcome"].as_str().unwrap_or("-")),
+            zoned_time(&r["scheduled_for"], tz),
+            duration_ms(&r["duration_ms"]),
+            duration_ms(&r["lateness_ms"]),
+            exit,
+            one_line(&args, 40),
+        ]);
+    }
+    t
+}
+
+/// The outcomes `runs ls --failed` shows: every end but success (and a skipped slot).
+const FAILED: &[&str] = &["failed", "timed_out", "killed", "lost"];
+
+pub(super) async fn runs_ls(api: &Api, out: Output, style: Style, ls: RunsLs) -> anyhow::Result<()> {
+    let RunsLs { job, page, failed, outcome } = ls;
+    let j = api.job(&job).await.map_err(api_err)?;
+    let id = id_of(&j)?;
+    let wanted: Vec<&str> = match (&outcome, failed) {
+        (Some(o), _) => vec![o.as_str()],
+        (None, true) => FAILED.to_vec(),
+        (None, false) => Vec::new(),
+    };
+    let (runs, count) = if wanted.is_empty() {
+        let answer = api.get(&format!("/jobs/byid/{id}/runs?page={page}")).await.map_err(api_err)?;
+        (answer["runs"].as_array().cloned().unwrap_or_default(), answer["count"].as_i64().unwrap_or(0))
+    } else {
+        // The API pages every run: filtered here, then paged the same way (10 a page).
+        let all = api.all(&format!("/jobs/byid/{id}/runs"), "runs").await.map_err(api_err)?;
+        let kept: Vec<Value> =
+            all.into_iter().filter(|r| r["outcome"].as_str().is_some_and(|o| wanted.contains(&o))).collect();
+        let count = kept.len() as i64;
+        let skip = usize::try_from((page.max(1) - 1) * 10).unwrap_or(usize::MAX);
+        (kept.into_iter().skip(skip).take(10).collect(), count)
+    };
+    if out == Output::Json {
+        print_json(&Value::Array(runs));
+        return Ok(());
+    }
+    if runs.is_empty() {
+        let none = match (page, wanted.is_empty()) {
+            (1, true) => "no runs yet",
+            (1, false) => "no such runs",
+            _ => "no runs on this page",
+        };
+        outln!("{}", style.dim(none));
+        return Ok(());
+    }
+    let schedule = api.get(&format!("/schedules/byid/{}", j["schedule"])).await.map_err(api_err)?;
+    runs_table(&runs, style, schedule_zone(&schedule)).print(style);
+    let pages = (count + 9) / 10;
+    if pages > 1 {
+        outln!("{}", style.dim(&format!("page {page} of {pages} ({count} runs); --page N for more")));
+    }
+    Ok(())
+}
+
+pub(super) async fn run_job(
+    api: &Api,
+    out: Output,
+    job: &str,
+    args: &[String],
+    follow: bool,
+) -> anyhow::Result<()> {
+    let j = api.job(job).await.map_err(api_err)?;
+    let id = id_of(&j)?;
+    let run = api.run_now(id, args).await.map_err(api_err)?;
+    let run_id = id_of(&run)?;
+    if !follow {
+        if out == Output::Json {
+            print_json(&run);
+        } else {
+            outln!(
+                "started run {run_id} of job {id} ({}); `cronstack logs {run_id} --follow` to watch",
+                cell(&j["name"])
+            );
+        }
+        return Ok(());
+    }
+    let name = j["name"].as_str().map_or(format!("job {id}"), str::to_string);
+    let mut finished = follow_log(api, out, run_id, &format!("run {run_id} of {name}")).await?;
+    // A failed attempt the job retries: follow the next one, to the last.
+    while let Some(next) = next_attempt(api, &j, &finished).await? {
+        let next_id = id_of(&next)?;
+        let attempt = next["attempt"].as_i64().unwrap_or(0);
+        finished =
+            follow_log(api, out, next_id, &format!("run {next_id} of {name} (attempt {attempt})")).await?;
+    }
+    if out == Output::Json {
+        print_json(&finished);
+    }
+    let code = exit_code(&finished);
+    if code == 0 { Ok(()) } else { Err(Exit(code).into()) }
+}
+
+/// The retry of a finished run, if the job retries it: the job's run with the next attempt
+/// number recorded after it (the engine records it as the attempt ends, before its backoff).
+pub(super) async fn next_attempt(api: &Api, job: &Value, run: &Value) -> anyhow::Result<Option<Value>> {
+    let attempt = run["attempt"].as_i64().unwrap_or(1);
+    let retried = match run["outcome"].as_str() {
+        Some("failed" | "timed_out") => true,
+        Some("lost") => job["retry_lost"].as_bool().unwrap_or(true),
+        _ => false,
+    };
+    if !retried || attempt > job["retries"].as_i64().unwrap_or(0) {
+        return Ok(None);
+    }
+    let (job_id, run_id) = (id_of(job)?, id_of(run)?);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let page = api.get(&format!("/jobs/byid/{job_id}/runs")).await.map_err(api_err)?;
+        let found = page["runs"].as_array().into_iter().flatten().find(|r| {
+            r["trigger"] == "retry"
+                && r["attempt"].as_i64() == Some(attempt + 1)
+                && r["id"].as_i64().is_some_and(|id| id > run_id)
+        });
+        if let Some(next) = found {
+            return Ok(Some(next.clone()));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(None)
+}
+
+/// The process exit code for a finished run, like `timeout(1)` and a shell: 124 for a run
+/// that timed out, 128 + the signal for a killed one (143 without one: killed before it
+/// started), its exit code otherwise, 1 for a run that never ran or failed otherwise.
+pub(super) fn exit_code(run: &Value) -> u8 {
+    match (run["outcome"].as_str(), run["exit_code"].as_i64(), run["signal"].as_i64()) {
+        (Some("timed_out"), _, _) => 124,
+        (Some("killed"), _, Some(s)) => (128 + s).clamp(1, 255) as u8,
+        (Some("killed"), _, None) => 143,
+        (_, Some(c), _) => c.clamp(0, 255) as u8,
+        (_, None, Some(s)) => (128 + s).clamp(1, 255) as u8,
+        (Some("succeeded"), None, None) => 0,
+        _ => 1,
+    }
+}
+
+pub(super) async fn kill_run(api: &Api, out: Output, run_id: i64) -> anyhow::Result<()> {
+    let run = api.post(&format!("/runs/{run_id}/kill"), &json!({})).await.map_err(api_err)?;
+    if out == Output::Json {
+        print_json(&run);
+    } else {
+        outln!("run {run_id}: {}", cell(&run["outcome"]));
+    }
+    Ok(())
+}
+
+pub(super) async fn logs(api: &Api, out: Output, run_id: i64, follow: bool) -> anyhow::Result<()> {
+    if !follow {
+        let resp = api.stream(&format!("/runs/{run_id}/log")).await.map_err(api_err)?;
+        let bytes = resp.bytes().await.map_err(|e| anyhow!("{}", api.transport_error(&e)))?;
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(&bytes)?;
+        stdout.flush()?;
+        return Ok(());
+    }
+    let finished = follow_log(api, out, run_id, &format!("run {run_id}")).await?;
+    if out == Output::Json {
+        print_json(&finished);
+    }
+    Ok(())
+}
+
+/// Streams a run's log until the run ends (a spinner on stderr meanwhile); returns the
+/// finished run. With `--output json` the log goes to stderr, keeping stdout for the JSON.
+pub(super) async fn follow_log(api: &Api, out: Output, run_id: i64, label: &str) -> anyhow::Result<Value> {
+    let first = api.get(&format!("/runs/{run_id}")).await.map_err(api_err)?;
+    let spinner = Spinner::start(&format!("{label}: {}", cell(&first["outcome"])));
+    let mut resp = api.stream(&format!("/runs/{run_id}/log?follow=1")).await.map_err(api_err)?;
+    let mut sink: Box<dyn Write> =
+        if out == Output::Json { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
+    // The state is polled until the run is seen running (a few requests at most, so that a
+    // long run does not spend the token's hourly budget).
+    let mut state = first["outcome"].as_str().unwrap_or("").to_string();
+    let mut poll = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            chunk = resp.chunk() => match chunk {
+                Ok(Some(bytes)) => spinner.output(&mut *sink, &bytes)?,
+                Ok(None) => break,
+                Err(e) => {
+                    spinner.finish("");
+                    return Err(anyhow!("{}", api.transport_error(&e)));
+                }
+            },
+            _ = poll.tick(), if state == "queued" => {
+                if let Ok(r) = api.get(&format!("/runs/{run_id}")).await {
+                    state = r["outcome"].as_str().unwrap_or("").to_string();
+                    spinner.set_message(&format!("{label}: {state}"));
+                }
+            }
+        }
+    }
+    // The log closes as the process ends; the final record follows a moment later.
+    let mut run = api.get(&format!("/runs/{run_id}")).await.map_err(api_err)?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while matches!(run["outcome"].as_str(), Some("queued" | "running"))
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        run = api.get(&format!("/runs/{run_id}")).await.map_err(api_err)?;
+    }
+    let outcome = run["outcome"].as_str().unwrap_or("-");
+    let mark = if outcome == "succeeded" { "✓" } else { "✗" };
+    let mut parts = vec![format!("{mark} {label} {outcome}")];
+    if let Some(c) = run["exit_code"].as_i64() {
+        parts.push(format!("exit {c}"));
+    }
+    if let Some(s) = run["signal"].as_i64() {
+        parts.push(format!("signal {s}"));
+    }
+    if !run["duration_ms"].is_null() {
+        parts.push(duration_ms(&run["duration_ms"]));
+    }
+    spinner.finish(&parts.join(" · "));
+    Ok(run)
+}
+
+pub(super) async fn runs(api: &Api, out: Output, style: Style, cmd: RunsCmd) -> anyhow::Result<()> {
+    match cmd {
+        RunsCmd::Ls(ls) => runs_ls(api, out, style, ls).await,
+        RunsCmd::Kill { run } => kill_run(api, out, run).await,
+        RunsCmd::Show { run } => pipelines::show_run(api, out, style, run).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_run() {
+        assert_eq!(exit_code(&json!({"outcome": "succeeded", "exit_code": 0})), 0);
+        assert_eq!(exit_code(&json!({"outcome": "failed", "exit_code": 3})), 3);
+        assert_eq!(exit_code(&json!({"outcome": "killed", "exit_code": null, "signal": 9})), 137);
+        assert_eq!(exit_code(&json!({"outcome": "killed", "exit_code": null, "signal": 15})), 143);
+        assert_eq!(exit_code(&json!({"outcome": "killed", "exit_code": null, "signal": null})), 143);
+        assert_eq!(exit_code(&json!({"outcome": "timed_out", "exit_code": 0, "signal": 15})), 124);
+        assert_eq!(exit_code(&json!({"outcome": "skipped"})), 1);
+    }
+}

@@ -1,0 +1,270 @@
+//! `cronstack stacks …`: the commands (with environment and working directory) jobs run.
+
+use std::collections::HashMap;
+
+use anyhow::bail;
+use clap::Subcommand;
+use serde_json::{Map, Value, json};
+
+use super::api::Api;
+use super::output::{Style, Table, cell, local_time, print_fields, print_json};
+use super::{Output, api_err, id_of, one_line};
+use super::{pipelines, schedules::schedule_text};
+use crate::secrets::Secret;
+
+#[derive(Subcommand, Debug)]
+pub enum StacksCmd {
+    /// List stacks.
+    Ls,
+    /// One stack and its jobs (STACK = id or name).
+    Show { stack: String },
+    /// Create a stack: one command, or a pipeline of blocks.
+    Create {
+        name: String,
+        /// The shell command its jobs run (`sh -c`; see `run --help` for its arguments).
+        #[arg(long, required_unless_present = "block", conflicts_with = "block")]
+        command: Option<String>,
+        /// A pipeline's block type (repeatable, in order; `cronstack types` lists them), each
+        /// followed by its --conversion.
+        #[arg(long, value_name = "TYPE")]
+        block: Vec<String>,
+        /// The block's conversion: its input as JSON, where "\u0001/json/pointer\u0002"
+        /// stands for a value of the previous step's output (`/input/…`), the block's state
+        /// (`/state/…`) or the run (`/run/…`).
+        #[arg(long, value_name = "JSON", requires = "block")]
+        conversion: Vec<String>,
+        /// List it read-only to every user of the server (and without credentials).
+        #[arg(long)]
+        public: bool,
+        /// An environment variable, KEY=VALUE (repeatable).
+        #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+        env: Vec<(String, String)>,
+        /// A secret environment variable (repeatable): sealed at rest, never shown again,
+        /// masked as *** in run logs. KEY alone takes the value from this command's own
+        /// environment variable KEY, keeping it off the command line.
+        #[arg(long = "secret-env", value_name = "KEY=VALUE", value_parser = parse_secret_env)]
+        secret_env: Vec<(String, Secret)>,
+        /// Working directory of its jobs.
+        #[arg(long)]
+        workdir: Option<String>,
+    },
+    /// Delete a stack no job uses (STACK = id or name): refused while jobs use it.
+    Rm { stack: String },
+    /// Change a stack (STACK = id or name); what is not given stays.
+    Edit {
+        stack: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        command: Option<String>,
+        /// Set an environment variable, KEY=VALUE (repeatable; the others stay).
+        #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+        env: Vec<(String, String)>,
+        /// Remove an environment variable (repeatable).
+        #[arg(long = "unset-env", value_name = "KEY")]
+        unset_env: Vec<String>,
+        /// Set a secret environment variable, KEY=VALUE or KEY (from this command's
+        /// environment), repeatable; the other secret variables stay.
+        #[arg(long = "secret-env", value_name = "KEY=VALUE", value_parser = parse_secret_env)]
+        secret_env: Vec<(String, Secret)>,
+        /// Remove a secret environment variable (repeatable).
+        #[arg(long = "unset-secret-env", value_name = "KEY")]
+        unset_secret_env: Vec<String>,
+        #[arg(long, conflicts_with = "no_workdir")]
+        workdir: Option<String>,
+        /// Run in the server's working directory.
+        #[arg(long)]
+        no_workdir: bool,
+    },
+}
+
+pub(super) fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// `KEY=VALUE`, or `KEY` alone: the value of this process's environment variable KEY. The
+/// value is never repeated in a message.
+pub(super) fn parse_secret_env(s: &str) -> Result<(String, Secret), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), Secret::new(v))),
+        Some(_) => {
+            Err("expected KEY=VALUE, or KEY to take the value from the environment variable KEY".into())
+        }
+        None => match std::env::var(s) {
+            Ok(v) => Ok((s.to_string(), Secret::new(v))),
+            Err(_) => Err(format!("no environment variable {s} to take its value from (or give {s}=VALUE)")),
+        },
+    }
+}
+
+/// A `secret_env` request object: values set, `null`s remove.
+pub(super) fn secret_changes(set: Vec<(String, Secret)>, unset: Vec<String>) -> Value {
+    let mut map = Map::new();
+    for k in unset {
+        map.insert(k, Value::Null);
+    }
+    for (k, v) in set {
+        map.insert(k, json!(v.expose()));
+    }
+    Value::Object(map)
+}
+
+/// A list of names as `A B C`, or `-`.
+pub(super) fn names_or_dash(names: &Value) -> String {
+    let names: Vec<&str> = names.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    if names.is_empty() { "-".into() } else { names.join(" ") }
+}
+
+pub(super) async fn stacks(api: &Api, out: Output, style: Style, cmd: StacksCmd) -> anyhow::Result<()> {
+    match cmd {
+        StacksCmd::Ls => {
+            let stacks = api.all("/blockstacks", "stacks").await.map_err(api_err)?;
+            if out == Output::Json {
+                print_json(&Value::Array(stacks));
+                return Ok(());
+            }
+            let mut t = Table::new(&["ID", "NAME", "JOBS", "COMMAND"]);
+            for s in &stacks {
+                let jobs = s["jobs"].as_array().map_or(0, Vec::len);
+                t.row(vec![
+                    cell(&s["id"]),
+                    cell(&s["name"]),
+                    jobs.to_string(),
+                    one_line(&cell(&s["command"]), 60),
+                ]);
+            }
+            t.print(style);
+        }
+        StacksCmd::Show { stack } => {
+            let s = api.stack(&stack).await.map_err(api_err)?;
+            if out == Output::Json {
+                print_json(&s);
+                return Ok(());
+            }
+            let env: Vec<String> =
+                s["env"].as_object().into_iter().flatten().map(|(k, v)| format!("{k}={}", cell(v))).collect();
+            print_fields(
+                style,
+                &[
+                    ("id", cell(&s["id"])),
+                    ("name", cell(&s["name"])),
+                    ("uid", cell(&s["uid"])),
+                    ("command", cell(&s["command"])),
+                    ("env", if env.is_empty() { "-".into() } else { env.join(" ") }),
+                    ("secret env", names_or_dash(&s["secret_env"])),
+                    ("workdir", cell(&s["workdir"])),
+                    ("created", local_time(&s["created_at"])),
+                    ("updated", local_time(&s["updated_at"])),
+                ],
+            );
+            pipelines::print_blocks(&s, style);
+            let jobs = s["jobs"].as_array().cloned().unwrap_or_default();
+            outln!();
+            if jobs.is_empty() {
+                outln!("{}", style.dim("no jobs"));
+            } else {
+                let mut t = Table::new(&["JOB", "NAME", "STATE", "SCHEDULE"]);
+                for j in &jobs {
+                    let state = if j["do_run"].as_bool() == Some(true) { "enabled" } else { "paused" };
+                    t.row(vec![
+                        cell(&j["id"]),
+                        cell(&j["name"]),
+                        style.status(state),
+                        schedule_text(&j["schedule"]),
+                    ]);
+                }
+                t.print(style);
+            }
+        }
+        StacksCmd::Rm { stack } => {
+            let current = api.stack(&stack).await.map_err(api_err)?;
+            let id = id_of(&current)?;
+            let answer = api.delete(&format!("/blockstacks/{id}")).await.map_err(api_err)?;
+            if out == Output::Json {
+                print_json(&answer);
+            } else {
+                outln!("deleted stack {id} ({})", cell(&current["name"]));
+            }
+        }
+        StacksCmd::Create { name, command, block, conversion, public, env, secret_env, workdir } => {
+            let mut body = json!({ "name": name });
+            match command {
+                Some(c) => body["command"] = json!(c),
+                None => body["blocks"] = pipelines::blocks_body(&block, &conversion)?,
+            }
+            if public {
+                body["public"] = json!(true);
+            }
+            if !env.is_empty() {
+                body["env"] = json!(env.into_iter().collect::<HashMap<_, _>>());
+            }
+            if !secret_env.is_empty() {
+                body["secret_env"] = secret_changes(secret_env, Vec::new());
+            }
+            if let Some(w) = workdir {
+                body["workdir"] = json!(w);
+            }
+            let id = id_of(&api.post("/blockstacks", &body).await.map_err(api_err)?)?;
+            if out == Output::Json {
+                print_json(&api.get(&format!("/blockstacks/byid/{id}")).await.map_err(api_err)?);
+            } else {
+                outln!("created stack {id} ({name})");
+            }
+        }
+        StacksCmd::Edit {
+            stack,
+            name,
+            command,
+            env,
+            unset_env,
+            secret_env,
+            unset_secret_env,
+            workdir,
+            no_workdir,
+        } => {
+            let current = api.stack(&stack).await.map_err(api_err)?;
+            let id = id_of(&current)?;
+            let mut body = Map::new();
+            if let Some(n) = name {
+                body.insert("name".into(), json!(n));
+            }
+            if let Some(c) = command {
+                body.insert("command".into(), json!(c));
+            }
+            if !env.is_empty() || !unset_env.is_empty() {
+                let mut map = current["env"].as_object().cloned().unwrap_or_default();
+                for k in &unset_env {
+                    map.remove(k);
+                }
+                for (k, v) in env {
+                    map.insert(k, json!(v));
+                }
+                body.insert("env".into(), Value::Object(map));
+            }
+            if !secret_env.is_empty() || !unset_secret_env.is_empty() {
+                body.insert("secret_env".into(), secret_changes(secret_env, unset_secret_env));
+            }
+            if let Some(w) = workdir {
+                body.insert("workdir".into(), json!(w));
+            } else if no_workdir {
+                body.insert("workdir".into(), Value::Null);
+            }
+            if body.is_empty() {
+                bail!(
+                    "nothing to change: give --name, --command, --env, --unset-env, --secret-env, --unset-secret-env, --workdir or --no-workdir"
+                );
+            }
+            let updated =
+                api.put(&format!("/blockstacks/{id}"), &Value::Object(body)).await.map_err(api_err)?;
+            if out == Output::Json {
+                print_json(&updated);
+            } else {
+                outln!("updated stack {id} ({})", cell(&updated["name"]));
+            }
+        }
+    }
+    Ok(())
+}
