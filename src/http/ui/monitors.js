@@ -19,7 +19,7 @@ async function monitorsPage() {
     h("td", {}, monitorSchedule(m)),
     h("td", {}, `${m.grace_s} s`),
     h("td", {}, m.last_ping_at ? `${when(m.last_ping_at)} (${m.last_ping_kind})` : "–"),
-    h("td", {}, when(m.next_expected)))));
+    h("td", {}, when(m.next_expected, (m.schedule || {}).timezone)))));
   render(await all("/monitors", "monitors"));
   // Kept current while shown.
   const timer = setInterval(() => all("/monitors", "monitors").then(render).catch(() => {}), 5000);
@@ -41,7 +41,7 @@ async function monitorsPage() {
   } },
     h("label", {}, "Name", h("input", { name: "name", id: "monitor-name", required: true })),
     h("label", {}, "Cron expression of the job", h("input", { name: "cron", id: "monitor-cron", class: "mono", placeholder: "0 3 * * *" })),
-    h("label", {}, "Time zone", h("input", { name: "tz", id: "monitor-tz", value: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC" })),
+    h("label", {}, "Time zone", h("input", { name: "tz", id: "monitor-tz", value: browserZone() })),
     h("label", {}, "Or every (seconds)", h("input", { name: "period", id: "monitor-period", type: "number", min: 1, value: 3600 })),
     h("label", {}, "Grace (seconds)", h("input", { name: "grace", id: "monitor-grace", type: "number", min: 1, placeholder: "3600" })),
     h("div", {}, h("button", { id: "monitor-create", type: "submit" }, "Create monitor")));
@@ -88,7 +88,7 @@ async function monitorPage(id) {
       h("dt", {}, "Schedule"), h("dd", {}, monitorSchedule(m)),
       h("dt", {}, "Grace"), h("dd", {}, `${m.grace_s} s`),
       h("dt", {}, "Last ping"), h("dd", {}, m.last_ping_at ? `${when(m.last_ping_at)} (${m.last_ping_kind})` : "never"),
-      h("dt", {}, "Next expected"), h("dd", {}, when(m.next_expected)),
+      h("dt", {}, "Next expected"), h("dd", {}, when(m.next_expected, (m.schedule || {}).timezone)),
       h("dt", {}, "Down after"), h("dd", {}, when(m.down_after)),
       h("dt", {}, "Try it"), h("dd", {}, h("code", { class: "cmd" }, `curl -fsS -m 10 --retry 5 ${pingUrl(m)}`)))),
     h("section", { class: "panel" }, h("h2", {}, `Pings (${pings.count}, the newest ${m.keep_pings} kept)`),
