@@ -116,4 +116,16 @@ async fn the_overview_puts_failing_jobs_first_with_their_last_outcomes_one_page_
         assert!(r.json()["code"].is_number(), "{query}: {}", r.text);
     }
     assert_eq!(Api::new(&server, None).get("/api/v1/overview").await.status, 401);
+
+    // The API description has it, with its parameters and its rows' fields.
+    let doc = Api::new(&server, None).get("/openapi.json").await.json();
+    let op = &doc["paths"]["/api/v1/overview"]["get"];
+    let params: Vec<&str> =
+        op["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(params, ["page", "per_page", "name", "stack"], "{op}");
+    let row =
+        &doc["components"]["schemas"]["Overview"]["properties"]["jobs"]["items"]["allOf"][1]["properties"];
+    for field in ["stack_name", "schedule_description", "timezone", "recent_outcomes"] {
+        assert!(row[field].is_object(), "{field}: {row}");
+    }
 }

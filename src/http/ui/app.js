@@ -274,7 +274,12 @@ async function route() {
     await found[1](hash.match(found[0]));
   } catch (e) {
     if (e instanceof ApiError && e.status === 404) notFound(e.message);
-    else fail(e);
+    else if (e instanceof ApiError && e.status === 401) showSignIn();
+    else {
+      // Not "Loading…" forever: the page says why it is not there (a token without the
+      // admin scope on the tokens page, a server that went away).
+      view(h("h1", {}, "This page cannot be shown"), h("p", { class: "panel", id: "page-error" }, e.message || String(e)));
+    }
   }
 }
 
