@@ -133,13 +133,22 @@ async fn fill(c: &Client, css: &str, value: &str) {
 }
 
 async fn click(c: &Client, css: &str) {
-    let el = c
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
-    el.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+    // Present is not enough: the element may be hidden or re-drawn a moment longer (the
+    // navigation until the sign-in is checked): try again, as a person would.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let el = c
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        match el.click().await {
+            Ok(()) => return,
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(e) => panic!("click {css}: {e}"),
+        }
+    }
 }
 
 async fn screenshot(c: &Client, name: &str) -> std::path::PathBuf {
@@ -654,8 +663,11 @@ async fn tokens_and_webhooks(ui: &Ui<'_>) {
     assert!(!c.source().await.unwrap().contains(&secret), "the secret shown again");
     screenshot(c, "webhook").await;
     fill(c, "#webhook-edit-name", "alerts-2").await;
+    fill(c, "#webhook-edit-job", "nightly-fail").await;
     click(c, "#webhook-save").await;
     wait_text(c, "h1", "the new name", |t| t.starts_with("alerts-2")).await;
+    let hooks = ui.api.get("/api/v1/webhooks").await.json();
+    assert_eq!(hooks["webhooks"][0]["job_id"], failing, "narrowed to the job by its name: {hooks}");
     ui.confirm_next().await;
     click(c, "#webhook-delete").await;
     wait_text(c, "#flash", "deleted", |t| t.contains("Deleted the subscription")).await;
@@ -763,9 +775,21 @@ async fn token_sign_in(ui: &Ui<'_>, token: &str) {
     click(c, "#sign-out").await;
     wait_text(c, "h1", "the sign-in page", |t| t.contains("Sign in")).await;
     assert!(!ui.displayed("#nav").await);
+    // A token without the admin scope: the tokens page says why it cannot be shown.
+    let public = ui.api.post("/api/v1/tokens", json!({"name": "reader", "scopes": ["public"]})).await.json();
+    fill(c, "#token-input", public["token"].as_str().unwrap()).await;
+    click(c, "#token-submit").await;
+    wait_text(c, "#whoami", "signed in by the reader token", |t| t == "paula").await;
+    click(c, "#nav-tokens").await;
+    wait_text(c, "#page-error", "the missing scope", |t| t.contains("admin")).await;
+    click(c, "#sign-out").await;
+    wait_text(c, "h1", "the sign-in page", |t| t.contains("Sign in")).await;
     fill(c, "#token-input", token).await;
     click(c, "#token-submit").await;
     wait_text(c, "#whoami", "signed in by token", |t| t == "paula").await;
+    // Signed in again on the page in the address: the tokens page, now shown.
+    wait_text(c, "#tokens", "the tokens with the admin token", |t| t.contains("reader")).await;
+    click(c, "#nav-overview").await;
     wait_text(c, "#overview-rows", "the same jobs", |t| t.contains("morning")).await;
     ui.no_js_errors("the token sign-in").await;
 

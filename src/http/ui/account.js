@@ -72,16 +72,26 @@ function webhookFields(w, stacks, prefix) {
     field("Only the events of one stack", h("select", { name: "stack", id: `${prefix}-stack` },
       h("option", { value: "" }, "every stack"),
       stacks.map((st) => h("option", { value: st.id, selected: w && w.stack_id === st.id }, st.name)))),
+    field("Only the events of one job (its name or #id)", h("input", { name: "job", id: `${prefix}-job`, value: w && w.job_id ? `#${w.job_id}` : "", placeholder: "every job" })),
   ];
 }
 
-function webhookBody(f) {
+async function webhookBody(f) {
+  const ref = f.job.value.trim();
+  let job = null;
+  if (/^#?\d+$/.test(ref)) job = Number(ref.replace("#", ""));
+  else if (ref) {
+    const j = await api("GET", `/jobs/byname/${encodeURIComponent(ref)}`).catch(() => null);
+    if (!j) throw new Error(`no job named ${ref}`);
+    job = j.id;
+  }
   return {
     name: f.name.value.trim() || null,
     kind: f.kind.value,
     url: f.url.value.trim(),
     events: [...f.querySelectorAll("input[name=event]:checked")].map((b) => b.value),
     stack_id: f.stack.value ? Number(f.stack.value) : null,
+    job_id: job,
   };
 }
 
@@ -98,7 +108,7 @@ async function webhooksPage(created) {
   const form = h("form", { class: "stack", id: "new-webhook-form", onsubmit: async (ev) => {
     ev.preventDefault();
     try {
-      const body = webhookBody(ev.target);
+      const body = await webhookBody(ev.target);
       const r = await api("POST", "/webhooks", body);
       await webhooksPage({ ...r, name: body.name });
     } catch (e) { fail(e); }
@@ -141,7 +151,7 @@ async function webhookPage(id) {
   const form = h("form", { class: "stack", id: "webhook-edit", onsubmit: async (ev) => {
     ev.preventDefault();
     try {
-      await api("PUT", `/webhooks/${id}`, webhookBody(ev.target));
+      await api("PUT", `/webhooks/${id}`, await webhookBody(ev.target));
       flash("Saved", false, true);
       await route();
     } catch (e) { fail(e); }
