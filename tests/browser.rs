@@ -438,7 +438,10 @@ async fn edit_job(ui: &Ui<'_>, job_id: i64) {
     click(c, "#settings-save").await;
     wait_text(c, "#schedule-words", "the new schedule", |t| t == "every day at 09:00 America/New_York").await;
     wait_text(c, "#upcoming-zone", "New York's zone", |t| t == "(America/New_York)").await;
-    wait_text(c, "#upcoming li", "New York's time", |t| t.contains("09:00:00 EST")).await;
+    wait_text(c, "#upcoming li", "New York's time", |t| {
+        t.contains("09:00:00 EST") || t.contains("09:00:00 EDT")
+    })
+    .await;
     let after = ui.job(job_id).await;
     assert_eq!(after["timeout_s"], 120, "{after}");
     assert_eq!(after["retries"], 2);

@@ -17,6 +17,7 @@ function onceBox(id, label, secret) {
 }
 
 async function tokensPage(created) {
+  const draw = drawer();
   const list = await api("GET", "/tokens");
   const rows = list.tokens.map((t) => h("tr", { class: "token-row" },
     h("td", {}, t.name || h("span", { class: "muted" }, "(no name)")),
@@ -44,7 +45,7 @@ async function tokensPage(created) {
       SCOPES.map((sc) => h("label", { class: "check" }, h("input", { type: "checkbox", name: `scope_${sc}`, id: `new-token-scope-${sc}`, checked: sc === "public" }), sc)),
       h("p", { class: "hint" }, "public reads and runs or pauses jobs; jobs also changes stacks, schedules and jobs; admin also manages tokens.")),
     h("div", {}, h("button", { id: "new-token-create", type: "submit" }, "Create token")));
-  view(
+  draw(
     h("h1", {}, "API tokens"),
     created ? onceBox("new-token-secret", `Token ${created.name || "#" + created.id} (${created.scopes.join(", ")})`, created.token) : null,
     h("section", { class: "panel" }, rows.length
@@ -96,6 +97,7 @@ async function webhookBody(f) {
 }
 
 async function webhooksPage(created) {
+  const draw = drawer();
   const [hooks, overview] = await Promise.all([all("/webhooks", "webhooks"), api("GET", "/overview?per_page=1")]);
   const stacks = overview.stacks;
   const stackName = (id) => (stacks.find((st) => st.id === id) || {}).name || `stack #${id}`;
@@ -113,7 +115,7 @@ async function webhooksPage(created) {
       await webhooksPage({ ...r, name: body.name });
     } catch (e) { fail(e); }
   } }, webhookFields(null, stacks, "new-webhook"), h("div", {}, h("button", { id: "new-webhook-create", type: "submit" }, "Subscribe")));
-  view(
+  draw(
     h("h1", {}, "Webhooks"),
     h("p", { class: "muted" }, "Subscriptions POST each event they name to their URL (signed with their secret for kind webhook; as a chat message for slack, discord, teams), retried with backoff."),
     created ? onceBox("new-webhook-secret", `Signing secret of ${created.name || "#" + created.id}`, created.secret) : null,
@@ -124,6 +126,7 @@ async function webhooksPage(created) {
 }
 
 async function webhookPage(id) {
+  const draw = drawer();
   const [w, overview] = await Promise.all([api("GET", `/webhooks/byid/${id}`), api("GET", "/overview?per_page=1")]);
   let page = 1;
   const body = h("tbody", { id: "deliveries" });
@@ -164,7 +167,7 @@ async function webhookPage(id) {
       location.hash = "#/webhooks";
     } catch (e) { fail(e); }
   } }, "Delete");
-  view(
+  draw(
     h("p", {}, h("a", { href: "#/webhooks" }, "← Webhooks")),
     h("h1", {}, w.name || `Webhook #${id}`, badge(w.kind), h("span", { class: "spacer" }), remove),
     h("section", { class: "panel" }, h("h2", {}, "Deliveries ", counter),

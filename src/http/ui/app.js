@@ -180,6 +180,16 @@ function view(...children) {
   main.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
 }
 
+/** Which navigation is current: each route() takes the next number. */
+let routeGen = 0;
+
+/** The `view` of a page, taken as the page starts: it draws nothing once another navigation
+ *  began, so a slow page never draws over the one the person went on to. */
+function drawer() {
+  const gen = routeGen;
+  return (...children) => { if (gen === routeGen) view(...children); };
+}
+
 /** The page of something that does not exist: nothing of the previous page stays. */
 function notFound(message) {
   view(h("h1", { id: "not-found" }, "Not found"),
@@ -259,6 +269,7 @@ const ROUTES = [
 ];
 
 async function route() {
+  const gen = ++routeGen;
   stop();
   clearFlash();
   if (!me) return;
@@ -273,6 +284,7 @@ async function route() {
   try {
     await found[1](hash.match(found[0]));
   } catch (e) {
+    if (gen !== routeGen) return; // the person went on to another page meanwhile
     if (e instanceof ApiError && e.status === 404) notFound(e.message);
     else if (e instanceof ApiError && e.status === 401) showSignIn();
     else {

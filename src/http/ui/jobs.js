@@ -163,6 +163,7 @@ function killButton(runId, id, done) {
 }
 
 async function jobPage(id) {
+  const draw = drawer();
   const job = await api("GET", `/jobs/byid/${id}`);
   const [schedule, runs, overview, upstream] = await Promise.all([
     api("GET", `/schedules/byid/${job.schedule}`),
@@ -215,7 +216,7 @@ async function jobPage(id) {
   const timer = setInterval(() => { if (!document.hidden) refresh().catch(() => { /* next time */ }); }, 10000);
   cleanups.push(() => clearInterval(timer));
 
-  view(
+  draw(
     h("p", {}, h("a", { href: "#/" }, "← Overview")),
     h("h1", {}, job.name || `job-${id}`, badge(jobState(job), "job-state"), h("span", { class: "spacer" }), toggle, remove),
     h("div", { class: "grid2" },
@@ -323,6 +324,7 @@ function stepTable(steps) {
 }
 
 async function runPage(id) {
+  const draw = drawer();
   const run = await api("GET", `/runs/${id}`);
   const job = await api("GET", `/jobs/byid/${run.job}`).catch(() => null);
   const zone = job ? await api("GET", `/schedules/byid/${job.schedule}`).then((x) => configZone(x.config), () => null) : null;
@@ -351,7 +353,7 @@ async function runPage(id) {
   show(run);
   // Kill: SIGTERM to the run's process group wherever it goes (SIGKILL after the kill grace).
   const kill = killButton(id, "kill-run", show);
-  view(
+  draw(
     h("p", {}, job ? h("a", { href: `#/jobs/${job.id}` }, `← ${job.name || "job-" + job.id}`) : h("a", { href: "#/" }, "← Overview")),
     h("h1", {}, `Run #${id}`, outcomeBox, status, ACTIVE.includes(run.outcome) ? kill : null),
     h("section", { class: "panel" }, facts),

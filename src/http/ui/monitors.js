@@ -1,5 +1,5 @@
 // cronstack dashboard: heartbeat monitors (#/monitors, #/monitors/ID). Loaded before app.js,
-// whose helpers (h, api, all, view, badge, when, duration, flash, fail, cleanups) it uses when
+// whose helpers (h, api, all, drawer, badge, when, duration, flash, fail, cleanups) it uses when
 // its pages are shown.
 "use strict";
 
@@ -12,6 +12,7 @@ function monitorSchedule(m) {
 const pingUrl = (m) => location.origin + m.ping_url;
 
 async function monitorsPage() {
+  const draw = drawer();
   const table = h("tbody", { id: "monitor-rows" });
   const render = (monitors) => table.replaceChildren(...monitors.map((m) => h("tr", { class: "monitor-row" },
     h("td", {}, h("a", { href: `#/monitors/${m.id}`, class: "monitor-link" }, m.name)),
@@ -46,7 +47,7 @@ async function monitorsPage() {
     h("label", {}, "Grace (seconds)", h("input", { name: "grace", id: "monitor-grace", type: "number", min: 1, placeholder: "3600" })),
     h("div", {}, h("button", { id: "monitor-create", type: "submit" }, "Create monitor")));
 
-  view(
+  draw(
     h("h1", {}, "Monitors"),
     h("p", { class: "muted" }, "Heartbeat monitors watch cron jobs that run elsewhere: each pings its monitor's URL when it runs (curl it, or wrap the job in `cronstack ping UUID -- command`). A monitor is late past its expected time and down past its grace; monitor.down / monitor.up go to webhook subscriptions."),
     h("section", { class: "panel" }, h("table", {},
@@ -56,6 +57,7 @@ async function monitorsPage() {
 }
 
 async function monitorPage(id) {
+  const draw = drawer();
   const [m, pings] = await Promise.all([
     api("GET", `/monitors/byid/${id}`), api("GET", `/monitors/byid/${id}/pings`),
   ]);
@@ -80,7 +82,7 @@ async function monitorPage(id) {
     h("td", {}, p.exit_code === null ? "–" : String(p.exit_code)),
     h("td", {}, duration(p.duration_ms)),
     h("td", {}, p.body ? h("pre", { class: "log ping-body" }, p.body) : h("span", { class: "muted" }, "–"))));
-  view(
+  draw(
     h("p", {}, h("a", { href: "#/monitors" }, "← Monitors")),
     h("h1", {}, m.name, badge(m.state, "monitor-state"), h("span", { class: "spacer" }), toggle, remove),
     h("section", { class: "panel" }, h("dl", { class: "facts", id: "monitor-facts" },

@@ -29,6 +29,7 @@ function overviewRow(j) {
 }
 
 async function overviewPage(params) {
+  const draw = drawer();
   const state = {
     name: params.get("name") || "",
     stack: params.get("stack") || "",
@@ -98,7 +99,7 @@ async function overviewPage(params) {
   const timer = setInterval(() => { if (!document.hidden) load().catch(() => { /* next time */ }); }, 15000);
   cleanups.push(() => { clearInterval(timer); clearTimeout(typing); });
 
-  view(
+  draw(
     h("h1", {}, "Overview", h("span", { class: "spacer" }), h("a", { href: "#/stacks", class: "button secondary" }, "New stack or job")),
     h("section", { class: "panel" },
       h("form", { class: "inline filters", onsubmit: (ev) => ev.preventDefault() },

@@ -12,6 +12,7 @@ function blockList(st) {
 }
 
 async function stacksPage() {
+  const draw = drawer();
   const [stacks, schedules] = await Promise.all([all("/blockstacks", "stacks"), all("/schedules", "schedules")]);
   const own = stacks.filter((st) => Array.isArray(st.jobs)); // the caller's: listed with their jobs
 
@@ -88,7 +89,7 @@ async function stacksPage() {
     h("label", { class: "check" }, h("input", { type: "checkbox", name: "enabled", id: "job-enabled", checked: true }), "Enabled"),
     h("div", {}, h("button", { id: "job-create", type: "submit", disabled: !own.length }, "Create job")));
 
-  view(
+  draw(
     h("h1", {}, "Stacks"),
     cards.length ? cards : h("p", { class: "panel muted" }, "No stacks yet: create one below, then a job on it."),
     h("div", { class: "grid2" },
@@ -101,6 +102,7 @@ const blocksInput = (st) => JSON.stringify((st.blocks || []).map((b) =>
   b.name ? [b.type, b.conversion, { name: b.name }] : [b.type, b.conversion]), null, 2);
 
 async function stackPage(id) {
+  const draw = drawer();
   const st = await api("GET", `/blockstacks/byid/${id}`);
   if (!st.jobs) { notFound(`Stack #${id} is someone else's public stack: it can be read on the stacks page, not changed.`); return; }
   const pipeline = st.command === null || st.command === undefined;
@@ -177,7 +179,7 @@ async function stackPage(id) {
     }
   } }, "Delete stack");
 
-  view(
+  draw(
     h("p", {}, h("a", { href: "#/stacks" }, "← Stacks")),
     h("h1", {}, st.name, h("span", { class: "muted" }, `#${st.id}`), h("span", { class: "spacer" }), remove),
     h("div", { class: "grid2" },
@@ -190,6 +192,7 @@ async function stackPage(id) {
 }
 
 async function schedulesPage() {
+  const draw = drawer();
   const schedules = await all("/schedules", "schedules");
   const rows = schedules.map((x) => h("tr", { class: "schedule-row" },
     h("td", {}, x.name || h("span", { class: "muted" }, `#${x.id}`)),
@@ -204,7 +207,7 @@ async function schedulesPage() {
         await route();
       } catch (e) { fail(e); }
     } }, "Delete"))));
-  view(
+  draw(
     h("h1", {}, "Schedules"),
     h("p", { class: "muted" }, "A schedule in use by a job cannot be deleted: change or delete the job first."),
     h("section", { class: "panel" }, rows.length
