@@ -109,7 +109,14 @@ async fn wait_text(c: &Client, css: &str, what: &str, check: impl Fn(&str) -> bo
     panic!("{css}: waited for {what}; last text {last:?}; page:\n{}", &page[..page.len().min(4000)]);
 }
 
-async fn fill(c: &Client, css: &str, value: &str) {
+/// Finds the element and acts on it; when the page draws it again meanwhile (a stale
+/// element) or it does not take the action yet (hidden until the sign-in is checked), finds it
+/// again and retries for up to 20 s, as a person would.
+async fn act<F, Fut>(c: &Client, css: &str, action: F)
+where
+    F: Fn(fantoccini::elements::Element) -> Fut,
+    Fut: std::future::Future<Output = Result<(), fantoccini::error::CmdError>>,
+{
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let el = c
@@ -118,13 +125,7 @@ async fn fill(c: &Client, css: &str, value: &str) {
             .for_element(Locator::Css(css))
             .await
             .unwrap_or_else(|e| panic!("{css}: {e}"));
-        // The page may render again between finding the field and typing (a stale element):
-        // find it again, as a person would type into the new one.
-        let typed = async {
-            el.clear().await?;
-            el.send_keys(value).await
-        };
-        match typed.await {
+        match action(el).await {
             Ok(()) => return,
             Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
             Err(e) => panic!("{css}: {e}"),
@@ -132,23 +133,16 @@ async fn fill(c: &Client, css: &str, value: &str) {
     }
 }
 
+async fn fill(c: &Client, css: &str, value: &str) {
+    act(c, css, |el| async move {
+        el.clear().await?;
+        el.send_keys(value).await
+    })
+    .await
+}
+
 async fn click(c: &Client, css: &str) {
-    // Present is not enough: the element may be hidden or re-drawn a moment longer (the
-    // navigation until the sign-in is checked): try again, as a person would.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let el = c
-            .wait()
-            .at_most(Duration::from_secs(20))
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("{css}: {e}"));
-        match el.click().await {
-            Ok(()) => return,
-            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
-            Err(e) => panic!("click {css}: {e}"),
-        }
-    }
+    act(c, css, |el| async move { el.click().await }).await
 }
 
 async fn screenshot(c: &Client, name: &str) -> std::path::PathBuf {
