@@ -117,8 +117,8 @@ struct ServeArgs {
     /// TZ if set, the stack's env, the CRONSTACK_* run variables.
     #[arg(long = "pass-env", env = "CRONSTACK_PASS_ENV", value_name = "NAME", value_delimiter = ',')]
     pass_env: Vec<String>,
-    /// Finished runs (and their logs), v3 actions and webhook deliveries are deleted this many
-    /// days after they ended; 0: no age limit.
+    /// Finished runs (and their logs), v3 actions, webhook deliveries and monitors' pings are
+    /// deleted this many days after they ended; 0: no age limit.
     #[arg(long, env = "CRONSTACK_KEEP_RUNS_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=36_500))]
     keep_runs_days: u64,
     /// Succeeded runs kept per job whose `keep_succeeded` is null (the newest).
@@ -128,14 +128,15 @@ struct ServeArgs {
     /// `keep_failed` is null (the newest).
     #[arg(long, env = "CRONSTACK_KEEP_FAILED", default_value_t = 100, value_parser = clap::value_parser!(i64).range(0..=MAX_KEEP))]
     keep_failed: i64,
-    /// The dashboard's address as people reach it (`https://cron.example.com`): chat
-    /// notifications link to the run there.
+    /// The dashboard's address as people reach it (`https://cron.example.com`): chat and
+    /// email notifications link to the run (or monitor) there.
     #[arg(long, env = "CRONSTACK_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
     /// Milliseconds between two looks of the job health watcher (tests make it short).
     #[arg(long, hide = true, default_value_t = 5_000)]
     watch_interval_ms: u64,
-    /// Export per-job series on /metrics (health, last success, last failure): 7 per job.
+    /// Export per-job series on /metrics (health, last success, last failure): 7 per job; and
+    /// per-monitor ones (state, last ping): 6 per monitor.
     #[arg(long, env = "CRONSTACK_METRICS_PER_JOB", default_value_t = true, action = clap::ArgAction::Set)]
     metrics_per_job: bool,
     /// Milliseconds between two pruning passes at most (tests make it short).
@@ -152,6 +153,8 @@ struct ServeArgs {
     /// file on every node.
     #[arg(long, env = "CRONSTACK_SECRET_KEY_FILE", value_name = "PATH")]
     secret_key_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    smtp: crate::webhooks::smtp::SmtpArgs,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -275,6 +278,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ])?
         .install_recorder()?;
     crate::http::describe_metrics();
+    let public_url = args.public_url.as_deref().map(|u| u.trim_end_matches('/').to_string());
+    // Checked before anything starts: bad SMTP settings are a startup error, not failed mail.
+    let mailer = crate::webhooks::smtp::Mailer::from_args(
+        &args.smtp,
+        Duration::from_secs(args.webhook_timeout_s.max(1) * 3),
+    )?;
+    if let Some(m) = &mailer {
+        tracing::info!(server = m.server(), "email channels send through SMTP");
+    }
     let store = Store::open(&args.db.database_url).await?;
     crate::http::spawn_metrics_upkeep(store.clone(), metrics.clone());
     let mut settings = EngineSettings {
@@ -301,6 +313,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             after_runs: args.prune_after_runs,
         },
         watch_interval: Duration::from_millis(args.watch_interval_ms.max(10)),
+        public_url: public_url.clone(),
         ..EngineSettings::default()
     };
     let secret_key = secret_key(&args, &store).await?;
@@ -314,7 +327,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         concurrency: args.webhook_concurrency.max(1),
         max_attempts: args.webhook_max_attempts.max(1),
         retry_base: Duration::from_millis(args.webhook_retry_base_ms.max(1)),
-        public_url: args.public_url.as_deref().map(|u| u.trim_end_matches('/').to_string()),
+        public_url: public_url.clone(),
+        mailer: mailer.clone(),
         ..crate::webhooks::WebhookSettings::default()
     };
     let webhooks = crate::webhooks::Webhooks::start(
@@ -335,6 +349,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             backfill_max: args.catch_up_max.max(1),
             secret_key: Some(secret_key),
             metrics_per_job: args.metrics_per_job,
+            public_url,
+            email: mailer.is_some(),
         },
     );
     let state = crate::http::AppState::new(service, Some(metrics)).await?;

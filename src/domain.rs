@@ -339,9 +339,19 @@ pub struct Stack {
 /// A schedule's rule as users write it (Kragle's `config`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ScheduleConfig {
-    Period { seconds: i64 },
-    Timestamp { unix_seconds: i64 },
-    Cron { expr: String, timezone: String },
+    Period {
+        seconds: i64,
+    },
+    Timestamp {
+        unix_seconds: i64,
+    },
+    Cron {
+        expr: String,
+        timezone: String,
+    },
+    /// `{"manual": true}`: never fires on its own (Dkron's `@manually`) — the schedule of a job
+    /// that runs only when run now or after other jobs (chains).
+    Manual,
 }
 
 /// The longest period a schedule may have: 100 years of 365.25 days. Its slots then always
@@ -392,13 +402,23 @@ impl ScheduleConfig {
     fn parse(value: &Value) -> Result<Self, String> {
         let obj = value
             .as_object()
-            .ok_or("config must be an object such as {\"period\": 60}, {\"timestamp\": 1893456000} or {\"cron\": \"0 3 * * *\", \"timezone\": \"UTC\"}")?;
+            .ok_or("config must be an object such as {\"period\": 60}, {\"timestamp\": 1893456000}, {\"cron\": \"0 3 * * *\", \"timezone\": \"UTC\"} or {\"manual\": true}")?;
         if let Some(key) =
-            obj.keys().find(|k| !["period", "timestamp", "cron", "timezone"].contains(&k.as_str()))
+            obj.keys().find(|k| !["period", "timestamp", "cron", "timezone", "manual"].contains(&k.as_str()))
         {
             return Err(format!(
-                "unknown config key \"{key}\": use period, timestamp, or cron with an optional timezone"
+                "unknown config key \"{key}\": use period, timestamp, cron with an optional timezone, or manual"
             ));
+        }
+        match obj.get("manual") {
+            None => {}
+            Some(Value::Bool(true)) if obj.len() == 1 => return Ok(ScheduleConfig::Manual),
+            Some(Value::Bool(true)) => {
+                return Err(
+                    "config.manual takes no other key: a manual schedule never fires on its own".into()
+                );
+            }
+            Some(_) => return Err("config.manual must be true (or left out)".into()),
         }
         let int = |key: &str| -> Result<Option<i64>, String> {
             match obj.get(key) {
@@ -437,9 +457,9 @@ impl ScheduleConfig {
                 ScheduleConfig::Cron { expr, timezone: timezone.clone().unwrap_or_else(|| "UTC".into()) }
             }
             (None, None, None) => {
-                return Err("config needs one of period, timestamp or cron".into());
+                return Err("config needs one of period, timestamp, cron or manual".into());
             }
-            _ => return Err("config takes only one of period, timestamp or cron".into()),
+            _ => return Err("config takes only one of period, timestamp, cron or manual".into()),
         };
         if timezone.is_some() && !matches!(config, ScheduleConfig::Cron { .. }) {
             return Err("config.timezone applies only to a cron schedule".into());
@@ -456,6 +476,7 @@ impl ScheduleConfig {
             ScheduleConfig::Cron { expr, timezone } => {
                 serde_json::json!({ "cron": expr, "timezone": timezone })
             }
+            ScheduleConfig::Manual => serde_json::json!({ "manual": true }),
         }
     }
 
@@ -480,6 +501,7 @@ impl ScheduleConfig {
             ScheduleConfig::Cron { expr, timezone } => {
                 Trigger::cron_with_hash_key(expr, timezone, hash_key).map_err(|e| format!("config.cron: {e}"))
             }
+            ScheduleConfig::Manual => Ok(Trigger::Never),
         }
     }
 
@@ -492,7 +514,7 @@ impl ScheduleConfig {
     pub fn cron_text(&self) -> Option<String> {
         match self {
             ScheduleConfig::Period { seconds } => Some(format!("@every {seconds}s")),
-            ScheduleConfig::Timestamp { .. } => None,
+            ScheduleConfig::Timestamp { .. } | ScheduleConfig::Manual => None,
             ScheduleConfig::Cron { expr, .. } => Some(expr.clone()),
         }
     }
@@ -722,8 +744,9 @@ pub struct Action {
 wire_enum!(
     /// A subscription's (notification channel's) kind: how its deliveries are shaped.
     /// `webhook`: the signed event JSON; the chat kinds: their incoming webhooks' message JSON
-    /// (Slack's also serves Mattermost and Rocket.Chat).
-    ChannelKind { Webhook = "webhook", Slack = "slack", Discord = "discord", Teams = "teams" }
+    /// (Slack's also serves Mattermost and Rocket.Chat); `email`: a mail through the server's
+    /// SMTP settings, its recipients kept as a `mailto:` URL.
+    ChannelKind { Webhook = "webhook", Slack = "slack", Discord = "discord", Teams = "teams", Email = "email" }
 );
 
 /// An outbound webhook subscription: `events` of the owner's jobs (all of them, or those of
@@ -835,7 +858,10 @@ pub fn utc_fields(ms: EpochMs, sep: u8) -> Option<[u8; 19]> {
 }
 
 // Heartbeat monitors: after `wire_enum!`, which they use.
+pub mod chain;
 pub mod monitor;
+mod output;
+pub use output::parse_output;
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,7 @@ pub mod events;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod http;
+pub mod rate_limit;
 pub mod secrets;
 pub mod service;
 pub mod store;

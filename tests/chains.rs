@@ -293,6 +293,90 @@ async fn bad_chains_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_job_with_after_and_no_schedule_runs_only_after_its_upstream() {
+    let w = world(&[]).await;
+    let a = w.job("a", "true", json!({})).await;
+    let chained = |name: &str| {
+        json!({"stack_id": w.stack, "name": name, "enabled": true, "command": "echo chained",
+            "after": [{"job_id": a, "on": "success"}]})
+    };
+    let b = w.api.create("/api/v1/jobs", chained("b")).await;
+    let c = w.api.create("/api/v1/jobs", chained("c")).await;
+    let shown = w.api.get(&format!("/api/v1/jobs/byid/{b}")).await.json();
+    assert_eq!(shown["next_run"], Value::Null, "{shown}");
+    // Put on the caller's manual schedule (Dkron's `@manually`), one for all such jobs.
+    let schedule = shown["schedule"].as_i64().unwrap();
+    let sched = w.api.get(&format!("/api/v1/schedules/byid/{schedule}")).await.json();
+    assert_eq!(sched["config"], json!({"manual": true}), "{sched}");
+    let other = w.api.get(&format!("/api/v1/jobs/byid/{c}")).await.json();
+    assert_eq!(other["schedule"], json!(schedule), "{other}");
+    // Without `after` a job still needs its schedule; nothing is created.
+    let mut lone = chained("lone");
+    lone.as_object_mut().unwrap().remove("after");
+    let r = w.api.post("/api/v1/jobs", lone).await;
+    assert_eq!((r.status, r.json()["code"].clone()), (400, json!(4)), "{}", r.text);
+    assert!(r.text.contains("schedule_id"), "{}", r.text);
+    // A schedule of one's own may be manual too; its next fire times are none.
+    let own = w.api.create("/api/v1/schedules", json!({"config": {"manual": true}})).await;
+    let sched = w.api.get(&format!("/api/v1/schedules/byid/{own}")).await.json();
+    assert_eq!(sched["config"], json!({"manual": true}), "{sched}");
+    for bad in [json!({"manual": false}), json!({"manual": true, "period": 60}), json!({"manual": 1})] {
+        let r = w.api.post("/api/v1/schedules", json!({ "config": bad })).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text);
+        assert!(r.text.contains("manual"), "{bad}: {}", r.text);
+    }
+
+    // Cloud 66's dialect shows the chain in the job's params, and no cron.
+    let stack_uid = w.api.get(&format!("/api/v1/blockstacks/byid/{}", w.stack)).await.json()["uid"].clone();
+    let job_uid = shown["uid"].as_str().unwrap();
+    let v3 = w.api.get(&format!("/api/3/stacks/{}/jobs/{job_uid}", stack_uid.as_str().unwrap())).await;
+    assert_eq!(v3.status, 200, "{}", v3.text);
+    let v3 = &v3.json()["response"];
+    assert_eq!(
+        v3["params"],
+        json!({"command": "echo chained", "after": [{"job_id": a, "on": "success"}]}),
+        "{v3}"
+    );
+    assert_eq!(v3["cron"], Value::Null, "{v3}");
+
+    let up = w.run(a, &[]).await;
+    let runs = w.ended_runs(b, 1).await;
+    assert_eq!(
+        (runs[0]["trigger"].clone(), runs[0]["upstream_runs"].clone()),
+        (json!("chain"), json!([id(&up)]))
+    );
+    w.ended_runs(c, 1).await;
+    // Run now works as for any job.
+    let now = w.run(b, &[]).await;
+    assert_eq!(
+        (now["trigger"].clone(), now["outcome"].clone()),
+        (json!("run_now"), json!("succeeded")),
+        "{now}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_changes_cannot_close_a_cycle_between_them() {
+    // A after B and B after A, sent at once: each alone closes no cycle with the chains as
+    // they were read; one of them must be refused.
+    let w = world(&[]).await;
+    for round in 0..12 {
+        let a = w.job(&format!("a{round}"), "true", json!({})).await;
+        let b = w.job(&format!("b{round}"), "true", json!({})).await;
+        let (path_a, path_b) = (format!("/api/v1/jobs/{a}"), format!("/api/v1/jobs/{b}"));
+        let (ra, rb) = tokio::join!(
+            w.api.put(&path_a, json!({"after": [{"job_id": b, "on": "success"}]})),
+            w.api.put(&path_b, json!({"after": [{"job_id": a, "on": "success"}]})),
+        );
+        let mut statuses = [ra.status, rb.status];
+        statuses.sort();
+        assert_eq!(statuses, [200, 400], "round {round}: {} / {}", ra.text, rb.text);
+        let refused = if ra.status == 400 { &ra } else { &rb };
+        assert!(refused.text.contains("a chain cycle"), "{}", refused.text);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_deleted_upstream_leaves_the_chains_it_was_in() {
     let w = world(&[]).await;
     let a = w.job("a", "true", json!({})).await;

@@ -551,3 +551,23 @@ fn jobs_backfill_runs_the_missing_slots() {
     ]);
     assert_eq!(again["count"], 0, "each slot at most once: {again}");
 }
+
+#[test]
+fn a_taken_username_or_email_is_refused_and_nothing_is_added() {
+    // Mapped by constraint name (store::Unique): the username's and the email's, on both backends.
+    let db = TestDb::new();
+    add_user(&db, "erin", None);
+    for args in [["erin", "--email", "other@example.com"], ["frank", "--email", "erin@example.com"]] {
+        let out = Command::new(BIN)
+            .args(["user", "add"])
+            .args(args)
+            .args(["--database-url", &db.url])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.contains("a user with that username or email already exists"), "{args:?}: {err}");
+    }
+    // The refused "frank" was not added: the name is free.
+    add_user(&db, "frank", None);
+}

@@ -2,16 +2,14 @@
 //! and bad input; pings with their history, bodies and rate limit; a monitor going
 //! new → up → late → down → up with pings and time, announcing exactly one event per change to
 //! a real webhook receiver (two nodes on one PostgreSQL database; one node on SQLite); and
-//! `cronstack ping` wrapping a failing command.
+//! `cronstack ping` wrapping a failing command; each monitor's series on `/metrics`.
 //!
 //! Timing: every wait is an `eventually` with a generous timeout; the short periods only make
 //! the states come quickly, nothing asserts how quickly.
 
 mod common;
 
-use std::net::SocketAddr;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -19,42 +17,9 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A webhook receiver on loopback that records every request and answers 200.
-struct Receiver {
-    addr: SocketAddr,
-    got: Arc<Mutex<Vec<(String, Value)>>>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let shared = got.clone();
-        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
-            let got = shared.clone();
-            async move {
-                let event =
-                    req.headers().get("x-cronstack-event").map_or("", |v| v.to_str().unwrap()).to_string();
-                let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
-                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                got.lock().unwrap().push((event, body));
-                axum::http::StatusCode::OK
-            }
-        });
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Receiver { addr, got }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
-    }
-
-    fn events(&self) -> Vec<(String, Value)> {
-        self.got.lock().unwrap().clone()
-    }
+/// The `(event, body)` of what `receiver` got, in order.
+fn events(receiver: &Receiver) -> Vec<(String, Value)> {
+    receiver.all().into_iter().map(|r| (r.event, r.body)).collect()
 }
 
 fn code(r: &Resp) -> i64 {
@@ -289,7 +254,7 @@ async fn a_monitor_goes_new_up_late_down_up_announcing_each_change_once() {
     let hook = a
         .create(
             "/api/v1/webhooks",
-            json!({"url": receiver.url(), "events": ["monitor.down", "monitor.up"], "monitor_id": id}),
+            json!({"url": receiver.url("/hook"), "events": ["monitor.down", "monitor.up"], "monitor_id": id}),
         )
         .await;
     // A subscription narrowed to a job gets no monitor events.
@@ -299,7 +264,7 @@ async fn a_monitor_goes_new_up_late_down_up_announcing_each_change_once() {
     let job = a.create("/api/v1/jobs", json!({"stack_id": stack, "schedule_id": schedule})).await;
     a.create(
         "/api/v1/webhooks",
-        json!({"url": other.url(), "events": ["monitor.down", "monitor.up"], "job_id": job}),
+        json!({"url": other.url("/hook"), "events": ["monitor.down", "monitor.up"], "job_id": job}),
     )
     .await;
     let ping_url = m["ping_url"].as_str().unwrap().to_string();
@@ -315,7 +280,7 @@ async fn a_monitor_goes_new_up_late_down_up_announcing_each_change_once() {
     let down = monitor_when(&b, id, "down", |m| m["state"] == "down").await;
     assert!(down["next_expected"].is_null(), "{down}");
     let got = eventually(WAIT, || async {
-        let e = receiver.events();
+        let e = events(&receiver);
         (!e.is_empty()).then_some(e)
     })
     .await
@@ -337,7 +302,7 @@ async fn a_monitor_goes_new_up_late_down_up_announcing_each_change_once() {
     assert_eq!(ping(&second_anon, &ping_url, "recovered").await.status, 200);
     assert_eq!(a.get(&format!("/api/v1/monitors/byid/{id}")).await.json()["state"], "up");
     let got = eventually(WAIT, || async {
-        let e = receiver.events();
+        let e = events(&receiver);
         (e.len() >= 2).then_some(e)
     })
     .await
@@ -348,17 +313,17 @@ async fn a_monitor_goes_new_up_late_down_up_announcing_each_change_once() {
 
     // Exactly one event per change: give a second announcement the time to show up.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let events: Vec<String> = receiver.events().into_iter().map(|(e, _)| e).collect();
-    assert_eq!(events, ["monitor.down", "monitor.up"]);
+    let kinds: Vec<String> = events(&receiver).into_iter().map(|(e, _)| e).collect();
+    assert_eq!(kinds, ["monitor.down", "monitor.up"]);
     let deliveries = a.get(&format!("/api/v1/webhooks/byid/{hook}/deliveries")).await.json();
     assert_eq!(deliveries["count"], 2, "{deliveries}");
-    assert!(other.events().is_empty(), "a job's subscription got {:?}", other.events());
+    assert!(events(&other).is_empty(), "a job's subscription got {:?}", events(&other));
 
     // A failure ping takes it down at once, announced once.
     assert_eq!(Api::new(&first, None).get(&format!("{ping_url}/fail")).await.status, 200);
     assert_eq!(Api::new(&first, None).get(&format!("{ping_url}/fail")).await.status, 200);
     let got = eventually(WAIT, || async {
-        let e = receiver.events();
+        let e = events(&receiver);
         (e.len() >= 3).then_some(e)
     })
     .await
@@ -366,7 +331,7 @@ async fn a_monitor_goes_new_up_late_down_up_announcing_each_change_once() {
     assert_eq!(got[2].0, "monitor.down");
     assert_eq!(got[2].1["ping"]["kind"], "fail");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(receiver.events().len(), 3, "the second failure changed nothing");
+    assert_eq!(events(&receiver).len(), 3, "the second failure changed nothing");
 }
 
 fn text(b: &[u8]) -> String {
@@ -451,4 +416,49 @@ async fn cronstack_ping_wraps_a_failing_command_and_monitors_commands_work() {
     let out = run(&["monitors", "show", "backup"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("no monitor"), "{}", text(&out.stderr));
+}
+
+async fn metrics(server: &Server) -> String {
+    reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test]
+async fn monitors_have_their_series_on_metrics_unless_turned_off() {
+    let db = TestDb::new();
+    let server = Server::start_on(&db, &[]);
+    let api = Api::new(&server, Some(&add_user(&db, "alice", None)));
+    let pinged = api
+        .post(
+            "/api/v1/monitors",
+            json!({"name": "pinged \"one\"", "schedule": {"period": 3600}, "grace_s": 60}),
+        )
+        .await
+        .json();
+    let fresh = api.create("/api/v1/monitors", json!({"name": "fresh", "schedule": {"period": 60}})).await;
+    let id = pinged["id"].as_i64().unwrap();
+    assert_eq!(Api::new(&server, None).get(pinged["ping_url"].as_str().unwrap()).await.status, 200);
+    let text = metrics(&server).await;
+    let name = "monitor=\"pinged \\\"one\\\"\"";
+    for line in [
+        format!("cronstack_monitor_state{{monitor_id=\"{id}\",{name},state=\"up\"}} 1"),
+        format!("cronstack_monitor_state{{monitor_id=\"{id}\",{name},state=\"down\"}} 0"),
+        format!("cronstack_monitor_state{{monitor_id=\"{fresh}\",monitor=\"fresh\",state=\"new\"}} 1"),
+        format!("cronstack_monitor_last_ping_timestamp_seconds{{monitor_id=\"{id}\",{name}}} "),
+    ] {
+        assert!(text.contains(&line), "{line} missing from:\n{text}");
+    }
+    let series = text.lines().filter(|l| l.starts_with("cronstack_monitor_")).count();
+    assert_eq!(series, 2 * 5 + 1, "5 states each, one last ping:\n{text}");
+    assert!(
+        !text.contains(&format!("cronstack_monitor_last_ping_timestamp_seconds{{monitor_id=\"{fresh}\"")),
+        "never pinged: no timestamp"
+    );
+
+    let db = TestDb::new();
+    let server = Server::start_on(&db, &["--metrics-per-job=false"]);
+    let api = Api::new(&server, Some(&add_user(&db, "alice", None)));
+    api.create("/api/v1/monitors", json!({"name": "quiet", "schedule": {"period": 60}})).await;
+    let text = metrics(&server).await;
+    assert!(text.contains("cronstack_runs_total"), "{text}");
+    assert!(!text.contains("cronstack_monitor_"), "{text}");
 }

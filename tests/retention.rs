@@ -445,6 +445,46 @@ async fn the_day_limit_removes_old_finished_runs_actions_and_deliveries_only() {
     assert_eq!(old_pending, 3, "{pending:?}");
 }
 
+#[tokio::test]
+async fn the_day_limit_removes_old_monitor_pings_besides_the_count_limit() {
+    let f = fixture(&["--keep-runs-days", "1"]).await;
+    let m = f
+        .api
+        .post("/api/v1/monitors", json!({"name": "elsewhere", "schedule": {"period": 3600}}))
+        .await
+        .json();
+    let (id, ping_url) = (m["id"].as_i64().unwrap(), m["ping_url"].as_str().unwrap().to_string());
+    let anon = Api::new(&f.server, None);
+    for body in ["old 1", "old 2", "old 3"] {
+        let r = anon.send_raw("POST", &ping_url, Some("text/plain"), body.as_bytes().to_vec()).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    // Two days pass for those pings; then a fresh one comes.
+    f.sql(&format!("UPDATE monitor_pings SET created_at = created_at - {}", 2 * DAY_MS));
+    let r = anon.send_raw("POST", &ping_url, Some("text/plain"), b"fresh".to_vec()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let bodies = || async {
+        let r = f.api.get(&format!("/api/v1/monitors/byid/{id}/pings")).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()["pings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["body"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let kept = eventually(WAIT, || async {
+        let b = bodies().await;
+        (b.len() == 1).then_some(b)
+    })
+    .await
+    .expect("the pings older than a day are pruned");
+    assert_eq!(kept, ["fresh"]);
+    // The monitor itself still knows when it was last pinged.
+    let m = f.api.get(&format!("/api/v1/monitors/byid/{id}")).await.json();
+    assert!(m["last_ping_at"].is_string(), "{m}");
+}
+
 /// Whether a delivery was created more than a day ago (backdated by the test).
 fn is_old(delivery: &Value) -> bool {
     let created = delivery["created_at"].as_str().unwrap_or_default();

@@ -89,7 +89,7 @@ impl Monitor {
             ScheduleConfig::Cron { .. } => {
                 self.schedule.trigger_for(super::job_hash_key(&self.uuid)).ok()?.next_after(at)
             }
-            ScheduleConfig::Timestamp { .. } => None,
+            ScheduleConfig::Timestamp { .. } | ScheduleConfig::Manual => None,
         }
     }
 

@@ -20,13 +20,22 @@ use tokio_util::task::TaskTracker;
 
 use crate::domain::{EpochMs, Job, Missed, Run, SlotPolicy, Stack, now_ms};
 use crate::events::EventSender;
-use crate::service::ServiceError;
 use crate::store::Store;
 
 pub use pruner::{BATCH as PRUNE_BATCH, Retention};
 pub use runner::RunResult;
 use runner::Runner;
 use scheduler::{SchedMsg, Scheduler, SlotRule};
+
+/// What the engine refuses (the service maps it to its own error).
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A process started without an executor (`serve --no-executor` and the like).
+    #[error("this process does not run jobs")]
+    NoRunner,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
 
 /// Engine settings (from the command line).
 #[derive(Debug, Clone)]
@@ -62,6 +71,8 @@ pub struct EngineSettings {
     pub secret_key: Option<crate::secrets::SecretKey>,
     /// Between two looks of the job health watcher (`watcher`).
     pub watch_interval: Duration,
+    /// The dashboard's public address (`--public-url`), linked from monitor messages.
+    pub public_url: Option<String>,
 }
 
 impl Default for EngineSettings {
@@ -82,6 +93,7 @@ impl Default for EngineSettings {
             retention: Retention::default(),
             secret_key: None,
             watch_interval: Duration::from_secs(5),
+            public_url: None,
         }
     }
 }
@@ -165,21 +177,15 @@ impl EngineHandle {
     }
 
     /// Starts a run now (it was recorded `queued` by the caller).
-    pub fn launch(&self, launch: Launch) -> Result<(), ServiceError> {
-        let runner = self
-            .runner
-            .as_ref()
-            .ok_or_else(|| ServiceError::Unavailable("this process does not run jobs".into()))?;
+    pub fn launch(&self, launch: Launch) -> Result<(), EngineError> {
+        let runner = self.runner.as_ref().ok_or(EngineError::NoRunner)?;
         runner.spawn_launch(launch);
         Ok(())
     }
 
     /// Starts runs (recorded `queued` by the caller) all at once, or one after another.
-    pub fn launch_all(&self, launches: Vec<Launch>, one_after_another: bool) -> Result<(), ServiceError> {
-        let runner = self
-            .runner
-            .as_ref()
-            .ok_or_else(|| ServiceError::Unavailable("this process does not run jobs".into()))?;
+    pub fn launch_all(&self, launches: Vec<Launch>, one_after_another: bool) -> Result<(), EngineError> {
+        let runner = self.runner.as_ref().ok_or(EngineError::NoRunner)?;
         if one_after_another {
             runner.spawn_in_order(launches);
         } else {
@@ -192,11 +198,11 @@ impl EngineHandle {
 
     /// Kills a run wherever it goes: here if this node holds it, else by asking the other
     /// nodes (PostgreSQL NOTIFY; the node holding it acts within milliseconds).
-    pub async fn kill_run(&self, store: &Store, run_id: i64) -> Result<(), ServiceError> {
+    pub async fn kill_run(&self, store: &Store, run_id: i64) -> Result<(), EngineError> {
         if self.runner.as_ref().is_some_and(|r| r.kill(run_id)) {
             return Ok(());
         }
-        store.notify_kill(run_id).await.map_err(ServiceError::from)
+        Ok(store.notify_kill(run_id).await?)
     }
 
     /// The live log of a run going on this node.
@@ -276,7 +282,7 @@ impl Engine {
         tasks.spawn(cluster::periodic_resync(store.clone(), sched_tx.clone(), stop.clone()));
         tasks.spawn(pruner::run(store.clone(), settings.retention.clone(), stop.clone()));
         tasks.spawn(watcher::run(store.clone(), events, settings.watch_interval, stop.clone()));
-        tasks.spawn(monitor_watch::run(store.clone(), stop.clone()));
+        tasks.spawn(monitor_watch::run(store.clone(), settings.public_url.clone(), stop.clone()));
         Ok(Engine {
             handle,
             runner,

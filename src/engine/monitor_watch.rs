@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::domain::monitor::{Monitor, Ping};
 use crate::domain::{EpochMs, now_ms};
 use crate::store::{Store, StoreResult, WatchLock};
 
@@ -26,7 +27,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(10);
 /// Monitors pinged this long before the previous trim are looked at again (other nodes' clocks).
 const CLOCK_MARGIN_MS: EpochMs = 60_000;
 
-pub(super) async fn run(store: Store, stop: CancellationToken) {
+/// `public_url`: the dashboard's address, linked from the messages of chat and email channels.
+pub(super) async fn run(store: Store, public_url: Option<String>, stop: CancellationToken) {
     let mut lock: Option<WatchLock> = None;
     let mut last_prune: Option<(tokio::time::Instant, EpochMs)> = None;
     let mut next_ask = tokio::time::Instant::now();
@@ -45,7 +47,7 @@ pub(super) async fn run(store: Store, stop: CancellationToken) {
         if lock.is_none() {
             continue;
         }
-        if let Err(e) = tick(&store, &mut last_prune).await {
+        if let Err(e) = tick(&store, public_url.as_deref(), &mut last_prune).await {
             tracing::warn!(error = %e, "watching monitors");
             // The lock's connection may be gone with the error: ask again next time.
             if let Some(held) = lock.take() {
@@ -58,9 +60,15 @@ pub(super) async fn run(store: Store, stop: CancellationToken) {
     }
 }
 
-async fn tick(store: &Store, last_prune: &mut Option<(tokio::time::Instant, EpochMs)>) -> StoreResult<()> {
+async fn tick(
+    store: &Store,
+    public_url: Option<&str>,
+    last_prune: &mut Option<(tokio::time::Instant, EpochMs)>,
+) -> StoreResult<()> {
     let now = now_ms();
-    let render = crate::webhooks::monitor_event_body;
+    let render = |channel, kind, m: &Monitor, p: Option<&Ping>| {
+        crate::webhooks::monitor_event_body(channel, kind, m, p, public_url)
+    };
     loop {
         let due = store.monitors_past_grace(now, BATCH).await?;
         for monitor in &due {

@@ -1,6 +1,7 @@
 //! The pruner keeps history bounded: every job keeps its newest `keep_succeeded` succeeded
 //! and `keep_failed` other finished runs (the server's defaults when null), and finished runs,
-//! actions and webhook deliveries older than `--keep-runs-days` go whatever the job.
+//! actions, webhook deliveries and monitors' pings older than `--keep-runs-days` go whatever
+//! the job (or the monitor).
 //!
 //! It runs in its own task, never on the scheduler's path: every pass reads on the read pool
 //! and deletes in batches of at most [`BATCH`] rows by primary key, pausing between them, so
@@ -22,10 +23,13 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{EpochMs, now_ms};
-use crate::store::{Aged, Keep, PruneLock, Store, StoreError};
+use crate::store::{Aged, Backend, Keep, PruneLock, Store, StoreError};
 
-/// Rows per delete statement.
+/// Rows per read of runs beyond their limits, and per delete statement on SQLite.
 pub const BATCH: usize = 1000;
+/// Rows per delete statement on PostgreSQL: a fifth of a batch, so that no single delete (and
+/// its commit) holds a claim back for long; a steady history loses the same rows either way.
+const PG_DELETE_BATCH: usize = BATCH / 5;
 /// How often the runs created since the previous pass are counted (see `after_runs`).
 const POLL: Duration = Duration::from_millis(250);
 /// Between two deletes: the writers queued behind one go first.
@@ -49,7 +53,7 @@ const VACUUM_AFTER_ROWS: u64 = 10 * BATCH as u64;
 /// Retention settings (from the command line).
 #[derive(Debug, Clone)]
 pub struct Retention {
-    /// Finished runs, actions and deliveries older than this go; `None`: no age limit.
+    /// Finished runs, actions, deliveries and pings older than this go; `None`: no age limit.
     pub max_age: Option<Duration>,
     /// For jobs whose own limits are null.
     pub keep: Keep,
@@ -80,11 +84,12 @@ struct Pruned {
     runs_by_age: u64,
     actions: u64,
     deliveries: u64,
+    pings: u64,
 }
 
 impl Pruned {
     fn total(&self) -> u64 {
-        self.runs_by_count + self.runs_by_age + self.actions + self.deliveries
+        self.runs_by_count + self.runs_by_age + self.actions + self.deliveries + self.pings
     }
 }
 
@@ -147,6 +152,7 @@ pub(super) async fn run(store: Store, settings: Retention, stop: CancellationTok
                 runs_by_age = pruned.runs_by_age,
                 actions = pruned.actions,
                 deliveries = pruned.deliveries,
+                pings = pruned.pings,
                 took_ms = started.elapsed().as_millis() as u64,
                 "history pruned"
             ),
@@ -159,6 +165,7 @@ pub(super) async fn run(store: Store, settings: Retention, stop: CancellationTok
             (Aged::Runs, pruned.runs_by_count + pruned.runs_by_age),
             (Aged::Actions, pruned.actions),
             (Aged::Deliveries, pruned.deliveries),
+            (Aged::Pings, pruned.pings),
         ] {
             metrics::counter!("cronstack_pruned_rows_total", "table" => table.table()).increment(rows);
         }
@@ -239,6 +246,7 @@ impl Pruner {
                     Aged::Runs => pruned.runs_by_age += n,
                     Aged::Actions => pruned.actions += n,
                     Aged::Deliveries => pruned.deliveries += n,
+                    Aged::Pings => pruned.pings += n,
                 }
             }
         }
@@ -301,15 +309,27 @@ impl Pruner {
         }
     }
 
-    /// Deletes the runs of `doomed` a batch at a time: the full batches, or all of them.
+    /// Deletes the runs of `doomed` a batch at a time: the full batches, or all of them —
+    /// each batch in statements of [`Pruner::delete_size`] rows.
     async fn delete_runs(&self, lock: &mut PruneLock, doomed: &mut Vec<i64>, all: bool) -> Result<u64, Stop> {
         let mut deleted = 0;
         while doomed.len() >= BATCH || (all && !doomed.is_empty()) {
             let batch: Vec<i64> = doomed.drain(..doomed.len().min(BATCH)).collect();
-            deleted += self.store.delete_finished_runs(lock, &batch).await?;
-            self.pause().await?;
+            for statement in batch.chunks(self.delete_size()) {
+                deleted += self.store.delete_finished_runs(lock, statement).await?;
+                self.pause().await?;
+            }
         }
         Ok(deleted)
+    }
+
+    /// Rows per delete statement: see [`PG_DELETE_BATCH`]. SQLite's deletes are cheap and
+    /// each is a write of the whole batch's pages: fewer is better there.
+    fn delete_size(&self) -> usize {
+        match self.store.backend() {
+            Backend::Postgres => PG_DELETE_BATCH,
+            Backend::Sqlite => BATCH,
+        }
     }
 
     /// Deletes `table`'s rows that ended before `cutoff`, oldest first, a window at a time;

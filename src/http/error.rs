@@ -40,7 +40,20 @@ pub enum ApiError {
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error(transparent)]
-    Service(#[from] ServiceError),
+    Service(ServiceError),
+}
+
+/// A service's `Throttled` answers as the request limiter's 429 does, in one shape.
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Throttled { limit, retry_after } => {
+                ApiError::Request(RequestError::RateLimited { limit, retry_after })
+            }
+            ServiceError::HookMethod(_) => ApiError::Request(RequestError::MethodNotAllowed(e.to_string())),
+            e => ApiError::Service(e),
+        }
+    }
 }
 
 impl ApiError {
@@ -64,6 +77,8 @@ impl ApiError {
                 S::NameTaken(_) | S::ScheduleInUse | S::Conflict(_) => StatusCode::CONFLICT,
                 S::BadLogin | S::Unauthenticated => StatusCode::UNAUTHORIZED,
                 S::MissingScope(_) => StatusCode::FORBIDDEN,
+                S::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+                S::HookMethod(_) => StatusCode::METHOD_NOT_ALLOWED,
                 S::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 S::StorageFull => StatusCode::INSUFFICIENT_STORAGE,
                 S::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -122,6 +137,20 @@ impl<D> Failure<D> {
 impl<D> std::fmt::Debug for Failure<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
+    }
+}
+
+/// A store error met outside the service (the rate limiter's shared windows) answers as the
+/// service would answer it.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::Service(e.into())
+    }
+}
+
+impl<D> From<crate::store::StoreError> for Failure<D> {
+    fn from(e: crate::store::StoreError) -> Self {
+        Failure::new(e)
     }
 }
 

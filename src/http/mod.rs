@@ -6,6 +6,7 @@ mod cloud66;
 mod error;
 mod extract;
 mod guard;
+mod monitor_metrics;
 // Its job and run views are also the objects of outbound webhook deliveries.
 pub(crate) mod kragle;
 mod openapi;
@@ -22,7 +23,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
-pub use auth::RateLimiter;
+pub use crate::rate_limit::RateLimiter;
 pub use ops::{describe_metrics, spawn_metrics_upkeep};
 pub use serve::{ClientTimeout, serve};
 
@@ -36,11 +37,6 @@ pub struct SharedState {
     pub service: Service,
     /// Signs the session cookie; shared by all nodes through the database.
     pub cookie_key: Key,
-    pub limiter: Arc<RateLimiter>,
-    /// Calls per stack hook (inbound webhooks), whoever calls.
-    pub hook_limiter: Arc<RateLimiter>,
-    /// Pings per heartbeat monitor, whoever pings.
-    pub ping_limiter: Arc<RateLimiter>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
@@ -57,19 +53,7 @@ impl AppState {
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> anyhow::Result<Self> {
         let key = service.cookie_key().await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let limiter = Arc::new(RateLimiter::new(service.settings().rate_limit_per_hour, service.store()));
-        let hook_limiter =
-            Arc::new(RateLimiter::new(service.settings().hook_rate_limit_per_hour, service.store()));
-        let ping_limiter =
-            Arc::new(RateLimiter::new(service.settings().ping_rate_limit_per_hour, service.store()));
-        Ok(AppState(Arc::new(SharedState {
-            cookie_key: Key::from(&key),
-            service,
-            limiter,
-            hook_limiter,
-            ping_limiter,
-            metrics,
-        })))
+        Ok(AppState(Arc::new(SharedState { cookie_key: Key::from(&key), service, metrics })))
     }
 }
 

@@ -117,7 +117,7 @@ const OPERATIONS: &[Op] = &[
     op!("post" "/api/v1/authenticate", "Password login: answers {code: 0, user_id} and sets the signed auth_tkt cookie", Some("Credentials"), "LoginAnswer"),
     op!("post" "/api/v1/logout", "Clear the auth_tkt cookie", None, "KragleOk"),
     op!("get" "/api/v1/jobs", "The caller's jobs, 10 per page", None, "JobList", PAGE),
-    op!("post" "/api/v1/jobs", "Create a job (needs stack_id and schedule_id)", Some("JobInput"), "Created"),
+    op!("post" "/api/v1/jobs", "Create a job (needs stack_id, and schedule_id unless it runs after other jobs: `after`)", Some("JobInput"), "Created"),
     op!("get" "/api/v1/jobs/byid/{id}", "One job by id", None, "Job"),
     op!("get" "/api/v1/jobs/byname/{name}", "One job by name", None, "Job"),
     op!("put" "/api/v1/jobs/{id}", "Change a job (partial: omitted fields stay)", Some("JobInput"), "Job"),
@@ -151,7 +151,7 @@ const OPERATIONS: &[Op] = &[
     op!("put" "/api/v1/webhooks/{id}", "Change a subscription (partial)", Some("WebhookInput"), "Webhook"),
     op!("delete" "/api/v1/webhooks/{id}", "Delete a subscription and its deliveries", None, "Deleted"),
     op!("get" "/api/v1/channels", "The caller's notification channels (the same subscriptions as /webhooks, every kind), 10 per page", None, "ChannelList", PAGE),
-    op!("post" "/api/v1/channels", "Create a notification channel: kind slack, discord or teams (their incoming-webhook URL and message shape) or webhook (signed event JSON)", Some("WebhookInput"), "WebhookCreated"),
+    op!("post" "/api/v1/channels", "Create a notification channel: kind slack, discord or teams (their incoming-webhook URL and message shape), email (recipients in `to`; needs the server's SMTP settings) or webhook (signed event JSON)", Some("WebhookInput"), "WebhookCreated"),
     op!("get" "/api/v1/channels/byid/{id}", "One channel", None, "Webhook"),
     op!("get" "/api/v1/channels/byid/{id}/deliveries", "A channel's deliveries and their attempts, newest first, 10 per page", None, "DeliveryList", PAGE),
     op!("put" "/api/v1/channels/{id}", "Change a channel (partial)", Some("WebhookInput"), "Webhook"),
@@ -400,8 +400,8 @@ fn schemas() -> Value {
         "description": "a slot this many seconds late with no run started makes the job late (job.missed); null: 60" });
     let max_duration = json!({ "type": ["integer", "null"], "minimum": 1, "maximum": crate::service::MAX_HEALTH_S,
         "description": "a run going longer than this many seconds makes the job stuck (job.stuck); null: no limit" });
-    let config = json!({ "type": "object", "description": "one of {period: seconds}, {timestamp: unix seconds}, {cron: expression, timezone: IANA name}",
-        "properties": { "period": int, "timestamp": int, "cron": string, "timezone": string } });
+    let config = json!({ "type": "object", "description": "one of {period: seconds}, {timestamp: unix seconds}, {cron: expression, timezone: IANA name}, {manual: true} (never fires on its own: run now or chains)",
+        "properties": { "period": int, "timestamp": int, "cron": string, "timezone": string, "manual": { "type": "boolean", "enum": [true] } } });
     let mut all = Map::new();
     for part in [
         json!({
@@ -579,8 +579,10 @@ fn webhook_schemas() -> Value {
             "count": { "type": "integer" }, "pagesize": { "type": "integer" }, "page": { "type": "integer" },
             key: { "type": "array", "items": { "$ref": format!("#/components/schemas/{item}") } } } })
     };
-    let channel_kind = json!({ "type": "string", "enum": ["webhook", "slack", "discord", "teams"],
-        "description": "how deliveries are shaped: webhook (signed event JSON, the default), or a chat service's incoming-webhook message (slack also serves Mattermost and Rocket.Chat)" });
+    let channel_kind = json!({ "type": "string", "enum": ["webhook", "slack", "discord", "teams", "email"],
+        "description": "how deliveries are shaped: webhook (signed event JSON, the default), a chat service's incoming-webhook message (slack also serves Mattermost and Rocket.Chat), or a mail (email, through the server's SMTP settings; refused without them)" });
+    let email_to = json!({ "type": ["array", "null"], "items": { "type": "string", "format": "email" },
+        "description": "an email channel's recipients (its url is their mailto: URL); null for other kinds" });
     json!({
         "HookBody": { "description": "anything: a JSON body becomes the document's JSON, a form body its POST" },
         "HookAnswer": { "type": "object", "properties": {
@@ -593,13 +595,16 @@ fn webhook_schemas() -> Value {
             "error": string } },
         "HookToken": { "type": "object", "properties": { "token": string } },
         "WebhookInput": { "type": "object", "additionalProperties": false, "properties": {
-            "url": string, "events": events, "secret": { "type": "string", "description": "16-200 characters; generated when absent" },
+            "url": { "type": "string", "description": "where deliveries are POSTed (http:// or https://); required for every kind but email, which has none" },
+            "to": { "oneOf": [{ "type": "string", "format": "email" }, { "type": "array", "items": { "type": "string", "format": "email" }, "minItems": 1, "maxItems": 20 }],
+                "description": "kind email only, and required for it: one address or a list of 1 to 20" },
+            "events": events, "secret": { "type": "string", "description": "16-200 characters; generated when absent" },
             "stack_id": int_or_null, "job_id": int_or_null, "kind": channel_kind, "name": string_or_null,
             "monitor_id": { "type": ["integer", "null"], "format": "int64",
                 "description": "only this monitor's events (then no job events); monitor events skip subscriptions narrowed to a stack or job" } } },
         "Webhook": { "type": "object", "properties": {
             "id": int, "owner": int, "url": string, "events": events, "stack_id": int_or_null, "job_id": int_or_null,
-            "kind": channel_kind, "name": string_or_null, "monitor_id": int_or_null,
+            "kind": channel_kind, "name": string_or_null, "monitor_id": int_or_null, "to": email_to,
             "created_at": time, "updated_at": time } },
         "WebhookCreated": { "type": "object", "properties": { "id": int, "secret": { "type": "string", "description": "the signing secret, shown once" } } },
         "WebhookList": list("webhooks", "Webhook"),

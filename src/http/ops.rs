@@ -59,6 +59,10 @@ async fn metrics(State(s): State<AppState>) -> Response {
                     Ok(rows) => text.push_str(&per_job_metrics(&rows)),
                     Err(e) => tracing::warn!(error = %e, "reading jobs' health for /metrics"),
                 }
+                match s.service.store().all_monitors().await {
+                    Ok(monitors) => text.push_str(&super::monitor_metrics::per_monitor_metrics(&monitors)),
+                    Err(e) => tracing::warn!(error = %e, "reading monitors for /metrics"),
+                }
             }
             ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
         }
@@ -73,7 +77,6 @@ fn per_job_metrics(rows: &[crate::store::JobHealthRow]) -> String {
     use crate::domain::Health;
     use std::fmt::Write;
     let mut out = String::new();
-    let label = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
     for (name, help, pick) in [
         (
             "cronstack_job_last_success_timestamp_seconds",
@@ -117,6 +120,11 @@ fn per_job_metrics(rows: &[crate::store::JobHealthRow]) -> String {
         }
     }
     out
+}
+
+/// A Prometheus label value, escaped.
+pub(super) fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 pub async fn not_found(uri: axum::http::Uri) -> Response {

@@ -66,7 +66,7 @@ async fn ping(
         return Err(Failure::new(ServiceError::NotFound(Entity::Monitor)));
     }
     // Per monitor, whoever pings (an unknown uuid spends only its own window).
-    let quota = match s.ping_limiter.hit(&format!("ping:{uuid}")).await? {
+    let quota = match s.service.limits().pings.hit(&format!("ping:{uuid}")).await? {
         Ok(q) => q,
         Err(q) => return Ok(throttled::<Kragle>(q)),
     };

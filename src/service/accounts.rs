@@ -5,6 +5,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Entity, Service, ServiceError, ServiceResult, on_unique, validate_name};
 use crate::domain::{ApiToken, Scope, User, UserId, now_ms};
+use crate::store::{NodeRecord, Unique};
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +85,7 @@ impl Service {
         };
         let id = on_unique(
             self.store.insert_user(username, email, hash.as_deref(), now_ms()).await,
+            &[Unique::Username, Unique::Email],
             ServiceError::Conflict("a user with that username or email already exists".into()),
         )?;
         let user = self.store.user(id).await?.ok_or(ServiceError::NotFound(Entity::User))?;
@@ -122,6 +124,29 @@ impl Service {
         let now = now_ms();
         let id = self.store.insert_token(user, name, &hash, &scopes, now).await?;
         Ok((ApiToken { id, name: name.to_string(), scopes, created_at: now }, plain))
+    }
+
+    /// A token for the caller, minted by the caller's own token or session: that needs the
+    /// `admin` scope, and gives no scope the caller lacks (narrower or equal only).
+    pub async fn issue_token(
+        &self,
+        caller: &Caller,
+        name: Option<&str>,
+        scopes: &[Scope],
+    ) -> ServiceResult<(ApiToken, String)> {
+        caller.require(Scope::Admin)?;
+        if let Some(&wider) = scopes.iter().find(|s| !caller.scopes.contains(s)) {
+            return Err(ServiceError::MissingScope(wider));
+        }
+        self.create_token(caller.user_id, name.unwrap_or(""), scopes).await
+    }
+
+    /// The cluster's nodes seen in the last hour, for any caller, with the caller's own runs
+    /// on each (the `admin` scope is every user's own, not the cluster's); and this node's id.
+    pub async fn nodes(&self, caller: &Caller) -> ServiceResult<(Vec<NodeRecord>, String)> {
+        let since = now_ms() - 3_600_000;
+        let nodes = self.store.nodes(since, caller.user_id).await?;
+        Ok((nodes, self.engine.node_id().to_string()))
     }
 
     pub async fn list_tokens(&self, caller: &Caller) -> ServiceResult<Vec<ApiToken>> {
@@ -168,6 +193,22 @@ impl Service {
 
     /// Checks a username-or-email and password (argon2, deliberately slow: the endpoint is
     /// rate limited).
+    /// Kragle's sign-in: by username, else by email (username wins when both are given);
+    /// attempts are rate limited per login name (argon2 is slow on purpose; guessing must be
+    /// slower still).
+    pub async fn sign_in(
+        &self,
+        username: Option<&str>,
+        email: Option<&str>,
+        password: &str,
+    ) -> ServiceResult<User> {
+        let login = username
+            .or(email)
+            .ok_or_else(|| ServiceError::invalid("username", "give a username or an email"))?;
+        self.hit(&self.limits().requests, &format!("login:{}", login.to_lowercase())).await?;
+        self.login(login, password).await
+    }
+
     pub async fn login(&self, login: &str, password: &str) -> ServiceResult<User> {
         let (user, hash) = self.store.user_for_login(login).await?.ok_or(ServiceError::BadLogin)?;
         let hash = hash.ok_or(ServiceError::BadLogin)?;

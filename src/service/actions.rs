@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::owned::Owned;
 use super::{Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, paged};
 use crate::domain::{Action, ActionKind, Job, Scope, Stack, TriggerKind, now_ms};
 use crate::engine::Launch;
@@ -11,7 +12,7 @@ use crate::store::Page;
 impl Service {
     fn action_record(
         caller: &Caller,
-        stack: &Stack,
+        stack: &Owned<Stack>,
         kind: ActionKind,
         metadata: Map<String, Value>,
     ) -> Action {
@@ -41,8 +42,8 @@ impl Service {
     pub async fn run_now_action(
         &self,
         caller: &Caller,
-        stack: &Stack,
-        job: &Job,
+        stack: &Owned<Stack>,
+        job: &Owned<Job>,
         args: Vec<String>,
         idempotency_key: Option<&str>,
     ) -> ServiceResult<Action> {
@@ -59,7 +60,7 @@ impl Service {
             action.run_id = Some(run.id);
             // The action exists before the run starts, so its end always finds it.
             let action = self.save_action(action).await?;
-            self.engine.launch(Launch::new(run, job.clone(), stack.clone()))?;
+            self.engine.launch(Launch::new(run, job.to_inner(), stack.to_inner()))?;
             let id = action.id;
             Ok((action, id))
         };
@@ -69,8 +70,8 @@ impl Service {
     pub async fn pause_action(
         &self,
         caller: &Caller,
-        stack: &Stack,
-        job: &Job,
+        stack: &Owned<Stack>,
+        job: &Owned<Job>,
         paused: bool,
     ) -> ServiceResult<Action> {
         caller.require(Scope::Public)?;
@@ -87,7 +88,7 @@ impl Service {
     pub async fn pause_all_action(
         &self,
         caller: &Caller,
-        stack: &Stack,
+        stack: &Owned<Stack>,
         paused: bool,
     ) -> ServiceResult<Action> {
         caller.require(Scope::Public)?;
@@ -107,7 +108,7 @@ impl Service {
     async fn finished_action(
         &self,
         caller: &Caller,
-        stack: &Stack,
+        stack: &Owned<Stack>,
         kind: ActionKind,
         metadata: Map<String, Value>,
         result: Value,
@@ -120,14 +121,14 @@ impl Service {
         self.save_action(action).await
     }
 
-    pub async fn action(&self, stack: &Stack, id: i64) -> ServiceResult<Action> {
+    pub async fn action(&self, stack: &Owned<Stack>, id: i64) -> ServiceResult<Action> {
         match self.store.action(id).await? {
             Some(a) if a.stack_id == stack.id => Ok(a),
             _ => Err(ServiceError::NotFound(Entity::Action)),
         }
     }
 
-    pub async fn stack_actions(&self, stack: &Stack, req: PageRequest) -> ServiceResult<Page<Action>> {
+    pub async fn stack_actions(&self, stack: &Owned<Stack>, req: PageRequest) -> ServiceResult<Page<Action>> {
         paged(req, |limit, offset| self.store.stack_actions(stack.id, limit, offset)).await
     }
 }

@@ -8,17 +8,98 @@
 //! stack's command, with the stack's environment and working directory, stopped after the hook
 //! timeout.
 
-use serde_json::Value;
+use serde_json::{Map, Value, json};
 use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
 use super::{Caller, Entity, Service, ServiceError, ServiceResult};
-use crate::domain::{HookAccess, RunStatus, Scope, Stack, TriggerKind, new_uid, now_ms};
+use crate::domain::{
+    HookAccess, HookMethod, RunStatus, Scope, Stack, TriggerKind, new_uid, now_ms, parse_output,
+};
 use crate::engine::{Launch, RunResult};
+use crate::rate_limit::Quota;
 
-/// What the HTTP layer read from a hook call (Kragle's request document).
+/// Request headers never passed to the command: they are credentials.
+const HIDDEN_HEADERS: [&str; 3] = ["authorization", "cookie", HOOK_TOKEN_HEADER];
+
+/// Where a `token` hook's token may come instead of `?token=`.
+pub const HOOK_TOKEN_HEADER: &str = "x-cronstack-hook-token";
+
+/// Who calls a hook, and how: what [`Service::admit_hook`] decides on.
+pub struct HookCall<'a> {
+    pub method: HookMethod,
+    /// The hook token given (`?token=` or the header).
+    pub token: Option<&'a str>,
+    /// The caller the request's credentials stand for, if any.
+    pub caller: Option<&'a Caller>,
+}
+
+/// A hook call that passed [`Service::admit_hook`]: only it makes one.
+pub struct AdmittedHook {
+    stack: Stack,
+    access: HookAccess,
+    /// The hook rate limit's window after this call.
+    pub quota: Quota,
+}
+
+impl AdmittedHook {
+    /// The method the stack's hook takes.
+    pub fn stack_method(&self) -> HookMethod {
+        self.stack.webhook_method
+    }
+}
+
+/// What the HTTP layer read from a hook (or exec) call, as Kragle's request document has it:
+/// query parameters, form fields, the JSON body (`{}` when none) and headers, each a list of
+/// pairs in order.
 pub struct HookRequest {
-    pub document: Value,
+    pub query: Vec<(String, String)>,
+    pub form: Vec<(String, String)>,
+    pub json: Value,
+    pub headers: Vec<(String, String)>,
+}
+
+impl HookRequest {
+    /// Kragle's request document: `{"GET": {...}, "POST": {...}, "JSON": <body or {}>,
+    /// "HEADERS": {...}}`. A parameter (or header) given more than once becomes an array of
+    /// its values, in order. Credential headers are left out, and a token hook's `token`
+    /// parameter.
+    fn document(self, drop_token: bool) -> Value {
+        let get = multi_map(self.query.into_iter().filter(|(k, _)| !(drop_token && k == "token")));
+        let headers =
+            multi_map(self.headers.into_iter().filter(|(name, _)| !HIDDEN_HEADERS.contains(&name.as_str())));
+        json!({ "GET": get, "POST": multi_map(self.form), "JSON": self.json, "HEADERS": headers })
+    }
+}
+
+/// Single values as strings; repeated keys as arrays.
+fn multi_map(pairs: impl IntoIterator<Item = (String, String)>) -> Map<String, Value> {
+    let mut map = Map::new();
+    for (key, value) in pairs {
+        match map.get_mut(&key) {
+            None => {
+                map.insert(key, Value::String(value));
+            }
+            Some(Value::Array(values)) => values.push(Value::String(value)),
+            Some(first) => {
+                let first = first.take();
+                map.insert(key, Value::Array(vec![first, Value::String(value)]));
+            }
+        }
+    }
+    map
+}
+
+/// `token` access: the stack's hook token, compared in constant time.
+fn check_hook_token(stack: &Stack, given: Option<&str>) -> ServiceResult<()> {
+    let (Some(expected), Some(given)) = (stack.webhook_token.as_deref(), given) else {
+        return Err(ServiceError::Unauthenticated);
+    };
+    if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ServiceError::Unauthenticated)
+    }
 }
 
 /// How a hook's (or exec's) run ended.
@@ -31,43 +112,36 @@ pub struct HookAnswer {
 }
 
 impl Service {
-    /// A stack that can be called as a hook: it exists and its `webhook` is set. Anyone may
-    /// ask (the access mode is checked next), so a stack without a hook is "not found".
-    pub async fn hook_stack(&self, id: i64) -> ServiceResult<(Stack, HookAccess)> {
-        match self.store.stack(id).await? {
-            Some(stack) => match stack.webhook {
-                Some(access) => Ok((stack, access)),
-                None => Err(ServiceError::NotFound(Entity::Stack)),
-            },
-            None => Err(ServiceError::NotFound(Entity::Stack)),
+    /// Admits a call of stack `id`'s hook, in Kragle's order: the stack has a hook (else
+    /// "not found": anyone may ask), the method is the stack's `webhook_method`, the caller
+    /// passes its access mode (`public`; `token`: the stack's hook token, compared in constant
+    /// time; `user`: the owner's own credentials, anyone else's answered as "not found"), and
+    /// the stack's hook rate limit is not spent. The body is read only once admitted.
+    pub async fn admit_hook(&self, id: i64, call: HookCall<'_>) -> ServiceResult<AdmittedHook> {
+        let stack = self.store.stack(id).await?.ok_or(ServiceError::NotFound(Entity::Stack))?;
+        let access = stack.webhook.ok_or(ServiceError::NotFound(Entity::Stack))?;
+        if call.method != stack.webhook_method {
+            return Err(ServiceError::HookMethod(stack.webhook_method));
         }
+        match access {
+            HookAccess::Public => {}
+            HookAccess::Token => check_hook_token(&stack, call.token)?,
+            HookAccess::User => {
+                let caller = call.caller.ok_or(ServiceError::Unauthenticated)?;
+                if caller.user_id != stack.owner {
+                    return Err(ServiceError::NotFound(Entity::Stack));
+                }
+                caller.require(Scope::Public)?;
+            }
+        }
+        let quota = self.hit(&self.limits().hooks, &format!("hook:{}", stack.id)).await?;
+        Ok(AdmittedHook { stack, access, quota })
     }
 
-    /// `token` access: the stack's hook token, compared in constant time.
-    pub fn check_hook_token(&self, stack: &Stack, given: Option<&str>) -> ServiceResult<()> {
-        let (Some(expected), Some(given)) = (stack.webhook_token.as_deref(), given) else {
-            return Err(ServiceError::Unauthenticated);
-        };
-        if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
-            Ok(())
-        } else {
-            Err(ServiceError::Unauthenticated)
-        }
-    }
-
-    /// `user` access: the owner's own credentials; anyone else's are refused as if the stack
-    /// did not exist.
-    pub fn check_hook_owner(&self, stack: &Stack, caller: &Caller) -> ServiceResult<()> {
-        if caller.user_id == stack.owner {
-            caller.require(Scope::Public)
-        } else {
-            Err(ServiceError::NotFound(Entity::Stack))
-        }
-    }
-
-    /// Runs a hook call: the stack's command with the request document on stdin.
-    pub async fn call_hook(&self, stack: &Stack, request: &HookRequest) -> ServiceResult<HookAnswer> {
-        self.run_stack(stack, request, TriggerKind::Webhook).await
+    /// Runs an admitted hook call: the stack's command with Kragle's request document on stdin.
+    pub async fn call_hook(&self, hook: &AdmittedHook, request: HookRequest) -> ServiceResult<HookAnswer> {
+        let document = request.document(hook.access == HookAccess::Token);
+        self.run_stack(&hook.stack, &document, TriggerKind::Webhook).await
     }
 
     /// Kragle's `exec`: the owner runs the stack by hand, hook or no hook.
@@ -75,11 +149,11 @@ impl Service {
         &self,
         caller: &Caller,
         id: i64,
-        request: &HookRequest,
+        request: HookRequest,
     ) -> ServiceResult<HookAnswer> {
         caller.require(Scope::Public)?;
         let stack = self.stack(caller, id).await?;
-        self.run_stack(&stack, request, TriggerKind::RunNow).await
+        self.run_stack(&stack, &request.document(false), TriggerKind::RunNow).await
     }
 
     /// Replaces the stack's hook token (Kragle's `token_refresh`); the old one stops working.
@@ -95,7 +169,7 @@ impl Service {
     async fn run_stack(
         &self,
         stack: &Stack,
-        request: &HookRequest,
+        document: &Value,
         trigger: TriggerKind,
     ) -> ServiceResult<HookAnswer> {
         let job = self.store.hook_job(stack, now_ms()).await?;
@@ -105,7 +179,7 @@ impl Service {
         runs_as.timeout_s = Some(self.settings.hook_timeout_s.max(1) as i64);
         let (done, ended) = oneshot::channel();
         let mut launch = Launch::new(run.clone(), runs_as, stack.clone());
-        launch.stdin = Some(serde_json::to_vec(&request.document).expect("JSON serializes"));
+        launch.stdin = Some(serde_json::to_vec(document).expect("JSON serializes"));
         launch.capture_stdout = true;
         launch.done = Some(done);
         self.engine.launch(launch)?;
@@ -134,28 +208,15 @@ impl Service {
     }
 }
 
-/// Kragle's `result`: the command's stdout parsed as JSON when it is JSON, else the text
-/// itself (without its trailing newlines).
-pub fn parse_output(stdout: &str) -> Value {
-    let text = stdout.trim_end_matches(['\n', '\r']);
-    if text.trim().is_empty() {
-        return Value::String(text.to_string());
-    }
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::parse_output;
+    use super::multi_map;
     use serde_json::json;
 
     #[test]
-    fn output_is_json_when_it_parses() {
-        assert_eq!(parse_output("{\"a\": [1, 2]}\n"), json!({"a": [1, 2]}));
-        assert_eq!(parse_output("42\n"), json!(42));
-        assert_eq!(parse_output("hello world\n"), json!("hello world"));
-        assert_eq!(parse_output("{\"a\": 1} trailing\n"), json!("{\"a\": 1} trailing"));
-        assert_eq!(parse_output(""), json!(""));
-        assert_eq!(parse_output("two\nlines\n\n"), json!("two\nlines"));
+    fn repeated_keys_become_arrays() {
+        let pairs =
+            [("a", "1"), ("b", "2"), ("a", "3"), ("a", "4")].map(|(k, v)| (k.to_string(), v.to_string()));
+        assert_eq!(serde_json::Value::Object(multi_map(pairs)), json!({"a": ["1", "3", "4"], "b": "2"}));
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::owned::{Owned, owned, owned_through};
 use super::{
     Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, on_unique, paged, validate_name,
 };
@@ -11,7 +12,7 @@ use crate::domain::{
 };
 use crate::engine::Launch;
 use crate::events::Event;
-use crate::store::{JobChanges, NewJob, NewRun, Page};
+use crate::store::{ChainedUpdate, JobChanges, NewJob, NewRun, Page, Unique};
 
 /// The most finished runs of each kind a job may keep (`keep_succeeded`, `keep_failed`).
 pub const MAX_KEEP: i64 = 100_000;
@@ -232,11 +233,16 @@ impl Service {
     pub async fn create_job(&self, caller: &Caller, patch: JobPatch) -> ServiceResult<Job> {
         caller.require(Scope::Jobs)?;
         let stack_id = patch.stack_id.ok_or_else(|| ServiceError::invalid("stack_id", "is required"))?;
-        let schedule_id =
-            patch.schedule_id.ok_or_else(|| ServiceError::invalid("schedule_id", "is required"))?;
+        let chained = patch.after.as_ref().is_some_and(|after| !after.is_empty());
+        if patch.schedule_id.is_none() && !chained {
+            return Err(ServiceError::invalid(
+                "schedule_id",
+                "is required (leave it out only for a job that runs after others: give `after`)",
+            ));
+        }
         let mut job = NewJob {
             stack_id,
-            schedule_id,
+            schedule_id: patch.schedule_id.unwrap_or_default(),
             name: None,
             kind: JOB_KIND_COMMAND.to_string(),
             command: None,
@@ -262,17 +268,21 @@ impl Service {
         validate_job(&job)?;
         self.check_after(caller, None, &job.after).await?;
         self.owned_stack_ref(caller, stack_id).await?;
-        let schedule = self.owned_schedule_ref(caller, schedule_id).await?;
+        if patch.schedule_id.is_none() {
+            job.schedule_id = self.manual_schedule(caller).await?;
+        }
+        let schedule = self.owned_schedule_ref(caller, job.schedule_id).await?;
         let now = now_ms();
         let uid = new_uid();
         let next = if job.enabled { Self::next_slot(&schedule.config, &uid, &job, now)? } else { None };
         let id = on_unique(
             self.store.insert_job(caller.user_id, &uid, &job, next, now).await,
+            &[Unique::JobName],
             ServiceError::NameTaken(Entity::Job),
         )?;
         let job = self.job(caller, id).await?;
         self.reschedule(&job).await?;
-        Ok(job)
+        Ok(job.into_inner())
     }
 
     pub async fn update_job(&self, caller: &Caller, id: i64, patch: JobPatch) -> ServiceResult<Job> {
@@ -333,10 +343,20 @@ impl Service {
                 fields,
                 reset_runs_fired,
             };
-            let written = on_unique(
-                self.store.update_job(id, current.updated_at, &changes, now).await,
-                ServiceError::NameTaken(Entity::Job),
-            )?;
+            let written = if patch.after.is_some() {
+                let update =
+                    self.store.update_job_chained(current.owner, id, current.updated_at, &changes, now);
+                match on_unique(update.await, &[Unique::JobName], ServiceError::NameTaken(Entity::Job))? {
+                    ChainedUpdate::Written(written) => written,
+                    ChainedUpdate::Cycle(cycle) => return Err(super::chains::cycle_error(&cycle)),
+                }
+            } else {
+                on_unique(
+                    self.store.update_job(id, current.updated_at, &changes, now).await,
+                    &[Unique::JobName],
+                    ServiceError::NameTaken(Entity::Job),
+                )?
+            };
             if written {
                 let job = self.job(caller, id).await?;
                 self.reschedule(&job).await?;
@@ -344,7 +364,7 @@ impl Service {
                 if let Some(event) = pause_event(&current, &job) {
                     self.engine.events().emit(event);
                 }
-                return Ok(job);
+                return Ok(job.into_inner());
             }
         }
         Err(ServiceError::Conflict("the job is being changed concurrently; try again".into()))
@@ -437,21 +457,18 @@ impl Service {
     }
 
     /// The caller's job by id; someone else's is "not found".
-    pub async fn job(&self, caller: &Caller, id: i64) -> ServiceResult<Job> {
-        match self.store.job(id).await? {
-            Some(j) if j.owner == caller.user_id => Ok(j),
-            _ => Err(ServiceError::NotFound(Entity::Job)),
-        }
+    pub async fn job(&self, caller: &Caller, id: i64) -> ServiceResult<Owned<Job>> {
+        owned(caller, self.store.job(id).await?)
     }
 
-    pub async fn job_by_name(&self, caller: &Caller, name: &str) -> ServiceResult<Job> {
-        self.store.job_by_name(caller.user_id, name).await?.ok_or(ServiceError::NotFound(Entity::Job))
+    pub async fn job_by_name(&self, caller: &Caller, name: &str) -> ServiceResult<Owned<Job>> {
+        owned(caller, self.store.job_by_name(caller.user_id, name).await?)
     }
 
     /// A job of a stack, by uid (the Cloud 66 dialect's addressing).
-    pub async fn stack_job_by_uid(&self, stack: &Stack, uid: &str) -> ServiceResult<Job> {
+    pub async fn stack_job_by_uid(&self, stack: &Owned<Stack>, uid: &str) -> ServiceResult<Owned<Job>> {
         match self.store.job_by_uid(uid).await? {
-            Some(j) if j.stack_id == stack.id && !j.is_hook() => Ok(j),
+            Some(j) if j.stack_id == stack.id && !j.is_hook() => Ok(owned_through(stack, j)),
             _ => Err(ServiceError::NotFound(Entity::Job)),
         }
     }
@@ -460,7 +477,11 @@ impl Service {
         paged(req, |limit, offset| self.store.list_jobs(caller.user_id, limit, offset)).await
     }
 
-    pub async fn list_stack_jobs(&self, stack: &Stack, req: PageRequest) -> ServiceResult<Arc<Page<Job>>> {
+    pub async fn list_stack_jobs(
+        &self,
+        stack: &Owned<Stack>,
+        req: PageRequest,
+    ) -> ServiceResult<Arc<Page<Job>>> {
         paged(req, |limit, offset| self.store.stack_jobs(stack.id, limit, offset)).await
     }
 
@@ -480,10 +501,13 @@ impl Service {
             let stack = self.stack(caller, job.stack_id).await?;
             check_args("args", job, &stack, &args)?;
             let run = self.new_run(job, TriggerKind::RunNow, args).await?;
-            self.engine.launch(Launch::new(run.clone(), job.clone(), stack))?;
+            self.engine.launch(Launch::new(run.clone(), job.clone(), stack.into_inner()))?;
             Ok((run.clone(), run.id))
         };
-        self.once_per_key(caller, idempotency_key, fingerprint, start, |id| self.run(caller, id)).await
+        self.once_per_key(caller, idempotency_key, fingerprint, start, |id| async move {
+            Ok(self.run(caller, id).await?.into_inner())
+        })
+        .await
     }
 
     /// Runs every slot of the job's schedule in `[from, to]` that has not run yet (Temporal's
@@ -536,7 +560,7 @@ impl Service {
             .store
             .insert_backfill_runs(job, &slots, self.engine.node_id(), self.engine.lease_until(now), now)
             .await?;
-        let launches = runs.iter().map(|r| Launch::new(r.clone(), job.clone(), stack.clone())).collect();
+        let launches = runs.iter().map(|r| Launch::new(r.clone(), job.clone(), stack.to_inner())).collect();
         self.engine.launch_all(launches, queue)?;
         Ok(runs)
     }

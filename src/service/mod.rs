@@ -9,6 +9,7 @@ mod idempotency;
 mod jobs;
 mod monitors;
 mod overview;
+mod owned;
 mod pipelines;
 mod runs;
 mod schedules;
@@ -17,18 +18,22 @@ mod webhooks;
 
 pub use accounts::{Caller, CredentialKind};
 pub use chains::MAX_AFTER;
-pub use hooks::{HookAnswer, HookRequest, parse_output};
+pub use hooks::{AdmittedHook, HOOK_TOKEN_HEADER, HookAnswer, HookCall, HookRequest};
 pub use jobs::{DeleteOutcome, JobPatch, MAX_HEALTH_S, MAX_KEEP};
 pub use monitors::{DEFAULT_GRACE_S, MonitorPatch, PingRequest};
 pub use overview::{MAX_PER_PAGE, Overview, OverviewQuery, OverviewRow, RECENT_RUNS};
+pub use owned::{HasOwner, Owned, Visible};
 pub use pipelines::health;
 pub use runs::RunLog;
 pub use stacks::{MIN_SECRET_LEN, SecretChanges, StackPatch};
 pub use webhooks::{WebhookPatch, generate_secret};
 
 use crate::domain::{EpochMs, Job, ScheduleConfig};
-use crate::engine::EngineHandle;
-use crate::store::{Page, Store, StoreError, page_window};
+use std::sync::Arc;
+
+use crate::engine::{EngineError, EngineHandle};
+use crate::rate_limit::{Quota, RateLimiter};
+use crate::store::{Page, Store, StoreError, Unique, page_window};
 
 /// The kinds of object a user owns, for "not found" messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +91,12 @@ pub enum ServiceError {
     MissingScope(crate::domain::Scope),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// A hook called with another method than its stack's `webhook_method`.
+    #[error("this hook takes {0} only (the stack's webhook_method)")]
+    HookMethod(crate::domain::HookMethod),
+    /// A rate limit's window is spent.
+    #[error("rate limit of {limit} per hour reached; retry in {retry_after} s")]
+    Throttled { limit: u32, retry_after: u64 },
     /// The database is full: the write was refused and nothing of it is stored.
     #[error("the database is full; nothing was stored")]
     StorageFull,
@@ -104,6 +115,15 @@ impl ServiceError {
 
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         ServiceError::Invalid { field: field.to_string(), message: message.into() }
+    }
+}
+
+impl From<EngineError> for ServiceError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::NoRunner => ServiceError::Unavailable(e.to_string()),
+            EngineError::Store(e) => e.into(),
+        }
     }
 }
 
@@ -137,6 +157,10 @@ pub struct ServiceSettings {
     pub secret_key: Option<crate::secrets::SecretKey>,
     /// `/metrics` shows each job's health and last success and failure.
     pub metrics_per_job: bool,
+    /// The dashboard's public address (`--public-url`), linked from monitor messages.
+    pub public_url: Option<String>,
+    /// The server can send mail (`--smtp-url`): email channels may be created.
+    pub email: bool,
 }
 
 impl Default for ServiceSettings {
@@ -149,6 +173,8 @@ impl Default for ServiceSettings {
             backfill_max: 100,
             secret_key: None,
             metrics_per_job: true,
+            public_url: None,
+            email: false,
         }
     }
 }
@@ -158,6 +184,17 @@ pub struct Service {
     store: Store,
     engine: EngineHandle,
     settings: ServiceSettings,
+    limits: Arc<Limits>,
+}
+
+/// The rate limits, each an hourly window per key.
+pub struct Limits {
+    /// Requests per token (and sign-in attempts per login name).
+    pub requests: RateLimiter,
+    /// Calls of one stack's hook, whoever calls.
+    pub hooks: RateLimiter,
+    /// Pings of one heartbeat monitor, whoever pings.
+    pub pings: RateLimiter,
 }
 
 /// A 1-based page request with its size.
@@ -169,7 +206,25 @@ pub struct PageRequest {
 
 impl Service {
     pub fn new(store: Store, engine: EngineHandle, settings: ServiceSettings) -> Self {
-        Service { store, engine, settings }
+        let limits = Arc::new(Limits {
+            requests: RateLimiter::new(settings.rate_limit_per_hour, &store),
+            hooks: RateLimiter::new(settings.hook_rate_limit_per_hour, &store),
+            pings: RateLimiter::new(settings.ping_rate_limit_per_hour, &store),
+        });
+        Service { store, engine, settings, limits }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Counts a hit of `key` against `limiter`: its quota, or `Throttled` once the window is
+    /// spent.
+    pub(crate) async fn hit(&self, limiter: &RateLimiter, key: &str) -> ServiceResult<Quota> {
+        limiter
+            .hit(key)
+            .await?
+            .map_err(|q| ServiceError::Throttled { limit: q.limit, retry_after: q.retry_after() })
     }
 
     pub fn store(&self) -> &Store {
@@ -289,10 +344,15 @@ fn validate_name(field: &str, name: &str) -> ServiceResult<()> {
     Ok(())
 }
 
-/// Maps a unique-constraint violation to the caller-facing conflict.
-fn on_unique<T>(r: Result<T, StoreError>, conflict: ServiceError) -> ServiceResult<T> {
+/// Maps a violation of one of `constraints` to the caller-facing conflict (any other unique
+/// violation stays an internal error: no request should be able to cause it).
+fn on_unique<T>(
+    r: Result<T, StoreError>,
+    constraints: &[Unique],
+    conflict: ServiceError,
+) -> ServiceResult<T> {
     match r {
-        Err(StoreError::Unique(_)) => Err(conflict),
+        Err(StoreError::Unique(c, _)) if constraints.contains(&c) => Err(conflict),
         other => Ok(other?),
     }
 }

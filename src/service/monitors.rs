@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::owned::{Owned, owned};
 use super::{
     Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, on_unique, paged, validate_name,
 };
@@ -10,7 +11,7 @@ use crate::domain::monitor::{
     DEFAULT_KEEP_PINGS, MAX_GRACE_S, MAX_KEEP_PINGS, Monitor, MonitorState, PING_BODY_MAX, Ping, PingKind,
 };
 use crate::domain::{ScheduleConfig, Scope, now_ms};
-use crate::store::{MonitorFields, NewPing, Page};
+use crate::store::{MonitorFields, NewPing, Page, Unique};
 
 /// A monitor's grace unless given: an hour.
 pub const DEFAULT_GRACE_S: i64 = 3600;
@@ -52,8 +53,9 @@ fn monitor_schedule(value: &Value) -> ServiceResult<ScheduleConfig> {
     match ScheduleConfig::from_request(value, now_ms())
         .map_err(|m| ServiceError::InvalidSchedule(rename(m)))?
     {
-        ScheduleConfig::Timestamp { .. } => Err(ServiceError::InvalidSchedule(
-            "schedule takes {\"cron\": …, \"timezone\": …} or {\"period\": seconds}, not a timestamp".into(),
+        ScheduleConfig::Timestamp { .. } | ScheduleConfig::Manual => Err(ServiceError::InvalidSchedule(
+            "schedule takes {\"cron\": …, \"timezone\": …} or {\"period\": seconds}, not a timestamp or manual"
+                .into(),
         )),
         config => Ok(config),
     }
@@ -101,12 +103,13 @@ impl Service {
         let now = now_ms();
         let id = on_unique(
             self.store.insert_monitor(caller.user_id, &new_ping_uuid(), &fields, now).await,
+            &[Unique::MonitorName],
             ServiceError::NameTaken(Entity::Monitor),
         )?;
         if patch.paused == Some(true) {
             self.store.set_monitor_state(id, MonitorState::Paused, now).await?;
         }
-        self.monitor(caller, id).await
+        self.monitor(caller, id).await.map(Owned::into_inner)
     }
 
     /// Changes a monitor; `paused` alone needs only the `public` scope (like pausing a job).
@@ -136,6 +139,7 @@ impl Service {
             apply_patch(&patch, &mut fields)?;
             on_unique(
                 self.store.update_monitor(id, &fields, now).await,
+                &[Unique::MonitorName],
                 ServiceError::NameTaken(Entity::Monitor),
             )?;
         }
@@ -148,7 +152,7 @@ impl Service {
             }
             _ => {}
         }
-        self.monitor(caller, id).await
+        self.monitor(caller, id).await.map(Owned::into_inner)
     }
 
     pub async fn delete_monitor(&self, caller: &Caller, id: i64) -> ServiceResult<()> {
@@ -159,11 +163,8 @@ impl Service {
     }
 
     /// The caller's monitor by id; someone else's is "not found".
-    pub async fn monitor(&self, caller: &Caller, id: i64) -> ServiceResult<Monitor> {
-        match self.store.monitor(id).await? {
-            Some(m) if m.owner == caller.user_id => Ok(m),
-            _ => Err(ServiceError::NotFound(Entity::Monitor)),
-        }
+    pub async fn monitor(&self, caller: &Caller, id: i64) -> ServiceResult<Owned<Monitor>> {
+        owned(caller, self.store.monitor(id).await?)
     }
 
     pub async fn list_monitors(&self, caller: &Caller, req: PageRequest) -> ServiceResult<Page<Monitor>> {
@@ -187,7 +188,10 @@ impl Service {
             body_truncated,
         };
         let now = now_ms();
-        let render = crate::webhooks::monitor_event_body;
+        let public_url = self.settings.public_url.as_deref();
+        let render = |channel, kind, m: &Monitor, p: Option<&Ping>| {
+            crate::webhooks::monitor_event_body(channel, kind, m, p, public_url)
+        };
         self.store
             .record_ping(uuid, &ping, now, |m| m.on_ping(ping.kind, now), &render)
             .await?

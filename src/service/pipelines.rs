@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use super::{Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, paged};
+use super::owned::{Owned, Visible, owned_page, visible};
+use super::{Caller, PageRequest, Service, ServiceResult, paged};
 use crate::domain::{EpochMs, JobStatus, Run, Stack};
 use crate::store::Page;
 
@@ -27,17 +28,20 @@ impl Service {
         &self,
         caller: Option<&Caller>,
         req: PageRequest,
-    ) -> ServiceResult<Page<Stack>> {
+    ) -> ServiceResult<Page<Visible<Stack>>> {
         let viewer = caller.map(|c| c.user_id);
-        paged(req, |limit, offset| self.store.list_visible_stacks(viewer, limit, offset)).await
+        let page = paged(req, |limit, offset| self.store.list_visible_stacks(viewer, limit, offset)).await?;
+        let items = page
+            .items
+            .into_iter()
+            .map(|s| visible(caller, Some(s), |s| s.public))
+            .collect::<ServiceResult<_>>()?;
+        Ok(Page { items, total: page.total })
     }
 
     /// A stack the viewer may read: their own, or a public one (read-only).
-    pub async fn visible_stack(&self, caller: Option<&Caller>, id: i64) -> ServiceResult<Stack> {
-        match self.store.stack(id).await? {
-            Some(s) if s.public || caller.is_some_and(|c| c.user_id == s.owner) => Ok(s),
-            _ => Err(ServiceError::NotFound(Entity::Stack)),
-        }
+    pub async fn visible_stack(&self, caller: Option<&Caller>, id: i64) -> ServiceResult<Visible<Stack>> {
+        visible(caller, self.store.stack(id).await?, |s| s.public)
     }
 
     /// The caller's stacks whose name holds `filter` (Cloud 66's `filter_name`).
@@ -46,9 +50,10 @@ impl Service {
         caller: &Caller,
         filter: &str,
         req: PageRequest,
-    ) -> ServiceResult<Page<Stack>> {
+    ) -> ServiceResult<Page<Owned<Stack>>> {
         let all = self.store.list_stacks(caller.user_id, i64::MAX, 0).await?;
-        let matching: Vec<Stack> = all.items.into_iter().filter(|s| s.name.contains(filter)).collect();
+        let all = owned_page(caller, all)?;
+        let matching: Vec<Owned<Stack>> = all.items.into_iter().filter(|s| s.name.contains(filter)).collect();
         let total = matching.len() as i64;
         paged(req, |limit, offset| async move {
             let items = matching.into_iter().skip(offset as usize).take(limit as usize).collect();
@@ -58,14 +63,14 @@ impl Service {
     }
 
     /// The stack's Cloud 66 health, from its jobs' last runs.
-    pub async fn stack_health(&self, stack: &Stack) -> ServiceResult<i64> {
+    pub async fn stack_health(&self, stack: &Owned<Stack>) -> ServiceResult<i64> {
         let statuses: Vec<JobStatus> =
             self.all_stack_jobs(stack).await?.iter().map(|j| j.last_status).collect();
         Ok(health(&statuses))
     }
 
     /// When the stack last ran or acted, if ever.
-    pub async fn stack_last_activity(&self, stack: &Stack) -> ServiceResult<Option<EpochMs>> {
+    pub async fn stack_last_activity(&self, stack: &Owned<Stack>) -> ServiceResult<Option<EpochMs>> {
         Ok(self.store.stack_last_activity(stack.id).await?)
     }
 

@@ -1,6 +1,7 @@
 //! Run history and logs.
 
-use super::{Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, paged};
+use super::owned::{Owned, owned};
+use super::{Caller, PageRequest, Service, ServiceError, ServiceResult, paged};
 use crate::domain::{Job, Run, Scope};
 use crate::store::Page;
 
@@ -16,11 +17,8 @@ impl Service {
     }
 
     /// The caller's run by id; someone else's is "not found".
-    pub async fn run(&self, caller: &Caller, id: i64) -> ServiceResult<Run> {
-        match self.store.run(id).await? {
-            Some(r) if r.owner == caller.user_id => Ok(r),
-            _ => Err(ServiceError::NotFound(Entity::Run)),
-        }
+    pub async fn run(&self, caller: &Caller, id: i64) -> ServiceResult<Owned<Run>> {
+        owned(caller, self.store.run(id).await?)
     }
 
     /// Kills the caller's run, on whichever node it goes (it ends `killed`); answers the run as
@@ -37,10 +35,10 @@ impl Service {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             let now = self.run(caller, id).await?;
             if now.status.is_final() {
-                return Ok(now);
+                return Ok(now.into_inner());
             }
         }
-        self.run(caller, id).await
+        self.run(caller, id).await.map(Owned::into_inner)
     }
 
     pub async fn run_log(&self, run: &Run) -> ServiceResult<RunLog> {

@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 
 use super::jobs::JobPatch;
+use super::owned::{Owned, owned, owned_page};
 use super::{
     Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, on_unique, paged, validate_name,
 };
 use crate::blocks::parse_blocks;
 use crate::domain::{HookAccess, HookMethod, Job, Scope, SealedEnv, Stack, new_uid, now_ms};
 use crate::secrets::{Secret, SecretKey};
-use crate::store::{NewStack, Page};
+use crate::store::{NewStack, Page, Unique};
 
 /// Changes to a stack's secret env, by name: a value sets the variable, `None` removes it;
 /// the variables not named stay (their values cannot be read back to send them again).
@@ -210,6 +211,7 @@ impl Service {
         }
         let id = on_unique(
             self.store.insert_stack(caller.user_id, &uid, &stack, now_ms()).await,
+            &[Unique::StackName],
             ServiceError::NameTaken(Entity::Stack),
         )?;
         if let Some(mut job) = first_job {
@@ -219,9 +221,14 @@ impl Service {
         Ok(id)
     }
 
-    pub async fn update_stack(&self, caller: &Caller, id: i64, patch: StackPatch) -> ServiceResult<Stack> {
+    pub async fn update_stack(
+        &self,
+        caller: &Caller,
+        id: i64,
+        patch: StackPatch,
+    ) -> ServiceResult<Owned<Stack>> {
         caller.require(Scope::Jobs)?;
-        let current = self.stack(caller, id).await?;
+        let current = self.stack(caller, id).await?.into_inner();
         let first_job = patch.schedule_id.map(|schedule_id| JobPatch {
             stack_id: Some(id),
             schedule_id: Some(schedule_id),
@@ -245,6 +252,7 @@ impl Service {
         validate_stack(&stack)?;
         on_unique(
             self.store.update_stack(id, &stack, now_ms()).await,
+            &[Unique::StackName],
             ServiceError::NameTaken(Entity::Stack),
         )?;
         if let Some(job) = first_job {
@@ -254,35 +262,30 @@ impl Service {
     }
 
     /// The caller's stack by id; someone else's is "not found".
-    pub async fn stack(&self, caller: &Caller, id: i64) -> ServiceResult<Stack> {
-        match self.store.stack(id).await? {
-            Some(s) if s.owner == caller.user_id => Ok(s),
-            _ => Err(ServiceError::NotFound(Entity::Stack)),
-        }
+    pub async fn stack(&self, caller: &Caller, id: i64) -> ServiceResult<Owned<Stack>> {
+        owned(caller, self.store.stack(id).await?)
     }
 
-    pub async fn stack_by_name(&self, caller: &Caller, name: &str) -> ServiceResult<Stack> {
-        self.store.stack_by_name(caller.user_id, name).await?.ok_or(ServiceError::NotFound(Entity::Stack))
+    pub async fn stack_by_name(&self, caller: &Caller, name: &str) -> ServiceResult<Owned<Stack>> {
+        owned(caller, self.store.stack_by_name(caller.user_id, name).await?)
     }
 
-    pub async fn stack_by_uid(&self, caller: &Caller, uid: &str) -> ServiceResult<Stack> {
-        match self.store.stack_by_uid(uid).await? {
-            Some(s) if s.owner == caller.user_id => Ok(s),
-            _ => Err(ServiceError::NotFound(Entity::Stack)),
-        }
+    pub async fn stack_by_uid(&self, caller: &Caller, uid: &str) -> ServiceResult<Owned<Stack>> {
+        owned(caller, self.store.stack_by_uid(uid).await?)
     }
 
-    pub async fn list_stacks(&self, caller: &Caller, req: PageRequest) -> ServiceResult<Page<Stack>> {
-        paged(req, |limit, offset| self.store.list_stacks(caller.user_id, limit, offset)).await
+    pub async fn list_stacks(&self, caller: &Caller, req: PageRequest) -> ServiceResult<Page<Owned<Stack>>> {
+        let page = paged(req, |limit, offset| self.store.list_stacks(caller.user_id, limit, offset)).await?;
+        owned_page(caller, page)
     }
 
     /// Every job of a stack (for the stack objects' `jobs` lists).
-    pub async fn all_stack_jobs(&self, stack: &Stack) -> ServiceResult<Vec<Job>> {
+    pub async fn all_stack_jobs(&self, stack: &Owned<Stack>) -> ServiceResult<Vec<Job>> {
         Ok(self.store.stack_jobs(stack.id, i64::MAX, 0).await?.items.clone())
     }
 
     /// Checks a stack id given in a payload (Kragle code 24 when it is not the caller's).
-    pub(super) async fn owned_stack_ref(&self, caller: &Caller, id: i64) -> ServiceResult<Stack> {
+    pub(super) async fn owned_stack_ref(&self, caller: &Caller, id: i64) -> ServiceResult<Owned<Stack>> {
         self.stack(caller, id).await.map_err(|e| e.into_reference(Entity::Stack))
     }
 }

@@ -1,8 +1,10 @@
 //! Outbound webhook subscriptions: which events of which jobs go where, and their deliveries.
 
+use super::owned::{Owned, owned};
 use super::{Caller, Entity, PageRequest, Service, ServiceError, ServiceResult, paged};
 use crate::domain::{ChannelKind, Delivery, EventKind, Scope, Webhook, now_ms};
 use crate::store::{NewWebhook, Page};
+use crate::webhooks::email;
 
 /// Subscription fields from a request; `None` leaves a field unchanged (or unset on create).
 #[derive(Debug, Clone, Default)]
@@ -16,6 +18,8 @@ pub struct WebhookPatch {
     /// `Some(None)`: no name.
     pub name: Option<Option<String>>,
     pub monitor_id: Option<Option<i64>>,
+    /// An email channel's recipients (kept as its `mailto:` URL).
+    pub to: Option<Vec<String>>,
 }
 
 /// A signing secret: `whsec_` + 64 hex characters (32 random bytes).
@@ -56,7 +60,8 @@ impl Service {
         patch: WebhookPatch,
     ) -> ServiceResult<(Webhook, String)> {
         caller.require(Scope::Jobs)?;
-        let url = patch.url.clone().ok_or_else(|| ServiceError::invalid("url", "is required"))?;
+        // Required of every kind but email (`apply_webhook_patch`).
+        let url = patch.url.clone().unwrap_or_default();
         if patch.events.is_none() {
             return Err(ServiceError::invalid(
                 "events",
@@ -76,7 +81,7 @@ impl Service {
         self.apply_webhook_patch(caller, &patch, &mut fields).await?;
         let id = self.store.insert_webhook(caller.user_id, &fields, now_ms()).await?;
         let secret = fields.secret;
-        Ok((self.webhook(caller, id).await?, secret))
+        Ok((self.webhook(caller, id).await?.into_inner(), secret))
     }
 
     pub async fn update_webhook(
@@ -86,7 +91,7 @@ impl Service {
         patch: WebhookPatch,
     ) -> ServiceResult<Webhook> {
         caller.require(Scope::Jobs)?;
-        let current = self.webhook(caller, id).await?;
+        let current = self.webhook(caller, id).await?.into_inner();
         let mut fields = NewWebhook {
             url: patch.url.clone().unwrap_or(current.url),
             events: current.events,
@@ -99,7 +104,7 @@ impl Service {
         };
         self.apply_webhook_patch(caller, &patch, &mut fields).await?;
         self.store.update_webhook(id, &fields, now_ms()).await?;
-        self.webhook(caller, id).await
+        self.webhook(caller, id).await.map(Owned::into_inner)
     }
 
     /// Validates the patch onto `fields` (url, secret and scope references included).
@@ -118,7 +123,7 @@ impl Service {
             }
             fields.name = name.clone();
         }
-        validate_url(&fields.url)?;
+        self.apply_destination(patch, fields)?;
         validate_secret(&fields.secret)?;
         if let Some(events) = &patch.events {
             let mut events = events.clone();
@@ -153,6 +158,47 @@ impl Service {
         Ok(())
     }
 
+    /// Where deliveries go: a chat or webhook URL, or an email channel's recipients (`to`,
+    /// kept as a `mailto:` URL), which only a server with SMTP settings accepts.
+    fn apply_destination(&self, patch: &WebhookPatch, fields: &mut NewWebhook) -> ServiceResult<()> {
+        if fields.kind != ChannelKind::Email {
+            if patch.to.is_some() {
+                return Err(ServiceError::invalid("to", "is only for channels of kind \"email\""));
+            }
+            if fields.url.is_empty() {
+                return Err(ServiceError::invalid("url", "is required"));
+            }
+            return validate_url(&fields.url);
+        }
+        if !self.settings.email {
+            return Err(ServiceError::invalid(
+                "kind",
+                "email channels need the server's SMTP settings (serve --smtp-url and --smtp-from), \
+                 and this server has none",
+            ));
+        }
+        if patch.url.is_some() {
+            return Err(ServiceError::invalid(
+                "url",
+                "an email channel has no url: list its recipients in \"to\"",
+            ));
+        }
+        match &patch.to {
+            Some(to) => {
+                let to = email::validate_recipients(to).map_err(|m| ServiceError::invalid("to", m))?;
+                fields.url = email::mailto(&to);
+            }
+            None if email::recipients(&fields.url).is_none() => {
+                return Err(ServiceError::invalid(
+                    "to",
+                    "is required for an email channel: one address or a list of them",
+                ));
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
     pub async fn delete_webhook(&self, caller: &Caller, id: i64) -> ServiceResult<()> {
         caller.require(Scope::Jobs)?;
         self.webhook(caller, id).await?;
@@ -161,11 +207,8 @@ impl Service {
     }
 
     /// The caller's subscription by id; someone else's is "not found".
-    pub async fn webhook(&self, caller: &Caller, id: i64) -> ServiceResult<Webhook> {
-        match self.store.webhook(id).await? {
-            Some(w) if w.owner == caller.user_id => Ok(w),
-            _ => Err(ServiceError::NotFound(Entity::Webhook)),
-        }
+    pub async fn webhook(&self, caller: &Caller, id: i64) -> ServiceResult<Owned<Webhook>> {
+        owned(caller, self.store.webhook(id).await?)
     }
 
     pub async fn list_webhooks(&self, caller: &Caller, req: PageRequest) -> ServiceResult<Page<Webhook>> {

@@ -28,17 +28,7 @@ pub(super) struct ChainLease<'a> {
 impl Store {
     /// The owner's jobs with `after` entries, by id: what a cycle check walks.
     pub async fn chained_jobs(&self, owner: UserId) -> StoreResult<BTreeMap<i64, Vec<ChainAfter>>> {
-        let rows =
-            sqlx::query("SELECT id, chain_after FROM jobs WHERE owner = $1 AND chain_after IS NOT NULL")
-                .bind(owner)
-                .fetch_all(&self.read)
-                .await
-                .db()?;
-        let mut jobs = BTreeMap::new();
-        for r in rows {
-            jobs.insert(get_i64(&r, "id")?, get_opt_json(&r, "chain_after")?.unwrap_or_default());
-        }
-        Ok(jobs)
+        owner_chains(&self.read, owner).await
     }
 
     /// Takes a deleted job out of its owner's other jobs' `after` (each a compare-and-swap on
@@ -222,4 +212,22 @@ async fn insert_chained_run(
         .await
         .db()?;
     run_from_row(&row)
+}
+
+/// The `after` of each of `owner`'s chained jobs, read through `db` (a pool, or a transaction
+/// that must see its own writes and locks).
+pub(super) async fn owner_chains<'c, E>(db: E, owner: UserId) -> StoreResult<BTreeMap<i64, Vec<ChainAfter>>>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let rows = sqlx::query("SELECT id, chain_after FROM jobs WHERE owner = $1 AND chain_after IS NOT NULL")
+        .bind(owner)
+        .fetch_all(db)
+        .await
+        .db()?;
+    let mut jobs = BTreeMap::new();
+    for r in rows {
+        jobs.insert(get_i64(&r, "id")?, get_opt_json(&r, "chain_after")?.unwrap_or_default());
+    }
+    Ok(jobs)
 }

@@ -11,6 +11,7 @@ use super::{
     Backend, Listing, Page, SqlxResultExt, Store, StoreError, StoreResult, get_bool, get_enum, get_i64,
     get_opt_i64, get_opt_json, get_opt_string, get_string,
 };
+use crate::domain::chain::find_cycle;
 use crate::domain::{ChainAfter, EpochMs, Job, JobStatus, Missed, Overlap, SlotPolicy, UserId, bool_flag};
 
 const COLUMNS: &str = "id, uid, owner, stack_id, schedule_id, name, kind, command, enabled, pending_delete, paused_by_all, timeout_s, overlap, missed, retries, retry_backoff_s, retry_lost, jitter_s, not_before, not_after, max_runs, runs_fired, keep_succeeded, keep_failed, chain_after, after_any, next_run_at, last_status, created_at, updated_at, grace_s, max_duration_s, last_run_id, last_run_status, last_run_finished_at, last_success_at, last_failure_at, missed_slot, missed_announced, stuck_run";
@@ -157,50 +158,41 @@ impl Store {
         c: &JobChanges,
         now: EpochMs,
     ) -> StoreResult<bool> {
-        let j = &c.fields;
-        let done = sqlx::query(
-            "UPDATE jobs SET stack_id = $3, schedule_id = $4, name = $5, command = $6, enabled = $7, pending_delete = $8, paused_by_all = $9, \
-             timeout_s = $10, overlap = $11, missed = $12, retries = $13, retry_backoff_s = $14, \
-             next_run_at = CASE WHEN $18 = 1 THEN $15 ELSE next_run_at END, last_status = $16, updated_at = $17, retry_lost = $19, \
-             jitter_s = $20, not_before = $21, not_after = $22, max_runs = $23, runs_fired = CASE WHEN $24 = 1 THEN 0 ELSE runs_fired END, \
-             keep_succeeded = $25, keep_failed = $26, chain_after = $27, after_any = $28, grace_s = $29, max_duration_s = $30 \
-             WHERE id = $1 AND updated_at = $2",
-        )
-        .bind(id)
-        .bind(seen_updated_at)
-        .bind(j.stack_id)
-        .bind(j.schedule_id)
-        .bind(&j.name)
-        .bind(&j.command)
-        .bind(bool_flag(j.enabled))
-        .bind(bool_flag(c.pending_delete))
-        .bind(bool_flag(c.paused_by_all))
-        .bind(j.timeout_s)
-        .bind(j.overlap.as_str())
-        .bind(j.missed.as_str())
-        .bind(j.retries)
-        .bind(j.retry_backoff_s)
-        .bind(c.reschedule.flatten())
-        .bind(c.last_status as i64)
-        .bind(now.max(seen_updated_at + 1))
-        .bind(bool_flag(c.reschedule.is_some()))
-        .bind(bool_flag(j.retry_lost))
-        .bind(j.jitter_s)
-        .bind(j.not_before)
-        .bind(j.not_after)
-        .bind(j.max_runs)
-        .bind(bool_flag(c.reset_runs_fired))
-        .bind(j.keep_succeeded)
-        .bind(j.keep_failed)
-        .bind(j.chain_after())
-        .bind(bool_flag(j.after_any))
-        .bind(j.grace_s)
-        .bind(j.max_duration_s)
-        .execute(&self.write)
-        .await
-        .wrote()?;
+        let done = update_job_query(id, seen_updated_at, c, now).execute(&self.write).await.wrote()?;
         self.changed(Change::Jobs(vec![id]));
         Ok(done.rows_affected() == 1)
+    }
+
+    /// [`update_job`](Self::update_job) for a change of the job's `after`: in one write
+    /// transaction holding the owner's chain lock (SQLite: the write lock; PostgreSQL: an
+    /// advisory lock per owner), the owner's chains with this change must close no cycle —
+    /// so two concurrent changes cannot each close half of one.
+    pub async fn update_job_chained(
+        &self,
+        owner: UserId,
+        id: i64,
+        seen_updated_at: EpochMs,
+        c: &JobChanges,
+        now: EpochMs,
+    ) -> StoreResult<ChainedUpdate> {
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1, CAST($2 % 2147483647 AS INTEGER))")
+                .bind(CHAIN_LOCK_CLASS)
+                .bind(owner)
+                .execute(&mut *tx)
+                .await
+                .db()?;
+        }
+        let mut graph = super::chains::owner_chains(&mut *tx, owner).await?;
+        graph.insert(id, c.fields.after.clone());
+        if let Some(cycle) = find_cycle(&graph, id) {
+            return Ok(ChainedUpdate::Cycle(cycle));
+        }
+        let done = update_job_query(id, seen_updated_at, c, now).execute(&mut *tx).await.wrote()?;
+        tx.commit().await.wrote()?;
+        self.changed(Change::Jobs(vec![id]));
+        Ok(ChainedUpdate::Written(done.rows_affected() == 1))
     }
 
     pub async fn delete_job(&self, id: i64) -> StoreResult<bool> {
@@ -426,3 +418,64 @@ pub(super) fn job_from_row(r: &AnyRow) -> StoreResult<Job> {
 }
 
 pub(super) const JOB_COLUMNS: &str = COLUMNS;
+
+/// The outcome of [`Store::update_job_chained`].
+#[derive(Debug)]
+pub enum ChainedUpdate {
+    /// As [`Store::update_job`]'s answer: `false` means "read again and retry".
+    Written(bool),
+    /// The change would close this cycle (in the order runs flow); nothing was written.
+    Cycle(Vec<i64>),
+}
+
+/// The first key of the PostgreSQL advisory locks (two-key form) taken while an owner's
+/// chains change ("chai").
+const CHAIN_LOCK_CLASS: i32 = 0x6368_6169;
+
+/// The statement rewriting a job's fields, guarded by `updated_at` (see [`Store::update_job`]).
+fn update_job_query<'q>(
+    id: i64,
+    seen_updated_at: EpochMs,
+    c: &'q JobChanges,
+    now: EpochMs,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    let j = &c.fields;
+    sqlx::query(
+        "UPDATE jobs SET stack_id = $3, schedule_id = $4, name = $5, command = $6, enabled = $7, pending_delete = $8, paused_by_all = $9, \
+         timeout_s = $10, overlap = $11, missed = $12, retries = $13, retry_backoff_s = $14, \
+         next_run_at = CASE WHEN $18 = 1 THEN $15 ELSE next_run_at END, last_status = $16, updated_at = $17, retry_lost = $19, \
+         jitter_s = $20, not_before = $21, not_after = $22, max_runs = $23, runs_fired = CASE WHEN $24 = 1 THEN 0 ELSE runs_fired END, \
+         keep_succeeded = $25, keep_failed = $26, chain_after = $27, after_any = $28, grace_s = $29, max_duration_s = $30 \
+         WHERE id = $1 AND updated_at = $2",
+    )
+    .bind(id)
+    .bind(seen_updated_at)
+    .bind(j.stack_id)
+    .bind(j.schedule_id)
+    .bind(&j.name)
+    .bind(&j.command)
+    .bind(bool_flag(j.enabled))
+    .bind(bool_flag(c.pending_delete))
+    .bind(bool_flag(c.paused_by_all))
+    .bind(j.timeout_s)
+    .bind(j.overlap.as_str())
+    .bind(j.missed.as_str())
+    .bind(j.retries)
+    .bind(j.retry_backoff_s)
+    .bind(c.reschedule.flatten())
+    .bind(c.last_status as i64)
+    .bind(now.max(seen_updated_at + 1))
+    .bind(bool_flag(c.reschedule.is_some()))
+    .bind(bool_flag(j.retry_lost))
+    .bind(j.jitter_s)
+    .bind(j.not_before)
+    .bind(j.not_after)
+    .bind(j.max_runs)
+    .bind(bool_flag(c.reset_runs_fired))
+    .bind(j.keep_succeeded)
+    .bind(j.keep_failed)
+    .bind(j.chain_after())
+    .bind(bool_flag(j.after_any))
+    .bind(j.grace_s)
+    .bind(j.max_duration_s)
+}

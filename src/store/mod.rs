@@ -31,7 +31,7 @@ pub use cache::{BodyKey, Change, Memo, ROWS_CHANNEL, SHARED_TTL};
 pub use cluster::{JOBS_CHANNEL, KILL_CHANNEL, NodeRecord};
 pub use health::{Incident, JobHealthRow};
 pub use idempotency::KeyClaim;
-pub use jobs::{JobChanges, NewJob, ScheduledJob};
+pub use jobs::{ChainedUpdate, JobChanges, NewJob, ScheduledJob};
 pub use monitors::{MonitorFields, NewPing, RenderEvent, WatchLock};
 pub use retention::{AgeWindow, Aged, Keep, PruneLock};
 pub use runs::{Claim, ClaimOutcome, Expired, LOST_MESSAGE, NewRun, RunFinish, RunStart};
@@ -50,9 +50,9 @@ pub enum Backend {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A UNIQUE constraint refused the write; the text names the constraint.
-    #[error("unique constraint violated: {0}")]
-    Unique(String),
+    /// A UNIQUE constraint refused the write: which one, and the database's message.
+    #[error("unique constraint violated: {1}")]
+    Unique(Unique, String),
     /// The database cannot be reached (connection refused, pool timed out).
     #[error("database unavailable: {0}")]
     Unavailable(sqlx::Error),
@@ -69,11 +69,46 @@ pub enum StoreError {
     BadUrl(String),
 }
 
+/// The UNIQUE constraints a request can run into, each answered in its own way by the service;
+/// any other is a bug (`Other`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unique {
+    StackName,
+    JobName,
+    MonitorName,
+    Username,
+    Email,
+    Other,
+}
+
+impl Unique {
+    /// Each constraint by its PostgreSQL name and by the columns SQLite's message lists
+    /// (SQLite reports no constraint name: "UNIQUE constraint failed: jobs.owner, jobs.name").
+    const NAMES: [(Unique, &'static str, &'static str); 5] = [
+        (Unique::StackName, "stacks_owner_name_key", "stacks.owner, stacks.name"),
+        (Unique::JobName, "jobs_owner_name_key", "jobs.owner, jobs.name"),
+        (Unique::MonitorName, "monitors_owner_name", "monitors.owner, monitors.name"),
+        (Unique::Username, "users_username_key", "users.username"),
+        (Unique::Email, "users_email_key", "users.email"),
+    ];
+
+    fn of(db: &dyn sqlx::error::DatabaseError) -> Unique {
+        let found = match db.constraint() {
+            Some(name) => Self::NAMES.iter().find(|(_, pg, _)| *pg == name),
+            None => {
+                let columns = db.message().strip_prefix("UNIQUE constraint failed: ").unwrap_or_default();
+                Self::NAMES.iter().find(|(_, _, sqlite)| *sqlite == columns)
+            }
+        };
+        found.map_or(Unique::Other, |(unique, _, _)| *unique)
+    }
+}
+
 impl StoreError {
     fn from_sqlx(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
-                StoreError::Unique(db.message().to_string())
+                StoreError::Unique(Unique::of(db.as_ref()), db.message().to_string())
             }
             sqlx::Error::Database(db) if is_disk_full(db.as_ref()) => {
                 FULL_INCIDENT.refused(&e);

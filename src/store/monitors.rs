@@ -13,7 +13,7 @@ use super::{
     get_opt_i64, get_opt_string, get_string,
 };
 use crate::domain::monitor::{Monitor, MonitorState, Ping, PingEffect, PingKind};
-use crate::domain::{EpochMs, EventKind, ScheduleConfig, UserId};
+use crate::domain::{ChannelKind, EpochMs, EventKind, ScheduleConfig, UserId};
 
 const MONITOR_COLUMNS: &str = "id, uuid, owner, name, schedule, grace_s, keep_pings, state, started_at, last_ping_at, last_ping_kind, late_at, down_at, created_at, updated_at";
 const PING_COLUMNS: &str =
@@ -42,9 +42,9 @@ pub struct NewPing {
     pub body_truncated: bool,
 }
 
-/// Renders the delivery body of a monitor event (the monitor as it now is, and the ping that
-/// caused it, if one did).
-pub type RenderEvent<'a> = &'a (dyn Fn(EventKind, &Monitor, Option<&Ping>) -> String + Sync);
+/// Renders the delivery body of a monitor event for a channel of a kind (the monitor as it
+/// now is, and the ping that caused it, if one did).
+pub type RenderEvent<'a> = &'a (dyn Fn(ChannelKind, EventKind, &Monitor, Option<&Ping>) -> String + Sync);
 
 /// The watcher's hold on its lock (PostgreSQL: one node watches at a time).
 pub struct WatchLock(PruneLock);
@@ -200,7 +200,8 @@ impl Store {
             ..before
         };
         if let Some(kind) = e.event {
-            queue_event(&mut tx, kind, &after, render(kind, &after, Some(&recorded)), now).await?;
+            let body = |channel| render(channel, kind, &after, Some(&recorded));
+            queue_event(&mut tx, kind, &after, &body, now).await?;
         }
         tx.commit().await.wrote()?;
         Ok(Some((after, recorded)))
@@ -254,9 +255,17 @@ impl Store {
         }
         let down = Monitor { state: MonitorState::Down, late_at: None, down_at: None, ..m.clone() };
         let kind = EventKind::MonitorDown;
-        queue_event(&mut tx, kind, &down, render(kind, &down, None), now).await?;
+        let body = |channel| render(channel, kind, &down, None);
+        queue_event(&mut tx, kind, &down, &body, now).await?;
         tx.commit().await.wrote()?;
         Ok(true)
+    }
+
+    /// Every user's monitors, for `/metrics`.
+    pub async fn all_monitors(&self) -> StoreResult<Vec<Monitor>> {
+        let sql = format!("SELECT {MONITOR_COLUMNS} FROM monitors ORDER BY id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.read).await.db()?;
+        rows.iter().map(monitor_from_row).collect()
     }
 
     /// Monitors pinged since `since`: the ones whose history may have grown past its limit.
@@ -284,14 +293,16 @@ impl Store {
     }
 }
 
-/// Queues the deliveries of a monitor event to the owner's subscriptions that want it.
+/// Queues the deliveries of a monitor event to the owner's subscriptions that want it, each
+/// shaped for its kind of channel (`body`, rendered once per kind).
 async fn queue_event(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     kind: EventKind,
     monitor: &Monitor,
-    payload: String,
+    body: &(dyn Fn(ChannelKind) -> String + Sync),
     now: EpochMs,
 ) -> StoreResult<()> {
+    let mut payloads: std::collections::HashMap<ChannelKind, String> = std::collections::HashMap::new();
     let sql = format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE owner = $1");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(monitor.owner).fetch_all(&mut **tx).await.db()?;
     for hook in rows.iter().map(webhook_from_row) {
@@ -299,13 +310,14 @@ async fn queue_event(
         if !hook.wants_monitor(kind, monitor) {
             continue;
         }
+        let payload = payloads.entry(hook.kind).or_insert_with(|| body(hook.kind));
         sqlx::query(
             "INSERT INTO webhook_deliveries (webhook_id, event, payload, status, attempts, next_attempt_at, created_at, updated_at) \
              VALUES ($1, $2, $3, 'pending', 0, $4, $4, $4)",
         )
         .bind(hook.id)
         .bind(kind.as_str())
-        .bind(&payload)
+        .bind(&*payload)
         .bind(now)
         .execute(&mut **tx)
         .await

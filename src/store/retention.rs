@@ -3,7 +3,7 @@
 //! Every delete is one short statement over at most a batch of rows picked by primary key, so
 //! it never holds a lock for long (on SQLite it queues on the one write connection like any
 //! other write, between the scheduler's claims). Unfinished runs and actions and undelivered
-//! deliveries are never deleted.
+//! deliveries are never deleted; monitors' pings go by age alone.
 
 use std::collections::HashMap;
 
@@ -30,16 +30,20 @@ pub enum Aged {
     Actions,
     /// Delivered or failed webhook deliveries, by their last attempt.
     Deliveries,
+    /// Heartbeat monitors' pings, by when they came (besides each monitor's `keep_pings`
+    /// newest, which the monitor watcher keeps to): a monitor's history lasts as long as runs.
+    Pings,
 }
 
 impl Aged {
-    pub const ALL: [Aged; 3] = [Aged::Runs, Aged::Actions, Aged::Deliveries];
+    pub const ALL: [Aged; 4] = [Aged::Runs, Aged::Actions, Aged::Deliveries, Aged::Pings];
 
     pub fn table(self) -> &'static str {
         match self {
             Aged::Runs => "runs",
             Aged::Actions => "actions",
             Aged::Deliveries => "webhook_deliveries",
+            Aged::Pings => "monitor_pings",
         }
     }
 
@@ -47,7 +51,7 @@ impl Aged {
     /// nodes), so the scan stops at the first window that reaches the cut-off.
     fn created(self) -> &'static str {
         match self {
-            Aged::Runs | Aged::Deliveries => "created_at",
+            Aged::Runs | Aged::Deliveries | Aged::Pings => "created_at",
             Aged::Actions => "started_at",
         }
     }
@@ -58,6 +62,7 @@ impl Aged {
             Aged::Runs => "id, created_at, status, finished_at",
             Aged::Actions => "id, started_at, finished_at",
             Aged::Deliveries => "id, created_at, status, updated_at",
+            Aged::Pings => "id, created_at",
         }
     }
 
@@ -67,6 +72,7 @@ impl Aged {
             Aged::Runs => "status NOT IN ('queued', 'running') AND COALESCE(finished_at, created_at) < $3",
             Aged::Actions => "finished_at IS NOT NULL AND finished_at < $3",
             Aged::Deliveries => "status IN ('delivered', 'failed') AND updated_at < $3",
+            Aged::Pings => "created_at < $3",
         }
     }
 }
@@ -336,9 +342,12 @@ impl Store {
     /// runs pruned is reused whatever autovacuum is set to (it may be off, or wake up once a
     /// minute, when a busy history deletes hundreds of runs a second). A plain `VACUUM` takes
     /// no lock that reads or writes wait for; `SKIP_LOCKED`: none if autovacuum is at it.
+    /// Cost-throttled as autovacuum is (a manual `VACUUM` is not by default): unthrottled, its
+    /// burst of page reads and writes delayed the claims beside it.
     /// SQLite: nothing (`reclaim_space`).
     pub async fn vacuum_runs(&self, lock: &mut PruneLock) -> StoreResult<()> {
         if let Some(conn) = &mut lock.conn {
+            sqlx::Executor::execute(&mut *conn, "SET vacuum_cost_delay = '2ms'").await.db()?;
             sqlx::Executor::execute(conn, "VACUUM (SKIP_LOCKED) runs").await.db()?;
         }
         Ok(())

@@ -32,6 +32,20 @@ impl Store {
         get_i64(&row, "id")
     }
 
+    /// The owner's oldest unnamed `{"manual": true}` schedule, the one jobs that run only
+    /// after others are put on.
+    pub async fn manual_schedule(&self, owner: UserId) -> StoreResult<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT id FROM schedules WHERE owner = $1 AND internal = 0 AND name IS NULL AND config = $2 ORDER BY id LIMIT 1",
+        )
+        .bind(owner)
+        .bind(ScheduleConfig::Manual.to_json().to_string())
+        .fetch_optional(&self.read)
+        .await
+        .db()?;
+        row.map(|r| get_i64(&r, "id")).transpose()
+    }
+
     pub async fn schedule(&self, id: i64) -> StoreResult<Option<Schedule>> {
         // The internal schedule of hook jobs is never shown nor used for anything else.
         let load = self.one(COLUMNS, "schedules WHERE id = $1 AND internal = 0", id, schedule_from_row);

@@ -47,6 +47,8 @@ pub struct ClaimedDelivery {
     pub delivery: Delivery,
     pub url: String,
     pub secret: String,
+    /// `email`: sent through SMTP to the `mailto:` URL's recipients; else POSTed.
+    pub kind: ChannelKind,
 }
 
 /// How an attempt ended.
@@ -265,6 +267,7 @@ impl Store {
         claim_until: EpochMs,
         limit: usize,
         skip: &[i64],
+        mail: bool,
     ) -> StoreResult<Vec<ClaimedDelivery>> {
         if limit == 0 {
             return Ok(Vec::new());
@@ -274,13 +277,16 @@ impl Store {
         } else {
             format!(" AND webhook_id NOT IN ({})", placeholders(5, skip.len()))
         };
+        // A node that cannot send mail leaves it to the nodes that can.
+        let mail_clause =
+            if mail { "" } else { " AND webhook_id NOT IN (SELECT id FROM webhooks WHERE kind = 'email')" };
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
         let sql = format!(
             "UPDATE webhook_deliveries SET status = 'delivering', claimed_by = $1, claim_until = $2, updated_at = $3 \
-             WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $3{skip_clause} \
+             WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $3{skip_clause}{mail_clause} \
              ORDER BY next_attempt_at, id LIMIT $4{lock}) RETURNING {DELIVERY_COLUMNS}"
         );
         let mut q =
@@ -296,22 +302,29 @@ impl Store {
         let mut ids: Vec<i64> = deliveries.iter().map(|d| d.webhook_id).collect();
         ids.sort_unstable();
         ids.dedup();
-        let sql =
-            format!("SELECT id, url, secret FROM webhooks WHERE id IN ({})", placeholders(1, ids.len()));
+        let sql = format!(
+            "SELECT id, url, secret, kind FROM webhooks WHERE id IN ({})",
+            placeholders(1, ids.len())
+        );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in &ids {
             q = q.bind(*id);
         }
         let mut targets = HashMap::new();
         for row in q.fetch_all(&self.read).await.db()? {
-            targets.insert(get_i64(&row, "id")?, (get_string(&row, "url")?, get_string(&row, "secret")?));
+            let target = (
+                get_string(&row, "url")?,
+                get_string(&row, "secret")?,
+                get_enum(&row, "kind", ChannelKind::parse)?,
+            );
+            targets.insert(get_i64(&row, "id")?, target);
         }
         // A subscription deleted meanwhile took its deliveries with it.
         Ok(deliveries
             .into_iter()
             .filter_map(|delivery| {
-                let (url, secret) = targets.get(&delivery.webhook_id)?.clone();
-                Some(ClaimedDelivery { delivery, url, secret })
+                let (url, secret, kind) = targets.get(&delivery.webhook_id)?.clone();
+                Some(ClaimedDelivery { delivery, url, secret, kind })
             })
             .collect())
     }

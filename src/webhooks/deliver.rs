@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use super::WebhookSettings;
 use super::sign::{SIGNATURE_HEADER, header_value};
-use crate::domain::{DeliveryStatus, EpochMs, now_ms};
+use crate::domain::{ChannelKind, DeliveryStatus, EpochMs, now_ms};
 use crate::store::{AttemptRecord, ClaimedDelivery, Release, Store};
 
 /// Deliveries of one subscription in flight at once on a node: a slow receiver holds at most
@@ -104,13 +104,15 @@ impl Worker {
         };
         let now = now_ms();
         let claim_until = now + (self.settings.timeout + CLAIM_MARGIN).as_millis() as EpochMs;
-        let claimed = match self.store.claim_deliveries(&self.node_id, now, claim_until, free, &busy).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "claiming webhook deliveries");
-                return 0;
-            }
-        };
+        let mail = self.settings.mailer.is_some();
+        let claimed =
+            match self.store.claim_deliveries(&self.node_id, now, claim_until, free, &busy, mail).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming webhook deliveries");
+                    return 0;
+                }
+            };
         let mut started = 0;
         let mut held_back = Vec::new();
         for claim in claimed {
@@ -163,8 +165,28 @@ impl Worker {
         }
     }
 
-    /// One POST, then its record.
+    /// One POST (or mail), then its record.
     async fn attempt(&self, claim: ClaimedDelivery) {
+        let d = &claim.delivery;
+        let (status_code, error) = match claim.kind {
+            ChannelKind::Email => (None, self.mail(&claim).await.err()),
+            _ => self.post(&claim).await,
+        };
+        self.record(d, status_code, error).await;
+    }
+
+    /// Sends an email channel's delivery through the SMTP server.
+    async fn mail(&self, claim: &ClaimedDelivery) -> Result<(), String> {
+        let mailer = self.settings.mailer.as_ref().ok_or("this node has no SMTP server (--smtp-url)")?;
+        let to = super::email::recipients(&claim.url).ok_or("the channel has no recipients")?;
+        mailer.send(&to, &claim.delivery.payload).await.map_err(|mut e| {
+            truncate(&mut e);
+            e
+        })
+    }
+
+    /// POSTs a delivery, signed: the HTTP status and, unless it was a 2xx, what went wrong.
+    async fn post(&self, claim: &ClaimedDelivery) -> (Option<u16>, Option<String>) {
         let d = &claim.delivery;
         let t = now_ms() / 1000;
         let sent = self
@@ -185,6 +207,11 @@ impl Worker {
             }
             Err(e) => (e.status().map(|s| s.as_u16()), Some(describe(&e))),
         };
+        (status_code, error)
+    }
+
+    /// Records an attempt: delivered, due again after a backoff, or failed for good.
+    async fn record(&self, d: &crate::domain::Delivery, status_code: Option<u16>, error: Option<String>) {
         let now = now_ms();
         let attempts = d.attempts + 1;
         let record = match &error {
@@ -269,6 +296,12 @@ fn describe(e: &reqwest::Error) -> String {
         }
         source = s.source();
     }
+    truncate(&mut text);
+    text
+}
+
+/// Cuts an error to [`ERROR_CAP`] bytes (on a character boundary).
+fn truncate(text: &mut String) {
     if text.len() > ERROR_CAP {
         let mut end = ERROR_CAP;
         while !text.is_char_boundary(end) {
@@ -276,5 +309,4 @@ fn describe(e: &reqwest::Error) -> String {
         }
         text.truncate(end);
     }
-    text
 }

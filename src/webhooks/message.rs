@@ -1,13 +1,14 @@
-//! Chat-shaped deliveries for notification channels: one line saying what happened (the job,
+//! Chat- and mail-shaped deliveries for notification channels: one line saying what happened (the job,
 //! its schedule in words, the outcome, exit code and duration), the last lines of the run's
 //! log, and a link to the run (or the job) on the dashboard (`--public-url`).
 //!
 //! Slack's incoming-webhook JSON (`text` + `blocks`; Mattermost and Rocket.Chat take it too),
-//! Discord's (`content` + `embeds`), Microsoft Teams' (a `MessageCard`).
+//! Discord's (`content` + `embeds`), Microsoft Teams' (a `MessageCard`), and a mail's subject
+//! and text (`email`). Monitor events are said the same way (`monitor_events`).
 
 use serde_json::{Value, json};
 
-use crate::domain::{ChannelKind, EventKind, iso8601};
+use crate::domain::{ChannelKind, EpochMs, EventKind, iso8601};
 use crate::events::Event;
 
 /// Log lines a message quotes, the newest.
@@ -95,30 +96,81 @@ fn link(event: &Event, public_url: Option<&str>) -> Option<String> {
     })
 }
 
-/// The delivery body for a chat channel of `channel` kind.
+/// A notification whatever it is about (a job's event or a monitor's): what every channel
+/// kind says, each in its own shape.
+pub struct Message {
+    /// The one-line summary: the chat text, the mail's subject.
+    pub line: String,
+    /// Labelled details ("Exit code", "3") a mail lists under the summary.
+    pub facts: Vec<(&'static str, String)>,
+    /// The last lines of the run's log (or the ping's body), when there are any.
+    pub tail: Option<String>,
+    /// The page on the dashboard, with `--public-url`.
+    pub link: Option<String>,
+    /// When it happened.
+    pub at: EpochMs,
+}
+
+impl Message {
+    /// The message about a job's event.
+    pub fn for_job(kind: EventKind, event: &Event, cx: &Context) -> Message {
+        let job = &event.job;
+        let mut facts =
+            vec![("Job", format!("{} (id {}, stack {})", job.display_name(), job.id, job.stack_id))];
+        if let Some(words) = cx.schedule.filter(|w| !w.is_empty()) {
+            facts.push(("Schedule", words.to_string()));
+        }
+        facts.push(("Event", kind.as_str().to_string()));
+        if let Some(run) = &event.run {
+            facts.push(("Run", format!("{} (scheduled for {})", run.id, iso8601(run.scheduled_for))));
+            facts.push(("Outcome", run.status.as_str().replace('_', " ")));
+            if let Some(code) = run.exit_code {
+                facts.push(("Exit code", code.to_string()));
+            }
+            if let Some(signal) = run.signal {
+                facts.push(("Signal", signal.to_string()));
+            }
+            if let (Some(start), Some(end)) = (run.started_at, run.finished_at) {
+                facts.push(("Duration", format!("{:.1} s", (end - start) as f64 / 1000.0)));
+            }
+        }
+        Message {
+            line: summary(kind, event, cx.schedule),
+            facts,
+            tail: cx.log.map(log_tail).filter(|t| !t.is_empty()),
+            link: link(event, cx.public_url),
+            at: event.at,
+        }
+    }
+}
+
+/// The delivery body for a chat or email channel of `channel` kind about `kind` of `event`.
 pub fn render(channel: ChannelKind, kind: EventKind, event: &Event, cx: &Context) -> Value {
-    let line = summary(kind, event, cx.schedule);
-    let tail = cx.log.map(log_tail).filter(|t| !t.is_empty());
-    let link = link(event, cx.public_url);
+    shape(channel, &Message::for_job(kind, event, cx))
+}
+
+/// A message in the shape of a channel of `channel` kind.
+pub fn shape(channel: ChannelKind, message: &Message) -> Value {
+    let Message { line, tail, link, .. } = message;
     match channel {
         ChannelKind::Slack => {
             let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": line}})];
-            if let Some(tail) = &tail {
+            if let Some(tail) = tail {
                 blocks.push(
                     json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("```{tail}```")}}),
                 );
             }
-            if let Some(url) = &link {
+            if let Some(url) = link {
                 blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!("<{url}|Open in cronstack>")}]}));
             }
             json!({ "text": line, "blocks": blocks })
         }
         ChannelKind::Discord => {
-            let mut embed = json!({ "title": line, "timestamp": iso8601(event.at) });
-            if let Some(tail) = &tail {
+            let mut embed = json!({ "title": line, "timestamp": iso8601(message.at) });
+            if let Some(tail) = tail {
                 embed["description"] = json!(format!("```\n{tail}\n```"));
             }
-            if let Some(url) = &link {
+            if let Some(url) = link {
                 embed["url"] = json!(url);
             }
             json!({ "content": line, "embeds": [embed] })
@@ -130,16 +182,17 @@ pub fn render(channel: ChannelKind, kind: EventKind, event: &Event, cx: &Context
                 "summary": line,
                 "title": line,
             });
-            if let Some(tail) = &tail {
+            if let Some(tail) = tail {
                 card["text"] = json!(format!("<pre>{}</pre>", html_escape(tail)));
             }
-            if let Some(url) = &link {
+            if let Some(url) = link {
                 card["potentialAction"] = json!([{ "@type": "OpenUri", "name": "Open in cronstack",
                     "targets": [{ "os": "default", "uri": url }] }]);
             }
             card
         }
-        // Not a chat channel: the event JSON (see `dispatch`).
+        ChannelKind::Email => super::email::shape(message),
+        // Not a message: the event JSON (see `dispatch`, `monitor_events`).
         ChannelKind::Webhook => Value::Null,
     }
 }

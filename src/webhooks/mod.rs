@@ -17,9 +17,11 @@
 
 mod deliver;
 mod dispatch;
+pub mod email;
 pub mod message;
 mod monitor_events;
 pub mod sign;
+pub mod smtp;
 
 pub use monitor_events::monitor_event_body;
 
@@ -48,6 +50,9 @@ pub struct WebhookSettings {
     pub retry_cap: Duration,
     /// The dashboard's public address, linked from chat messages (`--public-url`).
     pub public_url: Option<String>,
+    /// The SMTP server email channels are sent through (`--smtp-url`); `None`: this node
+    /// sends no mail.
+    pub mailer: Option<smtp::Mailer>,
 }
 
 impl Default for WebhookSettings {
@@ -59,6 +64,7 @@ impl Default for WebhookSettings {
             retry_base: Duration::from_secs(5),
             retry_cap: Duration::from_secs(3600),
             public_url: None,
+            mailer: None,
         }
     }
 }

@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod sinks;
+#[allow(unused_imports)]
+pub use sinks::{Mail, Received, Receiver, SmtpSink};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_cronstack");
 
 /// A database for one test: a temp SQLite file or a throw-away PostgreSQL database.

@@ -42,6 +42,7 @@ pub(crate) fn describe(trigger: &Trigger) -> String {
         },
         Trigger::Cron(schedule) => describe_cron(schedule)
             .unwrap_or_else(|| format!("cron {:?} in {}", schedule.expression(), schedule.timezone())),
+        Trigger::Never => "manually: when run now, or after the jobs it is chained to".into(),
     }
 }
 

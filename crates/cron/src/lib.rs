@@ -92,6 +92,9 @@ pub enum Trigger {
         at_ms: EpochMs,
     },
     Cron(CronSchedule),
+    /// Never fires on its own (Dkron's `@manually`): for jobs that only run when
+    /// started by hand or by another job's run.
+    Never,
 }
 
 impl Trigger {
@@ -143,6 +146,7 @@ impl Trigger {
             }
             Trigger::Once { at_ms } => (*at_ms > after).then_some(*at_ms),
             Trigger::Cron(schedule) => schedule.next_after(after),
+            Trigger::Never => None,
         }
     }
 

@@ -14,10 +14,10 @@ use super::{ActiveRun, RunResult, Runner};
 use crate::blocks::{
     Block, BlockState, BlockType, ExpectStatus, FilterInput, HttpInput, ShellInput, render, typed,
 };
+use crate::domain::parse_output;
 use crate::domain::{EpochMs, EventKind, Run, RunStatus, TriggerKind, iso8601, now_ms};
 use crate::engine::Launch;
 use crate::events::Event;
-use crate::service::parse_output;
 use crate::store::{RunFinish, RunStart};
 
 /// A step's output as a run shows it: at most this many bytes of JSON.

@@ -19,8 +19,8 @@ use super::auth::require_caller;
 use super::error::{ApiError, Dialect, Failure, RequestError};
 use super::extract::{PageParam, parse_json, query_map, read_body};
 use super::{AppState, json_bytes, json_response};
-use crate::domain::{Action, EpochMs, Job, Schedule, Stack, utc_fields};
-use crate::service::{Caller, PageRequest, Service, ServiceResult, split_args};
+use crate::domain::{Action, ChainAfter, EpochMs, Job, Schedule, Stack, utc_fields};
+use crate::service::{Caller, Owned, PageRequest, Service, ServiceResult, split_args};
 use crate::store::Page;
 
 pub struct Cloud66;
@@ -176,7 +176,7 @@ fn offset_time(ms: EpochMs) -> String {
 /// Cloud 66's stack object: the fields its clients read, with cronstack's `id` and `command`
 /// (`null` for a pipeline). `status` is 1 (deployed) for every stack; `health` sums up its
 /// jobs' last runs (see `service::health`).
-async fn stack_view(service: &Service, s: &Stack) -> ServiceResult<Value> {
+async fn stack_view(service: &Service, s: &Owned<Stack>) -> ServiceResult<Value> {
     let last_activity = service.stack_last_activity(s).await?;
     let health = service.stack_health(s).await?;
     Ok(json!({
@@ -213,24 +213,25 @@ pub struct JobView<'a> {
 }
 
 /// `command` for a one-command stack (or a job's own command); a pipeline's block types in
-/// order as `steps`.
+/// order as `steps`; a chained job's upstream jobs as `after` (with `after_any` when set).
 #[derive(Serialize)]
 struct JobParams<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     command: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     steps: Option<Vec<&'static str>>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    after: &'a [ChainAfter],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    after_any: bool,
 }
 
 fn job_params<'a>(stack: &'a Stack, job: &'a Job) -> JobParams<'a> {
-    match (&stack.blocks, &job.command) {
-        (Some(blocks), _) => {
-            JobParams { command: None, steps: Some(blocks.iter().map(|b| b.kind.name()).collect()) }
-        }
-        (None, command) => {
-            JobParams { command: Some(command.as_deref().unwrap_or(&stack.command)), steps: None }
-        }
-    }
+    let (command, steps) = match (&stack.blocks, &job.command) {
+        (Some(blocks), _) => (None, Some(blocks.iter().map(|b| b.kind.name()).collect())),
+        (None, command) => (Some(command.as_deref().unwrap_or(&stack.command)), None),
+    };
+    JobParams { command, steps, after: &job.after, after_any: job.after_any }
 }
 
 fn job_view<'a>(stack: &'a Stack, job: &'a Job, schedule: &Schedule) -> JobView<'a> {
@@ -323,7 +324,7 @@ async fn list_jobs(
     let mut schedules: HashMap<i64, Schedule> = HashMap::new();
     for job in &found.items {
         if let Entry::Vacant(slot) = schedules.entry(job.schedule_id) {
-            slot.insert(s.service.schedule(&caller, job.schedule_id).await?);
+            slot.insert(s.service.schedule(&caller, job.schedule_id).await?.into_inner());
         }
     }
     let body = memo.or_render(key, || {
@@ -340,7 +341,7 @@ async fn stack_and_job(
     caller: &Caller,
     stack_uid: &str,
     job_uid: &str,
-) -> ServiceResult<(Stack, Job)> {
+) -> ServiceResult<(Owned<Stack>, Owned<Job>)> {
     let stack = s.service.stack_by_uid(caller, stack_uid).await?;
     let job = s.service.stack_job_by_uid(&stack, job_uid).await?;
     Ok((stack, job))

@@ -9,18 +9,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::{KResult, Kragle, id_param};
-use crate::domain::{HookAccess, HookMethod};
+use crate::domain::HookMethod;
 use crate::http::AppState;
-use crate::http::auth::{add_quota_headers, identify, throttled};
+use crate::http::auth::{add_quota_headers, identify};
 use crate::http::error::{Failure, RequestError};
 use crate::http::extract::read_body;
-use crate::service::{Caller, HookAnswer, HookRequest};
-
-/// Where a `token` hook's token may come instead of `?token=`.
-const TOKEN_HEADER: &str = "x-cronstack-hook-token";
-
-/// Request headers never passed to the command: they are credentials.
-const HIDDEN_HEADERS: [&str; 3] = ["authorization", "cookie", TOKEN_HEADER];
+use crate::service::{Caller, HOOK_TOKEN_HEADER, HookAnswer, HookCall, HookRequest, ServiceError};
 
 /// `GET|POST /blockstacks/hook/<id>`: runs the stack's command with Kragle's request document
 /// on stdin and answers `{"status": 0, "result": …}` or `{"status": 1, "err": …}` (HTTP 200).
@@ -32,50 +26,54 @@ pub async fn hook(State(s): State<AppState>, Path(id): Path<String>, req: Reques
 }
 
 async fn call(s: &AppState, id: &str, req: Request) -> KResult<Response> {
-    let (stack, access) = s.service.hook_stack(id_param(id, "stack")?).await?;
+    let id = id_param(id, "stack")?;
     let (parts, body) = req.into_parts();
-    let (allowed, allow_header) = match stack.webhook_method {
-        HookMethod::Get => (Method::GET, "GET"),
-        HookMethod::Post => (Method::POST, "POST"),
-    };
-    if parts.method != allowed {
-        let mut response = Failure::<Kragle>::new(RequestError::MethodNotAllowed(format!(
-            "this hook takes {allowed} only (the stack's webhook_method)"
-        )))
-        .into_response();
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow_header));
-        return Ok(response);
-    }
     let query = query_pairs(&parts)?;
-    match access {
-        HookAccess::Public => {}
-        HookAccess::Token => {
-            let given = parts
-                .headers
-                .get(TOKEN_HEADER)
-                .and_then(|v| v.to_str().ok())
-                .or_else(|| query.iter().find(|(k, _)| k == "token").map(|(_, v)| v.as_str()));
-            s.service.check_hook_token(&stack, given)?;
-        }
-        HookAccess::User => {
-            let caller = identify(s, &parts.headers).await?;
-            s.service.check_hook_owner(&stack, &caller)?;
-        }
-    }
-    let quota = match s.hook_limiter.hit(&format!("hook:{}", stack.id)).await? {
-        Ok(q) => q,
-        Err(q) => return Ok(throttled::<Kragle>(q)),
+    let method = match parts.method {
+        Method::GET => Some(HookMethod::Get),
+        Method::POST => Some(HookMethod::Post),
+        _ => None,
+    };
+    // Credentials are looked at only when given: a public hook answers without any.
+    let caller = match credentials_given(&parts.headers) {
+        true => identify(s, &parts.headers).await.ok(),
+        false => None,
+    };
+    let token = parts
+        .headers
+        .get(HOOK_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| query.iter().find(|(k, _)| k == "token").map(|(_, v)| v.as_str()));
+    // Another method than GET or POST is never a stack's: refused as the other one would be.
+    let call = HookCall { method: method.unwrap_or(HookMethod::Get), token, caller: caller.as_ref() };
+    let admitted = match (method, s.service.admit_hook(id, call).await) {
+        (Some(_), Ok(admitted)) => admitted,
+        (None, Ok(admitted)) => return Ok(wrong_method(admitted.stack_method())),
+        (_, Err(ServiceError::HookMethod(allowed))) => return Ok(wrong_method(allowed)),
+        (_, Err(e)) => return Err(e.into()),
     };
     let body = read_body(crate::http::extract::rejoin(&parts, body), &()).await?;
-    let document = document(&parts, query, &body, access == HookAccess::Token)?;
-    let answer = s.service.call_hook(&stack, &HookRequest { document }).await?;
+    let request = hook_request(&parts, query, &body)?;
+    let answer = s.service.call_hook(&admitted, request).await?;
     let body = match &answer.result {
         Ok(result) => json!({ "status": 0, "result": result }),
         Err(err) => json!({ "status": 1, "err": err }),
     };
     let mut response = with_run_headers(Json(body).into_response(), &answer);
-    add_quota_headers(response.headers_mut(), quota);
+    add_quota_headers(response.headers_mut(), admitted.quota);
     Ok(response)
+}
+
+/// 405 with the method the hook takes in `Allow`.
+fn wrong_method(allowed: HookMethod) -> Response {
+    let mut response = Failure::<Kragle>::new(ServiceError::HookMethod(allowed)).into_response();
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allowed.as_str()));
+    response
+}
+
+/// Whether the request carries credentials (a bearer token or a session cookie).
+fn credentials_given(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::AUTHORIZATION) || headers.contains_key(header::COOKIE)
 }
 
 /// `GET|POST /blockstacks/exec/<id>`: the owner runs the stack by hand (hook or not), with the
@@ -91,8 +89,8 @@ pub async fn exec(
     let (parts, body) = req.into_parts();
     let query = query_pairs(&parts)?;
     let body = read_body(crate::http::extract::rejoin(&parts, body), &()).await?;
-    let document = document(&parts, query, &body, false)?;
-    let answer = s.service.exec_stack(&caller, id, &HookRequest { document }).await?;
+    let request = hook_request(&parts, query, &body)?;
+    let answer = s.service.exec_stack(&caller, id, request).await?;
     let body = match &answer.result {
         Ok(result) => json!({ "success": [answer.run_id], "result": result }),
         Err(err) => json!({ "error": err }),
@@ -122,24 +120,20 @@ fn query_pairs(parts: &Parts) -> Result<Vec<(String, String)>, RequestError> {
         .map_err(|e| RequestError::BadParam(format!("malformed query string: {e}")))
 }
 
-/// Kragle's request document: `{"GET": {...}, "POST": {...}, "JSON": <body or {}>,
-/// "HEADERS": {...}}`. A parameter (or header) given more than once becomes an array of its
-/// values, in order. A token hook's `token` parameter and credential headers are left out.
-fn document(
+/// What a hook (or exec) call carries, for the service's request document: the form fields
+/// of a form body, the JSON body (`{}` when blank or not JSON), the headers.
+fn hook_request(
     parts: &Parts,
     query: Vec<(String, String)>,
     body: &[u8],
-    drop_token: bool,
-) -> Result<Value, RequestError> {
-    let get = multi_map(query.into_iter().filter(|(k, _)| !(drop_token && k == "token")));
+) -> Result<HookRequest, RequestError> {
     let mime = mime(&parts.headers);
     let blank = body.iter().all(u8::is_ascii_whitespace);
-    let post = if mime.as_deref() == Some("application/x-www-form-urlencoded") {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-            .map_err(|e| RequestError::BadPayload(format!("malformed form body: {e}")))?;
-        multi_map(pairs)
+    let form = if mime.as_deref() == Some("application/x-www-form-urlencoded") {
+        serde_urlencoded::from_bytes(body)
+            .map_err(|e| RequestError::BadPayload(format!("malformed form body: {e}")))?
     } else {
-        Map::new()
+        Vec::new()
     };
     let json = match mime.as_deref() {
         _ if blank => Value::Object(Map::new()),
@@ -150,47 +144,17 @@ fn document(
         None => serde_json::from_slice(body).unwrap_or_else(|_| Value::Object(Map::new())),
         Some(_) => Value::Object(Map::new()),
     };
-    let headers =
-        multi_map(parts.headers.iter().filter(|(name, _)| !HIDDEN_HEADERS.contains(&name.as_str())).map(
-            |(name, value)| {
-                (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned())
-            },
-        ));
-    Ok(json!({ "GET": get, "POST": post, "JSON": json, "HEADERS": headers }))
+    let headers = parts
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            (name.as_str().to_string(), String::from_utf8_lossy(value.as_bytes()).into_owned())
+        })
+        .collect();
+    Ok(HookRequest { query, form, json, headers })
 }
 
 fn mime(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
     Some(value.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-}
-
-/// Single values as strings; repeated keys as arrays.
-fn multi_map(pairs: impl IntoIterator<Item = (String, String)>) -> Map<String, Value> {
-    let mut map = Map::new();
-    for (key, value) in pairs {
-        match map.get_mut(&key) {
-            None => {
-                map.insert(key, Value::String(value));
-            }
-            Some(Value::Array(values)) => values.push(Value::String(value)),
-            Some(first) => {
-                let first = first.take();
-                map.insert(key, Value::Array(vec![first, Value::String(value)]));
-            }
-        }
-    }
-    map
-}
-
-#[cfg(test)]
-mod tests {
-    use super::multi_map;
-    use serde_json::json;
-
-    #[test]
-    fn repeated_keys_become_arrays() {
-        let pairs =
-            [("a", "1"), ("b", "2"), ("a", "3"), ("a", "4")].map(|(k, v)| (k.to_string(), v.to_string()));
-        assert_eq!(serde_json::Value::Object(multi_map(pairs)), json!({"a": ["1", "3", "4"], "b": "2"}));
-    }
 }

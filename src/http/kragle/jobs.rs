@@ -218,7 +218,7 @@ pub async fn by_id(
     let id = id_param(&id, "job")?;
     let memo = s.service.memo();
     let job = s.service.job(&caller, id).await?;
-    Ok(json_response(memo.or_render(("v1 job", id, 0), || json_bytes(&JobView::from(&job)))?))
+    Ok(json_response(memo.or_render(("v1 job", id, 0), || json_bytes(&JobView::from(&*job)))?))
 }
 
 pub async fn by_name(
@@ -227,7 +227,7 @@ pub async fn by_name(
     Path(name): Path<String>,
 ) -> KResult<Json<JobView>> {
     let job = s.service.job_by_name(&caller, &name).await?;
-    Ok(Json(JobView::from(&job)))
+    Ok(Json(JobView::from(&*job)))
 }
 
 pub async fn create(

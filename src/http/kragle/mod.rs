@@ -89,6 +89,8 @@ fn kragle_code(e: &ApiError) -> u32 {
             S::InvalidSchedule(_) => 26,
             S::ScheduleInUse => 27,
             S::MissingScope(_) => 29,
+            S::Throttled { .. } => 28,
+            S::HookMethod(_) => 4,
             S::Unavailable(_) | S::StorageFull | S::Internal(_) => 30,
         },
     }

@@ -164,7 +164,7 @@ pub async fn by_id(
     Path(id): Path<String>,
 ) -> KResult<Json<MonitorView>> {
     let monitor = s.service.monitor(&caller, id_param(&id, "monitor")?).await?;
-    Ok(Json(MonitorView::from(&monitor)))
+    Ok(Json(MonitorView::from(&*monitor)))
 }
 
 /// A partial update; `{"paused": true}` pauses, `{"paused": false}` resumes (as `new`).

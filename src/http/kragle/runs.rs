@@ -84,7 +84,7 @@ pub async fn show(
 ) -> KResult<Json<RunView>> {
     let run = s.service.run(&caller, id_param(&id, "run")?).await?;
     let steps = s.service.run_steps(&run).await?;
-    Ok(Json(RunView { steps, ..RunView::from(&run) }))
+    Ok(Json(RunView { steps, ..RunView::from(&*run) }))
 }
 
 pub async fn kill(

@@ -9,7 +9,7 @@ use super::{Body, KResult, Page, id_param, list_page, not_null, nullable, page_r
 use crate::domain::Schedule;
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
-use crate::service::{Caller, ServiceError};
+use crate::service::Caller;
 use axum::response::Response;
 
 #[derive(Serialize)]
@@ -72,7 +72,7 @@ pub async fn by_id(
     Path(id): Path<String>,
 ) -> KResult<Json<ScheduleView>> {
     let schedule = s.service.schedule(&caller, id_param(&id, "schedule")?).await?;
-    Ok(Json(ScheduleView::from(&schedule)))
+    Ok(Json(ScheduleView::from(&*schedule)))
 }
 
 pub async fn create(
@@ -80,11 +80,8 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     JsonBody(input, _): Body<ScheduleInput>,
 ) -> KResult<Json<Value>> {
-    let config = input
-        .config
-        .map(Option::unwrap_or_default)
-        .ok_or_else(|| ServiceError::InvalidSchedule("config is required".into()))?;
-    let id = s.service.create_schedule(&caller, input.name.flatten(), input.once, &config).await?;
+    let config = input.config.map(Option::unwrap_or_default);
+    let id = s.service.create_schedule(&caller, input.name.flatten(), input.once, config.as_ref()).await?;
     Ok(Json(json!({ "id": id })))
 }
 

@@ -11,9 +11,8 @@ use super::{Body, KResult, id_param, not_null};
 use crate::domain::{Scope, iso8601};
 use crate::http::AppState;
 use crate::http::auth::{clear_session_cookie, session_cookie};
-use crate::http::error::RequestError;
 use crate::http::extract::JsonBody;
-use crate::service::{Caller, ServiceError};
+use crate::service::Caller;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,16 +30,7 @@ pub async fn authenticate(
     State(s): State<AppState>,
     JsonBody(creds, _): Body<Credentials>,
 ) -> KResult<impl IntoResponse> {
-    // Kragle: username takes precedence when both are given.
-    let login = creds
-        .username
-        .or(creds.email)
-        .ok_or_else(|| ServiceError::invalid("username", "give a username or an email"))?;
-    if let Err(q) = s.limiter.hit(&format!("login:{}", login.to_lowercase())).await? {
-        let retry_after = q.retry_after();
-        return Err(RequestError::RateLimited { limit: q.limit, retry_after }.into());
-    }
-    let user = s.service.login(&login, &creds.password).await?;
+    let user = s.service.sign_in(creds.username.as_deref(), creds.email.as_deref(), &creds.password).await?;
     let jar = SignedCookieJar::new(s.cookie_key.clone()).add(session_cookie(user.id));
     Ok((jar, Json(json!({ "code": 0, "user_id": user.id }))))
 }
@@ -68,13 +58,7 @@ pub async fn create_token(
     Extension(caller): Extension<Caller>,
     JsonBody(input, _): Body<TokenInput>,
 ) -> KResult<Json<Value>> {
-    caller.require(Scope::Admin)?;
-    // Narrower or equal only: a token must not mint scopes it lacks.
-    if let Some(&wider) = input.scopes.iter().find(|s| !caller.scopes.contains(s)) {
-        return Err(ServiceError::MissingScope(wider).into());
-    }
-    let (token, secret) =
-        s.service.create_token(caller.user_id, input.name.as_deref().unwrap_or(""), &input.scopes).await?;
+    let (token, secret) = s.service.issue_token(&caller, input.name.as_deref(), &input.scopes).await?;
     Ok(Json(json!({
         "id": token.id,
         "name": token.name,
@@ -108,16 +92,10 @@ pub async fn revoke_token(
     Ok(Json(json!({ "deleted": id })))
 }
 
-/// The cluster's nodes seen in the last hour, for any caller; `running_runs` counts the
-/// caller's own runs (the `admin` scope is every user's own, not the cluster's).
+/// The cluster's nodes seen in the last hour (see `Service::nodes`).
 pub async fn nodes(State(s): State<AppState>, Extension(caller): Extension<Caller>) -> KResult<Json<Value>> {
-    let since = crate::domain::now_ms() - 3_600_000;
-    let nodes: Vec<Value> = s
-        .service
-        .store()
-        .nodes(since, caller.user_id)
-        .await
-        .map_err(ServiceError::from)?
+    let (nodes, this_node) = s.service.nodes(&caller).await?;
+    let nodes: Vec<Value> = nodes
         .into_iter()
         .map(|n| {
             json!({
@@ -126,7 +104,7 @@ pub async fn nodes(State(s): State<AppState>, Extension(caller): Extension<Calle
                 "started_at": iso8601(n.started_at),
                 "last_seen": iso8601(n.last_seen),
                 "running_runs": n.running_runs,
-                "this_node": n.id == s.service.engine().node_id(),
+                "this_node": n.id == this_node,
             })
         })
         .collect();

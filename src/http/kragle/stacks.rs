@@ -12,7 +12,7 @@ use crate::blocks::{ALL_TYPES, BlockState, shell_block};
 use crate::domain::{HookAccess, HookMethod, Stack, iso8601};
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
-use crate::service::{Caller, SecretChanges, Service, ServiceResult, StackPatch};
+use crate::service::{Caller, Owned, SecretChanges, Service, ServiceResult, StackPatch, Visible};
 use axum::response::Response;
 
 #[derive(Serialize)]
@@ -137,7 +137,11 @@ fn view<J>(s: Stack, jobs: Vec<J>) -> StackView<J> {
 }
 
 /// The stack with its jobs as Kragle lists them (each with its schedule's config).
-async fn full_view(service: &Service, caller: &Caller, stack: Stack) -> ServiceResult<StackView<StackJob>> {
+async fn full_view(
+    service: &Service,
+    caller: &Caller,
+    stack: Owned<Stack>,
+) -> ServiceResult<StackView<StackJob>> {
     let mut jobs = Vec::new();
     for job in service.all_stack_jobs(&stack).await? {
         let schedule = service.schedule(caller, job.schedule_id).await?;
@@ -148,7 +152,7 @@ async fn full_view(service: &Service, caller: &Caller, stack: Stack) -> ServiceR
             schedule: schedule.config.to_json(),
         });
     }
-    Ok(view(stack, jobs))
+    Ok(view(stack.into_inner(), jobs))
 }
 
 #[derive(Deserialize)]
@@ -220,12 +224,7 @@ pub async fn list(
     let found = s.service.list_visible_stacks(caller.as_ref(), page_request(page)).await?;
     let mut stacks = Vec::new();
     for stack in found.items {
-        stacks.push(match &caller {
-            Some(c) if c.user_id == stack.owner => {
-                Listed::Own(Box::new(full_view(&s.service, c, stack).await?))
-            }
-            _ => Listed::Public(public_view(&stack)),
-        });
+        stacks.push(listed(&s.service, caller.as_ref(), stack).await?);
     }
     Ok(list_page("stacks", page, found.total, stacks))
 }
@@ -237,10 +236,16 @@ pub async fn by_id(
 ) -> KResult<Json<Listed>> {
     let caller = caller.map(|Extension(c)| c);
     let stack = s.service.visible_stack(caller.as_ref(), id_param(&id, "stack")?).await?;
-    Ok(Json(match &caller {
-        Some(c) if c.user_id == stack.owner => Listed::Own(Box::new(full_view(&s.service, c, stack).await?)),
-        _ => Listed::Public(public_view(&stack)),
-    }))
+    Ok(Json(listed(&s.service, caller.as_ref(), stack).await?))
+}
+
+/// A stack as its viewer sees it: whole when it is theirs, else its public view.
+async fn listed(service: &Service, caller: Option<&Caller>, stack: Visible<Stack>) -> ServiceResult<Listed> {
+    Ok(match (stack, caller) {
+        (Visible::Own(stack), Some(c)) => Listed::Own(Box::new(full_view(service, c, stack).await?)),
+        (Visible::Own(stack), None) => Listed::Public(public_view(&stack)),
+        (Visible::Public(stack), _) => Listed::Public(public_view(&stack)),
+    })
 }
 
 pub async fn by_name(
@@ -270,7 +275,7 @@ pub async fn update(
 ) -> KResult<Json<StackView<i64>>> {
     let stack = s.service.update_stack(&caller, id_param(&id, "stack")?, input.into()).await?;
     let jobs = s.service.all_stack_jobs(&stack).await?.iter().map(|j| j.id).collect();
-    Ok(Json(view(stack, jobs)))
+    Ok(Json(view(stack.into_inner(), jobs)))
 }
 
 /// `GET /types`: the block types a stack's `blocks` may name (no credentials needed).

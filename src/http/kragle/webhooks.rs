@@ -10,6 +10,7 @@ use crate::domain::{ChannelKind, Delivery, DeliveryStatus, EventKind, Webhook, i
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
 use crate::service::{Caller, WebhookPatch};
+use crate::webhooks::email;
 use axum::response::Response;
 
 /// A subscription as the API shows it (the secret never appears after creation).
@@ -24,6 +25,8 @@ pub struct WebhookView {
     kind: ChannelKind,
     name: Option<String>,
     monitor_id: Option<i64>,
+    /// An email channel's recipients (its `url` is their `mailto:` URL); `null` for the others.
+    to: Option<Vec<String>>,
     created_at: String,
     updated_at: String,
 }
@@ -40,6 +43,7 @@ impl From<&Webhook> for WebhookView {
             kind: w.kind,
             name: w.name.clone(),
             monitor_id: w.monitor_id,
+            to: (w.kind == ChannelKind::Email).then(|| email::recipients(&w.url)).flatten(),
             created_at: iso8601(w.created_at),
             updated_at: iso8601(w.updated_at),
         }
@@ -105,6 +109,17 @@ pub struct WebhookInput {
     /// or job; one narrowed to a monitor gets no job events).
     #[serde(default, deserialize_with = "nullable")]
     monitor_id: Option<Option<i64>>,
+    /// An email channel's recipients: one address or a list.
+    #[serde(default, deserialize_with = "not_null")]
+    to: Option<Recipients>,
+}
+
+/// `"a@x.org"` or `["a@x.org", "b@y.org"]`.
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "an email address or a list of them")]
+enum Recipients {
+    One(String),
+    Many(Vec<String>),
 }
 
 impl From<WebhookInput> for WebhookPatch {
@@ -118,6 +133,10 @@ impl From<WebhookInput> for WebhookPatch {
             kind: i.kind,
             name: i.name,
             monitor_id: i.monitor_id,
+            to: i.to.map(|to| match to {
+                Recipients::One(a) => vec![a],
+                Recipients::Many(list) => list,
+            }),
         }
     }
 }
@@ -151,7 +170,7 @@ pub async fn by_id(
     Path(id): Path<String>,
 ) -> KResult<Json<WebhookView>> {
     let webhook = s.service.webhook(&caller, id_param(&id, "webhook")?).await?;
-    Ok(Json(WebhookView::from(&webhook)))
+    Ok(Json(WebhookView::from(&*webhook)))
 }
 
 pub async fn update(
