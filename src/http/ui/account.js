@@ -5,7 +5,7 @@
 const SCOPES = ["public", "jobs", "admin"];
 const EVENTS = ["run.started", "run.succeeded", "run.failed", "run.timed_out", "job.paused", "job.unpaused",
   "job.deleted", "job.fail", "job.backon", "job.missed", "job.stuck", "job.recovered", "monitor.down", "monitor.up"];
-const KINDS = ["webhook", "slack", "discord", "teams"];
+const KINDS = ["webhook", "slack", "discord", "teams", "email"];
 
 /** A secret shown this once, with a copy button. */
 function onceBox(id, label, secret) {
@@ -67,7 +67,7 @@ function webhookFields(w, stacks, prefix) {
   return [
     field("Name", h("input", { name: "name", id: `${prefix}-name`, value: w ? optional(w.name) : "" })),
     field("Kind", h("select", { name: "kind", id: `${prefix}-kind` }, KINDS.map((k) => h("option", { value: k, selected: (w ? w.kind : "webhook") === k }, k)))),
-    field("URL", h("input", { name: "url", id: `${prefix}-url`, class: "mono", required: true, value: w ? w.url : "", placeholder: "https://example.com/hooks/cronstack" })),
+    field("URL (kind email: the addresses, comma-separated)", h("input", { name: "url", id: `${prefix}-url`, class: "mono", required: true, value: w ? (w.to ? w.to.join(", ") : w.url) : "", placeholder: "https://example.com/hooks/cronstack" })),
     h("fieldset", { class: "events" }, h("legend", {}, "Events"),
       EVENTS.map((e) => h("label", { class: "check" }, h("input", { type: "checkbox", name: "event", value: e, checked: events.has(e) }), e))),
     field("Only the events of one stack", h("select", { name: "stack", id: `${prefix}-stack` },
@@ -86,10 +86,14 @@ async function webhookBody(f) {
     if (!j) throw new Error(`no job named ${ref}`);
     job = j.id;
   }
+  // An email channel takes its recipients as `to`, never a url (the server makes its mailto:).
+  const target = f.kind.value === "email"
+    ? { to: f.url.value.trim().replace(/^mailto:/, "").split(/[,\s]+/).filter(Boolean) }
+    : { url: f.url.value.trim() };
   return {
+    ...target,
     name: f.name.value.trim() || null,
     kind: f.kind.value,
-    url: f.url.value.trim(),
     events: [...f.querySelectorAll("input[name=event]:checked")].map((b) => b.value),
     stack_id: f.stack.value ? Number(f.stack.value) : null,
     job_id: job,
@@ -117,7 +121,7 @@ async function webhooksPage(created) {
   } }, webhookFields(null, stacks, "new-webhook"), h("div", {}, h("button", { id: "new-webhook-create", type: "submit" }, "Subscribe")));
   draw(
     h("h1", {}, "Webhooks"),
-    h("p", { class: "muted" }, "Subscriptions POST each event they name to their URL (signed with their secret for kind webhook; as a chat message for slack, discord, teams), retried with backoff."),
+    h("p", { class: "muted" }, "Subscriptions send each event they name to their URL (signed JSON with their secret for kind webhook; a chat message for slack, discord, teams; a mail for email), retried with backoff."),
     created ? onceBox("new-webhook-secret", `Signing secret of ${created.name || "#" + created.id}`, created.secret) : null,
     h("section", { class: "panel" }, rows.length
       ? h("table", { id: "webhooks" }, h("thead", {}, h("tr", {}, ["Name", "Kind", "URL", "Events", "Of"].map((t) => h("th", {}, t)))), h("tbody", {}, rows))
