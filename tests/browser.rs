@@ -473,6 +473,23 @@ async fn edit_job(ui: &Ui<'_>, job_id: i64) {
     .expect("the chained run");
     ui.goto(&format!("/ui/#/runs/{chained}")).await;
     wait_text(c, "#upstream-runs", "the upstream run", |t| t == format!("#{upstream}")).await;
+
+    // A job with no schedule of its own (only after its upstream) keeps it through an edit.
+    let after_only = ui
+        .api
+        .create(
+            "/api/v1/jobs",
+            json!({"stack_id": after["stack"], "name": "after-only", "after": [{"job_id": job_id, "on": "always"}]}),
+        )
+        .await;
+    let manual = ui.job(after_only).await["schedule"].clone();
+    ui.goto(&format!("/ui/#/jobs/{after_only}")).await;
+    wait_text(c, "#schedule-rule", "the manual rule", |t| t.starts_with("manual")).await;
+    fill(c, "#job-jitter", "7").await;
+    click(c, "#settings-save").await;
+    wait_text(c, "#job-jitter-words", "the new jitter", |t| t == "7 s").await;
+    let stored = ui.job(after_only).await;
+    assert_eq!((stored["schedule"].clone(), stored["jitter_s"].clone()), (manual, json!(7)), "{stored}");
     ui.no_js_errors("the job's form").await;
 }
 
@@ -499,7 +516,7 @@ async fn overview(ui: &Ui<'_>, job_id: i64) {
         ui.api.create("/api/v1/jobs", body).await;
     }
     click(c, "#nav-overview").await;
-    wait_text(c, "#overview-count", "the count", |t| t.contains("of 53 jobs")).await;
+    wait_text(c, "#overview-count", "the count", |t| t.contains("of 54 jobs")).await;
     let first = c.find(Locator::Css("#overview-rows tr")).await.unwrap().text().await.unwrap();
     assert!(first.starts_with("nightly-fail") && first.contains("failing"), "failing first: {first}");
     assert!(first.contains("in ") && first.contains("GMT+9"), "the next run in Tokyo's zone: {first}");
@@ -514,20 +531,20 @@ async fn overview(ui: &Ui<'_>, job_id: i64) {
     screenshot(c, "overview-filtered").await;
     // Typed filter, then the stack filter.
     fill(c, "#overview-name", "").await;
-    wait_text(c, "#overview-count", "all again", |t| t.contains("of 53 jobs")).await;
+    wait_text(c, "#overview-count", "all again", |t| t.contains("of 54 jobs")).await;
     let greeter = ui.api.get("/api/v1/blockstacks/byname/greeter").await.json()["id"].to_string();
     let select = c.find(Locator::Css("#overview-stack")).await.unwrap();
     select.select_by_value(&greeter).await.unwrap();
-    wait_text(c, "#overview-count", "greeter's jobs", |t| t.contains("of 2 jobs")).await;
+    wait_text(c, "#overview-count", "greeter's jobs", |t| t.contains("of 3 jobs")).await;
     let rows = wait_text(c, "#overview-rows", "greeter's jobs", |t| !t.contains("bulk")).await;
     assert!(rows.contains("morning") && rows.contains("evening"), "{rows}");
     select.select_by_value("").await.unwrap();
-    wait_text(c, "#overview-count", "every stack", |t| t.contains("1–50 of 53")).await;
+    wait_text(c, "#overview-count", "every stack", |t| t.contains("1–50 of 54")).await;
     screenshot(c, "overview").await;
     click(c, "#overview-next").await;
-    wait_text(c, "#overview-count", "page 2", |t| t.contains("51–53 of 53")).await;
+    wait_text(c, "#overview-count", "page 2", |t| t.contains("51–54 of 54")).await;
     assert!(c.current_url().await.unwrap().as_str().ends_with("#/?page=2"));
-    assert_eq!(ui.count("#overview-rows tr").await, 3);
+    assert_eq!(ui.count("#overview-rows tr").await, 4);
     click(c, "#overview-prev").await;
     wait_text(c, "#overview-count", "page 1 again", |t| t.contains("1–50")).await;
     click(c, &format!("a.overview-job[href=\"#/jobs/{job_id}\"]")).await;

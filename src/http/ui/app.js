@@ -160,6 +160,7 @@ function configText(c) {
   if (c.cron) return `cron ${c.cron} (${c.timezone || "UTC"})`;
   if (c.period) return `every ${c.period} s`;
   if (c.timestamp) return `at ${when(new Date(c.timestamp * 1000).toISOString(), "UTC")}`;
+  if (c.manual) return "manual: after its upstream jobs or when run now";
   return JSON.stringify(c);
 }
 

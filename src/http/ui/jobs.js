@@ -31,6 +31,7 @@ async function parseAfter(text) {
 /** The schedule config the edit form describes. */
 function formConfig(f) {
   switch (f.kind.value) {
+    case "manual": return { manual: true };
     case "every": return { period: Number(f.period.value) };
     case "at": {
       const t = Date.parse(f.at.value.trim());
@@ -44,6 +45,7 @@ function formConfig(f) {
 /** Whether the form's config is the schedule's own (then the job keeps its schedule). */
 function sameConfig(a, b) {
   if (b.cron !== undefined) return a.cron === b.cron && (a.timezone || "UTC") === (b.timezone || "UTC");
+  if (b.manual) return a.manual === true;
   if (b.period !== undefined) return a.period === b.period;
   return a.timestamp === b.timestamp;
 }
@@ -51,7 +53,7 @@ function sameConfig(a, b) {
 /** The form changing every field of a job, its schedule included. */
 function editForm(job, schedule, stacks, jobById) {
   const c = schedule.config || {};
-  const kind = c.cron ? "cron" : c.period ? "every" : "at";
+  const kind = c.cron ? "cron" : c.period ? "every" : c.manual ? "manual" : "at";
   const afterValue = (job.after || []).map((a) => {
     const up = jobById.get(a.job_id);
     const ref = up && up.name ? up.name : String(a.job_id);
@@ -60,12 +62,13 @@ function editForm(job, schedule, stacks, jobById) {
   const select = (name, id, values, current) => h("select", { name, id }, values.map((v) => h("option", { value: v, selected: v === current }, v.replace("_", " "))));
   const num = (name, id, value, attrs) => h("input", { name, id, type: "number", value: optional(value), ...attrs });
   const kindSelect = h("select", { name: "kind", id: "edit-kind" },
-    [["cron", "cron expression"], ["every", "every N seconds"], ["at", "once, at a time"]].map(([v, t]) => h("option", { value: v, selected: v === kind }, t)));
+    [["cron", "cron expression"], ["every", "every N seconds"], ["at", "once, at a time"], ["manual", "never on its own (after its upstream jobs, or run now)"]].map(([v, t]) => h("option", { value: v, selected: v === kind }, t)));
   const parts = {
     cron: h("div", { class: "row" },
       field("Cron expression", h("input", { name: "cron", id: "edit-cron", class: "mono", value: c.cron || "0 3 * * *" })),
       field("Time zone", h("input", { name: "tz", id: "edit-tz", value: c.timezone || browserZone() }))),
     every: field("Every (seconds)", num("period", "edit-period", c.period || 3600, { min: 1 })),
+    manual: h("p", { class: "hint" }, "It runs only after the jobs it runs after (below), or when run now."),
     at: field("At (RFC 3339)", h("input", { name: "at", id: "edit-at", class: "mono", value: c.timestamp ? new Date(c.timestamp * 1000).toISOString() : "" })),
   };
   const showKind = () => { for (const [k, el] of Object.entries(parts)) el.hidden = k !== kindSelect.value; };
@@ -121,7 +124,7 @@ function editForm(job, schedule, stacks, jobById) {
       field("Name", h("input", { name: "name", id: "edit-name", value: optional(job.name) })),
       field("Stack", h("select", { name: "stack", id: "edit-stack" }, stacks.map((st) => h("option", { value: st.id, selected: st.id === job.stack }, st.name))))),
     field("Command (empty: the stack's)", h("input", { name: "command", id: "edit-command", class: "mono", value: optional(job.command) })),
-    h("fieldset", {}, h("legend", {}, "Schedule"), field("Kind", kindSelect), parts.cron, parts.every, parts.at),
+    h("fieldset", {}, h("legend", {}, "Schedule"), field("Kind", kindSelect), Object.values(parts)),
     h("label", { class: "check" }, h("input", { type: "checkbox", name: "enabled", id: "edit-enabled", checked: job.do_run }), "Enabled"),
     h("div", { class: "row" },
       field("Timeout (s, empty: none)", num("timeout", "edit-timeout", job.timeout_s, { min: 1 })),
