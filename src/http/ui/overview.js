@@ -25,7 +25,7 @@ function overviewRow(j) {
     h("td", {}, outcomeStrip(j.recent_outcomes || [])),
     h("td", { class: "next" }, j.do_run && j.next_run
       ? [h("span", { class: "next-time" }, when(j.next_run, zone)), h("br"), h("span", { class: "muted next-relative" }, relative(j.next_run))]
-      : h("span", { class: "muted" }, j.do_run ? "never again" : "paused")));
+      : h("span", { class: "muted" }, !j.do_run ? "paused" : (j.after || []).length ? "after its upstream jobs" : "never again")));
 }
 
 async function overviewPage(params) {
