@@ -2,6 +2,7 @@
 // The hand-written OpenAPI document is one large `json!` literal (see src/http/openapi.rs).
 #![recursion_limit = "256"]
 
+pub mod api;
 pub mod blocks;
 pub mod cli;
 pub mod client;

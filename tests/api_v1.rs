@@ -1791,3 +1791,31 @@ async fn bad_input_is_refused_with_a_kragle_error_and_changes_nothing() {
     assert_eq!(assert_ok(&r)["name"], "j1-renamed");
     assert_eq!(count(&w.alice, "/api/v1/blockstacks").await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn answers_read_back_as_the_shared_wire_types() {
+    // The server's answers parse as `cronstack::api::v1`'s types (the ones the webhook
+    // payloads carry), field for field: a renamed or retyped field fails here.
+    use cronstack::api::v1::{JobView, MonitorView, RunView};
+    let w = world().await;
+    let stack = new_stack(&w.alice, "wire").await;
+    let sched = new_schedule(&w.alice, json!({"period": 3600})).await;
+    let job = w
+        .alice
+        .create("/api/v1/jobs", json!({"stack_id": stack, "schedule_id": sched, "name": "wire"}))
+        .await;
+    let view: JobView =
+        serde_json::from_str(&w.alice.get(&format!("/api/v1/jobs/byid/{job}")).await.text).unwrap();
+    assert_eq!((view.id, view.stack, view.schedule, view.name.as_deref()), (job, stack, sched, Some("wire")));
+    let r = w.alice.post(&format!("/api/v1/jobs/byid/{job}/run"), json!({})).await;
+    let run: RunView = serde_json::from_str(&r.text).unwrap();
+    assert_eq!(run.job, job);
+    let again: RunView =
+        serde_json::from_str(&w.alice.get(&format!("/api/v1/runs/{}", run.id)).await.text).unwrap();
+    assert_eq!(again.id, run.id);
+    let monitor =
+        w.alice.create("/api/v1/monitors", json!({"name": "wire", "schedule": {"period": 60}})).await;
+    let m: MonitorView =
+        serde_json::from_str(&w.alice.get(&format!("/api/v1/monitors/byid/{monitor}")).await.text).unwrap();
+    assert_eq!((m.id, m.name.as_str()), (monitor, "wire"));
+}

@@ -93,6 +93,11 @@ async fn openapi_lists_every_route() {
     let doc = r.json();
     assert_eq!(doc["openapi"], "3.1.0");
     let ops = documented(&doc);
+    // The Cloud 66 error ids come from the table the dialect renders with (408 included).
+    let ids = &doc["components"]["schemas"]["Cloud66Error"]["properties"]["error"]["enum"];
+    for id in ["request_timeout", "throttled", "insufficient_storage", "internal_server_error"] {
+        assert!(ids.as_array().unwrap().iter().any(|v| v == id), "{id} missing from {ids}");
+    }
 
     // Every route the source declares is in the document…
     let declared = declared_routes();

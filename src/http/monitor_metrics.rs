@@ -4,7 +4,6 @@
 
 use std::fmt::Write;
 
-use super::ops::label;
 use crate::domain::monitor::{Monitor, MonitorState};
 
 pub fn per_monitor_metrics(monitors: &[Monitor]) -> String {
@@ -40,4 +39,9 @@ pub fn per_monitor_metrics(monitors: &[Monitor]) -> String {
         }
     }
     out
+}
+
+/// A Prometheus label value, escaped.
+pub(super) fn label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }

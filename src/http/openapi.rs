@@ -380,6 +380,8 @@ fn schemas() -> Value {
                 "count": { "type": "integer" }, "pages": { "type": "integer" } } } } })
     };
     let c66_one = |item: &str| json!({ "type": "object", "properties": { "response": { "$ref": format!("#/components/schemas/{item}") } } });
+    let cloud66_error_ids: Vec<&str> =
+        super::cloud66::ERROR_IDS.iter().map(|(_, id)| *id).chain([super::cloud66::OTHER_ERROR]).collect();
     let overlap = json!({ "type": "string", "enum": ["allow", "forbid", "replace", "queue"] });
     let missed = json!({ "type": "string", "enum": ["skip", "run_once", "catch_up"] });
     let keep = |which: &str| {
@@ -408,7 +410,7 @@ fn schemas() -> Value {
             "KragleError": { "type": "object", "required": ["code", "msg"], "properties": {
                 "code": { "type": "integer", "description": "Kragle's error number (see the README)" }, "msg": string } },
             "Cloud66Error": { "type": "object", "required": ["error", "error_description"], "properties": {
-                "error": { "type": "string", "enum": ["bad_request", "unauthenticated", "forbidden", "not_found", "method_not_allowed", "conflict", "throttled", "unavailable", "insufficient_storage", "internal_server_error"] },
+                "error": { "type": "string", "enum": cloud66_error_ids },
                 "error_description": string } },
             "Credentials": { "type": "object", "required": ["password"], "properties": { "username": string, "email": string, "password": string } },
             "LoginAnswer": { "type": "object", "properties": { "code": { "type": "integer", "const": 0 }, "user_id": int } },

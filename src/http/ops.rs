@@ -16,6 +16,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::AppState;
+use super::monitor_metrics::{label, per_monitor_metrics};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -38,7 +39,7 @@ async fn readyz(State(s): State<AppState>) -> Response {
         )
             .into_response();
     }
-    match s.service.store().ping().await {
+    match s.service.database_ready().await {
         Ok(()) => Json(json!({ "status": "ready", "node": engine.node_id(), "scheduler": "running" }))
             .into_response(),
         Err(e) => (
@@ -50,18 +51,17 @@ async fn readyz(State(s): State<AppState>) -> Response {
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
-    record_pool_metrics(s.service.store());
+    record_pool_metrics(s.service.pool_stats());
     match &s.metrics {
         Some(handle) => {
             let mut text = handle.render();
             if s.service.settings().metrics_per_job {
-                match s.service.store().job_health_rows().await {
-                    Ok(rows) => text.push_str(&per_job_metrics(&rows)),
-                    Err(e) => tracing::warn!(error = %e, "reading jobs' health for /metrics"),
-                }
-                match s.service.store().all_monitors().await {
-                    Ok(monitors) => text.push_str(&super::monitor_metrics::per_monitor_metrics(&monitors)),
-                    Err(e) => tracing::warn!(error = %e, "reading monitors for /metrics"),
+                match s.service.health_for_metrics().await {
+                    Ok((rows, monitors)) => {
+                        text.push_str(&per_job_metrics(&rows));
+                        text.push_str(&per_monitor_metrics(&monitors));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reading jobs' and monitors' health for /metrics"),
                 }
             }
             ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
@@ -122,11 +122,6 @@ fn per_job_metrics(rows: &[crate::store::JobHealthRow]) -> String {
     out
 }
 
-/// A Prometheus label value, escaped.
-pub(super) fn label(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
 pub async fn not_found(uri: axum::http::Uri) -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -182,8 +177,8 @@ pub fn describe_metrics() {
 }
 
 /// The database pools' figures as gauges.
-pub fn record_pool_metrics(store: &crate::store::Store) {
-    for (pool, open, idle, max) in store.pool_stats() {
+pub fn record_pool_metrics(stats: Vec<(&'static str, u32, usize, u32)>) {
+    for (pool, open, idle, max) in stats {
         let idle = idle.min(open as usize) as f64;
         metrics::gauge!("cronstack_db_pool_connections", "pool" => pool, "state" => "idle").set(idle);
         metrics::gauge!("cronstack_db_pool_connections", "pool" => pool, "state" => "in_use")
@@ -203,7 +198,7 @@ pub fn spawn_metrics_upkeep(
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
             tick.tick().await;
-            record_pool_metrics(&store);
+            record_pool_metrics(store.pool_stats());
             exporter.run_upkeep();
         }
     });

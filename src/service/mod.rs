@@ -31,9 +31,10 @@ pub use webhooks::{WebhookPatch, generate_secret};
 use crate::domain::{EpochMs, Job, ScheduleConfig};
 use std::sync::Arc;
 
+use crate::domain::monitor::Monitor;
 use crate::engine::{EngineError, EngineHandle};
 use crate::rate_limit::{Quota, RateLimiter};
-use crate::store::{Page, Store, StoreError, Unique, page_window};
+use crate::store::{JobHealthRow, Page, Store, StoreError, Unique, page_window};
 
 /// The kinds of object a user owns, for "not found" messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,8 +228,20 @@ impl Service {
             .map_err(|q| ServiceError::Throttled { limit: q.limit, retry_after: q.retry_after() })
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// Ready when the database answers.
+    pub async fn database_ready(&self) -> ServiceResult<()> {
+        Ok(self.store.ping().await?)
+    }
+
+    /// The database pools' figures: (pool, open, idle, max).
+    pub fn pool_stats(&self) -> Vec<(&'static str, u32, usize, u32)> {
+        self.store.pool_stats()
+    }
+
+    /// Every job's health row and every monitor, for `/metrics`' per-job and per-monitor
+    /// series (whoever owns them: the scrape is the operator's).
+    pub async fn health_for_metrics(&self) -> ServiceResult<(Vec<JobHealthRow>, Vec<Monitor>)> {
+        Ok((self.store.job_health_rows().await?, self.store.all_monitors().await?))
     }
 
     /// Response bodies rendered earlier from rows that have not changed since: asked for

@@ -9,10 +9,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::message;
+use crate::api::v1::JobView;
+use crate::api::v1::RunView;
 use crate::domain::{ChannelKind, EventKind, RunStatus, UserId, Webhook, iso8601, now_ms};
 use crate::events::{Event, EventReceiver};
-use crate::http::kragle::jobs::JobView;
-use crate::http::kragle::runs::RunView;
 use crate::store::{NewDelivery, Store, StoreResult};
 
 /// Events taken off the channel at once.

@@ -7,9 +7,9 @@
 use serde_json::json;
 
 use super::message::{self, Message, log_tail};
+use crate::api::v1::{MonitorView, PingView};
 use crate::domain::monitor::{Monitor, Ping, PingKind};
 use crate::domain::{ChannelKind, EventKind, iso8601, job_hash_key, now_ms};
-use crate::http::kragle::monitors::{MonitorView, PingView};
 
 /// The delivery body of a monitor event for a channel of `channel` kind: for `webhook`,
 /// `{"event", "timestamp", "monitor", "ping"}` (the monitor as the v1 API shows it after the

@@ -34,21 +34,29 @@ pub const PER_PAGE: i64 = 30;
 /// is what every cronstack command job is.
 pub const COMMAND_JOB_TYPE: &str = "DockerHostTaskJob";
 
+/// Cloud 66's error ids by the HTTP statuses that answer them; any other status is
+/// [`OTHER_ERROR`]. The OpenAPI document lists the same ids.
+pub const ERROR_IDS: [(&[u16], &str); 10] = [
+    (&[400, 413, 415], "bad_request"),
+    (&[401], "unauthenticated"),
+    (&[403], "forbidden"),
+    (&[404], "not_found"),
+    (&[405], "method_not_allowed"),
+    (&[408], "request_timeout"),
+    (&[409], "conflict"),
+    (&[429], "throttled"),
+    (&[503], "unavailable"),
+    (&[507], "insufficient_storage"),
+];
+pub const OTHER_ERROR: &str = "internal_server_error";
+
 impl Dialect for Cloud66 {
     fn render(err: &ApiError) -> Response {
-        let id = match err.status().as_u16() {
-            400 | 413 | 415 => "bad_request",
-            401 => "unauthenticated",
-            403 => "forbidden",
-            404 => "not_found",
-            405 => "method_not_allowed",
-            408 => "request_timeout",
-            409 => "conflict",
-            429 => "throttled",
-            503 => "unavailable",
-            507 => "insufficient_storage",
-            _ => "internal_server_error",
-        };
+        let status = err.status().as_u16();
+        let id = ERROR_IDS
+            .iter()
+            .find(|(statuses, _)| statuses.contains(&status))
+            .map_or(OTHER_ERROR, |(_, id)| id);
         let body = json!({ "error": id, "error_description": err.message() });
         (err.status(), Json(body)).into_response()
     }

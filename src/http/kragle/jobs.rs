@@ -2,114 +2,17 @@
 
 use axum::Json;
 use axum::extract::{Extension, Path, State};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Body, KResult, ListPage, Page, id_param, not_null, nullable, page_request};
-use crate::domain::{ChainAfter, Health, Job, Missed, Overlap, RunStatus, iso8601};
+use crate::domain::{ChainAfter, Missed, Overlap};
 use crate::http::extract::{JsonBody, PageParam, nullable_time};
 use crate::http::{AppState, json_bytes, json_response};
 use crate::service::{Caller, DeleteOutcome, JobPatch};
 use axum::response::Response;
 
-/// A job as the v1 API shows it: Kragle's fields first, then cronstack's.
-#[derive(Serialize)]
-pub struct JobView {
-    id: i64,
-    owner: i64,
-    name: Option<String>,
-    stack: i64,
-    schedule: i64,
-    next_run: Option<String>,
-    do_run: bool,
-    do_del: bool,
-    uid: String,
-    #[serde(rename = "type")]
-    kind: String,
-    command: Option<String>,
-    timeout_s: Option<i64>,
-    overlap: Overlap,
-    missed: Missed,
-    retries: i64,
-    retry_backoff_s: i64,
-    retry_lost: bool,
-    jitter_s: i64,
-    not_before: Option<String>,
-    not_after: Option<String>,
-    max_runs: Option<i64>,
-    runs_fired: i64,
-    keep_succeeded: Option<i64>,
-    keep_failed: Option<i64>,
-    after: Vec<ChainAfter>,
-    after_any: bool,
-    grace_s: Option<i64>,
-    max_duration_s: Option<i64>,
-    health: Health,
-    last_run: Option<LastRunView>,
-    last_success_at: Option<String>,
-    last_failure_at: Option<String>,
-    /// The first slot of an open missed incident.
-    missed_slot: Option<String>,
-    /// The run of an open stuck incident.
-    stuck_run: Option<i64>,
-    created_at: String,
-    updated_at: String,
-}
-
-/// A job's last finished run (skipped slots aside).
-#[derive(Serialize)]
-pub struct LastRunView {
-    id: i64,
-    outcome: RunStatus,
-    finished_at: String,
-}
-
-impl From<&Job> for JobView {
-    fn from(j: &Job) -> Self {
-        JobView {
-            id: j.id,
-            owner: j.owner,
-            name: j.name.clone(),
-            stack: j.stack_id,
-            schedule: j.schedule_id,
-            next_run: j.next_run_at.map(iso8601),
-            do_run: j.enabled,
-            do_del: j.pending_delete,
-            uid: j.uid.clone(),
-            kind: j.kind.clone(),
-            command: j.command.clone(),
-            timeout_s: j.timeout_s,
-            overlap: j.overlap,
-            missed: j.missed,
-            retries: j.retries,
-            retry_backoff_s: j.retry_backoff_s,
-            retry_lost: j.retry_lost,
-            jitter_s: j.jitter_s,
-            not_before: j.not_before.map(iso8601),
-            not_after: j.not_after.map(iso8601),
-            max_runs: j.max_runs,
-            runs_fired: j.runs_fired,
-            keep_succeeded: j.keep_succeeded,
-            keep_failed: j.keep_failed,
-            after: j.after.clone(),
-            after_any: j.after_any,
-            grace_s: j.grace_s,
-            max_duration_s: j.max_duration_s,
-            health: j.health(),
-            last_run: j.track.last_run.map(|(id, outcome, finished_at)| LastRunView {
-                id,
-                outcome,
-                finished_at: iso8601(finished_at),
-            }),
-            last_success_at: j.track.last_success_at.map(iso8601),
-            last_failure_at: j.track.last_failure_at.map(iso8601),
-            missed_slot: j.track.missed_slot.map(iso8601),
-            stuck_run: j.track.stuck_run,
-            created_at: iso8601(j.created_at),
-            updated_at: iso8601(j.updated_at),
-        }
-    }
-}
+use crate::api::v1::JobView;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -6,12 +6,10 @@ use axum::Router;
 use axum::extract::{Extension, Path, State};
 use axum::response::Response;
 use axum::routing::get;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Body, KResult, Page, id_param, list_page, not_null, page_request};
-use crate::domain::iso8601;
-use crate::domain::monitor::{Monitor, MonitorState, Ping, PingKind};
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
 use crate::service::{Caller, MonitorPatch};
@@ -24,91 +22,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/monitors/byid/{id}/pings", get(pings))
 }
 
-/// A monitor as the API shows it. `ping_url` is a path on the server's address; the uuid in
-/// it is the only credential a ping needs.
-#[derive(Serialize)]
-pub struct MonitorView {
-    id: i64,
-    owner: i64,
-    name: String,
-    state: MonitorState,
-    ping_url: String,
-    schedule: Value,
-    /// The schedule in words.
-    description: String,
-    grace_s: i64,
-    keep_pings: i64,
-    last_ping_at: Option<String>,
-    last_ping_kind: Option<PingKind>,
-    /// When the next ping is expected (late after it), while up or late.
-    next_expected: Option<String>,
-    /// When it goes down without a ping, while up or late.
-    down_after: Option<String>,
-    /// When the job it watches said it started, if no result followed yet.
-    started_at: Option<String>,
-    created_at: String,
-    updated_at: String,
-}
-
-impl From<&Monitor> for MonitorView {
-    fn from(m: &Monitor) -> Self {
-        let description = m
-            .schedule
-            .trigger_for(crate::domain::job_hash_key(&m.uuid))
-            .map(|t| t.describe())
-            .unwrap_or_default();
-        MonitorView {
-            id: m.id,
-            owner: m.owner,
-            name: m.name.clone(),
-            state: m.state,
-            ping_url: format!("/ping/{}", m.uuid),
-            schedule: m.schedule.to_json(),
-            description,
-            grace_s: m.grace_s,
-            keep_pings: m.keep_pings,
-            last_ping_at: m.last_ping_at.map(iso8601),
-            last_ping_kind: m.last_ping_kind,
-            next_expected: m.late_at.map(iso8601),
-            down_after: m.down_at.map(iso8601),
-            started_at: m.started_at.map(iso8601),
-            created_at: iso8601(m.created_at),
-            updated_at: iso8601(m.updated_at),
-        }
-    }
-}
-
-#[derive(Serialize)]
-pub struct PingView {
-    id: i64,
-    monitor: i64,
-    kind: PingKind,
-    exit_code: Option<i64>,
-    duration_ms: Option<i64>,
-    method: String,
-    user_agent: Option<String>,
-    /// The request body's tail (at most 10 KiB), the ping's log.
-    body: String,
-    body_truncated: bool,
-    created_at: String,
-}
-
-impl From<&Ping> for PingView {
-    fn from(p: &Ping) -> Self {
-        PingView {
-            id: p.id,
-            monitor: p.monitor_id,
-            kind: p.kind,
-            exit_code: p.exit_code,
-            duration_ms: p.duration_ms,
-            method: p.method.clone(),
-            user_agent: p.user_agent.clone(),
-            body: p.body.clone(),
-            body_truncated: p.body_truncated,
-            created_at: iso8601(p.created_at),
-        }
-    }
-}
+use crate::api::v1::{MonitorView, PingView};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -9,61 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{Body, KResult, Page, id_param, list_page, page_request};
-use crate::domain::{Run, RunStatus, TriggerKind, iso8601};
 use crate::http::AppState;
 use crate::http::extract::{IdempotencyKey, JsonBody, PageParam};
 use crate::service::{Caller, RunLog, Service};
 
-#[derive(Serialize)]
-pub struct RunView {
-    id: i64,
-    job: i64,
-    trigger: TriggerKind,
-    attempt: i64,
-    scheduled_for: String,
-    /// How long after its slot the run was due (the job's `jitter_s`); lateness counts from then.
-    jitter_ms: i64,
-    started_at: Option<String>,
-    finished_at: Option<String>,
-    lateness_ms: Option<i64>,
-    duration_ms: Option<i64>,
-    outcome: RunStatus,
-    exit_code: Option<i64>,
-    signal: Option<i64>,
-    args: Vec<String>,
-    node: Option<String>,
-    log_truncated: bool,
-    /// A chained run's upstream runs (`null` for any other run).
-    upstream_runs: Option<Vec<i64>>,
-    /// A pipeline run's steps (`GET /runs/<id>` only; absent for a one-command run).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    steps: Option<serde_json::Value>,
-}
-
-impl From<&Run> for RunView {
-    fn from(r: &Run) -> Self {
-        RunView {
-            id: r.id,
-            job: r.job_id,
-            trigger: r.trigger,
-            attempt: r.attempt,
-            scheduled_for: iso8601(r.scheduled_for),
-            jitter_ms: r.due() - r.scheduled_for,
-            started_at: r.started_at.map(iso8601),
-            finished_at: r.finished_at.map(iso8601),
-            lateness_ms: r.lateness_ms(),
-            duration_ms: r.started_at.zip(r.finished_at).map(|(s, f)| f - s),
-            outcome: r.status,
-            exit_code: r.exit_code,
-            signal: r.signal,
-            args: r.args.clone(),
-            node: r.node_id.clone(),
-            log_truncated: r.log_truncated,
-            upstream_runs: r.chain.as_ref().map(|c| c.upstream_runs.clone()),
-            steps: None,
-        }
-    }
-}
+use crate::api::v1::RunView;
 
 pub async fn list(
     State(s): State<AppState>,

@@ -1,0 +1,4 @@
+//! The wire model: the types each API dialect sends and receives, shared by the server's
+//! handlers, the webhook payloads and the clients.
+
+pub mod v1;

@@ -1,0 +1,244 @@
+//! The v1 (Kragle-style) wire types: the objects the API answers with, the webhook and
+//! channel payloads carry, and clients (the CLI, the tests) read back — one definition each.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::domain::monitor::{Monitor, MonitorState, Ping, PingKind};
+use crate::domain::{ChainAfter, Health, Job, Missed, Overlap, Run, RunStatus, TriggerKind, iso8601};
+
+/// A job as the v1 API shows it: Kragle's fields first, then cronstack's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobView {
+    pub id: i64,
+    pub owner: i64,
+    pub name: Option<String>,
+    pub stack: i64,
+    pub schedule: i64,
+    pub next_run: Option<String>,
+    pub do_run: bool,
+    pub do_del: bool,
+    pub uid: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub command: Option<String>,
+    pub timeout_s: Option<i64>,
+    pub overlap: Overlap,
+    pub missed: Missed,
+    pub retries: i64,
+    pub retry_backoff_s: i64,
+    pub retry_lost: bool,
+    pub jitter_s: i64,
+    pub not_before: Option<String>,
+    pub not_after: Option<String>,
+    pub max_runs: Option<i64>,
+    pub runs_fired: i64,
+    pub keep_succeeded: Option<i64>,
+    pub keep_failed: Option<i64>,
+    pub after: Vec<ChainAfter>,
+    pub after_any: bool,
+    pub grace_s: Option<i64>,
+    pub max_duration_s: Option<i64>,
+    pub health: Health,
+    pub last_run: Option<LastRunView>,
+    pub last_success_at: Option<String>,
+    pub last_failure_at: Option<String>,
+    /// The first slot of an open missed incident.
+    pub missed_slot: Option<String>,
+    /// The run of an open stuck incident.
+    pub stuck_run: Option<i64>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// A job's last finished run (skipped slots aside).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LastRunView {
+    pub id: i64,
+    pub outcome: RunStatus,
+    pub finished_at: String,
+}
+
+impl From<&Job> for JobView {
+    fn from(j: &Job) -> Self {
+        JobView {
+            id: j.id,
+            owner: j.owner,
+            name: j.name.clone(),
+            stack: j.stack_id,
+            schedule: j.schedule_id,
+            next_run: j.next_run_at.map(iso8601),
+            do_run: j.enabled,
+            do_del: j.pending_delete,
+            uid: j.uid.clone(),
+            kind: j.kind.clone(),
+            command: j.command.clone(),
+            timeout_s: j.timeout_s,
+            overlap: j.overlap,
+            missed: j.missed,
+            retries: j.retries,
+            retry_backoff_s: j.retry_backoff_s,
+            retry_lost: j.retry_lost,
+            jitter_s: j.jitter_s,
+            not_before: j.not_before.map(iso8601),
+            not_after: j.not_after.map(iso8601),
+            max_runs: j.max_runs,
+            runs_fired: j.runs_fired,
+            keep_succeeded: j.keep_succeeded,
+            keep_failed: j.keep_failed,
+            after: j.after.clone(),
+            after_any: j.after_any,
+            grace_s: j.grace_s,
+            max_duration_s: j.max_duration_s,
+            health: j.health(),
+            last_run: j.track.last_run.map(|(id, outcome, finished_at)| LastRunView {
+                id,
+                outcome,
+                finished_at: iso8601(finished_at),
+            }),
+            last_success_at: j.track.last_success_at.map(iso8601),
+            last_failure_at: j.track.last_failure_at.map(iso8601),
+            missed_slot: j.track.missed_slot.map(iso8601),
+            stuck_run: j.track.stuck_run,
+            created_at: iso8601(j.created_at),
+            updated_at: iso8601(j.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunView {
+    pub id: i64,
+    pub job: i64,
+    pub trigger: TriggerKind,
+    pub attempt: i64,
+    pub scheduled_for: String,
+    /// How long after its slot the run was due (the job's `jitter_s`); lateness counts from then.
+    pub jitter_ms: i64,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub lateness_ms: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub outcome: RunStatus,
+    pub exit_code: Option<i64>,
+    pub signal: Option<i64>,
+    pub args: Vec<String>,
+    pub node: Option<String>,
+    pub log_truncated: bool,
+    /// A chained run's upstream runs (`null` for any other run).
+    pub upstream_runs: Option<Vec<i64>>,
+    /// A pipeline run's steps (`GET /runs/<id>` only; absent for a one-command run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<serde_json::Value>,
+}
+
+impl From<&Run> for RunView {
+    fn from(r: &Run) -> Self {
+        RunView {
+            id: r.id,
+            job: r.job_id,
+            trigger: r.trigger,
+            attempt: r.attempt,
+            scheduled_for: iso8601(r.scheduled_for),
+            jitter_ms: r.due() - r.scheduled_for,
+            started_at: r.started_at.map(iso8601),
+            finished_at: r.finished_at.map(iso8601),
+            lateness_ms: r.lateness_ms(),
+            duration_ms: r.started_at.zip(r.finished_at).map(|(s, f)| f - s),
+            outcome: r.status,
+            exit_code: r.exit_code,
+            signal: r.signal,
+            args: r.args.clone(),
+            node: r.node_id.clone(),
+            log_truncated: r.log_truncated,
+            upstream_runs: r.chain.as_ref().map(|c| c.upstream_runs.clone()),
+            steps: None,
+        }
+    }
+}
+
+/// A monitor as the API shows it. `ping_url` is a path on the server's address; the uuid in
+/// it is the only credential a ping needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MonitorView {
+    pub id: i64,
+    pub owner: i64,
+    pub name: String,
+    pub state: MonitorState,
+    pub ping_url: String,
+    pub schedule: Value,
+    /// The schedule in words.
+    pub description: String,
+    pub grace_s: i64,
+    pub keep_pings: i64,
+    pub last_ping_at: Option<String>,
+    pub last_ping_kind: Option<PingKind>,
+    /// When the next ping is expected (late after it), while up or late.
+    pub next_expected: Option<String>,
+    /// When it goes down without a ping, while up or late.
+    pub down_after: Option<String>,
+    /// When the job it watches said it started, if no result followed yet.
+    pub started_at: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Monitor> for MonitorView {
+    fn from(m: &Monitor) -> Self {
+        let description = m
+            .schedule
+            .trigger_for(crate::domain::job_hash_key(&m.uuid))
+            .map(|t| t.describe())
+            .unwrap_or_default();
+        MonitorView {
+            id: m.id,
+            owner: m.owner,
+            name: m.name.clone(),
+            state: m.state,
+            ping_url: format!("/ping/{}", m.uuid),
+            schedule: m.schedule.to_json(),
+            description,
+            grace_s: m.grace_s,
+            keep_pings: m.keep_pings,
+            last_ping_at: m.last_ping_at.map(iso8601),
+            last_ping_kind: m.last_ping_kind,
+            next_expected: m.late_at.map(iso8601),
+            down_after: m.down_at.map(iso8601),
+            started_at: m.started_at.map(iso8601),
+            created_at: iso8601(m.created_at),
+            updated_at: iso8601(m.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PingView {
+    pub id: i64,
+    pub monitor: i64,
+    pub kind: PingKind,
+    pub exit_code: Option<i64>,
+    pub duration_ms: Option<i64>,
+    pub method: String,
+    pub user_agent: Option<String>,
+    /// The request body's tail (at most 10 KiB), the ping's log.
+    pub body: String,
+    pub body_truncated: bool,
+    pub created_at: String,
+}
+
+impl From<&Ping> for PingView {
+    fn from(p: &Ping) -> Self {
+        PingView {
+            id: p.id,
+            monitor: p.monitor_id,
+            kind: p.kind,
+            exit_code: p.exit_code,
+            duration_ms: p.duration_ms,
+            method: p.method.clone(),
+            user_agent: p.user_agent.clone(),
+            body: p.body.clone(),
+            body_truncated: p.body_truncated,
+            created_at: iso8601(p.created_at),
+        }
+    }
+}
