@@ -7,8 +7,8 @@ use axum::extract::{Extension, FromRequestParts, State};
 use axum::http::request::Parts;
 use serde::Serialize;
 
-use super::jobs::JobView;
 use super::{KResult, Kragle};
+use crate::api::v1::JobView;
 use crate::domain::RunStatus;
 use crate::http::AppState;
 use crate::http::error::{Failure, RequestError};
