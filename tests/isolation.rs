@@ -110,6 +110,7 @@ async fn view(s: &Side) -> Value {
         "/api/v1/webhooks".to_string(),
         format!("/api/v1/webhooks/byid/{}", s.webhook),
         "/api/v1/monitors".to_string(),
+        "/api/v1/overview".to_string(),
         format!("/api/v1/monitors/byid/{}", s.monitor),
         format!("/api/v1/monitors/byid/{}/pings", s.monitor),
         format!("/api/v1/jobs/byid/{}/runs", s.job),
@@ -379,6 +380,7 @@ async fn every_endpoint_of_both_dialects_hides_other_users_objects() {
                 "/api/v1/webhooks",
                 "/api/v1/channels",
                 "/api/v1/monitors",
+                "/api/v1/overview",
                 "/api/3/stacks",
                 "/api/v1/blockstacks/hook/{id}",
             ]
@@ -477,6 +479,7 @@ async fn every_endpoint_of_both_dialects_hides_other_users_objects() {
             ("/api/v1/webhooks", 1),
             ("/api/v1/channels", 1),
             ("/api/v1/monitors", 1),
+            ("/api/v1/overview", 1),
             ("/api/3/stacks", 1),
         ] {
             assert_eq!(s.api.get(path).await.json()["count"], n, "{path}");
@@ -487,6 +490,11 @@ async fn every_endpoint_of_both_dialects_hides_other_users_objects() {
         }
         assert_eq!(s.api.get(&format!("/api/v1/jobs/byid/{}/runs", s.job)).await.json()["count"], 1);
     }
+    // The overview lists one's own stacks only, and refuses to filter by another's.
+    assert_eq!(bob.api.get("/api/v1/overview").await.json()["stacks"].as_array().map(Vec::len), Some(1));
+    let r = bob.api.get(&format!("/api/v1/overview?stack={}", alice.stack)).await;
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert!(!r.text.contains("alice") && !r.text.contains("secret-of"), "{}", r.text);
     // Alice's answers never carry bob's webhook token, nor bob's hers.
     let hook =
         |v: &Value| v["/api/v1/blockstacks"]["stacks"][0]["webhook_token"].as_str().unwrap().to_string();

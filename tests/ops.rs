@@ -177,6 +177,10 @@ async fn reference_and_dashboard_pages_are_served_from_the_binary() {
         ("/ui/style.css", "text/css", "--accent"),
         ("/ui/docs.js", "text/javascript", "/openapi.json"),
         ("/ui/favicon.svg", "image/svg+xml", "<svg"),
+        ("/ui/overview.js", "text/javascript", "/overview?"),
+        ("/ui/stacks.js", "text/javascript", "/blockstacks"),
+        ("/ui/jobs.js", "text/javascript", "/kill"),
+        ("/ui/account.js", "text/javascript", "/tokens"),
     ] {
         let r = anon.get(path).await;
         assert_eq!(r.status, 200, "{path}");
@@ -184,7 +188,13 @@ async fn reference_and_dashboard_pages_are_served_from_the_binary() {
         assert!(r.header("content-security-policy").unwrap().contains("default-src 'self'"), "{path}");
         assert!(r.text.contains(needle), "{path}");
     }
-    assert_eq!(anon.get("/ui/nope.js").await.status, 404);
+    // An unknown path, at any depth: a page saying so, with a way back to the dashboard.
+    for path in ["/ui/nope.js", "/ui/jobs/12", "/ui/a/b/c"] {
+        let r = anon.get(path).await;
+        assert_eq!(r.status, 404, "{path}");
+        assert!(r.header("content-type").unwrap().starts_with("text/html"), "{path}");
+        assert!(r.text.contains("Not found") && r.text.contains("href=\"/ui/\""), "{path}: {}", r.text);
+    }
     let redirect = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     for path in ["/", "/ui"] {
         let r = redirect.get(server.url(path)).send().await.unwrap();

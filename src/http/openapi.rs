@@ -94,6 +94,12 @@ struct Op {
 }
 
 const PAGE: &[(&str, &str)] = &[("page", "1-based page number (v1: 10 per page, v3: 30)")];
+const OVERVIEW_QUERY: &[(&str, &str)] = &[
+    ("page", "1-based page number"),
+    ("per_page", "rows per page, 1 to 200 (default 50)"),
+    ("name", "only jobs whose name contains this text (any case)"),
+    ("stack", "only the jobs of this stack (an id of the caller's)"),
+];
 const HOOK_QUERY: &[(&str, &str)] =
     &[("token", "the stack's webhook_token, for a token hook (or send the X-Cronstack-Hook-Token header)")];
 
@@ -161,6 +167,7 @@ const OPERATIONS: &[Op] = &[
     op!("post" "/api/v1/tokens", "Issue a token with equal or narrower scopes; the secret is shown once", Some("TokenInput"), "NewToken"),
     op!("delete" "/api/v1/tokens/{id}", "Revoke a token", None, "Deleted"),
     op!("put" "/api/v1/password", "Set the caller's password (admin scope; current_password required when one is set)", Some("PasswordInput"), "LoginAnswer"),
+    op!("get" "/api/v1/overview", "The dashboard's overview: the caller's jobs, failing, stuck and late ones first (then healthy, then paused; by name within each), each with its stack's name, its schedule in words and zone, and the outcomes of its last 20 runs; every stack of the caller for the filter", None, "Overview", OVERVIEW_QUERY),
     op!("get" "/api/v1/whoami", "The caller: user id, name and scopes", None, "WhoAmI"),
     op!("get" "/api/v1/nodes", "The cluster's nodes seen in the last hour; running_runs counts the caller's runs", None, "NodeList"),
     // Cloud 66 v3
@@ -440,6 +447,15 @@ fn schemas() -> Value {
                 "after": after, "after_any": after_any, "grace_s": grace, "max_duration_s": max_duration,
                 "do_del": { "type": "boolean", "enum": [false], "description": "PUT only: false cancels a queued deletion (DELETE queues an enabled job's deletion at its next slot)" } } },
             "JobList": list("jobs", "Job"),
+            "Overview": { "type": "object", "properties": {
+                "count": { "type": "integer", "description": "jobs matching the filters" },
+                "page": { "type": "integer" }, "pagesize": { "type": "integer" },
+                "jobs": { "type": "array", "items": { "allOf": [{ "$ref": "#/components/schemas/Job" }, { "type": "object", "properties": {
+                    "stack_name": string_or_null,
+                    "schedule_description": string_or_null,
+                    "timezone": { "type": ["string", "null"], "description": "a cron schedule's zone; null for a period or one-time schedule (UTC)" },
+                    "recent_outcomes": { "type": "array", "maxItems": crate::service::RECENT_RUNS, "items": outcome, "description": "its newest runs' outcomes, newest first" } } }] } },
+                "stacks": { "type": "array", "items": { "type": "object", "properties": { "id": int, "name": string } } } } },
             "Run": { "type": "object", "properties": {
                 "id": int, "job": int, "trigger": trigger,
                 "attempt": int, "jitter_ms": int, "scheduled_for": time, "started_at": time_or_null, "finished_at": time_or_null,

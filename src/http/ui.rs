@@ -18,6 +18,10 @@ pub const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self
 const ASSETS: &[(&str, &str, &str)] = &[
     ("index.html", "text/html; charset=utf-8", include_str!("ui/index.html")),
     ("app.js", "text/javascript; charset=utf-8", include_str!("ui/app.js")),
+    ("overview.js", "text/javascript; charset=utf-8", include_str!("ui/overview.js")),
+    ("stacks.js", "text/javascript; charset=utf-8", include_str!("ui/stacks.js")),
+    ("jobs.js", "text/javascript; charset=utf-8", include_str!("ui/jobs.js")),
+    ("account.js", "text/javascript; charset=utf-8", include_str!("ui/account.js")),
     ("monitors.js", "text/javascript; charset=utf-8", include_str!("ui/monitors.js")),
     ("style.css", "text/css; charset=utf-8", include_str!("ui/style.css")),
     ("docs.js", "text/javascript; charset=utf-8", include_str!("ui/docs.js")),
@@ -29,25 +33,32 @@ pub fn router() -> Router<AppState> {
         .route("/", get(|| async { Redirect::to("/ui/") }))
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
         .route("/ui/", get(|| async { asset("index.html") }))
-        .route("/ui/{file}", get(|Path(file): Path<String>| async move { asset(&file) }))
+        // Any depth: a mistyped deep link gets the not-found page too.
+        .route("/ui/{*file}", get(|Path(file): Path<String>| async move { asset(&file) }))
 }
+
+/// What an unknown `/ui/` path answers: a page saying so, with a way back (status 404).
+const NOT_FOUND_PAGE: &str = include_str!("ui/404.html");
 
 fn asset(name: &str) -> Response {
     match ASSETS.iter().find(|(n, _, _)| *n == name) {
-        Some((_, content_type, body)) => (
-            [
-                (header::CONTENT_TYPE, *content_type),
-                // Embedded in this very binary: revalidate, so an upgrade shows at once.
-                (header::CACHE_CONTROL, "no-cache"),
-                (header::CONTENT_SECURITY_POLICY, CSP),
-                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-                (header::REFERRER_POLICY, "same-origin"),
-            ],
-            *body,
-        )
-            .into_response(),
-        None => {
-            (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain")], "no such file").into_response()
-        }
+        Some((_, content_type, body)) => served(StatusCode::OK, content_type, body),
+        None => served(StatusCode::NOT_FOUND, "text/html; charset=utf-8", NOT_FOUND_PAGE),
     }
+}
+
+fn served(status: StatusCode, content_type: &'static str, body: &'static str) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, content_type),
+            // Embedded in this very binary: revalidate, so an upgrade shows at once.
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "same-origin"),
+        ],
+        body,
+    )
+        .into_response()
 }

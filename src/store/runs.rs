@@ -604,6 +604,47 @@ impl Store {
         self.page(listing, job_id, (limit, offset), run_from_row).await
     }
 
+    /// The outcomes of each job's newest `n` runs, newest first, for several jobs in one
+    /// statement (the dashboard's overview strips). One `LIMIT`ed subquery per job walks the
+    /// `runs_by_job` index backwards, so a job with a long history costs `n` rows, not all of
+    /// them (a window function over `job_id IN (…)` would read every run of every job).
+    pub async fn recent_outcomes(
+        &self,
+        job_ids: &[i64],
+        n: i64,
+    ) -> StoreResult<HashMap<i64, Vec<RunStatus>>> {
+        let mut out: HashMap<i64, Vec<RunStatus>> = job_ids.iter().map(|&id| (id, Vec::new())).collect();
+        if job_ids.is_empty() || n < 1 {
+            return Ok(out);
+        }
+        let limit = job_ids.len() + 1;
+        let sql = (0..job_ids.len())
+            .map(|i| {
+                format!(
+                    "SELECT * FROM (SELECT job_id, id, status FROM runs WHERE job_id = ${} \
+                     ORDER BY id DESC LIMIT ${limit}) AS r{i}",
+                    i + 1
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in job_ids {
+            q = q.bind(*id);
+        }
+        let rows = q.bind(n).fetch_all(&self.read).await.db()?;
+        let mut found: Vec<(i64, i64, RunStatus)> = rows
+            .iter()
+            .map(|r| Ok((get_i64(r, "job_id")?, get_i64(r, "id")?, get_enum(r, "status", RunStatus::parse)?)))
+            .collect::<StoreResult<_>>()?;
+        // UNION ALL keeps no order: newest first within each job.
+        found.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        for (job, _, status) in found {
+            out.entry(job).or_default().push(status);
+        }
+        Ok(out)
+    }
+
     /// Whether another run of the job is active (for the `forbid` overlap policy).
     pub async fn job_has_active_run(&self, job_id: i64, except_run: i64) -> StoreResult<bool> {
         let row = sqlx::query(

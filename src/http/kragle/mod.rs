@@ -5,6 +5,7 @@ mod hooks;
 pub(crate) mod jobs;
 // Its views are also the objects of monitor event deliveries.
 pub(crate) mod monitors;
+mod overview;
 pub(crate) mod runs;
 mod schedules;
 mod session;
@@ -136,6 +137,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/channels/{id}", put(webhooks::update).delete(webhooks::delete))
         .route("/tokens", get(session::list_tokens).post(session::create_token))
         .route("/tokens/{id}", axum::routing::delete(session::revoke_token))
+        .route("/overview", get(overview::overview))
         .route("/whoami", get(session::whoami))
         .route("/password", put(session::change_password))
         .route("/nodes", get(session::nodes))

@@ -1,5 +1,5 @@
 // cronstack dashboard: heartbeat monitors (#/monitors, #/monitors/ID). Loaded before app.js,
-// whose helpers (h, api, all, view, badge, when, duration, flash, fail, cleanups) it uses when
+// whose helpers (h, api, all, drawer, badge, when, duration, flash, fail, cleanups) it uses when
 // its pages are shown.
 "use strict";
 
@@ -12,6 +12,7 @@ function monitorSchedule(m) {
 const pingUrl = (m) => location.origin + m.ping_url;
 
 async function monitorsPage() {
+  const draw = drawer();
   const table = h("tbody", { id: "monitor-rows" });
   const render = (monitors) => table.replaceChildren(...monitors.map((m) => h("tr", { class: "monitor-row" },
     h("td", {}, h("a", { href: `#/monitors/${m.id}`, class: "monitor-link" }, m.name)),
@@ -19,7 +20,7 @@ async function monitorsPage() {
     h("td", {}, monitorSchedule(m)),
     h("td", {}, `${m.grace_s} s`),
     h("td", {}, m.last_ping_at ? `${when(m.last_ping_at)} (${m.last_ping_kind})` : "–"),
-    h("td", {}, when(m.next_expected)))));
+    h("td", {}, when(m.next_expected, (m.schedule || {}).timezone)))));
   render(await all("/monitors", "monitors"));
   // Kept current while shown.
   const timer = setInterval(() => all("/monitors", "monitors").then(render).catch(() => {}), 5000);
@@ -41,12 +42,12 @@ async function monitorsPage() {
   } },
     h("label", {}, "Name", h("input", { name: "name", id: "monitor-name", required: true })),
     h("label", {}, "Cron expression of the job", h("input", { name: "cron", id: "monitor-cron", class: "mono", placeholder: "0 3 * * *" })),
-    h("label", {}, "Time zone", h("input", { name: "tz", id: "monitor-tz", value: Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC" })),
+    h("label", {}, "Time zone", h("input", { name: "tz", id: "monitor-tz", value: browserZone() })),
     h("label", {}, "Or every (seconds)", h("input", { name: "period", id: "monitor-period", type: "number", min: 1, value: 3600 })),
     h("label", {}, "Grace (seconds)", h("input", { name: "grace", id: "monitor-grace", type: "number", min: 1, placeholder: "3600" })),
     h("div", {}, h("button", { id: "monitor-create", type: "submit" }, "Create monitor")));
 
-  view(
+  draw(
     h("h1", {}, "Monitors"),
     h("p", { class: "muted" }, "Heartbeat monitors watch cron jobs that run elsewhere: each pings its monitor's URL when it runs (curl it, or wrap the job in `cronstack ping UUID -- command`). A monitor is late past its expected time and down past its grace; monitor.down / monitor.up go to webhook subscriptions."),
     h("section", { class: "panel" }, h("table", {},
@@ -56,6 +57,7 @@ async function monitorsPage() {
 }
 
 async function monitorPage(id) {
+  const draw = drawer();
   const [m, pings] = await Promise.all([
     api("GET", `/monitors/byid/${id}`), api("GET", `/monitors/byid/${id}/pings`),
   ]);
@@ -80,7 +82,7 @@ async function monitorPage(id) {
     h("td", {}, p.exit_code === null ? "–" : String(p.exit_code)),
     h("td", {}, duration(p.duration_ms)),
     h("td", {}, p.body ? h("pre", { class: "log ping-body" }, p.body) : h("span", { class: "muted" }, "–"))));
-  view(
+  draw(
     h("p", {}, h("a", { href: "#/monitors" }, "← Monitors")),
     h("h1", {}, m.name, badge(m.state, "monitor-state"), h("span", { class: "spacer" }), toggle, remove),
     h("section", { class: "panel" }, h("dl", { class: "facts", id: "monitor-facts" },
@@ -88,7 +90,7 @@ async function monitorPage(id) {
       h("dt", {}, "Schedule"), h("dd", {}, monitorSchedule(m)),
       h("dt", {}, "Grace"), h("dd", {}, `${m.grace_s} s`),
       h("dt", {}, "Last ping"), h("dd", {}, m.last_ping_at ? `${when(m.last_ping_at)} (${m.last_ping_kind})` : "never"),
-      h("dt", {}, "Next expected"), h("dd", {}, when(m.next_expected)),
+      h("dt", {}, "Next expected"), h("dd", {}, when(m.next_expected, (m.schedule || {}).timezone)),
       h("dt", {}, "Down after"), h("dd", {}, when(m.down_after)),
       h("dt", {}, "Try it"), h("dd", {}, h("code", { class: "cmd" }, `curl -fsS -m 10 --retry 5 ${pingUrl(m)}`)))),
     h("section", { class: "panel" }, h("h2", {}, `Pings (${pings.count}, the newest ${m.keep_pings} kept)`),
