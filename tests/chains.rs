@@ -493,6 +493,12 @@ async fn the_cli_sets_and_shows_chains_windows_and_limits() {
     ]);
     let job = w.api.get("/api/v1/jobs/byname/report").await.json();
     assert_eq!(job["after"], json!([{"job_id": a, "on": "success"}, {"job_id": b, "on": "always"}]));
+    // With --after and no schedule, the job runs only after its upstream (the manual schedule).
+    cli(&["jobs", "create", "after-only", "--stack", "s", "--after", "extract"]);
+    let only = w.api.get("/api/v1/jobs/byname/after-only").await.json();
+    assert_eq!((&only["after"], &only["next_run"]), (&json!([{"job_id": a, "on": "success"}]), &Value::Null));
+    let sched = w.api.get(&format!("/api/v1/schedules/byid/{}", only["schedule"])).await.json();
+    assert_eq!(sched["config"], json!({"manual": true}), "{sched}");
     assert_eq!((&job["after_any"], &job["jitter_s"], &job["max_runs"]), (&json!(true), &json!(7), &json!(5)));
     assert_eq!(
         (&job["not_before"], &job["not_after"]),

@@ -140,7 +140,8 @@ pub enum JobsCmd {
     /// One job: settings, schedule in words, next fire times, recent runs (JOB = id or name).
     Show { job: String },
     /// Create a job (enabled unless --paused). With --cron/--every/--at instead of
-    /// --schedule, a schedule named after the job is created for it.
+    /// --schedule, a schedule named after the job is created for it; with --after and no
+    /// schedule, it runs only after those jobs (or when run now).
     Create {
         name: String,
         /// The stack it runs (id or name).
@@ -402,9 +403,13 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
             body.insert("stack_id".into(), json!(stack_id));
             body.insert("enabled".into(), json!(!paused));
             settings.apply(&mut body);
-            if let Some(after) = settings.after_entries(api).await? {
-                body.insert("after".into(), after);
-            }
+            let chained = match settings.after_entries(api).await? {
+                Some(after) => {
+                    body.insert("after".into(), after);
+                    true
+                }
+                None => false,
+            };
             // Everything is looked up before the job's own schedule is created, and that
             // schedule is deleted again if the job is refused: a failed create leaves nothing.
             let created_schedule = match (&schedule, rule.is_given()) {
@@ -416,9 +421,11 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
                     None
                 }
                 (None, true) => Some(create_schedule(api, Some(&name), &rule).await?),
-                (None, false) => {
-                    bail!("give --schedule NAME|ID, or --cron EXPR, --every DURATION or --at TIME")
-                }
+                // Runs only after its upstream jobs: the server puts it on the manual schedule.
+                (None, false) if chained => None,
+                (None, false) => bail!(
+                    "give --schedule NAME|ID, or --cron EXPR, --every DURATION or --at TIME (or --after JOB for a job that runs only after others)"
+                ),
             };
             if let Some(s) = created_schedule {
                 body.insert("schedule_id".into(), json!(s));
