@@ -7,12 +7,12 @@ mod error;
 mod extract;
 mod guard;
 mod memo;
-mod monitor_metrics;
 // Its job and run views are also the objects of outbound webhook deliveries.
 pub(crate) mod kragle;
 mod openapi;
 mod ops;
 mod ping;
+mod series;
 mod serve;
 mod ui;
 

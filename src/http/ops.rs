@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::AppState;
-use super::monitor_metrics::{label, per_monitor_metrics};
+use super::series;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -58,8 +58,8 @@ async fn metrics(State(s): State<AppState>) -> Response {
             if s.service.settings().metrics_per_job {
                 match s.service.health_for_metrics().await {
                     Ok((rows, monitors)) => {
-                        text.push_str(&per_job_metrics(&rows));
-                        text.push_str(&per_monitor_metrics(&monitors));
+                        text.push_str(&series::per_job(&rows));
+                        text.push_str(&series::per_monitor(&monitors));
                     }
                     Err(e) => tracing::warn!(error = %e, "reading jobs' and monitors' health for /metrics"),
                 }
@@ -68,58 +68,6 @@ async fn metrics(State(s): State<AppState>) -> Response {
         }
         None => (StatusCode::NOT_FOUND, "metrics are not enabled").into_response(),
     }
-}
-
-/// Each job's series, read from the database at the scrape (so every node shows every job):
-/// last success and failure as Unix seconds (absent until there is one), and its health as
-/// 0/1 per state — 7 series per job at most.
-fn per_job_metrics(rows: &[crate::store::JobHealthRow]) -> String {
-    use crate::domain::Health;
-    use std::fmt::Write;
-    let mut out = String::new();
-    for (name, help, pick) in [
-        (
-            "cronstack_job_last_success_timestamp_seconds",
-            "When the job's last succeeded run ended (Unix seconds)",
-            (|r: &crate::store::JobHealthRow| r.last_success_at)
-                as fn(&crate::store::JobHealthRow) -> Option<i64>,
-        ),
-        (
-            "cronstack_job_last_failure_timestamp_seconds",
-            "When the job's last failed, timed out, killed or lost run ended (Unix seconds)",
-            |r| r.last_failure_at,
-        ),
-    ] {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for r in rows {
-            if let Some(at) = pick(r) {
-                let _ = writeln!(
-                    out,
-                    "{name}{{job_id=\"{}\",job=\"{}\"}} {}",
-                    r.id,
-                    label(&r.name),
-                    at as f64 / 1000.0
-                );
-            }
-        }
-    }
-    let name = "cronstack_job_health";
-    let _ = writeln!(
-        out,
-        "# HELP {name} The job's health: 1 for its state (ok, failing, late, stuck, paused), 0 for the others\n# TYPE {name} gauge"
-    );
-    for r in rows {
-        for state in Health::ALL {
-            let on = u8::from(r.health == *state);
-            let _ = writeln!(
-                out,
-                "{name}{{job_id=\"{}\",job=\"{}\",state=\"{state}\"}} {on}",
-                r.id,
-                label(&r.name)
-            );
-        }
-    }
-    out
 }
 
 pub async fn not_found(uri: axum::http::Uri) -> Response {
