@@ -220,14 +220,7 @@ impl Store {
     }
 
     pub async fn job_by_name(&self, owner: UserId, name: &str) -> StoreResult<Option<Job>> {
-        let sql = format!("SELECT {COLUMNS} FROM jobs WHERE owner = $1 AND name = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(owner)
-            .bind(name)
-            .fetch_optional(&self.read)
-            .await
-            .db()?;
-        row.map(|r| job_from_row(&r)).transpose()
+        self.one_by_name(COLUMNS, "jobs", owner, name, job_from_row).await
     }
 
     pub async fn list_jobs(&self, owner: UserId, limit: i64, offset: i64) -> StoreResult<Arc<Page<Job>>> {

@@ -624,6 +624,25 @@ impl Store {
         row.map(|r| from_row(&r)).transpose()
     }
 
+    /// The owner's row of `table` named `name` (names are unique per owner).
+    async fn one_by_name<T>(
+        &self,
+        columns: &str,
+        table: &str,
+        owner: crate::domain::UserId,
+        name: &str,
+        from_row: FromRow<T>,
+    ) -> StoreResult<Option<T>> {
+        let sql = format!("SELECT {columns} FROM {table} WHERE owner = $1 AND name = $2");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(owner)
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await
+            .db()?;
+        row.map(|r| from_row(&r)).transpose()
+    }
+
     /// A row by its uid, through the cached uid → id mapping and `by_id` (cached) when the
     /// mapping is known; `query` is the uncached read by uid.
     async fn one_by_uid<T, Fut>(

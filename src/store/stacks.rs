@@ -123,14 +123,7 @@ impl Store {
     }
 
     pub async fn stack_by_name(&self, owner: UserId, name: &str) -> StoreResult<Option<Stack>> {
-        let sql = format!("SELECT {COLUMNS} FROM stacks WHERE owner = $1 AND name = $2");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(owner)
-            .bind(name)
-            .fetch_optional(&self.read)
-            .await
-            .db()?;
-        row.map(|r| stack_from_row(&r)).transpose()
+        self.one_by_name(COLUMNS, "stacks", owner, name, stack_from_row).await
     }
 
     /// One sealed secret value (of the oldest stack that has any), if any is stored: the server
