@@ -313,8 +313,13 @@ async fn the_deploy_example_applies() {
     let dry = run(&["--dry-run"]);
     assert_eq!(dry.status.code(), Some(2), "{}{}", text(&dry.stdout), text(&dry.stderr));
     let plan = text(&dry.stdout);
-    for line in ["+ stack db-backup", "+ schedule nightly", "+ job nightly-db-backup", "+ job weekday-report"]
-    {
+    for line in [
+        "+ stack db-backup",
+        "+ schedule nightly",
+        "+ job nightly-db-backup",
+        "+ job weekday-report",
+        "+ job verify-backup",
+    ] {
         assert!(plan.contains(line), "{line:?} in:\n{plan}");
     }
     assert!(n.api().get("/api/v1/jobs").await.json()["count"] == 0, "a dry run changes nothing");
@@ -323,7 +328,8 @@ async fn the_deploy_example_applies() {
     assert!(applied.status.success(), "{}", text(&applied.stderr));
     let api = n.api();
     let jobs = api.get("/api/v1/jobs").await.json();
-    assert_eq!(jobs["count"], 4, "{jobs}");
+    assert_eq!(jobs["count"], 5, "{jobs}");
+    assert_eq!(after_of(&api, "verify-backup").await, pairs(&[("nightly-db-backup", "success")]));
     let backup = job(&api, "nightly-db-backup").await;
     assert_eq!((backup["timeout_s"].clone(), backup["missed"].clone()), (3600.into(), "run_once".into()));
     assert_eq!(job(&api, "weekday-report").await["do_run"], false);

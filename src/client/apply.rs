@@ -19,6 +19,9 @@
 //!     stack: backup
 //!     schedule: nightly                          # or inline: cron / timezone / every / at
 //!     retries: 2                                 # any v1 job field, by its v1 name
+//!   - name: verify
+//!     stack: backup
+//!     after: [{job: nightly-backup, on: success}] # a chain, by name; no schedule: chain-only
 //! ```
 //!
 //! Rules: the whole file is checked first (YAML, names, rules and cron expressions, each
@@ -29,6 +32,8 @@
 //! schedule is the schedule named after its job. `--prune` deletes the jobs, and then the
 //! schedules and stacks no remaining job uses, that the file does not name. The plan is printed first (`+` create, `~` change with
 //! `old → new`, `-` delete); `--dry-run` stops there and exits 2 when something would change.
+//! Chains name upstream jobs of the file or the server; jobs are applied upstream first, and an
+//! unknown name or a cycle is refused before anything changes.
 
 use std::collections::{BTreeMap, HashMap};
 
