@@ -454,6 +454,26 @@ async fn apply_makes_chains_by_name() {
     assert_eq!(after_of(&api, "load").await, pairs(&[("extract", "success")]));
     assert_eq!(job(&api, "extract").await["schedule"], job(&api, "load").await["schedule"]);
     assert_eq!(text(&n.apply(&chain_only_extract, &["--prune"]).stdout).trim(), "nothing to change");
+
+    // A chain turned around: the job that loses its upstream is changed first, so the server
+    // never sees both directions at once (which it would refuse as a cycle).
+    let reversed = chain_only_extract
+        .replace("    after: [{job: seed}]\n", "    cron: \"0 2 * * *\"\n")
+        .replace("    every: 1d\n", "    after: [{job: extract}]\n");
+    // Left out, extract's after stays the server's (seed): a cycle, and the refusal says whence.
+    let err = text(&n.apply(&reversed, &["--prune"]).stderr);
+    assert!(
+        err.contains(
+            "job \"seed\": a chain cycle: seed → extract → seed (the server's after for \"extract\""
+        ),
+        "{err}"
+    );
+    let reversed = reversed.replace("    cron: \"0 2 * * *\"\n", "    cron: \"0 2 * * *\"\n    after: []\n");
+    let out = n.apply(&reversed, &["--prune"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(after_of(&api, "seed").await, pairs(&[("extract", "success")]));
+    assert!(job(&api, "extract").await["after"].as_array().unwrap().is_empty());
+    assert_eq!(text(&n.apply(&reversed, &["--prune"]).stdout).trim(), "nothing to change");
 }
 
 /// `export | apply` on a fresh server reproduces chains: upstream jobs by name, chain-only jobs

@@ -577,7 +577,22 @@ fn chain_order(
     let mut done = Vec::new();
     for j in &config.jobs {
         visit(&j.name, &upstream, &mut Vec::new(), &mut done).map_err(|cycle| {
-            anyhow!("{}job {:?}: a chain cycle: {cycle}", line_of(&config.source, &j.name), j.name)
+            let members: Vec<&str> = cycle.split(" → ").collect();
+            let given = |n: &str| config.jobs.iter().any(|j| j.name == n && j.after.is_some());
+            // Named by a job of the cycle whose after the file gives (its line), else this one.
+            let at = members.iter().copied().find(|n| given(n)).unwrap_or(&j.name);
+            // A job whose after the file leaves out keeps the server's: say which, as the
+            // cycle may come from there.
+            let mut kept: Vec<String> =
+                members.iter().filter(|n| !given(n)).map(|n| format!("{n:?}")).collect();
+            kept.sort();
+            kept.dedup();
+            let hint = if kept.is_empty() {
+                String::new()
+            } else {
+                format!(" (the server's after for {}, which the file leaves as it is)", kept.join(", "))
+            };
+            anyhow!("{}job {at:?}: a chain cycle: {cycle}{hint}", line_of(&config.source, at))
         })?;
     }
     // `done` holds upstream jobs before their downstream ones; the file's jobs, in that order.
@@ -1202,5 +1217,29 @@ mod tests {
         let fields = c.jobs[0].fields();
         assert_eq!(Value::Object(fields), json!({"timeout_s": null, "retries": 2}));
         assert!(job_field_names().contains(&"keep_failed".to_string()));
+        assert!(job_field_names().contains(&"after_any".to_string()));
+    }
+
+    #[test]
+    fn chains_in_the_file() {
+        let c =
+            parse("jobs:\n  - name: j\n    stack: a\n    after: [{job: k}, {job: l, on: always}]\n").unwrap();
+        assert!(c.jobs[0].chain_only());
+        assert_eq!(
+            c.jobs[0].after_pairs().unwrap(),
+            vec![("k".to_string(), ChainOn::Success), ("l".to_string(), ChainOn::Always)]
+        );
+        assert_eq!(show_after(&c.jobs[0].after_pairs().unwrap()), "k, l:always");
+        let err = parse("jobs:\n  - name: j\n    stack: a\n    after: [{job: j}, {job: k}, {job: k}]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2: job \"j\": a chain cycle: j → j"), "{err}");
+        assert!(err.contains("after names \"k\" twice"), "{err}");
+        let err = parse("jobs:\n  - name: j\n    stack: a\n    after: []\n").unwrap_err().to_string();
+        assert!(err.contains("needs a schedule"), "an empty chain is no chain: {err}");
+        let err = parse("jobs:\n  - name: j\n    stack: a\n    after: [{job: k, on: sometimes}]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sometimes"), "{err}");
     }
 }
