@@ -313,8 +313,13 @@ async fn the_deploy_example_applies() {
     let dry = run(&["--dry-run"]);
     assert_eq!(dry.status.code(), Some(2), "{}{}", text(&dry.stdout), text(&dry.stderr));
     let plan = text(&dry.stdout);
-    for line in ["+ stack db-backup", "+ schedule nightly", "+ job nightly-db-backup", "+ job weekday-report"]
-    {
+    for line in [
+        "+ stack db-backup",
+        "+ schedule nightly",
+        "+ job nightly-db-backup",
+        "+ job weekday-report",
+        "+ job verify-backup",
+    ] {
         assert!(plan.contains(line), "{line:?} in:\n{plan}");
     }
     assert!(n.api().get("/api/v1/jobs").await.json()["count"] == 0, "a dry run changes nothing");
@@ -323,11 +328,175 @@ async fn the_deploy_example_applies() {
     assert!(applied.status.success(), "{}", text(&applied.stderr));
     let api = n.api();
     let jobs = api.get("/api/v1/jobs").await.json();
-    assert_eq!(jobs["count"], 4, "{jobs}");
+    assert_eq!(jobs["count"], 5, "{jobs}");
+    assert_eq!(after_of(&api, "verify-backup").await, pairs(&[("nightly-db-backup", "success")]));
     let backup = job(&api, "nightly-db-backup").await;
     assert_eq!((backup["timeout_s"].clone(), backup["missed"].clone()), (3600.into(), "run_once".into()));
     assert_eq!(job(&api, "weekday-report").await["do_run"], false);
     let stack = api.get("/api/v1/blockstacks/byname/upload-backups").await.json();
     assert_eq!(stack["secret_env"], serde_json::json!(["AWS_SECRET_ACCESS_KEY"]));
     assert_eq!(run(&["--dry-run"]).status.code(), Some(0), "applied: nothing left to change");
+}
+
+const CHAINS: &str = r#"
+stacks:
+  - name: etl
+    command: "true"
+jobs:
+  - name: report
+    stack: etl
+    after: [{job: load}, {job: extract, on: failure}]
+    after_any: true
+  - name: load
+    stack: etl
+    after:
+      - job: extract
+  - name: extract
+    stack: etl
+    cron: "0 2 * * *"
+"#;
+
+async fn after_of(api: &Api, name: &str) -> Vec<(String, String)> {
+    let job = job(api, name).await;
+    let mut names = Vec::new();
+    for e in job["after"].as_array().unwrap() {
+        let upstream = api.get(&format!("/api/v1/jobs/byid/{}", e["job_id"])).await.json();
+        names.push((upstream["name"].as_str().unwrap().to_string(), e["on"].as_str().unwrap().to_string()));
+    }
+    names
+}
+
+fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+/// Chains by name: upstream jobs the same apply creates come first whatever the file's order; a
+/// job with `after` and no schedule runs only after them (the manual schedule); a second apply
+/// changes nothing; a changed chain shows in the plan; a cycle or an unknown name is refused
+/// before anything changes; --prune never leaves an `after` pointing at a job it deletes.
+#[tokio::test]
+async fn apply_makes_chains_by_name() {
+    let n = node();
+    let api = n.api();
+    let out = n.apply(CHAINS, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("applied 5 change(s)"), "{}", text(&out.stdout));
+    assert_eq!(after_of(&api, "load").await, pairs(&[("extract", "success")]));
+    assert_eq!(after_of(&api, "report").await, pairs(&[("load", "success"), ("extract", "failure")]));
+    let report = job(&api, "report").await;
+    assert_eq!(report["after_any"], true);
+    let schedule = api.get(&format!("/api/v1/schedules/byid/{}", report["schedule"])).await.json();
+    assert_eq!(schedule["config"], serde_json::json!({"manual": true}), "chain-only: {schedule}");
+    assert_eq!(job(&api, "load").await["schedule"], report["schedule"]);
+    assert_eq!(text(&n.apply(CHAINS, &[]).stdout).trim(), "nothing to change");
+    // The same upstream jobs in another order are the same chain.
+    let reordered = CHAINS.replace(
+        "after: [{job: load}, {job: extract, on: failure}]",
+        "after: [{job: extract, on: failure}, {job: load}]",
+    );
+    assert_eq!(n.apply(&reordered, &["--dry-run"]).status.code(), Some(0));
+
+    // A changed chain, in the plan; an inline schedule given up for a chain.
+    let changed = CHAINS
+        .replace("after: [{job: load}, {job: extract, on: failure}]", "after: [{job: load}]")
+        .replace("after:\n      - job: extract", "after: [{job: extract}, {job: cleanup, on: always}]")
+        + "  - name: cleanup\n    stack: etl\n    every: 1h\n";
+    let dry = n.apply(&changed, &["--dry-run"]);
+    assert_eq!(dry.status.code(), Some(2), "{}", text(&dry.stderr));
+    let plan = text(&dry.stdout);
+    assert!(plan.contains("~ job report: after load, extract:failure → load"), "{plan}");
+    assert!(plan.contains("~ job load: after extract → extract, cleanup:always"), "{plan}");
+    assert!(plan.contains("+ job cleanup"), "{plan}");
+    let out = n.apply(&changed, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(after_of(&api, "load").await, pairs(&[("extract", "success"), ("cleanup", "always")]));
+    assert_eq!(text(&n.apply(&changed, &[]).stdout).trim(), "nothing to change");
+
+    // A cycle (through a job the file leaves as the server has it, too) and an unknown upstream
+    // name are refused with the job's line, before anything changes.
+    let cycle =
+        changed.replace("    cron: \"0 2 * * *\"\n", "    cron: \"0 2 * * *\"\n    after: [{job: report}]\n");
+    let out = n.apply(&cycle, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("a chain cycle: extract → load → report → extract"), "{err}");
+    assert!(err.contains("line "), "{err}");
+    let unknown = changed.replace("after: [{job: load}]", "after: [{job: lod}]");
+    let err = text(&n.apply(&unknown, &[]).stderr);
+    assert!(err.contains("line 6: job \"report\": after \"lod\": no job of that name"), "{err}");
+    assert_eq!(after_of(&api, "load").await, pairs(&[("extract", "success"), ("cleanup", "always")]));
+    assert!(job(&api, "extract").await["after"].as_array().unwrap().is_empty());
+
+    // An upstream job --prune would delete is refused; without it in the file nor in any
+    // `after`, it goes, and so does the inline schedule of a job that became chain-only.
+    let without_cleanup = changed.replace("  - name: cleanup\n    stack: etl\n    every: 1h\n", "");
+    let err = text(&n.apply(&without_cleanup, &["--prune"]).stderr);
+    assert!(
+        err.contains("after \"cleanup\", a job the file does not name, which --prune would delete"),
+        "{err}"
+    );
+    let chain_only_extract = without_cleanup
+        .replace(", {job: cleanup, on: always}", "")
+        .replace("    cron: \"0 2 * * *\"\n", "    after: [{job: seed}]\n")
+        + "  - name: seed\n    stack: etl\n    every: 1d\n";
+    let out = n.apply(&chain_only_extract, &["--prune"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan = text(&out.stdout);
+    for line in [
+        "+ job seed",
+        "~ job extract: schedule → none (runs only after others), after none → seed",
+        "- job cleanup",
+        "- schedule cleanup",
+        "- schedule extract",
+    ] {
+        assert!(plan.contains(line), "{line:?} in:\n{plan}");
+    }
+    assert_eq!(after_of(&api, "load").await, pairs(&[("extract", "success")]));
+    assert_eq!(job(&api, "extract").await["schedule"], job(&api, "load").await["schedule"]);
+    assert_eq!(text(&n.apply(&chain_only_extract, &["--prune"]).stdout).trim(), "nothing to change");
+
+    // A chain turned around: the job that loses its upstream is changed first, so the server
+    // never sees both directions at once (which it would refuse as a cycle).
+    let reversed = chain_only_extract
+        .replace("    after: [{job: seed}]\n", "    cron: \"0 2 * * *\"\n")
+        .replace("    every: 1d\n", "    after: [{job: extract}]\n");
+    // Left out, extract's after stays the server's (seed): a cycle, and the refusal says whence.
+    let err = text(&n.apply(&reversed, &["--prune"]).stderr);
+    assert!(
+        err.contains(
+            "job \"seed\": a chain cycle: seed → extract → seed (the server's after for \"extract\""
+        ),
+        "{err}"
+    );
+    let reversed = reversed.replace("    cron: \"0 2 * * *\"\n", "    cron: \"0 2 * * *\"\n    after: []\n");
+    let out = n.apply(&reversed, &["--prune"]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(after_of(&api, "seed").await, pairs(&[("extract", "success")]));
+    assert!(job(&api, "extract").await["after"].as_array().unwrap().is_empty());
+    assert_eq!(text(&n.apply(&reversed, &["--prune"]).stdout).trim(), "nothing to change");
+}
+
+/// `export | apply` on a fresh server reproduces chains: upstream jobs by name, chain-only jobs
+/// without a schedule.
+#[tokio::test]
+async fn export_then_apply_reproduces_chains() {
+    let first = node();
+    let out = first.apply(CHAINS, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let exported = first.export();
+    assert!(exported.contains("- job: extract\n    on: failure"), "{exported}");
+    let parsed: serde_json::Value = serde_norway::from_str(&exported).unwrap();
+    let load = parsed["jobs"].as_array().unwrap().iter().find(|j| j["name"] == "load").unwrap();
+    assert_eq!(load["after"], serde_json::json!([{"job": "extract", "on": "success"}]));
+    for key in ["schedule", "cron", "every", "at"] {
+        assert!(load.get(key).is_none(), "chain-only, no {key}: {load}");
+    }
+    let second = node();
+    let out = second.apply(&exported, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(second.export(), exported, "the fresh server's export is the first one's");
+    let api = second.api();
+    assert_eq!(after_of(&api, "report").await, pairs(&[("load", "success"), ("extract", "failure")]));
+    assert_eq!(job(&api, "report").await["after_any"], true);
+    assert_eq!(text(&first.apply(&exported, &["--prune"]).stdout).trim(), "nothing to change");
 }

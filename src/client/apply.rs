@@ -19,6 +19,9 @@
 //!     stack: backup
 //!     schedule: nightly                          # or inline: cron / timezone / every / at
 //!     retries: 2                                 # any v1 job field, by its v1 name
+//!   - name: verify
+//!     stack: backup
+//!     after: [{job: nightly-backup, on: success}] # a chain, by name; no schedule: chain-only
 //! ```
 //!
 //! Rules: the whole file is checked first (YAML, names, rules and cron expressions, each
@@ -29,6 +32,8 @@
 //! schedule is the schedule named after its job. `--prune` deletes the jobs, and then the
 //! schedules and stacks no remaining job uses, that the file does not name. The plan is printed first (`+` create, `~` change with
 //! `old → new`, `-` delete); `--dry-run` stops there and exits 2 when something would change.
+//! Chains name upstream jobs of the file or the server; jobs are applied upstream first, and an
+//! unknown name or a cycle is refused before anything changes.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -38,10 +43,14 @@ use serde_json::{Map, Value, json};
 
 use super::api::Api;
 use super::{Exit, Output, api_err, id_of};
+use crate::domain::ChainOn;
 
 #[derive(Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The file's text, so that errors found against the server can name their line too.
+    #[serde(skip)]
+    source: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stacks: Vec<StackSpec>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -119,6 +128,10 @@ pub struct JobSpec {
     pub at: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// Upstream jobs by name (a chain): `[]` removes the chain, left out leaves it as it is.
+    /// With no schedule and no inline rule, the job runs only after them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Vec<AfterSpec>>,
     // The v1 job fields `apply` sets and `export` writes (the job object's own names).
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub command: Option<Value>,
@@ -150,10 +163,38 @@ pub struct JobSpec {
     pub grace_s: Option<Value>,
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub max_duration_s: Option<Value>,
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    pub after_any: Option<Value>,
+}
+
+/// One upstream job of a chain, by name; `on` is `success` unless given.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AfterSpec {
+    pub job: String,
+    #[serde(default = "on_success")]
+    pub on: ChainOn,
+}
+
+fn on_success() -> ChainOn {
+    ChainOn::Success
+}
+
+/// A chain as the plan prints it: `extract, load:failure` (`on` shown unless success), or `none`.
+fn show_after(after: &[(String, ChainOn)]) -> String {
+    if after.is_empty() {
+        return "none".into();
+    }
+    let entries: Vec<String> = after
+        .iter()
+        .map(|(job, on)| if *on == ChainOn::Success { job.clone() } else { format!("{job}:{on}") })
+        .collect();
+    entries.join(", ")
 }
 
 /// The keys of [`JobSpec`] that are not v1 job fields.
-const JOB_STRUCTURE: [&str; 8] = ["name", "stack", "schedule", "cron", "timezone", "every", "at", "enabled"];
+const JOB_STRUCTURE: [&str; 9] =
+    ["name", "stack", "schedule", "cron", "timezone", "every", "at", "enabled", "after"];
 
 /// A field given (`null` included) is `Some`; a field left out is `None` (serde's default).
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
@@ -175,6 +216,18 @@ impl JobSpec {
             every: self.every.clone(),
             at: self.at.clone(),
         }
+    }
+
+    /// A job with `after` and neither a schedule nor an inline rule runs only after its
+    /// upstream jobs: the server puts it on the owner's manual schedule.
+    fn chain_only(&self) -> bool {
+        self.schedule.is_none()
+            && !self.rule().is_given()
+            && self.after.as_ref().is_some_and(|a| !a.is_empty())
+    }
+
+    fn after_pairs(&self) -> Option<Vec<(String, ChainOn)>> {
+        self.after.as_ref().map(|a| a.iter().map(|e| (e.job.clone(), e.on)).collect())
     }
 }
 
@@ -204,11 +257,9 @@ impl Rule {
                     Err(cronstack_cron::ParseError::HashKeyRequired { .. }) | Ok(_) => {}
                     Err(e) => return Err(format!("cron {cron:?}: {e}")),
                 }
-                let mut c = json!({ "cron": cron });
-                if let Some(tz) = &self.timezone {
-                    c["timezone"] = json!(tz);
-                }
-                Ok((c, false))
+                // The zone always: the server shows UTC for one left out, so comparing with
+                // what was sent would otherwise find a change every time.
+                Ok((json!({ "cron": cron, "timezone": zone }), false))
             }
             (None, Some(every), None) if self.timezone.is_none() => {
                 let secs = match every {
@@ -251,18 +302,11 @@ impl Rule {
 
 /// Reads a file's text; errors name the line (YAML's own), or the entry and its line.
 pub fn parse(text: &str) -> anyhow::Result<Config> {
-    let config: Config = serde_norway::from_str(text).map_err(|e| anyhow!("{e}"))?;
+    let mut config: Config = serde_norway::from_str(text).map_err(|e| anyhow!("{e}"))?;
+    config.source = text.to_string();
     let mut errors = Vec::new();
     let mut seen = HashMap::new();
-    let line_of = |name: &str| {
-        text.lines()
-            .position(|l| {
-                let l = l.trim_start().trim_start_matches("- ").trim();
-                l.strip_prefix("name:").is_some_and(|v| v.trim().trim_matches(['"', '\'']) == name)
-            })
-            .map(|i| format!("line {}: ", i + 1))
-            .unwrap_or_default()
-    };
+    let line_of = |name: &str| line_of(text, name);
     for s in &config.stacks {
         if seen.insert(("stack", s.name.clone()), ()).is_some() {
             errors.push(format!("{}stack {:?} is named twice", line_of(&s.name), s.name));
@@ -286,8 +330,9 @@ pub fn parse(text: &str) -> anyhow::Result<Config> {
                 line_of(&j.name),
                 j.name
             )),
+            (None, false) if j.chain_only() => {}
             (None, false) => errors.push(format!(
-                "{}job {:?}: needs a schedule (by name, or inline cron / every / at)",
+                "{}job {:?}: needs a schedule (by name, or inline cron / every / at), or `after` to run only after other jobs",
                 line_of(&j.name),
                 j.name
             )),
@@ -298,8 +343,42 @@ pub fn parse(text: &str) -> anyhow::Result<Config> {
             }
             (Some(_), false) => {}
         }
+        let mut upstream = Vec::new();
+        for entry in j.after.iter().flatten() {
+            if entry.job == j.name {
+                errors.push(format!(
+                    "{}job {:?}: a chain cycle: {1} → {1} (a job cannot run after itself)",
+                    line_of(&j.name),
+                    j.name
+                ));
+            } else if upstream.contains(&&entry.job) {
+                errors.push(format!(
+                    "{}job {:?}: after names {:?} twice: one entry per upstream job",
+                    line_of(&j.name),
+                    j.name,
+                    entry.job
+                ));
+            }
+            upstream.push(&entry.job);
+        }
     }
     if errors.is_empty() { Ok(config) } else { bail!("{}", errors.join("\n")) }
+}
+
+/// `line N: ` for the entry named `name` (its first `name:` line in the file), or nothing.
+fn line_of(text: &str, name: &str) -> String {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start().trim_start_matches("- ").trim();
+            l.strip_prefix("name:").is_some_and(|v| v.trim().trim_matches(['"', '\'']) == name)
+        })
+        .map(|i| format!("line {}: ", i + 1))
+        .unwrap_or_default()
+}
+
+/// Whether a server schedule is a manual one (`{"manual": true}`: never fires on its own).
+fn is_manual(schedule: &Value) -> bool {
+    schedule["config"]["manual"] == json!(true)
 }
 
 /// One planned change, as printed.
@@ -392,11 +471,14 @@ enum Step {
         moving: Vec<i64>,
         body: Value,
     },
+    /// `schedule`: a key, or `None` to send none (the server's manual schedule for a new job,
+    /// the one it is on for another); `after`: upstream jobs by name, their ids found then.
     Job {
         id: Option<i64>,
         name: String,
         stack: String,
-        schedule: String,
+        schedule: Option<String>,
+        after: Option<Vec<(String, ChainOn)>>,
         body: Value,
     },
     DeleteJob {
@@ -408,6 +490,113 @@ enum Step {
     DeleteStack {
         id: i64,
     },
+}
+
+/// The schedule key of the owner's manual schedule (`{"manual": true}`, unnamed).
+const MANUAL: &str = "m:";
+
+/// A server job's `after`, by name.
+fn server_after(job: &Value, names: &HashMap<i64, &str>) -> Vec<(String, ChainOn)> {
+    job["after"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| {
+            let name = names.get(&e["job_id"].as_i64()?)?;
+            Some((name.to_string(), ChainOn::parse(e["on"].as_str()?)?))
+        })
+        .collect()
+}
+
+/// The file's jobs in the order to apply them: upstream jobs before the jobs that run after
+/// them (else in the file's order). Checked first, before anything changes: every upstream
+/// name is a job of the file or of the server (one --prune keeps), and the chains as they will
+/// be once applied — the file's, and the server's for the jobs the file leaves alone — have
+/// no cycle (named in the order runs flow, as the server does).
+fn chain_order(
+    config: &Config,
+    now: &Current,
+    prune: bool,
+    job_names: &HashMap<i64, &str>,
+) -> anyhow::Result<Vec<usize>> {
+    let in_file: HashMap<&str, usize> =
+        config.jobs.iter().enumerate().map(|(i, j)| (j.name.as_str(), i)).collect();
+    let mut upstream: HashMap<String, Vec<String>> = HashMap::new();
+    for (name, job) in &now.jobs {
+        if !prune || in_file.contains_key(name.as_str()) {
+            upstream.insert(name.clone(), server_after(job, job_names).into_iter().map(|(n, _)| n).collect());
+        }
+    }
+    for j in &config.jobs {
+        let Some(after) = &j.after else { continue };
+        for e in after {
+            let line = line_of(&config.source, &j.name);
+            if !in_file.contains_key(e.job.as_str()) {
+                match now.jobs.contains_key(&e.job) {
+                    false => bail!(
+                        "{line}job {:?}: after {:?}: no job of that name in the file or on the server",
+                        j.name,
+                        e.job
+                    ),
+                    true if prune => bail!(
+                        "{line}job {:?}: after {:?}, a job the file does not name, which --prune would delete: add it to the file",
+                        j.name,
+                        e.job
+                    ),
+                    true => {}
+                }
+            }
+        }
+        upstream.insert(j.name.clone(), after.iter().map(|e| e.job.clone()).collect());
+    }
+    // Depth first along `after` (towards upstream jobs): a job met again on the path closes a cycle.
+    fn visit<'a>(
+        name: &'a str,
+        upstream: &'a HashMap<String, Vec<String>>,
+        path: &mut Vec<&'a str>,
+        done: &mut Vec<&'a str>,
+    ) -> Result<(), String> {
+        if done.contains(&name) {
+            return Ok(());
+        }
+        if let Some(at) = path.iter().position(|p| *p == name) {
+            // `path` runs downstream → upstream; runs flow the other way.
+            let mut cycle: Vec<&str> = path[at..].to_vec();
+            cycle.reverse();
+            cycle.push(cycle[0]);
+            return Err(cycle.join(" → "));
+        }
+        path.push(name);
+        for u in upstream.get(name).into_iter().flatten() {
+            visit(u, upstream, path, done)?;
+        }
+        path.pop();
+        done.push(name);
+        Ok(())
+    }
+    let mut done = Vec::new();
+    for j in &config.jobs {
+        visit(&j.name, &upstream, &mut Vec::new(), &mut done).map_err(|cycle| {
+            let members: Vec<&str> = cycle.split(" → ").collect();
+            let given = |n: &str| config.jobs.iter().any(|j| j.name == n && j.after.is_some());
+            // Named by a job of the cycle whose after the file gives (its line), else this one.
+            let at = members.iter().copied().find(|n| given(n)).unwrap_or(&j.name);
+            // A job whose after the file leaves out keeps the server's: say which, as the
+            // cycle may come from there.
+            let mut kept: Vec<String> =
+                members.iter().filter(|n| !given(n)).map(|n| format!("{n:?}")).collect();
+            kept.sort();
+            kept.dedup();
+            let hint = if kept.is_empty() {
+                String::new()
+            } else {
+                format!(" (the server's after for {}, which the file leaves as it is)", kept.join(", "))
+            };
+            anyhow!("{}job {at:?}: a chain cycle: {cycle}{hint}", line_of(&config.source, at))
+        })?;
+    }
+    // `done` holds upstream jobs before their downstream ones; the file's jobs, in that order.
+    Ok(done.into_iter().filter_map(|n| in_file.get(n).copied()).collect())
 }
 
 /// The changes to print, the steps to take, notes, and the schedule keys known so far.
@@ -489,7 +678,7 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
     for sp in &config.schedules {
         wanted.push((format!("s:{}", sp.name), sp.name.clone(), sp.rule(), now.schedules.get(&sp.name)));
     }
-    for j in config.jobs.iter().filter(|j| j.schedule.is_none()) {
+    for j in config.jobs.iter().filter(|j| j.schedule.is_none() && !j.chain_only()) {
         let current = now.jobs.get(&j.name).and_then(|h| now.schedules_by_id.get(&h["schedule"].as_i64()?));
         let own = current.filter(|s| {
             users(&s["id"]) == 1 && (s["name"].is_null() || s["name"].as_str() == Some(j.name.as_str()))
@@ -533,10 +722,24 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
         }
     }
     let wanted_schedules: Vec<i64> = keys.values().flatten().copied().collect();
-    for j in &config.jobs {
+    // The schedule each job of the file ends up on, where known: what --prune keeps.
+    let mut planned_schedules: Vec<i64> = Vec::new();
+    // The owner's manual schedule (the oldest unnamed one, as the server picks it), for a job
+    // that becomes chain-only; created by the plan if none exists yet.
+    let manual = now
+        .schedules_by_id
+        .values()
+        .filter(|s| s["name"].is_null() && is_manual(s))
+        .filter_map(|s| s["id"].as_i64())
+        .min();
+    let job_names: HashMap<i64, &str> =
+        now.jobs.values().filter_map(|j| Some((j["id"].as_i64()?, j["name"].as_str()?))).collect();
+    for j in chain_order(config, now, prune, &job_names)?.into_iter().map(|i| &config.jobs[i]) {
         if !now.stacks.contains_key(&j.stack) && !config.stacks.iter().any(|s| s.name == j.stack) {
             bail!("job {:?}: no stack named {:?} in the file or on the server", j.name, j.stack);
         }
+        let have = now.jobs.get(&j.name);
+        let current_schedule = have.and_then(|h| now.schedules_by_id.get(&h["schedule"].as_i64()?));
         let schedule = match &j.schedule {
             Some(name) => {
                 let key = format!("s:{name}");
@@ -546,12 +749,37 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
                     })?;
                     keys.insert(key.clone(), Some(id));
                 }
-                key
+                Some(key)
             }
-            None => format!("j:{}", j.name),
+            // Chain-only: created without a schedule (the server picks the manual one); one
+            // already on a manual schedule stays there, one on another moves to the manual one.
+            None if j.chain_only() => match current_schedule {
+                Some(s) if is_manual(s) => None,
+                None => None,
+                Some(_) => {
+                    if !keys.contains_key(MANUAL) {
+                        keys.insert(MANUAL.into(), manual);
+                        if manual.is_none() {
+                            steps.push(Step::Schedule {
+                                key: MANUAL.into(),
+                                old: None,
+                                moving: Vec::new(),
+                                body: json!({ "config": { "manual": true } }),
+                            });
+                        }
+                    }
+                    Some(MANUAL.to_string())
+                }
+            },
+            None => Some(format!("j:{}", j.name)),
         };
+        let planned = match &schedule {
+            Some(key) => keys[key],
+            None => current_schedule.and_then(|s| s["id"].as_i64()),
+        };
+        planned_schedules.extend(planned);
+        let after = j.after_pairs();
         let mut want = j.fields();
-        let have = now.jobs.get(&j.name);
         let mut fields = match have {
             Some(h) => differences(h, &want),
             None => Vec::new(),
@@ -566,10 +794,27 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
                     j.stack
                 ));
             }
-            match keys[&schedule] {
-                Some(id) if Some(id) == h["schedule"].as_i64() => {}
-                Some(_) => fields.push(format!("schedule → {:?}", &schedule[2..])),
-                None => fields.push(format!("schedule → {:?} (new)", &schedule[2..])),
+            match schedule.as_ref().map(|key| (key, keys[key])) {
+                None => {}
+                Some((_, Some(id))) if Some(id) == h["schedule"].as_i64() => {}
+                Some((key, _)) if key == MANUAL => {
+                    fields.push("schedule → none (runs only after others)".into())
+                }
+                Some((key, Some(_))) => fields.push(format!("schedule → {:?}", &key[2..])),
+                Some((key, None)) => fields.push(format!("schedule → {:?} (new)", &key[2..])),
+            }
+            if let Some(after) = &after {
+                let had = server_after(h, &job_names);
+                let sorted = |list: &[(String, ChainOn)]| {
+                    let mut l: Vec<(String, &str)> =
+                        list.iter().map(|(n, on)| (n.clone(), on.as_str())).collect();
+                    l.sort();
+                    l
+                };
+                // The same upstream jobs in another order are the same chain.
+                if sorted(&had) != sorted(after) {
+                    fields.push(format!("after {} → {}", show_after(&had), show_after(after)));
+                }
             }
             if let Some(enabled) = j.enabled
                 && h["do_run"] != json!(enabled)
@@ -590,6 +835,7 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
                     name: j.name.clone(),
                     stack: j.stack.clone(),
                     schedule,
+                    after,
                     body: Value::Object(want),
                 });
             }
@@ -600,6 +846,7 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
                     name: j.name.clone(),
                     stack: j.stack.clone(),
                     schedule,
+                    after,
                     body: Value::Object(want),
                 });
             }
@@ -621,12 +868,9 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
             changes.push(Change { op: "delete", kind: "job", name: name.to_string(), fields: Vec::new() });
             steps.push(Step::DeleteJob { id: job["id"].as_i64().unwrap_or(-1) });
         }
-        // A schedule still used by a job that stays is kept (and said).
+        // A schedule a job that stays still uses, once applied, is kept (and said).
         for (name, schedule) in &unlisted_schedules {
-            let used = now
-                .jobs
-                .iter()
-                .any(|(job, j)| wanted_jobs.contains(&job.as_str()) && j["schedule"] == schedule["id"]);
+            let used = schedule["id"].as_i64().is_some_and(|id| planned_schedules.contains(&id));
             if used {
                 notes.push(format!("schedule {name:?} is not in the file but a job uses it: kept"));
             } else {
@@ -645,10 +889,7 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
         // A stack a job that stays still runs is kept (and said); the others go, after the jobs.
         for name in unlisted_stacks {
             let stack = &now.stacks[name];
-            let used = now
-                .jobs
-                .iter()
-                .any(|(job, j)| wanted_jobs.contains(&job.as_str()) && j["stack"] == stack["id"]);
+            let used = config.jobs.iter().any(|j| &j.stack == name);
             if used {
                 notes.push(format!("stack {name:?} is not in the file but a job uses it: kept"));
             } else {
@@ -680,6 +921,8 @@ async fn execute(
         now.stacks.iter().filter_map(|(n, s)| Some((n.clone(), s["id"].as_i64()?))).collect();
     let mut schedule_ids: HashMap<String, i64> =
         keys.into_iter().filter_map(|(k, id)| Some((k, id?))).collect();
+    let mut job_ids: HashMap<String, i64> =
+        now.jobs.iter().filter_map(|(n, j)| Some((n.clone(), j["id"].as_i64()?))).collect();
     for step in steps {
         match step {
             Step::Stack { id: None, name, body } => {
@@ -713,20 +956,38 @@ async fn execute(
                 }
                 schedule_ids.insert(key, id);
             }
-            Step::Job { id, name, stack, schedule, mut body } => {
+            Step::Job { id, name, stack, schedule, after, mut body } => {
                 let stack_id = stack_ids
                     .get(&stack)
                     .ok_or_else(|| anyhow!("job {name:?}: stack {stack:?} not created"))?;
-                let schedule_id = schedule_ids
-                    .get(&schedule)
-                    .ok_or_else(|| anyhow!("job {name:?}: schedule {:?} not created", &schedule[2..]))?;
                 body["stack_id"] = json!(stack_id);
-                body["schedule_id"] = json!(schedule_id);
+                if let Some(schedule) = schedule {
+                    let schedule_id = schedule_ids
+                        .get(&schedule)
+                        .ok_or_else(|| anyhow!("job {name:?}: schedule {:?} not created", &schedule[2..]))?;
+                    body["schedule_id"] = json!(schedule_id);
+                }
+                if let Some(after) = after {
+                    // Upstream jobs come first in the plan: each has its id by now.
+                    let entries = after
+                        .iter()
+                        .map(|(job, on)| {
+                            let id = job_ids
+                                .get(job)
+                                .ok_or_else(|| anyhow!("job {name:?}: job {job:?} not created"))?;
+                            Ok(json!({ "job_id": id, "on": on }))
+                        })
+                        .collect::<anyhow::Result<Vec<Value>>>()?;
+                    body["after"] = json!(entries);
+                }
                 let sent = match id {
                     None => api.post("/jobs", &body).await,
                     Some(id) => api.put(&format!("/jobs/{id}"), &body).await,
                 };
-                sent.map_err(|e| anyhow!("job {name:?}: {}", api_err(e)))?;
+                let answer = sent.map_err(|e| anyhow!("job {name:?}: {}", api_err(e)))?;
+                if id.is_none() {
+                    job_ids.insert(name, id_of(&answer)?);
+                }
             }
             Step::DeleteJob { id } => {
                 // At once, rather than at the next slot of an enabled job.
@@ -804,19 +1065,33 @@ pub async fn export(api: &Api, json_out: bool) -> anyhow::Result<()> {
     let mut jobs: Vec<&Value> = now.jobs.values().collect();
     jobs.sort_by_key(|j| j["id"].as_i64());
     let mut used_inline = Vec::new();
+    let job_names: HashMap<i64, &str> =
+        now.jobs.values().filter_map(|j| Some((j["id"].as_i64()?, j["name"].as_str()?))).collect();
     for j in jobs {
         let name = j["name"].as_str().unwrap_or_default().to_string();
         let stack = now.stacks.values().find(|s| s["id"] == j["stack"]).and_then(|s| s["name"].as_str());
         let schedule = now.schedules_by_id.get(&j["schedule"].as_i64().unwrap_or(-1));
         let (Some(stack), Some(schedule)) = (stack, schedule) else { continue };
+        let after = server_after(j, &job_names);
+        // On a manual schedule with upstream jobs: chain-only, written without a schedule.
+        let chain_only = is_manual(schedule) && !after.is_empty();
+        if is_manual(schedule) && !chain_only {
+            eprintln!(
+                "note: job {name:?} runs only when run now (a manual schedule, no after): the file format cannot say so, left out"
+            );
+            continue;
+        }
         // A schedule named after its job (or unnamed) goes inline; any other by name.
-        let inline = match schedule["name"].as_str() {
-            None => true,
-            Some(n) => {
-                n == name && now.jobs.values().filter(|o| o["schedule"] == schedule["id"]).count() == 1
-            }
-        };
-        let rule = if inline {
+        let inline = chain_only
+            || match schedule["name"].as_str() {
+                None => true,
+                Some(n) => {
+                    n == name && now.jobs.values().filter(|o| o["schedule"] == schedule["id"]).count() == 1
+                }
+            };
+        let rule = if chain_only {
+            Rule::default()
+        } else if inline {
             used_inline.push(schedule["id"].clone());
             Rule::from_config(&schedule["config"])
         } else {
@@ -831,6 +1106,8 @@ pub async fn export(api: &Api, json_out: bool) -> anyhow::Result<()> {
             every: rule.every,
             at: rule.at,
             enabled: j["do_run"].as_bool(),
+            after: (!after.is_empty())
+                .then(|| after.into_iter().map(|(job, on)| AfterSpec { job, on }).collect()),
             command: None,
             timeout_s: None,
             overlap: None,
@@ -846,6 +1123,7 @@ pub async fn export(api: &Api, json_out: bool) -> anyhow::Result<()> {
             keep_failed: None,
             grace_s: None,
             max_duration_s: None,
+            after_any: None,
         })?;
         // Every job field the server shows that the file format has, unless null.
         for field in job_field_names() {
@@ -858,6 +1136,13 @@ pub async fn export(api: &Api, json_out: bool) -> anyhow::Result<()> {
     let mut schedules: Vec<&Value> = now.schedules.values().collect();
     schedules.sort_by_key(|s| s["id"].as_i64());
     for s in schedules.into_iter().filter(|s| !used_inline.contains(&s["id"])) {
+        if is_manual(s) {
+            eprintln!(
+                "note: schedule {:?} is a manual one: the file format cannot say so, left out",
+                s["name"]
+            );
+            continue;
+        }
         let rule = Rule::from_config(&s["config"]);
         config.schedules.push(ScheduleSpec {
             name: s["name"].as_str().unwrap_or_default().to_string(),
@@ -886,6 +1171,7 @@ fn job_field_names() -> Vec<String> {
         every: None,
         at: None,
         enabled: None,
+        after: None,
         command: Some(Value::Null),
         timeout_s: Some(Value::Null),
         overlap: Some(Value::Null),
@@ -901,6 +1187,7 @@ fn job_field_names() -> Vec<String> {
         keep_failed: Some(Value::Null),
         grace_s: Some(Value::Null),
         max_duration_s: Some(Value::Null),
+        after_any: Some(Value::Null),
     };
     every.fields().keys().cloned().collect()
 }
@@ -930,5 +1217,29 @@ mod tests {
         let fields = c.jobs[0].fields();
         assert_eq!(Value::Object(fields), json!({"timeout_s": null, "retries": 2}));
         assert!(job_field_names().contains(&"keep_failed".to_string()));
+        assert!(job_field_names().contains(&"after_any".to_string()));
+    }
+
+    #[test]
+    fn chains_in_the_file() {
+        let c =
+            parse("jobs:\n  - name: j\n    stack: a\n    after: [{job: k}, {job: l, on: always}]\n").unwrap();
+        assert!(c.jobs[0].chain_only());
+        assert_eq!(
+            c.jobs[0].after_pairs().unwrap(),
+            vec![("k".to_string(), ChainOn::Success), ("l".to_string(), ChainOn::Always)]
+        );
+        assert_eq!(show_after(&c.jobs[0].after_pairs().unwrap()), "k, l:always");
+        let err = parse("jobs:\n  - name: j\n    stack: a\n    after: [{job: j}, {job: k}, {job: k}]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2: job \"j\": a chain cycle: j → j"), "{err}");
+        assert!(err.contains("after names \"k\" twice"), "{err}");
+        let err = parse("jobs:\n  - name: j\n    stack: a\n    after: []\n").unwrap_err().to_string();
+        assert!(err.contains("needs a schedule"), "an empty chain is no chain: {err}");
+        let err = parse("jobs:\n  - name: j\n    stack: a\n    after: [{job: k, on: sometimes}]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sometimes"), "{err}");
     }
 }
