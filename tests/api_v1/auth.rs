@@ -31,9 +31,15 @@ async fn healthz_answers_without_auth_and_api_requires_credentials() {
     let junk = Api::new(&w.server, Some("not-a-token"));
     assert_err(&junk.get("/api/v1/jobs").await, 401, UNAUTHENTICATED);
     // A non-Bearer scheme is no credential at all.
-    let r =
-        send_with_headers(&anon, "GET", "/api/v1/jobs", &[("authorization", "Basic YWxpY2U6czNjcmV0")], None)
-            .await;
+    let r = anon
+        .send_with_headers(
+            "GET",
+            "/api/v1/jobs",
+            None,
+            vec![],
+            &[("authorization", "Basic YWxpY2U6czNjcmV0")],
+        )
+        .await;
     assert_err(&r, 401, UNAUTHENTICATED);
 
     // Nothing was created by the refused POST.
@@ -84,20 +90,16 @@ async fn authenticate_by_username_or_email_sets_a_session_cookie() {
 
     // The cookie stands in for a token: read and write as alice.
     let with_cookie = [("cookie", cookie.as_str())];
-    let r = send_with_headers(&anon, "GET", "/api/v1/whoami", &with_cookie, None).await;
+    let r = anon.send_with_headers("GET", "/api/v1/whoami", None, vec![], &with_cookie).await;
     assert_eq!(assert_ok(&r)["user_id"], json!(w.alice_id));
-    let r = send_with_headers(
-        &anon,
-        "POST",
-        "/api/v1/blockstacks",
-        &with_cookie,
-        Some(json!({"name": "via-cookie", "command": "true"})),
-    )
-    .await;
+    let body = json!({"name": "via-cookie", "command": "true"}).to_string().into_bytes();
+    let r = anon
+        .send_with_headers("POST", "/api/v1/blockstacks", Some("application/json"), body, &with_cookie)
+        .await;
     let id = assert_ok(&r)["id"].as_i64().unwrap();
     let r = w.alice.get(&format!("/api/v1/blockstacks/byid/{id}")).await;
     assert_eq!(assert_ok(&r)["owner"], json!(w.alice_id));
-    let r = send_with_headers(&anon, "GET", "/api/v1/blockstacks", &with_cookie, None).await;
+    let r = anon.send_with_headers("GET", "/api/v1/blockstacks", None, vec![], &with_cookie).await;
     assert_eq!(assert_ok(&r)["count"], 1);
     // Bob sees nothing of it.
     assert_eq!(count(&w.bob, "/api/v1/blockstacks").await, 0);
@@ -107,7 +109,8 @@ async fn authenticate_by_username_or_email_sets_a_session_cookie() {
     let last = tampered.len() - 3;
     tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
-    let r = send_with_headers(&anon, "GET", "/api/v1/jobs", &[("cookie", tampered.as_str())], None).await;
+    let r =
+        anon.send_with_headers("GET", "/api/v1/jobs", None, vec![], &[("cookie", tampered.as_str())]).await;
     assert_err(&r, 401, UNAUTHENTICATED);
     healthy(&w.server).await;
 }

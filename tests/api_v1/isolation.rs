@@ -89,9 +89,9 @@ async fn another_users_objects_are_invisible_and_untouchable() {
     assert_eq!(count(&w.alice, "/api/v1/jobs").await, 2);
     assert_eq!(count(&w.alice, "/api/v1/schedules").await, 2);
     assert_eq!(count(&w.alice, "/api/v1/blockstacks").await, 1);
-    let j = assert_ok(&w.alice.get(&format!("/api/v1/jobs/byid/{a_job}")).await);
-    assert_eq!(j["do_run"], true);
-    assert_eq!(j["do_del"], false);
+    let j = w.alice.job(a_job).await;
+    assert!(j.do_run);
+    assert!(!j.do_del);
     // Alice's webhook token never appears in bob's answers.
     let token =
         alice_before["/api/v1/blockstacks"]["stacks"][0]["webhook_token"].as_str().unwrap().to_string();

@@ -78,8 +78,7 @@ async fn job_next_run_follows_cron_timezone_and_timestamp() {
 
     let t =
         w.alice.create("/api/v1/jobs", json!({"stack_id": stack, "schedule_id": at, "enabled": true})).await;
-    let job = assert_ok(&w.alice.get(&format!("/api/v1/jobs/byid/{t}")).await);
-    assert_eq!(job["next_run"], "2100-01-01T00:00:00Z");
+    assert_eq!(w.alice.job(t).await.next_run.as_deref(), Some("2100-01-01T00:00:00Z"));
 
     // Disabling clears next_run; enabling again restores it.
     let r = w.alice.put(&format!("/api/v1/jobs/{t}"), json!({"enabled": false})).await;
@@ -196,10 +195,10 @@ async fn job_delete_is_immediate_when_disabled_and_queued_when_enabled() {
 
     let r = w.alice.delete(&format!("/api/v1/jobs/{on}")).await;
     assert_eq!(assert_ok(&r), json!({"queued_for_deletion": on}));
-    let j = assert_ok(&w.alice.get(&format!("/api/v1/jobs/byid/{on}")).await);
-    assert_eq!(j["do_del"], true);
-    assert_eq!(j["do_run"], true);
-    assert_eq!(j["next_run"], "2100-01-01T00:00:00Z");
+    let j = w.alice.job(on).await;
+    assert!(j.do_del);
+    assert!(j.do_run);
+    assert_eq!(j.next_run.as_deref(), Some("2100-01-01T00:00:00Z"));
     assert_eq!(count(&w.alice, "/api/v1/jobs").await, 1);
     // Asking again answers the same; a queued job can no longer be changed.
     let r = w.alice.delete(&format!("/api/v1/jobs/{on}")).await;

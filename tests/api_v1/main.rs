@@ -113,28 +113,6 @@ async fn new_schedule(api: &Api, config: Value) -> i64 {
     api.create("/api/v1/schedules", json!({ "config": config })).await
 }
 
-/// A request with extra headers and no bearer token (for the cookie session).
-async fn send_with_headers(
-    api: &Api,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<Value>,
-) -> Resp {
-    let mut req = api.http.request(method.parse().unwrap(), format!("{}{}", api.base, path));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await.expect("request sent");
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let text = r.text().await.unwrap_or_default();
-    Resp { status, headers, text }
-}
-
 async fn healthy(server: &Server) {
     let api = Api::new(server, None);
     let r = api.get("/healthz").await;
