@@ -8,55 +8,12 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(40);
-
-/// Records the JSON bodies POSTed to it, with their paths.
-struct Sink {
-    url: String,
-    got: Arc<Mutex<Vec<(String, Value)>>>,
-}
-
-impl Sink {
-    async fn start() -> Sink {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let shared = got.clone();
-        let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: String| {
-            let got = shared.clone();
-            async move {
-                got.lock()
-                    .unwrap()
-                    .push((uri.path().to_string(), serde_json::from_str(&body).unwrap_or(Value::Null)));
-                axum::http::StatusCode::OK
-            }
-        });
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Sink { url, got }
-    }
-
-    /// The events received of `kind`.
-    fn events(&self, kind: &str) -> Vec<Value> {
-        self.got.lock().unwrap().iter().filter(|(_, e)| e["event"] == kind).map(|(_, e)| e.clone()).collect()
-    }
-
-    /// The bodies POSTed to `path`.
-    fn at(&self, path: &str) -> Vec<Value> {
-        self.got.lock().unwrap().iter().filter(|(p, _)| p == path).map(|(_, e)| e.clone()).collect()
-    }
-
-    async fn wait_for(&self, kind: &str) -> Value {
-        eventually(WAIT, || async { self.events(kind).into_iter().next() })
-            .await
-            .unwrap_or_else(|| panic!("no {kind} received; got {:#?}", self.got.lock().unwrap()))
-    }
-}
 
 /// A server whose watcher looks every 200 ms, with quick webhook retries.
 fn serve(db: &TestDb, extra: &[&str]) -> Server {
@@ -227,22 +184,22 @@ async fn a_stuck_run_is_announced_once_and_its_end_recovers() {
     let db = TestDb::new();
     let server = serve(&db, &[]);
     let api = Api::new(&server, Some(&add_user(&db, "alice", None)));
-    let sink = Sink::start().await;
+    let sink = Receiver::start().await;
     let id = job(&api, "slow", "sleep 3", far(), json!({"max_duration_s": 1})).await;
     api.create(
         "/api/v1/webhooks",
-        json!({"url": sink.url, "events": ["job.stuck", "job.recovered", "job.missed"], "job_id": id}),
+        json!({"url": sink.url("/hook"), "events": ["job.stuck", "job.recovered", "job.missed"], "job_id": id}),
     )
     .await;
 
     let r = api.post(&format!("/api/v1/jobs/byid/{id}/run"), json!({})).await;
     let run = r.json()["id"].as_i64().unwrap();
-    let stuck = sink.wait_for("job.stuck").await;
+    let stuck = sink.wait_event("job.stuck", WAIT).await;
     assert_eq!(stuck["run"]["id"].as_i64(), Some(run), "{stuck}");
     assert_eq!(stuck["job"]["id"].as_i64(), Some(id));
     assert_eq!(stuck["job"]["health"], "stuck", "{stuck}");
     assert_eq!(stuck["job"]["stuck_run"].as_i64(), Some(run));
-    let recovered = sink.wait_for("job.recovered").await;
+    let recovered = sink.wait_event("job.recovered", WAIT).await;
     assert_eq!(recovered["run"]["id"].as_i64(), Some(run), "{recovered}");
     assert_eq!(recovered["run"]["outcome"], "succeeded", "the run ended: {recovered}");
     let j = health_becomes(&api, id, "ok").await;
@@ -261,12 +218,12 @@ async fn a_slot_missed_while_the_server_was_down_is_announced_once_and_recovers_
     let mut server = serve(&db, &[]);
     let token = add_user(&db, "alice", None);
     let api = Api::new(&server, Some(&token));
-    let sink = Sink::start().await;
+    let sink = Receiver::start().await;
     // Every 4 s, a grace of 2 s.
     let id = job(&api, "ticker", "true", json!({"period": 4}), json!({"grace_s": 2})).await;
     api.create(
         "/api/v1/webhooks",
-        json!({"url": sink.url, "events": ["job.missed", "job.recovered", "job.stuck"], "stack_id": null}),
+        json!({"url": sink.url("/hook"), "events": ["job.missed", "job.recovered", "job.stuck"], "stack_id": null}),
     )
     .await;
     health_becomes_with_run(&api, id).await;
@@ -283,12 +240,12 @@ async fn a_slot_missed_while_the_server_was_down_is_announced_once_and_recovers_
     let server = serve(&db, &[]);
     let api = Api::new(&server, Some(&token));
 
-    let missed = sink.wait_for("job.missed").await;
+    let missed = sink.wait_event("job.missed", WAIT).await;
     assert_eq!(missed["job"]["id"].as_i64(), Some(id), "{missed}");
     assert_eq!(missed["job"]["health"], "late", "{missed}");
     let slot = chrono::DateTime::parse_from_rfc3339(missed["job"]["missed_slot"].as_str().unwrap()).unwrap();
     assert!([next, next + 4_000].contains(&slot.timestamp_millis()), "{missed}");
-    let recovered = sink.wait_for("job.recovered").await;
+    let recovered = sink.wait_event("job.recovered", WAIT).await;
     assert_eq!(recovered["job"]["id"].as_i64(), Some(id));
     assert_eq!(recovered["job"]["health"], "ok", "{recovered}");
     assert!(recovered["job"]["missed_slot"].is_null(), "{recovered}");
@@ -324,21 +281,25 @@ async fn a_slot_skipped_by_the_overlap_policy_is_missed_until_a_slot_runs() {
     let db = TestDb::new();
     let server = serve(&db, &[]);
     let api = Api::new(&server, Some(&add_user(&db, "alice", None)));
-    let sink = Sink::start().await;
+    let sink = Receiver::start().await;
     // The first run outlasts the next slots (forbid: they are skipped); the later ones are quick.
     let once = db.dir().join("once");
     let command = format!("test -e {0} || {{ touch {0}; sleep 5; }}", once.display());
     let id =
         job(&api, "long-first", &command, json!({"period": 2}), json!({"grace_s": 2, "overlap": "forbid"}))
             .await;
-    api.create("/api/v1/webhooks", json!({"url": sink.url, "events": ["job.missed", "job.recovered"]})).await;
+    api.create(
+        "/api/v1/webhooks",
+        json!({"url": sink.url("/hook"), "events": ["job.missed", "job.recovered"]}),
+    )
+    .await;
 
-    let missed = sink.wait_for("job.missed").await;
+    let missed = sink.wait_event("job.missed", WAIT).await;
     assert_eq!(missed["job"]["health"], "late", "{missed}");
     assert!(missed["job"]["missed_slot"].is_string(), "{missed}");
     let runs = api.get(&format!("/api/v1/jobs/byid/{id}/runs")).await.json();
     assert!(runs["runs"].as_array().unwrap().iter().any(|r| r["outcome"] == "skipped"), "{runs}");
-    let recovered = sink.wait_for("job.recovered").await;
+    let recovered = sink.wait_event("job.recovered", WAIT).await;
     assert_eq!(recovered["job"]["health"], "ok", "{recovered}");
     // Further slots run: nothing more.
     let runs_then = runs_of(&api, id).await;
@@ -355,8 +316,8 @@ async fn chat_channels_get_their_message_shapes_with_the_log_tail_and_a_link() {
     let db = TestDb::new();
     let server = serve(&db, &["--public-url", "http://cron.example.test/"]);
     let api = Api::new(&server, Some(&add_user(&db, "alice", None)));
-    let sink = Sink::start().await;
-    let base = sink.url.trim_end_matches("/hook").to_string();
+    let sink = Receiver::start().await;
+    let base = sink.url("");
     let command = "for i in $(seq 1 30); do echo \"line $i\"; done; exit 3";
     let id = job(&api, "noisy", command, json!({"cron": "0 3 * * *"}), json!({})).await;
     for kind in ["slack", "discord", "teams"] {
@@ -386,11 +347,14 @@ async fn chat_channels_get_their_message_shapes_with_the_log_tail_and_a_link() {
 
     let run = run_now(&api, id).await;
     let delivered = eventually(WAIT, || async {
-        let all: Vec<Vec<Value>> = ["/slack", "/discord", "/teams"].iter().map(|p| sink.at(p)).collect();
+        let all: Vec<Vec<Value>> = ["/slack", "/discord", "/teams"]
+            .iter()
+            .map(|p| sink.at(p).into_iter().map(|r| r.body).collect())
+            .collect();
         all.iter().all(|v| !v.is_empty()).then_some(all)
     })
     .await
-    .unwrap_or_else(|| panic!("not every channel got its message: {:#?}", sink.got.lock().unwrap()));
+    .unwrap_or_else(|| panic!("not every channel got its message: {:#?}", sink.all()));
     let link = format!("http://cron.example.test/ui/#/runs/{run}");
     let (slack, discord, teams) = (&delivered[0][0], &delivered[1][0], &delivered[2][0]);
 

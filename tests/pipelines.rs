@@ -4,73 +4,12 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// What the receiver got: method, path, headers, body.
-#[derive(Debug, Clone)]
-struct Got {
-    method: String,
-    path: String,
-    authorization: Option<String>,
-    body: String,
-}
-
-/// An HTTP receiver on loopback: `/fail` answers 500, `/moved` a redirect, anything else 200
-/// with `{"ok": true, "n": <requests so far>}` as JSON.
-struct Receiver {
-    addr: SocketAddr,
-    got: Arc<Mutex<Vec<Got>>>,
-}
-
-impl Receiver {
-    async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind receiver");
-        let addr = listener.local_addr().unwrap();
-        let got: Arc<Mutex<Vec<Got>>> = Arc::default();
-        let shared = got.clone();
-        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
-            let got = shared.clone();
-            async move {
-                let method = req.method().to_string();
-                let path = req.uri().path().to_string();
-                let authorization =
-                    req.headers().get("authorization").map(|v| v.to_str().unwrap_or("").to_string());
-                let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
-                let body = String::from_utf8_lossy(&body).into_owned();
-                let n = {
-                    let mut got = got.lock().unwrap();
-                    got.push(Got { method, path: path.clone(), authorization, body });
-                    got.len()
-                };
-                use axum::response::IntoResponse;
-                match path.as_str() {
-                    "/fail" => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "broken").into_response(),
-                    "/moved" => axum::response::Redirect::temporary("/elsewhere").into_response(),
-                    _ => axum::Json(json!({"ok": true, "n": n})).into_response(),
-                }
-            }
-        });
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Receiver { addr, got }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn got(&self) -> Vec<Got> {
-        self.got.lock().unwrap().clone()
-    }
-}
 
 struct World {
     _db: TestDb,
@@ -134,7 +73,7 @@ fn statuses(run: &Value) -> Vec<String> {
 #[tokio::test]
 async fn shell_transform_http_posts_the_templated_body() {
     let w = world().await;
-    let rx = Receiver::start().await;
+    let rx = Receiver::start_on(0, Behaviour::ByPath).await;
     let blocks = json!([
         ["Shell command", {"command": "printf '{\"msg\": \"hello\", \"n\": 2, \"arg\": \"%s\"}\\n' \"$1\""}, {"name": "produce"}],
         ["Transform", {"text": "\u{1}/input/msg\u{2} world", "count": "\u{1}/input/n\u{2}", "arg": "\u{1}/input/arg\u{2}", "run": "\u{1}/run/id\u{2}"}],
@@ -166,12 +105,12 @@ async fn shell_transform_http_posts_the_templated_body() {
     assert_eq!(steps[2]["output"]["body"], json!({"ok": true, "n": 1}));
     assert!(steps.iter().all(|s| s["started_at"].is_string() && s["error"].is_null()));
 
-    let got = rx.got();
+    let got = rx.all();
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].method, "POST");
     assert_eq!(got[0].path, "/notify");
-    assert_eq!(got[0].authorization.as_deref(), Some("Bearer h-secret"));
-    let body: Value = serde_json::from_str(&got[0].body).unwrap();
+    assert_eq!(got[0].headers.get("authorization").map(String::as_str), Some("Bearer h-secret"));
+    let body: Value = serde_json::from_str(&got[0].raw).unwrap();
     assert_eq!(body, json!({"text": "hello world", "count": 2, "arg": "two words"}));
 
     let log = w.api.run_log(id).await;
@@ -235,7 +174,7 @@ async fn state_is_carried_from_one_run_to_the_next() {
 #[tokio::test]
 async fn a_filter_that_fails_stops_the_run_which_succeeds() {
     let w = world().await;
-    let rx = Receiver::start().await;
+    let rx = Receiver::start_on(0, Behaviour::ByPath).await;
     let blocks = |ok: bool| {
         json!([
             ["Transform", {"ok": ok, "id": 7}],
@@ -248,7 +187,7 @@ async fn a_filter_that_fails_stops_the_run_which_succeeds() {
     assert_eq!(run["outcome"], "succeeded", "{run:#}");
     assert_eq!(statuses(&run), ["succeeded", "stopped", "skipped"]);
     assert!(run["steps"][2]["started_at"].is_null());
-    assert!(rx.got().is_empty());
+    assert!(rx.all().is_empty());
     assert!(w.api.run_log(run["id"].as_i64().unwrap()).await.contains("the pipeline stops here"));
 
     // The test holds: the filter passes the previous output on.
@@ -257,9 +196,9 @@ async fn a_filter_that_fails_stops_the_run_which_succeeds() {
     let run = w.run(job).await;
     assert_eq!(statuses(&run), ["succeeded"; 3], "{run:#}");
     assert_eq!(run["steps"][1]["output"], json!({"ok": true, "id": 7}));
-    let got = rx.got();
+    let got = rx.all();
     assert_eq!(
-        (got[0].method.as_str(), got[0].path.as_str(), got[0].body.as_str()),
+        (got[0].method.as_str(), got[0].path.as_str(), got[0].raw.as_str()),
         ("PUT", "/items/7", "plain text")
     );
 }
@@ -267,7 +206,7 @@ async fn a_filter_that_fails_stops_the_run_which_succeeds() {
 #[tokio::test]
 async fn a_failing_step_stops_the_pipeline_with_the_step_and_reason() {
     let w = world().await;
-    let rx = Receiver::start().await;
+    let rx = Receiver::start_on(0, Behaviour::ByPath).await;
     let after = json!(["HTTP request", {"method": "POST", "url": rx.url("/after")}]);
 
     let (_, job) =
@@ -303,7 +242,7 @@ async fn a_failing_step_stops_the_pipeline_with_the_step_and_reason() {
     assert_eq!(run["outcome"], "failed");
     assert_eq!(run["steps"][0]["error"], "the pointer \"/input/missing\" resolves to nothing");
 
-    assert!(rx.got().iter().all(|g| g.path != "/after"), "a step ran after a failure: {:?}", rx.got());
+    assert!(rx.all().iter().all(|g| g.path != "/after"), "a step ran after a failure: {:?}", rx.all());
 }
 
 #[tokio::test]

@@ -80,11 +80,12 @@ async fn tokens_and_passwords_are_stored_only_as_hashes_and_never_logged() {
     let sched = api.create("/api/v1/schedules", json!({"config": {"period": 3600}})).await;
     let job = api.create("/api/v1/jobs", json!({"stack_id": stack, "schedule_id": sched})).await;
     let webhook_secret = "whsec_4f1c9a0d2b7e8e6a5c3b1d0f9e8d7c6b";
-    api.create(
-        "/api/v1/webhooks",
-        json!({"url": "http://127.0.0.1:9/hook", "events": ["run.succeeded"], "secret": webhook_secret}),
-    )
-    .await;
+    let webhook = api
+        .create(
+            "/api/v1/webhooks",
+            json!({"url": "http://127.0.0.1:9/hook", "events": ["run.succeeded"], "secret": webhook_secret}),
+        )
+        .await;
     let run =
         api.post(&format!("/api/v1/jobs/byid/{job}/run"), json!({})).await.json()["id"].as_i64().unwrap();
     eventually(Duration::from_secs(20), || async {
@@ -98,8 +99,14 @@ async fn tokens_and_passwords_are_stored_only_as_hashes_and_never_logged() {
     let hook = anon.http.post(server.url(&format!("/api/v1/blockstacks/hook/{stack}")));
     let r = hook.header("x-cronstack-hook-token", &hook_token).json(&json!({})).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    // Let a delivery attempt (to a closed port) be made and logged.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Each run's delivery attempted (to a closed port), so its attempt is in the log.
+    eventually(Duration::from_secs(20), || async {
+        let list = api.get(&format!("/api/v1/webhooks/byid/{webhook}/deliveries")).await.json();
+        let deliveries = list["deliveries"].as_array().cloned().unwrap_or_default();
+        (deliveries.len() >= 3 && deliveries.iter().all(|d| d["attempts"].as_i64() >= Some(1))).then_some(())
+    })
+    .await
+    .expect("the three runs' deliveries were attempted");
     // A revoked token and a bad one, too.
     let bad = Api::new(&server, Some("cst_00000000000000000000000000000000000000000000000000000000000000ff"));
     assert_eq!(bad.get("/api/v1/jobs").await.status, 401);

@@ -12,11 +12,12 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cronstack::api::v1::{JobView, MonitorView, RunView};
 use serde_json::Value;
 
 mod sinks;
 #[allow(unused_imports)]
-pub use sinks::{Mail, Received, Receiver, SmtpSink};
+pub use sinks::{Behaviour, Mail, Received, Receiver, SmtpSink};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cronstack");
 
@@ -363,6 +364,82 @@ impl Api {
         assert_eq!(r.status, 200, "POST {path}: {}", r.text);
         r.json()["id"].as_i64().unwrap_or_else(|| panic!("no id in {}", r.text))
     }
+}
+
+/// Typed reads on the wire model (`cronstack::api::v1`): a renamed or retyped field fails the
+/// test that reads it.
+impl Api {
+    /// GETs `path` (asserting 200) and parses the answer as `T`.
+    pub async fn view<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        let r = self.get(path).await;
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text);
+        serde_json::from_str(&r.text)
+            .unwrap_or_else(|e| panic!("GET {path}: not the wire type ({e}): {}", r.text))
+    }
+
+    pub async fn job(&self, id: i64) -> JobView {
+        self.view(&format!("/api/v1/jobs/byid/{id}")).await
+    }
+
+    pub async fn run(&self, id: i64) -> RunView {
+        self.view(&format!("/api/v1/runs/{id}")).await
+    }
+
+    pub async fn monitor(&self, id: i64) -> MonitorView {
+        self.view(&format!("/api/v1/monitors/byid/{id}")).await
+    }
+
+    /// Run `id` once it has ended (panics after 30 s).
+    pub async fn run_ended(&self, id: i64) -> RunView {
+        eventually(Duration::from_secs(30), || async {
+            let run = self.run(id).await;
+            run.outcome.is_final().then_some(run)
+        })
+        .await
+        .unwrap_or_else(|| panic!("run {id} did not end"))
+    }
+}
+
+/// Kragle's v1 error codes (README, "Errors"), by name.
+pub mod code {
+    /// A bad query or path parameter.
+    pub const BAD_PARAMETER: i64 = 1;
+    /// The body is not valid JSON.
+    pub const BAD_JSON: i64 = 2;
+    /// Unknown user, wrong password, missing or invalid credentials.
+    pub const UNAUTHENTICATED: i64 = 3;
+    /// The payload does not fit (field, size, content type, method).
+    pub const BAD_PAYLOAD: i64 = 4;
+    /// The object does not exist (or is someone else's).
+    pub const NOT_FOUND: i64 = 6;
+    pub const STACK_NAME_TAKEN: i64 = 10;
+    /// A job (or monitor) name already taken.
+    pub const JOB_NAME_TAKEN: i64 = 12;
+    /// The stack named in the payload does not exist or is not the caller's.
+    pub const NO_SUCH_STACK: i64 = 24;
+    /// The schedule named in the payload does not exist or is not the caller's.
+    pub const NO_SUCH_SCHEDULE: i64 = 25;
+    /// The job (or monitor) named in the payload: the same code as a schedule.
+    pub const NO_SUCH_JOB: i64 = NO_SUCH_SCHEDULE;
+    pub const BAD_SCHEDULE: i64 = 26;
+    pub const SCHEDULE_IN_USE: i64 = 27;
+    pub const RATE_LIMITED: i64 = 28;
+    pub const MISSING_SCOPE: i64 = 29;
+    pub const SERVER_PROBLEM: i64 = 30;
+}
+
+/// Asserts a Kragle error: the HTTP status, exactly `{code, msg}`, a non-empty message;
+/// answers the message.
+#[track_caller]
+pub fn assert_err(r: &Resp, status: u16, code: i64) -> String {
+    assert_eq!(r.status, status, "unexpected status; body: {}", r.text);
+    let v = r.json();
+    let obj = v.as_object().unwrap_or_else(|| panic!("error body is not an object: {}", r.text));
+    assert_eq!(v["code"], serde_json::json!(code), "unexpected code; body: {}", r.text);
+    let msg = v["msg"].as_str().unwrap_or_else(|| panic!("no msg: {}", r.text));
+    assert!(!msg.trim().is_empty(), "empty msg");
+    assert_eq!(obj.len(), 2, "error body has extra keys: {}", r.text);
+    msg.to_string()
 }
 
 /// Polls `check` every 50 ms until it returns Some or `timeout` passes.

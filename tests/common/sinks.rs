@@ -1,7 +1,8 @@
 //! What notifications are sent to, on loopback inside the test: an HTTP receiver (chat
-//! incoming webhooks, signed webhooks) and an SMTP sink (email channels). Both record what
+//! incoming webhooks, signed webhooks, watcher events) and an SMTP sink (email channels). Both record what
 //! arrives; nothing needs installing.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,40 +13,129 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 /// One request a [`Receiver`] got.
 #[derive(Debug, Clone)]
 pub struct Received {
+    pub method: String,
     pub path: String,
     /// Its `X-Cronstack-Event` header ("" without one).
     pub event: String,
+    /// The body as JSON (`null` if it is not JSON).
     pub body: Value,
+    /// The body as sent (what a signature covers).
+    pub raw: String,
+    /// Every request header, names lowercase.
+    pub headers: HashMap<String, String>,
+    /// What the receiver answered.
+    pub status: u16,
 }
 
-/// An HTTP receiver that records every request and answers 200.
+impl Received {
+    /// The body as JSON, panicking if it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.raw).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.raw))
+    }
+
+    /// The body's `event` field.
+    pub fn body_event(&self) -> String {
+        self.json()["event"].as_str().unwrap().to_string()
+    }
+}
+
+/// How a [`Receiver`] answers.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Behaviour {
+    /// Answer from the plan (default 200).
+    Answer,
+    /// Never answer (a receiver that hangs).
+    Hang,
+    /// Answer by path, as a pipeline's HTTP step needs: `/fail` 500, `/moved` a redirect to
+    /// `/elsewhere`, anything else 200 with `{"ok": true, "n": <requests so far>}`.
+    ByPath,
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    got: Vec<Received>,
+    /// Statuses to answer next, in order; 200 once empty.
+    plan: VecDeque<u16>,
+    /// Requests being held open (Behaviour::Hang).
+    hanging: usize,
+}
+
+/// How long a receiver's waits last before they fail.
+const RECEIVER_WAIT: Duration = Duration::from_secs(30);
+
+/// An HTTP receiver that records every request and answers 200 (or what it is told to, or
+/// nothing at all); dropping it stops it.
 pub struct Receiver {
     pub addr: SocketAddr,
-    got: Arc<Mutex<Vec<Received>>>,
+    state: Arc<Mutex<ReceiverState>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Receiver {
     pub async fn start() -> Receiver {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        Self::start_on(0, Behaviour::Answer).await
+    }
+
+    /// A receiver on `port` (0: any free one) that answers as `behaviour` says.
+    pub async fn start_on(port: u16, behaviour: Behaviour) -> Receiver {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind receiver");
         let addr = listener.local_addr().unwrap();
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let shared = got.clone();
+        let state = Arc::new(Mutex::new(ReceiverState::default()));
+        let shared = state.clone();
         let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
-            let got = shared.clone();
+            let state = shared.clone();
             async move {
+                let method = req.method().to_string();
                 let path = req.uri().path().to_string();
-                let event =
-                    req.headers().get("x-cronstack-event").map_or("", |v| v.to_str().unwrap()).to_string();
-                let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
-                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                got.lock().unwrap().push(Received { path, event, body });
-                axum::http::StatusCode::OK
+                let headers: HashMap<String, String> = req
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                    .collect();
+                let event = headers.get("x-cronstack-event").cloned().unwrap_or_default();
+                let bytes = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap_or_default();
+                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                let raw = String::from_utf8_lossy(&bytes).into_owned();
+                if behaviour == Behaviour::Hang {
+                    state.lock().unwrap().hanging += 1;
+                    tokio::time::sleep(Duration::from_secs(120)).await;
+                }
+                let by_path = match (behaviour, path.as_str()) {
+                    (Behaviour::ByPath, "/fail") => Some(500),
+                    (Behaviour::ByPath, "/moved") => Some(307),
+                    (Behaviour::ByPath, _) => Some(200),
+                    _ => None,
+                };
+                let (status, n) = {
+                    let mut s = state.lock().unwrap();
+                    let status = by_path.unwrap_or_else(|| s.plan.pop_front().unwrap_or(200));
+                    s.got.push(Received { method, path: path.clone(), event, body, raw, headers, status });
+                    (status, s.got.len())
+                };
+                use axum::response::IntoResponse;
+                match (behaviour, path.as_str()) {
+                    (Behaviour::ByPath, "/fail") => {
+                        (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "broken").into_response()
+                    }
+                    (Behaviour::ByPath, "/moved") => {
+                        axum::response::Redirect::temporary("/elsewhere").into_response()
+                    }
+                    (Behaviour::ByPath, _) => {
+                        axum::Json(serde_json::json!({"ok": true, "n": n})).into_response()
+                    }
+                    _ => axum::http::StatusCode::from_u16(status).unwrap().into_response(),
+                }
             }
         });
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
         });
-        Receiver { addr, got }
+        Receiver { addr, state, stop: Some(tx) }
     }
 
     /// `http://127.0.0.1:PORT{path}`.
@@ -53,13 +143,59 @@ impl Receiver {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Answers the next requests with `statuses`, in order.
+    pub fn answer_next(&self, statuses: &[u16]) {
+        self.state.lock().unwrap().plan.extend(statuses);
+    }
+
+    /// Every request so far.
     pub fn all(&self) -> Vec<Received> {
-        self.got.lock().unwrap().clone()
+        self.state.lock().unwrap().got.clone()
     }
 
     /// What came to `path`.
     pub fn at(&self, path: &str) -> Vec<Received> {
         self.all().into_iter().filter(|r| r.path == path).collect()
+    }
+
+    /// The bodies of the events of `kind` (the body's `event`) received.
+    pub fn events(&self, kind: &str) -> Vec<Value> {
+        self.all().into_iter().filter(|r| r.body["event"] == kind).map(|r| r.body).collect()
+    }
+
+    /// The first event of `kind` once it has arrived (within `timeout`).
+    pub async fn wait_event(&self, kind: &str, timeout: Duration) -> Value {
+        super::eventually(timeout, || async { self.events(kind).into_iter().next() })
+            .await
+            .unwrap_or_else(|| panic!("no {kind} received; got {:#?}", self.all()))
+    }
+
+    /// The requests answered 2xx (the deliveries that succeeded).
+    pub fn delivered(&self) -> Vec<Received> {
+        self.all().into_iter().filter(|r| (200..300).contains(&r.status)).collect()
+    }
+
+    /// How many requests are being held open.
+    pub fn hanging(&self) -> usize {
+        self.state.lock().unwrap().hanging
+    }
+
+    /// Waits until `n` deliveries succeeded; returns them.
+    pub async fn wait_delivered(&self, n: usize) -> Vec<Received> {
+        super::eventually(RECEIVER_WAIT, || async {
+            let got = self.delivered();
+            (got.len() >= n).then_some(got)
+        })
+        .await
+        .unwrap_or_else(|| panic!("expected {n} deliveries, got {:#?}", self.all()))
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
     }
 }
 
