@@ -609,19 +609,23 @@ async fn edit_and_delete(ui: &Ui<'_>) {
     click(c, &format!("button[data-schedule=\"{used}\"]")).await;
     wait_text(c, "#flash", "the refusal", |t| t.contains("use")).await;
 
-    // A stack without jobs: deleted, or (before the server serves the deletion) a clear refusal.
+    // A stack without jobs is deleted; one that jobs run is refused, saying so.
     let empty = ui.api.create("/api/v1/blockstacks", json!({"name": "empty", "command": "true"})).await;
     ui.goto(&format!("/ui/#/stacks/{empty}")).await;
     wait_text(c, "h1", "the empty stack", |t| t.starts_with("empty")).await;
     ui.confirm_next().await;
     click(c, "#delete-stack").await;
-    let said = wait_text(c, "#flash", "the stack's deletion", |t| {
-        t.contains("Deleted stack empty") || t.contains("cannot delete stacks")
-    })
-    .await;
-    if said.contains("Deleted") {
-        assert_eq!(ui.api.get(&format!("/api/v1/blockstacks/byid/{empty}")).await.status, 404);
-    }
+    wait_text(c, "#flash", "the stack's deletion", |t| t.contains("Deleted stack empty")).await;
+    assert_eq!(ui.api.get(&format!("/api/v1/blockstacks/byid/{empty}")).await.status, 404);
+    let busy = ui.job(ui.job_id("morning").await).await["stack"].as_i64().unwrap();
+    let busy_name = ui.api.get(&format!("/api/v1/blockstacks/byid/{busy}")).await.json()["name"].clone();
+    let busy_name = busy_name.as_str().unwrap().to_string();
+    ui.goto(&format!("/ui/#/stacks/{busy}")).await;
+    wait_text(c, "h1", "the stack a job runs", |t| t.starts_with(&busy_name)).await;
+    ui.confirm_next().await;
+    click(c, "#delete-stack").await;
+    wait_text(c, "#flash", "the refusal to delete a stack in use", |t| t.contains("job")).await;
+    assert_eq!(ui.api.get(&format!("/api/v1/blockstacks/byid/{busy}")).await.status, 200);
     ui.no_js_errors("the stack, job and schedule deletions").await;
 }
 

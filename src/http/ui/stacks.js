@@ -172,10 +172,8 @@ async function stackPage(id) {
       flash(`Deleted stack ${st.name}`, false, true);
       location.hash = "#/stacks";
     } catch (e) {
-      // Servers before stack deletion answer 405 (the path takes PUT only) or 404.
-      if (e instanceof ApiError && (e.status === 405 || (e.status === 404 && /endpoint/i.test(e.message)))) {
-        flash("This server cannot delete stacks (DELETE /api/v1/blockstacks/<id> is not served): delete its jobs, then upgrade.", true);
-      } else fail(e);
+      // A stack jobs still run is refused (409): the message names them.
+      fail(e);
     }
   } }, "Delete stack");
 
