@@ -166,7 +166,7 @@ const OPERATIONS: &[Op] = &[
     op!("get" "/api/v1/tokens", "The caller's API tokens (admin scope)", None, "TokenList"),
     op!("post" "/api/v1/tokens", "Issue a token with equal or narrower scopes; the secret is shown once", Some("TokenInput"), "NewToken"),
     op!("delete" "/api/v1/tokens/{id}", "Revoke a token", None, "Deleted"),
-    op!("put" "/api/v1/password", "Set the caller's password (admin scope; current_password required when one is set)", Some("PasswordInput"), "LoginAnswer"),
+    op!("put" "/api/v1/password", "Set the caller's password (admin scope; current_password required when one is set); ends every session cookie issued before it (a cookie caller gets a fresh one)", Some("PasswordInput"), "LoginAnswer"),
     op!("get" "/api/v1/overview", "The dashboard's overview: the caller's jobs, failing, stuck and late ones first (then healthy, then paused; by name within each), each with its stack's name, its schedule in words and zone, and the outcomes of its last 20 runs; every stack of the caller for the filter", None, "Overview", OVERVIEW_QUERY),
     op!("get" "/api/v1/whoami", "The caller: user id, name and scopes", None, "WhoAmI"),
     op!("get" "/api/v1/nodes", "The cluster's nodes seen in the last hour; running_runs counts the caller's runs", None, "NodeList"),

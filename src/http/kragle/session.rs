@@ -30,8 +30,9 @@ pub async fn authenticate(
     State(s): State<AppState>,
     JsonBody(creds, _): Body<Credentials>,
 ) -> KResult<impl IntoResponse> {
-    let user = s.service.sign_in(creds.username.as_deref(), creds.email.as_deref(), &creds.password).await?;
-    let jar = SignedCookieJar::new(s.cookie_key.clone()).add(session_cookie(user.id));
+    let (user, session) =
+        s.service.sign_in(creds.username.as_deref(), creds.email.as_deref(), &creds.password).await?;
+    let jar = SignedCookieJar::new(s.cookie_key.clone()).add(session_cookie(session));
     Ok((jar, Json(json!({ "code": 0, "user_id": user.id }))))
 }
 
@@ -101,14 +102,20 @@ pub struct PasswordInput {
     current_password: Option<String>,
 }
 
-/// `PUT /password`: sets the caller's password (admin scope; the current one when set).
+/// `PUT /password`: sets the caller's password (admin scope; the current one when set). The
+/// user's other sessions end; a session caller gets a fresh cookie.
 pub async fn change_password(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonBody(input, _): Body<PasswordInput>,
-) -> KResult<Json<Value>> {
-    s.service.change_password(&caller, input.current_password.as_deref(), &input.password).await?;
-    Ok(Json(json!({ "code": 0, "user_id": caller.user_id })))
+) -> KResult<impl IntoResponse> {
+    let renewed =
+        s.service.change_password(&caller, input.current_password.as_deref(), &input.password).await?;
+    let mut jar = SignedCookieJar::new(s.cookie_key.clone());
+    if let Some(session) = renewed {
+        jar = jar.add(session_cookie(session));
+    }
+    Ok((jar, Json(json!({ "code": 0, "user_id": caller.user_id }))))
 }
 
 /// The cluster's nodes seen in the last hour (see `Service::nodes`).
