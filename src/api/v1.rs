@@ -5,7 +5,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::monitor::{Monitor, MonitorState, Ping, PingKind};
-use crate::domain::{ChainAfter, Health, Job, Missed, Overlap, Run, RunStatus, TriggerKind, iso8601};
+use crate::domain::{
+    ApiToken, ChainAfter, ChannelKind, Delivery, DeliveryStatus, EventKind, Health, Job, Missed, Overlap,
+    Run, RunStatus, Schedule, Scope, TriggerKind, Webhook, iso8601,
+};
 
 /// A job as the v1 API shows it: Kragle's fields first, then cronstack's.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -241,4 +244,144 @@ impl From<&Ping> for PingView {
             created_at: iso8601(p.created_at),
         }
     }
+}
+
+/// A schedule as the v1 API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScheduleView {
+    pub id: i64,
+    pub name: Option<String>,
+    pub once: bool,
+    pub config: Value,
+    /// cronstack: the rule in words.
+    pub description: String,
+    /// cronstack: the next five fire times from now (ISO-8601 UTC).
+    pub upcoming: Vec<String>,
+}
+
+impl From<&Schedule> for ScheduleView {
+    fn from(s: &Schedule) -> Self {
+        ScheduleView {
+            id: s.id,
+            name: s.name.clone(),
+            once: s.once,
+            config: s.config.to_json(),
+            description: s.config.trigger().map(|t| t.describe()).unwrap_or_default(),
+            upcoming: s
+                .config
+                .trigger()
+                .map(|t| {
+                    t.upcoming(crate::domain::now_ms(), 5).into_iter().map(crate::domain::iso8601).collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A subscription as the API shows it (the secret never appears after creation).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookView {
+    pub id: i64,
+    pub owner: i64,
+    pub url: String,
+    pub events: Vec<EventKind>,
+    pub stack_id: Option<i64>,
+    pub job_id: Option<i64>,
+    pub kind: ChannelKind,
+    pub name: Option<String>,
+    pub monitor_id: Option<i64>,
+    /// An email channel's recipients (its `url` is their `mailto:` URL); `null` for the others.
+    pub to: Option<Vec<String>>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Webhook> for WebhookView {
+    fn from(w: &Webhook) -> Self {
+        WebhookView {
+            id: w.id,
+            owner: w.owner,
+            url: w.url.clone(),
+            events: w.events.clone(),
+            stack_id: w.stack_id,
+            job_id: w.job_id,
+            kind: w.kind,
+            name: w.name.clone(),
+            monitor_id: w.monitor_id,
+            to: (w.kind == ChannelKind::Email).then(|| crate::webhooks::email::recipients(&w.url)).flatten(),
+            created_at: iso8601(w.created_at),
+            updated_at: iso8601(w.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryView {
+    pub id: i64,
+    pub webhook: i64,
+    pub event: EventKind,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub next_attempt: Option<String>,
+    pub delivered_at: Option<String>,
+    pub created_at: String,
+    /// The body sent (and signed), as JSON.
+    pub payload: Value,
+}
+
+impl From<&Delivery> for DeliveryView {
+    fn from(d: &Delivery) -> Self {
+        DeliveryView {
+            id: d.id,
+            webhook: d.webhook_id,
+            event: d.event,
+            status: d.status,
+            attempts: d.attempts,
+            last_status_code: d.last_status_code,
+            last_error: d.last_error.clone(),
+            next_attempt: d.next_attempt_at.filter(|_| d.status == DeliveryStatus::Pending).map(iso8601),
+            delivered_at: d.delivered_at.map(iso8601),
+            created_at: iso8601(d.created_at),
+            payload: serde_json::from_str(&d.payload).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// An API token as listed (never its secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: i64,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub created_at: String,
+}
+
+impl From<&ApiToken> for TokenView {
+    fn from(t: &ApiToken) -> Self {
+        TokenView {
+            id: t.id,
+            name: t.name.clone(),
+            scopes: t.scopes.clone(),
+            created_at: iso8601(t.created_at),
+        }
+    }
+}
+
+/// A token just issued: its secret, shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewTokenView {
+    pub id: i64,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub token: String,
+    pub created_at: String,
+}
+
+/// `GET /tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenList {
+    pub count: usize,
+    pub tokens: Vec<TokenView>,
 }

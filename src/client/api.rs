@@ -71,6 +71,15 @@ fn transport(base: &str, e: &reqwest::Error) -> ApiError {
     }
 }
 
+/// An answer read as the wire type it should be; one that is not is the server's fault.
+fn typed<T: serde::de::DeserializeOwned>(v: Value) -> ApiResult<T> {
+    serde_json::from_value(v).map_err(|e| ApiError::Server {
+        status: 200,
+        code: None,
+        message: format!("the server answered something unexpected: {e}"),
+    })
+}
+
 #[derive(Clone)]
 pub struct Api {
     pub base: String,
@@ -132,6 +141,16 @@ impl Api {
 
     pub async fn get(&self, path: &str) -> ApiResult<Value> {
         self.send(reqwest::Method::GET, path, None).await
+    }
+
+    /// A GET answered with one of the wire types (`crate::api::v1`).
+    pub async fn get_as<T: serde::de::DeserializeOwned>(&self, path: &str) -> ApiResult<T> {
+        typed(self.get(path).await?)
+    }
+
+    /// A POST answered with one of the wire types (`crate::api::v1`).
+    pub async fn post_as<T: serde::de::DeserializeOwned>(&self, path: &str, body: &Value) -> ApiResult<T> {
+        typed(self.post(path, body).await?)
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> ApiResult<Value> {

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Body, KResult, id_param, not_null};
+use crate::api::v1::{NewTokenView, TokenList, TokenView};
 use crate::domain::{Scope, iso8601};
 use crate::http::AppState;
 use crate::http::auth::{clear_session_cookie, session_cookie};
@@ -58,29 +59,23 @@ pub async fn create_token(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonBody(input, _): Body<TokenInput>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<NewTokenView>> {
     let (token, secret) = s.service.issue_token(&caller, input.name.as_deref(), &input.scopes).await?;
-    Ok(Json(json!({
-        "id": token.id,
-        "name": token.name,
-        "scopes": token.scopes,
-        "token": secret,
-        "created_at": iso8601(token.created_at),
-    })))
+    Ok(Json(NewTokenView {
+        id: token.id,
+        name: token.name,
+        scopes: token.scopes,
+        token: secret,
+        created_at: iso8601(token.created_at),
+    }))
 }
 
 pub async fn list_tokens(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
-) -> KResult<Json<Value>> {
-    let tokens: Vec<Value> = s
-        .service
-        .list_tokens(&caller)
-        .await?
-        .into_iter()
-        .map(|t| json!({ "id": t.id, "name": t.name, "scopes": t.scopes, "created_at": iso8601(t.created_at) }))
-        .collect();
-    Ok(Json(json!({ "count": tokens.len(), "tokens": tokens })))
+) -> KResult<Json<TokenList>> {
+    let tokens: Vec<TokenView> = s.service.list_tokens(&caller).await?.iter().map(TokenView::from).collect();
+    Ok(Json(TokenList { count: tokens.len(), tokens }))
 }
 
 pub async fn revoke_token(
