@@ -385,3 +385,17 @@ pub struct TokenList {
     pub count: usize,
     pub tokens: Vec<TokenView>,
 }
+
+/// A subscription just created: its signing secret (of a `webhook` kind), shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewWebhookView {
+    pub id: i64,
+    pub secret: String,
+}
+
+/// A page of a webhook's deliveries (`{count, pagesize, page, deliveries}`, as every v1 list).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryPage {
+    pub count: i64,
+    pub deliveries: Vec<DeliveryView>,
+}

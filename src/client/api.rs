@@ -182,6 +182,11 @@ impl Api {
         Ok(items)
     }
 
+    /// Every item of a paged v1 list, as the wire type it is (`crate::api::v1`).
+    pub async fn all_as<T: serde::de::DeserializeOwned>(&self, path: &str, key: &str) -> ApiResult<Vec<T>> {
+        self.all(path, key).await?.into_iter().map(typed).collect()
+    }
+
     /// A streaming GET (a followed log): the response, its status already checked.
     pub async fn stream(&self, path: &str) -> ApiResult<reqwest::Response> {
         let resp = self

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Body, KResult, Page, id_param, list_page, not_null, nullable, page_request};
-use crate::api::v1::{DeliveryView, WebhookView};
+use crate::api::v1::{DeliveryView, NewWebhookView, WebhookView};
 use crate::domain::{ChannelKind, EventKind};
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
@@ -88,9 +88,9 @@ pub async fn create(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonBody(input, _): Body<WebhookInput>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<NewWebhookView>> {
     let (webhook, secret) = s.service.create_webhook(&caller, input.into()).await?;
-    Ok(Json(json!({ "id": webhook.id, "secret": secret })))
+    Ok(Json(NewWebhookView { id: webhook.id, secret }))
 }
 
 pub async fn by_id(
