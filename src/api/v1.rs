@@ -399,3 +399,10 @@ pub struct DeliveryPage {
     pub count: i64,
     pub deliveries: Vec<DeliveryView>,
 }
+
+/// A page of a monitor's pings (`{count, pagesize, page, pings}`, as every v1 list).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PingPage {
+    pub count: i64,
+    pub pings: Vec<PingView>,
+}
