@@ -406,3 +406,11 @@ pub struct PingPage {
     pub count: i64,
     pub pings: Vec<PingView>,
 }
+
+/// `GET /whoami`: who the credentials stand for, with what scopes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WhoamiView {
+    pub user_id: i64,
+    pub username: String,
+    pub scopes: Vec<Scope>,
+}

@@ -264,6 +264,11 @@ impl Api {
         self.get("/whoami").await
     }
 
+    /// [`Api::whoami`], typed.
+    pub async fn me(&self) -> ApiResult<crate::api::v1::WhoamiView> {
+        self.get_as("/whoami").await
+    }
+
     /// Runs a job now with these arguments (each a separate `$N`).
     pub async fn run_now(&self, job_id: i64, args: &[String]) -> ApiResult<Value> {
         self.post(&format!("/jobs/byid/{job_id}/run"), &json!({ "args": args })).await

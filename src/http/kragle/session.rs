@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Body, KResult, id_param, not_null};
-use crate::api::v1::{NewTokenView, TokenList, TokenView};
+use crate::api::v1::{NewTokenView, TokenList, TokenView, WhoamiView};
 use crate::domain::{Scope, iso8601};
 use crate::http::AppState;
 use crate::http::auth::{clear_session_cookie, session_cookie};
@@ -42,8 +42,12 @@ pub async fn logout(State(s): State<AppState>) -> impl IntoResponse {
     (jar, Json(json!({ "code": 0 })))
 }
 
-pub async fn whoami(Extension(caller): Extension<Caller>) -> Json<Value> {
-    Json(json!({ "user_id": caller.user_id, "username": &*caller.username, "scopes": &*caller.scopes }))
+pub async fn whoami(Extension(caller): Extension<Caller>) -> Json<WhoamiView> {
+    Json(WhoamiView {
+        user_id: caller.user_id,
+        username: caller.username.to_string(),
+        scopes: caller.scopes.to_vec(),
+    })
 }
 
 #[derive(Deserialize)]
