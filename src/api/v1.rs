@@ -1,13 +1,16 @@
 //! The v1 (Kragle-style) wire types: the objects the API answers with, the webhook and
 //! channel payloads carry, and clients (the CLI, the tests) read back — one definition each.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::blocks::{BlockState, shell_block};
 use crate::domain::monitor::{Monitor, MonitorState, Ping, PingKind};
 use crate::domain::{
-    ApiToken, ChainAfter, ChannelKind, Delivery, DeliveryStatus, EventKind, Health, Job, Missed, Overlap,
-    Run, RunStatus, Schedule, Scope, TriggerKind, Webhook, iso8601,
+    ApiToken, ChainAfter, ChannelKind, Delivery, DeliveryStatus, EventKind, Health, HookAccess, HookMethod,
+    Job, Missed, Overlap, Run, RunStatus, Schedule, Scope, Stack, TriggerKind, Webhook, iso8601,
 };
 
 /// A job as the v1 API shows it: Kragle's fields first, then cronstack's.
@@ -413,4 +416,130 @@ pub struct WhoamiView {
     pub user_id: i64,
     pub username: String,
     pub scopes: Vec<Scope>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StackJob {
+    pub id: i64,
+    pub name: Option<String>,
+    pub do_run: bool,
+    /// Kragle shows the job's schedule config here.
+    pub schedule: Value,
+}
+
+/// A block as its owner sees it (Kragle's shape).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockView {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversion: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<BlockState>,
+}
+
+/// The stack's blocks (a one-command stack's is one Shell command block); `conversion` and
+/// `state` for its owner only.
+pub fn block_views(s: &Stack, owner: bool) -> Vec<BlockView> {
+    let blocks = match &s.blocks {
+        Some(blocks) => blocks.clone(),
+        None => vec![shell_block(&s.command)],
+    };
+    blocks
+        .into_iter()
+        .map(|b| BlockView {
+            id: b.id,
+            kind: b.kind.name().to_string(),
+            name: b.name,
+            conversion: owner.then_some(b.conversion),
+            state: owner.then_some(b.state),
+        })
+        .collect()
+}
+
+/// Someone else's public stack (or any public stack without credentials): read-only, without
+/// `conversion`, `state`, `jobs` and `webhook_token` (Kragle's unauthenticated shape).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublicStackView {
+    pub id: i64,
+    pub owner: i64,
+    pub name: String,
+    pub webhook: Option<HookAccess>,
+    pub webhook_method: HookMethod,
+    pub public: bool,
+    pub blocks: Vec<BlockView>,
+}
+
+impl From<&Stack> for PublicStackView {
+    fn from(s: &Stack) -> Self {
+        PublicStackView {
+            id: s.id,
+            owner: s.owner,
+            name: s.name.clone(),
+            webhook: s.webhook,
+            webhook_method: s.webhook_method,
+            public: s.public,
+            blocks: block_views(s, false),
+        }
+    }
+}
+
+/// A stack in a listing: its owner's view, or the public one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Listed {
+    Own(Box<StackView<StackJob>>),
+    Public(PublicStackView),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StackView<J> {
+    pub id: i64,
+    pub uid: String,
+    pub owner: i64,
+    pub name: String,
+    /// `null` for a pipeline (its commands are in its blocks).
+    pub command: Option<String>,
+    pub blocks: Vec<BlockView>,
+    pub public: bool,
+    /// Cloud 66's stack environment; `null`: "production".
+    pub environment: Option<String>,
+    pub env: BTreeMap<String, String>,
+    /// Names only, sorted: secret values are never shown.
+    pub secret_env: Vec<String>,
+    pub workdir: Option<String>,
+    pub webhook: Option<HookAccess>,
+    pub webhook_method: HookMethod,
+    pub webhook_token: Option<String>,
+    pub jobs: Vec<J>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl<J> StackView<J> {
+    /// Its owner's view of a stack, with `jobs` as the caller shows them.
+    pub fn new(s: Stack, jobs: Vec<J>) -> Self {
+        let blocks = block_views(&s, true);
+        StackView {
+            id: s.id,
+            uid: s.uid,
+            owner: s.owner,
+            name: s.name,
+            command: s.blocks.is_none().then_some(s.command),
+            blocks,
+            public: s.public,
+            environment: s.environment,
+            env: s.env,
+            secret_env: s.secret_env.names(),
+            workdir: s.workdir,
+            webhook: s.webhook,
+            webhook_method: s.webhook_method,
+            webhook_token: s.webhook_token,
+            jobs,
+            created_at: iso8601(s.created_at),
+            updated_at: iso8601(s.updated_at),
+        }
+    }
 }
