@@ -553,6 +553,8 @@ pub struct Job {
     pub enabled: bool,
     /// Kragle's `do_del`: deleted at its next slot instead of running.
     pub pending_delete: bool,
+    /// With `pending_delete`: the job's schedule goes with it, if no other job uses it then.
+    pub delete_schedule: bool,
     /// Paused by `pause_all`, so `unpause_all` restores it (and only it).
     pub paused_by_all: bool,
     pub timeout_s: Option<i64>,

@@ -170,6 +170,107 @@ async fn password_guessing_is_rate_limited_per_login_name() {
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
+/// Signs in; the `auth_tkt=…` pair of the cookie set (`None`: refused).
+async fn sign_in(api: &Api, password: &str) -> (u16, Option<String>) {
+    let r = api.post("/api/v1/authenticate", json!({"username": "alice", "password": password})).await;
+    (r.status, session_cookie(&r))
+}
+
+fn session_cookie(r: &Resp) -> Option<String> {
+    let set = r.header("set-cookie")?;
+    Some(set.split(';').next().unwrap().to_string())
+}
+
+/// What `cookie` gets from `/whoami` on `api`'s server: 200 or 401.
+async fn with_cookie(api: &Api, cookie: &str) -> u16 {
+    api.send_with_headers("GET", "/api/v1/whoami", None, Vec::new(), &[("cookie", cookie)]).await.status
+}
+
+async fn change_password(api: &Api, cookie: Option<&str>, current: &str, new: &str) -> Resp {
+    let body = serde_json::to_vec(&json!({"password": new, "current_password": current})).unwrap();
+    let headers: Vec<(&str, &str)> = cookie.map(|c| ("cookie", c)).into_iter().collect();
+    api.send_with_headers("PUT", "/api/v1/password", Some("application/json"), body, &headers).await
+}
+
+#[tokio::test]
+async fn a_password_change_ends_the_sessions_issued_before_it() {
+    let db = TestDb::new();
+    let token = add_user(&db, "alice", Some("first-password"));
+    let server = Server::start_on(&db, &[]);
+    let anon = Api::new(&server, None);
+    // Two sessions, as from two browsers: both work.
+    let (status, laptop) = sign_in(&anon, "first-password").await;
+    assert_eq!(status, 200);
+    let (_, stolen) = sign_in(&anon, "first-password").await;
+    let (laptop, stolen) = (laptop.unwrap(), stolen.unwrap());
+    assert_eq!(with_cookie(&anon, &laptop).await, 200);
+    assert_eq!(with_cookie(&anon, &stolen).await, 200);
+
+    // The laptop's session changes the password: it gets a fresh cookie, and every cookie
+    // issued before (its own old one too) is refused from now on.
+    let r = change_password(&anon, Some(&laptop), "first-password", "second-password").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let renewed = session_cookie(&r).expect("the session that changed the password is re-issued");
+    assert_eq!(with_cookie(&anon, &stolen).await, 401);
+    assert_eq!(with_cookie(&anon, &laptop).await, 401);
+    let refused =
+        anon.send_with_headers("GET", "/api/v1/jobs", None, Vec::new(), &[("cookie", &stolen)]).await;
+    assert_eq!(refused.status, 401, "{}", refused.text);
+    assert_eq!(refused.json()["code"], 3, "{}", refused.text);
+    assert_eq!(with_cookie(&anon, &renewed).await, 200);
+
+    // The old password no longer signs in; the new one does, and its cookie works.
+    assert_eq!(sign_in(&anon, "first-password").await.0, 401);
+    let (status, fresh) = sign_in(&anon, "second-password").await;
+    assert_eq!(status, 200);
+    let fresh = fresh.unwrap();
+    assert_eq!(with_cookie(&anon, &fresh).await, 200);
+
+    // A change made with a token (`cronstack users passwd`) ends the sessions too, sets no
+    // cookie, and leaves tokens alone (they are revoked one by one).
+    let api = Api::new(&server, Some(&token));
+    let r = api
+        .put("/api/v1/password", json!({"password": "third-password", "current_password": "second-password"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(session_cookie(&r), None);
+    assert_eq!(with_cookie(&anon, &fresh).await, 401);
+    assert_eq!(with_cookie(&anon, &renewed).await, 401);
+    assert_eq!(api.get("/api/v1/whoami").await.status, 200);
+    let (status, last) = sign_in(&anon, "third-password").await;
+    assert_eq!(status, 200);
+    assert_eq!(with_cookie(&anon, &last.unwrap()).await, 200);
+}
+
+/// On PostgreSQL a cookie is refused on every node at once: the other node cached the
+/// session's user and hears of the change (well within the caches' 5 s bound).
+#[tokio::test]
+async fn a_password_change_ends_sessions_on_every_node() {
+    if !postgres_or_skip() {
+        return;
+    }
+    let db = TestDb::new();
+    add_user(&db, "alice", Some("first-password"));
+    let a = Server::start_on(&db, &[]);
+    let b = Server::start_on(&db, &[]);
+    let (on_a, on_b) = (Api::new(&a, None), Api::new(&b, None));
+    let (_, cookie) = sign_in(&on_a, "first-password").await;
+    let cookie = cookie.unwrap();
+    // The cookie key is shared: node b honours node a's cookie (and caches its user).
+    for _ in 0..3 {
+        assert_eq!(with_cookie(&on_b, &cookie).await, 200);
+    }
+    let r = change_password(&on_a, Some(&cookie), "first-password", "second-password").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let renewed = session_cookie(&r).unwrap();
+    let refused = eventually(Duration::from_secs(2), || async {
+        (with_cookie(&on_b, &cookie).await == 401).then_some(())
+    })
+    .await;
+    assert!(refused.is_some(), "node b still honours the old cookie 2 s after the change");
+    assert_eq!(with_cookie(&on_b, &renewed).await, 200);
+}
+
 #[tokio::test]
 async fn run_as_drops_jobs_to_another_user() {
     if !nix_is_root() {

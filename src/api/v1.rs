@@ -1,11 +1,17 @@
 //! The v1 (Kragle-style) wire types: the objects the API answers with, the webhook and
 //! channel payloads carry, and clients (the CLI, the tests) read back — one definition each.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::blocks::{BlockState, shell_block};
 use crate::domain::monitor::{Monitor, MonitorState, Ping, PingKind};
-use crate::domain::{ChainAfter, Health, Job, Missed, Overlap, Run, RunStatus, TriggerKind, iso8601};
+use crate::domain::{
+    ApiToken, ChainAfter, ChannelKind, Delivery, DeliveryStatus, EventKind, Health, HookAccess, HookMethod,
+    Job, Missed, Overlap, Run, RunStatus, Schedule, Scope, Stack, TriggerKind, Webhook, iso8601,
+};
 
 /// A job as the v1 API shows it: Kragle's fields first, then cronstack's.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -239,6 +245,301 @@ impl From<&Ping> for PingView {
             body: p.body.clone(),
             body_truncated: p.body_truncated,
             created_at: iso8601(p.created_at),
+        }
+    }
+}
+
+/// A schedule as the v1 API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScheduleView {
+    pub id: i64,
+    pub name: Option<String>,
+    pub once: bool,
+    pub config: Value,
+    /// cronstack: the rule in words.
+    pub description: String,
+    /// cronstack: the next five fire times from now (ISO-8601 UTC).
+    pub upcoming: Vec<String>,
+}
+
+impl From<&Schedule> for ScheduleView {
+    fn from(s: &Schedule) -> Self {
+        ScheduleView {
+            id: s.id,
+            name: s.name.clone(),
+            once: s.once,
+            config: s.config.to_json(),
+            description: s.config.trigger().map(|t| t.describe()).unwrap_or_default(),
+            upcoming: s
+                .config
+                .trigger()
+                .map(|t| {
+                    t.upcoming(crate::domain::now_ms(), 5).into_iter().map(crate::domain::iso8601).collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A subscription as the API shows it (the secret never appears after creation).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookView {
+    pub id: i64,
+    pub owner: i64,
+    pub url: String,
+    pub events: Vec<EventKind>,
+    pub stack_id: Option<i64>,
+    pub job_id: Option<i64>,
+    pub kind: ChannelKind,
+    pub name: Option<String>,
+    pub monitor_id: Option<i64>,
+    /// An email channel's recipients (its `url` is their `mailto:` URL); `null` for the others.
+    pub to: Option<Vec<String>>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Webhook> for WebhookView {
+    fn from(w: &Webhook) -> Self {
+        WebhookView {
+            id: w.id,
+            owner: w.owner,
+            url: w.url.clone(),
+            events: w.events.clone(),
+            stack_id: w.stack_id,
+            job_id: w.job_id,
+            kind: w.kind,
+            name: w.name.clone(),
+            monitor_id: w.monitor_id,
+            to: (w.kind == ChannelKind::Email).then(|| crate::webhooks::email::recipients(&w.url)).flatten(),
+            created_at: iso8601(w.created_at),
+            updated_at: iso8601(w.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryView {
+    pub id: i64,
+    pub webhook: i64,
+    pub event: EventKind,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub last_status_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub next_attempt: Option<String>,
+    pub delivered_at: Option<String>,
+    pub created_at: String,
+    /// The body sent (and signed), as JSON.
+    pub payload: Value,
+}
+
+impl From<&Delivery> for DeliveryView {
+    fn from(d: &Delivery) -> Self {
+        DeliveryView {
+            id: d.id,
+            webhook: d.webhook_id,
+            event: d.event,
+            status: d.status,
+            attempts: d.attempts,
+            last_status_code: d.last_status_code,
+            last_error: d.last_error.clone(),
+            next_attempt: d.next_attempt_at.filter(|_| d.status == DeliveryStatus::Pending).map(iso8601),
+            delivered_at: d.delivered_at.map(iso8601),
+            created_at: iso8601(d.created_at),
+            payload: serde_json::from_str(&d.payload).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// An API token as listed (never its secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: i64,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub created_at: String,
+}
+
+impl From<&ApiToken> for TokenView {
+    fn from(t: &ApiToken) -> Self {
+        TokenView {
+            id: t.id,
+            name: t.name.clone(),
+            scopes: t.scopes.clone(),
+            created_at: iso8601(t.created_at),
+        }
+    }
+}
+
+/// A token just issued: its secret, shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewTokenView {
+    pub id: i64,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub token: String,
+    pub created_at: String,
+}
+
+/// `GET /tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenList {
+    pub count: usize,
+    pub tokens: Vec<TokenView>,
+}
+
+/// A subscription just created: its signing secret (of a `webhook` kind), shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewWebhookView {
+    pub id: i64,
+    pub secret: String,
+}
+
+/// A page of a webhook's deliveries (`{count, pagesize, page, deliveries}`, as every v1 list).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryPage {
+    pub count: i64,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// A page of a monitor's pings (`{count, pagesize, page, pings}`, as every v1 list).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PingPage {
+    pub count: i64,
+    pub pings: Vec<PingView>,
+}
+
+/// `GET /whoami`: who the credentials stand for, with what scopes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WhoamiView {
+    pub user_id: i64,
+    pub username: String,
+    pub scopes: Vec<Scope>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StackJob {
+    pub id: i64,
+    pub name: Option<String>,
+    pub do_run: bool,
+    /// Kragle shows the job's schedule config here.
+    pub schedule: Value,
+}
+
+/// A block as its owner sees it (Kragle's shape).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockView {
+    pub id: i64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversion: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<BlockState>,
+}
+
+/// The stack's blocks (a one-command stack's is one Shell command block); `conversion` and
+/// `state` for its owner only.
+pub fn block_views(s: &Stack, owner: bool) -> Vec<BlockView> {
+    let blocks = match &s.blocks {
+        Some(blocks) => blocks.clone(),
+        None => vec![shell_block(&s.command)],
+    };
+    blocks
+        .into_iter()
+        .map(|b| BlockView {
+            id: b.id,
+            kind: b.kind.name().to_string(),
+            name: b.name,
+            conversion: owner.then_some(b.conversion),
+            state: owner.then_some(b.state),
+        })
+        .collect()
+}
+
+/// Someone else's public stack (or any public stack without credentials): read-only, without
+/// `conversion`, `state`, `jobs` and `webhook_token` (Kragle's unauthenticated shape).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublicStackView {
+    pub id: i64,
+    pub owner: i64,
+    pub name: String,
+    pub webhook: Option<HookAccess>,
+    pub webhook_method: HookMethod,
+    pub public: bool,
+    pub blocks: Vec<BlockView>,
+}
+
+impl From<&Stack> for PublicStackView {
+    fn from(s: &Stack) -> Self {
+        PublicStackView {
+            id: s.id,
+            owner: s.owner,
+            name: s.name.clone(),
+            webhook: s.webhook,
+            webhook_method: s.webhook_method,
+            public: s.public,
+            blocks: block_views(s, false),
+        }
+    }
+}
+
+/// A stack in a listing: its owner's view, or the public one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Listed {
+    Own(Box<StackView<StackJob>>),
+    Public(PublicStackView),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StackView<J> {
+    pub id: i64,
+    pub uid: String,
+    pub owner: i64,
+    pub name: String,
+    /// `null` for a pipeline (its commands are in its blocks).
+    pub command: Option<String>,
+    pub blocks: Vec<BlockView>,
+    pub public: bool,
+    /// Cloud 66's stack environment; `null`: "production".
+    pub environment: Option<String>,
+    pub env: BTreeMap<String, String>,
+    /// Names only, sorted: secret values are never shown.
+    pub secret_env: Vec<String>,
+    pub workdir: Option<String>,
+    pub webhook: Option<HookAccess>,
+    pub webhook_method: HookMethod,
+    pub webhook_token: Option<String>,
+    pub jobs: Vec<J>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl<J> StackView<J> {
+    /// Its owner's view of a stack, with `jobs` as the caller shows them.
+    pub fn new(s: Stack, jobs: Vec<J>) -> Self {
+        let blocks = block_views(&s, true);
+        StackView {
+            id: s.id,
+            uid: s.uid,
+            owner: s.owner,
+            name: s.name,
+            command: s.blocks.is_none().then_some(s.command),
+            blocks,
+            public: s.public,
+            environment: s.environment,
+            env: s.env,
+            secret_env: s.secret_env.names(),
+            workdir: s.workdir,
+            webhook: s.webhook,
+            webhook_method: s.webhook_method,
+            webhook_token: s.webhook_token,
+            jobs,
+            created_at: iso8601(s.created_at),
+            updated_at: iso8601(s.updated_at),
         }
     }
 }

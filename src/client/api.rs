@@ -71,6 +71,15 @@ fn transport(base: &str, e: &reqwest::Error) -> ApiError {
     }
 }
 
+/// An answer read as the wire type it should be; one that is not is the server's fault.
+fn typed<T: serde::de::DeserializeOwned>(v: Value) -> ApiResult<T> {
+    serde_json::from_value(v).map_err(|e| ApiError::Server {
+        status: 200,
+        code: None,
+        message: format!("the server answered something unexpected: {e}"),
+    })
+}
+
 #[derive(Clone)]
 pub struct Api {
     pub base: String,
@@ -134,6 +143,16 @@ impl Api {
         self.send(reqwest::Method::GET, path, None).await
     }
 
+    /// A GET answered with one of the wire types (`crate::api::v1`).
+    pub async fn get_as<T: serde::de::DeserializeOwned>(&self, path: &str) -> ApiResult<T> {
+        typed(self.get(path).await?)
+    }
+
+    /// A POST answered with one of the wire types (`crate::api::v1`).
+    pub async fn post_as<T: serde::de::DeserializeOwned>(&self, path: &str, body: &Value) -> ApiResult<T> {
+        typed(self.post(path, body).await?)
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> ApiResult<Value> {
         self.send(reqwest::Method::POST, path, Some(body)).await
     }
@@ -161,6 +180,11 @@ impl Api {
             }
         }
         Ok(items)
+    }
+
+    /// Every item of a paged v1 list, as the wire type it is (`crate::api::v1`).
+    pub async fn all_as<T: serde::de::DeserializeOwned>(&self, path: &str, key: &str) -> ApiResult<Vec<T>> {
+        self.all(path, key).await?.into_iter().map(typed).collect()
     }
 
     /// A streaming GET (a followed log): the response, its status already checked.
@@ -238,6 +262,11 @@ impl Api {
 
     pub async fn whoami(&self) -> ApiResult<Value> {
         self.get("/whoami").await
+    }
+
+    /// [`Api::whoami`], typed.
+    pub async fn me(&self) -> ApiResult<crate::api::v1::WhoamiView> {
+        self.get_as("/whoami").await
     }
 
     /// Runs a job now with these arguments (each a separate `$N`).

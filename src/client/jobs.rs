@@ -197,8 +197,8 @@ pub enum JobsCmd {
     /// Fire a job on its schedule again.
     Unpause { job: String },
     /// Delete a job: an enabled one at its next slot instead of running (as in Kragle), unless
-    /// --now. Deleted at once, it takes its own schedule (only it uses it, unnamed or named
-    /// after it) with it; a queued deletion leaves the schedule (`schedules rm` then).
+    /// --now. It takes its own schedule (unnamed or named after it) with it when it goes, now
+    /// or at that slot, if no other job uses the schedule then.
     Rm {
         job: String,
         /// Delete it at once, enabled or queued for deletion.
@@ -567,21 +567,28 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
                 }
                 return Ok(());
             }
-            let query = if now { "?now=1" } else { "" };
+            // The server deletes the schedule with the job (now or at its slot), if no other
+            // job uses it then; which schedule is the job's own is the CLI's to say.
+            let own = has_own_schedule(api, &current).await?;
+            let query = match (now, own) {
+                (true, true) => "?now=1&schedule=1",
+                (true, false) => "?now=1",
+                (false, true) => "?schedule=1",
+                (false, false) => "",
+            };
             let answer = api.delete(&format!("/jobs/{id}{query}")).await.map_err(api_err)?;
             let queued = answer.get("queued_for_deletion").is_some();
-            let schedule = if queued { None } else { remove_own_schedule(api, &current).await? };
             if out == Output::Json {
-                let mut answer = answer;
-                if let Some(s) = schedule {
-                    answer["deleted_schedule"] = json!(s);
-                }
                 print_json(&answer);
             } else if queued {
+                let with = match answer["with_schedule"].as_i64() {
+                    Some(s) => format!(", its schedule {s} with it"),
+                    None => String::new(),
+                };
                 outln!(
-                    "job {id} ({name}) is enabled: it is deleted at its next slot instead of running (--now deletes it at once, --cancel keeps it)"
+                    "job {id} ({name}) is enabled: it is deleted at its next slot instead of running{with} (--now deletes it at once, --cancel keeps it)"
                 );
-            } else if let Some(s) = schedule {
+            } else if let Some(s) = answer["deleted_schedule"].as_i64() {
                 outln!("deleted job {id} ({name}) and its schedule {s}");
             } else {
                 outln!("deleted job {id} ({name})");
@@ -608,28 +615,16 @@ async fn undo_schedule_on_error(
     }
 }
 
-/// Deletes a deleted job's own schedule: one no other job uses, unnamed or named after the
-/// job (as `jobs create --cron` makes it). Returns its id when it went.
-async fn remove_own_schedule(api: &Api, job: &Value) -> anyhow::Result<Option<i64>> {
-    let Some(sid) = job["schedule"].as_i64() else { return Ok(None) };
+/// Whether the job's schedule is its own: unnamed or named after the job (as `jobs create
+/// --cron` makes it). Whether another job uses it is the server's to check, when the job goes.
+async fn has_own_schedule(api: &Api, job: &Value) -> anyhow::Result<bool> {
+    let Some(sid) = job["schedule"].as_i64() else { return Ok(false) };
     let schedule = match api.get(&format!("/schedules/byid/{sid}")).await {
         Ok(s) => s,
-        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) if e.is_not_found() => return Ok(false),
         Err(e) => return Err(api_err(e)),
     };
-    if !(schedule["name"].is_null() || schedule["name"] == job["name"]) {
-        return Ok(None);
-    }
-    let users = api.all("/jobs", "jobs").await.map_err(api_err)?;
-    if users.iter().any(|j| j["schedule"].as_i64() == Some(sid)) {
-        return Ok(None);
-    }
-    match api.delete(&format!("/schedules/{sid}")).await {
-        Ok(_) => Ok(Some(sid)),
-        // Taken by another job meanwhile: it stays, rightly.
-        Err(super::api::ApiError::Server { status: 409, .. }) => Ok(None),
-        Err(e) => Err(api_err(e)),
-    }
+    Ok(schedule["name"].is_null() || schedule["name"] == job["name"])
 }
 
 pub(super) async fn set_enabled(

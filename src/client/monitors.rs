@@ -12,8 +12,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::api::{Api, ApiError, ApiResult};
 use super::output::{Style, Table, cell, duration_ms, local_time, print_fields, print_json};
-use super::{Conn, Exit, Output, api_err, config, id_of};
-use crate::domain::monitor::PING_BODY_MAX;
+use super::{Conn, Exit, Output, api_err, config};
+use crate::api::v1::{MonitorView, PingPage};
+use crate::domain::monitor::{MonitorState, PING_BODY_MAX, PingKind};
 
 #[derive(Subcommand, Debug)]
 pub enum MonitorsCmd {
@@ -63,23 +64,23 @@ pub struct PingArgs {
 }
 
 /// A monitor by id or, failing that, by name (from the list: there is no byname).
-async fn monitor(api: &Api, key: &str) -> ApiResult<Value> {
+async fn monitor(api: &Api, key: &str) -> ApiResult<MonitorView> {
     if let Ok(id) = key.parse::<i64>() {
-        match api.get(&format!("/monitors/byid/{id}")).await {
+        match api.get_as(&format!("/monitors/byid/{id}")).await {
             Err(e) if e.is_not_found() => {}
             other => return other,
         }
     }
-    let all = api.all("/monitors", "monitors").await?;
-    all.into_iter().find(|m| m["name"].as_str() == Some(key)).ok_or_else(|| ApiError::Server {
+    let all: Vec<MonitorView> = api.all_as("/monitors", "monitors").await?;
+    all.into_iter().find(|m| m.name == key).ok_or_else(|| ApiError::Server {
         status: 404,
         code: Some(6),
         message: format!("no monitor with the id or name {key:?}"),
     })
 }
 
-fn state(style: Style, s: &Value) -> String {
-    let text = cell(s);
+fn state(style: Style, s: MonitorState) -> String {
+    let text = s.to_string();
     match text.as_str() {
         "up" => style.green(&text),
         "down" => style.red(&text),
@@ -89,10 +90,11 @@ fn state(style: Style, s: &Value) -> String {
 }
 
 /// The schedule as given: the cron expression (and zone), or `every N s`.
-fn schedule_text(m: &Value) -> String {
-    let s = &m["schedule"];
-    match (s["cron"].as_str(), s["period"].as_i64()) {
-        (Some(expr), _) => format!("{expr} ({})", s["timezone"].as_str().unwrap_or("UTC")),
+fn schedule_text(m: &MonitorView) -> String {
+    let s = &m.schedule;
+    let field = |name: &str| s.get(name).cloned().unwrap_or(Value::Null);
+    match (field("cron").as_str(), field("period").as_i64()) {
+        (Some(expr), _) => format!("{expr} ({})", field("timezone").as_str().unwrap_or("UTC")),
         (None, Some(p)) => format!("every {p} s"),
         _ => cell(s),
     }
@@ -107,52 +109,56 @@ pub(super) async fn monitors(api: &Api, out: Output, style: Style, cmd: Monitors
     };
     match cmd {
         MonitorsCmd::Ls => {
-            let all = api.all("/monitors", "monitors").await.map_err(api_err)?;
+            let all: Vec<MonitorView> = api.all_as("/monitors", "monitors").await.map_err(api_err)?;
             if out == Output::Json {
-                print_json(&Value::Array(all));
+                print_json(&serde_json::to_value(&all)?);
                 return Ok(());
             }
             let mut t =
                 Table::new(&["ID", "NAME", "STATE", "SCHEDULE", "GRACE", "LAST PING", "NEXT EXPECTED"]);
             for m in &all {
                 t.row(vec![
-                    cell(&m["id"]),
-                    cell(&m["name"]),
-                    state(style, &m["state"]),
+                    m.id.to_string(),
+                    m.name.clone(),
+                    state(style, m.state),
                     schedule_text(m),
-                    format!("{} s", cell(&m["grace_s"])),
-                    local_time(&m["last_ping_at"]),
-                    local_time(&m["next_expected"]),
+                    format!("{} s", m.grace_s),
+                    local_time(&json!(m.last_ping_at)),
+                    local_time(&json!(m.next_expected)),
                 ]);
             }
             t.print(style);
         }
         MonitorsCmd::Show { monitor: key } => {
             let m = monitor(api, &key).await.map_err(api_err)?;
-            let id = id_of(&m)?;
-            let pings = api.get(&format!("/monitors/byid/{id}/pings")).await.map_err(api_err)?;
+            let id = m.id;
+            let pings: PingPage = api.get_as(&format!("/monitors/byid/{id}/pings")).await.map_err(api_err)?;
             if out == Output::Json {
-                print_json(&json!({ "monitor": m, "pings": pings["pings"] }));
+                print_json(&json!({ "monitor": m, "pings": pings.pings }));
                 return Ok(());
             }
             print_fields(
                 style,
                 &[
-                    ("id", cell(&m["id"])),
-                    ("name", cell(&m["name"])),
-                    ("state", state(style, &m["state"])),
-                    ("ping url", format!("{}{}", api.base, cell(&m["ping_url"]))),
-                    ("schedule", format!("{} — {}", schedule_text(&m), cell(&m["description"]))),
-                    ("grace", format!("{} s", cell(&m["grace_s"]))),
+                    ("id", m.id.to_string()),
+                    ("name", m.name.clone()),
+                    ("state", state(style, m.state)),
+                    ("ping url", format!("{}{}", api.base, m.ping_url)),
+                    ("schedule", format!("{} — {}", schedule_text(&m), m.description)),
+                    ("grace", format!("{} s", m.grace_s)),
                     (
                         "last ping",
-                        format!("{} ({})", local_time(&m["last_ping_at"]), cell(&m["last_ping_kind"])),
+                        format!(
+                            "{} ({})",
+                            local_time(&json!(m.last_ping_at)),
+                            cell(&json!(m.last_ping_kind))
+                        ),
                     ),
-                    ("next expected", local_time(&m["next_expected"])),
-                    ("down after", local_time(&m["down_after"])),
+                    ("next expected", local_time(&json!(m.next_expected))),
+                    ("down after", local_time(&json!(m.down_after))),
                 ],
             );
-            let pings = pings["pings"].as_array().cloned().unwrap_or_default();
+            let pings = pings.pings;
             outln!();
             if pings.is_empty() {
                 outln!("{}", style.dim("no pings yet"));
@@ -160,18 +166,18 @@ pub(super) async fn monitors(api: &Api, out: Output, style: Style, cmd: Monitors
             }
             let mut t = Table::new(&["PING", "KIND", "EXIT", "DURATION", "AT", "BODY"]);
             for p in &pings {
-                let body = p["body"].as_str().unwrap_or("").trim_end();
+                let body = p.body.trim_end();
                 let last = body.lines().last().unwrap_or("");
                 t.row(vec![
-                    cell(&p["id"]),
-                    match p["kind"].as_str() {
-                        Some("fail") => style.red("fail"),
-                        Some("success") => style.green("success"),
-                        _ => cell(&p["kind"]),
+                    p.id.to_string(),
+                    match p.kind {
+                        PingKind::Fail => style.red("fail"),
+                        PingKind::Success => style.green("success"),
+                        other => other.to_string(),
                     },
-                    cell(&p["exit_code"]),
-                    duration_ms(&p["duration_ms"]),
-                    local_time(&p["created_at"]),
+                    cell(&json!(p.exit_code)),
+                    duration_ms(&json!(p.duration_ms)),
+                    local_time(&json!(p.created_at)),
                     last.chars().take(60).collect(),
                 ]);
             }
@@ -193,16 +199,17 @@ pub(super) async fn monitors(api: &Api, out: Output, style: Style, cmd: Monitors
             if let Some(g) = grace {
                 body["grace_s"] = json!(g);
             }
-            let m = one(api.post("/monitors", &body).await.map_err(api_err)?);
+            let m: MonitorView =
+                serde_json::from_value(one(api.post("/monitors", &body).await.map_err(api_err)?))?;
             if out != Output::Json {
-                outln!("created monitor {} ({}); ping it at:", cell(&m["id"]), cell(&m["name"]));
-                outln!("{}{}", api.base, cell(&m["ping_url"]));
+                outln!("created monitor {} ({}); ping it at:", m.id, m.name);
+                outln!("{}{}", api.base, m.ping_url);
             }
         }
         MonitorsCmd::Pause { monitor: key } => set_paused(api, out, style, &key, true).await?,
         MonitorsCmd::Unpause { monitor: key } => set_paused(api, out, style, &key, false).await?,
         MonitorsCmd::Rm { monitor: key } => {
-            let id = id_of(&monitor(api, &key).await.map_err(api_err)?)?;
+            let id = monitor(api, &key).await.map_err(api_err)?.id;
             let answer = one(api.delete(&format!("/monitors/byid/{id}")).await.map_err(api_err)?);
             if out != Output::Json {
                 outln!("deleted monitor {}", cell(&answer["deleted"]));
@@ -213,12 +220,13 @@ pub(super) async fn monitors(api: &Api, out: Output, style: Style, cmd: Monitors
 }
 
 async fn set_paused(api: &Api, out: Output, style: Style, key: &str, paused: bool) -> anyhow::Result<()> {
-    let id = id_of(&monitor(api, key).await.map_err(api_err)?)?;
+    let id = monitor(api, key).await.map_err(api_err)?.id;
     let m = api.put(&format!("/monitors/byid/{id}"), &json!({ "paused": paused })).await.map_err(api_err)?;
     if out == Output::Json {
         print_json(&m);
     } else {
-        outln!("monitor {id} ({}) is {}", cell(&m["name"]), state(style, &m["state"]));
+        let m: MonitorView = serde_json::from_value(m)?;
+        outln!("monitor {id} ({}) is {}", m.name, state(style, m.state));
     }
     Ok(())
 }

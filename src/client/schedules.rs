@@ -5,8 +5,9 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::api::Api;
-use super::output::{Style, Table, cell, local_time, print_json, schedule_zone, zoned_time};
+use super::output::{Style, Table, cell, local_time, print_json, zoned_time};
 use super::{Output, api_err, id_of};
+use crate::api::v1::ScheduleView;
 
 /// One of a cron expression, a period or a timestamp.
 #[derive(Args, Debug, Clone, Default)]
@@ -116,22 +117,20 @@ pub(super) fn schedule_text(config: &Value) -> String {
 pub(super) async fn schedules(api: &Api, out: Output, style: Style, cmd: SchedulesCmd) -> anyhow::Result<()> {
     match cmd {
         SchedulesCmd::Ls => {
-            let all = api.all("/schedules", "schedules").await.map_err(api_err)?;
+            let all: Vec<ScheduleView> = api.all_as("/schedules", "schedules").await.map_err(api_err)?;
             if out == Output::Json {
-                print_json(&Value::Array(all));
+                print_json(&serde_json::to_value(&all)?);
                 return Ok(());
             }
             let mut t = Table::new(&["ID", "NAME", "RULE", "IN WORDS", "NEXT"]);
             for s in &all {
-                let next = s["upcoming"]
-                    .as_array()
-                    .and_then(|u| u.first())
-                    .map_or("-".into(), |t| zoned_time(t, schedule_zone(s)));
+                let zone = s.config.get("timezone").and_then(Value::as_str);
+                let next = s.upcoming.first().map_or("-".into(), |t| zoned_time(&json!(t), zone));
                 t.row(vec![
-                    cell(&s["id"]),
-                    cell(&s["name"]),
-                    schedule_text(&s["config"]),
-                    cell(&s["description"]),
+                    s.id.to_string(),
+                    s.name.clone().unwrap_or_else(|| "-".into()),
+                    schedule_text(&s.config),
+                    s.description.clone(),
                     next,
                 ]);
             }
@@ -156,7 +155,8 @@ pub(super) async fn schedules(api: &Api, out: Output, style: Style, cmd: Schedul
             if out == Output::Json {
                 print_json(&updated);
             } else {
-                outln!("updated schedule {id}: {}", cell(&updated["description"]));
+                let updated: ScheduleView = serde_json::from_value(updated)?;
+                outln!("updated schedule {id}: {}", updated.description);
             }
         }
         SchedulesCmd::Rm { schedule } => {
@@ -170,11 +170,12 @@ pub(super) async fn schedules(api: &Api, out: Output, style: Style, cmd: Schedul
         }
         SchedulesCmd::Create { name, rule } => {
             let id = create_schedule(api, name.as_deref(), &rule).await?;
-            let created = api.get(&format!("/schedules/byid/{id}")).await.map_err(api_err)?;
+            let created: ScheduleView =
+                api.get_as(&format!("/schedules/byid/{id}")).await.map_err(api_err)?;
             if out == Output::Json {
-                print_json(&created);
+                print_json(&serde_json::to_value(&created)?);
             } else {
-                outln!("created schedule {id}: {}", cell(&created["description"]));
+                outln!("created schedule {id}: {}", created.description);
             }
         }
     }

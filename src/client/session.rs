@@ -6,7 +6,6 @@ use anyhow::{Context, anyhow, bail};
 use clap::Args;
 
 use super::api::Api;
-use super::output::cell;
 use super::{Conn, config};
 
 #[derive(Args, Debug)]
@@ -30,12 +29,12 @@ pub(super) async fn login(args: LoginArgs, conn: &Conn) -> anyhow::Result<()> {
         bail!("no token given");
     }
     let api = Api::new(&url, &token);
-    let me = api.whoami().await.map_err(|e| anyhow!("{e}"))?;
+    let me = api.me().await.map_err(|e| anyhow!("{e}"))?;
     let path = config::save(&config::Config { url: url.clone(), token })?;
-    let scopes: Vec<String> = me["scopes"].as_array().into_iter().flatten().map(cell).collect();
+    let scopes: Vec<&str> = me.scopes.iter().map(|s| s.as_str()).collect();
     outln!(
         "logged in to {url} as {} (scopes: {}); saved to {}",
-        cell(&me["username"]),
+        me.username,
         scopes.join(", "),
         path.display()
     );

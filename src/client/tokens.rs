@@ -5,8 +5,10 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::api::Api;
-use super::output::{Style, Table, cell, local_time, print_json};
-use super::{Output, api_err, id_of};
+use super::output::{Style, Table, local_time, print_json};
+use super::{Output, api_err};
+use crate::api::v1::{NewTokenView, TokenList};
+use crate::domain::Scope;
 
 #[derive(Subcommand, Debug)]
 pub enum TokensCmd {
@@ -29,52 +31,47 @@ pub enum TokensCmd {
     },
 }
 
-fn scopes_text(t: &Value) -> String {
-    t["scopes"].as_array().into_iter().flatten().map(cell).collect::<Vec<_>>().join(",")
+fn scopes_text(scopes: &[Scope]) -> String {
+    scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")
 }
 
 pub(super) async fn tokens(api: &Api, out: Output, style: Style, cmd: TokensCmd) -> anyhow::Result<()> {
     match cmd {
         TokensCmd::Ls => {
-            let answer = api.get("/tokens").await.map_err(api_err)?;
-            let tokens = answer["tokens"].as_array().cloned().unwrap_or_default();
+            let tokens = api.get_as::<TokenList>("/tokens").await.map_err(api_err)?.tokens;
             if out == Output::Json {
-                print_json(&Value::Array(tokens));
+                print_json(&serde_json::to_value(&tokens)?);
                 return Ok(());
             }
             let mut t = Table::new(&["ID", "NAME", "SCOPES", "CREATED"]);
             for tok in &tokens {
                 t.row(vec![
-                    cell(&tok["id"]),
-                    cell(&tok["name"]),
-                    scopes_text(tok),
-                    local_time(&tok["created_at"]),
+                    tok.id.to_string(),
+                    tok.name.clone(),
+                    scopes_text(&tok.scopes),
+                    local_time(&Value::from(tok.created_at.as_str())),
                 ]);
             }
             t.print(style);
         }
         TokensCmd::Create { name, scopes } => {
-            let created =
-                api.post("/tokens", &json!({ "name": name, "scopes": scopes })).await.map_err(api_err)?;
+            let created: NewTokenView =
+                api.post_as("/tokens", &json!({ "name": name, "scopes": scopes })).await.map_err(api_err)?;
             if out == Output::Json {
-                print_json(&created);
+                print_json(&serde_json::to_value(&created)?);
             } else {
-                outln!("token {} with scopes {} (shown once):", cell(&created["id"]), scopes_text(&created));
-                outln!("{}", cell(&created["token"]));
+                outln!("token {} with scopes {} (shown once):", created.id, scopes_text(&created.scopes));
+                outln!("{}", created.token);
             }
         }
         TokensCmd::Revoke { key: token } => {
             let id = match token.parse::<i64>() {
                 Ok(id) => id,
                 Err(_) => {
-                    let answer = api.get("/tokens").await.map_err(api_err)?;
-                    let mut named = answer["tokens"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter(|t| t["name"] == token.as_str());
+                    let answer = api.get_as::<TokenList>("/tokens").await.map_err(api_err)?;
+                    let mut named = answer.tokens.iter().filter(|t| t.name == token);
                     match (named.next(), named.next()) {
-                        (Some(t), None) => id_of(t)?,
+                        (Some(t), None) => t.id,
                         (Some(_), Some(_)) => {
                             anyhow::bail!("several tokens are named {token:?}: give the id")
                         }

@@ -8,7 +8,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::api::Api;
-use super::output::{cell, print_json};
+use super::output::print_json;
 use super::{Output, api_err};
 
 #[derive(Subcommand, Debug)]
@@ -32,8 +32,8 @@ pub(super) async fn users(api: &Api, out: Output, cmd: UsersCmd) -> anyhow::Resu
             if out == Output::Json {
                 print_json(&answer);
             } else {
-                let me = api.whoami().await.map_err(api_err)?;
-                outln!("password changed for {}", cell(&me["username"]));
+                let me = api.me().await.map_err(api_err)?;
+                outln!("password changed for {}", me.username);
             }
         }
     }

@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 use super::api::Api;
 use super::output::{Style, Table, cell, local_time, print_json};
 use super::{Output, api_err, id_of, one_line};
+use crate::api::v1::{DeliveryPage, NewWebhookView, WebhookView};
 
 #[derive(Subcommand, Debug)]
 pub enum WebhooksCmd {
@@ -51,15 +52,15 @@ pub enum WebhooksCmd {
 }
 
 /// A subscription by id or, failing that, by name.
-async fn webhook(api: &Api, key: &str) -> anyhow::Result<Value> {
+async fn webhook(api: &Api, key: &str) -> anyhow::Result<WebhookView> {
     if let Ok(id) = key.parse::<i64>() {
-        match api.get(&format!("/webhooks/byid/{id}")).await {
+        match api.get_as(&format!("/webhooks/byid/{id}")).await {
             Err(e) if e.is_not_found() => {}
             other => return other.map_err(api_err),
         }
     }
-    let all = api.all("/webhooks", "webhooks").await.map_err(api_err)?;
-    let mut named = all.into_iter().filter(|w| w["name"].as_str() == Some(key));
+    let all: Vec<WebhookView> = api.all_as("/webhooks", "webhooks").await.map_err(api_err)?;
+    let mut named = all.into_iter().filter(|w| w.name.as_deref() == Some(key));
     match (named.next(), named.next()) {
         (Some(w), None) => Ok(w),
         (Some(_), Some(_)) => anyhow::bail!("several subscriptions are named {key:?}: give the id"),
@@ -67,8 +68,8 @@ async fn webhook(api: &Api, key: &str) -> anyhow::Result<Value> {
     }
 }
 
-fn scope_text(w: &Value) -> String {
-    match (w["stack_id"].as_i64(), w["job_id"].as_i64(), w["monitor_id"].as_i64()) {
+fn scope_text(w: &WebhookView) -> String {
+    match (w.stack_id, w.job_id, w.monitor_id) {
         (_, Some(j), _) => format!("job #{j}"),
         (Some(s), _, _) => format!("stack #{s}"),
         (_, _, Some(m)) => format!("monitor #{m}"),
@@ -79,21 +80,21 @@ fn scope_text(w: &Value) -> String {
 pub(super) async fn webhooks(api: &Api, out: Output, style: Style, cmd: WebhooksCmd) -> anyhow::Result<()> {
     match cmd {
         WebhooksCmd::Ls => {
-            let all = api.all("/webhooks", "webhooks").await.map_err(api_err)?;
+            let all: Vec<WebhookView> = api.all_as("/webhooks", "webhooks").await.map_err(api_err)?;
             if out == Output::Json {
-                print_json(&Value::Array(all));
+                print_json(&serde_json::to_value(&all)?);
                 return Ok(());
             }
             let mut t = Table::new(&["ID", "NAME", "KIND", "OF", "EVENTS", "URL"]);
             for w in &all {
-                let events: Vec<String> = w["events"].as_array().into_iter().flatten().map(cell).collect();
+                let events: Vec<&str> = w.events.iter().map(|e| e.as_str()).collect();
                 t.row(vec![
-                    cell(&w["id"]),
-                    cell(&w["name"]),
-                    cell(&w["kind"]),
+                    w.id.to_string(),
+                    w.name.clone().unwrap_or_else(|| "-".into()),
+                    w.kind.to_string(),
                     scope_text(w),
                     events.join(","),
-                    one_line(&cell(&w["url"]), 60),
+                    one_line(&w.url, 60),
                 ]);
             }
             t.print(style);
@@ -116,19 +117,17 @@ pub(super) async fn webhooks(api: &Api, out: Output, style: Style, cmd: Webhooks
             if let Some(m) = monitor {
                 body.insert("monitor_id".into(), json!(m));
             }
-            let created = api.post("/webhooks", &Value::Object(body)).await.map_err(api_err)?;
+            let created: NewWebhookView =
+                api.post_as("/webhooks", &Value::Object(body)).await.map_err(api_err)?;
             if out == Output::Json {
-                print_json(&created);
+                print_json(&serde_json::to_value(&created)?);
             } else {
-                outln!(
-                    "created webhook subscription {}; its signing secret (shown once):",
-                    cell(&created["id"])
-                );
-                outln!("{}", cell(&created["secret"]));
+                outln!("created webhook subscription {}; its signing secret (shown once):", created.id);
+                outln!("{}", created.secret);
             }
         }
         WebhooksCmd::Rm { webhook: key } => {
-            let id = id_of(&webhook(api, &key).await?)?;
+            let id = webhook(api, &key).await?.id;
             let answer = api.delete(&format!("/webhooks/{id}")).await.map_err(api_err)?;
             if out == Output::Json {
                 print_json(&answer);
@@ -137,12 +136,12 @@ pub(super) async fn webhooks(api: &Api, out: Output, style: Style, cmd: Webhooks
             }
         }
         WebhooksCmd::Deliveries { webhook: key, page } => {
-            let id = id_of(&webhook(api, &key).await?)?;
-            let answer =
-                api.get(&format!("/webhooks/byid/{id}/deliveries?page={page}")).await.map_err(api_err)?;
-            let deliveries = answer["deliveries"].as_array().cloned().unwrap_or_default();
+            let id = webhook(api, &key).await?.id;
+            let answer: DeliveryPage =
+                api.get_as(&format!("/webhooks/byid/{id}/deliveries?page={page}")).await.map_err(api_err)?;
+            let deliveries = answer.deliveries;
             if out == Output::Json {
-                print_json(&Value::Array(deliveries));
+                print_json(&serde_json::to_value(&deliveries)?);
                 return Ok(());
             }
             if deliveries.is_empty() {
@@ -152,17 +151,17 @@ pub(super) async fn webhooks(api: &Api, out: Output, style: Style, cmd: Webhooks
             let mut t = Table::new(&["ID", "EVENT", "STATUS", "ATTEMPTS", "HTTP", "CREATED", "ERROR"]);
             for d in &deliveries {
                 t.row(vec![
-                    cell(&d["id"]),
-                    cell(&d["event"]),
-                    style.status(d["status"].as_str().unwrap_or("-")),
-                    cell(&d["attempts"]),
-                    cell(&d["last_status_code"]),
-                    local_time(&d["created_at"]),
-                    one_line(&cell(&d["last_error"]), 50),
+                    d.id.to_string(),
+                    d.event.to_string(),
+                    style.status(d.status.as_str()),
+                    d.attempts.to_string(),
+                    cell(&json!(d.last_status_code)),
+                    local_time(&json!(d.created_at)),
+                    one_line(d.last_error.as_deref().unwrap_or("-"), 50),
                 ]);
             }
             t.print(style);
-            let count = answer["count"].as_i64().unwrap_or(0);
+            let count = answer.count;
             if count > 10 {
                 outln!(
                     "{}",

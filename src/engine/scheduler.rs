@@ -319,6 +319,12 @@ impl Scheduler {
                         if let Err(e) = store.unchain(job.owner, job.id, crate::domain::now_ms()).await {
                             tracing::warn!(job = job.id, error = %e, "taking a deleted job out of chains");
                         }
+                        // `DELETE …?schedule=1`: the schedule goes too, unless in use by now.
+                        if job.delete_schedule
+                            && let Err(e) = store.delete_schedule_of_deleted_job(job.schedule_id).await
+                        {
+                            tracing::warn!(job = job.id, schedule = job.schedule_id, error = %e, "deleting a deleted job's schedule");
+                        }
                     });
                 }
                 // Another node fired it: the job moved where this node would have moved it.

@@ -12,7 +12,7 @@ use super::AppState;
 use super::error::{Dialect, Failure, RequestError};
 use crate::domain::{EpochMs, UserId, now_ms};
 use crate::rate_limit::Quota;
-use crate::service::{Caller, ServiceError};
+use crate::service::{Caller, ServiceError, Session};
 
 pub const SESSION_COOKIE: &str = "auth_tkt";
 const SESSION_TTL_MS: EpochMs = 7 * 24 * 3600 * 1000;
@@ -21,11 +21,16 @@ const SESSION_TTL_MS: EpochMs = 7 * 24 * 3600 * 1000;
 struct SessionTicket {
     user_id: UserId,
     expires: EpochMs,
+    /// The user's session epoch when issued (cookies from before it existed read 0, the
+    /// epoch of a user whose password never changed).
+    #[serde(default)]
+    epoch: i64,
 }
 
-/// A signed, HttpOnly, SameSite=Strict session cookie for `user_id`.
-pub fn session_cookie(user_id: UserId) -> Cookie<'static> {
-    let ticket = SessionTicket { user_id, expires: now_ms() + SESSION_TTL_MS };
+/// A signed, HttpOnly, SameSite=Strict session cookie for `session`.
+pub fn session_cookie(session: Session) -> Cookie<'static> {
+    let ticket =
+        SessionTicket { user_id: session.user_id, expires: now_ms() + SESSION_TTL_MS, epoch: session.epoch };
     Cookie::build((SESSION_COOKIE, serde_json::to_string(&ticket).expect("ticket serializes")))
         .http_only(true)
         .same_site(SameSite::Strict)
@@ -38,10 +43,12 @@ pub fn clear_session_cookie() -> Cookie<'static> {
     Cookie::build((SESSION_COOKIE, "")).path("/").max_age(cookie::time::Duration::ZERO).build()
 }
 
-fn session_user(headers: &HeaderMap, key: &Key) -> Option<UserId> {
+/// The session a signed, unexpired cookie claims (whether it is still current is the
+/// service's to say).
+fn session_user(headers: &HeaderMap, key: &Key) -> Option<Session> {
     let jar = SignedCookieJar::from_headers(headers, key.clone());
     let ticket: SessionTicket = serde_json::from_str(jar.get(SESSION_COOKIE)?.value()).ok()?;
-    (ticket.expires > now_ms()).then_some(ticket.user_id)
+    (ticket.expires > now_ms()).then_some(Session { user_id: ticket.user_id, epoch: ticket.epoch })
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -56,7 +63,7 @@ pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, S
         return state.service.caller_for_token(token).await;
     }
     match session_user(headers, &state.cookie_key) {
-        Some(user) => state.service.caller_for_session(user).await,
+        Some(session) => state.service.caller_for_session(session).await,
         None => Err(ServiceError::Unauthenticated),
     }
 }

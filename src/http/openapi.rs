@@ -121,7 +121,7 @@ const OPERATIONS: &[Op] = &[
     op!("get" "/api/v1/jobs/byid/{id}", "One job by id", None, "Job"),
     op!("get" "/api/v1/jobs/byname/{name}", "One job by name", None, "Job"),
     op!("put" "/api/v1/jobs/{id}", "Change a job (partial: omitted fields stay)", Some("JobInput"), "Job"),
-    op!("delete" "/api/v1/jobs/{id}", "Delete a job; an enabled one is queued for deletion at its next slot (cancelled by PUT {\"do_del\": false}), unless now=1", None, "Deleted", &[("now", "1: delete the job at once, even an enabled or queued one")]),
+    op!("delete" "/api/v1/jobs/{id}", "Delete a job; an enabled one is queued for deletion at its next slot (cancelled by PUT {\"do_del\": false}), unless now=1; with schedule=1 the job's schedule goes with the job (now or at that slot) if no other job uses it then", None, "Deleted", &[("now", "1: delete the job at once, even an enabled or queued one"), ("schedule", "1: delete the job's schedule with the job, if no other job uses it then (answers deleted_schedule, or with_schedule for a queued deletion)")]),
     op!("get" "/api/v1/jobs/byid/{id}/runs", "A job's runs, newest first, 10 per page", None, "RunList", PAGE),
     op!("post" "/api/v1/jobs/byid/{id}/run", "Run a job now, with arguments; with an Idempotency-Key header a repeat within 24 h answers the first run and starts nothing (409 for the same key with another body)", Some("RunNowInput"), "Run"),
     op!("post" "/api/v1/jobs/byid/{id}/backfill", "Runs every slot of the job's schedule between from and to (RFC 3339, both included) that never ran, oldest first, trigger backfill; at most --catch-up-max slots (400 naming the count)", Some("BackfillInput"), "Backfill"),
@@ -166,7 +166,7 @@ const OPERATIONS: &[Op] = &[
     op!("get" "/api/v1/tokens", "The caller's API tokens (admin scope)", None, "TokenList"),
     op!("post" "/api/v1/tokens", "Issue a token with equal or narrower scopes; the secret is shown once", Some("TokenInput"), "NewToken"),
     op!("delete" "/api/v1/tokens/{id}", "Revoke a token", None, "Deleted"),
-    op!("put" "/api/v1/password", "Set the caller's password (admin scope; current_password required when one is set)", Some("PasswordInput"), "LoginAnswer"),
+    op!("put" "/api/v1/password", "Set the caller's password (admin scope; current_password required when one is set); ends every session cookie issued before it (a cookie caller gets a fresh one)", Some("PasswordInput"), "LoginAnswer"),
     op!("get" "/api/v1/overview", "The dashboard's overview: the caller's jobs, failing, stuck and late ones first (then healthy, then paused; by name within each), each with its stack's name, its schedule in words and zone, and the outcomes of its last 20 runs; every stack of the caller for the filter", None, "Overview", OVERVIEW_QUERY),
     op!("get" "/api/v1/whoami", "The caller: user id, name and scopes", None, "WhoAmI"),
     op!("get" "/api/v1/nodes", "The cluster's nodes seen in the last hour; running_runs counts the caller's runs", None, "NodeList"),
@@ -421,7 +421,7 @@ fn schemas() -> Value {
             "Created": { "type": "object", "required": ["id"], "properties": { "id": int } },
         }),
         json!({
-            "Deleted": { "type": "object", "properties": { "deleted": int, "queued_for_deletion": int } },
+            "Deleted": { "type": "object", "properties": { "deleted": int, "queued_for_deletion": int, "deleted_schedule": int, "with_schedule": int } },
             "Job": { "type": "object", "properties": {
                 "id": int, "owner": int, "name": string_or_null, "stack": int, "schedule": int, "next_run": time_or_null,
                 "do_run": { "type": "boolean", "description": "enabled" }, "do_del": { "type": "boolean", "description": "queued for deletion" },

@@ -38,6 +38,14 @@ impl Caller {
     }
 }
 
+/// A session cookie's claim: the user, and the session epoch it was issued in (a password
+/// change starts a new epoch and so ends every session issued before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Session {
+    pub user_id: UserId,
+    pub epoch: i64,
+}
+
 /// Tokens are `cst_` + 64 hex chars (32 random bytes); only their SHA-256 is stored.
 fn new_token() -> (String, String) {
     let plain = format!("cst_{}", hex::encode(rand::random::<[u8; 32]>()));
@@ -190,15 +198,19 @@ impl Service {
         })
     }
 
-    /// The caller behind a valid session cookie.
-    pub async fn caller_for_session(&self, user_id: UserId) -> ServiceResult<Caller> {
-        let user = self.store.user(user_id).await?.ok_or(ServiceError::Unauthenticated)?;
+    /// The caller behind a signed, unexpired session cookie: refused once the user's password
+    /// changed after it was issued (the user's epoch moved on). Cached: read on every request.
+    pub async fn caller_for_session(&self, session: Session) -> ServiceResult<Caller> {
+        let user = self.store.session_user(session.user_id).await?.ok_or(ServiceError::Unauthenticated)?;
+        if user.session_epoch != session.epoch {
+            return Err(ServiceError::Unauthenticated);
+        }
         Ok(Caller {
-            user_id: user.id,
-            username: user.username.into(),
+            user_id: user.user_id,
+            username: user.username,
             scopes: Scope::ALL.into(),
             credential: CredentialKind::Session,
-            rate_key: format!("user:{}", user.id).into(),
+            rate_key: format!("user:{}", user.user_id).into(),
         })
     }
 
@@ -212,7 +224,7 @@ impl Service {
         username: Option<&str>,
         email: Option<&str>,
         password: &str,
-    ) -> ServiceResult<User> {
+    ) -> ServiceResult<(User, Session)> {
         let login = username
             .or(email)
             .ok_or_else(|| ServiceError::invalid("username", "give a username or an email"))?;
@@ -220,20 +232,28 @@ impl Service {
         self.login(login, password).await
     }
 
-    pub async fn login(&self, login: &str, password: &str) -> ServiceResult<User> {
-        let (user, hash) = self.store.user_for_login(login).await?.ok_or(ServiceError::BadLogin)?;
-        let hash = hash.ok_or(ServiceError::BadLogin)?;
-        if verify_password(password, hash).await? { Ok(user) } else { Err(ServiceError::BadLogin) }
+    /// The user and a session in their current epoch, when `password` is theirs.
+    pub async fn login(&self, login: &str, password: &str) -> ServiceResult<(User, Session)> {
+        let found = self.store.user_for_login(login).await?.ok_or(ServiceError::BadLogin)?;
+        let hash = found.password_hash.ok_or(ServiceError::BadLogin)?;
+        if !verify_password(password, hash).await? {
+            return Err(ServiceError::BadLogin);
+        }
+        let session = Session { user_id: found.user.id, epoch: found.session_epoch };
+        Ok((found.user, session))
     }
 
     /// Sets the caller's password (for `/authenticate` and the dashboard). A user who has one
     /// gives it as `current`: a token alone (even an admin one) does not replace it.
+    /// Every session issued before ends (a stolen cookie dies with the password it was got
+    /// with); a caller who changed it through a session gets a new one (`Some`), so the
+    /// dashboard stays signed in. Tokens are not touched: they are revoked one by one.
     pub async fn change_password(
         &self,
         caller: &Caller,
         current: Option<&str>,
         new: &str,
-    ) -> ServiceResult<()> {
+    ) -> ServiceResult<Option<Session>> {
         caller.require(Scope::Admin)?;
         if new.is_empty() {
             return Err(ServiceError::invalid("password", "must not be empty"));
@@ -250,8 +270,9 @@ impl Service {
             }
         }
         let hash = hash_password(new)?;
-        self.store.set_password_hash(caller.user_id, &hash).await?;
-        Ok(())
+        let epoch = self.store.set_password_hash(caller.user_id, &hash).await?;
+        Ok((caller.credential == CredentialKind::Session)
+            .then_some(Session { user_id: caller.user_id, epoch }))
     }
 
     /// The key that signs session cookies, shared by every node through the database.

@@ -226,9 +226,11 @@ fn pause_event(before: &Job, after: &Job) -> Option<Event> {
 /// What `DELETE /jobs/<id>` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteOutcome {
-    Deleted,
-    /// Enabled with a next slot: it is deleted at that slot instead of running.
-    QueuedForDeletion,
+    /// Gone, with its schedule (`Some(id)`) when asked for and no other job used it.
+    Deleted { schedule: Option<i64> },
+    /// Enabled with a next slot: it is deleted at that slot instead of running; with its
+    /// schedule (`Some(id)`, if no other job uses it then) when asked for.
+    QueuedForDeletion { schedule: Option<i64> },
 }
 
 impl Service {
@@ -348,6 +350,7 @@ impl Service {
             };
             let changes = JobChanges {
                 pending_delete: false,
+                delete_schedule: false,
                 // An explicit on/off from the user takes the job out of pause_all's hands.
                 paused_by_all: current.paused_by_all && patch.enabled.is_none(),
                 reschedule,
@@ -388,32 +391,48 @@ impl Service {
 
     /// Kragle's delete: immediate for a job that will not run again, deferred to its next
     /// slot for an enabled one — unless `now`, which deletes any job at once (queued for
-    /// deletion or not).
-    pub async fn delete_job(&self, caller: &Caller, id: i64, now: bool) -> ServiceResult<DeleteOutcome> {
+    /// deletion or not). With `schedule`, the job's schedule goes with it when the job goes
+    /// (now, or at its slot on whichever node claims it) if no other job uses it then; a
+    /// queued deletion asked for it once keeps it.
+    pub async fn delete_job(
+        &self,
+        caller: &Caller,
+        id: i64,
+        now: bool,
+        schedule: bool,
+    ) -> ServiceResult<DeleteOutcome> {
         caller.require(Scope::Jobs)?;
         for _ in 0..5 {
             let current = self.job(caller, id).await?;
             refuse_hook_job(&current)?;
-            if current.pending_delete && !now {
-                return Ok(DeleteOutcome::QueuedForDeletion);
+            let with_schedule = schedule || current.delete_schedule;
+            if current.pending_delete && !now && current.delete_schedule == with_schedule {
+                return Ok(DeleteOutcome::QueuedForDeletion {
+                    schedule: with_schedule.then_some(current.schedule_id),
+                });
             }
             if now || !(current.enabled && current.next_run_at.is_some()) {
                 self.store.delete_job(id).await?;
                 self.store.unchain(current.owner, id, now_ms()).await?;
                 self.unschedule(id).await?;
                 self.engine.events().emit(Event::job(EventKind::JobDeleted, &current));
-                return Ok(DeleteOutcome::Deleted);
+                let gone =
+                    with_schedule && self.store.delete_schedule_of_deleted_job(current.schedule_id).await?;
+                return Ok(DeleteOutcome::Deleted { schedule: gone.then_some(current.schedule_id) });
             }
             let changes = JobChanges {
                 fields: NewJob::from_job(&current),
                 pending_delete: true,
+                delete_schedule: with_schedule,
                 paused_by_all: current.paused_by_all,
                 reschedule: None,
                 last_status: current.last_status,
                 reset_runs_fired: false,
             };
             if self.store.update_job(id, current.updated_at, &changes, now_ms()).await? {
-                return Ok(DeleteOutcome::QueuedForDeletion);
+                return Ok(DeleteOutcome::QueuedForDeletion {
+                    schedule: with_schedule.then_some(current.schedule_id),
+                });
             }
         }
         Err(ServiceError::Conflict("the job is being changed concurrently; try again".into()))
@@ -448,6 +467,7 @@ impl Service {
             let changes = JobChanges {
                 fields,
                 pending_delete: current.pending_delete,
+                delete_schedule: current.delete_schedule,
                 paused_by_all,
                 reschedule,
                 last_status: current.last_status,

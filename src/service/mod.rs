@@ -16,7 +16,7 @@ mod schedules;
 mod stacks;
 mod webhooks;
 
-pub use accounts::{Caller, CredentialKind};
+pub use accounts::{Caller, CredentialKind, Session};
 pub use chains::MAX_AFTER;
 pub use hooks::{AdmittedHook, HOOK_TOKEN_HEADER, HookAnswer, HookCall, HookRequest};
 pub use jobs::{DeleteOutcome, JobPatch, MAX_HEALTH_S, MAX_KEEP};

@@ -19,6 +19,24 @@ pub struct TokenRecord {
     pub rate_key: std::sync::Arc<str>,
 }
 
+/// What a session cookie's user id resolves to: read on every request a cookie makes.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub user_id: UserId,
+    /// Shared, not copied, by each request's caller.
+    pub username: std::sync::Arc<str>,
+    /// Bumped by every password change: a cookie of an older epoch is refused.
+    pub session_epoch: i64,
+}
+
+/// A user found by login name, with what signing in needs.
+#[derive(Debug, Clone)]
+pub struct LoginRecord {
+    pub user: User,
+    pub password_hash: Option<String>,
+    pub session_epoch: i64,
+}
+
 fn parse_scopes(s: &str) -> Vec<Scope> {
     s.split(',').filter_map(Scope::parse).collect()
 }
@@ -56,26 +74,45 @@ impl Store {
         Ok(row.map(|r| get_opt_string(&r, "password_hash")).transpose()?.flatten())
     }
 
-    pub async fn set_password_hash(&self, user: UserId, hash: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-            .bind(user)
-            .bind(hash)
-            .execute(&self.write)
-            .await
-            .wrote()?;
-        Ok(())
+    /// Sets a user's password and starts a new session epoch (every session cookie issued
+    /// before is void from now on, on every node); returns the new epoch.
+    pub async fn set_password_hash(&self, user: UserId, hash: &str) -> StoreResult<i64> {
+        let q = sqlx::query(
+            "UPDATE users SET password_hash = $2, session_epoch = session_epoch + 1 WHERE id = $1 RETURNING session_epoch",
+        )
+        .bind(user)
+        .bind(hash);
+        let row = self.write_returning(q).await;
+        self.changed(Change::User(user));
+        get_i64(&row?, "session_epoch")
     }
 
-    /// The user named by username or email, with their password hash.
-    pub async fn user_for_login(&self, login: &str) -> StoreResult<Option<(User, Option<String>)>> {
+    /// The user named by username or email, with their password hash and session epoch.
+    pub async fn user_for_login(&self, login: &str) -> StoreResult<Option<LoginRecord>> {
         let row = sqlx::query(
-            "SELECT id, username, email, password_hash, created_at FROM users WHERE username = $1 OR email = $1 ORDER BY (username = $1) DESC LIMIT 1",
+            "SELECT id, username, email, password_hash, session_epoch, created_at FROM users WHERE username = $1 OR email = $1 ORDER BY (username = $1) DESC LIMIT 1",
         )
         .bind(login)
         .fetch_optional(&self.read)
         .await
         .db()?;
-        row.map(|r| Ok((user_from_row(&r)?, get_opt_string(&r, "password_hash")?))).transpose()
+        row.map(|r| {
+            Ok(LoginRecord {
+                user: user_from_row(&r)?,
+                password_hash: get_opt_string(&r, "password_hash")?,
+                session_epoch: get_i64(&r, "session_epoch")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The user behind a session cookie, through the cache (a password change invalidates it).
+    pub async fn session_user(&self, id: UserId) -> StoreResult<Option<SessionRecord>> {
+        if let Some(hit) = self.cache.sessions.get(&id) {
+            return Ok(Some(hit));
+        }
+        let load = self.one("id, username, session_epoch", "users WHERE id = $1", id, session_from_row);
+        self.cache.sessions.get_or_load(id, load).await
     }
 
     pub async fn user(&self, id: UserId) -> StoreResult<Option<User>> {
@@ -184,6 +221,14 @@ fn user_from_row(r: &sqlx::any::AnyRow) -> StoreResult<User> {
         username: get_string(r, "username")?,
         email: get_opt_string(r, "email")?,
         created_at: get_i64(r, "created_at")?,
+    })
+}
+
+fn session_from_row(r: &AnyRow) -> StoreResult<SessionRecord> {
+    Ok(SessionRecord {
+        user_id: get_i64(r, "id")?,
+        username: get_string(r, "username")?.into(),
+        session_epoch: get_i64(r, "session_epoch")?,
     })
 }
 

@@ -180,6 +180,8 @@ pub enum Change {
     Schedule(i64),
     /// A token (by id) was revoked.
     Token(i64),
+    /// A user's sessions were ended (a password change).
+    User(i64),
 }
 
 impl Change {
@@ -198,6 +200,7 @@ impl Change {
             Change::Stack(id) => one("s", *id),
             Change::Schedule(id) => one("c", *id),
             Change::Token(id) => one("t", *id),
+            Change::User(id) => one("u", *id),
         }
     }
 
@@ -215,6 +218,7 @@ impl Change {
                 "s" => Change::Stack(id()?),
                 "c" => Change::Schedule(id()?),
                 "t" => Change::Token(id()?),
+                "u" => Change::User(id()?),
                 _ => return None,
             },
         ))
@@ -279,6 +283,8 @@ pub(super) struct Caches {
     pub schedules: ReadCache<i64, crate::domain::Schedule>,
     pub stacks: ReadCache<i64, crate::domain::Stack>,
     pub stack_uids: ReadCache<String, i64>,
+    /// Session cookies' users, by id (their session epoch is checked on every request).
+    pub sessions: ReadCache<i64, super::SessionRecord>,
     /// Bumped by every change applied: rendered bodies are kept under it (`http::memo`).
     changes: AtomicU64,
 }
@@ -301,6 +307,7 @@ impl Caches {
             schedules: ReadCache::new(ROWS, ttl, live.clone()),
             stacks: ReadCache::new(ROWS, ttl, live.clone()),
             stack_uids: ReadCache::new(ROWS, ttl, live.clone()),
+            sessions: ReadCache::new(ROWS, ttl, live.clone()),
             changes: AtomicU64::new(0),
             live,
         }
@@ -318,6 +325,7 @@ impl Caches {
             Change::Stack(id) => self.stacks.invalidate([id]),
             Change::Schedule(id) => self.schedules.invalidate([id]),
             Change::Token(id) => self.tokens.invalidate_where(|t| t.token_id == *id),
+            Change::User(id) => self.sessions.invalidate([id]),
         }
     }
 
@@ -338,6 +346,7 @@ impl Caches {
         self.schedules.clear();
         self.stacks.clear();
         self.stack_uids.clear();
+        self.sessions.clear();
         self.changes.fetch_add(1, Ordering::AcqRel);
     }
 }
@@ -399,6 +408,7 @@ mod tests {
             Change::Stack(3),
             Change::Schedule(-4),
             Change::Token(9),
+            Change::User(5),
         ] {
             let payloads = change.payloads(u64::MAX);
             assert!(payloads.iter().all(|p| p.len() < 8000), "{change:?}");
@@ -424,7 +434,8 @@ mod tests {
                 _ => assert_eq!(back, vec![change.clone()]),
             }
         }
-        for junk in ["", "j1", "1:", "x:j1", "1:x1", "1:j", "1:j1,,2", "1:s", "1:sx", "1:a1", "1:t1.5"] {
+        for junk in ["", "j1", "1:", "x:j1", "1:x1", "1:j", "1:j1,,2", "1:s", "1:sx", "1:a1", "1:t1.5", "1:u"]
+        {
             assert_eq!(Change::parse(junk), None, "{junk:?}");
         }
     }

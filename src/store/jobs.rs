@@ -14,7 +14,7 @@ use super::{
 use crate::domain::chain::find_cycle;
 use crate::domain::{ChainAfter, EpochMs, Job, JobStatus, Missed, Overlap, SlotPolicy, UserId, bool_flag};
 
-const COLUMNS: &str = "id, uid, owner, stack_id, schedule_id, name, kind, command, enabled, pending_delete, paused_by_all, timeout_s, overlap, missed, retries, retry_backoff_s, retry_lost, jitter_s, not_before, not_after, max_runs, runs_fired, keep_succeeded, keep_failed, chain_after, after_any, next_run_at, last_status, created_at, updated_at, grace_s, max_duration_s, last_run_id, last_run_status, last_run_finished_at, last_success_at, last_failure_at, missed_slot, missed_announced, stuck_run";
+const COLUMNS: &str = "id, uid, owner, stack_id, schedule_id, name, kind, command, enabled, pending_delete, delete_schedule, paused_by_all, timeout_s, overlap, missed, retries, retry_backoff_s, retry_lost, jitter_s, not_before, not_after, max_runs, runs_fired, keep_succeeded, keep_failed, chain_after, after_any, next_run_at, last_status, created_at, updated_at, grace_s, max_duration_s, last_run_id, last_run_status, last_run_finished_at, last_success_at, last_failure_at, missed_slot, missed_announced, stuck_run";
 
 /// The user-settable fields of a job (create and full rewrite on update).
 #[derive(Debug, Clone)]
@@ -82,6 +82,8 @@ impl NewJob {
 pub struct JobChanges {
     pub fields: NewJob,
     pub pending_delete: bool,
+    /// With `pending_delete`: the schedule goes with the job (see `Job::delete_schedule`).
+    pub delete_schedule: bool,
     pub paused_by_all: bool,
     /// `Some(next)` replaces the next slot; `None` keeps whatever the scheduler has set.
     pub reschedule: Option<Option<EpochMs>>,
@@ -200,6 +202,27 @@ impl Store {
             sqlx::query("DELETE FROM jobs WHERE id = $1").bind(id).execute(&self.write).await.wrote()?;
         self.changed(Change::Jobs(vec![id]));
         Ok(done.rows_affected() > 0)
+    }
+
+    /// A deleted job's schedule, deleted too unless another job uses it: whether it went.
+    /// The deletion has committed by then; a job that takes the schedule meanwhile keeps it
+    /// (on PostgreSQL the foreign key refuses the delete: the schedule stays, rightly).
+    pub async fn delete_schedule_of_deleted_job(&self, schedule_id: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "DELETE FROM schedules WHERE id = $1 AND internal = 0 \
+             AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.schedule_id = $1)",
+        )
+        .bind(schedule_id)
+        .execute(&self.write)
+        .await;
+        match done {
+            Ok(done) => {
+                self.changed(Change::Schedule(schedule_id));
+                Ok(done.rows_affected() > 0)
+            }
+            Err(e) if e.as_database_error().is_some_and(|d| d.is_foreign_key_violation()) => Ok(false),
+            Err(e) => Err(e).wrote(),
+        }
     }
 
     pub async fn job(&self, id: i64) -> StoreResult<Option<Job>> {
@@ -381,6 +404,7 @@ pub(super) fn job_from_row(r: &AnyRow) -> StoreResult<Job> {
         command: get_opt_string(r, "command")?,
         enabled: get_bool(r, "enabled")?,
         pending_delete: get_bool(r, "pending_delete")?,
+        delete_schedule: get_bool(r, "delete_schedule")?,
         paused_by_all: get_bool(r, "paused_by_all")?,
         timeout_s: get_opt_i64(r, "timeout_s")?,
         overlap: get_enum(r, "overlap", Overlap::parse)?,
@@ -438,8 +462,8 @@ fn update_job_query<'q>(
          timeout_s = $10, overlap = $11, missed = $12, retries = $13, retry_backoff_s = $14, \
          next_run_at = CASE WHEN $18 = 1 THEN $15 ELSE next_run_at END, last_status = $16, updated_at = $17, retry_lost = $19, \
          jitter_s = $20, not_before = $21, not_after = $22, max_runs = $23, runs_fired = CASE WHEN $24 = 1 THEN 0 ELSE runs_fired END, \
-         keep_succeeded = $25, keep_failed = $26, chain_after = $27, after_any = $28, grace_s = $29, max_duration_s = $30 \
-         WHERE id = $1 AND updated_at = $2",
+         keep_succeeded = $25, keep_failed = $26, chain_after = $27, after_any = $28, grace_s = $29, max_duration_s = $30, \
+         delete_schedule = $31 WHERE id = $1 AND updated_at = $2",
     )
     .bind(id)
     .bind(seen_updated_at)
@@ -471,4 +495,5 @@ fn update_job_query<'q>(
     .bind(bool_flag(j.after_any))
     .bind(j.grace_s)
     .bind(j.max_duration_s)
+    .bind(bool_flag(c.pending_delete && c.delete_schedule))
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-pub use accounts::TokenRecord;
+pub use accounts::{LoginRecord, SessionRecord, TokenRecord};
 pub use cache::{Change, ROWS_CHANNEL, SHARED_TTL};
 pub use cluster::{JOBS_CHANNEL, KILL_CHANNEL, NodeRecord};
 pub use health::{Incident, JobHealthRow};

@@ -159,9 +159,16 @@ pub async fn update(
 #[derive(Deserialize)]
 pub struct DeleteQuery {
     now: Option<String>,
+    schedule: Option<String>,
 }
 
-/// Kragle's delete (an enabled job at its next slot); `?now=1` deletes it at once.
+fn flag(value: Option<&str>) -> bool {
+    matches!(value, Some("1" | "true" | "yes"))
+}
+
+/// Kragle's delete (an enabled job at its next slot); `?now=1` deletes it at once;
+/// `?schedule=1` takes the job's schedule along when the job goes, if no other job uses it
+/// (`deleted_schedule`: it went; `with_schedule`: it goes with the job, if still unused).
 pub async fn delete(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -169,9 +176,13 @@ pub async fn delete(
     Query(q): Query<DeleteQuery>,
 ) -> KResult<Json<Value>> {
     let id = id_param(&id, "job")?;
-    let now = matches!(q.now.as_deref(), Some("1" | "true" | "yes"));
-    Ok(Json(match s.service.delete_job(&caller, id, now).await? {
-        DeleteOutcome::Deleted => json!({ "deleted": id }),
-        DeleteOutcome::QueuedForDeletion => json!({ "queued_for_deletion": id }),
+    let (now, schedule) = (flag(q.now.as_deref()), flag(q.schedule.as_deref()));
+    Ok(Json(match s.service.delete_job(&caller, id, now, schedule).await? {
+        DeleteOutcome::Deleted { schedule: None } => json!({ "deleted": id }),
+        DeleteOutcome::Deleted { schedule: Some(sid) } => json!({ "deleted": id, "deleted_schedule": sid }),
+        DeleteOutcome::QueuedForDeletion { schedule: None } => json!({ "queued_for_deletion": id }),
+        DeleteOutcome::QueuedForDeletion { schedule: Some(sid) } => {
+            json!({ "queued_for_deletion": id, "with_schedule": sid })
+        }
     }))
 }

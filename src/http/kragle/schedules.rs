@@ -2,46 +2,16 @@
 
 use axum::Json;
 use axum::extract::{Extension, Path, State};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Body, KResult, Page, id_param, list_page, not_null, nullable, page_request};
-use crate::domain::Schedule;
+use crate::api::v1::ScheduleView;
+
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
 use crate::service::Caller;
 use axum::response::Response;
-
-#[derive(Serialize)]
-pub struct ScheduleView {
-    id: i64,
-    name: Option<String>,
-    once: bool,
-    config: Value,
-    /// cronstack: the rule in words.
-    description: String,
-    /// cronstack: the next five fire times from now (ISO-8601 UTC).
-    upcoming: Vec<String>,
-}
-
-impl From<&Schedule> for ScheduleView {
-    fn from(s: &Schedule) -> Self {
-        ScheduleView {
-            id: s.id,
-            name: s.name.clone(),
-            once: s.once,
-            config: s.config.to_json(),
-            description: s.config.trigger().map(|t| t.describe()).unwrap_or_default(),
-            upcoming: s
-                .config
-                .trigger()
-                .map(|t| {
-                    t.upcoming(crate::domain::now_ms(), 5).into_iter().map(crate::domain::iso8601).collect()
-                })
-                .unwrap_or_default(),
-        }
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

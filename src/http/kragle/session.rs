@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Body, KResult, id_param, not_null};
+use crate::api::v1::{NewTokenView, TokenList, TokenView, WhoamiView};
 use crate::domain::{Scope, iso8601};
 use crate::http::AppState;
 use crate::http::auth::{clear_session_cookie, session_cookie};
@@ -30,8 +31,9 @@ pub async fn authenticate(
     State(s): State<AppState>,
     JsonBody(creds, _): Body<Credentials>,
 ) -> KResult<impl IntoResponse> {
-    let user = s.service.sign_in(creds.username.as_deref(), creds.email.as_deref(), &creds.password).await?;
-    let jar = SignedCookieJar::new(s.cookie_key.clone()).add(session_cookie(user.id));
+    let (user, session) =
+        s.service.sign_in(creds.username.as_deref(), creds.email.as_deref(), &creds.password).await?;
+    let jar = SignedCookieJar::new(s.cookie_key.clone()).add(session_cookie(session));
     Ok((jar, Json(json!({ "code": 0, "user_id": user.id }))))
 }
 
@@ -40,8 +42,12 @@ pub async fn logout(State(s): State<AppState>) -> impl IntoResponse {
     (jar, Json(json!({ "code": 0 })))
 }
 
-pub async fn whoami(Extension(caller): Extension<Caller>) -> Json<Value> {
-    Json(json!({ "user_id": caller.user_id, "username": &*caller.username, "scopes": &*caller.scopes }))
+pub async fn whoami(Extension(caller): Extension<Caller>) -> Json<WhoamiView> {
+    Json(WhoamiView {
+        user_id: caller.user_id,
+        username: caller.username.to_string(),
+        scopes: caller.scopes.to_vec(),
+    })
 }
 
 #[derive(Deserialize)]
@@ -57,29 +63,23 @@ pub async fn create_token(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonBody(input, _): Body<TokenInput>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<NewTokenView>> {
     let (token, secret) = s.service.issue_token(&caller, input.name.as_deref(), &input.scopes).await?;
-    Ok(Json(json!({
-        "id": token.id,
-        "name": token.name,
-        "scopes": token.scopes,
-        "token": secret,
-        "created_at": iso8601(token.created_at),
-    })))
+    Ok(Json(NewTokenView {
+        id: token.id,
+        name: token.name,
+        scopes: token.scopes,
+        token: secret,
+        created_at: iso8601(token.created_at),
+    }))
 }
 
 pub async fn list_tokens(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
-) -> KResult<Json<Value>> {
-    let tokens: Vec<Value> = s
-        .service
-        .list_tokens(&caller)
-        .await?
-        .into_iter()
-        .map(|t| json!({ "id": t.id, "name": t.name, "scopes": t.scopes, "created_at": iso8601(t.created_at) }))
-        .collect();
-    Ok(Json(json!({ "count": tokens.len(), "tokens": tokens })))
+) -> KResult<Json<TokenList>> {
+    let tokens: Vec<TokenView> = s.service.list_tokens(&caller).await?.iter().map(TokenView::from).collect();
+    Ok(Json(TokenList { count: tokens.len(), tokens }))
 }
 
 pub async fn revoke_token(
@@ -101,14 +101,20 @@ pub struct PasswordInput {
     current_password: Option<String>,
 }
 
-/// `PUT /password`: sets the caller's password (admin scope; the current one when set).
+/// `PUT /password`: sets the caller's password (admin scope; the current one when set). The
+/// user's other sessions end; a session caller gets a fresh cookie.
 pub async fn change_password(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonBody(input, _): Body<PasswordInput>,
-) -> KResult<Json<Value>> {
-    s.service.change_password(&caller, input.current_password.as_deref(), &input.password).await?;
-    Ok(Json(json!({ "code": 0, "user_id": caller.user_id })))
+) -> KResult<impl IntoResponse> {
+    let renewed =
+        s.service.change_password(&caller, input.current_password.as_deref(), &input.password).await?;
+    let mut jar = SignedCookieJar::new(s.cookie_key.clone());
+    if let Some(session) = renewed {
+        jar = jar.add(session_cookie(session));
+    }
+    Ok((jar, Json(json!({ "code": 0, "user_id": caller.user_id }))))
 }
 
 /// The cluster's nodes seen in the last hour (see `Service::nodes`).

@@ -4,137 +4,17 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Extension, Path, State};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Body, KResult, Page, id_param, list_page, not_null, nullable, page_request};
-use crate::blocks::{ALL_TYPES, BlockState, shell_block};
-use crate::domain::{HookAccess, HookMethod, Stack, iso8601};
+use crate::api::v1::{Listed, PublicStackView, StackJob, StackView};
+use crate::blocks::ALL_TYPES;
+use crate::domain::{HookAccess, HookMethod, Stack};
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
 use crate::service::{Caller, Owned, SecretChanges, Service, ServiceResult, StackPatch, Visible};
 use axum::response::Response;
-
-#[derive(Serialize)]
-pub struct StackJob {
-    id: i64,
-    name: Option<String>,
-    do_run: bool,
-    /// Kragle shows the job's schedule config here.
-    schedule: Value,
-}
-
-/// A block as its owner sees it (Kragle's shape).
-#[derive(Serialize)]
-pub struct BlockView {
-    id: i64,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    conversion: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    state: Option<BlockState>,
-}
-
-/// The stack's blocks (a one-command stack's is one Shell command block); `conversion` and
-/// `state` for its owner only.
-fn block_views(s: &Stack, owner: bool) -> Vec<BlockView> {
-    let blocks = match &s.blocks {
-        Some(blocks) => blocks.clone(),
-        None => vec![shell_block(&s.command)],
-    };
-    blocks
-        .into_iter()
-        .map(|b| BlockView {
-            id: b.id,
-            kind: b.kind.name(),
-            name: b.name,
-            conversion: owner.then_some(b.conversion),
-            state: owner.then_some(b.state),
-        })
-        .collect()
-}
-
-/// Someone else's public stack (or any public stack without credentials): read-only, without
-/// `conversion`, `state`, `jobs` and `webhook_token` (Kragle's unauthenticated shape).
-#[derive(Serialize)]
-pub struct PublicStackView {
-    id: i64,
-    owner: i64,
-    name: String,
-    webhook: Option<HookAccess>,
-    webhook_method: HookMethod,
-    public: bool,
-    blocks: Vec<BlockView>,
-}
-
-fn public_view(s: &Stack) -> PublicStackView {
-    PublicStackView {
-        id: s.id,
-        owner: s.owner,
-        name: s.name.clone(),
-        webhook: s.webhook,
-        webhook_method: s.webhook_method,
-        public: s.public,
-        blocks: block_views(s, false),
-    }
-}
-
-/// A stack in a listing: its owner's view, or the public one.
-#[derive(Serialize)]
-#[serde(untagged)]
-pub enum Listed {
-    Own(Box<StackView<StackJob>>),
-    Public(PublicStackView),
-}
-
-#[derive(Serialize)]
-pub struct StackView<J> {
-    id: i64,
-    uid: String,
-    owner: i64,
-    name: String,
-    /// `null` for a pipeline (its commands are in its blocks).
-    command: Option<String>,
-    blocks: Vec<BlockView>,
-    public: bool,
-    /// Cloud 66's stack environment; `null`: "production".
-    environment: Option<String>,
-    env: BTreeMap<String, String>,
-    /// Names only, sorted: secret values are never shown.
-    secret_env: Vec<String>,
-    workdir: Option<String>,
-    webhook: Option<HookAccess>,
-    webhook_method: HookMethod,
-    webhook_token: Option<String>,
-    jobs: Vec<J>,
-    created_at: String,
-    updated_at: String,
-}
-
-fn view<J>(s: Stack, jobs: Vec<J>) -> StackView<J> {
-    let blocks = block_views(&s, true);
-    StackView {
-        id: s.id,
-        uid: s.uid,
-        owner: s.owner,
-        name: s.name,
-        command: s.blocks.is_none().then_some(s.command),
-        blocks,
-        public: s.public,
-        environment: s.environment,
-        env: s.env,
-        secret_env: s.secret_env.names(),
-        workdir: s.workdir,
-        webhook: s.webhook,
-        webhook_method: s.webhook_method,
-        webhook_token: s.webhook_token,
-        jobs,
-        created_at: iso8601(s.created_at),
-        updated_at: iso8601(s.updated_at),
-    }
-}
 
 /// The stack with its jobs as Kragle lists them (each with its schedule's config).
 async fn full_view(
@@ -152,7 +32,7 @@ async fn full_view(
             schedule: schedule.config.to_json(),
         });
     }
-    Ok(view(stack.into_inner(), jobs))
+    Ok(StackView::new(stack.into_inner(), jobs))
 }
 
 #[derive(Deserialize)]
@@ -243,8 +123,8 @@ pub async fn by_id(
 async fn listed(service: &Service, caller: Option<&Caller>, stack: Visible<Stack>) -> ServiceResult<Listed> {
     Ok(match (stack, caller) {
         (Visible::Own(stack), Some(c)) => Listed::Own(Box::new(full_view(service, c, stack).await?)),
-        (Visible::Own(stack), None) => Listed::Public(public_view(&stack)),
-        (Visible::Public(stack), _) => Listed::Public(public_view(&stack)),
+        (Visible::Own(stack), None) => Listed::Public(PublicStackView::from(&*stack)),
+        (Visible::Public(stack), _) => Listed::Public(PublicStackView::from(&stack)),
     })
 }
 
@@ -275,7 +155,7 @@ pub async fn update(
 ) -> KResult<Json<StackView<i64>>> {
     let stack = s.service.update_stack(&caller, id_param(&id, "stack")?, input.into()).await?;
     let jobs = s.service.all_stack_jobs(&stack).await?.iter().map(|j| j.id).collect();
-    Ok(Json(view(stack.into_inner(), jobs)))
+    Ok(Json(StackView::new(stack.into_inner(), jobs)))
 }
 
 /// Deletes a stack no job uses (409 while one does).

@@ -2,87 +2,16 @@
 
 use axum::Json;
 use axum::extract::{Extension, MatchedPath, Path, State};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Body, KResult, Page, id_param, list_page, not_null, nullable, page_request};
-use crate::domain::{ChannelKind, Delivery, DeliveryStatus, EventKind, Webhook, iso8601};
+use crate::api::v1::{DeliveryView, NewWebhookView, WebhookView};
+use crate::domain::{ChannelKind, EventKind};
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
 use crate::service::{Caller, WebhookPatch};
-use crate::webhooks::email;
 use axum::response::Response;
-
-/// A subscription as the API shows it (the secret never appears after creation).
-#[derive(Serialize)]
-pub struct WebhookView {
-    id: i64,
-    owner: i64,
-    url: String,
-    events: Vec<EventKind>,
-    stack_id: Option<i64>,
-    job_id: Option<i64>,
-    kind: ChannelKind,
-    name: Option<String>,
-    monitor_id: Option<i64>,
-    /// An email channel's recipients (its `url` is their `mailto:` URL); `null` for the others.
-    to: Option<Vec<String>>,
-    created_at: String,
-    updated_at: String,
-}
-
-impl From<&Webhook> for WebhookView {
-    fn from(w: &Webhook) -> Self {
-        WebhookView {
-            id: w.id,
-            owner: w.owner,
-            url: w.url.clone(),
-            events: w.events.clone(),
-            stack_id: w.stack_id,
-            job_id: w.job_id,
-            kind: w.kind,
-            name: w.name.clone(),
-            monitor_id: w.monitor_id,
-            to: (w.kind == ChannelKind::Email).then(|| email::recipients(&w.url)).flatten(),
-            created_at: iso8601(w.created_at),
-            updated_at: iso8601(w.updated_at),
-        }
-    }
-}
-
-#[derive(Serialize)]
-pub struct DeliveryView {
-    id: i64,
-    webhook: i64,
-    event: EventKind,
-    status: DeliveryStatus,
-    attempts: i64,
-    last_status_code: Option<i64>,
-    last_error: Option<String>,
-    next_attempt: Option<String>,
-    delivered_at: Option<String>,
-    created_at: String,
-    /// The body sent (and signed), as JSON.
-    payload: Value,
-}
-
-impl From<&Delivery> for DeliveryView {
-    fn from(d: &Delivery) -> Self {
-        DeliveryView {
-            id: d.id,
-            webhook: d.webhook_id,
-            event: d.event,
-            status: d.status,
-            attempts: d.attempts,
-            last_status_code: d.last_status_code,
-            last_error: d.last_error.clone(),
-            next_attempt: d.next_attempt_at.filter(|_| d.status == DeliveryStatus::Pending).map(iso8601),
-            delivered_at: d.delivered_at.map(iso8601),
-            created_at: iso8601(d.created_at),
-            payload: serde_json::from_str(&d.payload).unwrap_or(Value::Null),
-        }
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,9 +88,9 @@ pub async fn create(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonBody(input, _): Body<WebhookInput>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<NewWebhookView>> {
     let (webhook, secret) = s.service.create_webhook(&caller, input.into()).await?;
-    Ok(Json(json!({ "id": webhook.id, "secret": secret })))
+    Ok(Json(NewWebhookView { id: webhook.id, secret }))
 }
 
 pub async fn by_id(
