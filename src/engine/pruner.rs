@@ -23,13 +23,10 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::domain::{EpochMs, now_ms};
-use crate::store::{Aged, Backend, Keep, PruneLock, Store, StoreError};
+use crate::store::{Aged, Keep, PruneLock, Store, StoreError};
 
-/// Rows per read of runs beyond their limits, and per delete statement on SQLite.
+/// Rows per delete statement.
 pub const BATCH: usize = 1000;
-/// Rows per delete statement on PostgreSQL: a fifth of a batch, so that no single delete (and
-/// its commit) holds a claim back for long; a steady history loses the same rows either way.
-const PG_DELETE_BATCH: usize = BATCH / 5;
 /// How often the runs created since the previous pass are counted (see `after_runs`).
 const POLL: Duration = Duration::from_millis(250);
 /// Between two deletes: the writers queued behind one go first.
@@ -309,27 +306,15 @@ impl Pruner {
         }
     }
 
-    /// Deletes the runs of `doomed` a batch at a time: the full batches, or all of them —
-    /// each batch in statements of [`Pruner::delete_size`] rows.
+    /// Deletes the runs of `doomed` a batch at a time: the full batches, or all of them.
     async fn delete_runs(&self, lock: &mut PruneLock, doomed: &mut Vec<i64>, all: bool) -> Result<u64, Stop> {
         let mut deleted = 0;
         while doomed.len() >= BATCH || (all && !doomed.is_empty()) {
             let batch: Vec<i64> = doomed.drain(..doomed.len().min(BATCH)).collect();
-            for statement in batch.chunks(self.delete_size()) {
-                deleted += self.store.delete_finished_runs(lock, statement).await?;
-                self.pause().await?;
-            }
+            deleted += self.store.delete_finished_runs(lock, &batch).await?;
+            self.pause().await?;
         }
         Ok(deleted)
-    }
-
-    /// Rows per delete statement: see [`PG_DELETE_BATCH`]. SQLite's deletes are cheap and
-    /// each is a write of the whole batch's pages: fewer is better there.
-    fn delete_size(&self) -> usize {
-        match self.store.backend() {
-            Backend::Postgres => PG_DELETE_BATCH,
-            Backend::Sqlite => BATCH,
-        }
     }
 
     /// Deletes `table`'s rows that ended before `cutoff`, oldest first, a window at a time;

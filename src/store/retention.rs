@@ -342,12 +342,9 @@ impl Store {
     /// runs pruned is reused whatever autovacuum is set to (it may be off, or wake up once a
     /// minute, when a busy history deletes hundreds of runs a second). A plain `VACUUM` takes
     /// no lock that reads or writes wait for; `SKIP_LOCKED`: none if autovacuum is at it.
-    /// Cost-throttled as autovacuum is (a manual `VACUUM` is not by default): unthrottled, its
-    /// burst of page reads and writes delayed the claims beside it.
     /// SQLite: nothing (`reclaim_space`).
     pub async fn vacuum_runs(&self, lock: &mut PruneLock) -> StoreResult<()> {
         if let Some(conn) = &mut lock.conn {
-            sqlx::Executor::execute(&mut *conn, "SET vacuum_cost_delay = '2ms'").await.db()?;
             sqlx::Executor::execute(conn, "VACUUM (SKIP_LOCKED) runs").await.db()?;
         }
         Ok(())
