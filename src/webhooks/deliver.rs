@@ -8,8 +8,8 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::WebhookSettings;
 use super::sign::{SIGNATURE_HEADER, header_value};
+use super::{WebhookSettings, with_causes};
 use crate::domain::{ChannelKind, DeliveryStatus, EpochMs, now_ms};
 use crate::store::{AttemptRecord, ClaimedDelivery, Release, Store};
 
@@ -286,16 +286,8 @@ impl Worker {
 /// A send error with its causes ("connection refused", "operation timed out"), without the
 /// URL (which may carry credentials).
 fn describe(e: &reqwest::Error) -> String {
-    let mut text = if e.is_timeout() { "timed out".to_string() } else { "could not send".to_string() };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
+    let head = if e.is_timeout() { "timed out" } else { "could not send" };
+    let mut text = with_causes(head.to_string(), e);
     truncate(&mut text);
     text
 }

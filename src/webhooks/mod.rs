@@ -122,3 +122,17 @@ impl Webhooks {
         }
     }
 }
+
+/// `text` followed by `e`'s causes ("connection refused", "operation timed out"), each once.
+fn with_causes(mut text: String, e: &dyn std::error::Error) -> String {
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}

@@ -163,19 +163,7 @@ impl Mailer {
             mail = mail.to(mailbox);
         }
         let mail = mail.body(text).map_err(|e| format!("building the mail: {e}"))?;
-        self.transport.send(mail).await.map(|_| ()).map_err(|e| {
-            let mut text = format!("SMTP: {e}");
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                let part = s.to_string();
-                if !text.contains(&part) {
-                    text.push_str(": ");
-                    text.push_str(&part);
-                }
-                source = s.source();
-            }
-            text
-        })
+        self.transport.send(mail).await.map(|_| ()).map_err(|e| super::with_causes(format!("SMTP: {e}"), &e))
     }
 }
 
