@@ -543,3 +543,205 @@ impl<J> StackView<J> {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The answers built in place by their handlers (`{"id": N}`, `{"deleted": N}`, a job's
+// delete), the dashboard's overview, backfill, the cluster's nodes, block types and a pipeline
+// run's steps: typed here too, for the handlers that build them and the CLI that reads them.
+
+/// `POST` of a stack, schedule or job: the new object's id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Created {
+    pub id: i64,
+}
+
+/// `DELETE` of a stack, schedule or monitor: the id deleted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Deleted {
+    pub deleted: i64,
+}
+
+/// `DELETE /jobs/<id>`: `deleted` (with `deleted_schedule` when its schedule went with it),
+/// or `queued_for_deletion` (an enabled job, at its next slot; `with_schedule` goes along).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobDeleted {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_schedule: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_for_deletion: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub with_schedule: Option<i64>,
+}
+
+/// A page of a job's runs (`{count, pagesize, page, runs}`, as every v1 list).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunPage {
+    pub count: i64,
+    pub runs: Vec<RunView>,
+}
+
+/// `POST /jobs/byid/<id>/backfill`: the runs created, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackfillView {
+    pub count: usize,
+    pub runs: Vec<RunView>,
+}
+
+/// `GET /overview`: a page of the caller's jobs as the dashboard lists them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OverviewView {
+    pub count: i64,
+    pub page: i64,
+    pub pagesize: i64,
+    pub jobs: Vec<OverviewJobView>,
+    /// Every stack of the caller, by name: the choices of the stack filter.
+    pub stacks: Vec<StackRef>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OverviewJobView {
+    #[serde(flatten)]
+    pub job: JobView,
+    pub stack_name: Option<String>,
+    /// The schedule in words, as `GET /schedules/byid/<id>` describes it.
+    pub schedule_description: Option<String>,
+    /// The zone its times are read in: a cron schedule's `timezone`; `null` for a period or
+    /// a one-time schedule (UTC).
+    pub timezone: Option<String>,
+    /// The outcomes of its newest runs (at most 20), newest first.
+    pub recent_outcomes: Vec<RunStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StackRef {
+    pub id: i64,
+    pub name: String,
+}
+
+/// `GET /nodes`: the cluster's nodes seen in the last hour (fields in the order the answer
+/// always had them).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeList {
+    pub count: usize,
+    pub nodes: Vec<NodeView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeView {
+    pub address: String,
+    pub id: String,
+    pub last_seen: String,
+    /// Of the caller's runs only.
+    pub running_runs: i64,
+    pub started_at: String,
+    pub this_node: bool,
+}
+
+/// `GET /types`: a block type (`BlockType::describe`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockTypeView {
+    pub name: String,
+    pub description: String,
+    pub io: BlockIo,
+}
+
+/// A block type's input (an object of field descriptions, or one description) and output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockIo {
+    pub input: Value,
+    pub output: Value,
+}
+
+/// One step of a pipeline run (`RunView::steps`, one per block).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StepView {
+    pub index: i64,
+    pub block: i64,
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub status: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub output: Value,
+    pub error: Option<String>,
+}
+
+impl RunView {
+    /// A pipeline run's steps, typed (`None` for a one-command run, or steps of another shape).
+    pub fn step_views(&self) -> Option<Vec<StepView>> {
+        self.steps.clone().and_then(|s| serde_json::from_value(s).ok())
+    }
+}
+
+impl ScheduleView {
+    /// The rule, typed (`None` for a config this build cannot read).
+    pub fn rule(&self) -> Option<crate::domain::ScheduleConfig> {
+        crate::domain::ScheduleConfig::from_json(&self.config).ok()
+    }
+
+    /// The zone its times are shown in: its cron's, else `None` (UTC).
+    pub fn timezone(&self) -> Option<String> {
+        match self.rule() {
+            Some(crate::domain::ScheduleConfig::Cron { timezone, .. }) => Some(timezone),
+            _ => None,
+        }
+    }
+}
+
+impl Listed {
+    pub fn id(&self) -> i64 {
+        match self {
+            Listed::Own(s) => s.id,
+            Listed::Public(s) => s.id,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Listed::Own(s) => &s.name,
+            Listed::Public(s) => &s.name,
+        }
+    }
+
+    pub fn owner(&self) -> i64 {
+        match self {
+            Listed::Own(s) => s.owner,
+            Listed::Public(s) => s.owner,
+        }
+    }
+}
+
+/// `POST /schedules` and `PUT /schedules/<id>`: what is left out stays.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScheduleRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub once: Option<bool>,
+}
+
+/// An error answer, as either dialect phrases it: Kragle's `{code, msg}`, Cloud 66's
+/// `{error, error_description}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ErrorBody {
+    #[serde(default)]
+    pub code: Option<Value>,
+    #[serde(default)]
+    pub msg: Option<Value>,
+    #[serde(default)]
+    pub error: Option<Value>,
+    #[serde(default)]
+    pub error_description: Option<Value>,
+}
+
+/// `POST /authenticate` and `PUT /password`: who is signed in (`code` 0: Kragle's success).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionView {
+    pub code: i64,
+    pub user_id: i64,
+}

@@ -5,45 +5,13 @@
 use axum::Json;
 use axum::extract::{Extension, FromRequestParts, State};
 use axum::http::request::Parts;
-use serde::Serialize;
 
 use super::{KResult, Kragle};
-use crate::api::v1::JobView;
-use crate::domain::RunStatus;
+use crate::api::v1::{JobView, OverviewJobView, OverviewView, StackRef};
 use crate::http::AppState;
 use crate::http::error::{Failure, RequestError};
 use crate::http::extract::query_map;
 use crate::service::{Caller, OverviewQuery, OverviewRow, PageRequest};
-
-#[derive(Serialize)]
-pub struct OverviewView {
-    count: i64,
-    page: i64,
-    pagesize: i64,
-    jobs: Vec<OverviewJobView>,
-    /// Every stack of the caller, by name: the choices of the stack filter.
-    stacks: Vec<StackRef>,
-}
-
-#[derive(Serialize)]
-struct OverviewJobView {
-    #[serde(flatten)]
-    job: JobView,
-    stack_name: Option<String>,
-    /// The schedule in words, as `GET /schedules/byid/<id>` describes it.
-    schedule_description: Option<String>,
-    /// The zone its times are read in: a cron schedule's `timezone`; `null` for a period or
-    /// a one-time schedule (UTC).
-    timezone: Option<String>,
-    /// The outcomes of its newest runs (at most 20), newest first.
-    recent_outcomes: Vec<RunStatus>,
-}
-
-#[derive(Serialize)]
-struct StackRef {
-    id: i64,
-    name: String,
-}
 
 impl From<OverviewRow> for OverviewJobView {
     fn from(r: OverviewRow) -> Self {

@@ -6,14 +6,14 @@ use axum::Json;
 use axum::body::{Body as HttpBody, Bytes};
 use axum::extract::{Extension, Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::{Body, KResult, Page, id_param, list_page, page_request};
 use crate::http::AppState;
 use crate::http::extract::{IdempotencyKey, JsonBody, PageParam};
 use crate::service::{Caller, RunLog, Service};
 
-use crate::api::v1::RunView;
+use crate::api::v1::{BackfillView, RunView};
 
 pub async fn list(
     State(s): State<AppState>,
@@ -61,12 +61,6 @@ pub struct BackfillInput {
 enum BackfillOverlap {
     Allow,
     Queue,
-}
-
-#[derive(Serialize)]
-pub struct BackfillView {
-    count: usize,
-    runs: Vec<RunView>,
 }
 
 pub async fn backfill(

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Body, KResult, id_param, not_null};
-use crate::api::v1::{NewTokenView, TokenList, TokenView, WhoamiView};
+use crate::api::v1::{NewTokenView, NodeList, NodeView, TokenList, TokenView, WhoamiView};
 use crate::domain::{Scope, iso8601};
 use crate::http::AppState;
 use crate::http::auth::{clear_session_cookie, session_cookie};
@@ -118,20 +118,21 @@ pub async fn change_password(
 }
 
 /// The cluster's nodes seen in the last hour (see `Service::nodes`).
-pub async fn nodes(State(s): State<AppState>, Extension(caller): Extension<Caller>) -> KResult<Json<Value>> {
+pub async fn nodes(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> KResult<Json<NodeList>> {
     let (nodes, this_node) = s.service.nodes(&caller).await?;
-    let nodes: Vec<Value> = nodes
+    let nodes: Vec<NodeView> = nodes
         .into_iter()
-        .map(|n| {
-            json!({
-                "id": n.id,
-                "address": n.address,
-                "started_at": iso8601(n.started_at),
-                "last_seen": iso8601(n.last_seen),
-                "running_runs": n.running_runs,
-                "this_node": n.id == this_node,
-            })
+        .map(|n| NodeView {
+            this_node: n.id == this_node,
+            id: n.id,
+            address: n.address,
+            started_at: iso8601(n.started_at),
+            last_seen: iso8601(n.last_seen),
+            running_runs: n.running_runs,
         })
         .collect();
-    Ok(Json(json!({ "count": nodes.len(), "nodes": nodes })))
+    Ok(Json(NodeList { count: nodes.len(), nodes }))
 }
