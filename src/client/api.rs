@@ -3,7 +3,11 @@
 
 use std::time::Duration;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+
+use crate::api::v1::{ErrorBody, JobView, Listed, RunView, ScheduleView, WhoamiView};
 
 /// A failed request, already phrased for a person.
 #[derive(Debug)]
@@ -39,11 +43,11 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 /// Reads the one line worth showing from an error body.
 fn server_error(status: u16, body: &str) -> ApiError {
-    if let Ok(v) = serde_json::from_str::<Value>(body) {
-        let message =
-            v["msg"].as_str().or_else(|| v["error_description"].as_str()).or_else(|| v["error"].as_str());
+    if let Ok(e) = serde_json::from_str::<ErrorBody>(body) {
+        let text = |v: &Option<Value>| v.as_ref().and_then(Value::as_str).map(str::to_string);
+        let message = text(&e.msg).or_else(|| text(&e.error_description)).or_else(|| text(&e.error));
         if let Some(m) = message {
-            return ApiError::Server { status, code: v["code"].as_i64(), message: m.to_string() };
+            return ApiError::Server { status, code: e.code.as_ref().and_then(Value::as_i64), message: m };
         }
     }
     let first = body.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
@@ -72,12 +76,20 @@ fn transport(base: &str, e: &reqwest::Error) -> ApiError {
 }
 
 /// An answer read as the wire type it should be; one that is not is the server's fault.
-fn typed<T: serde::de::DeserializeOwned>(v: Value) -> ApiResult<T> {
+fn typed<T: DeserializeOwned>(v: Value) -> ApiResult<T> {
     serde_json::from_value(v).map_err(|e| ApiError::Server {
         status: 200,
         code: None,
         message: format!("the server answered something unexpected: {e}"),
     })
+}
+
+/// A page of a v1 list: its count, and its items under a key that names them.
+#[derive(serde::Deserialize)]
+struct ListPage {
+    count: i64,
+    #[serde(flatten)]
+    lists: std::collections::HashMap<String, Value>,
 }
 
 #[derive(Clone)]
@@ -114,7 +126,12 @@ impl Api {
         format!("{}/api/v1{path}", self.base)
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> ApiResult<Value> {
+    async fn send<B: Serialize + ?Sized>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> ApiResult<Value> {
         let mut req = self.http.request(method, self.url(path)).bearer_auth(&self.token);
         req = req.timeout(Duration::from_secs(60));
         if let Some(b) = body {
@@ -139,52 +156,50 @@ impl Api {
         })
     }
 
-    pub async fn get(&self, path: &str) -> ApiResult<Value> {
-        self.send(reqwest::Method::GET, path, None).await
-    }
-
     /// A GET answered with one of the wire types (`crate::api::v1`).
-    pub async fn get_as<T: serde::de::DeserializeOwned>(&self, path: &str) -> ApiResult<T> {
-        typed(self.get(path).await?)
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> ApiResult<T> {
+        typed(self.send::<()>(reqwest::Method::GET, path, None).await?)
     }
 
     /// A POST answered with one of the wire types (`crate::api::v1`).
-    pub async fn post_as<T: serde::de::DeserializeOwned>(&self, path: &str, body: &Value) -> ApiResult<T> {
-        typed(self.post(path, body).await?)
+    pub async fn post<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> ApiResult<T> {
+        typed(self.send(reqwest::Method::POST, path, Some(body)).await?)
     }
 
-    pub async fn post(&self, path: &str, body: &Value) -> ApiResult<Value> {
-        self.send(reqwest::Method::POST, path, Some(body)).await
+    pub async fn put<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> ApiResult<T> {
+        typed(self.send(reqwest::Method::PUT, path, Some(body)).await?)
     }
 
-    pub async fn put(&self, path: &str, body: &Value) -> ApiResult<Value> {
-        self.send(reqwest::Method::PUT, path, Some(body)).await
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> ApiResult<T> {
+        typed(self.send::<()>(reqwest::Method::DELETE, path, None).await?)
     }
 
-    pub async fn delete(&self, path: &str) -> ApiResult<Value> {
-        self.send(reqwest::Method::DELETE, path, None).await
-    }
-
-    /// Every item of a paged v1 list (`{count, pagesize, page, <key>: [...]}`).
-    pub async fn all(&self, path: &str, key: &str) -> ApiResult<Vec<Value>> {
+    /// Every item of a paged v1 list (`{count, pagesize, page, <key>: [...]}`), as the wire
+    /// type it is (`crate::api::v1`).
+    pub async fn all<T: DeserializeOwned>(&self, path: &str, key: &str) -> ApiResult<Vec<T>> {
         let mut items = Vec::new();
         for page in 1.. {
             let sep = if path.contains('?') { '&' } else { '?' };
-            let v = self.get(&format!("{path}{sep}page={page}")).await?;
-            let batch = v[key].as_array().cloned().unwrap_or_default();
-            let count = v["count"].as_i64().unwrap_or(0);
-            let done = batch.is_empty() || items.len() as i64 + batch.len() as i64 >= count;
+            let mut answer: ListPage = self.get(&format!("{path}{sep}page={page}")).await?;
+            let batch: Vec<T> = match answer.lists.remove(key) {
+                Some(list) => typed(list)?,
+                None => Vec::new(),
+            };
+            let done = batch.is_empty() || items.len() as i64 + batch.len() as i64 >= answer.count;
             items.extend(batch);
             if done || page > 10_000 {
                 break;
             }
         }
         Ok(items)
-    }
-
-    /// Every item of a paged v1 list, as the wire type it is (`crate::api::v1`).
-    pub async fn all_as<T: serde::de::DeserializeOwned>(&self, path: &str, key: &str) -> ApiResult<Vec<T>> {
-        self.all(path, key).await?.into_iter().map(typed).collect()
     }
 
     /// A streaming GET (a followed log): the response, its status already checked.
@@ -209,16 +224,17 @@ impl Api {
     }
 
     /// A job by id or, failing that, by name.
-    pub async fn job(&self, key: &str) -> ApiResult<Value> {
+    pub async fn job(&self, key: &str) -> ApiResult<JobView> {
         self.by_id_or_name("/jobs", key, "job").await
     }
 
-    /// A stack by id or, failing that, by name.
-    pub async fn stack(&self, key: &str) -> ApiResult<Value> {
+    /// A stack by id or, failing that, by name: the whole of it when it is the caller's, else
+    /// its public view.
+    pub async fn stack(&self, key: &str) -> ApiResult<Listed> {
         self.by_id_or_name("/blockstacks", key, "stack").await
     }
 
-    async fn by_id_or_name(&self, base: &str, key: &str, what: &str) -> ApiResult<Value> {
+    async fn by_id_or_name<T: DeserializeOwned>(&self, base: &str, key: &str, what: &str) -> ApiResult<T> {
         if let Ok(id) = key.parse::<i64>() {
             match self.get(&format!("{base}/byid/{id}")).await {
                 Err(e) if e.is_not_found() => {}
@@ -236,15 +252,15 @@ impl Api {
     }
 
     /// A schedule by id or name (names are looked up in the list: there is no byname).
-    pub async fn schedule(&self, key: &str) -> ApiResult<Value> {
+    pub async fn schedule(&self, key: &str) -> ApiResult<ScheduleView> {
         if let Ok(id) = key.parse::<i64>() {
             match self.get(&format!("/schedules/byid/{id}")).await {
                 Err(e) if e.is_not_found() => {}
                 other => return other,
             }
         }
-        let all = self.all("/schedules", "schedules").await?;
-        let mut found = all.into_iter().filter(|s| s["name"].as_str() == Some(key));
+        let all: Vec<ScheduleView> = self.all("/schedules", "schedules").await?;
+        let mut found = all.into_iter().filter(|s| s.name.as_deref() == Some(key));
         match (found.next(), found.next()) {
             (Some(s), None) => Ok(s),
             (Some(_), Some(_)) => Err(ApiError::Server {
@@ -260,17 +276,13 @@ impl Api {
         }
     }
 
-    pub async fn whoami(&self) -> ApiResult<Value> {
+    /// `GET /whoami`: who the token stands for.
+    pub async fn me(&self) -> ApiResult<WhoamiView> {
         self.get("/whoami").await
     }
 
-    /// [`Api::whoami`], typed.
-    pub async fn me(&self) -> ApiResult<crate::api::v1::WhoamiView> {
-        self.get_as("/whoami").await
-    }
-
     /// Runs a job now with these arguments (each a separate `$N`).
-    pub async fn run_now(&self, job_id: i64, args: &[String]) -> ApiResult<Value> {
+    pub async fn run_now(&self, job_id: i64, args: &[String]) -> ApiResult<RunView> {
         self.post(&format!("/jobs/byid/{job_id}/run"), &json!({ "args": args })).await
     }
 }

@@ -42,8 +42,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::api::Api;
-use super::{Exit, Output, api_err, id_of};
-use crate::domain::ChainOn;
+use super::{Exit, Output, api_err};
+use crate::api::v1::{Created, Deleted, JobDeleted, JobView, Listed, ScheduleView, StackJob, StackView};
+use crate::domain::{ChainAfter, ChainOn, ScheduleConfig};
 
 #[derive(Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -285,18 +286,21 @@ impl Rule {
         }
     }
 
-    /// The file's rule for a server schedule's config.
-    fn from_config(config: &Value) -> Rule {
-        let mut rule = Rule::default();
-        if let Some(cron) = config["cron"].as_str() {
-            rule.cron = Some(cron.to_string());
-            rule.timezone = config["timezone"].as_str().map(str::to_string);
-        } else if let Some(period) = config["period"].as_i64() {
-            rule.every = Some(json!(period));
-        } else if let Some(ts) = config["timestamp"].as_i64() {
-            rule.at = chrono::DateTime::from_timestamp(ts, 0).map(|t| json!(t.to_rfc3339()));
+    /// The file's rule for a server schedule.
+    fn from_schedule(schedule: &ScheduleView) -> Rule {
+        match schedule.rule() {
+            Some(ScheduleConfig::Cron { expr, timezone }) => {
+                Rule { cron: Some(expr), timezone: Some(timezone), ..Rule::default() }
+            }
+            Some(ScheduleConfig::Period { seconds }) => {
+                Rule { every: Some(json!(seconds)), ..Rule::default() }
+            }
+            Some(ScheduleConfig::Timestamp { unix_seconds }) => Rule {
+                at: chrono::DateTime::from_timestamp(unix_seconds, 0).map(|t| json!(t.to_rfc3339())),
+                ..Rule::default()
+            },
+            Some(ScheduleConfig::Manual) | None => Rule::default(),
         }
-        rule
     }
 }
 
@@ -377,8 +381,8 @@ fn line_of(text: &str, name: &str) -> String {
 }
 
 /// Whether a server schedule is a manual one (`{"manual": true}`: never fires on its own).
-fn is_manual(schedule: &Value) -> bool {
-    schedule["config"]["manual"] == json!(true)
+fn is_manual(schedule: &ScheduleView) -> bool {
+    matches!(schedule.rule(), Some(ScheduleConfig::Manual))
 }
 
 /// One planned change, as printed.
@@ -406,11 +410,17 @@ impl std::fmt::Display for Change {
     }
 }
 
-/// `old → new` for each field of `want` that `have` shows otherwise.
-fn differences(have: &Value, want: &Map<String, Value>) -> Vec<String> {
+/// `old → new` for each field of `want` that the server's view `have` shows otherwise (the
+/// file's fields are the view's, by name).
+fn differences<T: Serialize>(have: &T, want: &Map<String, Value>) -> Vec<String> {
+    let shown = match serde_json::to_value(have) {
+        Ok(Value::Object(fields)) => fields,
+        _ => Map::new(),
+    };
     want.iter()
-        .filter(|(k, v)| !same(&have[k.as_str()], v))
-        .map(|(k, v)| format!("{k} {} → {}", short(&have[k.as_str()]), short(v)))
+        .map(|(k, v)| (k, v, shown.get(k).unwrap_or(&Value::Null)))
+        .filter(|(_, v, had)| !same(had, v))
+        .map(|(k, v, had)| format!("{k} {} → {}", short(had), short(v)))
         .collect()
 }
 
@@ -430,28 +440,31 @@ fn short(v: &Value) -> String {
 
 /// What the server has, by name.
 struct Current {
-    stacks: HashMap<String, Value>,
-    schedules: HashMap<String, Value>,
-    jobs: HashMap<String, Value>,
+    stacks: HashMap<String, StackView<StackJob>>,
+    schedules: HashMap<String, ScheduleView>,
+    jobs: HashMap<String, JobView>,
     /// Every schedule by id (unnamed ones included), for the jobs' inline rules.
-    schedules_by_id: HashMap<i64, Value>,
+    schedules_by_id: HashMap<i64, ScheduleView>,
 }
 
 async fn current(api: &Api) -> anyhow::Result<Current> {
-    let by_name = |items: Vec<Value>| -> HashMap<String, Value> {
-        items.into_iter().filter_map(|v| Some((v["name"].as_str()?.to_string(), v))).collect()
-    };
     // The list holds other users' public stacks too: they are not the caller's to apply to.
-    let me = api.whoami().await.map_err(api_err)?;
-    let mut stacks = api.all("/blockstacks", "stacks").await.map_err(api_err)?;
-    stacks.retain(|s| s["owner"] == me["user_id"]);
-    let schedules = api.all("/schedules", "schedules").await.map_err(api_err)?;
-    let jobs = api.all("/jobs", "jobs").await.map_err(api_err)?;
-    let schedules_by_id = schedules.iter().filter_map(|s| Some((s["id"].as_i64()?, s.clone()))).collect();
+    let me = api.me().await.map_err(api_err)?;
+    let stacks: Vec<Listed> = api.all("/blockstacks", "stacks").await.map_err(api_err)?;
+    let stacks = stacks
+        .into_iter()
+        .filter_map(|s| match s {
+            Listed::Own(s) if s.owner == me.user_id => Some((s.name.clone(), *s)),
+            _ => None,
+        })
+        .collect();
+    let schedules: Vec<ScheduleView> = api.all("/schedules", "schedules").await.map_err(api_err)?;
+    let jobs: Vec<JobView> = api.all("/jobs", "jobs").await.map_err(api_err)?;
+    let schedules_by_id = schedules.iter().map(|s| (s.id, s.clone())).collect();
     Ok(Current {
-        stacks: by_name(stacks),
-        schedules: by_name(schedules),
-        jobs: by_name(jobs),
+        stacks,
+        schedules: schedules.into_iter().filter_map(|s| Some((s.name.clone()?, s))).collect(),
+        jobs: jobs.into_iter().filter_map(|j| Some((j.name.clone()?, j))).collect(),
         schedules_by_id,
     })
 }
@@ -479,7 +492,7 @@ enum Step {
         stack: String,
         schedule: Option<String>,
         after: Option<Vec<(String, ChainOn)>>,
-        body: Value,
+        body: Map<String, Value>,
     },
     DeleteJob {
         id: i64,
@@ -496,16 +509,8 @@ enum Step {
 const MANUAL: &str = "m:";
 
 /// A server job's `after`, by name.
-fn server_after(job: &Value, names: &HashMap<i64, &str>) -> Vec<(String, ChainOn)> {
-    job["after"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|e| {
-            let name = names.get(&e["job_id"].as_i64()?)?;
-            Some((name.to_string(), ChainOn::parse(e["on"].as_str()?)?))
-        })
-        .collect()
+fn server_after(job: &JobView, names: &HashMap<i64, &str>) -> Vec<(String, ChainOn)> {
+    job.after.iter().filter_map(|e| Some((names.get(&e.job_id)?.to_string(), e.on))).collect()
 }
 
 /// The file's jobs in the order to apply them: upstream jobs before the jobs that run after
@@ -616,10 +621,8 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
             body.insert("webhook_method".into(), json!(m));
         }
         let have = now.stacks.get(&s.name);
-        let known: Vec<&str> = have
-            .and_then(|h| h["secret_env"].as_array())
-            .map(|names| names.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
+        let known: Vec<&str> =
+            have.map(|h| h.secret_env.iter().map(String::as_str).collect()).unwrap_or_default();
         let mut secrets = Map::new();
         for (name, source) in &s.secret_env {
             if !known.contains(&name.as_str()) {
@@ -661,29 +664,24 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
             }
             Some(h) if !fields.is_empty() => {
                 changes.push(Change { op: "update", kind: "stack", name: s.name.clone(), fields });
-                steps.push(Step::Stack {
-                    id: h["id"].as_i64(),
-                    name: s.name.clone(),
-                    body: Value::Object(body),
-                });
+                steps.push(Step::Stack { id: Some(h.id), name: s.name.clone(), body: Value::Object(body) });
             }
             Some(_) => {}
         }
     }
     // Named schedules (key `s:NAME`), then the jobs' inline ones (key `j:JOB`: the job's own
     // schedule — one only it uses, unnamed or named after it — else one named after it).
-    let users = |id: &Value| now.jobs.values().filter(|j| &j["schedule"] == id).count();
+    let users = |id: i64| now.jobs.values().filter(|j| j.schedule == id).count();
     let mut keys: HashMap<String, Option<i64>> = HashMap::new();
-    let mut wanted: Vec<(String, String, Rule, Option<&Value>)> = Vec::new();
+    let mut wanted: Vec<(String, String, Rule, Option<&ScheduleView>)> = Vec::new();
     for sp in &config.schedules {
         wanted.push((format!("s:{}", sp.name), sp.name.clone(), sp.rule(), now.schedules.get(&sp.name)));
     }
     for j in config.jobs.iter().filter(|j| j.schedule.is_none() && !j.chain_only()) {
-        let current = now.jobs.get(&j.name).and_then(|h| now.schedules_by_id.get(&h["schedule"].as_i64()?));
-        let own = current.filter(|s| {
-            users(&s["id"]) == 1 && (s["name"].is_null() || s["name"].as_str() == Some(j.name.as_str()))
-        });
-        let have = own.or_else(|| now.schedules.get(&j.name).filter(|s| users(&s["id"]) == 0));
+        let current = now.jobs.get(&j.name).and_then(|h| now.schedules_by_id.get(&h.schedule));
+        let own =
+            current.filter(|s| users(s.id) == 1 && s.name.as_deref().is_none_or(|n| n == j.name.as_str()));
+        let have = own.or_else(|| now.schedules.get(&j.name).filter(|s| users(s.id) == 0));
         wanted.push((format!("j:{}", j.name), j.name.clone(), j.rule(), have));
     }
     for (key, name, rule, have) in wanted {
@@ -699,24 +697,15 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
                 steps.push(Step::Schedule { key, old: None, moving: Vec::new(), body: Value::Object(want) });
             }
             Some(h) => {
-                keys.insert(key.clone(), h["id"].as_i64());
+                keys.insert(key.clone(), Some(h.id));
                 let fields = differences(h, &want);
                 if !fields.is_empty() {
                     // A schedule jobs use cannot change: a new one takes over their jobs.
-                    let moving: Vec<i64> = now
-                        .jobs
-                        .values()
-                        .filter(|j| j["schedule"] == h["id"])
-                        .filter_map(|j| j["id"].as_i64())
-                        .collect();
-                    want.insert("name".into(), h["name"].clone());
+                    let moving: Vec<i64> =
+                        now.jobs.values().filter(|j| j.schedule == h.id).map(|j| j.id).collect();
+                    want.insert("name".into(), json!(h.name));
                     changes.push(Change { op: "update", kind: "schedule", name, fields });
-                    steps.push(Step::Schedule {
-                        key,
-                        old: h["id"].as_i64(),
-                        moving,
-                        body: Value::Object(want),
-                    });
+                    steps.push(Step::Schedule { key, old: Some(h.id), moving, body: Value::Object(want) });
                 }
             }
         }
@@ -726,25 +715,20 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
     let mut planned_schedules: Vec<i64> = Vec::new();
     // The owner's manual schedule (the oldest unnamed one, as the server picks it), for a job
     // that becomes chain-only; created by the plan if none exists yet.
-    let manual = now
-        .schedules_by_id
-        .values()
-        .filter(|s| s["name"].is_null() && is_manual(s))
-        .filter_map(|s| s["id"].as_i64())
-        .min();
-    let job_names: HashMap<i64, &str> =
-        now.jobs.values().filter_map(|j| Some((j["id"].as_i64()?, j["name"].as_str()?))).collect();
+    let manual =
+        now.schedules_by_id.values().filter(|s| s.name.is_none() && is_manual(s)).map(|s| s.id).min();
+    let job_names = job_names(now);
     for j in chain_order(config, now, prune, &job_names)?.into_iter().map(|i| &config.jobs[i]) {
         if !now.stacks.contains_key(&j.stack) && !config.stacks.iter().any(|s| s.name == j.stack) {
             bail!("job {:?}: no stack named {:?} in the file or on the server", j.name, j.stack);
         }
         let have = now.jobs.get(&j.name);
-        let current_schedule = have.and_then(|h| now.schedules_by_id.get(&h["schedule"].as_i64()?));
+        let current_schedule = have.and_then(|h| now.schedules_by_id.get(&h.schedule));
         let schedule = match &j.schedule {
             Some(name) => {
                 let key = format!("s:{name}");
                 if !keys.contains_key(&key) {
-                    let id = now.schedules.get(name).and_then(|s| s["id"].as_i64()).ok_or_else(|| {
+                    let id = now.schedules.get(name).map(|s| s.id).ok_or_else(|| {
                         anyhow!("job {:?}: no schedule named {name:?} in the file or on the server", j.name)
                     })?;
                     keys.insert(key.clone(), Some(id));
@@ -775,7 +759,7 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
         };
         let planned = match &schedule {
             Some(key) => keys[key],
-            None => current_schedule.and_then(|s| s["id"].as_i64()),
+            None => current_schedule.map(|s| s.id),
         };
         planned_schedules.extend(planned);
         let after = j.after_pairs();
@@ -785,8 +769,7 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
             None => Vec::new(),
         };
         if let Some(h) = have {
-            let stack_name =
-                now.stacks.values().find(|s| s["id"] == h["stack"]).and_then(|s| s["name"].as_str());
+            let stack_name = now.stacks.values().find(|s| s.id == h.stack).map(|s| s.name.as_str());
             if stack_name != Some(j.stack.as_str()) {
                 fields.push(format!(
                     "stack {} → {:?}",
@@ -796,7 +779,7 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
             }
             match schedule.as_ref().map(|key| (key, keys[key])) {
                 None => {}
-                Some((_, Some(id))) if Some(id) == h["schedule"].as_i64() => {}
+                Some((_, Some(id))) if id == h.schedule => {}
                 Some((key, _)) if key == MANUAL => {
                     fields.push("schedule → none (runs only after others)".into())
                 }
@@ -817,9 +800,9 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
                 }
             }
             if let Some(enabled) = j.enabled
-                && h["do_run"] != json!(enabled)
+                && h.do_run != enabled
             {
-                fields.push(format!("enabled {} → {enabled}", h["do_run"]));
+                fields.push(format!("enabled {} → {enabled}", h.do_run));
             }
         }
         want.insert("enabled".into(), json!(j.enabled.unwrap_or(true)));
@@ -836,41 +819,38 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
                     stack: j.stack.clone(),
                     schedule,
                     after,
-                    body: Value::Object(want),
+                    body: want,
                 });
             }
             Some(h) if !fields.is_empty() => {
                 changes.push(Change { op: "update", kind: "job", name: j.name.clone(), fields });
                 steps.push(Step::Job {
-                    id: h["id"].as_i64(),
+                    id: Some(h.id),
                     name: j.name.clone(),
                     stack: j.stack.clone(),
                     schedule,
                     after,
-                    body: Value::Object(want),
+                    body: want,
                 });
             }
             Some(_) => {}
         }
     }
     let wanted_jobs: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
-    let mut unlisted_jobs: Vec<(&String, &Value)> =
+    let mut unlisted_jobs: Vec<(&String, &JobView)> =
         now.jobs.iter().filter(|(n, _)| !wanted_jobs.contains(&n.as_str())).collect();
     unlisted_jobs.sort_by_key(|(n, _)| n.as_str());
-    let mut unlisted_schedules: Vec<(&String, &Value)> = now
-        .schedules
-        .iter()
-        .filter(|(_, s)| !s["id"].as_i64().is_some_and(|id| wanted_schedules.contains(&id)))
-        .collect();
+    let mut unlisted_schedules: Vec<(&String, &ScheduleView)> =
+        now.schedules.iter().filter(|(_, s)| !wanted_schedules.contains(&s.id)).collect();
     unlisted_schedules.sort_by_key(|(n, _)| n.as_str());
     if prune {
         for (name, job) in &unlisted_jobs {
             changes.push(Change { op: "delete", kind: "job", name: name.to_string(), fields: Vec::new() });
-            steps.push(Step::DeleteJob { id: job["id"].as_i64().unwrap_or(-1) });
+            steps.push(Step::DeleteJob { id: job.id });
         }
         // A schedule a job that stays still uses, once applied, is kept (and said).
         for (name, schedule) in &unlisted_schedules {
-            let used = schedule["id"].as_i64().is_some_and(|id| planned_schedules.contains(&id));
+            let used = planned_schedules.contains(&schedule.id);
             if used {
                 notes.push(format!("schedule {name:?} is not in the file but a job uses it: kept"));
             } else {
@@ -880,7 +860,7 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
                     name: name.to_string(),
                     fields: Vec::new(),
                 });
-                steps.push(Step::DeleteSchedule { id: schedule["id"].as_i64().unwrap_or(-1) });
+                steps.push(Step::DeleteSchedule { id: schedule.id });
             }
         }
         let mut unlisted_stacks: Vec<&String> =
@@ -899,7 +879,7 @@ fn plan(config: &Config, now: &Current, prune: bool) -> anyhow::Result<Plan> {
                     name: name.to_string(),
                     fields: Vec::new(),
                 });
-                steps.push(Step::DeleteStack { id: stack["id"].as_i64().unwrap_or(-1) });
+                steps.push(Step::DeleteStack { id: stack.id });
             }
         }
     } else if !unlisted_jobs.is_empty() {
@@ -917,40 +897,38 @@ async fn execute(
     steps: Vec<Step>,
     keys: HashMap<String, Option<i64>>,
 ) -> anyhow::Result<()> {
-    let mut stack_ids: HashMap<String, i64> =
-        now.stacks.iter().filter_map(|(n, s)| Some((n.clone(), s["id"].as_i64()?))).collect();
+    let mut stack_ids: HashMap<String, i64> = now.stacks.iter().map(|(n, s)| (n.clone(), s.id)).collect();
     let mut schedule_ids: HashMap<String, i64> =
         keys.into_iter().filter_map(|(k, id)| Some((k, id?))).collect();
-    let mut job_ids: HashMap<String, i64> =
-        now.jobs.iter().filter_map(|(n, j)| Some((n.clone(), j["id"].as_i64()?))).collect();
+    let mut job_ids: HashMap<String, i64> = now.jobs.iter().map(|(n, j)| (n.clone(), j.id)).collect();
     for step in steps {
         match step {
             Step::Stack { id: None, name, body } => {
-                let created = api
+                let created: Created = api
                     .post("/blockstacks", &body)
                     .await
                     .map_err(|e| anyhow!("stack {name:?}: {}", api_err(e)))?;
-                stack_ids.insert(name, id_of(&created)?);
+                stack_ids.insert(name, created.id);
             }
             Step::Stack { id: Some(id), name, body } => {
-                api.put(&format!("/blockstacks/{id}"), &body)
+                api.put::<StackView<i64>, _>(&format!("/blockstacks/{id}"), &body)
                     .await
                     .map_err(|e| anyhow!("stack {name:?}: {}", api_err(e)))?;
             }
             Step::Schedule { key, old, moving, body } => {
                 let name = &key[2..];
-                let created = api
+                let created: Created = api
                     .post("/schedules", &body)
                     .await
                     .map_err(|e| anyhow!("schedule {name:?}: {}", api_err(e)))?;
-                let id = id_of(&created)?;
+                let id = created.id;
                 for job in moving {
-                    api.put(&format!("/jobs/{job}"), &json!({ "schedule_id": id }))
+                    api.put::<JobView, _>(&format!("/jobs/{job}"), &json!({ "schedule_id": id }))
                         .await
                         .map_err(|e| anyhow!("moving job {job} to schedule {name:?}: {}", api_err(e)))?;
                 }
                 if let Some(old) = old {
-                    api.delete(&format!("/schedules/{old}"))
+                    api.delete::<Deleted>(&format!("/schedules/{old}"))
                         .await
                         .map_err(|e| anyhow!("schedule {name:?}: {}", api_err(e)))?;
                 }
@@ -960,44 +938,46 @@ async fn execute(
                 let stack_id = stack_ids
                     .get(&stack)
                     .ok_or_else(|| anyhow!("job {name:?}: stack {stack:?} not created"))?;
-                body["stack_id"] = json!(stack_id);
+                body.insert("stack_id".into(), json!(stack_id));
                 if let Some(schedule) = schedule {
                     let schedule_id = schedule_ids
                         .get(&schedule)
                         .ok_or_else(|| anyhow!("job {name:?}: schedule {:?} not created", &schedule[2..]))?;
-                    body["schedule_id"] = json!(schedule_id);
+                    body.insert("schedule_id".into(), json!(schedule_id));
                 }
                 if let Some(after) = after {
                     // Upstream jobs come first in the plan: each has its id by now.
                     let entries = after
                         .iter()
                         .map(|(job, on)| {
-                            let id = job_ids
+                            let job_id = *job_ids
                                 .get(job)
                                 .ok_or_else(|| anyhow!("job {name:?}: job {job:?} not created"))?;
-                            Ok(json!({ "job_id": id, "on": on }))
+                            Ok(ChainAfter { job_id, on: *on })
                         })
-                        .collect::<anyhow::Result<Vec<Value>>>()?;
-                    body["after"] = json!(entries);
+                        .collect::<anyhow::Result<Vec<ChainAfter>>>()?;
+                    body.insert("after".into(), json!(entries));
                 }
-                let sent = match id {
-                    None => api.post("/jobs", &body).await,
-                    Some(id) => api.put(&format!("/jobs/{id}"), &body).await,
-                };
-                let answer = sent.map_err(|e| anyhow!("job {name:?}: {}", api_err(e)))?;
-                if id.is_none() {
-                    job_ids.insert(name, id_of(&answer)?);
+                let failed = |e| anyhow!("job {name:?}: {}", api_err(e));
+                match id {
+                    None => {
+                        let created: Created = api.post("/jobs", &body).await.map_err(failed)?;
+                        job_ids.insert(name, created.id);
+                    }
+                    Some(id) => {
+                        api.put::<JobView, _>(&format!("/jobs/{id}"), &body).await.map_err(failed)?;
+                    }
                 }
             }
             Step::DeleteJob { id } => {
                 // At once, rather than at the next slot of an enabled job.
-                api.delete(&format!("/jobs/{id}?now=1")).await.map_err(api_err)?;
+                api.delete::<JobDeleted>(&format!("/jobs/{id}?now=1")).await.map_err(api_err)?;
             }
             Step::DeleteSchedule { id } => {
-                api.delete(&format!("/schedules/{id}")).await.map_err(api_err)?;
+                api.delete::<Deleted>(&format!("/schedules/{id}")).await.map_err(api_err)?;
             }
             Step::DeleteStack { id } => {
-                api.delete(&format!("/blockstacks/{id}")).await.map_err(api_err)?;
+                api.delete::<Deleted>(&format!("/blockstacks/{id}")).await.map_err(api_err)?;
             }
         }
     }
@@ -1041,36 +1021,29 @@ pub async fn apply(api: &Api, out: Output, file: &str, prune: bool, dry_run: boo
 pub async fn export(api: &Api, json_out: bool) -> anyhow::Result<()> {
     let now = current(api).await?;
     let mut config = Config::default();
-    let mut stacks: Vec<&Value> = now.stacks.values().collect();
-    stacks.sort_by_key(|s| s["id"].as_i64());
+    let mut stacks: Vec<&StackView<StackJob>> = now.stacks.values().collect();
+    stacks.sort_by_key(|s| s.id);
     for s in stacks {
-        let env: BTreeMap<String, String> = serde_json::from_value(s["env"].clone()).unwrap_or_default();
-        let secret_env = s["secret_env"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .map(|n| (n.to_string(), SecretRef { from_env: n.to_string() }))
-            .collect();
+        let secret_env =
+            s.secret_env.iter().map(|n| (n.clone(), SecretRef { from_env: n.clone() })).collect();
         config.stacks.push(StackSpec {
-            name: s["name"].as_str().unwrap_or_default().to_string(),
-            command: s["command"].as_str().unwrap_or_default().to_string(),
-            env,
+            name: s.name.clone(),
+            command: s.command.clone().unwrap_or_default(),
+            env: s.env.clone(),
             secret_env,
-            workdir: s["workdir"].as_str().map(str::to_string),
-            webhook: s["webhook"].as_str().map(str::to_string),
-            webhook_method: s["webhook"].as_str().and(s["webhook_method"].as_str()).map(str::to_string),
+            workdir: s.workdir.clone(),
+            webhook: s.webhook.map(|w| w.to_string()),
+            webhook_method: s.webhook.map(|_| s.webhook_method.to_string()),
         });
     }
-    let mut jobs: Vec<&Value> = now.jobs.values().collect();
-    jobs.sort_by_key(|j| j["id"].as_i64());
+    let mut jobs: Vec<&JobView> = now.jobs.values().collect();
+    jobs.sort_by_key(|j| j.id);
     let mut used_inline = Vec::new();
-    let job_names: HashMap<i64, &str> =
-        now.jobs.values().filter_map(|j| Some((j["id"].as_i64()?, j["name"].as_str()?))).collect();
+    let job_names = job_names(&now);
     for j in jobs {
-        let name = j["name"].as_str().unwrap_or_default().to_string();
-        let stack = now.stacks.values().find(|s| s["id"] == j["stack"]).and_then(|s| s["name"].as_str());
-        let schedule = now.schedules_by_id.get(&j["schedule"].as_i64().unwrap_or(-1));
+        let name = j.name.clone().unwrap_or_default();
+        let stack = now.stacks.values().find(|s| s.id == j.stack).map(|s| s.name.as_str());
+        let schedule = now.schedules_by_id.get(&j.schedule);
         let (Some(stack), Some(schedule)) = (stack, schedule) else { continue };
         let after = server_after(j, &job_names);
         // On a manual schedule with upstream jobs: chain-only, written without a schedule.
@@ -1083,29 +1056,27 @@ pub async fn export(api: &Api, json_out: bool) -> anyhow::Result<()> {
         }
         // A schedule named after its job (or unnamed) goes inline; any other by name.
         let inline = chain_only
-            || match schedule["name"].as_str() {
+            || match schedule.name.as_deref() {
                 None => true,
-                Some(n) => {
-                    n == name && now.jobs.values().filter(|o| o["schedule"] == schedule["id"]).count() == 1
-                }
+                Some(n) => n == name && now.jobs.values().filter(|o| o.schedule == schedule.id).count() == 1,
             };
         let rule = if chain_only {
             Rule::default()
         } else if inline {
-            used_inline.push(schedule["id"].clone());
-            Rule::from_config(&schedule["config"])
+            used_inline.push(schedule.id);
+            Rule::from_schedule(schedule)
         } else {
             Rule::default()
         };
-        let mut spec = serde_json::to_value(JobSpec {
+        let spec = serde_json::to_value(JobSpec {
             name,
             stack: stack.to_string(),
-            schedule: (!inline).then(|| schedule["name"].as_str().unwrap_or_default().to_string()),
+            schedule: (!inline).then(|| schedule.name.clone().unwrap_or_default()),
             cron: rule.cron,
             timezone: rule.timezone,
             every: rule.every,
             at: rule.at,
-            enabled: j["do_run"].as_bool(),
+            enabled: Some(j.do_run),
             after: (!after.is_empty())
                 .then(|| after.into_iter().map(|(job, on)| AfterSpec { job, on }).collect()),
             command: None,
@@ -1125,27 +1096,27 @@ pub async fn export(api: &Api, json_out: bool) -> anyhow::Result<()> {
             max_duration_s: None,
             after_any: None,
         })?;
-        // Every job field the server shows that the file format has, unless null.
+        // Every job field the server shows that the file format has (the same names), unless null.
+        let (Value::Object(mut spec), Value::Object(mut shown)) = (spec, serde_json::to_value(j)?) else {
+            bail!("a job and its file entry are JSON objects")
+        };
         for field in job_field_names() {
-            if !j[field.as_str()].is_null() {
-                spec[field.as_str()] = j[field.as_str()].clone();
+            if let Some(v) = shown.remove(&field).filter(|v| !v.is_null()) {
+                spec.insert(field, v);
             }
         }
-        config.jobs.push(serde_json::from_value(spec)?);
+        config.jobs.push(serde_json::from_value(Value::Object(spec))?);
     }
-    let mut schedules: Vec<&Value> = now.schedules.values().collect();
-    schedules.sort_by_key(|s| s["id"].as_i64());
-    for s in schedules.into_iter().filter(|s| !used_inline.contains(&s["id"])) {
+    let mut schedules: Vec<(&String, &ScheduleView)> = now.schedules.iter().collect();
+    schedules.sort_by_key(|(_, s)| s.id);
+    for (name, s) in schedules.into_iter().filter(|(_, s)| !used_inline.contains(&s.id)) {
         if is_manual(s) {
-            eprintln!(
-                "note: schedule {:?} is a manual one: the file format cannot say so, left out",
-                s["name"]
-            );
+            eprintln!("note: schedule {name:?} is a manual one: the file format cannot say so, left out");
             continue;
         }
-        let rule = Rule::from_config(&s["config"]);
+        let rule = Rule::from_schedule(s);
         config.schedules.push(ScheduleSpec {
-            name: s["name"].as_str().unwrap_or_default().to_string(),
+            name: name.clone(),
             cron: rule.cron,
             timezone: rule.timezone,
             every: rule.every,
@@ -1153,11 +1124,16 @@ pub async fn export(api: &Api, json_out: bool) -> anyhow::Result<()> {
         });
     }
     if json_out {
-        super::output::print_json(&serde_json::to_value(&config)?);
+        super::output::print_json(&config);
     } else {
         super::out!("{}", serde_norway::to_string(&config)?);
     }
     Ok(())
+}
+
+/// The server's jobs' names, by id.
+fn job_names(now: &Current) -> HashMap<i64, &str> {
+    now.jobs.values().filter_map(|j| Some((j.id, j.name.as_deref()?))).collect()
 }
 
 /// The v1 job field names a [`JobSpec`] carries.

@@ -14,7 +14,8 @@ use serde_json::{Map, Value, json};
 
 use super::api::Api;
 use super::output::print_json;
-use super::{Output, api_err, id_of};
+use super::{Output, api_err};
+use crate::api::v1::{Created, Deleted, ScheduleRequest};
 
 /// One entry of the crontab, ready to create.
 #[derive(Debug, PartialEq)]
@@ -204,6 +205,18 @@ fn entry_name(prefix: &str, entry: &Entry) -> String {
 }
 
 /// Reads the crontab, prints the plan, and (unless `dry_run`) creates it.
+/// An entry as `import-crontab -o json` lists it (`job_id` once created).
+#[derive(serde::Serialize)]
+struct Imported {
+    line: usize,
+    name: String,
+    schedule: Value,
+    command: String,
+    env: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job_id: Option<i64>,
+}
+
 pub async fn import(
     api: Option<&Api>,
     out: Output,
@@ -221,7 +234,9 @@ pub async fn import(
     if let Some(api) = api {
         // Names first: a clash found half-way would leave the entries before it created.
         for name in &names {
-            for (kind, found) in [("job", api.job(name).await), ("stack", api.stack(name).await)] {
+            let job = api.job(name).await.map(|_| ());
+            let stack = api.stack(name).await.map(|_| ());
+            for (kind, found) in [("job", job), ("stack", stack)] {
                 match found {
                     Ok(_) => {
                         bail!("nothing imported: a {kind} named {name:?} exists (give another --prefix)")
@@ -234,12 +249,19 @@ pub async fn import(
     }
     let mut created = Vec::new();
     for (entry, name) in tab.entries.iter().zip(names) {
-        let mut config = json!({ "cron": entry.cron });
-        if let Some(tz) = &entry.timezone {
-            config["timezone"] = json!(tz);
-        }
+        let config = match &entry.timezone {
+            Some(tz) => json!({ "cron": entry.cron, "timezone": tz }),
+            None => json!({ "cron": entry.cron }),
+        };
         let env: Map<String, Value> = entry.env.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-        let mut item = json!({ "line": entry.line, "name": name, "schedule": config, "command": entry.command, "env": env });
+        let mut item = Imported {
+            line: entry.line,
+            name: name.clone(),
+            schedule: config.clone(),
+            command: entry.command.clone(),
+            env: env.clone(),
+            job_id: None,
+        };
         if dry_run {
             if out == Output::Table {
                 outln!(
@@ -253,27 +275,28 @@ pub async fn import(
             let api = api.ok_or_else(|| anyhow!("no server to import into"))?;
             let failed =
                 |what: &str, e| anyhow!("line {}: creating {what} {name}: {}", entry.line, api_err(e));
-            let schedule_id = id_of(
-                &api.post("/schedules", &json!({ "name": name, "config": config }))
-                    .await
-                    .map_err(|e| failed("schedule", e))?,
-            )?;
+            let schedule = ScheduleRequest { name: Some(name.clone()), config: Some(config), once: None };
+            let schedule_id =
+                api.post::<Created, _>("/schedules", &schedule).await.map_err(|e| failed("schedule", e))?.id;
             let stack = api
-                .post("/blockstacks", &json!({ "name": name, "command": entry.command, "env": env }))
+                .post::<Created, _>(
+                    "/blockstacks",
+                    &json!({ "name": name, "command": entry.command, "env": env }),
+                )
                 .await;
             let stack_id = match stack {
-                Ok(s) => id_of(&s)?,
+                Ok(s) => s.id,
                 Err(e) => {
                     // No orphan schedule is left for this entry.
-                    let _ = api.delete(&format!("/schedules/{schedule_id}")).await;
+                    let _ = api.delete::<Deleted>(&format!("/schedules/{schedule_id}")).await;
                     return Err(failed("stack", e));
                 }
             };
             let job = api
-                .post("/jobs", &json!({ "name": name, "stack_id": stack_id, "schedule_id": schedule_id, "enabled": true }))
+                .post::<Created, _>("/jobs", &json!({ "name": name, "stack_id": stack_id, "schedule_id": schedule_id, "enabled": true }))
                 .await
                 .map_err(|e| failed("job", e))?;
-            item["job_id"] = json!(id_of(&job)?);
+            item.job_id = Some(job.id);
             if out == Output::Table {
                 outln!("created job {name} (line {}): {}", entry.line, entry.cron);
             }

@@ -4,14 +4,20 @@ use std::collections::HashMap;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use super::api::Api;
-use super::output::{Style, Table, cell, local_time, print_fields, print_json, schedule_zone, zoned_time};
+use super::api::{Api, ApiResult};
+use super::output::{Style, Table, local_time, opt, print_fields, print_json, zoned_time};
 use super::parse::human_seconds;
 use super::runs::runs_table;
 use super::schedules::{Rule, create_schedule};
-use super::{Output, api_err, id_of};
+use super::{Output, api_err};
+use crate::api::v1::{
+    BackfillView, Created, Deleted, JobDeleted, JobView, Listed, RunPage, RunView, ScheduleRequest,
+    ScheduleView, StackJob, StackView,
+};
+use crate::domain::{ChainAfter, ChainOn};
 
 /// A job's settings, for create and edit.
 #[derive(Args, Debug, Default)]
@@ -80,10 +86,10 @@ impl JobSettings {
         let mut entries = Vec::new();
         for a in &self.after {
             let (job, on) = parse_after(a);
-            let id = id_of(&api.job(job).await.map_err(api_err)?)?;
-            entries.push(json!({"job_id": id, "on": on}));
+            let job_id = api.job(job).await.map_err(api_err)?.id;
+            entries.push(ChainAfter { job_id, on: ChainOn::parse(on).unwrap_or(ChainOn::Success) });
         }
-        Ok(Some(Value::Array(entries)))
+        Ok(Some(json!(entries)))
     }
 
     fn apply(&self, body: &mut Map<String, Value>) {
@@ -233,171 +239,170 @@ pub(super) fn health_rank(health: &str) -> u8 {
     }
 }
 
-pub(super) fn job_state(job: &Value) -> &'static str {
-    if job["do_del"].as_bool() == Some(true) {
+pub(super) fn job_state(job: &JobView) -> &'static str {
+    if job.do_del {
         "deleting"
-    } else if job["do_run"].as_bool() == Some(true) {
+    } else if job.do_run {
         "enabled"
     } else {
         "paused"
     }
 }
 
-/// A Kragle schedule config in short: `cron 0 3 * * * (Europe/Paris)`, `every 60s`, `at …`.
 /// A job's window: `from … to …`, `-` for none.
-pub(super) fn window_text(job: &Value) -> String {
-    match (job["not_before"].as_str(), job["not_after"].as_str()) {
+pub(super) fn window_text(job: &JobView) -> String {
+    match (&job.not_before, &job.not_after) {
         (None, None) => "-".into(),
-        (start, end) => format!("from {} to {}", start.unwrap_or("any time"), end.unwrap_or("any time")),
+        (start, end) => format!(
+            "from {} to {}",
+            start.as_deref().unwrap_or("any time"),
+            end.as_deref().unwrap_or("any time")
+        ),
     }
 }
 
 /// A job's `after` entries as `name (#id) on success, …`, then whether all or any; `-`.
-pub(super) async fn after_text(api: &Api, job: &Value) -> String {
-    let entries = job["after"].as_array().cloned().unwrap_or_default();
-    if entries.is_empty() {
+pub(super) async fn after_text(api: &Api, job: &JobView) -> String {
+    if job.after.is_empty() {
         return "-".into();
     }
     let mut parts = Vec::new();
-    for e in &entries {
-        let name = match api.get(&format!("/jobs/byid/{}", e["job_id"])).await {
-            Ok(upstream) => cell(&upstream["name"]),
+    for e in &job.after {
+        let name = match api.get::<JobView>(&format!("/jobs/byid/{}", e.job_id)).await {
+            Ok(upstream) => opt(upstream.name),
             Err(_) => "(gone)".into(),
         };
-        parts.push(format!("{name} (#{}) on {}", cell(&e["job_id"]), cell(&e["on"])));
+        parts.push(format!("{name} (#{}) on {}", e.job_id, e.on));
     }
-    let mode = if job["after_any"].as_bool() == Some(true) { "each run of any" } else { "once all ran" };
+    let mode = if job.after_any { "each run of any" } else { "once all ran" };
     format!("{} — {mode}", parts.join(", "))
+}
+
+/// `jobs show -o json`: the job, its schedule and its recent runs.
+#[derive(Serialize)]
+struct JobDetail {
+    #[serde(flatten)]
+    job: JobView,
+    schedule_object: ScheduleView,
+    recent_runs: Vec<RunView>,
 }
 
 pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> anyhow::Result<()> {
     match cmd {
         JobsCmd::Ls { stack } => {
-            let mut all = api.all("/jobs", "jobs").await.map_err(api_err)?;
+            let mut all: Vec<JobView> = api.all("/jobs", "jobs").await.map_err(api_err)?;
             if let Some(s) = stack {
-                let id = id_of(&api.stack(&s).await.map_err(api_err)?)?;
-                all.retain(|j| j["stack"].as_i64() == Some(id));
+                let id = api.stack(&s).await.map_err(api_err)?.id();
+                all.retain(|j| j.stack == id);
             }
             if out == Output::Json {
-                print_json(&Value::Array(all));
+                print_json(&all);
                 return Ok(());
             }
             let stacks: HashMap<i64, String> = api
-                .all("/blockstacks", "stacks")
+                .all::<Listed>("/blockstacks", "stacks")
                 .await
                 .map_err(api_err)?
                 .iter()
-                .filter_map(|s| Some((s["id"].as_i64()?, cell(&s["name"]))))
+                .map(|s| (s.id(), s.name().to_string()))
                 .collect();
-            let schedules: HashMap<i64, Value> = api
-                .all("/schedules", "schedules")
+            let schedules: HashMap<i64, ScheduleView> = api
+                .all::<ScheduleView>("/schedules", "schedules")
                 .await
                 .map_err(api_err)?
                 .into_iter()
-                .filter_map(|s| Some((s["id"].as_i64()?, s)))
+                .map(|s| (s.id, s))
                 .collect();
             let mut t = Table::new(&["ID", "NAME", "STACK", "STATE", "HEALTH", "NEXT RUN", "SCHEDULE"]);
             // The ones needing attention first: stuck, failing, late, then ok, then paused.
-            all.sort_by_key(|j| (health_rank(j["health"].as_str().unwrap_or("")), j["id"].as_i64()));
+            all.sort_by_key(|j| (health_rank(j.health.as_str()), j.id));
             for j in &all {
-                let stack = j["stack"]
-                    .as_i64()
-                    .and_then(|id| stacks.get(&id).cloned())
-                    .unwrap_or_else(|| cell(&j["stack"]));
-                let schedule = j["schedule"].as_i64().and_then(|id| schedules.get(&id));
+                let stack = stacks.get(&j.stack).cloned().unwrap_or_else(|| j.stack.to_string());
+                let schedule = schedules.get(&j.schedule);
                 t.row(vec![
-                    cell(&j["id"]),
-                    cell(&j["name"]),
+                    j.id.to_string(),
+                    opt(j.name.as_deref()),
                     stack,
                     style.status(job_state(j)),
-                    style.status(j["health"].as_str().unwrap_or("-")),
-                    zoned_time(&j["next_run"], schedule.and_then(schedule_zone)),
-                    schedule.map_or_else(|| cell(&j["schedule"]), |s| cell(&s["description"])),
+                    style.status(j.health.as_str()),
+                    zoned_time(j.next_run.as_deref(), schedule.and_then(ScheduleView::timezone).as_deref()),
+                    schedule.map_or_else(|| j.schedule.to_string(), |s| s.description.clone()),
                 ]);
             }
             t.print(style);
         }
         JobsCmd::Show { job } => {
             let j = api.job(&job).await.map_err(api_err)?;
-            let id = id_of(&j)?;
-            let schedule = api.get(&format!("/schedules/byid/{}", j["schedule"])).await.map_err(api_err)?;
-            let runs = api.get(&format!("/jobs/byid/{id}/runs")).await.map_err(api_err)?;
+            let id = j.id;
+            let schedule: ScheduleView =
+                api.get(&format!("/schedules/byid/{}", j.schedule)).await.map_err(api_err)?;
+            let runs: RunPage = api.get(&format!("/jobs/byid/{id}/runs")).await.map_err(api_err)?;
             if out == Output::Json {
-                let mut j = j;
-                j["schedule_object"] = schedule;
-                j["recent_runs"] = runs["runs"].clone();
-                print_json(&j);
+                print_json(&JobDetail { job: j, schedule_object: schedule, recent_runs: runs.runs });
                 return Ok(());
             }
-            let stack = api.get(&format!("/blockstacks/byid/{}", j["stack"])).await.map_err(api_err)?;
-            let tz = schedule_zone(&schedule);
-            let command = match j["command"].as_str() {
-                Some(c) => c.to_string(),
-                None => format!("{} {}", cell(&stack["command"]), style.dim("(the stack's)")),
+            let stack: StackView<StackJob> =
+                api.get(&format!("/blockstacks/byid/{}", j.stack)).await.map_err(api_err)?;
+            let tz = schedule.timezone();
+            let tz = tz.as_deref();
+            let command = match &j.command {
+                Some(c) => c.clone(),
+                None => format!("{} {}", opt(stack.command.as_deref()), style.dim("(the stack's)")),
             };
-            let upcoming: Vec<String> =
-                schedule["upcoming"].as_array().into_iter().flatten().map(|t| zoned_time(t, tz)).collect();
+            let upcoming: Vec<String> = schedule.upcoming.iter().map(|t| zoned_time(Some(t), tz)).collect();
             print_fields(
                 style,
                 &[
-                    ("id", cell(&j["id"])),
-                    ("name", cell(&j["name"])),
+                    ("id", j.id.to_string()),
+                    ("name", opt(j.name.as_deref())),
                     ("state", style.status(job_state(&j))),
-                    ("health", style.status(j["health"].as_str().unwrap_or("-"))),
+                    ("health", style.status(j.health.as_str())),
                     (
                         "last run",
-                        match j["last_run"].as_object() {
+                        match &j.last_run {
                             Some(r) => format!(
                                 "#{} {} {}",
-                                cell(&r["id"]),
-                                style.status(r["outcome"].as_str().unwrap_or("-")),
-                                zoned_time(&r["finished_at"], tz)
+                                r.id,
+                                style.status(r.outcome.as_str()),
+                                zoned_time(Some(&r.finished_at), tz)
                             ),
                             None => "-".into(),
                         },
                     ),
-                    ("stack", format!("{} (#{})", cell(&stack["name"]), cell(&j["stack"]))),
+                    ("stack", format!("{} (#{})", stack.name, j.stack)),
                     ("command", command),
-                    ("schedule", format!("{} (#{})", cell(&schedule["description"]), cell(&j["schedule"]))),
-                    ("next run", zoned_time(&j["next_run"], tz)),
+                    ("schedule", format!("{} (#{})", schedule.description, j.schedule)),
+                    ("next run", zoned_time(j.next_run.as_deref(), tz)),
                     ("next fires", if upcoming.is_empty() { "-".into() } else { upcoming.join(", ") }),
-                    ("timeout", j["timeout_s"].as_i64().map_or("-".into(), human_seconds)),
-                    ("overlap", cell(&j["overlap"])),
-                    ("missed", cell(&j["missed"])),
-                    (
-                        "retries",
-                        format!(
-                            "{} (backoff {})",
-                            cell(&j["retries"]),
-                            j["retry_backoff_s"].as_i64().map_or("-".into(), human_seconds)
-                        ),
-                    ),
-                    ("jitter", format!("{}s", cell(&j["jitter_s"]))),
+                    ("timeout", j.timeout_s.map_or("-".into(), human_seconds)),
+                    ("overlap", j.overlap.to_string()),
+                    ("missed", j.missed.to_string()),
+                    ("retries", format!("{} (backoff {})", j.retries, human_seconds(j.retry_backoff_s))),
+                    ("jitter", format!("{}s", j.jitter_s)),
                     ("window", window_text(&j)),
                     (
                         "max runs",
-                        match j["max_runs"].as_i64() {
-                            Some(max) => format!("{max} ({} fired)", cell(&j["runs_fired"])),
+                        match j.max_runs {
+                            Some(max) => format!("{max} ({} fired)", j.runs_fired),
                             None => "-".into(),
                         },
                     ),
                     ("after", after_text(api, &j).await),
-                    ("uid", cell(&j["uid"])),
-                    ("created", local_time(&j["created_at"])),
-                    ("updated", local_time(&j["updated_at"])),
+                    ("uid", j.uid.clone()),
+                    ("created", local_time(Some(&j.created_at))),
+                    ("updated", local_time(Some(&j.updated_at))),
                 ],
             );
-            let runs = runs["runs"].as_array().cloned().unwrap_or_default();
             outln!();
-            if runs.is_empty() {
+            if runs.runs.is_empty() {
                 outln!("{}", style.dim("no runs yet"));
             } else {
                 outln!("{}", style.bold("recent runs"));
-                runs_table(&runs, style, tz).print(style);
+                runs_table(&runs.runs, style, tz).print(style);
             }
         }
         JobsCmd::Create { name, stack, schedule, rule, paused, settings } => {
-            let stack_id = id_of(&api.stack(&stack).await.map_err(api_err)?)?;
+            let stack_id = api.stack(&stack).await.map_err(api_err)?.id();
             let mut body = Map::new();
             body.insert("name".into(), json!(name));
             body.insert("stack_id".into(), json!(stack_id));
@@ -414,10 +419,7 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
             // schedule is deleted again if the job is refused: a failed create leaves nothing.
             let created_schedule = match (&schedule, rule.is_given()) {
                 (Some(s), _) => {
-                    body.insert(
-                        "schedule_id".into(),
-                        json!(id_of(&api.schedule(s).await.map_err(api_err)?)?),
-                    );
+                    body.insert("schedule_id".into(), json!(api.schedule(s).await.map_err(api_err)?.id));
                     None
                 }
                 (None, true) => Some(create_schedule(api, Some(&name), &rule).await?),
@@ -430,18 +432,18 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
             if let Some(s) = created_schedule {
                 body.insert("schedule_id".into(), json!(s));
             }
-            let answer = api.post("/jobs", &Value::Object(body)).await;
-            let id = id_of(&undo_schedule_on_error(api, answer, created_schedule).await?)?;
-            let created = api.get(&format!("/jobs/byid/{id}")).await.map_err(api_err)?;
+            let answer = api.post::<Created, _>("/jobs", &body).await;
+            let id = undo_schedule_on_error(api, answer, created_schedule).await?.id;
+            let created: JobView = api.get(&format!("/jobs/byid/{id}")).await.map_err(api_err)?;
             if out == Output::Json {
                 print_json(&created);
             } else {
                 let schedule =
-                    api.get(&format!("/schedules/byid/{}", created["schedule"])).await.unwrap_or_default();
+                    api.get::<ScheduleView>(&format!("/schedules/byid/{}", created.schedule)).await.ok();
                 outln!(
                     "created job {id} ({name}), {}; next run {}",
                     style.status(job_state(&created)),
-                    zoned_time(&created["next_run"], schedule_zone(&schedule))
+                    zoned_time(created.next_run.as_deref(), schedule.and_then(|s| s.timezone()).as_deref())
                 );
             }
         }
@@ -460,16 +462,16 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
             settings,
         } => {
             let current = api.job(&job).await.map_err(api_err)?;
-            let id = id_of(&current)?;
+            let id = current.id;
             let mut body = Map::new();
             if let Some(n) = &name {
                 body.insert("name".into(), json!(n));
             }
             if let Some(s) = stack {
-                body.insert("stack_id".into(), json!(id_of(&api.stack(&s).await.map_err(api_err)?)?));
+                body.insert("stack_id".into(), json!(api.stack(&s).await.map_err(api_err)?.id()));
             }
             if let Some(s) = schedule {
-                body.insert("schedule_id".into(), json!(id_of(&api.schedule(&s).await.map_err(api_err)?)?));
+                body.insert("schedule_id".into(), json!(api.schedule(&s).await.map_err(api_err)?.id));
             }
             if no_command {
                 body.insert("command".into(), Value::Null);
@@ -500,23 +502,21 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
             let mut replaced = None;
             let mut created_schedule = None;
             if rule.is_given() {
-                let old = current["schedule"].as_i64().unwrap_or(-1);
-                let old_schedule = api.get(&format!("/schedules/byid/{old}")).await.map_err(api_err)?;
-                let (config, once) = rule.config_over(&old_schedule["config"])?;
-                let users = api.all("/jobs", "jobs").await.map_err(api_err)?;
-                let only_this = users.iter().filter(|j| j["schedule"].as_i64() == Some(old)).count() == 1;
+                let old = current.schedule;
+                let old_schedule: ScheduleView =
+                    api.get(&format!("/schedules/byid/{old}")).await.map_err(api_err)?;
+                let (config, once) = rule.config_over(old_schedule.rule().as_ref())?;
+                let users: Vec<JobView> = api.all("/jobs", "jobs").await.map_err(api_err)?;
+                let only_this = users.iter().filter(|j| j.schedule == old).count() == 1;
                 // The job's own schedule keeps its name; a shared one stays as it is, and the
                 // job gets one named after it.
-                let label = if only_this && !(name.is_some() && old_schedule["name"] == current["name"]) {
-                    old_schedule["name"].as_str().map(str::to_string)
+                let label = if only_this && !(name.is_some() && old_schedule.name == current.name) {
+                    old_schedule.name.clone()
                 } else {
-                    name.clone().or_else(|| current["name"].as_str().map(str::to_string))
+                    name.clone().or_else(|| current.name.clone())
                 };
-                let mut sbody = json!({ "config": config, "once": once });
-                if let Some(l) = label {
-                    sbody["name"] = json!(l);
-                }
-                let new = id_of(&api.post("/schedules", &sbody).await.map_err(api_err)?)?;
+                let sbody = ScheduleRequest { name: label, config: Some(config), once: Some(once) };
+                let new = api.post::<Created, _>("/schedules", &sbody).await.map_err(api_err)?.id;
                 body.insert("schedule_id".into(), json!(new));
                 created_schedule = Some(new);
                 replaced = only_this.then_some(old);
@@ -524,41 +524,42 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
             if body.is_empty() {
                 bail!("nothing to change: see `cronstack jobs edit --help`");
             }
-            let answer = api.put(&format!("/jobs/{id}"), &Value::Object(body)).await;
+            let answer = api.put::<JobView, _>(&format!("/jobs/{id}"), &body).await;
             let updated = undo_schedule_on_error(api, answer, created_schedule).await?;
             if let Some(old) = replaced {
-                api.delete(&format!("/schedules/{old}")).await.map_err(|e| {
+                api.delete::<Deleted>(&format!("/schedules/{old}")).await.map_err(|e| {
                     anyhow::anyhow!("job {id} updated, but its old schedule {old} stays: {e}")
                 })?;
             }
             if out == Output::Json {
                 print_json(&updated);
             } else {
-                outln!("updated job {id} ({})", cell(&updated["name"]));
+                outln!("updated job {id} ({})", opt(updated.name.as_deref()));
             }
         }
         JobsCmd::Pause { job } => set_enabled(api, out, style, &job, false).await?,
         JobsCmd::Unpause { job } => set_enabled(api, out, style, &job, true).await?,
         JobsCmd::Backfill { job, from, to, queue } => {
-            let id = id_of(&api.job(&job).await.map_err(api_err)?)?;
+            let id = api.job(&job).await.map_err(api_err)?.id;
             let overlap = if queue { "queue" } else { "allow" };
             let body = json!({"from": from, "to": to, "overlap": overlap});
-            let answer = api.post(&format!("/jobs/byid/{id}/backfill"), &body).await.map_err(api_err)?;
+            let answer: BackfillView =
+                api.post(&format!("/jobs/byid/{id}/backfill"), &body).await.map_err(api_err)?;
             if out == Output::Json {
                 print_json(&answer);
             } else {
-                outln!("backfilling {} slot(s) of job {id}", cell(&answer["count"]));
-                for run in answer["runs"].as_array().into_iter().flatten() {
-                    outln!("  run {} for {}", cell(&run["id"]), cell(&run["scheduled_for"]));
+                outln!("backfilling {} slot(s) of job {id}", answer.count);
+                for run in &answer.runs {
+                    outln!("  run {} for {}", run.id, run.scheduled_for);
                 }
             }
         }
         JobsCmd::Rm { job, now, cancel } => {
             let current = api.job(&job).await.map_err(api_err)?;
-            let id = id_of(&current)?;
-            let name = cell(&current["name"]);
+            let id = current.id;
+            let name = opt(current.name.as_deref());
             if cancel {
-                let updated =
+                let updated: JobView =
                     api.put(&format!("/jobs/{id}"), &json!({ "do_del": false })).await.map_err(api_err)?;
                 if out == Output::Json {
                     print_json(&updated);
@@ -576,19 +577,18 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
                 (false, true) => "?schedule=1",
                 (false, false) => "",
             };
-            let answer = api.delete(&format!("/jobs/{id}{query}")).await.map_err(api_err)?;
-            let queued = answer.get("queued_for_deletion").is_some();
+            let answer: JobDeleted = api.delete(&format!("/jobs/{id}{query}")).await.map_err(api_err)?;
             if out == Output::Json {
                 print_json(&answer);
-            } else if queued {
-                let with = match answer["with_schedule"].as_i64() {
+            } else if answer.queued_for_deletion.is_some() {
+                let with = match answer.with_schedule {
                     Some(s) => format!(", its schedule {s} with it"),
                     None => String::new(),
                 };
                 outln!(
                     "job {id} ({name}) is enabled: it is deleted at its next slot instead of running{with} (--now deletes it at once, --cancel keeps it)"
                 );
-            } else if let Some(s) = answer["deleted_schedule"].as_i64() {
+            } else if let Some(s) = answer.deleted_schedule {
                 outln!("deleted job {id} ({name}) and its schedule {s}");
             } else {
                 outln!("deleted job {id} ({name})");
@@ -600,15 +600,15 @@ pub(super) async fn jobs(api: &Api, out: Output, style: Style, cmd: JobsCmd) -> 
 
 /// The answer of a job create or update; when refused, the schedule made for it is deleted
 /// again, so that a failed command leaves nothing behind.
-async fn undo_schedule_on_error(
+async fn undo_schedule_on_error<T>(
     api: &Api,
-    answer: super::api::ApiResult<Value>,
+    answer: ApiResult<T>,
     created_schedule: Option<i64>,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<T> {
     match (answer, created_schedule) {
         (Ok(v), _) => Ok(v),
         (Err(e), Some(s)) => {
-            let _ = api.delete(&format!("/schedules/{s}")).await;
+            let _ = api.delete::<Deleted>(&format!("/schedules/{s}")).await;
             Err(api_err(e))
         }
         (Err(e), None) => Err(api_err(e)),
@@ -617,14 +617,13 @@ async fn undo_schedule_on_error(
 
 /// Whether the job's schedule is its own: unnamed or named after the job (as `jobs create
 /// --cron` makes it). Whether another job uses it is the server's to check, when the job goes.
-async fn has_own_schedule(api: &Api, job: &Value) -> anyhow::Result<bool> {
-    let Some(sid) = job["schedule"].as_i64() else { return Ok(false) };
-    let schedule = match api.get(&format!("/schedules/byid/{sid}")).await {
+async fn has_own_schedule(api: &Api, job: &JobView) -> anyhow::Result<bool> {
+    let schedule: ScheduleView = match api.get(&format!("/schedules/byid/{}", job.schedule)).await {
         Ok(s) => s,
         Err(e) if e.is_not_found() => return Ok(false),
         Err(e) => return Err(api_err(e)),
     };
-    Ok(schedule["name"].is_null() || schedule["name"] == job["name"])
+    Ok(schedule.name.is_none() || schedule.name == job.name)
 }
 
 pub(super) async fn set_enabled(
@@ -634,13 +633,13 @@ pub(super) async fn set_enabled(
     job: &str,
     enabled: bool,
 ) -> anyhow::Result<()> {
-    let current = api.job(job).await.map_err(api_err)?;
-    let id = id_of(&current)?;
-    let updated = api.put(&format!("/jobs/{id}"), &json!({ "enabled": enabled })).await.map_err(api_err)?;
+    let id = api.job(job).await.map_err(api_err)?.id;
+    let updated: JobView =
+        api.put(&format!("/jobs/{id}"), &json!({ "enabled": enabled })).await.map_err(api_err)?;
     if out == Output::Json {
         print_json(&updated);
     } else {
-        outln!("job {id} ({}) is {}", cell(&updated["name"]), style.status(job_state(&updated)));
+        outln!("job {id} ({}) is {}", opt(updated.name.as_deref()), style.status(job_state(&updated)));
     }
     Ok(())
 }

@@ -33,7 +33,6 @@ mod webhooks;
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::Value;
 
 use api::Api;
 use output::Style;
@@ -253,10 +252,6 @@ pub(crate) fn connect(conn: &Conn) -> anyhow::Result<(Api, Output)> {
 
 pub(crate) fn api_err(e: api::ApiError) -> anyhow::Error {
     anyhow!("{e}")
-}
-
-pub(crate) fn id_of(v: &Value) -> anyhow::Result<i64> {
-    v["id"].as_i64().ok_or_else(|| anyhow!("the server's answer has no id: {v}"))
 }
 
 /// `s` on one line, cut to `max` characters.

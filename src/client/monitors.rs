@@ -11,9 +11,10 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::api::{Api, ApiError, ApiResult};
-use super::output::{Style, Table, cell, duration_ms, local_time, print_fields, print_json};
+use super::output::{Style, Table, cell, duration_ms, local_time, opt, print_fields, print_json};
 use super::{Conn, Exit, Output, api_err, config};
-use crate::api::v1::{MonitorView, PingPage};
+use crate::api::v1::{Deleted, ErrorBody, MonitorView, PingPage};
+use crate::domain::ScheduleConfig;
 use crate::domain::monitor::{MonitorState, PING_BODY_MAX, PingKind};
 
 #[derive(Subcommand, Debug)]
@@ -66,12 +67,12 @@ pub struct PingArgs {
 /// A monitor by id or, failing that, by name (from the list: there is no byname).
 async fn monitor(api: &Api, key: &str) -> ApiResult<MonitorView> {
     if let Ok(id) = key.parse::<i64>() {
-        match api.get_as(&format!("/monitors/byid/{id}")).await {
+        match api.get(&format!("/monitors/byid/{id}")).await {
             Err(e) if e.is_not_found() => {}
             other => return other,
         }
     }
-    let all: Vec<MonitorView> = api.all_as("/monitors", "monitors").await?;
+    let all: Vec<MonitorView> = api.all("/monitors", "monitors").await?;
     all.into_iter().find(|m| m.name == key).ok_or_else(|| ApiError::Server {
         status: 404,
         code: Some(6),
@@ -91,27 +92,19 @@ fn state(style: Style, s: MonitorState) -> String {
 
 /// The schedule as given: the cron expression (and zone), or `every N s`.
 fn schedule_text(m: &MonitorView) -> String {
-    let s = &m.schedule;
-    let field = |name: &str| s.get(name).cloned().unwrap_or(Value::Null);
-    match (field("cron").as_str(), field("period").as_i64()) {
-        (Some(expr), _) => format!("{expr} ({})", field("timezone").as_str().unwrap_or("UTC")),
-        (None, Some(p)) => format!("every {p} s"),
-        _ => cell(s),
+    match ScheduleConfig::from_json(&m.schedule) {
+        Ok(ScheduleConfig::Cron { expr, timezone }) => format!("{expr} ({timezone})"),
+        Ok(ScheduleConfig::Period { seconds }) => format!("every {seconds} s"),
+        _ => cell(&m.schedule),
     }
 }
 
 pub(super) async fn monitors(api: &Api, out: Output, style: Style, cmd: MonitorsCmd) -> anyhow::Result<()> {
-    let one = |v: Value| {
-        if out == Output::Json {
-            print_json(&v);
-        }
-        v
-    };
     match cmd {
         MonitorsCmd::Ls => {
-            let all: Vec<MonitorView> = api.all_as("/monitors", "monitors").await.map_err(api_err)?;
+            let all: Vec<MonitorView> = api.all("/monitors", "monitors").await.map_err(api_err)?;
             if out == Output::Json {
-                print_json(&serde_json::to_value(&all)?);
+                print_json(&all);
                 return Ok(());
             }
             let mut t =
@@ -123,8 +116,8 @@ pub(super) async fn monitors(api: &Api, out: Output, style: Style, cmd: Monitors
                     state(style, m.state),
                     schedule_text(m),
                     format!("{} s", m.grace_s),
-                    local_time(&json!(m.last_ping_at)),
-                    local_time(&json!(m.next_expected)),
+                    local_time(m.last_ping_at.as_deref()),
+                    local_time(m.next_expected.as_deref()),
                 ]);
             }
             t.print(style);
@@ -132,7 +125,7 @@ pub(super) async fn monitors(api: &Api, out: Output, style: Style, cmd: Monitors
         MonitorsCmd::Show { monitor: key } => {
             let m = monitor(api, &key).await.map_err(api_err)?;
             let id = m.id;
-            let pings: PingPage = api.get_as(&format!("/monitors/byid/{id}/pings")).await.map_err(api_err)?;
+            let pings: PingPage = api.get(&format!("/monitors/byid/{id}/pings")).await.map_err(api_err)?;
             if out == Output::Json {
                 print_json(&json!({ "monitor": m, "pings": pings.pings }));
                 return Ok(());
@@ -148,14 +141,10 @@ pub(super) async fn monitors(api: &Api, out: Output, style: Style, cmd: Monitors
                     ("grace", format!("{} s", m.grace_s)),
                     (
                         "last ping",
-                        format!(
-                            "{} ({})",
-                            local_time(&json!(m.last_ping_at)),
-                            cell(&json!(m.last_ping_kind))
-                        ),
+                        format!("{} ({})", local_time(m.last_ping_at.as_deref()), opt(m.last_ping_kind)),
                     ),
-                    ("next expected", local_time(&json!(m.next_expected))),
-                    ("down after", local_time(&json!(m.down_after))),
+                    ("next expected", local_time(m.next_expected.as_deref())),
+                    ("down after", local_time(m.down_after.as_deref())),
                 ],
             );
             let pings = pings.pings;
@@ -175,33 +164,29 @@ pub(super) async fn monitors(api: &Api, out: Output, style: Style, cmd: Monitors
                         PingKind::Success => style.green("success"),
                         other => other.to_string(),
                     },
-                    cell(&json!(p.exit_code)),
-                    duration_ms(&json!(p.duration_ms)),
-                    local_time(&json!(p.created_at)),
+                    opt(p.exit_code),
+                    duration_ms(p.duration_ms),
+                    local_time(Some(&p.created_at)),
                     last.chars().take(60).collect(),
                 ]);
             }
             t.print(style);
         }
         MonitorsCmd::Create { name, cron, tz, every, grace } => {
-            let schedule = match (cron, every) {
-                (Some(expr), _) => {
-                    let mut s = json!({ "cron": expr });
-                    if let Some(tz) = tz {
-                        s["timezone"] = json!(tz);
-                    }
-                    s
-                }
-                (None, Some(p)) => json!({ "period": p }),
-                (None, None) => bail!("give --cron EXPR or --every DURATION"),
+            let schedule = match (cron, every, tz) {
+                (Some(expr), _, Some(tz)) => json!({ "cron": expr, "timezone": tz }),
+                (Some(expr), _, None) => json!({ "cron": expr }),
+                (None, Some(p), _) => json!({ "period": p }),
+                (None, None, _) => bail!("give --cron EXPR or --every DURATION"),
             };
-            let mut body = json!({ "name": name, "schedule": schedule });
-            if let Some(g) = grace {
-                body["grace_s"] = json!(g);
-            }
-            let m: MonitorView =
-                serde_json::from_value(one(api.post("/monitors", &body).await.map_err(api_err)?))?;
-            if out != Output::Json {
+            let body = match grace {
+                Some(g) => json!({ "name": name, "schedule": schedule, "grace_s": g }),
+                None => json!({ "name": name, "schedule": schedule }),
+            };
+            let m: MonitorView = api.post("/monitors", &body).await.map_err(api_err)?;
+            if out == Output::Json {
+                print_json(&m);
+            } else {
                 outln!("created monitor {} ({}); ping it at:", m.id, m.name);
                 outln!("{}{}", api.base, m.ping_url);
             }
@@ -210,9 +195,11 @@ pub(super) async fn monitors(api: &Api, out: Output, style: Style, cmd: Monitors
         MonitorsCmd::Unpause { monitor: key } => set_paused(api, out, style, &key, false).await?,
         MonitorsCmd::Rm { monitor: key } => {
             let id = monitor(api, &key).await.map_err(api_err)?.id;
-            let answer = one(api.delete(&format!("/monitors/byid/{id}")).await.map_err(api_err)?);
-            if out != Output::Json {
-                outln!("deleted monitor {}", cell(&answer["deleted"]));
+            let answer: Deleted = api.delete(&format!("/monitors/byid/{id}")).await.map_err(api_err)?;
+            if out == Output::Json {
+                print_json(&answer);
+            } else {
+                outln!("deleted monitor {}", answer.deleted);
             }
         }
     }
@@ -221,11 +208,11 @@ pub(super) async fn monitors(api: &Api, out: Output, style: Style, cmd: Monitors
 
 async fn set_paused(api: &Api, out: Output, style: Style, key: &str, paused: bool) -> anyhow::Result<()> {
     let id = monitor(api, key).await.map_err(api_err)?.id;
-    let m = api.put(&format!("/monitors/byid/{id}"), &json!({ "paused": paused })).await.map_err(api_err)?;
+    let m: MonitorView =
+        api.put(&format!("/monitors/byid/{id}"), &json!({ "paused": paused })).await.map_err(api_err)?;
     if out == Output::Json {
         print_json(&m);
     } else {
-        let m: MonitorView = serde_json::from_value(m)?;
         outln!("monitor {id} ({}) is {}", m.name, state(style, m.state));
     }
     Ok(())
@@ -256,9 +243,9 @@ async fn send_ping(http: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::
         return Ok(());
     }
     let text = resp.text().await.unwrap_or_default();
-    let message = serde_json::from_str::<Value>(&text)
+    let message = serde_json::from_str::<ErrorBody>(&text)
         .ok()
-        .and_then(|v| v["msg"].as_str().map(str::to_string))
+        .and_then(|e| e.msg.as_ref().and_then(Value::as_str).map(str::to_string))
         .unwrap_or(text);
     bail!("pinging {url}: HTTP {status}: {}", message.trim())
 }

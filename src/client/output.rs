@@ -150,20 +150,27 @@ pub fn cell(v: &Value) -> String {
     }
 }
 
-/// An ISO-8601 UTC time from the API as local time (`2026-11-24 03:00:00`).
-pub fn local_time(v: &Value) -> String {
-    match v.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()) {
-        Some(t) => t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string(),
-        None => cell(v),
+/// An optional value as a cell: `-` for none.
+pub fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+/// An ISO-8601 UTC time from the API as local time (`2026-11-24 03:00:00`); `-` for none.
+pub fn local_time(v: Option<&str>) -> String {
+    match v.map(|s| (s, chrono::DateTime::parse_from_rfc3339(s))) {
+        Some((_, Ok(t))) => t.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string(),
+        Some((s, Err(_))) => s.to_string(),
+        None => "-".into(),
     }
 }
 
 /// An API time (RFC 3339) in the zone `tz` (IANA; UTC when absent), with the zone's
 /// abbreviation and offset: `2027-10-31 02:30 CET (+01:00)`. `-` for none.
-pub fn zoned_time(v: &Value, tz: Option<&str>) -> String {
-    match v.as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()) {
-        Some(t) => zoned_ms(t.timestamp_millis(), tz),
-        None => cell(v),
+pub fn zoned_time(v: Option<&str>, tz: Option<&str>) -> String {
+    match v.map(|s| (s, chrono::DateTime::parse_from_rfc3339(s))) {
+        Some((_, Ok(t))) => zoned_ms(t.timestamp_millis(), tz),
+        Some((s, Err(_))) => s.to_string(),
+        None => "-".into(),
     }
 }
 
@@ -178,14 +185,9 @@ pub fn zoned_ms(ms: i64, tz: Option<&str>) -> String {
     format!("{} {} ({})", t.format(clock), t.format("%Z"), t.format("%:z"))
 }
 
-/// The zone a schedule's times are shown in: its cron's, else `None` (UTC).
-pub fn schedule_zone(schedule: &Value) -> Option<&str> {
-    schedule["config"]["timezone"].as_str()
-}
-
 /// Milliseconds as a short duration: `850ms`, `1.25s`, `2m05s`, `3h04m`.
-pub fn duration_ms(v: &Value) -> String {
-    let Some(ms) = v.as_i64() else { return "-".into() };
+pub fn duration_ms(v: Option<i64>) -> String {
+    let Some(ms) = v else { return "-".into() };
     let sign = if ms < 0 { "-" } else { "" };
     let ms = ms.unsigned_abs();
     let text = if ms < 1000 {
@@ -200,8 +202,11 @@ pub fn duration_ms(v: &Value) -> String {
     format!("{sign}{text}")
 }
 
-pub fn print_json(v: &Value) {
-    super::outln!("{}", serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string()));
+/// Pretty JSON on stdout. Through a `Value`, so that objects print their keys sorted, whatever
+/// the type's field order (as `--output json` always did).
+pub fn print_json<T: serde::Serialize + ?Sized>(v: &T) {
+    let v = serde_json::to_value(v).unwrap_or(Value::Null);
+    super::outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_else(|_| v.to_string()));
 }
 
 /// A progress line on stderr while a run is followed. On a terminal it spins (and steps
@@ -330,10 +335,10 @@ mod tests {
 
     #[test]
     fn durations_read_well() {
-        assert_eq!(duration_ms(&Value::from(850)), "850ms");
-        assert_eq!(duration_ms(&Value::from(1250)), "1.25s");
-        assert_eq!(duration_ms(&Value::from(125_000)), "2m05s");
-        assert_eq!(duration_ms(&Value::from(3 * 3_600_000 + 4 * 60_000)), "3h04m");
-        assert_eq!(duration_ms(&Value::Null), "-");
+        assert_eq!(duration_ms(Some(850)), "850ms");
+        assert_eq!(duration_ms(Some(1250)), "1.25s");
+        assert_eq!(duration_ms(Some(125_000)), "2m05s");
+        assert_eq!(duration_ms(Some(3 * 3_600_000 + 4 * 60_000)), "3h04m");
+        assert_eq!(duration_ms(None), "-");
     }
 }

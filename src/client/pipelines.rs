@@ -5,9 +5,10 @@ use anyhow::{anyhow, bail};
 use serde_json::{Value, json};
 
 use super::api::Api;
-use super::output::{Style, Table, cell, duration_ms, print_json};
+use super::output::{Style, Table, cell, duration_ms, opt, print_json};
 use super::runs::runs_table;
 use super::{Output, api_err, one_line};
+use crate::api::v1::{BlockTypeView, BlockView, JobView, RunView, ScheduleView};
 
 /// Kragle's `blocks` from `--block TYPE` and `--conversion JSON`, paired in order.
 pub(super) fn blocks_body(types: &[String], conversions: &[String]) -> anyhow::Result<Value> {
@@ -27,21 +28,21 @@ pub(super) fn blocks_body(types: &[String], conversions: &[String]) -> anyhow::R
     Ok(Value::Array(blocks))
 }
 
-/// A stack's blocks, after `stacks show`'s fields.
-pub(super) fn print_blocks(s: &Value, style: Style) {
-    let blocks = s["blocks"].as_array().cloned().unwrap_or_default();
-    if s["command"].is_string() || blocks.is_empty() {
+/// A stack's blocks, after `stacks show`'s fields (a one-command stack's `command` aside).
+pub(super) fn print_blocks(command: Option<&str>, blocks: &[BlockView], style: Style) {
+    if command.is_some() || blocks.is_empty() {
         return;
     }
     outln!();
     let mut t = Table::new(&["BLOCK", "TYPE", "NAME", "CONVERSION", "STATE OUTPUT"]);
-    for b in &blocks {
+    for b in blocks {
+        let text = |v: Option<&Value>| v.map_or_else(|| "null".to_string(), Value::to_string);
         t.row(vec![
-            cell(&b["id"]),
-            cell(&b["type"]),
-            cell(&b["name"]),
-            one_line(&b["conversion"].to_string(), 60),
-            one_line(&b["state"]["output"].to_string(), 30),
+            b.id.to_string(),
+            b.kind.clone(),
+            opt(b.name.as_deref()),
+            one_line(&text(b.conversion.as_ref()), 60),
+            one_line(&text(b.state.as_ref().map(|s| &s.output)), 30),
         ]);
     }
     t.print(style);
@@ -49,19 +50,18 @@ pub(super) fn print_blocks(s: &Value, style: Style) {
 
 /// `cronstack types`.
 pub(super) async fn types(api: &Api, out: Output, style: Style) -> anyhow::Result<()> {
-    let answer = api.get("/types").await.map_err(api_err)?;
-    let types = answer["types"].as_array().cloned().unwrap_or_default();
+    let types: Vec<BlockTypeView> = api.all("/types", "types").await.map_err(api_err)?;
     if out == Output::Json {
-        print_json(&Value::Array(types));
+        print_json(&types);
         return Ok(());
     }
     let mut t = Table::new(&["TYPE", "INPUT", "DESCRIPTION"]);
     for ty in &types {
-        let input = match ty["io"]["input"].as_object() {
+        let input = match ty.io.input.as_object() {
             Some(fields) => fields.keys().cloned().collect::<Vec<_>>().join(", "),
-            None => cell(&ty["io"]["input"]),
+            None => cell(&ty.io.input),
         };
-        t.row(vec![cell(&ty["name"]), input, one_line(&cell(&ty["description"]), 70)]);
+        t.row(vec![ty.name.clone(), input, one_line(&ty.description, 70)]);
     }
     t.print(style);
     Ok(())
@@ -69,35 +69,36 @@ pub(super) async fn types(api: &Api, out: Output, style: Style) -> anyhow::Resul
 
 /// `cronstack runs show RUN`: the run, and a pipeline run's steps.
 pub(super) async fn show_run(api: &Api, out: Output, style: Style, run: i64) -> anyhow::Result<()> {
-    let r = api.get(&format!("/runs/{run}")).await.map_err(api_err)?;
+    let r: RunView = api.get(&format!("/runs/{run}")).await.map_err(api_err)?;
     if out == Output::Json {
         print_json(&r);
         return Ok(());
     }
-    let schedule = match api.get(&format!("/jobs/byid/{}", r["job"])).await {
-        Ok(job) => api.get(&format!("/schedules/byid/{}", job["schedule"])).await.unwrap_or_default(),
-        Err(_) => Value::Null,
-    };
-    runs_table(std::slice::from_ref(&r), style, super::output::schedule_zone(&schedule)).print(style);
-    let Some(steps) = r["steps"].as_array() else { return Ok(()) };
+    let zone = match api.get::<JobView>(&format!("/jobs/byid/{}", r.job)).await {
+        Ok(job) => api.get::<ScheduleView>(&format!("/schedules/byid/{}", job.schedule)).await.ok(),
+        Err(_) => None,
+    }
+    .and_then(|s| s.timezone());
+    runs_table(std::slice::from_ref(&r), style, zone.as_deref()).print(style);
+    let Some(steps) = r.step_views() else { return Ok(()) };
     outln!();
     let mut t = Table::new(&["STEP", "TYPE", "NAME", "STATUS", "DURATION", "OUTPUT / ERROR"]);
-    for s in steps {
-        let took = match (s["started_at"].as_str(), s["finished_at"].as_str()) {
+    for s in &steps {
+        let took = match (s.started_at.as_deref(), s.finished_at.as_deref()) {
             (Some(a), Some(b)) => {
                 match (chrono::DateTime::parse_from_rfc3339(a), chrono::DateTime::parse_from_rfc3339(b)) {
-                    (Ok(a), Ok(b)) => duration_ms(&json!((b - a).num_milliseconds())),
+                    (Ok(a), Ok(b)) => duration_ms(Some((b - a).num_milliseconds())),
                     _ => "-".into(),
                 }
             }
             _ => "-".into(),
         };
-        let shown = if s["error"].is_string() { cell(&s["error"]) } else { s["output"].to_string() };
+        let shown = s.error.clone().unwrap_or_else(|| s.output.to_string());
         t.row(vec![
-            (s["index"].as_i64().unwrap_or(0) + 1).to_string(),
-            cell(&s["type"]),
-            cell(&s["name"]),
-            style.status(s["status"].as_str().unwrap_or("-")),
+            (s.index + 1).to_string(),
+            s.kind.clone(),
+            opt(s.name.as_deref()),
+            style.status(&s.status),
             took,
             one_line(&shown, 60),
         ]);

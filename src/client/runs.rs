@@ -5,13 +5,15 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::api::Api;
 use super::output::{Spinner, duration_ms};
-use super::output::{Style, Table, cell, print_json, schedule_zone, zoned_time};
+use super::output::{Style, Table, print_json, zoned_time};
 use super::{Exit, pipelines};
-use super::{Output, api_err, id_of, one_line};
+use super::{Output, api_err, one_line};
+use crate::api::v1::{JobView, RunPage, RunView, ScheduleView};
+use crate::domain::{RunStatus, TriggerKind};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -71,7 +73,7 @@ pub struct LogsArgs {
 }
 
 /// Runs as a table, their times in `tz` (the job's schedule's zone).
-pub(super) fn runs_table(runs: &[Value], style: Style, tz: Option<&str>) -> Table {
+pub(super) fn runs_table(runs: &[RunView], style: Style, tz: Option<&str>) -> Table {
     let mut t = Table::new(&[
         "RUN",
         "TRIGGER",
@@ -84,21 +86,20 @@ pub(super) fn runs_table(runs: &[Value], style: Style, tz: Option<&str>) -> Tabl
         "ARGS",
     ]);
     for r in runs {
-        let exit = match (r["exit_code"].as_i64(), r["signal"].as_i64()) {
+        let exit = match (r.exit_code, r.signal) {
             (Some(c), _) => c.to_string(),
             (None, Some(s)) => format!("signal {s}"),
             _ => "-".into(),
         };
-        let args: Vec<String> = r["args"].as_array().into_iter().flatten().map(cell).collect();
-        let args = shell_words::join(&args);
+        let args = shell_words::join(&r.args);
         t.row(vec![
-            cell(&r["id"]),
-            cell(&r["trigger"]),
-            cell(&r["attempt"]),
-            style.status(r["outcome"].as_str().unwrap_or("-")),
-            zoned_time(&r["scheduled_for"], tz),
-            duration_ms(&r["duration_ms"]),
-            duration_ms(&r["lateness_ms"]),
+            r.id.to_string(),
+            r.trigger.to_string(),
+            r.attempt.to_string(),
+            style.status(r.outcome.as_str()),
+            zoned_time(Some(&r.scheduled_for), tz),
+            duration_ms(r.duration_ms),
+            duration_ms(r.lateness_ms),
             exit,
             one_line(&args, 40),
         ]);
@@ -107,31 +108,30 @@ pub(super) fn runs_table(runs: &[Value], style: Style, tz: Option<&str>) -> Tabl
 }
 
 /// The outcomes `runs ls --failed` shows: every end but success (and a skipped slot).
-const FAILED: &[&str] = &["failed", "timed_out", "killed", "lost"];
+const FAILED: &[RunStatus] = &[RunStatus::Failed, RunStatus::TimedOut, RunStatus::Killed, RunStatus::Lost];
 
 pub(super) async fn runs_ls(api: &Api, out: Output, style: Style, ls: RunsLs) -> anyhow::Result<()> {
     let RunsLs { job, page, failed, outcome } = ls;
     let j = api.job(&job).await.map_err(api_err)?;
-    let id = id_of(&j)?;
-    let wanted: Vec<&str> = match (&outcome, failed) {
-        (Some(o), _) => vec![o.as_str()],
+    let id = j.id;
+    let wanted: Vec<RunStatus> = match (&outcome, failed) {
+        (Some(o), _) => RunStatus::parse(o).into_iter().collect(),
         (None, true) => FAILED.to_vec(),
         (None, false) => Vec::new(),
     };
     let (runs, count) = if wanted.is_empty() {
-        let answer = api.get(&format!("/jobs/byid/{id}/runs?page={page}")).await.map_err(api_err)?;
-        (answer["runs"].as_array().cloned().unwrap_or_default(), answer["count"].as_i64().unwrap_or(0))
+        let answer: RunPage = api.get(&format!("/jobs/byid/{id}/runs?page={page}")).await.map_err(api_err)?;
+        (answer.runs, answer.count)
     } else {
         // The API pages every run: filtered here, then paged the same way (10 a page).
-        let all = api.all(&format!("/jobs/byid/{id}/runs"), "runs").await.map_err(api_err)?;
-        let kept: Vec<Value> =
-            all.into_iter().filter(|r| r["outcome"].as_str().is_some_and(|o| wanted.contains(&o))).collect();
+        let all: Vec<RunView> = api.all(&format!("/jobs/byid/{id}/runs"), "runs").await.map_err(api_err)?;
+        let kept: Vec<RunView> = all.into_iter().filter(|r| wanted.contains(&r.outcome)).collect();
         let count = kept.len() as i64;
         let skip = usize::try_from((page.max(1) - 1) * 10).unwrap_or(usize::MAX);
         (kept.into_iter().skip(skip).take(10).collect(), count)
     };
     if out == Output::Json {
-        print_json(&Value::Array(runs));
+        print_json(&runs);
         return Ok(());
     }
     if runs.is_empty() {
@@ -143,8 +143,9 @@ pub(super) async fn runs_ls(api: &Api, out: Output, style: Style, ls: RunsLs) ->
         outln!("{}", style.dim(none));
         return Ok(());
     }
-    let schedule = api.get(&format!("/schedules/byid/{}", j["schedule"])).await.map_err(api_err)?;
-    runs_table(&runs, style, schedule_zone(&schedule)).print(style);
+    let schedule: ScheduleView =
+        api.get(&format!("/schedules/byid/{}", j.schedule)).await.map_err(api_err)?;
+    runs_table(&runs, style, schedule.timezone().as_deref()).print(style);
     let pages = (count + 9) / 10;
     if pages > 1 {
         outln!("{}", style.dim(&format!("page {page} of {pages} ({count} runs); --page N for more")));
@@ -160,26 +161,25 @@ pub(super) async fn run_job(
     follow: bool,
 ) -> anyhow::Result<()> {
     let j = api.job(job).await.map_err(api_err)?;
-    let id = id_of(&j)?;
+    let id = j.id;
     let run = api.run_now(id, args).await.map_err(api_err)?;
-    let run_id = id_of(&run)?;
+    let run_id = run.id;
     if !follow {
         if out == Output::Json {
             print_json(&run);
         } else {
             outln!(
                 "started run {run_id} of job {id} ({}); `cronstack logs {run_id} --follow` to watch",
-                cell(&j["name"])
+                super::output::opt(j.name.as_deref())
             );
         }
         return Ok(());
     }
-    let name = j["name"].as_str().map_or(format!("job {id}"), str::to_string);
+    let name = j.name.clone().unwrap_or_else(|| format!("job {id}"));
     let mut finished = follow_log(api, out, run_id, &format!("run {run_id} of {name}")).await?;
     // A failed attempt the job retries: follow the next one, to the last.
     while let Some(next) = next_attempt(api, &j, &finished).await? {
-        let next_id = id_of(&next)?;
-        let attempt = next["attempt"].as_i64().unwrap_or(0);
+        let (next_id, attempt) = (next.id, next.attempt);
         finished =
             follow_log(api, out, next_id, &format!("run {next_id} of {name} (attempt {attempt})")).await?;
     }
@@ -192,27 +192,26 @@ pub(super) async fn run_job(
 
 /// The retry of a finished run, if the job retries it: the job's run with the next attempt
 /// number recorded after it (the engine records it as the attempt ends, before its backoff).
-pub(super) async fn next_attempt(api: &Api, job: &Value, run: &Value) -> anyhow::Result<Option<Value>> {
-    let attempt = run["attempt"].as_i64().unwrap_or(1);
-    let retried = match run["outcome"].as_str() {
-        Some("failed" | "timed_out") => true,
-        Some("lost") => job["retry_lost"].as_bool().unwrap_or(true),
+pub(super) async fn next_attempt(api: &Api, job: &JobView, run: &RunView) -> anyhow::Result<Option<RunView>> {
+    let attempt = run.attempt;
+    let retried = match run.outcome {
+        RunStatus::Failed | RunStatus::TimedOut => true,
+        RunStatus::Lost => job.retry_lost,
         _ => false,
     };
-    if !retried || attempt > job["retries"].as_i64().unwrap_or(0) {
+    if !retried || attempt > job.retries {
         return Ok(None);
     }
-    let (job_id, run_id) = (id_of(job)?, id_of(run)?);
+    let (job_id, run_id) = (job.id, run.id);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::time::Instant::now() < deadline {
-        let page = api.get(&format!("/jobs/byid/{job_id}/runs")).await.map_err(api_err)?;
-        let found = page["runs"].as_array().into_iter().flatten().find(|r| {
-            r["trigger"] == "retry"
-                && r["attempt"].as_i64() == Some(attempt + 1)
-                && r["id"].as_i64().is_some_and(|id| id > run_id)
-        });
+        let page: RunPage = api.get(&format!("/jobs/byid/{job_id}/runs")).await.map_err(api_err)?;
+        let found = page
+            .runs
+            .into_iter()
+            .find(|r| r.trigger == TriggerKind::Retry && r.attempt == attempt + 1 && r.id > run_id);
         if let Some(next) = found {
-            return Ok(Some(next.clone()));
+            return Ok(Some(next));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -222,24 +221,24 @@ pub(super) async fn next_attempt(api: &Api, job: &Value, run: &Value) -> anyhow:
 /// The process exit code for a finished run, like `timeout(1)` and a shell: 124 for a run
 /// that timed out, 128 + the signal for a killed one (143 without one: killed before it
 /// started), its exit code otherwise, 1 for a run that never ran or failed otherwise.
-pub(super) fn exit_code(run: &Value) -> u8 {
-    match (run["outcome"].as_str(), run["exit_code"].as_i64(), run["signal"].as_i64()) {
-        (Some("timed_out"), _, _) => 124,
-        (Some("killed"), _, Some(s)) => (128 + s).clamp(1, 255) as u8,
-        (Some("killed"), _, None) => 143,
+pub(super) fn exit_code(run: &RunView) -> u8 {
+    match (run.outcome, run.exit_code, run.signal) {
+        (RunStatus::TimedOut, _, _) => 124,
+        (RunStatus::Killed, _, Some(s)) => (128 + s).clamp(1, 255) as u8,
+        (RunStatus::Killed, _, None) => 143,
         (_, Some(c), _) => c.clamp(0, 255) as u8,
         (_, None, Some(s)) => (128 + s).clamp(1, 255) as u8,
-        (Some("succeeded"), None, None) => 0,
+        (RunStatus::Succeeded, None, None) => 0,
         _ => 1,
     }
 }
 
 pub(super) async fn kill_run(api: &Api, out: Output, run_id: i64) -> anyhow::Result<()> {
-    let run = api.post(&format!("/runs/{run_id}/kill"), &json!({})).await.map_err(api_err)?;
+    let run: RunView = api.post(&format!("/runs/{run_id}/kill"), &json!({})).await.map_err(api_err)?;
     if out == Output::Json {
         print_json(&run);
     } else {
-        outln!("run {run_id}: {}", cell(&run["outcome"]));
+        outln!("run {run_id}: {}", run.outcome);
     }
     Ok(())
 }
@@ -262,15 +261,15 @@ pub(super) async fn logs(api: &Api, out: Output, run_id: i64, follow: bool) -> a
 
 /// Streams a run's log until the run ends (a spinner on stderr meanwhile); returns the
 /// finished run. With `--output json` the log goes to stderr, keeping stdout for the JSON.
-pub(super) async fn follow_log(api: &Api, out: Output, run_id: i64, label: &str) -> anyhow::Result<Value> {
-    let first = api.get(&format!("/runs/{run_id}")).await.map_err(api_err)?;
-    let spinner = Spinner::start(&format!("{label}: {}", cell(&first["outcome"])));
+pub(super) async fn follow_log(api: &Api, out: Output, run_id: i64, label: &str) -> anyhow::Result<RunView> {
+    let first: RunView = api.get(&format!("/runs/{run_id}")).await.map_err(api_err)?;
+    let spinner = Spinner::start(&format!("{label}: {}", first.outcome));
     let mut resp = api.stream(&format!("/runs/{run_id}/log?follow=1")).await.map_err(api_err)?;
     let mut sink: Box<dyn Write> =
         if out == Output::Json { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
     // The state is polled until the run is seen running (a few requests at most, so that a
     // long run does not spend the token's hourly budget).
-    let mut state = first["outcome"].as_str().unwrap_or("").to_string();
+    let mut state = first.outcome;
     let mut poll = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
@@ -282,34 +281,34 @@ pub(super) async fn follow_log(api: &Api, out: Output, run_id: i64, label: &str)
                     return Err(anyhow!("{}", api.transport_error(&e)));
                 }
             },
-            _ = poll.tick(), if state == "queued" => {
-                if let Ok(r) = api.get(&format!("/runs/{run_id}")).await {
-                    state = r["outcome"].as_str().unwrap_or("").to_string();
+            _ = poll.tick(), if state == RunStatus::Queued => {
+                if let Ok(r) = api.get::<RunView>(&format!("/runs/{run_id}")).await {
+                    state = r.outcome;
                     spinner.set_message(&format!("{label}: {state}"));
                 }
             }
         }
     }
     // The log closes as the process ends; the final record follows a moment later.
-    let mut run = api.get(&format!("/runs/{run_id}")).await.map_err(api_err)?;
+    let mut run: RunView = api.get(&format!("/runs/{run_id}")).await.map_err(api_err)?;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while matches!(run["outcome"].as_str(), Some("queued" | "running"))
+    while matches!(run.outcome, RunStatus::Queued | RunStatus::Running)
         && std::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
         run = api.get(&format!("/runs/{run_id}")).await.map_err(api_err)?;
     }
-    let outcome = run["outcome"].as_str().unwrap_or("-");
-    let mark = if outcome == "succeeded" { "✓" } else { "✗" };
+    let outcome = run.outcome;
+    let mark = if outcome == RunStatus::Succeeded { "✓" } else { "✗" };
     let mut parts = vec![format!("{mark} {label} {outcome}")];
-    if let Some(c) = run["exit_code"].as_i64() {
+    if let Some(c) = run.exit_code {
         parts.push(format!("exit {c}"));
     }
-    if let Some(s) = run["signal"].as_i64() {
+    if let Some(s) = run.signal {
         parts.push(format!("signal {s}"));
     }
-    if !run["duration_ms"].is_null() {
-        parts.push(duration_ms(&run["duration_ms"]));
+    if run.duration_ms.is_some() {
+        parts.push(duration_ms(run.duration_ms));
     }
     spinner.finish(&parts.join(" · "));
     Ok(run)
@@ -327,14 +326,38 @@ pub(super) async fn runs(api: &Api, out: Output, style: Style, cmd: RunsCmd) -> 
 mod tests {
     use super::*;
 
+    fn run(outcome: RunStatus, exit_code: Option<i64>, signal: Option<i64>) -> RunView {
+        RunView {
+            id: 1,
+            job: 1,
+            trigger: TriggerKind::RunNow,
+            attempt: 1,
+            scheduled_for: "2026-01-01T00:00:00Z".into(),
+            jitter_ms: 0,
+            started_at: None,
+            finished_at: None,
+            lateness_ms: None,
+            duration_ms: None,
+            outcome,
+            exit_code,
+            signal,
+            args: Vec::new(),
+            node: None,
+            log_truncated: false,
+            upstream_runs: None,
+            steps: None,
+        }
+    }
+
     #[test]
     fn exit_codes_follow_the_run() {
-        assert_eq!(exit_code(&json!({"outcome": "succeeded", "exit_code": 0})), 0);
-        assert_eq!(exit_code(&json!({"outcome": "failed", "exit_code": 3})), 3);
-        assert_eq!(exit_code(&json!({"outcome": "killed", "exit_code": null, "signal": 9})), 137);
-        assert_eq!(exit_code(&json!({"outcome": "killed", "exit_code": null, "signal": 15})), 143);
-        assert_eq!(exit_code(&json!({"outcome": "killed", "exit_code": null, "signal": null})), 143);
-        assert_eq!(exit_code(&json!({"outcome": "timed_out", "exit_code": 0, "signal": 15})), 124);
-        assert_eq!(exit_code(&json!({"outcome": "skipped"})), 1);
+        use RunStatus::*;
+        assert_eq!(exit_code(&run(Succeeded, Some(0), None)), 0);
+        assert_eq!(exit_code(&run(Failed, Some(3), None)), 3);
+        assert_eq!(exit_code(&run(Killed, None, Some(9))), 137);
+        assert_eq!(exit_code(&run(Killed, None, Some(15))), 143);
+        assert_eq!(exit_code(&run(Killed, None, None)), 143);
+        assert_eq!(exit_code(&run(TimedOut, Some(0), Some(15))), 124);
+        assert_eq!(exit_code(&run(Skipped, None, None)), 1);
     }
 }

@@ -6,8 +6,9 @@ use serde_json::{Value, json};
 
 use super::api::Api;
 use super::output::{Style, Table, cell, local_time, print_json, zoned_time};
-use super::{Output, api_err, id_of};
-use crate::api::v1::ScheduleView;
+use super::{Output, api_err};
+use crate::api::v1::{Created, Deleted, ScheduleRequest, ScheduleView};
+use crate::domain::ScheduleConfig;
 
 /// One of a cron expression, a period or a timestamp.
 #[derive(Args, Debug, Clone, Default)]
@@ -37,26 +38,29 @@ impl Rule {
         if self.cron.is_none() && self.tz.is_some() {
             bail!("--tz is the zone of --cron: give --cron EXPR too");
         }
-        self.config_over(&Value::Null)
+        self.config_over(None)
     }
 
     /// `(config, once)` replacing `current` (a schedule's config): a new --cron keeps the
     /// current cron's zone unless --tz is given; --tz alone changes only the zone.
-    pub(super) fn config_over(&self, current: &Value) -> anyhow::Result<(Value, bool)> {
+    pub(super) fn config_over(&self, current: Option<&ScheduleConfig>) -> anyhow::Result<(Value, bool)> {
+        let (current_cron, current_zone) = match current {
+            Some(ScheduleConfig::Cron { expr, timezone }) => (Some(expr.as_str()), Some(timezone.as_str())),
+            _ => (None, None),
+        };
         if self.cron.is_none()
             && let Some(tz) = &self.tz
         {
-            let Some(expr) = current["cron"].as_str() else {
+            let Some(expr) = current_cron else {
                 bail!("--tz changes a cron schedule's zone, and this one is not cron: give --cron EXPR too");
             };
             return Ok((json!({ "cron": expr, "timezone": tz }), false));
         }
         if let Some(expr) = &self.cron {
-            let mut c = json!({ "cron": expr });
-            if let Some(tz) = self.tz.as_deref().or_else(|| current["timezone"].as_str()) {
-                c["timezone"] = json!(tz);
-            }
-            return Ok((c, false));
+            return Ok(match self.tz.as_deref().or(current_zone) {
+                Some(tz) => (json!({ "cron": expr, "timezone": tz }), false),
+                None => (json!({ "cron": expr }), false),
+            });
         }
         if let Some(secs) = self.every {
             return Ok((json!({ "period": secs }), false));
@@ -101,31 +105,31 @@ pub enum SchedulesCmd {
     Rm { schedule: String },
 }
 
+/// A Kragle schedule config in short: `cron 0 3 * * * (Europe/Paris)`, `every 60s`, `at …`.
 pub(super) fn schedule_text(config: &Value) -> String {
-    if let Some(expr) = config["cron"].as_str() {
-        format!("cron {expr} ({})", config["timezone"].as_str().unwrap_or("UTC"))
-    } else if let Some(p) = config["period"].as_i64() {
-        format!("every {}", super::parse::human_seconds(p))
-    } else if let Some(ts) = config["timestamp"].as_i64() {
-        let t = chrono::DateTime::from_timestamp(ts, 0).map(|t| crate::domain::iso8601(t.timestamp_millis()));
-        format!("at {}", local_time(&json!(t)))
-    } else {
-        cell(config)
+    match ScheduleConfig::from_json(config) {
+        Ok(ScheduleConfig::Cron { expr, timezone }) => format!("cron {expr} ({timezone})"),
+        Ok(ScheduleConfig::Period { seconds }) => format!("every {}", super::parse::human_seconds(seconds)),
+        Ok(ScheduleConfig::Timestamp { unix_seconds }) => {
+            let t = chrono::DateTime::from_timestamp(unix_seconds, 0)
+                .map(|t| crate::domain::iso8601(t.timestamp_millis()));
+            format!("at {}", local_time(t.as_deref()))
+        }
+        Ok(ScheduleConfig::Manual) | Err(_) => cell(config),
     }
 }
 
 pub(super) async fn schedules(api: &Api, out: Output, style: Style, cmd: SchedulesCmd) -> anyhow::Result<()> {
     match cmd {
         SchedulesCmd::Ls => {
-            let all: Vec<ScheduleView> = api.all_as("/schedules", "schedules").await.map_err(api_err)?;
+            let all: Vec<ScheduleView> = api.all("/schedules", "schedules").await.map_err(api_err)?;
             if out == Output::Json {
-                print_json(&serde_json::to_value(&all)?);
+                print_json(&all);
                 return Ok(());
             }
             let mut t = Table::new(&["ID", "NAME", "RULE", "IN WORDS", "NEXT"]);
             for s in &all {
-                let zone = s.config.get("timezone").and_then(Value::as_str);
-                let next = s.upcoming.first().map_or("-".into(), |t| zoned_time(&json!(t), zone));
+                let next = zoned_time(s.upcoming.first().map(String::as_str), s.timezone().as_deref());
                 t.row(vec![
                     s.id.to_string(),
                     s.name.clone().unwrap_or_else(|| "-".into()),
@@ -138,30 +142,26 @@ pub(super) async fn schedules(api: &Api, out: Output, style: Style, cmd: Schedul
         }
         SchedulesCmd::Edit { schedule, name, rule } => {
             let current = api.schedule(&schedule).await.map_err(api_err)?;
-            let id = id_of(&current)?;
-            let mut body = json!({});
-            if let Some(n) = name {
-                body["name"] = json!(n);
-            }
+            let id = current.id;
+            let mut body = ScheduleRequest { name, ..ScheduleRequest::default() };
             if rule.is_given() {
-                let (config, once) = rule.config_over(&current["config"])?;
-                body["config"] = config;
-                body["once"] = json!(once);
+                let (config, once) = rule.config_over(current.rule().as_ref())?;
+                body.config = Some(config);
+                body.once = Some(once);
             }
-            if body.as_object().is_some_and(|b| b.is_empty()) {
+            if body.name.is_none() && body.config.is_none() {
                 bail!("nothing to change: give --name, --cron, --tz, --every or --at");
             }
-            let updated = api.put(&format!("/schedules/{id}"), &body).await.map_err(api_err)?;
+            let updated: ScheduleView = api.put(&format!("/schedules/{id}"), &body).await.map_err(api_err)?;
             if out == Output::Json {
                 print_json(&updated);
             } else {
-                let updated: ScheduleView = serde_json::from_value(updated)?;
                 outln!("updated schedule {id}: {}", updated.description);
             }
         }
         SchedulesCmd::Rm { schedule } => {
-            let id = id_of(&api.schedule(&schedule).await.map_err(api_err)?)?;
-            let answer = api.delete(&format!("/schedules/{id}")).await.map_err(api_err)?;
+            let id = api.schedule(&schedule).await.map_err(api_err)?.id;
+            let answer: Deleted = api.delete(&format!("/schedules/{id}")).await.map_err(api_err)?;
             if out == Output::Json {
                 print_json(&answer);
             } else {
@@ -170,10 +170,9 @@ pub(super) async fn schedules(api: &Api, out: Output, style: Style, cmd: Schedul
         }
         SchedulesCmd::Create { name, rule } => {
             let id = create_schedule(api, name.as_deref(), &rule).await?;
-            let created: ScheduleView =
-                api.get_as(&format!("/schedules/byid/{id}")).await.map_err(api_err)?;
+            let created: ScheduleView = api.get(&format!("/schedules/byid/{id}")).await.map_err(api_err)?;
             if out == Output::Json {
-                print_json(&serde_json::to_value(&created)?);
+                print_json(&created);
             } else {
                 outln!("created schedule {id}: {}", created.description);
             }
@@ -184,14 +183,9 @@ pub(super) async fn schedules(api: &Api, out: Output, style: Style, cmd: Schedul
 
 pub(super) async fn create_schedule(api: &Api, name: Option<&str>, rule: &Rule) -> anyhow::Result<i64> {
     let (config, once) = rule.config()?;
-    let mut body = json!({ "config": config });
-    if once {
-        body["once"] = json!(true);
-    }
-    if let Some(n) = name {
-        body["name"] = json!(n);
-    }
-    id_of(&api.post("/schedules", &body).await.map_err(api_err)?)
+    let body =
+        ScheduleRequest { name: name.map(str::to_string), config: Some(config), once: once.then_some(true) };
+    Ok(api.post::<Created, _>("/schedules", &body).await.map_err(api_err)?.id)
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@ use clap::Subcommand;
 use serde_json::{Map, Value, json};
 
 use super::api::Api;
-use super::output::{Style, Table, cell, local_time, print_fields, print_json};
-use super::{Output, api_err, id_of, one_line};
+use super::output::{Style, Table, local_time, opt, print_fields, print_json};
+use super::{Output, api_err, one_line};
 use super::{pipelines, schedules::schedule_text};
+use crate::api::v1::{Created, Deleted, Listed, StackJob, StackView};
 use crate::secrets::Secret;
 
 #[derive(Subcommand, Debug)]
@@ -113,67 +114,75 @@ pub(super) fn secret_changes(set: Vec<(String, Secret)>, unset: Vec<String>) -> 
 }
 
 /// A list of names as `A B C`, or `-`.
-pub(super) fn names_or_dash(names: &Value) -> String {
-    let names: Vec<&str> = names.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+pub(super) fn names_or_dash(names: &[String]) -> String {
     if names.is_empty() { "-".into() } else { names.join(" ") }
 }
 
 pub(super) async fn stacks(api: &Api, out: Output, style: Style, cmd: StacksCmd) -> anyhow::Result<()> {
     match cmd {
         StacksCmd::Ls => {
-            let stacks = api.all("/blockstacks", "stacks").await.map_err(api_err)?;
+            let stacks: Vec<Listed> = api.all("/blockstacks", "stacks").await.map_err(api_err)?;
             if out == Output::Json {
-                print_json(&Value::Array(stacks));
+                print_json(&stacks);
                 return Ok(());
             }
             let mut t = Table::new(&["ID", "NAME", "JOBS", "COMMAND"]);
             for s in &stacks {
-                let jobs = s["jobs"].as_array().map_or(0, Vec::len);
+                let (jobs, command) = match s {
+                    Listed::Own(s) => (s.jobs.len(), s.command.as_deref()),
+                    Listed::Public(_) => (0, None),
+                };
                 t.row(vec![
-                    cell(&s["id"]),
-                    cell(&s["name"]),
+                    s.id().to_string(),
+                    s.name().to_string(),
                     jobs.to_string(),
-                    one_line(&cell(&s["command"]), 60),
+                    one_line(&opt(command), 60),
                 ]);
             }
             t.print(style);
         }
         StacksCmd::Show { stack } => {
-            let s = api.stack(&stack).await.map_err(api_err)?;
+            let listed = api.stack(&stack).await.map_err(api_err)?;
             if out == Output::Json {
-                print_json(&s);
+                print_json(&listed);
                 return Ok(());
             }
+            // Someone else's public stack shows no more than its public view: the rest is `-`.
+            let (own, blocks) = match &listed {
+                Listed::Own(s) => (Some(&**s), &s.blocks),
+                Listed::Public(p) => (None, &p.blocks),
+            };
             let env: Vec<String> =
-                s["env"].as_object().into_iter().flatten().map(|(k, v)| format!("{k}={}", cell(v))).collect();
+                own.into_iter().flat_map(|s| &s.env).map(|(k, v)| format!("{k}={v}")).collect();
+            let command = own.and_then(|s| s.command.as_deref());
             print_fields(
                 style,
                 &[
-                    ("id", cell(&s["id"])),
-                    ("name", cell(&s["name"])),
-                    ("uid", cell(&s["uid"])),
-                    ("command", cell(&s["command"])),
+                    ("id", listed.id().to_string()),
+                    ("name", listed.name().to_string()),
+                    ("uid", opt(own.map(|s| &s.uid))),
+                    ("command", opt(command)),
                     ("env", if env.is_empty() { "-".into() } else { env.join(" ") }),
-                    ("secret env", names_or_dash(&s["secret_env"])),
-                    ("workdir", cell(&s["workdir"])),
-                    ("created", local_time(&s["created_at"])),
-                    ("updated", local_time(&s["updated_at"])),
+                    ("secret env", names_or_dash(own.map_or(&[], |s| &s.secret_env))),
+                    ("workdir", opt(own.and_then(|s| s.workdir.as_deref()))),
+                    ("created", local_time(own.map(|s| s.created_at.as_str()))),
+                    ("updated", local_time(own.map(|s| s.updated_at.as_str()))),
                 ],
             );
-            pipelines::print_blocks(&s, style);
-            let jobs = s["jobs"].as_array().cloned().unwrap_or_default();
+            pipelines::print_blocks(command, blocks, style);
+            let jobs: &[StackJob] = own.map_or(&[], |s| &s.jobs);
             outln!();
             if jobs.is_empty() {
                 outln!("{}", style.dim("no jobs"));
             } else {
                 let mut t = Table::new(&["JOB", "NAME", "STATE", "SCHEDULE"]);
-                for j in &jobs {
-                    let state = if j["do_run"].as_bool() == Some(true) { "enabled" } else { "paused" };
+                for j in jobs {
+                    let state = if j.do_run { "enabled" } else { "paused" };
                     t.row(vec![
-                        cell(&j["id"]),
-                        cell(&j["name"]),
+                        j.id.to_string(),
+                        opt(j.name.as_deref()),
                         style.status(state),
-                        schedule_text(&j["schedule"]),
+                        schedule_text(&j.schedule),
                     ]);
                 }
                 t.print(style);
@@ -181,35 +190,36 @@ pub(super) async fn stacks(api: &Api, out: Output, style: Style, cmd: StacksCmd)
         }
         StacksCmd::Rm { stack } => {
             let current = api.stack(&stack).await.map_err(api_err)?;
-            let id = id_of(&current)?;
-            let answer = api.delete(&format!("/blockstacks/{id}")).await.map_err(api_err)?;
+            let id = current.id();
+            let answer: Deleted = api.delete(&format!("/blockstacks/{id}")).await.map_err(api_err)?;
             if out == Output::Json {
                 print_json(&answer);
             } else {
-                outln!("deleted stack {id} ({})", cell(&current["name"]));
+                outln!("deleted stack {id} ({})", current.name());
             }
         }
         StacksCmd::Create { name, command, block, conversion, public, env, secret_env, workdir } => {
-            let mut body = json!({ "name": name });
+            let mut body = Map::new();
+            body.insert("name".into(), json!(name));
             match command {
-                Some(c) => body["command"] = json!(c),
-                None => body["blocks"] = pipelines::blocks_body(&block, &conversion)?,
-            }
+                Some(c) => body.insert("command".into(), json!(c)),
+                None => body.insert("blocks".into(), pipelines::blocks_body(&block, &conversion)?),
+            };
             if public {
-                body["public"] = json!(true);
+                body.insert("public".into(), json!(true));
             }
             if !env.is_empty() {
-                body["env"] = json!(env.into_iter().collect::<HashMap<_, _>>());
+                body.insert("env".into(), json!(env.into_iter().collect::<HashMap<_, _>>()));
             }
             if !secret_env.is_empty() {
-                body["secret_env"] = secret_changes(secret_env, Vec::new());
+                body.insert("secret_env".into(), secret_changes(secret_env, Vec::new()));
             }
             if let Some(w) = workdir {
-                body["workdir"] = json!(w);
+                body.insert("workdir".into(), json!(w));
             }
-            let id = id_of(&api.post("/blockstacks", &body).await.map_err(api_err)?)?;
+            let id = api.post::<Created, _>("/blockstacks", &body).await.map_err(api_err)?.id;
             if out == Output::Json {
-                print_json(&api.get(&format!("/blockstacks/byid/{id}")).await.map_err(api_err)?);
+                print_json(&api.get::<Listed>(&format!("/blockstacks/byid/{id}")).await.map_err(api_err)?);
             } else {
                 outln!("created stack {id} ({name})");
             }
@@ -226,7 +236,7 @@ pub(super) async fn stacks(api: &Api, out: Output, style: Style, cmd: StacksCmd)
             no_workdir,
         } => {
             let current = api.stack(&stack).await.map_err(api_err)?;
-            let id = id_of(&current)?;
+            let id = current.id();
             let mut body = Map::new();
             if let Some(n) = name {
                 body.insert("name".into(), json!(n));
@@ -235,14 +245,15 @@ pub(super) async fn stacks(api: &Api, out: Output, style: Style, cmd: StacksCmd)
                 body.insert("command".into(), json!(c));
             }
             if !env.is_empty() || !unset_env.is_empty() {
-                let mut map = current["env"].as_object().cloned().unwrap_or_default();
+                let mut map = match &current {
+                    Listed::Own(s) => s.env.clone(),
+                    Listed::Public(_) => Default::default(),
+                };
                 for k in &unset_env {
                     map.remove(k);
                 }
-                for (k, v) in env {
-                    map.insert(k, json!(v));
-                }
-                body.insert("env".into(), Value::Object(map));
+                map.extend(env);
+                body.insert("env".into(), json!(map));
             }
             if !secret_env.is_empty() || !unset_secret_env.is_empty() {
                 body.insert("secret_env".into(), secret_changes(secret_env, unset_secret_env));
@@ -257,12 +268,12 @@ pub(super) async fn stacks(api: &Api, out: Output, style: Style, cmd: StacksCmd)
                     "nothing to change: give --name, --command, --env, --unset-env, --secret-env, --unset-secret-env, --workdir or --no-workdir"
                 );
             }
-            let updated =
-                api.put(&format!("/blockstacks/{id}"), &Value::Object(body)).await.map_err(api_err)?;
+            let updated: StackView<i64> =
+                api.put(&format!("/blockstacks/{id}"), &body).await.map_err(api_err)?;
             if out == Output::Json {
                 print_json(&updated);
             } else {
-                outln!("updated stack {id} ({})", cell(&updated["name"]));
+                outln!("updated stack {id} ({})", updated.name);
             }
         }
     }

@@ -2,12 +2,12 @@
 //! token create` is the administrator's: it works on the database directly, for any user.
 
 use clap::Subcommand;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::api::Api;
 use super::output::{Style, Table, local_time, print_json};
 use super::{Output, api_err};
-use crate::api::v1::{NewTokenView, TokenList};
+use crate::api::v1::{Deleted, NewTokenView, TokenList};
 use crate::domain::Scope;
 
 #[derive(Subcommand, Debug)]
@@ -38,9 +38,9 @@ fn scopes_text(scopes: &[Scope]) -> String {
 pub(super) async fn tokens(api: &Api, out: Output, style: Style, cmd: TokensCmd) -> anyhow::Result<()> {
     match cmd {
         TokensCmd::Ls => {
-            let tokens = api.get_as::<TokenList>("/tokens").await.map_err(api_err)?.tokens;
+            let tokens = api.get::<TokenList>("/tokens").await.map_err(api_err)?.tokens;
             if out == Output::Json {
-                print_json(&serde_json::to_value(&tokens)?);
+                print_json(&tokens);
                 return Ok(());
             }
             let mut t = Table::new(&["ID", "NAME", "SCOPES", "CREATED"]);
@@ -49,16 +49,16 @@ pub(super) async fn tokens(api: &Api, out: Output, style: Style, cmd: TokensCmd)
                     tok.id.to_string(),
                     tok.name.clone(),
                     scopes_text(&tok.scopes),
-                    local_time(&Value::from(tok.created_at.as_str())),
+                    local_time(Some(&tok.created_at)),
                 ]);
             }
             t.print(style);
         }
         TokensCmd::Create { name, scopes } => {
             let created: NewTokenView =
-                api.post_as("/tokens", &json!({ "name": name, "scopes": scopes })).await.map_err(api_err)?;
+                api.post("/tokens", &json!({ "name": name, "scopes": scopes })).await.map_err(api_err)?;
             if out == Output::Json {
-                print_json(&serde_json::to_value(&created)?);
+                print_json(&created);
             } else {
                 outln!("token {} with scopes {} (shown once):", created.id, scopes_text(&created.scopes));
                 outln!("{}", created.token);
@@ -68,7 +68,7 @@ pub(super) async fn tokens(api: &Api, out: Output, style: Style, cmd: TokensCmd)
             let id = match token.parse::<i64>() {
                 Ok(id) => id,
                 Err(_) => {
-                    let answer = api.get_as::<TokenList>("/tokens").await.map_err(api_err)?;
+                    let answer = api.get::<TokenList>("/tokens").await.map_err(api_err)?;
                     let mut named = answer.tokens.iter().filter(|t| t.name == token);
                     match (named.next(), named.next()) {
                         (Some(t), None) => t.id,
@@ -79,7 +79,7 @@ pub(super) async fn tokens(api: &Api, out: Output, style: Style, cmd: TokensCmd)
                     }
                 }
             };
-            let answer = api.delete(&format!("/tokens/{id}")).await.map_err(api_err)?;
+            let answer: Deleted = api.delete(&format!("/tokens/{id}")).await.map_err(api_err)?;
             if out == Output::Json {
                 print_json(&answer);
             } else {

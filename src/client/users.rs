@@ -10,6 +10,7 @@ use serde_json::json;
 use super::api::Api;
 use super::output::print_json;
 use super::{Output, api_err};
+use crate::api::v1::SessionView;
 
 #[derive(Subcommand, Debug)]
 pub enum UsersCmd {
@@ -24,11 +25,12 @@ pub(super) async fn users(api: &Api, out: Output, cmd: UsersCmd) -> anyhow::Resu
     match cmd {
         UsersCmd::Passwd => {
             let (current, new) = read_passwords()?;
-            let mut body = json!({ "password": new });
-            if !current.is_empty() {
-                body["current_password"] = json!(current);
-            }
-            let answer = api.put("/password", &body).await.map_err(api_err)?;
+            let body = if current.is_empty() {
+                json!({ "password": new })
+            } else {
+                json!({ "password": new, "current_password": current })
+            };
+            let answer: SessionView = api.put("/password", &body).await.map_err(api_err)?;
             if out == Output::Json {
                 print_json(&answer);
             } else {

@@ -2,12 +2,12 @@
 //! their deliveries.
 
 use clap::Subcommand;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 use super::api::Api;
-use super::output::{Style, Table, cell, local_time, print_json};
-use super::{Output, api_err, id_of, one_line};
-use crate::api::v1::{DeliveryPage, NewWebhookView, WebhookView};
+use super::output::{Style, Table, local_time, opt, print_json};
+use super::{Output, api_err, one_line};
+use crate::api::v1::{Deleted, DeliveryPage, NewWebhookView, WebhookView};
 
 #[derive(Subcommand, Debug)]
 pub enum WebhooksCmd {
@@ -54,12 +54,12 @@ pub enum WebhooksCmd {
 /// A subscription by id or, failing that, by name.
 async fn webhook(api: &Api, key: &str) -> anyhow::Result<WebhookView> {
     if let Ok(id) = key.parse::<i64>() {
-        match api.get_as(&format!("/webhooks/byid/{id}")).await {
+        match api.get(&format!("/webhooks/byid/{id}")).await {
             Err(e) if e.is_not_found() => {}
             other => return other.map_err(api_err),
         }
     }
-    let all: Vec<WebhookView> = api.all_as("/webhooks", "webhooks").await.map_err(api_err)?;
+    let all: Vec<WebhookView> = api.all("/webhooks", "webhooks").await.map_err(api_err)?;
     let mut named = all.into_iter().filter(|w| w.name.as_deref() == Some(key));
     match (named.next(), named.next()) {
         (Some(w), None) => Ok(w),
@@ -80,9 +80,9 @@ fn scope_text(w: &WebhookView) -> String {
 pub(super) async fn webhooks(api: &Api, out: Output, style: Style, cmd: WebhooksCmd) -> anyhow::Result<()> {
     match cmd {
         WebhooksCmd::Ls => {
-            let all: Vec<WebhookView> = api.all_as("/webhooks", "webhooks").await.map_err(api_err)?;
+            let all: Vec<WebhookView> = api.all("/webhooks", "webhooks").await.map_err(api_err)?;
             if out == Output::Json {
-                print_json(&serde_json::to_value(&all)?);
+                print_json(&all);
                 return Ok(());
             }
             let mut t = Table::new(&["ID", "NAME", "KIND", "OF", "EVENTS", "URL"]);
@@ -109,18 +109,17 @@ pub(super) async fn webhooks(api: &Api, out: Output, style: Style, cmd: Webhooks
                 }
             }
             if let Some(s) = stack {
-                body.insert("stack_id".into(), json!(id_of(&api.stack(&s).await.map_err(api_err)?)?));
+                body.insert("stack_id".into(), json!(api.stack(&s).await.map_err(api_err)?.id()));
             }
             if let Some(j) = job {
-                body.insert("job_id".into(), json!(id_of(&api.job(&j).await.map_err(api_err)?)?));
+                body.insert("job_id".into(), json!(api.job(&j).await.map_err(api_err)?.id));
             }
             if let Some(m) = monitor {
                 body.insert("monitor_id".into(), json!(m));
             }
-            let created: NewWebhookView =
-                api.post_as("/webhooks", &Value::Object(body)).await.map_err(api_err)?;
+            let created: NewWebhookView = api.post("/webhooks", &body).await.map_err(api_err)?;
             if out == Output::Json {
-                print_json(&serde_json::to_value(&created)?);
+                print_json(&created);
             } else {
                 outln!("created webhook subscription {}; its signing secret (shown once):", created.id);
                 outln!("{}", created.secret);
@@ -128,7 +127,7 @@ pub(super) async fn webhooks(api: &Api, out: Output, style: Style, cmd: Webhooks
         }
         WebhooksCmd::Rm { webhook: key } => {
             let id = webhook(api, &key).await?.id;
-            let answer = api.delete(&format!("/webhooks/{id}")).await.map_err(api_err)?;
+            let answer: Deleted = api.delete(&format!("/webhooks/{id}")).await.map_err(api_err)?;
             if out == Output::Json {
                 print_json(&answer);
             } else {
@@ -138,10 +137,10 @@ pub(super) async fn webhooks(api: &Api, out: Output, style: Style, cmd: Webhooks
         WebhooksCmd::Deliveries { webhook: key, page } => {
             let id = webhook(api, &key).await?.id;
             let answer: DeliveryPage =
-                api.get_as(&format!("/webhooks/byid/{id}/deliveries?page={page}")).await.map_err(api_err)?;
+                api.get(&format!("/webhooks/byid/{id}/deliveries?page={page}")).await.map_err(api_err)?;
             let deliveries = answer.deliveries;
             if out == Output::Json {
-                print_json(&serde_json::to_value(&deliveries)?);
+                print_json(&deliveries);
                 return Ok(());
             }
             if deliveries.is_empty() {
@@ -155,8 +154,8 @@ pub(super) async fn webhooks(api: &Api, out: Output, style: Style, cmd: Webhooks
                     d.event.to_string(),
                     style.status(d.status.as_str()),
                     d.attempts.to_string(),
-                    cell(&json!(d.last_status_code)),
-                    local_time(&json!(d.created_at)),
+                    opt(d.last_status_code),
+                    local_time(Some(&d.created_at)),
                     one_line(d.last_error.as_deref().unwrap_or("-"), 50),
                 ]);
             }
