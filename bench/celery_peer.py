@@ -146,9 +146,9 @@ def main():
 
     r = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
     r.flushdb()
-    work = os.path.dirname(os.path.abspath(out)) if out else "/tmp"
-    tag = os.path.join(work, f"celery-{os.getpid()}")
-    for f in glob.glob(tag + "*"):
+    # The worker's files beside OUT: its log (kept), its ready mark and its records.
+    tag = (os.path.abspath(out) if out else f"/tmp/celery-peer-{os.getpid()}") + ".celery"
+    for f in glob.glob(tag + ".*"):
         os.remove(f)
     env = {**os.environ, "CELERY_RECORDS": tag + ".records", "CELERY_READY_FILE": tag + ".ready",
            "PYTHONPATH": os.path.dirname(os.path.abspath(__file__))}
@@ -186,6 +186,7 @@ def main():
     except subprocess.TimeoutExpired:
         worker.kill()
     r.flushdb()
+    os.remove(tag + ".ready")
     if out:
         with open(out, "w") as f:
             for path in glob.glob(tag + ".records.*"):

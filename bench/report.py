@@ -205,6 +205,9 @@ def section_pgcron(out):
         x = r.get(key)
         if not x:
             continue
+        if x.get("ok") is False:
+            out.append(f"| {label} | failed: `{x.get('error')}` | | | | | | | | |")
+            continue
         o = x.get("observed", {})
         out.append(f"| {label} | {f0(x.get('expected'))} | {f0(x.get('fired'))} | {f0(x.get('p50'))} | "
                    f"{f0(x.get('p99'))} | {f0(x.get('max'))} | {f0(o.get('p50'))} | {f0(o.get('p99'))} | "
