@@ -8,7 +8,9 @@ python apscheduler_peer.py minute|second|idle JOBS SECONDS [OUT]
 Each fire starts `sh -c true` with subprocess.Popen (which returns once the child has exec'd)
 and records the child-start lateness: the time right after Popen returned minus the slot (the
 latest slot of the job at or before the moment the job body started; exact while lateness stays
-under the job's period). Prints "ready" once the scheduler runs, runs SECONDS, then writes
+under the job's period). With BENCH_FIFO set (the observed rows) the child is
+`sh -c 'echo <job> <slot_ms> > FIFO'` instead, for bench/peers/src/bin/fifo_stamp.rs to stamp
+when the job's first command ran. Prints "ready" once the scheduler runs, runs SECONDS, then writes
 "slot_ms lateness_us" lines to OUT.
 
 Configuration (its fair best for many short jobs): BackgroundScheduler, a ThreadPoolExecutor
@@ -27,13 +29,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 records = []
+FIFO = os.environ.get("BENCH_FIFO")
 
 
-def make_job(offset_ms, period_ms):
+def make_job(job, offset_ms, period_ms):
     def fire():
         begun = time.time_ns() // 1_000_000
         slot = (begun - offset_ms) // period_ms * period_ms + offset_ms
-        child = subprocess.Popen(["sh", "-c", "true"])
+        child = subprocess.Popen(["sh", "-c", f"echo {job} {slot} > {FIFO}" if FIFO else "true"])
         started = time.time_ns() // 1000
         records.append((slot, started - slot * 1000))
         child.wait()
@@ -60,7 +63,7 @@ def main():
             offset, period = 0, 1
         else:
             sys.exit(__doc__)
-        sched.add_job(make_job(offset, period), trigger, id=f"job{i}")
+        sched.add_job(make_job(i, offset, period), trigger, id=f"job{i}")
     sched.start()
     print("ready", flush=True)
     time.sleep(seconds)

@@ -54,6 +54,33 @@ def proc_cpu(pid):
         return float("nan")
 
 
+def proc_tree(pid):
+    """pid and its live descendants, leaving out the jobs' `sh` children."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    head, rest = f.read().rsplit(")", 1)
+                comm = head.split("(", 1)[1]
+                parent[int(d)] = (int(rest.split()[1]), comm)
+            except (OSError, IndexError, ValueError):
+                pass
+    tree, grew = {pid}, True
+    while grew:
+        grew = False
+        for p, (pp, comm) in parent.items():
+            if pp in tree and p not in tree and comm != "sh":
+                tree.add(p)
+                grew = True
+    return sorted(tree)
+
+
+def tree_cpu(pids):
+    """CPU seconds of each pid of a process tree ({pid: s}: a pid gone since counts its last)."""
+    return {p: proc_cpu(p) for p in pids}
+
+
 def proc_mem(pid):
     """(VmRSS, VmHWM) in MiB."""
     rss = hwm = float("nan")
@@ -304,6 +331,8 @@ def job_set(mode, n):
         return [f"{s} * * * * *" for s in range(60)], [(i % 60, (i % 60) * 1000, 60_000) for i in range(n)]
     if mode == "second":
         return ["* * * * * *"], [(0, 0, 1000)] * n
+    if mode == "minute0":  # every job at second 0 of every minute (the pgcron row)
+        return ["0 * * * * *"], [(0, 0, 60_000)] * n
     raise ValueError(mode)
 
 
@@ -316,25 +345,33 @@ def expected_slots(jobs, t0, t1):
     return sum(slots_in(o, p, t0, t1) for _, o, p in jobs)
 
 
-def run_peer(cmd, mode, n, t_measure, warmup, name):
-    """Starts a peer that prints "ready", measures slots in [ready + warmup, + t_measure)."""
+def run_peer(cmd, mode, n, t_measure, warmup, name, stamper=None):
+    """Starts a peer that prints "ready", measures slots in [ready + warmup, + t_measure).
+    With a stamper, the peer's jobs run `echo <job> <slot_ms> > FIFO` (env BENCH_FIFO) and the
+    lateness they observed is measured too. CPU and peak RSS: the peer's process tree (a Celery
+    worker is a child of its peer process), the jobs' `sh` processes left out."""
     out = os.path.join(WORK, f"{name}.txt")
     if os.path.exists(out):
         os.remove(out)
     total = warmup + t_measure + 4
-    p = subprocess.Popen(cmd + [mode, str(n), str(total), out], stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, **({"BENCH_FIFO": stamper.path} if stamper else {})}
+    p = subprocess.Popen(cmd + [mode, str(n), str(total), out], stdout=subprocess.PIPE, text=True, env=env)
     t_launch = time.time()
     line = p.stdout.readline()
     if "ready" not in line:
         raise RuntimeError(f"{name} did not start: {line!r}")
     ready = time.time()
+    at_ready = set(proc_tree(p.pid))
     t0 = (int(ready) + warmup) * 1000
     t1 = t0 + t_measure * 1000
     sleep_until(t0 / 1000)
-    cpu0 = proc_cpu(p.pid)
+    # The peer and its lasting children (Celery's worker): in the tree at ready and at t0, so
+    # that a child caught between fork and exec is not taken for one.
+    pids = sorted(at_ready & set(proc_tree(p.pid)))
+    cpu0 = tree_cpu(pids)
     sleep_until(t1 / 1000)
-    cpu1 = proc_cpu(p.pid)
-    _, hwm = proc_mem(p.pid)
+    cpu1 = tree_cpu(pids)
+    hwm = sum(m for m in (proc_mem(q)[1] for q in pids) if m == m)
     p.wait(timeout=total + 120)
     late = []
     with open(out) as f:
@@ -343,48 +380,75 @@ def run_peer(cmd, mode, n, t_measure, warmup, name):
             if t0 <= int(slot) < t1:
                 late.append(int(us) // 1000)  # floored to whole ms, as cronstack stores them
     _, jobs = job_set(mode, n)
-    return {"startup_s": ready - t_launch, "window_s": t_measure, "expected": expected_slots(jobs, t0, t1),
-            "fired": len(late), "cpu_s": cpu1 - cpu0, "peak_rss_mib": hwm, **summary(late)}
+    res = {"startup_s": ready - t_launch, "window_s": t_measure, "expected": expected_slots(jobs, t0, t1),
+           "fired": len(late), "cpu_s": sum(cpu1[q] - cpu0[q] for q in pids if cpu1[q] == cpu1[q]),
+           "processes": len(pids), "peak_rss_mib": hwm, **summary(late)}
+    if stamper:
+        observed = []
+        for fields, stamp_us in stamper.close():
+            if len(fields) == 2 and t0 <= int(fields[1]) < t1:
+                observed.append((stamp_us - int(fields[1]) * 1000) // 1000)
+        res["observed"] = summary(observed)
+        res["observed_n"] = len(observed)
+    return res
 
 
-class FifoClock:
-    """A FIFO the jobs write their run id into (`echo` is a shell builtin: no process is
-    started to take the measure), read by a thread that stamps each line with the wall clock
-    as it arrives. A stamp is an upper bound of when the job's first command ran: lines that
-    arrive while the thread waits for a CPU share the later stamp."""
+class Stamper:
+    """A FIFO the jobs write one line into as their first command (`echo` is a shell builtin:
+    no process is started to take the measure), read by bench/peers' fifo_stamp, which stamps
+    each line with CLOCK_REALTIME (µs) right after the read that returned it: an upper bound of
+    when the job's first command ran. Runs at nice -10 when root, so that its own wake-up waits
+    less behind the burst it measures. cronstack's jobs write their run id, the peers'
+    "<job> <slot_ms>"."""
 
     def __init__(self, name):
         self.path = os.path.join(WORK, f"{name}.fifo")
-        if os.path.exists(self.path):
-            os.unlink(self.path)
+        self.out = os.path.join(WORK, f"{name}.stamps")
+        for f in (self.path, self.out):
+            if os.path.exists(f):
+                os.unlink(f)
         os.mkfifo(self.path)
-        # Read-write: the FIFO never reports EOF between writers, and writers never block.
-        self.fd = os.open(self.path, os.O_RDWR)
-        self.stamps = {}
-        self.done = False
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        buf = b""
-        while not self.done:
-            data = os.read(self.fd, 1 << 16)
-            t = int(time.time() * 1000)
-            buf += data
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                if line.strip().isdigit():
-                    self.stamps.setdefault(int(line), t)
+        nice = ["nice", "-n", "-10"] if os.geteuid() == 0 else []
+        self.p = subprocess.Popen(nice + [os.path.join(PEERS, "fifo_stamp"), self.path, self.out],
+                                  stdout=subprocess.PIPE, text=True)
+        if "ready" not in self.p.stdout.readline():
+            raise RuntimeError("fifo_stamp did not start")
+        self.lines = None
 
     def command(self):
+        """cronstack's stack command."""
         return f'echo "$CRONSTACK_RUN_ID" > {self.path}'
 
     def close(self):
-        self.done = True
-        os.write(self.fd, b"\n")
-        self.thread.join(timeout=5)
-        os.close(self.fd)
-        os.unlink(self.path)
+        """[(fields of the line, stamp µs)], once (later calls return the same)."""
+        if self.lines is None:
+            fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+            os.write(fd, b"stop\n")
+            os.close(fd)
+            self.p.wait(timeout=60)
+            self.lines = []
+            with open(self.out) as f:
+                for line in f:
+                    *fields, stamp = line.split()
+                    self.lines.append((fields, int(stamp)))
+            os.unlink(self.path)
+        return self.lines
+
+    def kill(self):
+        """Ends fifo_stamp if close() did not (a row that failed)."""
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+    def stamps(self):
+        """{run id: stamp µs} of cronstack's lines (the first stamp of an id)."""
+        out = {}
+        for fields, stamp in self.close():
+            if len(fields) == 1 and fields[0].isdigit():
+                out.setdefault(int(fields[0]), stamp)
+        return out
 
 
 def run_cronstack(mode, n, t_measure, warmup, name, db_kind="sqlite", nodes=1, max_runs=2048, extra=(),
@@ -414,7 +478,8 @@ def run_cronstack(mode, n, t_measure, warmup, name, db_kind="sqlite", nodes=1, m
     if clock:
         rows = db.query(f"SELECT id, scheduled_for FROM runs WHERE trigger_kind = 'schedule' "
                         f"AND scheduled_for >= {t0} AND scheduled_for < {t1} AND status = 'succeeded'")
-        observed = [clock.stamps[int(r[0])] - int(r[1]) for r in rows if int(r[0]) in clock.stamps]
+        stamps = clock.stamps()
+        observed = [(stamps[int(r[0])] - int(r[1]) * 1000) // 1000 for r in rows if int(r[0]) in stamps]
     per_node = db.query(
         f"SELECT node_id, COUNT(*) FROM runs WHERE scheduled_for >= {t0} AND scheduled_for < {t1} GROUP BY node_id"
     )
@@ -432,6 +497,33 @@ def next_slot(offset, period, after_ms):
 TCS = [os.path.join(PEERS, "tcs_peer")]
 APS = [VENV_PY, os.path.join(BENCH, "apscheduler_peer.py")]
 BURST = [os.path.join(PEERS, "bare_burst")]
+CELERY = [VENV_PY, os.path.join(BENCH, "celery_peer.py")]
+
+
+def peer_or_failure(f, *args):
+    """A peer's figures, or its failure (e.g. no Redis for Celery): the row's other schedulers
+    are still measured."""
+    try:
+        return f(*args)
+    except Exception as e:
+        log(f"  peer failed: {e!r}")
+        return {"ok": False, "error": repr(e)}
+
+
+def observed_peer(cmd, mode, n, t, warm, name):
+    stamper = Stamper(name)
+    try:
+        return run_peer(cmd, mode, n, t, warm, name, stamper=stamper)
+    finally:
+        stamper.kill()
+
+
+def observed_cronstack(mode, n, t, warm, name, **kw):
+    stamper = Stamper(name)
+    try:
+        return run_cronstack(mode, n, t, warm, name, clock=stamper, **kw)
+    finally:
+        stamper.kill()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -468,6 +560,8 @@ def row_lateness_minute():
     res["apscheduler"] = run_peer(APS, "minute", n, t, warm + 2, "aps-minute")
     log("lateness 10k/min: tokio-cron-scheduler")
     res["tcs"] = run_peer(TCS, "minute", n, t, warm + 2, "tcs-minute")
+    log("lateness 10k/min: Celery beat + worker")
+    res["celery"] = peer_or_failure(run_peer, CELERY, "minute", n, t, warm + 2, "celery-minute")
     log("lateness: bare spawn burst (the machine's limit)")
     res["bare"] = run_peer(BURST, "minute", n, t, warm, "bare-minute")
     return res
@@ -485,24 +579,172 @@ def row_lateness_second():
     res["apscheduler"] = run_peer(APS, "second", n, t, warm + 2, "aps-second")
     log("lateness 1k/s: tokio-cron-scheduler")
     res["tcs"] = run_peer(TCS, "second", n, t, warm + 2, "tcs-second")
+    log("lateness 1k/s: Celery beat + worker")
+    res["celery"] = peer_or_failure(run_peer, CELERY, "second", n, t, warm + 2, "celery-second")
     log("lateness: bare spawn burst (the machine's limit)")
     res["bare"] = run_peer(BURST, "second", n, t, warm, "bare-second")
     return res
 
 
-def row_lateness_observed():
-    """The 10k/min set again, each job's first command reporting to a clock (FifoClock): when
-    the jobs really ran, after the release and the wake-up of the slot's processes, rather than
-    the scheduler's record of when it let them run. Both with and without prespawn."""
-    n, t, warm = 10_000, (30 if QUICK else 60), 3
+def observed_row(mode, n, t, warm, tag, cronstack_extra):
+    """Every scheduler of a lateness row, each job's first command `echo … > FIFO` stamped by
+    fifo_stamp (Stamper): when the jobs really ran, after the scheduler's release and the
+    wake-up of the slot's processes, the same measure for all."""
     res = {"jobs": n, "window_s": t}
-    for key, extra in (("cronstack", []), ("cronstack_no_prespawn", ["--no-prespawn"])):
-        log(f"lateness observed by the jobs, 10k/min: {key} ({t}s window)")
-        clock = FifoClock(f"late-observed-{key}")
+    for key, extra in (("cronstack", cronstack_extra), ("cronstack_no_prespawn", ["--no-prespawn"])):
+        log(f"lateness observed by the jobs, {tag}: {key} ({t}s window)")
+        res[key] = observed_cronstack(mode, n, t, warm, f"obs-{tag}-{key}", extra=extra)
+    for key, cmd, w in (("apscheduler", APS, warm + 2), ("tcs", TCS, warm + 2), ("celery", CELERY, warm + 2),
+                        ("bare", BURST, warm)):
+        log(f"lateness observed by the jobs, {tag}: {key} ({t}s window)")
+        res[key] = peer_or_failure(observed_peer, cmd, mode, n, t, w, f"obs-{tag}-{key}")
+    return res
+
+
+def row_lateness_observed():
+    """The 10k/min set, lateness observed by the jobs, every scheduler (see observed_row)."""
+    return observed_row("minute", 10_000, (30 if QUICK else 60), 3, "10k-min", [])
+
+
+def row_lateness_second_observed():
+    """The 1k/s set, lateness observed by the jobs, every scheduler (see observed_row)."""
+    # cronstack as in lateness-second: 1,000 runs share each instant, claimed a second ahead.
+    return observed_row("second", 1000, (20 if QUICK else 60), 3, "1k-s", ["--lookahead-ms", "1000"])
+
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+PGCRON_PORT = int(os.environ.get("PGCRON_PORT", "5499"))
+
+
+class PgCronCluster:
+    """A throw-away PostgreSQL 15 cluster with pg_cron preloaded, in WORK/pgcron on 127.0.0.1:
+    PGCRON_PORT (never the machine's shared cluster). Run as the `postgres` user; stopped and
+    removed by close()."""
+
+    def __init__(self, max_jobs, background_workers):
+        self.dir = os.path.join(WORK, "pgcron")
+        self.data = os.path.join(self.dir, "data")
+        self.close()  # a cluster left by an interrupted run
         try:
-            res[key] = run_cronstack("minute", n, t, warm, f"late-observed-{key}", extra=extra, clock=clock)
-        finally:
-            clock.close()
+            self._start(max_jobs, background_workers)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, max_jobs, background_workers):
+        os.makedirs(self.dir)
+        shutil.chown(self.dir, "postgres", "postgres")
+        subprocess.run(["runuser", "-u", "postgres", "--", f"{PG_BIN}/initdb", "-D", self.data, "-A", "trust",
+                        "-U", "postgres", "-E", "UTF8", "--no-sync"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        conf = {
+            "port": PGCRON_PORT, "listen_addresses": "'127.0.0.1'", "unix_socket_directories": f"'{self.dir}'",
+            "shared_preload_libraries": "'pg_cron'", "cron.database_name": "'postgres'",
+            "cron.max_running_jobs": max_jobs, "max_connections": max_jobs + 50,
+            "cron.use_background_workers": "on" if background_workers else "off",
+            "max_worker_processes": max_jobs + 16,
+            # libpq mode: the launcher connects over the Unix socket, not TCP.
+            "cron.host": f"'{self.dir}'",
+            "cron.log_statement": "off",  # pg_cron's default logs every command it starts
+            "timezone": "'UTC'",
+        }
+        with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+            f.writelines(f"{k} = {v}\n" for k, v in conf.items())
+        subprocess.run(["runuser", "-u", "postgres", "--", f"{PG_BIN}/pg_ctl", "-D", self.data, "-l",
+                        os.path.join(self.dir, "server.log"), "-w", "start"],
+                       check=True, stdout=subprocess.DEVNULL)
+        self.url = f"postgres://postgres@127.0.0.1:{PGCRON_PORT}/postgres"
+        with open(os.path.join(self.data, "postmaster.pid")) as f:
+            self.pid = int(f.readline())
+
+    def sql(self, q, tuples=False):
+        return psql(self.url, q, tuples=tuples)
+
+    def cpu(self):
+        """CPU seconds of the whole cluster: the postmaster, its reaped children (the job
+        backends or workers that ended) and its live ones."""
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            own = sum(int(x) for x in fields[11:15]) / HZ
+        except OSError:
+            return float("nan")
+        return own + sum(proc_cpu(p) for p in proc_tree(self.pid) if p != self.pid)
+
+    def close(self):
+        if os.path.exists(os.path.join(self.data, "postmaster.pid")):
+            subprocess.run(["runuser", "-u", "postgres", "--", f"{PG_BIN}/pg_ctl", "-D", self.data, "-m", "fast",
+                            "-w", "stop"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def row_pgcron():
+    """pg_cron (minute granularity in 1.4) and cronstack on PostgreSQL, 1,000 jobs every minute,
+    all due at second 0: lateness of each run over M minutes."""
+    n, minutes = 1000, (2 if QUICK else 3)
+    bgw = os.environ.get("PGCRON_BGW", "1") not in ("", "0")
+    res = {"jobs": n, "minutes": minutes, "background_workers": bgw}
+    log(f"pgcron: throw-away cluster on 127.0.0.1:{PGCRON_PORT}, {n} jobs '* * * * *', {minutes} min, "
+        f"background workers {'on' if bgw else 'off'}")
+    cluster = PgCronCluster(n, bgw)
+    try:
+        cluster.sql("CREATE EXTENSION pg_cron")
+        res["pg_cron_version"] = cluster.sql("SELECT extversion FROM pg_extension WHERE extname = 'pg_cron'",
+                                             tuples=True).strip()
+        # Each job's first statement stamps when it ran (now(): its transaction's start), as the
+        # jobs of the other rows echo into a FIFO.
+        cluster.sql("CREATE TABLE bench_stamps (job int, at timestamptz)")
+        cluster.sql(f"SELECT cron.schedule('job' || g, '* * * * *', "
+                    f"format('INSERT INTO bench_stamps VALUES (%s, now())', g)) FROM generate_series(1, {n}) g")
+        # The window: the next `minutes` minute slots at least 5 s away.
+        t0 = (int(time.time() + 5) // 60 + 1) * 60_000
+        t1 = t0 + minutes * 60_000
+        sleep_until(t0 / 1000 - 1)
+        cpu0 = cluster.cpu()
+        sleep_until(t1 / 1000 - 1)
+        cpu1 = cluster.cpu()
+        # Until the last slot's runs are over (or 50 s).
+        deadline = time.time() + 50
+        while time.time() < deadline:
+            left = cluster.sql("SELECT count(*) FROM cron.job_run_details WHERE status IN ('starting', 'running')",
+                               tuples=True).strip()
+            if time.time() > t1 / 1000 and left == "0":
+                break
+            time.sleep(1)
+        cluster.sql("SELECT cron.unschedule(jobid) FROM cron.job")
+        # A run's slot is its start's minute (lateness below a minute; pg_cron 1.4 has no
+        # seconds field, every run of the row is due at second 0).
+        rows = cluster.sql(
+            "SELECT (extract(epoch FROM date_trunc('minute', start_time)) * 1000)::bigint, "
+            "(extract(epoch FROM start_time) * 1000000)::bigint, status FROM cron.job_run_details "
+            "WHERE start_time IS NOT NULL", tuples=True)
+        late, done, per_minute = [], 0, {}
+        for line in rows.splitlines():
+            slot, us, status = line.split("|")
+            if t0 <= int(slot) < t1:
+                late.append((int(us) - int(slot) * 1000) // 1000)
+                per_minute.setdefault(int(slot), []).append(late[-1])
+                done += status == "succeeded"
+        stamps = cluster.sql("SELECT (extract(epoch FROM at) * 1000000)::bigint FROM bench_stamps", tuples=True)
+        observed = []
+        for line in stamps.splitlines():
+            us = int(line)
+            slot = us // 60_000_000 * 60_000
+            if t0 <= slot < t1:
+                observed.append((us - slot * 1000) // 1000)
+        res["pg_cron"] = {"window_s": minutes * 60, "expected": n * minutes, "fired": len(late), "succeeded": done,
+                          "cpu_s": cpu1 - cpu0, **summary(late), "observed": summary(observed),
+                          "observed_n": len(observed),
+                          "per_minute": [summary(v) for _, v in sorted(per_minute.items())]}
+    except Exception as e:  # cronstack's half still runs
+        log(f"  pg_cron failed: {e!r}")
+        res["pg_cron"] = {"ok": False, "error": repr(e)}
+    finally:
+        cluster.close()
+    log(f"pgcron: cronstack on PostgreSQL ({PG}), {n} jobs '0 * * * * *', {minutes} min")
+    # (a database name: no hyphen)
+    res["cronstack"] = peer_or_failure(lambda: observed_cronstack(
+        "minute0", n, minutes * 60, 3, "pgcron_cronstack", db_kind="postgres", extra=["--lookahead-ms", "1000"]))
     return res
 
 
@@ -756,6 +998,8 @@ ROWS = {
     "lateness": row_lateness_minute,
     "lateness-second": row_lateness_second,
     "lateness-observed": row_lateness_observed,
+    "lateness-second-observed": row_lateness_second_observed,
+    "pgcron": row_pgcron,
     "executor": row_executor,
     "idle": row_idle,
     "million": row_million,
@@ -764,8 +1008,8 @@ ROWS = {
     "cluster": row_cluster,
     "ping": row_ping,
 }
-DEFAULT = ["cron", "lateness", "lateness-observed", "lateness-second", "executor", "idle", "million", "api", "cluster",
-           "ping"]
+DEFAULT = ["cron", "lateness", "lateness-observed", "lateness-second", "lateness-second-observed", "executor", "idle",
+           "million", "api", "cluster", "pgcron", "ping"]
 
 
 def machine():

@@ -2,7 +2,9 @@
 //! At each slot of the benchmark's job set, THREADS threads take the slot's jobs from a queue
 //! and each runs `std::process::Command::new("sh").args(["-c", "true"]).spawn()` (posix_spawn)
 //! and then waits for it; lateness = time right after spawn returned − slot. The main thread
-//! sleeps until each slot with `thread::sleep` (no lookahead work to do).
+//! sleeps until each slot with `thread::sleep` (no lookahead work to do). With BENCH_FIFO set
+//! (the observed rows), the child is `sh -c 'echo <k> <slot_ms> > FIFO'` (k: the job's rank in
+//! its slot) for bench/peers/src/bin/fifo_stamp.rs to stamp when the job's first command ran.
 //!
 //! bare_burst minute|second JOBS SECONDS OUT [THREADS]   (prints "ready"; THREADS default 16)
 
@@ -39,19 +41,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    let (tx, rx) = mpsc::channel::<i64>();
+    let fifo = std::env::var("BENCH_FIFO").ok();
+    let (tx, rx) = mpsc::channel::<(i64, usize)>();
     let rx = Arc::new(Mutex::new(rx));
     let records = Arc::new(Mutex::new(Vec::<(i64, i64)>::with_capacity(1 << 20)));
     for _ in 0..threads {
         let rx = rx.clone();
         let records = records.clone();
+        let fifo = fifo.clone();
         std::thread::spawn(move || {
             loop {
-                let slot_ms = match rx.lock().unwrap().recv() {
+                let (slot_ms, k) = match rx.lock().unwrap().recv() {
                     Ok(s) => s,
                     Err(_) => return,
                 };
-                let child = std::process::Command::new("sh").args(["-c", "true"]).spawn();
+                let script = match &fifo {
+                    Some(f) => format!("echo {k} {slot_ms} > {f}"),
+                    None => "true".to_string(),
+                };
+                let child = std::process::Command::new("sh").args(["-c", &script]).spawn();
                 let started = now_us();
                 records.lock().unwrap().push((slot_ms, started - slot_ms * 1000));
                 if let Ok(mut child) = child {
@@ -70,8 +78,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if wait > 0 {
             std::thread::sleep(Duration::from_micros(wait as u64));
         }
-        for _ in 0..n {
-            tx.send(slot)?;
+        for k in 0..n {
+            tx.send((slot, k))?;
         }
         slot += 1000;
     }

@@ -8,6 +8,8 @@
 //! Each fire spawns `sh -c true` through tokio::process and records the child-start lateness:
 //! the time right after spawn returned minus the slot (the latest slot of the job at or before
 //! the moment the job body started; exact while lateness stays under the job's period).
+//! With BENCH_FIFO set (the observed rows), the child is `sh -c 'echo <job> <slot_ms> > FIFO'`
+//! instead, for bench/peers/src/bin/fifo_stamp.rs to stamp when the job's first command ran.
 //! Prints "ready" once every job is added and the scheduler started, then runs SECONDS and
 //! writes "slot_ms lateness_us" lines to OUT.
 
@@ -35,6 +37,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Fair best configuration: the activation channels sized for every job at once, so the
     // broadcast channels never lag and drop activations (the default is 200).
     let sched = JobScheduler::new_with_channel_size(jobs.max(200) * 2).await?;
+    let fifo = std::env::var("BENCH_FIFO").ok();
     let records: Records = Arc::new(Mutex::new(Vec::with_capacity(1 << 20)));
     for i in 0..jobs {
         let (expr, period_ms, offset_ms) = match mode.as_str() {
@@ -44,12 +47,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => return Err(usage.into()),
         };
         let records = records.clone();
+        let fifo = fifo.clone();
         let job = Job::new_async(expr.as_str(), move |_id, _sched| {
             let records = records.clone();
+            let fifo = fifo.clone();
             Box::pin(async move {
                 let begun_ms = now_us() / 1000;
                 let slot = (begun_ms - offset_ms).div_euclid(period_ms) * period_ms + offset_ms;
-                let child = tokio::process::Command::new("sh").args(["-c", "true"]).spawn();
+                let script = match &fifo {
+                    Some(f) => format!("echo {i} {slot} > {f}"),
+                    None => "true".to_string(),
+                };
+                let child = tokio::process::Command::new("sh").args(["-c", &script]).spawn();
                 let started = now_us();
                 records.lock().unwrap().push((slot, started - slot * 1000));
                 if let Ok(mut child) = child {
