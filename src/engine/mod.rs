@@ -166,11 +166,8 @@ impl EngineHandle {
         rule: Option<(Trigger, bool, Missed, SlotPolicy)>,
     ) {
         if let Some(tx) = &self.sched_tx {
-            let rule = rule.map(|(trigger, once, missed, policy)| SlotRule {
-                trigger: Arc::new(trigger),
-                once,
-                missed,
-                policy,
+            let rule = rule.map(|(trigger, once, missed, policy)| {
+                Arc::new(SlotRule { trigger: Arc::new(trigger), once, missed, policy })
             });
             let _ = tx.send(SchedMsg::JobChanged { job_id, next, rule });
         }
