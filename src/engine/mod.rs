@@ -1,13 +1,13 @@
 //! The engine: the scheduler (timer heap + database claims) and the runner (child processes,
 //! overlap, concurrency, retries, recording). The service talks to it through [`EngineHandle`].
 
+mod batch;
 mod cluster;
 mod fence;
 mod monitor_watch;
 mod pruner;
 mod runner;
 mod scheduler;
-mod starts;
 mod watcher;
 
 use std::sync::Arc;

@@ -34,7 +34,7 @@ pub use idempotency::KeyClaim;
 pub use jobs::{ChainedUpdate, JobChanges, NewJob, ScheduledJob, ScheduledJobs};
 pub use monitors::{MonitorFields, NewPing, RenderEvent, WatchLock};
 pub use retention::{AgeWindow, Aged, Keep, PruneLock};
-pub use runs::{Claim, ClaimOutcome, Expired, LOST_MESSAGE, NewRun, RunFinish, RunStart};
+pub use runs::{Claim, ClaimOutcome, Expired, LOST_MESSAGE, NewRun, RunEnd, RunFinish, RunStart};
 pub use stacks::NewStack;
 pub use webhooks::{AttemptRecord, ClaimedDelivery, NewDelivery, NewWebhook, Release};
 
