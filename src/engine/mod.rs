@@ -1,13 +1,13 @@
 //! The engine: the scheduler (timer heap + database claims) and the runner (child processes,
 //! overlap, concurrency, retries, recording). The service talks to it through [`EngineHandle`].
 
+mod batch;
 mod cluster;
 mod fence;
 mod monitor_watch;
 mod pruner;
 mod runner;
 mod scheduler;
-mod starts;
 mod watcher;
 
 use std::sync::Arc;
@@ -166,11 +166,8 @@ impl EngineHandle {
         rule: Option<(Trigger, bool, Missed, SlotPolicy)>,
     ) {
         if let Some(tx) = &self.sched_tx {
-            let rule = rule.map(|(trigger, once, missed, policy)| SlotRule {
-                trigger: Arc::new(trigger),
-                once,
-                missed,
-                policy,
+            let rule = rule.map(|(trigger, once, missed, policy)| {
+                Arc::new(SlotRule { trigger: Arc::new(trigger), once, missed, policy })
             });
             let _ = tx.send(SchedMsg::JobChanged { job_id, next, rule });
         }

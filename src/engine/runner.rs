@@ -17,7 +17,7 @@ use super::{EngineSettings, Launch};
 use crate::domain::Missed;
 use crate::domain::{EpochMs, EventKind, Job, JobStatus, Overlap, Run, RunStatus, TriggerKind, now_ms};
 use crate::events::{Event, EventSender};
-use crate::store::{Expired, NewRun, RunFinish, RunStart, Store};
+use crate::store::{Expired, NewRun, RunEnd, RunFinish, RunStart, Store};
 
 /// How a run ended, for callers waiting on it (inbound hooks).
 #[derive(Debug, Clone)]
@@ -65,7 +65,8 @@ pub(super) struct Runner {
     starting: Mutex<HashMap<i64, usize>>,
     shutting_down: Notify,
     events: EventSender,
-    starts: super::starts::StartRecorder,
+    starts: super::batch::StartRecorder,
+    ends: super::batch::EndRecorder,
     fence: Fence,
     /// The runs a task of this process is responsible for — claimed, recorded or adopted here
     /// and not yet ended or given up: the ones whose lease it renews.
@@ -88,7 +89,8 @@ impl Runner {
         Runner {
             me,
             events,
-            starts: super::starts::StartRecorder::spawn(store.clone(), node_id.clone()),
+            starts: super::batch::start_recorder(store.clone(), node_id.clone()),
+            ends: super::batch::end_recorder(store.clone(), node_id.clone()),
             fence: Fence::new(store.backend() == crate::store::Backend::Postgres, settings.lease),
             held: Mutex::new(HashSet::new()),
             cancelled: Mutex::new(HashSet::new()),
@@ -670,14 +672,18 @@ impl Runner {
             for attempt in 1..=FINISH_TRIES {
                 let chain_lease = (!job.retries_after(run, finish.status))
                     .then(|| now_ms() + self.settings.lease.as_millis() as EpochMs);
-                let written = self.store.finish_run(
-                    &self.node_id,
-                    run,
-                    &finish,
-                    job_status(finish.status),
-                    chain_lease,
-                );
-                match written.await {
+                let job_status = job_status(finish.status);
+                // The first try goes with other runs' ends, in one transaction; a retry alone.
+                let written = if attempt == 1 {
+                    let end = RunEnd { run: run.clone(), finish: finish.clone(), job_status, chain_lease };
+                    self.ends.record(end).await
+                } else {
+                    self.store
+                        .finish_run(&self.node_id, run, &finish, job_status, chain_lease)
+                        .await
+                        .map_err(|e| e.to_string())
+                };
+                match written {
                     Ok(Some(chained)) => return Some((finish, chained)),
                     Ok(None) => {
                         tracing::warn!(run = run.id, "run end not recorded: another node took the run");

@@ -35,7 +35,7 @@ pub(super) enum SchedMsg {
     JobChanged {
         job_id: i64,
         next: Option<EpochMs>,
-        rule: Option<SlotRule>,
+        rule: Option<Arc<SlotRule>>,
     },
     /// Another node changed a job: read it from the database.
     Reload(i64),
@@ -44,11 +44,18 @@ pub(super) enum SchedMsg {
     Shutdown,
 }
 
+/// A scheduled job: 16 bytes, a million of them in a few tens of MiB. Jobs that share a
+/// schedule and its policies share one rule (see `resync`).
 struct Entry {
     slot: EpochMs,
+    rule: Arc<SlotRule>,
+}
+
+impl Entry {
     /// When the slot fires: the slot plus its jitter. The heap is ordered by this.
-    due: EpochMs,
-    rule: SlotRule,
+    fn due(&self) -> EpochMs {
+        self.rule.policy.due(self.slot)
+    }
 }
 
 /// At most this many slots are claimed in one transaction.
@@ -103,39 +110,59 @@ impl Scheduler {
 
     /// Rebuilds the heap from the database (the source of truth).
     async fn resync(&mut self) -> anyhow::Result<()> {
-        let rows = self.store.scheduled_jobs().await?;
+        let loaded = self.store.scheduled_jobs().await?;
         // Many jobs share a schedule: compile each schedule once — except one using `H`,
         // whose values depend on each job's uid (read for those jobs only).
         let mut compiled: HashMap<i64, Option<(Arc<Trigger>, ScheduleConfig, bool)>> = HashMap::new();
         let mut per_job: Vec<i64> = Vec::new();
-        for row in &rows {
-            compiled.entry(row.schedule_id).or_insert_with(|| {
-                let json = serde_json::from_str(&row.config).ok()?;
-                let config = ScheduleConfig::from_json(&json).ok()?;
+        for (id, (config, _)) in &loaded.schedules {
+            let parsed = (|| {
+                let config = ScheduleConfig::from_json(&serde_json::from_str(config).ok()?).ok()?;
                 let hashed = config.per_job();
-                if hashed {
-                    per_job.push(row.schedule_id);
-                }
                 Some((Arc::new(config.trigger().ok()?), config, hashed))
-            });
+            })();
+            if parsed.as_ref().is_some_and(|(_, _, hashed)| *hashed) {
+                per_job.push(*id);
+            }
+            compiled.insert(*id, parsed);
         }
         let uids = self.store.job_uids_on_schedules(&per_job).await?;
         self.heap.clear();
         self.jobs.clear();
-        for row in rows {
-            let trigger = match compiled.get(&row.schedule_id) {
+        self.jobs.reserve(loaded.jobs.len());
+        self.heap.reserve(loaded.jobs.len());
+        // One rule per schedule and missed-run policy, shared by its jobs; a job with its own
+        // trigger (`H`) or policy (window, jitter) has a rule of its own.
+        let mut shared: HashMap<(i64, Missed), Arc<SlotRule>> = HashMap::new();
+        for row in loaded.jobs {
+            let once = loaded.schedules.get(&row.schedule_id).is_some_and(|(_, once)| *once);
+            let policy = loaded.policies.get(&row.job_id).copied();
+            let rule = match compiled.get(&row.schedule_id) {
                 Some(Some((_, config, true))) => uids
                     .get(&row.job_id)
                     .and_then(|uid| config.trigger_for(crate::domain::job_hash_key(uid)).ok())
-                    .map(Arc::new),
-                Some(Some((trigger, _, false))) => Some(trigger.clone()),
+                    .map(|trigger| {
+                        let policy = policy.unwrap_or_default();
+                        Arc::new(SlotRule { trigger: Arc::new(trigger), once, missed: row.missed, policy })
+                    }),
+                Some(Some((trigger, _, false))) => Some(match policy {
+                    Some(policy) => {
+                        Arc::new(SlotRule { trigger: trigger.clone(), once, missed: row.missed, policy })
+                    }
+                    None => shared
+                        .entry((row.schedule_id, row.missed))
+                        .or_insert_with(|| {
+                            let policy = SlotPolicy::default();
+                            Arc::new(SlotRule { trigger: trigger.clone(), once, missed: row.missed, policy })
+                        })
+                        .clone(),
+                }),
                 _ => None,
             };
-            let Some(trigger) = trigger else {
+            let Some(rule) = rule else {
                 tracing::error!(job = row.job_id, "job's schedule does not compile; not scheduled");
                 continue;
             };
-            let rule = SlotRule { trigger, once: row.once, missed: row.missed, policy: row.policy };
             self.set(row.job_id, Some(row.next_run_at), Some(rule));
         }
         metrics::gauge!("cronstack_jobs_scheduled").set(self.jobs.len() as f64);
@@ -143,25 +170,25 @@ impl Scheduler {
         Ok(())
     }
 
-    fn set(&mut self, job_id: i64, next: Option<EpochMs>, rule: Option<SlotRule>) {
+    fn set(&mut self, job_id: i64, next: Option<EpochMs>, rule: Option<Arc<SlotRule>>) {
         // Every entry has its slot in the heap once: a second copy (the same change heard
         // twice, locally and by NOTIFY) would be claimed twice in one batch and launch one
         // run twice.
         match (next, rule) {
             (Some(slot), Some(rule)) => {
-                let due = rule.policy.due(slot);
-                if self.jobs.get(&job_id).is_none_or(|e| e.due != due) {
+                let entry = Entry { slot, rule };
+                let due = entry.due();
+                if self.jobs.get(&job_id).is_none_or(|e| e.due() != due) {
                     self.heap.push(Reverse((due, job_id)));
                 }
-                self.jobs.insert(job_id, Entry { slot, due, rule });
+                self.jobs.insert(job_id, entry);
             }
             (Some(slot), None) => {
                 if let Some(e) = self.jobs.get_mut(&job_id)
                     && e.slot != slot
                 {
                     e.slot = slot;
-                    e.due = e.rule.policy.due(slot);
-                    self.heap.push(Reverse((e.due, job_id)));
+                    self.heap.push(Reverse((e.due(), job_id)));
                 }
             }
             (None, _) => {
@@ -206,7 +233,7 @@ impl Scheduler {
     fn drop_stale_top(&mut self) {
         while let Some(Reverse((due, job_id))) = self.heap.peek().copied() {
             match self.jobs.get(&job_id) {
-                Some(e) if e.due == due => return,
+                Some(e) if e.due() == due => return,
                 _ => {
                     self.heap.pop();
                 }
@@ -350,7 +377,7 @@ impl Scheduler {
     fn put_back(&mut self, claims: &[Claim]) {
         for c in claims {
             if let Some(e) = self.jobs.get(&c.job_id).filter(|e| e.slot == c.slot) {
-                self.heap.push(Reverse((e.due, c.job_id)));
+                self.heap.push(Reverse((e.due(), c.job_id)));
             }
         }
     }
@@ -411,12 +438,12 @@ impl Scheduler {
                 .config
                 .trigger_for(crate::domain::job_hash_key(&job.uid))
                 .map_err(crate::store::StoreError::Corrupt)?;
-            let rule = SlotRule {
+            let rule = Arc::new(SlotRule {
                 trigger: Arc::new(trigger),
                 once: schedule.once,
                 missed: job.missed,
                 policy: SlotPolicy::of(&job),
-            };
+            });
             Ok::<_, crate::store::StoreError>(Some((next, rule)))
         };
         match loaded.await {

@@ -99,11 +99,17 @@ pub struct ScheduledJob {
     pub next_run_at: EpochMs,
     pub missed: Missed,
     pub schedule_id: i64,
-    /// The schedule's stored config JSON (parsed once per schedule by the caller).
-    pub config: String,
-    pub once: bool,
-    /// Window and jitter (the default for almost every job).
-    pub policy: SlotPolicy,
+}
+
+/// Everything the scheduler loads at start, kept lean for a million jobs: one row per job,
+/// its schedule's text and its window and jitter apart (once per schedule, and for the few
+/// jobs that have one).
+pub struct ScheduledJobs {
+    pub jobs: Vec<ScheduledJob>,
+    /// Per schedule: its stored config JSON (parsed once by the caller) and `once`.
+    pub schedules: std::collections::HashMap<i64, (String, bool)>,
+    /// The jobs with a window or a jitter; the others have the default policy.
+    pub policies: std::collections::HashMap<i64, SlotPolicy>,
 }
 
 impl Store {
@@ -285,7 +291,7 @@ impl Store {
     /// Read in id order, 100,000 jobs at a time, each chunk aggregated by the database into
     /// one text of `id,next_run_at,schedule_id,missed` entries: decoding a million rows one by
     /// one through the Any driver took 14 s of a restart with a million jobs (bench/run).
-    pub async fn scheduled_jobs(&self) -> StoreResult<Vec<ScheduledJob>> {
+    pub async fn scheduled_jobs(&self) -> StoreResult<ScheduledJobs> {
         const CHUNK: i64 = 100_000;
         let mut schedules = std::collections::HashMap::new();
         for r in sqlx::query("SELECT id, config, once FROM schedules").fetch_all(&self.read).await.db()? {
@@ -319,16 +325,9 @@ impl Store {
                     .and_then(Missed::parse)
                     .ok_or_else(|| StoreError::Corrupt(format!("scheduled job entry {e:?}")))?;
                 // A job whose schedule is gone is not scheduled (as an inner join would drop it).
-                let Some((config, once)) = schedules.get(&schedule_id) else { continue };
-                jobs.push(ScheduledJob {
-                    job_id,
-                    next_run_at,
-                    missed,
-                    schedule_id,
-                    config: config.clone(),
-                    once: *once,
-                    policy: SlotPolicy::default(),
-                });
+                if schedules.contains_key(&schedule_id) {
+                    jobs.push(ScheduledJob { job_id, next_run_at, missed, schedule_id });
+                }
             }
         }
         // The few jobs with a window or a jitter, read apart so the bulk load stays lean.
@@ -349,14 +348,7 @@ impl Store {
             };
             policies.insert(get_i64(&r, "id")?, policy);
         }
-        if !policies.is_empty() {
-            for job in &mut jobs {
-                if let Some(policy) = policies.get(&job.job_id) {
-                    job.policy = *policy;
-                }
-            }
-        }
-        Ok(jobs)
+        Ok(ScheduledJobs { jobs, schedules, policies })
     }
 
     /// The uids of the jobs on these schedules (those whose expression uses `H`).

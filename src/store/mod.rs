@@ -31,10 +31,10 @@ pub use cache::{Change, ROWS_CHANNEL, SHARED_TTL};
 pub use cluster::{JOBS_CHANNEL, KILL_CHANNEL, NodeRecord};
 pub use health::{Incident, JobHealthRow};
 pub use idempotency::KeyClaim;
-pub use jobs::{ChainedUpdate, JobChanges, NewJob, ScheduledJob};
+pub use jobs::{ChainedUpdate, JobChanges, NewJob, ScheduledJob, ScheduledJobs};
 pub use monitors::{MonitorFields, NewPing, RenderEvent, WatchLock};
 pub use retention::{AgeWindow, Aged, Keep, PruneLock};
-pub use runs::{Claim, ClaimOutcome, Expired, LOST_MESSAGE, NewRun, RunFinish, RunStart};
+pub use runs::{Claim, ClaimOutcome, Expired, LOST_MESSAGE, NewRun, RunEnd, RunFinish, RunStart};
 pub use stacks::NewStack;
 pub use webhooks::{AttemptRecord, ClaimedDelivery, NewDelivery, NewWebhook, Release};
 

@@ -442,75 +442,51 @@ impl Store {
         job_status: Option<JobStatus>,
         chain_lease: Option<EpochMs>,
     ) -> StoreResult<Option<Vec<Run>>> {
-        // One transaction: a run's end, its job's status and the chained runs it sets off are
-        // written together or not at all (a retried half-write would find the run ended and
-        // give up on the rest).
+        let end = RunEnd { run: run.clone(), finish: f.clone(), job_status, chain_lease };
+        Ok(self.finish_runs(node_id, std::slice::from_ref(&end)).await?.pop().flatten())
+    }
+
+    /// [`Store::finish_run`] for several runs in one transaction (one commit instead of one
+    /// each: at hundreds of run ends a second, most of their cost), answered in their order.
+    /// Any failure fails them all, written or not: each is then tried again alone.
+    ///
+    /// The runs' rows first, then their jobs' rows in id order (as every batch of every node
+    /// does: two batches ending runs of the same jobs wait for each other instead of
+    /// deadlocking), so that a job's row, which the scheduler's claims want too, is held only
+    /// from its write to the commit.
+    pub async fn finish_runs(&self, node_id: &str, ends: &[RunEnd]) -> StoreResult<Vec<Option<Vec<Run>>>> {
+        let mut answers: Vec<Option<Vec<Run>>> = vec![None; ends.len()];
         let mut tx = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE runs SET status = $2, finished_at = $3, exit_code = $4, signal = $5, log = $6, log_truncated = $7, lease_until = NULL \
-             WHERE id = $1 AND node_id = $8 AND status IN ('queued', 'running')",
-        )
-        .bind(run.id)
-        .bind(f.status.as_str())
-        .bind(f.finished_at)
-        .bind(f.exit_code)
-        .bind(f.signal)
-        .bind(&f.log)
-        .bind(bool_flag(f.log_truncated))
-        .bind(node_id)
-        .execute(&mut *tx)
-        .await
-        .db()?;
-        if done.rows_affected() == 0 {
-            return Ok(None);
-        }
-        // The job's status and last run (see `health`), or the slot a skip missed; with the
-        // status write, whether the owner has chained jobs at all: the common case (none)
-        // costs no statement more.
-        let mut has_chains = true;
-        let job_update = if let Some(status) = job_status {
-            let sql = format!(
-                "UPDATE jobs SET last_status = $5, {} WHERE id = $1 RETURNING \
-                 (SELECT COUNT(*) FROM jobs c WHERE c.owner = jobs.owner AND c.chain_after IS NOT NULL) AS chained",
-                super::health::run_end_set("$2", "$3", "$4")
-            );
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(run.job_id)
-                .bind(run.id)
-                .bind(f.finished_at)
-                .bind(f.status.as_str())
-                .bind(status as i64)
-                .fetch_optional(&mut *tx)
-                .await
-                .db()?;
-            has_chains = match row {
-                Some(row) => get_i64(&row, "chained")? > 0,
-                None => false,
-            };
-            true
-        } else if f.status == RunStatus::Skipped && run.trigger == TriggerKind::Schedule {
-            sqlx::query(super::health::SKIPPED_SLOT)
-                .bind(run.job_id)
-                .bind(run.scheduled_for)
-                .execute(&mut *tx)
-                .await
-                .db()?;
-            true
-        } else {
-            false
-        };
-        let chained = match chain_lease {
-            Some(lease_until) if has_chains => {
-                let lease = ChainLease { node_id, lease_until, now: f.finished_at };
-                fire_chains(&mut tx, self.backend, run, f.status, &lease).await?
+        let mut ended = Vec::new();
+        for (i, end) in ends.iter().enumerate() {
+            if end_run(&mut tx, node_id, &end.run, &end.finish).await? {
+                answers[i] = Some(Vec::new());
+                ended.push(i);
             }
-            _ => Vec::new(),
-        };
-        tx.commit().await.db()?;
-        if job_update {
-            self.changed(Change::Jobs(vec![run.job_id]));
         }
-        Ok(Some(chained))
+        ended.sort_by_key(|&i| (ends[i].run.job_id, ends[i].run.id));
+        let mut jobs = Vec::new();
+        let mut chaining = Vec::new();
+        for &i in &ended {
+            let RunEnd { run, finish, job_status, chain_lease } = &ends[i];
+            let (job_updated, has_chains) = end_job(&mut tx, run, finish, *job_status).await?;
+            if job_updated {
+                jobs.push(run.job_id);
+            }
+            if let Some(lease_until) = chain_lease.filter(|_| has_chains) {
+                chaining.push((i, lease_until));
+            }
+        }
+        for (i, lease_until) in chaining {
+            let RunEnd { run, finish, .. } = &ends[i];
+            let lease = ChainLease { node_id, lease_until, now: finish.finished_at };
+            answers[i] = Some(fire_chains(&mut tx, self.backend, run, finish.status, &lease).await?);
+        }
+        tx.commit().await.db()?;
+        if !jobs.is_empty() {
+            self.changed(Change::Jobs(jobs));
+        }
+        Ok(answers)
     }
 
     /// The sweep: among runs whose lease ran out (their node died, froze or lost the database;
@@ -682,6 +658,83 @@ pub(super) fn run_from_row(r: &AnyRow) -> StoreResult<Run> {
 }
 
 /// `$first, $first+1, …` for `n` parameters.
+/// A run's end to record: see [`Store::finish_runs`].
+#[derive(Debug, Clone)]
+pub struct RunEnd {
+    pub run: Run,
+    pub finish: RunFinish,
+    pub job_status: Option<JobStatus>,
+    pub chain_lease: Option<EpochMs>,
+}
+
+/// A run's end inside `tx`, if this node still owns the run and it has not ended (see
+/// [`Store::finish_run`]); whether it was written.
+async fn end_run(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    node_id: &str,
+    run: &Run,
+    f: &RunFinish,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE runs SET status = $2, finished_at = $3, exit_code = $4, signal = $5, log = $6, log_truncated = $7, lease_until = NULL \
+         WHERE id = $1 AND node_id = $8 AND status IN ('queued', 'running')",
+    )
+    .bind(run.id)
+    .bind(f.status.as_str())
+    .bind(f.finished_at)
+    .bind(f.exit_code)
+    .bind(f.signal)
+    .bind(&f.log)
+    .bind(bool_flag(f.log_truncated))
+    .bind(node_id)
+    .execute(&mut **tx)
+    .await
+    .db()?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// After a run's end: its job's status and last run (see `health`), or the slot a skip
+/// missed. Answers whether the job's row was written and whether its owner may have chained
+/// jobs: asked with the status write, so that the common case (none) costs no statement more.
+async fn end_job(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    run: &Run,
+    f: &RunFinish,
+    job_status: Option<JobStatus>,
+) -> StoreResult<(bool, bool)> {
+    if let Some(status) = job_status {
+        let sql = format!(
+            "UPDATE jobs SET last_status = $5, {} WHERE id = $1 RETURNING \
+             (SELECT COUNT(*) FROM jobs c WHERE c.owner = jobs.owner AND c.chain_after IS NOT NULL) AS chained",
+            super::health::run_end_set("$2", "$3", "$4")
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(run.job_id)
+            .bind(run.id)
+            .bind(f.finished_at)
+            .bind(f.status.as_str())
+            .bind(status as i64)
+            .fetch_optional(&mut **tx)
+            .await
+            .db()?;
+        let has_chains = match row {
+            Some(row) => get_i64(&row, "chained")? > 0,
+            None => false,
+        };
+        return Ok((true, has_chains));
+    }
+    if f.status == RunStatus::Skipped && run.trigger == TriggerKind::Schedule {
+        sqlx::query(super::health::SKIPPED_SLOT)
+            .bind(run.job_id)
+            .bind(run.scheduled_for)
+            .execute(&mut **tx)
+            .await
+            .db()?;
+        return Ok((true, true));
+    }
+    Ok((false, true))
+}
+
 pub(super) fn placeholders(first: usize, n: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
