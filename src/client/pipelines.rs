@@ -1,14 +1,13 @@
 //! The client's side of pipelines: `stacks create --block TYPE --conversion JSON`, a stack's
-//! blocks in `stacks show`, `cronstack types`, a run's steps in `runs show`.
+//! blocks in `stacks show`, `cronstack types` (a run's steps in `runs show` are in `runs`).
 
 use anyhow::{anyhow, bail};
 use serde_json::{Value, json};
 
 use super::api::Api;
-use super::output::{Style, Table, cell, duration_ms, opt, print_json};
-use super::runs::runs_table;
+use super::output::{Style, Table, cell, opt, print_json};
 use super::{Output, api_err, one_line};
-use crate::api::v1::{BlockTypeView, BlockView, JobView, RunView, ScheduleView};
+use crate::api::v1::{BlockTypeView, BlockView};
 
 /// Kragle's `blocks` from `--block TYPE` and `--conversion JSON`, paired in order.
 pub(super) fn blocks_body(types: &[String], conversions: &[String]) -> anyhow::Result<Value> {
@@ -62,46 +61,6 @@ pub(super) async fn types(api: &Api, out: Output, style: Style) -> anyhow::Resul
             None => cell(&ty.io.input),
         };
         t.row(vec![ty.name.clone(), input, one_line(&ty.description, 70)]);
-    }
-    t.print(style);
-    Ok(())
-}
-
-/// `cronstack runs show RUN`: the run, and a pipeline run's steps.
-pub(super) async fn show_run(api: &Api, out: Output, style: Style, run: i64) -> anyhow::Result<()> {
-    let r: RunView = api.get(&format!("/runs/{run}")).await.map_err(api_err)?;
-    if out == Output::Json {
-        print_json(&r);
-        return Ok(());
-    }
-    let zone = match api.get::<JobView>(&format!("/jobs/byid/{}", r.job)).await {
-        Ok(job) => api.get::<ScheduleView>(&format!("/schedules/byid/{}", job.schedule)).await.ok(),
-        Err(_) => None,
-    }
-    .and_then(|s| s.timezone());
-    runs_table(std::slice::from_ref(&r), style, zone.as_deref()).print(style);
-    let Some(steps) = r.step_views() else { return Ok(()) };
-    outln!();
-    let mut t = Table::new(&["STEP", "TYPE", "NAME", "STATUS", "DURATION", "OUTPUT / ERROR"]);
-    for s in &steps {
-        let took = match (s.started_at.as_deref(), s.finished_at.as_deref()) {
-            (Some(a), Some(b)) => {
-                match (chrono::DateTime::parse_from_rfc3339(a), chrono::DateTime::parse_from_rfc3339(b)) {
-                    (Ok(a), Ok(b)) => duration_ms(Some((b - a).num_milliseconds())),
-                    _ => "-".into(),
-                }
-            }
-            _ => "-".into(),
-        };
-        let shown = s.error.clone().unwrap_or_else(|| s.output.to_string());
-        t.row(vec![
-            (s.index + 1).to_string(),
-            s.kind.clone(),
-            opt(s.name.as_deref()),
-            style.status(&s.status),
-            took,
-            one_line(&shown, 60),
-        ]);
     }
     t.print(style);
     Ok(())

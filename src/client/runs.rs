@@ -7,10 +7,10 @@ use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use super::Exit;
 use super::api::Api;
 use super::output::{Spinner, duration_ms};
-use super::output::{Style, Table, print_json, zoned_time};
-use super::{Exit, pipelines};
+use super::output::{Style, Table, opt, print_json, zoned_time};
 use super::{Output, api_err, one_line};
 use crate::api::v1::{JobView, RunPage, RunView, ScheduleView};
 use crate::domain::{RunStatus, TriggerKind};
@@ -318,8 +318,48 @@ pub(super) async fn runs(api: &Api, out: Output, style: Style, cmd: RunsCmd) -> 
     match cmd {
         RunsCmd::Ls(ls) => runs_ls(api, out, style, ls).await,
         RunsCmd::Kill { run } => kill_run(api, out, run).await,
-        RunsCmd::Show { run } => pipelines::show_run(api, out, style, run).await,
+        RunsCmd::Show { run } => show_run(api, out, style, run).await,
     }
+}
+
+/// `cronstack runs show RUN`: the run, and a pipeline run's steps.
+async fn show_run(api: &Api, out: Output, style: Style, run: i64) -> anyhow::Result<()> {
+    let r: RunView = api.get(&format!("/runs/{run}")).await.map_err(api_err)?;
+    if out == Output::Json {
+        print_json(&r);
+        return Ok(());
+    }
+    let zone = match api.get::<JobView>(&format!("/jobs/byid/{}", r.job)).await {
+        Ok(job) => api.get::<ScheduleView>(&format!("/schedules/byid/{}", job.schedule)).await.ok(),
+        Err(_) => None,
+    }
+    .and_then(|s| s.timezone());
+    runs_table(std::slice::from_ref(&r), style, zone.as_deref()).print(style);
+    let Some(steps) = r.step_views() else { return Ok(()) };
+    outln!();
+    let mut t = Table::new(&["STEP", "TYPE", "NAME", "STATUS", "DURATION", "OUTPUT / ERROR"]);
+    for s in &steps {
+        let took = match (s.started_at.as_deref(), s.finished_at.as_deref()) {
+            (Some(a), Some(b)) => {
+                match (chrono::DateTime::parse_from_rfc3339(a), chrono::DateTime::parse_from_rfc3339(b)) {
+                    (Ok(a), Ok(b)) => duration_ms(Some((b - a).num_milliseconds())),
+                    _ => "-".into(),
+                }
+            }
+            _ => "-".into(),
+        };
+        let shown = s.error.clone().unwrap_or_else(|| s.output.to_string());
+        t.row(vec![
+            (s.index + 1).to_string(),
+            s.kind.clone(),
+            opt(s.name.as_deref()),
+            style.status(&s.status),
+            took,
+            one_line(&shown, 60),
+        ]);
+    }
+    t.print(style);
+    Ok(())
 }
 
 #[cfg(test)]

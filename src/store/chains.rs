@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::Transaction;
 
-use super::runs::{COLUMNS as RUN_COLUMNS, placeholders, run_from_row};
+use super::rows::{RUN_COLUMNS, placeholders, run_from_row};
 use super::{Backend, SqlxResultExt, Store, StoreResult, get_bool, get_i64, get_opt_json};
 use crate::domain::{ChainAfter, ChainCause, EpochMs, Run, RunStatus, UserId};
 

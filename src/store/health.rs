@@ -3,12 +3,11 @@
 //! closed by a compare-and-swap so that it is announced once whatever the nodes, and the
 //! per-job metrics.
 
-use sqlx::any::AnyRow;
-
 use super::cache::Change;
 use super::retention::PruneLock;
-use super::{SqlxResultExt, Store, StoreResult, get_bool, get_i64, get_opt_i64, get_opt_string};
-use crate::domain::{DEFAULT_GRACE_S, EpochMs, Health, JobTrack, RunStatus};
+use super::rows::{JOB_COLUMNS, job_from_row};
+use super::{SqlxResultExt, Store, StoreResult, get_i64};
+use crate::domain::{DEFAULT_GRACE_S, EpochMs, Health};
 
 /// The advisory lock key of the watcher (one node watches at a time): "cronstac" + 1.
 const WATCH_LOCK_KEY: i64 = 0x6372_6f6e_7374_6164;
@@ -30,22 +29,6 @@ pub(super) fn run_end_set(run: &str, at: &str, status: &str) -> String {
 /// The grace of a job row in milliseconds, in SQL.
 fn grace_sql(table: &str) -> String {
     format!("COALESCE({table}.grace_s, {DEFAULT_GRACE_S}) * 1000")
-}
-
-pub(super) fn track_from_row(r: &AnyRow) -> StoreResult<JobTrack> {
-    let last_run = match (get_opt_i64(r, "last_run_id")?, get_opt_string(r, "last_run_status")?) {
-        (Some(id), Some(status)) => RunStatus::parse(&status)
-            .map(|s| (id, s, get_opt_i64(r, "last_run_finished_at").ok().flatten().unwrap_or(0))),
-        _ => None,
-    };
-    Ok(JobTrack {
-        last_run,
-        last_success_at: get_opt_i64(r, "last_success_at")?,
-        last_failure_at: get_opt_i64(r, "last_failure_at")?,
-        missed_slot: get_opt_i64(r, "missed_slot")?,
-        missed_announced: get_bool(r, "missed_announced")?,
-        stuck_run: get_opt_i64(r, "stuck_run")?,
-    })
 }
 
 /// A skipped slot opens a missed incident (or joins the one open): `$1` job, `$2` slot.
@@ -235,11 +218,11 @@ impl Store {
 
     /// Every listed job's health and last success and failure, for `/metrics`.
     pub async fn job_health_rows(&self) -> StoreResult<Vec<JobHealthRow>> {
-        let sql = format!("SELECT {} FROM jobs WHERE kind <> 'hook' ORDER BY id", super::jobs::JOB_COLUMNS);
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE kind <> 'hook' ORDER BY id");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.read).await.db()?;
         rows.iter()
             .map(|r| {
-                let job = super::jobs::job_from_row(r)?;
+                let job = job_from_row(r)?;
                 Ok(JobHealthRow {
                     id: job.id,
                     name: job.display_name(),

@@ -2,19 +2,16 @@
 
 use std::sync::Arc;
 
-use sqlx::any::AnyRow;
-
 use super::FromRow;
 use super::cache::Change;
 use super::cache::JobListing;
+use super::rows::{JOB_COLUMNS as COLUMNS, job_from_row};
 use super::{
-    Backend, Listing, Page, SqlxResultExt, Store, StoreError, StoreResult, get_bool, get_enum, get_i64,
-    get_opt_i64, get_opt_json, get_opt_string, get_string,
+    Backend, Listing, Page, SqlxResultExt, Store, StoreError, StoreResult, get_bool, get_i64, get_opt_i64,
+    get_string,
 };
 use crate::domain::chain::find_cycle;
 use crate::domain::{ChainAfter, EpochMs, Job, JobStatus, Missed, Overlap, SlotPolicy, UserId, bool_flag};
-
-const COLUMNS: &str = "id, uid, owner, stack_id, schedule_id, name, kind, command, enabled, pending_delete, delete_schedule, paused_by_all, timeout_s, overlap, missed, retries, retry_backoff_s, retry_lost, jitter_s, not_before, not_after, max_runs, runs_fired, keep_succeeded, keep_failed, chain_after, after_any, next_run_at, last_status, created_at, updated_at, grace_s, max_duration_s, last_run_id, last_run_status, last_run_finished_at, last_success_at, last_failure_at, missed_slot, missed_announced, stuck_run";
 
 /// The user-settable fields of a job (create and full rewrite on update).
 #[derive(Debug, Clone)]
@@ -396,50 +393,6 @@ impl Store {
         Ok(())
     }
 }
-
-pub(super) fn job_from_row(r: &AnyRow) -> StoreResult<Job> {
-    Ok(Job {
-        id: get_i64(r, "id")?,
-        uid: get_string(r, "uid")?,
-        owner: get_i64(r, "owner")?,
-        stack_id: get_i64(r, "stack_id")?,
-        schedule_id: get_i64(r, "schedule_id")?,
-        name: get_opt_string(r, "name")?,
-        kind: get_string(r, "kind")?,
-        command: get_opt_string(r, "command")?,
-        enabled: get_bool(r, "enabled")?,
-        pending_delete: get_bool(r, "pending_delete")?,
-        delete_schedule: get_bool(r, "delete_schedule")?,
-        paused_by_all: get_bool(r, "paused_by_all")?,
-        timeout_s: get_opt_i64(r, "timeout_s")?,
-        overlap: get_enum(r, "overlap", Overlap::parse)?,
-        missed: get_enum(r, "missed", Missed::parse)?,
-        retries: get_i64(r, "retries")?,
-        retry_backoff_s: get_i64(r, "retry_backoff_s")?,
-        retry_lost: get_bool(r, "retry_lost")?,
-        jitter_s: get_i64(r, "jitter_s")?,
-        not_before: get_opt_i64(r, "not_before")?,
-        not_after: get_opt_i64(r, "not_after")?,
-        max_runs: get_opt_i64(r, "max_runs")?,
-        runs_fired: get_i64(r, "runs_fired")?,
-        keep_succeeded: get_opt_i64(r, "keep_succeeded")?,
-        keep_failed: get_opt_i64(r, "keep_failed")?,
-        after: get_opt_json(r, "chain_after")?.unwrap_or_default(),
-        after_any: get_bool(r, "after_any")?,
-        grace_s: get_opt_i64(r, "grace_s")?,
-        max_duration_s: get_opt_i64(r, "max_duration_s")?,
-        track: super::health::track_from_row(r)?,
-        next_run_at: get_opt_i64(r, "next_run_at")?,
-        last_status: {
-            let code = get_i64(r, "last_status")?;
-            JobStatus::from_i64(code).ok_or_else(|| StoreError::Corrupt(format!("last_status = {code}")))?
-        },
-        created_at: get_i64(r, "created_at")?,
-        updated_at: get_i64(r, "updated_at")?,
-    })
-}
-
-pub(super) const JOB_COLUMNS: &str = COLUMNS;
 
 /// The outcome of [`Store::update_job_chained`].
 #[derive(Debug)]

@@ -14,6 +14,7 @@ mod idempotency;
 mod jobs;
 mod monitors;
 mod retention;
+mod rows;
 mod runs;
 mod schedules;
 mod stacks;

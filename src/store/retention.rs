@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::runs::placeholders;
+use super::rows::placeholders;
 use super::{Backend, SqlxResultExt, Store, StoreResult, get_i64, get_opt_i64};
 use crate::domain::EpochMs;
 

@@ -2,18 +2,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::any::AnyRow;
-
 use super::cache::Change;
 use super::chains::{ChainLease, fire_chains};
-use super::jobs::{JOB_COLUMNS, job_from_row};
-use super::{
-    Backend, Listing, Page, SqlxResultExt, Store, StoreResult, get_bool, get_enum, get_i64, get_json,
-    get_opt_i64, get_opt_json, get_opt_string,
-};
+use super::rows::{JOB_COLUMNS, RUN_COLUMNS as COLUMNS, job_from_row, placeholders, run_from_row};
+use super::{Backend, Listing, Page, SqlxResultExt, Store, StoreResult, get_enum, get_i64, get_opt_string};
 use crate::domain::{ChainCause, EpochMs, Job, JobStatus, Run, RunStatus, TriggerKind, UserId, bool_flag};
-
-pub(super) const COLUMNS: &str = "id, job_id, owner, trigger_kind, scheduled_for, attempt, args, status, node_id, started_at, finished_at, exit_code, signal, log_truncated, created_at, due_at, chain";
 
 #[derive(Debug, Clone)]
 pub struct NewRun {
@@ -635,29 +628,6 @@ impl Store {
     }
 }
 
-pub(super) fn run_from_row(r: &AnyRow) -> StoreResult<Run> {
-    Ok(Run {
-        id: get_i64(r, "id")?,
-        job_id: get_i64(r, "job_id")?,
-        owner: get_i64(r, "owner")?,
-        trigger: get_enum(r, "trigger_kind", TriggerKind::parse)?,
-        scheduled_for: get_i64(r, "scheduled_for")?,
-        attempt: get_i64(r, "attempt")?,
-        args: get_json(r, "args")?,
-        status: get_enum(r, "status", RunStatus::parse)?,
-        node_id: get_opt_string(r, "node_id")?,
-        started_at: get_opt_i64(r, "started_at")?,
-        finished_at: get_opt_i64(r, "finished_at")?,
-        exit_code: get_opt_i64(r, "exit_code")?,
-        signal: get_opt_i64(r, "signal")?,
-        log_truncated: get_bool(r, "log_truncated")?,
-        created_at: get_i64(r, "created_at")?,
-        due_at: get_opt_i64(r, "due_at")?,
-        chain: get_opt_json(r, "chain")?,
-    })
-}
-
-/// `$first, $first+1, …` for `n` parameters.
 /// A run's end to record: see [`Store::finish_runs`].
 #[derive(Debug, Clone)]
 pub struct RunEnd {
@@ -733,8 +703,4 @@ async fn end_job(
         return Ok((true, true));
     }
     Ok((false, true))
-}
-
-pub(super) fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }

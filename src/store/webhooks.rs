@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 
 use super::cache::Change;
-use super::jobs::{JOB_COLUMNS, job_from_row};
+use super::rows::{JOB_COLUMNS, job_from_row, placeholders};
 use super::{
     Backend, Listing, Page, SqlxResultExt, Store, StoreError, StoreResult, get_enum, get_i64, get_opt_i64,
     get_opt_string, get_string,
@@ -474,9 +474,4 @@ fn delivery_from_row(r: &AnyRow) -> StoreResult<Delivery> {
         created_at: get_i64(r, "created_at")?,
         updated_at: get_i64(r, "updated_at")?,
     })
-}
-
-/// `$first, $first+1, …` for `n` parameters.
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }

@@ -1,4 +1,5 @@
-//! Email channels: their recipients and the mail a message becomes (sent by `smtp`).
+//! Email channels: their recipients (the mail a message becomes is `message::email_shape`, sent
+//! by `smtp`).
 //!
 //! An email channel is a subscription like the others: its deliveries are queued, claimed and
 //! retried by the same worker; the worker hands them to SMTP instead of POSTing them. The
@@ -8,9 +9,6 @@
 //! it do.
 
 use lettre::Address;
-use serde_json::{Value, json};
-
-use super::message::{LOG_LINES, Message};
 
 /// The most recipients one channel has.
 pub const MAX_RECIPIENTS: usize = 20;
@@ -52,24 +50,6 @@ pub fn validate_recipients(to: &[String]) -> Result<Vec<String>, String> {
         }
     }
     Ok(out)
-}
-
-/// A message as a delivery body: `{"subject", "text"}` (a plain-text mail).
-pub fn shape(message: &Message) -> Value {
-    use std::fmt::Write;
-    let mut text = format!("{}\n\n", message.line);
-    let width = message.facts.iter().map(|(label, _)| label.len()).max().unwrap_or(0) + 1;
-    for (label, value) in &message.facts {
-        let _ = writeln!(text, "{:<width$} {value}", format!("{label}:"));
-    }
-    if let Some(url) = &message.link {
-        let _ = writeln!(text, "{:<width$} {url}", "Link:");
-    }
-    if let Some(tail) = &message.tail {
-        let _ = write!(text, "\nLast {LOG_LINES} lines of the log:\n\n{tail}\n");
-    }
-    text.push_str("\n-- \ncronstack\n");
-    json!({ "subject": format!("[cronstack] {}", message.line), "text": text })
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //!
 //! Slack's incoming-webhook JSON (`text` + `blocks`; Mattermost and Rocket.Chat take it too),
 //! Discord's (`content` + `embeds`), Microsoft Teams' (a `MessageCard`), and a mail's subject
-//! and text (`email`). Monitor events are said the same way (`monitor_events`).
+//! and text (`email_shape`; `email` keeps the channel's recipients). Monitor events are said the
+//! same way (`monitor_events`).
 
 use serde_json::{Value, json};
 
@@ -191,10 +192,28 @@ pub fn shape(channel: ChannelKind, message: &Message) -> Value {
             }
             card
         }
-        ChannelKind::Email => super::email::shape(message),
+        ChannelKind::Email => email_shape(message),
         // Not a message: the event JSON (see `dispatch`, `monitor_events`).
         ChannelKind::Webhook => Value::Null,
     }
+}
+
+/// A message as a delivery body: `{"subject", "text"}` (a plain-text mail).
+fn email_shape(message: &Message) -> Value {
+    use std::fmt::Write;
+    let mut text = format!("{}\n\n", message.line);
+    let width = message.facts.iter().map(|(label, _)| label.len()).max().unwrap_or(0) + 1;
+    for (label, value) in &message.facts {
+        let _ = writeln!(text, "{:<width$} {value}", format!("{label}:"));
+    }
+    if let Some(url) = &message.link {
+        let _ = writeln!(text, "{:<width$} {url}", "Link:");
+    }
+    if let Some(tail) = &message.tail {
+        let _ = write!(text, "\nLast {LOG_LINES} lines of the log:\n\n{tail}\n");
+    }
+    text.push_str("\n-- \ncronstack\n");
+    json!({ "subject": format!("[cronstack] {}", message.line), "text": text })
 }
 
 fn html_escape(s: &str) -> String {

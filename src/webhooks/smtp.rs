@@ -150,8 +150,8 @@ impl Mailer {
         &self.server
     }
 
-    /// Sends a delivery body (`{"subject", "text"}`, see `email::shape`) to `to`. The error says
-    /// what the server (or the network) answered.
+    /// Sends a delivery body (`{"subject", "text"}`, see `message::email_shape`) to `to`. The
+    /// error says what the server (or the network) answered.
     pub async fn send(&self, to: &[String], payload: &str) -> Result<(), String> {
         let body: Value = serde_json::from_str(payload).map_err(|e| format!("not a mail body: {e}"))?;
         let subject = body["subject"].as_str().unwrap_or("[cronstack] notification");

@@ -1,0 +1,101 @@
+//! Row helpers shared by the store's modules: the column lists and row readers of jobs and runs,
+//! and SQL placeholder lists. A leaf: it imports from no sibling module.
+
+use sqlx::any::AnyRow;
+
+use super::{
+    StoreError, StoreResult, get_bool, get_enum, get_i64, get_json, get_opt_i64, get_opt_json,
+    get_opt_string, get_string,
+};
+use crate::domain::{Job, JobStatus, JobTrack, Missed, Overlap, Run, RunStatus, TriggerKind};
+
+/// The columns [`job_from_row`] reads.
+pub(super) const JOB_COLUMNS: &str = "id, uid, owner, stack_id, schedule_id, name, kind, command, enabled, pending_delete, delete_schedule, paused_by_all, timeout_s, overlap, missed, retries, retry_backoff_s, retry_lost, jitter_s, not_before, not_after, max_runs, runs_fired, keep_succeeded, keep_failed, chain_after, after_any, next_run_at, last_status, created_at, updated_at, grace_s, max_duration_s, last_run_id, last_run_status, last_run_finished_at, last_success_at, last_failure_at, missed_slot, missed_announced, stuck_run";
+
+/// The columns [`run_from_row`] reads.
+pub(super) const RUN_COLUMNS: &str = "id, job_id, owner, trigger_kind, scheduled_for, attempt, args, status, node_id, started_at, finished_at, exit_code, signal, log_truncated, created_at, due_at, chain";
+
+pub(super) fn job_from_row(r: &AnyRow) -> StoreResult<Job> {
+    Ok(Job {
+        id: get_i64(r, "id")?,
+        uid: get_string(r, "uid")?,
+        owner: get_i64(r, "owner")?,
+        stack_id: get_i64(r, "stack_id")?,
+        schedule_id: get_i64(r, "schedule_id")?,
+        name: get_opt_string(r, "name")?,
+        kind: get_string(r, "kind")?,
+        command: get_opt_string(r, "command")?,
+        enabled: get_bool(r, "enabled")?,
+        pending_delete: get_bool(r, "pending_delete")?,
+        delete_schedule: get_bool(r, "delete_schedule")?,
+        paused_by_all: get_bool(r, "paused_by_all")?,
+        timeout_s: get_opt_i64(r, "timeout_s")?,
+        overlap: get_enum(r, "overlap", Overlap::parse)?,
+        missed: get_enum(r, "missed", Missed::parse)?,
+        retries: get_i64(r, "retries")?,
+        retry_backoff_s: get_i64(r, "retry_backoff_s")?,
+        retry_lost: get_bool(r, "retry_lost")?,
+        jitter_s: get_i64(r, "jitter_s")?,
+        not_before: get_opt_i64(r, "not_before")?,
+        not_after: get_opt_i64(r, "not_after")?,
+        max_runs: get_opt_i64(r, "max_runs")?,
+        runs_fired: get_i64(r, "runs_fired")?,
+        keep_succeeded: get_opt_i64(r, "keep_succeeded")?,
+        keep_failed: get_opt_i64(r, "keep_failed")?,
+        after: get_opt_json(r, "chain_after")?.unwrap_or_default(),
+        after_any: get_bool(r, "after_any")?,
+        grace_s: get_opt_i64(r, "grace_s")?,
+        max_duration_s: get_opt_i64(r, "max_duration_s")?,
+        track: track_from_row(r)?,
+        next_run_at: get_opt_i64(r, "next_run_at")?,
+        last_status: {
+            let code = get_i64(r, "last_status")?;
+            JobStatus::from_i64(code).ok_or_else(|| StoreError::Corrupt(format!("last_status = {code}")))?
+        },
+        created_at: get_i64(r, "created_at")?,
+        updated_at: get_i64(r, "updated_at")?,
+    })
+}
+
+pub(super) fn track_from_row(r: &AnyRow) -> StoreResult<JobTrack> {
+    let last_run = match (get_opt_i64(r, "last_run_id")?, get_opt_string(r, "last_run_status")?) {
+        (Some(id), Some(status)) => RunStatus::parse(&status)
+            .map(|s| (id, s, get_opt_i64(r, "last_run_finished_at").ok().flatten().unwrap_or(0))),
+        _ => None,
+    };
+    Ok(JobTrack {
+        last_run,
+        last_success_at: get_opt_i64(r, "last_success_at")?,
+        last_failure_at: get_opt_i64(r, "last_failure_at")?,
+        missed_slot: get_opt_i64(r, "missed_slot")?,
+        missed_announced: get_bool(r, "missed_announced")?,
+        stuck_run: get_opt_i64(r, "stuck_run")?,
+    })
+}
+
+pub(super) fn run_from_row(r: &AnyRow) -> StoreResult<Run> {
+    Ok(Run {
+        id: get_i64(r, "id")?,
+        job_id: get_i64(r, "job_id")?,
+        owner: get_i64(r, "owner")?,
+        trigger: get_enum(r, "trigger_kind", TriggerKind::parse)?,
+        scheduled_for: get_i64(r, "scheduled_for")?,
+        attempt: get_i64(r, "attempt")?,
+        args: get_json(r, "args")?,
+        status: get_enum(r, "status", RunStatus::parse)?,
+        node_id: get_opt_string(r, "node_id")?,
+        started_at: get_opt_i64(r, "started_at")?,
+        finished_at: get_opt_i64(r, "finished_at")?,
+        exit_code: get_opt_i64(r, "exit_code")?,
+        signal: get_opt_i64(r, "signal")?,
+        log_truncated: get_bool(r, "log_truncated")?,
+        created_at: get_i64(r, "created_at")?,
+        due_at: get_opt_i64(r, "due_at")?,
+        chain: get_opt_json(r, "chain")?,
+    })
+}
+
+/// `$first, $first+1, …` for `n` parameters.
+pub(super) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
