@@ -13,9 +13,11 @@ use crate::domain::RunStatus;
 use crate::http::AppState;
 use crate::http::error::{Failure, RequestError};
 use crate::http::extract::query_map;
+use crate::http::openapi::OverviewQueryParams;
 use crate::service::{Caller, OverviewQuery, OverviewRow, PageRequest};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Overview)]
 pub struct OverviewView {
     count: i64,
     page: i64,
@@ -25,7 +27,8 @@ pub struct OverviewView {
     stacks: Vec<StackRef>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = OverviewJob)]
 struct OverviewJobView {
     #[serde(flatten)]
     job: JobView,
@@ -39,7 +42,7 @@ struct OverviewJobView {
     recent_outcomes: Vec<RunStatus>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct StackRef {
     id: i64,
     name: String,
@@ -90,6 +93,7 @@ impl<S: Send + Sync> FromRequestParts<S> for OverviewParams {
     }
 }
 
+#[utoipa::path(get, path = "/overview", summary = "The dashboard's overview: the caller's jobs, failing, stuck and late ones first (then healthy, then paused; by name within each), each with its stack's name, its schedule in words and zone, and the outcomes of its last 20 runs; every stack of the caller for the filter", params(OverviewQueryParams), responses((status = 200, body = OverviewView)))]
 pub async fn overview(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
