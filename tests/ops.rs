@@ -191,6 +191,51 @@ async fn openapi_lists_every_route() {
     }
 }
 
+/// The served document passes `openapi-spec-validator` (PyPI): the program named by
+/// `CRONSTACK_OPENAPI_VALIDATOR` (`.ci/run` installs it in a venv), else one on the PATH.
+/// Without either the test is skipped, saying so, except in CI (`CI=true`), where it fails.
+#[tokio::test]
+async fn openapi_document_passes_a_validator() {
+    let validator =
+        std::env::var("CRONSTACK_OPENAPI_VALIDATOR").ok().filter(|v| !v.is_empty()).or_else(|| {
+            std::env::var_os("PATH").and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join("openapi-spec-validator"))
+                    .find(|p| p.is_file())
+                    .map(|p| p.to_string_lossy().into_owned())
+            })
+        });
+    let Some(validator) = validator else {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI needs openapi-spec-validator: set CRONSTACK_OPENAPI_VALIDATOR (see .ci/run)"
+        );
+        eprintln!(
+            "skipped: no openapi-spec-validator (pip install openapi-spec-validator in a venv, then \
+             CRONSTACK_OPENAPI_VALIDATOR=/path/to/venv/bin/openapi-spec-validator)"
+        );
+        return;
+    };
+    let db = TestDb::new();
+    let server = Server::start_on(&db, &[]);
+    let r = Api::new(&server, None).get("/openapi.json").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, &r.text).unwrap();
+    let out = std::process::Command::new(&validator)
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("{validator}: {e}"));
+    assert!(
+        out.status.success(),
+        "{validator} refused /openapi.json:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test]
 async fn reference_and_dashboard_pages_are_served_from_the_binary() {
     let db = TestDb::new();
