@@ -281,20 +281,19 @@ pub struct RunNowQuery {
     job_args: Option<String>,
 }
 
-// Answers the handlers write as `json!` literals.
+// Small answers: the handlers send the first few (`Created` … `HookToken`) as these types;
+// the others describe answers they write as `json!` literals.
 
 /// `{"id": …}`: the new object's id.
-#[derive(ToSchema)]
-#[allow(dead_code)]
+#[derive(serde::Serialize, ToSchema)]
 pub struct Created {
-    id: i64,
+    pub id: i64,
 }
 
 /// `{"deleted": id}`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
+#[derive(serde::Serialize, ToSchema)]
 pub struct Deleted {
-    deleted: i64,
+    pub deleted: i64,
 }
 
 /// A job deleted (`deleted`, with `deleted_schedule` when its schedule went too) or queued
@@ -309,18 +308,18 @@ pub struct JobDeleted {
 }
 
 /// `{"code": 0, "user_id": …}` (and the session cookie).
-#[derive(ToSchema)]
-#[allow(dead_code)]
+#[derive(serde::Serialize, ToSchema)]
 pub struct LoginAnswer {
-    code: i64,
-    user_id: i64,
+    /// 0
+    pub code: i64,
+    pub user_id: i64,
 }
 
 /// `{"code": 0}`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
+#[derive(serde::Serialize, ToSchema)]
 pub struct KragleOk {
-    code: i64,
+    /// 0
+    pub code: i64,
 }
 
 /// A hook's answer: `{status: 0, result}` or `{status: 1, err}` (HTTP 200 either way).
@@ -346,10 +345,9 @@ pub struct ExecAnswer {
 }
 
 /// `{"token": …}`: a stack's new webhook_token.
-#[derive(ToSchema)]
-#[allow(dead_code)]
+#[derive(serde::Serialize, ToSchema)]
 pub struct HookToken {
-    token: String,
+    pub token: String,
 }
 
 /// A node of the cluster.

@@ -5,12 +5,12 @@
 use axum::Json;
 use axum::extract::{Extension, MatchedPath, Path, State};
 use axum::response::Response;
-use serde_json::Value;
 
 use super::webhooks::{self, WebhookInput};
 use super::{Body, KResult, Page};
 use crate::api::v1::{NewWebhookView, WebhookView};
 use crate::http::AppState;
+use crate::http::openapi::Deleted;
 use crate::service::Caller;
 
 #[utoipa::path(get, path = "/channels", summary = "The caller's notification channels (the same subscriptions as /webhooks, every kind), 10 per page", params(crate::http::openapi::Paging), responses((status = 200, body = crate::http::openapi::ChannelList)))]
@@ -61,7 +61,11 @@ pub async fn update(
     webhooks::update(s, caller, id, body).await
 }
 
-#[utoipa::path(delete, path = "/channels/{id}", summary = "Delete a channel and its deliveries", responses((status = 200, body = crate::http::openapi::Deleted)))]
-pub async fn delete(s: State<AppState>, caller: Extension<Caller>, id: Path<String>) -> KResult<Json<Value>> {
+#[utoipa::path(delete, path = "/channels/{id}", summary = "Delete a channel and its deliveries", responses((status = 200, body = Deleted)))]
+pub async fn delete(
+    s: State<AppState>,
+    caller: Extension<Caller>,
+    id: Path<String>,
+) -> KResult<Json<Deleted>> {
     webhooks::delete(s, caller, id).await
 }

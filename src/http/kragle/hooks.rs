@@ -107,9 +107,9 @@ pub async fn token_refresh(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<HookToken>> {
     let token = s.service.refresh_hook_token(&caller, id_param(&id, "stack")?).await?;
-    Ok(Json(json!({ "token": token })))
+    Ok(Json(HookToken { token }))
 }
 
 /// Which run answered, and the hook job that records it.

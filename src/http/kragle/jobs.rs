@@ -162,9 +162,9 @@ pub async fn create(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonBody(input, _): Body<JobInput>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<Created>> {
     let job = s.service.create_job(&caller, input.into()).await?;
-    Ok(Json(json!({ "id": job.id })))
+    Ok(Json(Created { id: job.id }))
 }
 
 #[utoipa::path(put, path = "/jobs/{id}", summary = "Change a job (partial: omitted fields stay)", request_body = JobInput, responses((status = 200, body = JobView)))]

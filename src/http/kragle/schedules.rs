@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::{Extension, Path, State};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Body, KResult, Page, id_param, list_page, not_null, nullable, page_request};
 use crate::api::v1::ScheduleView;
@@ -54,10 +54,10 @@ pub async fn create(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonBody(input, _): Body<ScheduleInput>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<Created>> {
     let config = input.config.map(Option::unwrap_or_default);
     let id = s.service.create_schedule(&caller, input.name.flatten(), input.once, config.as_ref()).await?;
-    Ok(Json(json!({ "id": id })))
+    Ok(Json(Created { id }))
 }
 
 #[utoipa::path(put, path = "/schedules/{id}", summary = "Change a schedule", request_body = ScheduleInput, responses((status = 200, body = ScheduleView)))]
@@ -78,8 +78,8 @@ pub async fn delete(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<Deleted>> {
     let id = id_param(&id, "schedule")?;
     s.service.delete_schedule(&caller, id).await?;
-    Ok(Json(json!({ "deleted": id })))
+    Ok(Json(Deleted { deleted: id }))
 }

@@ -38,13 +38,13 @@ pub async fn authenticate(
     let (user, session) =
         s.service.sign_in(creds.username.as_deref(), creds.email.as_deref(), &creds.password).await?;
     let jar = SignedCookieJar::new(s.cookie_key.clone()).add(session_cookie(session));
-    Ok((jar, Json(json!({ "code": 0, "user_id": user.id }))))
+    Ok((jar, Json(LoginAnswer { code: 0, user_id: user.id })))
 }
 
 #[utoipa::path(post, path = "/logout", summary = "Clear the auth_tkt cookie", responses((status = 200, body = KragleOk)))]
 pub async fn logout(State(s): State<AppState>) -> impl IntoResponse {
     let jar = SignedCookieJar::new(s.cookie_key.clone()).add(clear_session_cookie());
-    (jar, Json(json!({ "code": 0 })))
+    (jar, Json(KragleOk { code: 0 }))
 }
 
 #[utoipa::path(get, path = "/whoami", summary = "The caller: user id, name and scopes", responses((status = 200, body = WhoamiView)))]
@@ -95,10 +95,10 @@ pub async fn revoke_token(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<Deleted>> {
     let id = id_param(&id, "token")?;
     s.service.revoke_token(&caller, id).await?;
-    Ok(Json(json!({ "deleted": id })))
+    Ok(Json(Deleted { deleted: id }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -125,7 +125,7 @@ pub async fn change_password(
     if let Some(session) = renewed {
         jar = jar.add(session_cookie(session));
     }
-    Ok((jar, Json(json!({ "code": 0, "user_id": caller.user_id }))))
+    Ok((jar, Json(LoginAnswer { code: 0, user_id: caller.user_id })))
 }
 
 /// The cluster's nodes seen in the last hour (see `Service::nodes`).

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Extension, Path, State};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Body, KResult, Page, id_param, list_page, not_null, nullable, page_request};
 use crate::api::v1::{Listed, PublicStackView, StackJob, StackView};
@@ -156,9 +156,9 @@ pub async fn create(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonBody(input, _): Body<StackInput>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<Created>> {
     let id = s.service.create_stack(&caller, input.into()).await?;
-    Ok(Json(json!({ "id": id })))
+    Ok(Json(Created { id }))
 }
 
 /// Kragle's PUT answers the stack with its jobs as a list of ids.
@@ -180,10 +180,10 @@ pub async fn delete(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<Deleted>> {
     let id = id_param(&id, "stack")?;
     s.service.delete_stack(&caller, id).await?;
-    Ok(Json(json!({ "deleted": id })))
+    Ok(Json(Deleted { deleted: id }))
 }
 
 /// `GET /types`: the block types a stack's `blocks` may name (no credentials needed).

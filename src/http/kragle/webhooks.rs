@@ -3,7 +3,6 @@
 use axum::Json;
 use axum::extract::{Extension, MatchedPath, Path, State};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::{Body, KResult, Page, id_param, list_page, not_null, nullable, page_request};
 use crate::api::v1::{DeliveryView, NewWebhookView, WebhookView};
@@ -127,10 +126,10 @@ pub async fn delete(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<Deleted>> {
     let id = id_param(&id, "webhook")?;
     s.service.delete_webhook(&caller, id).await?;
-    Ok(Json(json!({ "deleted": id })))
+    Ok(Json(Deleted { deleted: id }))
 }
 
 /// `{count, pagesize, page, deliveries}`, newest first.
