@@ -74,7 +74,7 @@ impl BlockType {
 }
 
 /// What a block keeps between runs: its last successful step's input and output.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BlockState {
     pub input: Value,
     pub output: Value,

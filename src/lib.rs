@@ -1,6 +1,4 @@
 //! cronstack: a self-hosted job scheduler — cron as a service.
-// The hand-written OpenAPI document is one large `json!` literal (see src/http/openapi.rs).
-#![recursion_limit = "256"]
 
 pub mod api;
 pub mod blocks;

@@ -123,8 +123,12 @@ async fn the_overview_puts_failing_jobs_first_with_their_last_outcomes_one_page_
     let params: Vec<&str> =
         op["parameters"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     assert_eq!(params, ["page", "per_page", "name", "stack"], "{op}");
-    let row =
-        &doc["components"]["schemas"]["Overview"]["properties"]["jobs"]["items"]["allOf"][1]["properties"];
+    let schemas = &doc["components"]["schemas"];
+    let rows = &schemas["Overview"]["properties"]["jobs"]["items"]["$ref"];
+    assert_eq!(rows, "#/components/schemas/OverviewJob");
+    // A job (the Job schema) and the row's own fields.
+    assert_eq!(schemas["OverviewJob"]["allOf"][0]["$ref"], "#/components/schemas/Job");
+    let row = &schemas["OverviewJob"]["allOf"][1]["properties"];
     for field in ["stack_name", "schedule_description", "timezone", "recent_outcomes"] {
         assert!(row[field].is_object(), "{field}: {row}");
     }

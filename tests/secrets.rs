@@ -219,7 +219,7 @@ async fn secret_env_input_rules_and_put_semantics() {
     let doc = Api::new(&w.server, None).get("/openapi.json").await.json();
     let schemas = &doc["components"]["schemas"];
     assert!(schemas["StackInput"]["properties"]["secret_env"].is_object());
-    assert!(schemas["Stack"]["properties"]["secret_env"].is_object());
+    assert!(schemas["StackView_StackJob"]["properties"]["secret_env"].is_object());
 }
 
 /// The key at start: another key, or none where one was (SQLite), is refused with the reason;

@@ -2,3 +2,4 @@
 //! handlers, the webhook payloads and the clients.
 
 pub mod v1;
+pub mod v3;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::blocks::{BlockState, shell_block};
 use crate::domain::monitor::{Monitor, MonitorState, Ping, PingKind};
@@ -14,7 +15,8 @@ use crate::domain::{
 };
 
 /// A job as the v1 API shows it: Kragle's fields first, then cronstack's.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = Job)]
 pub struct JobView {
     pub id: i64,
     pub owner: i64,
@@ -39,7 +41,9 @@ pub struct JobView {
     pub not_after: Option<String>,
     pub max_runs: Option<i64>,
     pub runs_fired: i64,
+    #[schema(maximum = 100_000)]
     pub keep_succeeded: Option<i64>,
+    #[schema(maximum = 100_000)]
     pub keep_failed: Option<i64>,
     pub after: Vec<ChainAfter>,
     pub after_any: bool,
@@ -58,7 +62,8 @@ pub struct JobView {
 }
 
 /// A job's last finished run (skipped slots aside).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = LastRun)]
 pub struct LastRunView {
     pub id: i64,
     pub outcome: RunStatus,
@@ -112,7 +117,8 @@ impl From<&Job> for JobView {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = Run)]
 pub struct RunView {
     pub id: i64,
     pub job: i64,
@@ -165,7 +171,8 @@ impl From<&Run> for RunView {
 
 /// A monitor as the API shows it. `ping_url` is a path on the server's address; the uuid in
 /// it is the only credential a ping needs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = Monitor)]
 pub struct MonitorView {
     pub id: i64,
     pub owner: i64,
@@ -217,7 +224,8 @@ impl From<&Monitor> for MonitorView {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = Ping)]
 pub struct PingView {
     pub id: i64,
     pub monitor: i64,
@@ -250,7 +258,8 @@ impl From<&Ping> for PingView {
 }
 
 /// A schedule as the v1 API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = Schedule)]
 pub struct ScheduleView {
     pub id: i64,
     pub name: Option<String>,
@@ -282,7 +291,8 @@ impl From<&Schedule> for ScheduleView {
 }
 
 /// A subscription as the API shows it (the secret never appears after creation).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = Webhook)]
 pub struct WebhookView {
     pub id: i64,
     pub owner: i64,
@@ -318,7 +328,8 @@ impl From<&Webhook> for WebhookView {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = Delivery)]
 pub struct DeliveryView {
     pub id: i64,
     pub webhook: i64,
@@ -353,7 +364,8 @@ impl From<&Delivery> for DeliveryView {
 }
 
 /// An API token as listed (never its secret).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = Token)]
 pub struct TokenView {
     pub id: i64,
     pub name: String,
@@ -373,7 +385,8 @@ impl From<&ApiToken> for TokenView {
 }
 
 /// A token just issued: its secret, shown this once.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = NewToken)]
 pub struct NewTokenView {
     pub id: i64,
     pub name: String,
@@ -383,42 +396,44 @@ pub struct NewTokenView {
 }
 
 /// `GET /tokens`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TokenList {
     pub count: usize,
     pub tokens: Vec<TokenView>,
 }
 
 /// A subscription just created: its signing secret (of a `webhook` kind), shown this once.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = WebhookCreated)]
 pub struct NewWebhookView {
     pub id: i64,
     pub secret: String,
 }
 
 /// A page of a webhook's deliveries (`{count, pagesize, page, deliveries}`, as every v1 list).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeliveryPage {
     pub count: i64,
     pub deliveries: Vec<DeliveryView>,
 }
 
 /// A page of a monitor's pings (`{count, pagesize, page, pings}`, as every v1 list).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PingPage {
     pub count: i64,
     pub pings: Vec<PingView>,
 }
 
 /// `GET /whoami`: who the credentials stand for, with what scopes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = WhoAmI)]
 pub struct WhoamiView {
     pub user_id: i64,
     pub username: String,
     pub scopes: Vec<Scope>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StackJob {
     pub id: i64,
     pub name: Option<String>,
@@ -428,7 +443,8 @@ pub struct StackJob {
 }
 
 /// A block as its owner sees it (Kragle's shape).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = Block)]
 pub struct BlockView {
     pub id: i64,
     #[serde(rename = "type")]
@@ -461,7 +477,8 @@ pub fn block_views(s: &Stack, owner: bool) -> Vec<BlockView> {
 
 /// Someone else's public stack (or any public stack without credentials): read-only, without
 /// `conversion`, `state`, `jobs` and `webhook_token` (Kragle's unauthenticated shape).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = PublicStack)]
 pub struct PublicStackView {
     pub id: i64,
     pub owner: i64,
@@ -487,14 +504,14 @@ impl From<&Stack> for PublicStackView {
 }
 
 /// A stack in a listing: its owner's view, or the public one.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum Listed {
     Own(Box<StackView<StackJob>>),
     Public(PublicStackView),
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StackView<J> {
     pub id: i64,
     pub uid: String,
@@ -550,20 +567,20 @@ impl<J> StackView<J> {
 // run's steps: typed here too, for the handlers that build them and the CLI that reads them.
 
 /// `POST` of a stack, schedule or job: the new object's id.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Created {
     pub id: i64,
 }
 
 /// `DELETE` of a stack, schedule or monitor: the id deleted.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Deleted {
     pub deleted: i64,
 }
 
 /// `DELETE /jobs/<id>`: `deleted` (with `deleted_schedule` when its schedule went with it),
 /// or `queued_for_deletion` (an enabled job, at its next slot; `with_schedule` goes along).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct JobDeleted {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<i64>,
@@ -576,21 +593,22 @@ pub struct JobDeleted {
 }
 
 /// A page of a job's runs (`{count, pagesize, page, runs}`, as every v1 list).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RunPage {
     pub count: i64,
     pub runs: Vec<RunView>,
 }
 
 /// `POST /jobs/byid/<id>/backfill`: the runs created, oldest first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BackfillView {
     pub count: usize,
     pub runs: Vec<RunView>,
 }
 
 /// `GET /overview`: a page of the caller's jobs as the dashboard lists them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = Overview)]
 pub struct OverviewView {
     pub count: i64,
     pub page: i64,
@@ -600,7 +618,8 @@ pub struct OverviewView {
     pub stacks: Vec<StackRef>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = OverviewJob)]
 pub struct OverviewJobView {
     #[serde(flatten)]
     pub job: JobView,
@@ -614,7 +633,7 @@ pub struct OverviewJobView {
     pub recent_outcomes: Vec<RunStatus>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StackRef {
     pub id: i64,
     pub name: String,
@@ -622,13 +641,14 @@ pub struct StackRef {
 
 /// `GET /nodes`: the cluster's nodes seen in the last hour (fields in the order the answer
 /// always had them).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NodeList {
     pub count: usize,
     pub nodes: Vec<NodeView>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = Node)]
 pub struct NodeView {
     pub address: String,
     pub id: String,
@@ -640,7 +660,8 @@ pub struct NodeView {
 }
 
 /// `GET /types`: a block type (`BlockType::describe`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = BlockType)]
 pub struct BlockTypeView {
     pub name: String,
     pub description: String,
@@ -648,14 +669,14 @@ pub struct BlockTypeView {
 }
 
 /// A block type's input (an object of field descriptions, or one description) and output.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct BlockIo {
     pub input: Value,
     pub output: Value,
 }
 
 /// One step of a pipeline run (`RunView::steps`, one per block).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct StepView {
     pub index: i64,
     pub block: i64,
@@ -715,7 +736,7 @@ impl Listed {
 }
 
 /// `POST /schedules` and `PUT /schedules/<id>`: what is left out stays.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct ScheduleRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -727,7 +748,7 @@ pub struct ScheduleRequest {
 
 /// An error answer, as either dialect phrases it: Kragle's `{code, msg}`, Cloud 66's
 /// `{error, error_description}`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     #[serde(default)]
     pub code: Option<Value>,
@@ -740,7 +761,8 @@ pub struct ErrorBody {
 }
 
 /// `POST /authenticate` and `PUT /password`: who is signed in (`code` 0: Kragle's success).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = LoginAnswer)]
 pub struct SessionView {
     pub code: i64,
     pub user_id: i64,

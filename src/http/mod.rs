@@ -9,7 +9,7 @@ mod guard;
 mod memo;
 // Its job and run views are also the objects of outbound webhook deliveries.
 pub(crate) mod kragle;
-mod openapi;
+pub(crate) mod openapi;
 mod ops;
 mod ping;
 mod series;
@@ -119,21 +119,23 @@ fn log_failure(
     }
 }
 
+/// Every route, and the OpenAPI document of the API routes among them (see `openapi`).
 pub fn router(state: AppState) -> Router {
-    let doc = Arc::new(std::sync::OnceLock::new());
-    let site = Router::new()
-        .merge(ops::router())
-        .merge(openapi::router(doc.clone()))
-        .merge(ui::router())
-        .route_layer(axum::middleware::from_fn(ops::label_route))
-        .merge(ping::router());
-    let routes = Router::new()
-        .nest("/api/v1", kragle::router(state.clone()))
-        .nest("/api/3", cloud66::router(state.clone()))
-        .merge(site);
-    // Read off the finished route table: whatever is served is in the document.
-    let _ = doc.set(openapi::ApiDoc::of(&routes));
-    routes.fallback(ops::not_found).with_state(state)
+    let (kragle, kragle_doc) = kragle::router(state.clone());
+    let (cloud66, cloud66_doc) = cloud66::router(state.clone());
+    let (ops, ops_doc) = ops::router().merge(openapi::router()).split_for_parts();
+    let (ping, ping_doc) = ping::router().split_for_parts();
+    openapi::publish(&openapi::document(
+        vec![("/api/v1", kragle_doc), ("/api/3", cloud66_doc)],
+        vec![ops_doc, ping_doc],
+    ));
+    let site = ops.merge(ui::router()).route_layer(axum::middleware::from_fn(ops::label_route)).merge(ping);
+    Router::new()
+        .nest("/api/v1", kragle)
+        .nest("/api/3", cloud66)
+        .merge(site)
+        .fallback(ops::not_found)
+        .with_state(state)
 }
 
 /// A JSON body, rendered to bytes (kept as such by `AppState::memo`).

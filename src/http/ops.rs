@@ -6,30 +6,31 @@ use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
+use axum::Json;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::series;
+use crate::http::openapi::Status;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics))
 }
 
+#[utoipa::path(get, path = "/healthz", summary = "The process is up", responses((status = 200, body = Status)))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// Ready when the database answers and the engine runs.
+#[utoipa::path(get, path = "/readyz", summary = "The database answers and the engine runs (503 otherwise)", responses((status = 200, body = Status), (status = 503, body = Status)))]
 async fn readyz(State(s): State<AppState>) -> Response {
     let engine = s.service.engine();
     if !engine.scheduler_running() {
@@ -50,6 +51,7 @@ async fn readyz(State(s): State<AppState>) -> Response {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", summary = "Prometheus metrics (text exposition format)", responses((status = 200, body = String, content_type = "text/plain")))]
 async fn metrics(State(s): State<AppState>) -> Response {
     record_pool_metrics(s.service.pool_stats());
     match &s.metrics {

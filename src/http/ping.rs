@@ -2,11 +2,11 @@
 //! URLs). The uuid is the only credential. `GET` or `POST`; the body (its last 10 KiB) is
 //! kept as the ping's log. Answers `OK` as text; errors in the v1 shape.
 
-use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::header::USER_AGENT;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::{add_quota_headers, throttled};
@@ -16,14 +16,15 @@ use super::kragle::Kragle;
 use crate::domain::monitor::PingKind;
 use crate::service::{Entity, PingRequest, ServiceError};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ping/{uuid}", get(success).post(success))
-        .route("/ping/{uuid}/{kind}", get(with_kind).post(with_kind))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(success))
+        .routes(routes!(with_kind))
         .route_layer(axum::middleware::from_fn(super::guard::dialect_guard::<Kragle>))
 }
 
 /// `/ping/<uuid>`: the job succeeded.
+#[utoipa::path(method(get, post), path = "/ping/{uuid}", summary = "Ping a monitor: the job succeeded (the uuid is the only credential); a POST's body (its last 10 KiB) is kept as the ping's log; answers OK", request_body(content = Option<String>, content_type = "text/plain"), responses((status = 200, body = String, content_type = "text/plain")))]
 async fn success(
     s: State<AppState>,
     Path(uuid): Path<String>,
@@ -33,6 +34,7 @@ async fn success(
 }
 
 /// `/ping/<uuid>/start`, `/fail`, or `/<exit code>` (0 is a success).
+#[utoipa::path(method(get, post), path = "/ping/{uuid}/{kind}", summary = "Ping a monitor: start (the job started; the next result measures its duration), fail, or an exit code (0 is a success); a POST's body is kept as the ping's log", request_body(content = Option<String>, content_type = "text/plain"), responses((status = 200, body = String, content_type = "text/plain")))]
 async fn with_kind(
     s: State<AppState>,
     Path((uuid, kind)): Path<(String, String)>,

@@ -8,7 +8,7 @@ use super::cache::JobListing;
 use super::rows::{JOB_COLUMNS as COLUMNS, job_from_row};
 use super::{
     Backend, Listing, Page, SqlxResultExt, Store, StoreError, StoreResult, get_bool, get_i64, get_opt_i64,
-    get_string,
+    get_opt_string, get_string,
 };
 use crate::domain::chain::find_cycle;
 use crate::domain::{ChainAfter, EpochMs, Job, JobStatus, Missed, Overlap, SlotPolicy, UserId, bool_flag};

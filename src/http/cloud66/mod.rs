@@ -10,16 +10,21 @@ use axum::extract::{Extension, FromRequest, Path, Request, State};
 use crate::http::extract::IdempotencyKey;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::api::v3::{
+    ActionView, Envelope, ErrorBody, JobParams, JobView, ListEnvelope, Pagination, RunNowBody, StackView,
+};
 
 use super::auth::require_caller;
 use super::error::{ApiError, Dialect, Failure, RequestError};
 use super::extract::{PageParam, parse_json, query_map, read_body};
 use super::{AppState, json_bytes, json_response};
-use crate::domain::{Action, ChainAfter, EpochMs, Job, Schedule, Stack, utc_fields};
+use crate::domain::{Action, EpochMs, Job, Schedule, Stack, utc_fields};
+use crate::http::openapi::{JobsQuery, Paging, RunNowQuery, StacksQuery};
 use crate::service::{Caller, Owned, PageRequest, Service, ServiceResult, split_args};
 use crate::store::Page;
 
@@ -34,50 +39,35 @@ pub const PER_PAGE: i64 = 30;
 /// is what every cronstack command job is.
 pub const COMMAND_JOB_TYPE: &str = "DockerHostTaskJob";
 
-/// Cloud 66's error ids by the HTTP statuses that answer them; any other status is
-/// [`OTHER_ERROR`]. The OpenAPI document lists the same ids.
-pub const ERROR_IDS: [(&[u16], &str); 10] = [
-    (&[400, 413, 415], "bad_request"),
-    (&[401], "unauthenticated"),
-    (&[403], "forbidden"),
-    (&[404], "not_found"),
-    (&[405], "method_not_allowed"),
-    (&[408], "request_timeout"),
-    (&[409], "conflict"),
-    (&[429], "throttled"),
-    (&[503], "unavailable"),
-    (&[507], "insufficient_storage"),
-];
-pub const OTHER_ERROR: &str = "internal_server_error";
-
 impl Dialect for Cloud66 {
     fn render(err: &ApiError) -> Response {
-        let status = err.status().as_u16();
-        let id = ERROR_IDS
-            .iter()
-            .find(|(statuses, _)| statuses.contains(&status))
-            .map_or(OTHER_ERROR, |(_, id)| id);
-        let body = json!({ "error": id, "error_description": err.message() });
+        let body = ErrorBody {
+            error: crate::api::v3::error_id(err.status().as_u16()).to_string(),
+            error_description: err.message(),
+        };
         (err.status(), Json(body)).into_response()
     }
 }
 
-pub fn router(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/stacks", get(list_stacks))
-        .route("/stacks/{stack}", get(show_stack))
-        .route("/stacks/{stack}/jobs", get(list_jobs))
-        .route("/stacks/{stack}/jobs/pause_all", post(pause_all))
-        .route("/stacks/{stack}/jobs/unpause_all", post(unpause_all))
-        .route("/stacks/{stack}/jobs/{job}", get(show_job))
-        .route("/stacks/{stack}/jobs/{job}/run_now", post(run_now))
-        .route("/stacks/{stack}/jobs/{job}/pause", post(pause))
-        .route("/stacks/{stack}/jobs/{job}/unpause", post(unpause))
-        .route("/stacks/{stack}/actions", get(list_actions))
-        .route("/stacks/{stack}/actions/{id}", get(show_action))
-        .route_layer(axum::middleware::from_fn_with_state(state, require_caller::<Cloud66>))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+/// The v3 routes and their part of the OpenAPI document: each handler is registered with
+/// `routes!` from its `#[utoipa::path]`, so every route served here is documented.
+pub fn router(state: AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use crate::http::openapi::{Access, described};
+    let routes = OpenApiRouter::new()
+        .routes(routes!(list_stacks))
+        .routes(routes!(show_stack))
+        .routes(routes!(list_jobs))
+        .routes(routes!(pause_all))
+        .routes(routes!(unpause_all))
+        .routes(routes!(show_job))
+        .routes(routes!(run_now))
+        .routes(routes!(pause))
+        .routes(routes!(unpause))
+        .routes(routes!(list_actions))
+        .routes(routes!(show_action))
+        .route_layer(axum::middleware::from_fn_with_state(state, require_caller::<Cloud66>));
+    let (router, doc) = described(routes, Access::Required).split_for_parts();
+    (router.fallback(not_found).method_not_allowed_fallback(method_not_allowed), doc)
 }
 
 /// Cloud 66 clients append `.json` to every path; routing sees the path without it.
@@ -123,33 +113,11 @@ fn iso_seconds(ms: EpochMs) -> String {
     utc_text(ms, b'T', "Z")
 }
 
-/// `{"response": …}`. The envelopes and views are typed: serialized straight to bytes, not
-/// through a `serde_json::Value` tree. Fields are in alphabetical order, as Value's were.
-#[derive(Serialize)]
-pub struct Envelope<V> {
-    response: V,
-}
+// The envelopes and views are typed (`crate::api::v3`): serialized straight to bytes, not
+// through a `serde_json::Value` tree.
 
 fn envelope<V: Serialize>(response: V) -> Response {
     Json(Envelope { response }).into_response()
-}
-
-/// `{"response": [...], "count", "pagination": {previous, next, current, per_page, count, pages}}`
-#[derive(Serialize)]
-pub struct ListEnvelope<V> {
-    count: i64,
-    pagination: Pagination,
-    response: Vec<V>,
-}
-
-#[derive(Serialize)]
-struct Pagination {
-    count: i64,
-    current: i64,
-    next: Option<i64>,
-    pages: i64,
-    per_page: i64,
-    previous: Option<i64>,
 }
 
 fn list_envelope<T, V: Serialize>(page: i64, found: &Page<T>, items: Vec<V>) -> Response {
@@ -184,65 +152,35 @@ fn offset_time(ms: EpochMs) -> String {
 /// Cloud 66's stack object: the fields its clients read, with cronstack's `id` and `command`
 /// (`null` for a pipeline). `status` is 1 (deployed) for every stack; `health` sums up its
 /// jobs' last runs (see `service::health`).
-async fn stack_view(service: &Service, s: &Owned<Stack>) -> ServiceResult<Value> {
+async fn stack_view(service: &Service, s: &Owned<Stack>) -> ServiceResult<StackView> {
     let last_activity = service.stack_last_activity(s).await?;
     let health = service.stack_health(s).await?;
-    Ok(json!({
-        "id": s.id,
-        "uid": s.uid,
-        "name": s.name,
-        "command": s.blocks.is_none().then_some(&s.command),
-        "environment": s.environment.as_deref().unwrap_or("production"),
-        "status": 1,
-        "health": health,
-        "last_activity": last_activity.map(offset_time),
-        "last_activity_iso": last_activity.map(offset_time),
-        "created_at": c66_time(s.created_at),
-        "updated_at": c66_time(s.updated_at),
-        "created_at_iso": iso_seconds(s.created_at),
-        "updated_at_iso": iso_seconds(s.updated_at),
-    }))
+    Ok(StackView {
+        id: s.id,
+        uid: s.uid.clone(),
+        name: s.name.clone(),
+        command: s.blocks.is_none().then(|| s.command.clone()),
+        environment: s.environment.as_deref().unwrap_or("production").to_string(),
+        status: 1,
+        health,
+        last_activity: last_activity.map(offset_time),
+        last_activity_iso: last_activity.map(offset_time),
+        created_at: c66_time(s.created_at),
+        updated_at: c66_time(s.updated_at),
+        created_at_iso: iso_seconds(s.created_at),
+        updated_at_iso: iso_seconds(s.updated_at),
+    })
 }
 
-/// Exactly Cloud 66's job fields.
-#[derive(Serialize)]
-pub struct JobView<'a> {
-    created_at: String,
-    cron: Option<String>,
-    id: i64,
-    name: String,
-    params: JobParams<'a>,
-    paused: bool,
-    status: i64,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    uid: &'a str,
-    updated_at: String,
-}
-
-/// `command` for a one-command stack (or a job's own command); a pipeline's block types in
-/// order as `steps`; a chained job's upstream jobs as `after` (with `after_any` when set).
-#[derive(Serialize)]
-struct JobParams<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    command: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    steps: Option<Vec<&'static str>>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    after: &'a [ChainAfter],
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    after_any: bool,
-}
-
-fn job_params<'a>(stack: &'a Stack, job: &'a Job) -> JobParams<'a> {
+fn job_params(stack: &Stack, job: &Job) -> JobParams {
     let (command, steps) = match (&stack.blocks, &job.command) {
-        (Some(blocks), _) => (None, Some(blocks.iter().map(|b| b.kind.name()).collect())),
-        (None, command) => (Some(command.as_deref().unwrap_or(&stack.command)), None),
+        (Some(blocks), _) => (None, Some(blocks.iter().map(|b| b.kind.name().to_string()).collect())),
+        (None, command) => (Some(command.clone().unwrap_or_else(|| stack.command.clone())), None),
     };
-    JobParams { command, steps, after: &job.after, after_any: job.after_any }
+    JobParams { command, steps, after: job.after.clone(), after_any: job.after_any }
 }
 
-fn job_view<'a>(stack: &'a Stack, job: &'a Job, schedule: &Schedule) -> JobView<'a> {
+fn job_view(stack: &Stack, job: &Job, schedule: &Schedule) -> JobView {
     JobView {
         created_at: c66_time(job.created_at),
         cron: schedule.config.cron_text(),
@@ -251,28 +189,28 @@ fn job_view<'a>(stack: &'a Stack, job: &'a Job, schedule: &Schedule) -> JobView<
         params: job_params(stack, job),
         paused: !job.enabled,
         status: job.last_status as i64,
-        kind: COMMAND_JOB_TYPE,
-        uid: &job.uid,
+        kind: COMMAND_JOB_TYPE.to_string(),
+        uid: job.uid.clone(),
         updated_at: c66_time(job.updated_at),
     }
 }
 
-async fn action_view(service: &Service, a: &Action) -> ServiceResult<Value> {
+async fn action_view(service: &Service, a: &Action) -> ServiceResult<ActionView> {
     let user = service.user(a.owner).await?;
-    Ok(json!({
-        "id": a.id,
-        "user": user.email.unwrap_or(user.username),
-        "resource_type": "stack",
-        "action": a.kind.as_str(),
-        "resource_id": a.stack_id.to_string(),
-        "started_via": a.started_via,
-        "started_at": iso_seconds(a.started_at),
-        "finished_at": a.finished_at.map(iso_seconds),
-        "finished_success": a.finished_success,
-        "finished_message": a.finished_message,
-        "finished_result": a.finished_result,
-        "metadata": a.metadata,
-    }))
+    Ok(ActionView {
+        id: a.id,
+        user: user.email.unwrap_or(user.username),
+        resource_type: "stack".to_string(),
+        action: a.kind.as_str().to_string(),
+        resource_id: a.stack_id.to_string(),
+        started_via: a.started_via.clone(),
+        started_at: iso_seconds(a.started_at),
+        finished_at: a.finished_at.map(iso_seconds),
+        finished_success: a.finished_success,
+        finished_message: a.finished_message.clone(),
+        finished_result: a.finished_result.clone(),
+        metadata: a.metadata.clone(),
+    })
 }
 
 /// `filter_name` on `GET /stacks`: stacks whose name holds it.
@@ -289,6 +227,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for FilterName {
     }
 }
 
+#[utoipa::path(get, path = "/stacks", summary = "The caller's stacks, 30 per page", params(StacksQuery), responses((status = 200, body = ListEnvelope<StackView>)))]
 async fn list_stacks(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -306,6 +245,7 @@ async fn list_stacks(
     Ok(list_envelope(page, &found, items))
 }
 
+#[utoipa::path(get, path = "/stacks/{stack}", summary = "One stack by uid", responses((status = 200, body = Envelope<StackView>)))]
 async fn show_stack(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -315,6 +255,7 @@ async fn show_stack(
     Ok(envelope(stack_view(&s.service, &stack).await?))
 }
 
+#[utoipa::path(get, path = "/stacks/{stack}/jobs", summary = "A stack's jobs, 30 per page", params(JobsQuery), responses((status = 200, body = ListEnvelope<JobView>)))]
 async fn list_jobs(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -355,6 +296,7 @@ async fn stack_and_job(
     Ok((stack, job))
 }
 
+#[utoipa::path(get, path = "/stacks/{stack}/jobs/{job}", summary = "One job by uid", responses((status = 200, body = Envelope<JobView>)))]
 async fn show_job(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -390,13 +332,7 @@ impl<S: Send + Sync> FromRequest<S> for JobArgs {
         if content_type.starts_with("application/x-www-form-urlencoded") {
             args = form_field(&bytes, "job_args")?.or(args);
         } else if content_type.is_empty() || content_type.contains("json") {
-            #[derive(serde::Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct Body {
-                /// `null`: none (as Ruby clients send a `nil`).
-                job_args: Option<String>,
-            }
-            let body: Body = parse_json(&bytes)?;
+            let body: RunNowBody = parse_json(&bytes)?;
             args = body.job_args.or(args);
         } else {
             return Err(RequestError::UnsupportedMediaType(content_type.chars().take(100).collect()).into());
@@ -436,6 +372,7 @@ fn form_text(raw: &[u8], what: &str) -> Result<String, RequestError> {
     Ok(text)
 }
 
+#[utoipa::path(post, path = "/stacks/{stack}/jobs/{job}/run_now", summary = "Run a job now; job_args from a JSON or form body or the query string; with an Idempotency-Key header a repeat within 24 h answers the first action and starts nothing", params(RunNowQuery, ("Idempotency-Key" = Option<String>, Header, description = "a repeat with the same key within 24 h answers the first answer and starts nothing")), request_body = Option<RunNowBody>, responses((status = 200, body = Envelope<ActionView>)))]
 async fn run_now(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -464,6 +401,7 @@ async fn pause_or_unpause(
     Ok(envelope(action_view(&s.service, &action).await?))
 }
 
+#[utoipa::path(post, path = "/stacks/{stack}/jobs/{job}/pause", summary = "Pause a job", responses((status = 200, body = Envelope<ActionView>)))]
 async fn pause(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -472,6 +410,7 @@ async fn pause(
     pause_or_unpause(&s, &caller, &stack_uid, &job_uid, true).await
 }
 
+#[utoipa::path(post, path = "/stacks/{stack}/jobs/{job}/unpause", summary = "Unpause a job", responses((status = 200, body = Envelope<ActionView>)))]
 async fn unpause(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -491,6 +430,7 @@ async fn pause_all_or_none(
     Ok(envelope(action_view(&s.service, &action).await?))
 }
 
+#[utoipa::path(post, path = "/stacks/{stack}/jobs/pause_all", summary = "Pause every job of a stack", responses((status = 200, body = Envelope<ActionView>)))]
 async fn pause_all(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -499,6 +439,7 @@ async fn pause_all(
     pause_all_or_none(&s, &caller, &stack_uid, true).await
 }
 
+#[utoipa::path(post, path = "/stacks/{stack}/jobs/unpause_all", summary = "Unpause the jobs pause_all paused", responses((status = 200, body = Envelope<ActionView>)))]
 async fn unpause_all(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -507,6 +448,7 @@ async fn unpause_all(
     pause_all_or_none(&s, &caller, &stack_uid, false).await
 }
 
+#[utoipa::path(get, path = "/stacks/{stack}/actions", summary = "A stack's action records, 30 per page", params(Paging), responses((status = 200, body = ListEnvelope<ActionView>)))]
 async fn list_actions(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -522,6 +464,7 @@ async fn list_actions(
     Ok(list_envelope(page, &found, items))
 }
 
+#[utoipa::path(get, path = "/stacks/{stack}/actions/{id}", summary = "One action record", responses((status = 200, body = Envelope<ActionView>)))]
 async fn show_action(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -14,10 +14,12 @@ use crate::http::AppState;
 use crate::http::auth::{add_quota_headers, identify};
 use crate::http::error::{Failure, RequestError};
 use crate::http::extract::read_body;
+use crate::http::openapi::{ExecAnswer, HookQuery, HookReply, HookToken};
 use crate::service::{Caller, HOOK_TOKEN_HEADER, HookAnswer, HookCall, HookRequest, ServiceError};
 
 /// `GET|POST /blockstacks/hook/<id>`: runs the stack's command with Kragle's request document
 /// on stdin and answers `{"status": 0, "result": …}` or `{"status": 1, "err": …}` (HTTP 200).
+#[utoipa::path(method(get, post), path = "/blockstacks/hook/{id}", summary = "Call a stack's hook (by its webhook_method; access by its webhook setting): the command gets Kragle's request document on stdin, a POST's body (JSON or form) in it too; HTTP 200 with {status: 0, result} or {status: 1, err}", params(HookQuery), request_body(content = Option<serde_json::Value>, description = "anything: a JSON body becomes the document's JSON, a form body its POST"), responses((status = 200, body = HookReply)))]
 pub async fn hook(State(s): State<AppState>, Path(id): Path<String>, req: Request) -> Response {
     match call(&s, &id, req).await {
         Ok(response) => response,
@@ -79,6 +81,7 @@ fn credentials_given(headers: &HeaderMap) -> bool {
 /// `GET|POST /blockstacks/exec/<id>`: the owner runs the stack by hand (hook or not), with the
 /// same document on stdin. Kragle's `{"success": [<ids executed>]}` holds the run id here,
 /// next to the `result`; a failure is `{"error": "…"}`. HTTP 200 either way.
+#[utoipa::path(method(get, post), path = "/blockstacks/exec/{id}", summary = "Run one of the caller's stacks by hand (hook or not), a POST's body in the document: {success: [run id], result} or {error}", request_body(content = Option<serde_json::Value>, description = "anything: a JSON body becomes the document's JSON, a form body its POST"), responses((status = 200, body = ExecAnswer)))]
 pub async fn exec(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -99,13 +102,14 @@ pub async fn exec(
 }
 
 /// `GET /blockstacks/hook/token_refresh/<id>` → `{"token": …}`; the old token stops working.
+#[utoipa::path(get, path = "/blockstacks/hook/token_refresh/{id}", summary = "Replace a stack's webhook_token; the old one stops working", responses((status = 200, body = HookToken)))]
 pub async fn token_refresh(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<HookToken>> {
     let token = s.service.refresh_hook_token(&caller, id_param(&id, "stack")?).await?;
-    Ok(Json(json!({ "token": token })))
+    Ok(Json(HookToken { token }))
 }
 
 /// Which run answered, and the hook job that records it.

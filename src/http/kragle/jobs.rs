@@ -13,16 +13,20 @@ use crate::service::{Caller, DeleteOutcome, JobPatch};
 use axum::response::Response;
 
 use crate::api::v1::JobView;
+use crate::http::openapi::{Created, JobDeleted, JobList, Paging};
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobInput {
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     schedule_id: Option<i64>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     stack_id: Option<i64>,
     #[serde(default, deserialize_with = "nullable")]
     name: Option<Option<String>>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     enabled: Option<bool>,
     /// `null`: the stack's command.
@@ -31,36 +35,48 @@ pub struct JobInput {
     /// `null`: no timeout.
     #[serde(default, deserialize_with = "nullable")]
     timeout_s: Option<Option<i64>>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     overlap: Option<Overlap>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     missed: Option<Missed>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     retries: Option<i64>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     retry_backoff_s: Option<i64>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     retry_lost: Option<bool>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     jitter_s: Option<i64>,
     /// `null`: no window start.
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(default, deserialize_with = "nullable_time")]
     not_before: Option<Option<i64>>,
     /// `null`: no window end.
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(default, deserialize_with = "nullable_time")]
     not_after: Option<Option<i64>>,
     /// `null`: no limit.
     #[serde(default, deserialize_with = "nullable")]
     max_runs: Option<Option<i64>>,
     /// `null`: the server's default (`--keep-succeeded`).
+    #[schema(maximum = 100_000)]
     #[serde(default, deserialize_with = "nullable")]
     keep_succeeded: Option<Option<i64>>,
     /// `null`: the server's default (`--keep-failed`).
+    #[schema(maximum = 100_000)]
     #[serde(default, deserialize_with = "nullable")]
     keep_failed: Option<Option<i64>>,
     /// Job chains: `[]` for none.
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     after: Option<Vec<ChainAfter>>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     after_any: Option<bool>,
     /// `null`: the default grace (60 s).
@@ -70,6 +86,7 @@ pub struct JobInput {
     #[serde(default, deserialize_with = "nullable")]
     max_duration_s: Option<Option<i64>>,
     /// `false` cancels a queued deletion.
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     do_del: Option<bool>,
 }
@@ -103,6 +120,7 @@ impl From<JobInput> for JobPatch {
     }
 }
 
+#[utoipa::path(get, path = "/jobs", summary = "The caller's jobs, 10 per page", params(Paging), responses((status = 200, body = JobList)))]
 pub async fn list(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -117,6 +135,7 @@ pub async fn list(
     Ok(json_response(body))
 }
 
+#[utoipa::path(get, path = "/jobs/byid/{id}", summary = "One job by id", responses((status = 200, body = JobView)))]
 pub async fn by_id(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -128,6 +147,7 @@ pub async fn by_id(
     Ok(json_response(memo.or_render(("v1 job", id, 0), || json_bytes(&JobView::from(&*job)))?))
 }
 
+#[utoipa::path(get, path = "/jobs/byname/{name}", summary = "One job by name", responses((status = 200, body = JobView)))]
 pub async fn by_name(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -137,15 +157,17 @@ pub async fn by_name(
     Ok(Json(JobView::from(&*job)))
 }
 
+#[utoipa::path(post, path = "/jobs", summary = "Create a job (needs stack_id, and schedule_id unless it runs after other jobs: `after`)", request_body = JobInput, responses((status = 200, body = Created)))]
 pub async fn create(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonBody(input, _): Body<JobInput>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<Created>> {
     let job = s.service.create_job(&caller, input.into()).await?;
-    Ok(Json(json!({ "id": job.id })))
+    Ok(Json(Created { id: job.id }))
 }
 
+#[utoipa::path(put, path = "/jobs/{id}", summary = "Change a job (partial: omitted fields stay)", request_body = JobInput, responses((status = 200, body = JobView)))]
 pub async fn update(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -156,7 +178,8 @@ pub async fn update(
     Ok(Json(JobView::from(&job)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteQuery {
     now: Option<String>,
     schedule: Option<String>,
@@ -169,6 +192,7 @@ fn flag(value: Option<&str>) -> bool {
 /// Kragle's delete (an enabled job at its next slot); `?now=1` deletes it at once;
 /// `?schedule=1` takes the job's schedule along when the job goes, if no other job uses it
 /// (`deleted_schedule`: it went; `with_schedule`: it goes with the job, if still unused).
+#[utoipa::path(delete, path = "/jobs/{id}", summary = "Delete a job; an enabled one is queued for deletion at its next slot (cancelled by PUT {\"do_del\": false}), unless now=1; with schedule=1 the job's schedule goes with the job (now or at that slot) if no other job uses it then", params(DeleteQuery), responses((status = 200, body = JobDeleted)))]
 pub async fn delete(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,

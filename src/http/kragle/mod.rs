@@ -1,6 +1,7 @@
 //! The Kragle-style v1 dialect: `{code, msg}` errors with Kragle's numbers (and accurate HTTP
 //! statuses), `{count, pagesize, page, <items>}` lists of 10.
 
+mod channels;
 mod hooks;
 pub(crate) mod jobs;
 // Its views are also the objects of monitor event deliveries.
@@ -15,8 +16,8 @@ mod webhooks;
 use axum::Json;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::{allow_anonymous, require_caller};
@@ -96,9 +97,22 @@ fn kragle_code(e: &ApiError) -> u32 {
     }
 }
 
+/// Every v1 error: `{code, msg}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = KragleError)]
+pub struct ErrorBody {
+    /// Kragle's fault code: 1 bad parameter, 2 bad JSON, 3 not authenticated, 4 invalid,
+    /// 6 not found, 10 stack name taken, 12 name taken, 24 no such stack, 25 no such object,
+    /// 26 invalid schedule, 27 schedule in use; cronstack's 28 rate limited, 29 missing
+    /// scope, 30 server-side failure.
+    pub code: u32,
+    /// What went wrong, for a person.
+    pub msg: String,
+}
+
 impl Dialect for Kragle {
     fn render(err: &ApiError) -> Response {
-        let body = json!({ "code": kragle_code(err), "msg": err.message() });
+        let body = ErrorBody { code: kragle_code(err), msg: err.message() };
         (err.status(), Json(body)).into_response()
     }
 }
@@ -107,58 +121,61 @@ fn id_param(raw: &str, what: &str) -> Result<i64, Failure<Kragle>> {
     super::extract::parse_id(raw, what).map_err(Failure::new)
 }
 
-pub fn router(state: AppState) -> Router<AppState> {
-    let authed = Router::new()
-        .route("/jobs", get(jobs::list).post(jobs::create))
-        .route("/jobs/byid/{id}", get(jobs::by_id))
-        .route("/jobs/byname/{name}", get(jobs::by_name))
-        .route("/jobs/{id}", put(jobs::update).delete(jobs::delete))
-        .route("/jobs/byid/{id}/runs", get(runs::list))
-        .route("/jobs/byid/{id}/run", post(runs::run_now))
-        .route("/runs/{id}", get(runs::show))
-        .route("/runs/{id}/kill", post(runs::kill))
-        .route("/jobs/byid/{id}/backfill", post(runs::backfill))
-        .route("/runs/{id}/log", get(runs::log))
-        .route("/schedules", get(schedules::list).post(schedules::create))
-        .route("/schedules/byid/{id}", get(schedules::by_id))
-        .route("/schedules/{id}", put(schedules::update).delete(schedules::delete))
-        .route("/blockstacks/byname/{name}", get(stacks::by_name))
-        .route("/blockstacks/{id}", put(stacks::update).delete(stacks::delete))
-        .route("/blockstacks/exec/{id}", get(hooks::exec).post(hooks::exec))
-        .route("/blockstacks/hook/token_refresh/{id}", get(hooks::token_refresh))
-        .route("/webhooks", get(webhooks::list).post(webhooks::create))
-        .route("/webhooks/byid/{id}", get(webhooks::by_id))
-        .route("/webhooks/byid/{id}/deliveries", get(webhooks::deliveries))
-        .route("/webhooks/{id}", put(webhooks::update).delete(webhooks::delete))
+/// The v1 routes and their part of the OpenAPI document: each handler is registered with
+/// `routes!` from its `#[utoipa::path]`, so every route served here is documented.
+pub fn router(state: AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    use crate::http::openapi::{Access, described};
+    let authed = OpenApiRouter::new()
+        .routes(routes!(jobs::list, jobs::create))
+        .routes(routes!(jobs::by_id))
+        .routes(routes!(jobs::by_name))
+        .routes(routes!(jobs::update, jobs::delete))
+        .routes(routes!(runs::list))
+        .routes(routes!(runs::run_now))
+        .routes(routes!(runs::show))
+        .routes(routes!(runs::kill))
+        .routes(routes!(runs::backfill))
+        .routes(routes!(runs::log))
+        .routes(routes!(schedules::list, schedules::create))
+        .routes(routes!(schedules::by_id))
+        .routes(routes!(schedules::update, schedules::delete))
+        .routes(routes!(stacks::by_name))
+        .routes(routes!(stacks::update, stacks::delete))
+        .routes(routes!(hooks::exec))
+        .routes(routes!(hooks::token_refresh))
+        .routes(routes!(webhooks::list, webhooks::create))
+        .routes(routes!(webhooks::by_id))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::update, webhooks::delete))
         // Notification channels: the same subscriptions, by their other name.
-        .route("/channels", get(webhooks::list).post(webhooks::create))
-        .route("/channels/byid/{id}", get(webhooks::by_id))
-        .route("/channels/byid/{id}/deliveries", get(webhooks::deliveries))
-        .route("/channels/{id}", put(webhooks::update).delete(webhooks::delete))
-        .route("/tokens", get(session::list_tokens).post(session::create_token))
-        .route("/tokens/{id}", axum::routing::delete(session::revoke_token))
-        .route("/overview", get(overview::overview))
-        .route("/whoami", get(session::whoami))
-        .route("/password", put(session::change_password))
-        .route("/nodes", get(session::nodes))
+        .routes(routes!(channels::list, channels::create))
+        .routes(routes!(channels::by_id))
+        .routes(routes!(channels::deliveries))
+        .routes(routes!(channels::update, channels::delete))
+        .routes(routes!(session::list_tokens, session::create_token))
+        .routes(routes!(session::revoke_token))
+        .routes(routes!(overview::overview))
+        .routes(routes!(session::whoami))
+        .routes(routes!(session::change_password))
+        .routes(routes!(session::nodes))
         .merge(monitors::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_caller::<Kragle>));
     // Public stacks are listed and read without credentials too.
-    let open_reads = Router::new()
-        .route("/blockstacks", get(stacks::list).post(stacks::create))
-        .route("/blockstacks/byid/{id}", get(stacks::by_id))
+    let open_reads = OpenApiRouter::new()
+        .routes(routes!(stacks::list, stacks::create))
+        .routes(routes!(stacks::by_id))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), allow_anonymous::<Kragle>));
-    let authed = authed.merge(open_reads);
-    Router::new()
-        .route("/authenticate", post(session::authenticate))
-        .route("/logout", post(session::logout))
-        .route("/types", get(stacks::types))
+    let open = OpenApiRouter::new()
+        .routes(routes!(session::authenticate))
+        .routes(routes!(session::logout))
+        .routes(routes!(stacks::types))
         // Access follows the stack's `webhook` setting: checked by the handler.
-        .route("/blockstacks/hook/{id}", get(hooks::hook).post(hooks::hook))
-        .route_layer(axum::middleware::from_fn(super::guard::dialect_guard::<Kragle>))
-        .merge(authed)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
+        .routes(routes!(hooks::hook))
+        .route_layer(axum::middleware::from_fn(super::guard::dialect_guard::<Kragle>));
+    let (router, doc) = described(open, Access::Open)
+        .merge(described(authed, Access::Required).merge(described(open_reads, Access::Optional)))
+        .split_for_parts();
+    (router.fallback(not_found).method_not_allowed_fallback(method_not_allowed), doc)
 }
 
 async fn not_found(uri: axum::http::Uri) -> Failure<Kragle> {

@@ -2,12 +2,12 @@
 //! themselves arrive at `/ping/<uuid>` (`crate::http::ping`).
 
 use axum::Json;
-use axum::Router;
 use axum::extract::{Extension, Path, State};
 use axum::response::Response;
-use axum::routing::get;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{Body, KResult, Page, id_param, list_page, not_null, page_request};
 use crate::http::AppState;
@@ -15,27 +15,33 @@ use crate::http::extract::{JsonBody, PageParam};
 use crate::service::{Caller, MonitorPatch};
 
 /// The v1 routes (behind the dialect's authentication).
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/monitors", get(list).post(create))
-        .route("/monitors/byid/{id}", get(by_id).put(update).delete(delete))
-        .route("/monitors/byid/{id}/pings", get(pings))
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(by_id, update, delete))
+        .routes(routes!(pings))
 }
 
 use crate::api::v1::{MonitorView, PingView};
+use crate::http::openapi::{Deleted, MonitorList, Paging, PingList};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorInput {
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     name: Option<String>,
     /// `{"cron": …, "timezone": …}` or `{"period": seconds}`.
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     schedule: Option<Value>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     grace_s: Option<i64>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     keep_pings: Option<i64>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     paused: Option<bool>,
 }
@@ -52,6 +58,7 @@ impl From<MonitorInput> for MonitorPatch {
     }
 }
 
+#[utoipa::path(get, path = "/monitors", summary = "The caller's heartbeat monitors, 10 per page", params(Paging), responses((status = 200, body = MonitorList)))]
 pub async fn list(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -63,6 +70,7 @@ pub async fn list(
 }
 
 /// Answers the new monitor (with its ping URL).
+#[utoipa::path(post, path = "/monitors", summary = "Create a heartbeat monitor (a cron schedule with its zone, or a period, and a grace); answers it with its secret ping_url", request_body = MonitorInput, responses((status = 200, body = MonitorView)))]
 pub async fn create(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -72,6 +80,7 @@ pub async fn create(
     Ok(Json(MonitorView::from(&monitor)))
 }
 
+#[utoipa::path(get, path = "/monitors/byid/{id}", summary = "One monitor: its state (new, up, late, down, paused), ping URL, last ping, next expected ping", responses((status = 200, body = MonitorView)))]
 pub async fn by_id(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -82,6 +91,7 @@ pub async fn by_id(
 }
 
 /// A partial update; `{"paused": true}` pauses, `{"paused": false}` resumes (as `new`).
+#[utoipa::path(put, path = "/monitors/byid/{id}", summary = "Change a monitor (partial); {paused: true} pauses it, {paused: false} resumes it as new (waiting for its next ping); schedule and grace apply from the next ping", request_body = MonitorInput, responses((status = 200, body = MonitorView)))]
 pub async fn update(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -92,17 +102,19 @@ pub async fn update(
     Ok(Json(MonitorView::from(&monitor)))
 }
 
+#[utoipa::path(delete, path = "/monitors/byid/{id}", summary = "Delete a monitor and its pings", responses((status = 200, body = Deleted)))]
 pub async fn delete(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<Deleted>> {
     let id = id_param(&id, "monitor")?;
     s.service.delete_monitor(&caller, id).await?;
-    Ok(Json(json!({ "deleted": id })))
+    Ok(Json(Deleted { deleted: id }))
 }
 
 /// `{count, pagesize, page, pings}`, newest first.
+#[utoipa::path(get, path = "/monitors/byid/{id}/pings", summary = "A monitor's pings (the newest keep_pings), newest first, 10 per page", params(Paging), responses((status = 200, body = PingList)))]
 pub async fn pings(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,

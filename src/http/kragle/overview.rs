@@ -11,6 +11,7 @@ use crate::api::v1::{JobView, OverviewJobView, OverviewView, StackRef};
 use crate::http::AppState;
 use crate::http::error::{Failure, RequestError};
 use crate::http::extract::query_map;
+use crate::http::openapi::OverviewQueryParams;
 use crate::service::{Caller, OverviewQuery, OverviewRow, PageRequest};
 
 impl From<OverviewRow> for OverviewJobView {
@@ -58,6 +59,7 @@ impl<S: Send + Sync> FromRequestParts<S> for OverviewParams {
     }
 }
 
+#[utoipa::path(get, path = "/overview", summary = "The dashboard's overview: the caller's jobs, failing, stuck and late ones first (then healthy, then paused; by name within each), each with its stack's name, its schedule in words and zone, and the outcomes of its last 20 runs; every stack of the caller for the filter", params(OverviewQueryParams), responses((status = 200, body = OverviewView)))]
 pub async fn overview(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -14,7 +14,9 @@ use crate::http::extract::{IdempotencyKey, JsonBody, PageParam};
 use crate::service::{Caller, RunLog, Service};
 
 use crate::api::v1::{BackfillView, RunView};
+use crate::http::openapi::{Paging, RunList};
 
+#[utoipa::path(get, path = "/jobs/byid/{id}/runs", summary = "A job's runs, newest first, 10 per page", params(Paging), responses((status = 200, body = RunList)))]
 pub async fn list(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -27,6 +29,7 @@ pub async fn list(
     Ok(list_page("runs", page, found.total, runs))
 }
 
+#[utoipa::path(get, path = "/runs/{id}", summary = "One run", responses((status = 200, body = RunView)))]
 pub async fn show(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -37,6 +40,7 @@ pub async fn show(
     Ok(Json(RunView { steps, ..RunView::from(&*run) }))
 }
 
+#[utoipa::path(post, path = "/runs/{id}/kill", summary = "Kills a queued or running run on whichever node holds it (SIGTERM to its process group, SIGKILL after the kill grace); answers the run a moment later; 409 once it has ended", responses((status = 200, body = RunView)))]
 pub async fn kill(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -46,23 +50,25 @@ pub async fn kill(
     Ok(Json(RunView::from(&run)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackfillInput {
     /// RFC 3339; the range's slots run, both ends included.
     from: String,
     to: String,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "super::not_null")]
     overlap: Option<BackfillOverlap>,
 }
 
-#[derive(Deserialize, Clone, Copy, PartialEq)]
+#[derive(Deserialize, Clone, Copy, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 enum BackfillOverlap {
     Allow,
     Queue,
 }
 
+#[utoipa::path(post, path = "/jobs/byid/{id}/backfill", summary = "Runs every slot of the job's schedule between from and to (RFC 3339, both included) that never ran, oldest first, trigger backfill; at most --catch-up-max slots (400 naming the count)", request_body = BackfillInput, responses((status = 200, body = BackfillView)))]
 pub async fn backfill(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -81,20 +87,21 @@ pub async fn backfill(
     Ok(Json(BackfillView { count: runs.len(), runs: runs.iter().map(RunView::from).collect() }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunNowInput {
     /// Each a separate `$N`; a string is split like a shell splits words. `null`: none.
     args: Option<ArgsInput>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum ArgsInput {
     List(Vec<String>),
     Line(String),
 }
 
+#[utoipa::path(post, path = "/jobs/byid/{id}/run", summary = "Run a job now, with arguments; with an Idempotency-Key header a repeat within 24 h answers the first run and starts nothing (409 for the same key with another body)", params(("Idempotency-Key" = Option<String>, Header, description = "a repeat with the same key within 24 h answers the first answer and starts nothing")), request_body = RunNowInput, responses((status = 200, body = RunView)))]
 pub async fn run_now(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -112,12 +119,14 @@ pub async fn run_now(
     Ok(Json(RunView::from(&run)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     follow: Option<String>,
 }
 
 /// The run's log as text; with `?follow=1` the response streams until the run ends.
+#[utoipa::path(get, path = "/runs/{id}/log", summary = "A run's log as text; with follow=1 it streams until the run ends", params(LogQuery), responses((status = 200, body = String, content_type = "text/plain")))]
 pub async fn log(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -3,17 +3,18 @@
 use axum::Json;
 use axum::extract::{Extension, Path, State};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Body, KResult, Page, id_param, list_page, not_null, nullable, page_request};
 use crate::api::v1::ScheduleView;
 
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
+use crate::http::openapi::{Created, Deleted, Paging, ScheduleList};
 use crate::service::Caller;
 use axum::response::Response;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleInput {
     /// An explicit `null` is kept (as `Some(Value::Null)`), to be refused as an invalid
@@ -22,10 +23,12 @@ pub struct ScheduleInput {
     config: Option<Option<Value>>,
     #[serde(default, deserialize_with = "nullable")]
     name: Option<Option<String>>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     once: Option<bool>,
 }
 
+#[utoipa::path(get, path = "/schedules", summary = "The caller's schedules, 10 per page", params(Paging), responses((status = 200, body = ScheduleList)))]
 pub async fn list(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -36,6 +39,7 @@ pub async fn list(
     Ok(list_page("schedules", page, found.total, items))
 }
 
+#[utoipa::path(get, path = "/schedules/byid/{id}", summary = "One schedule, with its rule in words and its next five fire times", responses((status = 200, body = ScheduleView)))]
 pub async fn by_id(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -45,16 +49,18 @@ pub async fn by_id(
     Ok(Json(ScheduleView::from(&*schedule)))
 }
 
+#[utoipa::path(post, path = "/schedules", summary = "Create a schedule", request_body = ScheduleInput, responses((status = 200, body = Created)))]
 pub async fn create(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonBody(input, _): Body<ScheduleInput>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<Created>> {
     let config = input.config.map(Option::unwrap_or_default);
     let id = s.service.create_schedule(&caller, input.name.flatten(), input.once, config.as_ref()).await?;
-    Ok(Json(json!({ "id": id })))
+    Ok(Json(Created { id }))
 }
 
+#[utoipa::path(put, path = "/schedules/{id}", summary = "Change a schedule", request_body = ScheduleInput, responses((status = 200, body = ScheduleView)))]
 pub async fn update(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -67,12 +73,13 @@ pub async fn update(
     Ok(Json(ScheduleView::from(&schedule)))
 }
 
+#[utoipa::path(delete, path = "/schedules/{id}", summary = "Delete a schedule no job uses", responses((status = 200, body = Deleted)))]
 pub async fn delete(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<Deleted>> {
     let id = id_param(&id, "schedule")?;
     s.service.delete_schedule(&caller, id).await?;
-    Ok(Json(json!({ "deleted": id })))
+    Ok(Json(Deleted { deleted: id }))
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::{Extension, Path, State};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{Body, KResult, Page, id_param, list_page, not_null, nullable, page_request};
 use crate::api::v1::{Listed, PublicStackView, StackJob, StackView};
@@ -13,6 +13,7 @@ use crate::blocks::ALL_TYPES;
 use crate::domain::{HookAccess, HookMethod, Stack};
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
+use crate::http::openapi::{Created, Deleted, Paging, StackList, TypeList};
 use crate::service::{Caller, Owned, SecretChanges, Service, ServiceResult, StackPatch, Visible};
 use axum::response::Response;
 
@@ -35,18 +36,22 @@ async fn full_view(
     Ok(StackView::new(stack.into_inner(), jobs))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StackInput {
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     name: Option<String>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     command: Option<String>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     env: Option<BTreeMap<String, String>>,
     /// Name → value sets a secret variable, name → `null` removes it, the others stay;
     /// `null`: remove them all.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<BTreeMap<String, Option<String>>>)]
     secret_env: Option<Option<SecretChanges>>,
     /// `null`: the server's working directory.
     #[serde(default, deserialize_with = "nullable")]
@@ -54,18 +59,24 @@ pub struct StackInput {
     /// `null`: no hook (Kragle's default).
     #[serde(default, deserialize_with = "nullable")]
     webhook: Option<Option<HookAccess>>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     webhook_method: Option<HookMethod>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     schedule_id: Option<i64>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     enabled: Option<bool>,
     /// Kragle's blocks: `[[type, conversion, {"name", "state"}?], …]`.
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     blocks: Option<Vec<Value>>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     public: Option<bool>,
     /// Kragle's approval flags, accepted: a stack is public when it says `public`.
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     needs_approval: Option<bool>,
     /// `null`: the default ("production").
@@ -95,6 +106,7 @@ impl From<StackInput> for StackPatch {
 }
 
 /// Public stacks and, with credentials, the caller's own (Kragle's `GET /blockstacks`).
+#[utoipa::path(get, path = "/blockstacks", summary = "Public stacks and the caller's own, 10 per page: the caller's with their jobs, blocks' conversions and state; others' public ones read-only without them (without credentials: the public stacks only)", params(Paging), responses((status = 200, body = StackList)))]
 pub async fn list(
     State(s): State<AppState>,
     caller: Option<Extension<Caller>>,
@@ -109,6 +121,7 @@ pub async fn list(
     Ok(list_page("stacks", page, found.total, stacks))
 }
 
+#[utoipa::path(get, path = "/blockstacks/byid/{id}", summary = "One stack with its jobs (someone else's public stack, or any without credentials: read-only, without jobs, conversions, state and webhook_token)", responses((status = 200, body = Listed)))]
 pub async fn by_id(
     State(s): State<AppState>,
     caller: Option<Extension<Caller>>,
@@ -128,6 +141,7 @@ async fn listed(service: &Service, caller: Option<&Caller>, stack: Visible<Stack
     })
 }
 
+#[utoipa::path(get, path = "/blockstacks/byname/{name}", summary = "One stack by name with its jobs", responses((status = 200, body = StackView<StackJob>)))]
 pub async fn by_name(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -137,16 +151,18 @@ pub async fn by_name(
     Ok(Json(full_view(&s.service, &caller, stack).await?))
 }
 
+#[utoipa::path(post, path = "/blockstacks", summary = "Create a stack", request_body = StackInput, responses((status = 200, body = Created)))]
 pub async fn create(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonBody(input, _): Body<StackInput>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<Created>> {
     let id = s.service.create_stack(&caller, input.into()).await?;
-    Ok(Json(json!({ "id": id })))
+    Ok(Json(Created { id }))
 }
 
 /// Kragle's PUT answers the stack with its jobs as a list of ids.
+#[utoipa::path(put, path = "/blockstacks/{id}", summary = "Change a stack (partial)", request_body = StackInput, responses((status = 200, body = StackView<i64>)))]
 pub async fn update(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -159,17 +175,19 @@ pub async fn update(
 }
 
 /// Deletes a stack no job uses (409 while one does).
+#[utoipa::path(delete, path = "/blockstacks/{id}", summary = "Delete a stack no job uses (409 while one does), with its hook runs and v3 actions", responses((status = 200, body = Deleted)))]
 pub async fn delete(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<Deleted>> {
     let id = id_param(&id, "stack")?;
     s.service.delete_stack(&caller, id).await?;
-    Ok(Json(json!({ "deleted": id })))
+    Ok(Json(Deleted { deleted: id }))
 }
 
 /// `GET /types`: the block types a stack's `blocks` may name (no credentials needed).
+#[utoipa::path(get, path = "/types", summary = "The block types a stack's blocks may name, with their input and output (no credentials needed)", responses((status = 200, body = TypeList)))]
 pub async fn types() -> Response {
     let types: Vec<Value> = ALL_TYPES.iter().map(|t| t.describe()).collect();
     list_page("types", 1, types.len() as i64, types)

@@ -3,23 +3,26 @@
 use axum::Json;
 use axum::extract::{Extension, MatchedPath, Path, State};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::{Body, KResult, Page, id_param, list_page, not_null, nullable, page_request};
 use crate::api::v1::{DeliveryView, NewWebhookView, WebhookView};
 use crate::domain::{ChannelKind, EventKind};
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
+use crate::http::openapi::{Deleted, DeliveryList, Paging, WebhookList};
 use crate::service::{Caller, WebhookPatch};
 use axum::response::Response;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     url: Option<String>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     events: Option<Vec<EventKind>>,
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     secret: Option<String>,
     /// `null`: every stack's (or job's) events.
@@ -29,6 +32,7 @@ pub struct WebhookInput {
     job_id: Option<Option<i64>>,
     /// How deliveries are shaped: `webhook` (signed event JSON; the default), `slack`,
     /// `discord`, `teams` (their incoming webhooks' messages).
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     kind: Option<ChannelKind>,
     /// `null`: no name.
@@ -39,12 +43,13 @@ pub struct WebhookInput {
     #[serde(default, deserialize_with = "nullable")]
     monitor_id: Option<Option<i64>>,
     /// An email channel's recipients: one address or a list.
+    #[schema(nullable = false)]
     #[serde(default, deserialize_with = "not_null")]
     to: Option<Recipients>,
 }
 
 /// `"a@x.org"` or `["a@x.org", "b@y.org"]`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(untagged, expecting = "an email address or a list of them")]
 enum Recipients {
     One(String),
@@ -70,6 +75,7 @@ impl From<WebhookInput> for WebhookPatch {
     }
 }
 
+#[utoipa::path(get, path = "/webhooks", summary = "The caller's outbound webhook subscriptions, 10 per page", params(Paging), responses((status = 200, body = WebhookList)))]
 pub async fn list(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -84,6 +90,7 @@ pub async fn list(
 }
 
 /// Answers `{"id": …, "secret": …}`: the signing secret, shown this once.
+#[utoipa::path(post, path = "/webhooks", summary = "Subscribe a URL to events (optionally of one stack or job); the signing secret is shown once", request_body = WebhookInput, responses((status = 200, body = NewWebhookView)))]
 pub async fn create(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -93,6 +100,7 @@ pub async fn create(
     Ok(Json(NewWebhookView { id: webhook.id, secret }))
 }
 
+#[utoipa::path(get, path = "/webhooks/byid/{id}", summary = "One subscription (without its secret)", responses((status = 200, body = WebhookView)))]
 pub async fn by_id(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -102,6 +110,7 @@ pub async fn by_id(
     Ok(Json(WebhookView::from(&*webhook)))
 }
 
+#[utoipa::path(put, path = "/webhooks/{id}", summary = "Change a subscription (partial)", request_body = WebhookInput, responses((status = 200, body = WebhookView)))]
 pub async fn update(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -112,17 +121,19 @@ pub async fn update(
     Ok(Json(WebhookView::from(&webhook)))
 }
 
+#[utoipa::path(delete, path = "/webhooks/{id}", summary = "Delete a subscription and its deliveries", responses((status = 200, body = Deleted)))]
 pub async fn delete(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> KResult<Json<Value>> {
+) -> KResult<Json<Deleted>> {
     let id = id_param(&id, "webhook")?;
     s.service.delete_webhook(&caller, id).await?;
-    Ok(Json(json!({ "deleted": id })))
+    Ok(Json(Deleted { deleted: id }))
 }
 
 /// `{count, pagesize, page, deliveries}`, newest first.
+#[utoipa::path(get, path = "/webhooks/byid/{id}/deliveries", summary = "A subscription's deliveries and their attempts, newest first, 10 per page", params(Paging), responses((status = 200, body = DeliveryList)))]
 pub async fn deliveries(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
