@@ -4,10 +4,10 @@
 //! `utoipa_axum`'s `OpenApiRouter` with `routes!(handler)`, which takes the route's path and
 //! methods from the handler's `#[utoipa::path]`: a route cannot be served without being in the
 //! document. The bodies' schemas come from the wire types' `#[derive(ToSchema)]`
-//! (`crate::api::v1`, `crate::api::v3`, the handlers' input types) and the few answer shapes
-//! below. What a group of routes shares is added where the group is built: the credentials it
-//! needs ([`described`], beside the middleware that asks for them); its tag and its dialect's
-//! error body by where the group is nested ([`document`]).
+//! (`crate::api::v1`, `crate::api::v3`, the handlers' input types) and the shapes of
+//! `crate::api::doc`. What a group of routes shares is added where the group is built: the
+//! credentials it needs ([`described`], beside the middleware that asks for them); its tag and
+//! its dialect's error body by where the group is nested ([`document`]).
 //!
 //! Deliberately outside the document (they are not API): the dashboard's pages and assets
 //! (`/`, `/ui`, `/ui/`, `/ui/{*file}`: `crate::http::ui`) and this reference page, `/docs`.
@@ -20,13 +20,9 @@ use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
 };
 use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, RefOr, Required, ResponseBuilder};
-use utoipa::{IntoParams, OpenApi, PartialSchema, ToSchema};
+use utoipa::{OpenApi, PartialSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-
-use crate::api::v1::{
-    DeliveryView, JobView, Listed, MonitorView, PingView, RunView, ScheduleView, WebhookView,
-};
 
 const V1: &str = "v1 (Kragle)";
 const V3: &str = "v3 (Cloud 66)";
@@ -46,7 +42,7 @@ const OPERATIONS: &str = "operations";
         (name = "heartbeat pings", description = "Pings of heartbeat monitors from cron jobs that run elsewhere: the monitor's uuid is the credential; rate limited per monitor (--ping-rate-limit); v1 errors"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     ),
-    components(schemas(super::kragle::ErrorBody, crate::api::v3::ErrorBody)),
+    components(schemas(crate::api::v1::KragleError, crate::api::v3::ErrorBody)),
     modifiers(&SecuritySchemes),
 )]
 struct Base;
@@ -214,150 +210,3 @@ pub async fn docs_page() -> Response {
     ([(axum::http::header::CONTENT_SECURITY_POLICY, super::ui::CSP)], Html(include_str!("ui/docs.html")))
         .into_response()
 }
-
-// Query parameters of the handlers whose extractors read the query string by hand.
-
-/// `?page=`.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct Paging {
-    /// 1-based page number (v1: 10 per page, v3: 30)
-    page: Option<i64>,
-}
-
-/// A token hook's credential.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct HookQuery {
-    /// the stack's webhook_token, for a token hook (or send the X-Cronstack-Hook-Token header)
-    token: Option<String>,
-}
-
-/// `GET /api/v1/overview`'s query.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct OverviewQueryParams {
-    /// 1-based page number
-    page: Option<i64>,
-    /// rows per page, 1 to 200 (default 50)
-    per_page: Option<i64>,
-    /// only jobs whose name contains this text (any case)
-    name: Option<String>,
-    /// only the jobs of this stack (an id of the caller's)
-    stack: Option<i64>,
-}
-
-/// `GET /api/3/stacks`'s query.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct StacksQuery {
-    /// 1-based page number (30 per page)
-    page: Option<i64>,
-    /// only stacks whose name contains this text
-    filter_name: Option<String>,
-}
-
-/// `GET /api/3/stacks/{stack}/jobs`'s query.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct JobsQuery {
-    /// 1-based page number (30 per page)
-    page: Option<i64>,
-    /// accepted and ignored (every job runs on the cronstack cluster)
-    server_uid: Option<String>,
-}
-
-/// `job_args` in the query string.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct RunNowQuery {
-    /// the arguments, split like a shell splits words
-    job_args: Option<String>,
-}
-
-// Small answers: the handlers send `KragleOk` and `HookToken` as these types; the others
-// describe answers they write as `json!` literals. The rest of the wire model is
-// `crate::api::v1` (re-exported here for the annotations).
-pub use crate::api::v1::{
-    BlockTypeView as BlockType, Created, Deleted, JobDeleted, SessionView as LoginAnswer,
-};
-
-/// `{"code": 0}`.
-#[derive(serde::Serialize, ToSchema)]
-pub struct KragleOk {
-    /// 0
-    pub code: i64,
-}
-
-/// A hook's answer: `{status: 0, result}` or `{status: 1, err}` (HTTP 200 either way).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-#[schema(as = HookAnswer)]
-pub struct HookReply {
-    /// 0: the command succeeded; 1: it did not.
-    status: i64,
-    /// the command's stdout, parsed as JSON when it is JSON (status 0)
-    result: Option<serde_json::Value>,
-    /// what went wrong (status 1)
-    err: Option<String>,
-}
-
-/// A stack run by hand: `{success: [run id], result}` or `{error}`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ExecAnswer {
-    success: Option<Vec<i64>>,
-    result: Option<serde_json::Value>,
-    error: Option<String>,
-}
-
-/// `{"token": …}`: a stack's new webhook_token.
-#[derive(serde::Serialize, ToSchema)]
-pub struct HookToken {
-    pub token: String,
-}
-
-/// `/healthz` and `/readyz`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Status {
-    /// ok, ready or unavailable
-    status: String,
-    node: Option<String>,
-    scheduler: Option<String>,
-    error: Option<String>,
-}
-
-/// A v1 list page: `{count, page, pagesize, <items>}`.
-macro_rules! v1_list {
-    ($($name:ident { $key:ident: $item:ty }),+ $(,)?) => {$(
-        #[doc = concat!("A v1 list page of `", stringify!($key), "`: `{count, page, pagesize, ", stringify!($key), "}`.")]
-        #[derive(ToSchema)]
-        #[allow(dead_code)]
-        pub struct $name {
-            count: i64,
-            page: i64,
-            pagesize: i64,
-            $key: Vec<$item>,
-        }
-    )+};
-}
-
-v1_list!(
-    JobList { jobs: JobView },
-    RunList { runs: RunView },
-    ScheduleList { schedules: ScheduleView },
-    StackList { stacks: Listed },
-    WebhookList { webhooks: WebhookView },
-    ChannelList { channels: WebhookView },
-    DeliveryList { deliveries: DeliveryView },
-    MonitorList { monitors: MonitorView },
-    PingList { pings: PingView },
-    TypeList { types: BlockType },
-);

@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::series;
-use crate::http::openapi::Status;
+use crate::api::doc::Status;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(readyz)).routes(routes!(metrics))

@@ -23,8 +23,8 @@ use super::auth::require_caller;
 use super::error::{ApiError, Dialect, Failure, RequestError};
 use super::extract::{PageParam, parse_json, query_map, read_body};
 use super::{AppState, json_bytes, json_response};
+use crate::api::doc::{JobsQuery, Paging, RunNowQuery, StacksQuery};
 use crate::domain::{Action, EpochMs, Job, Schedule, Stack, utc_fields};
-use crate::http::openapi::{JobsQuery, Paging, RunNowQuery, StacksQuery};
 use crate::service::{Caller, Owned, PageRequest, Service, ServiceResult, split_args};
 use crate::store::Page;
 

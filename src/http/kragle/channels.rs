@@ -8,12 +8,12 @@ use axum::response::Response;
 
 use super::webhooks::{self, WebhookInput};
 use super::{Body, KResult, Page};
+use crate::api::doc::Deleted;
 use crate::api::v1::{NewWebhookView, WebhookView};
 use crate::http::AppState;
-use crate::http::openapi::Deleted;
 use crate::service::Caller;
 
-#[utoipa::path(get, path = "/channels", summary = "The caller's notification channels (the same subscriptions as /webhooks, every kind), 10 per page", params(crate::http::openapi::Paging), responses((status = 200, body = crate::http::openapi::ChannelList)))]
+#[utoipa::path(get, path = "/channels", summary = "The caller's notification channels (the same subscriptions as /webhooks, every kind), 10 per page", params(crate::api::doc::Paging), responses((status = 200, body = crate::api::doc::ChannelList)))]
 pub async fn list(
     s: State<AppState>,
     caller: Extension<Caller>,
@@ -41,7 +41,7 @@ pub async fn by_id(
     webhooks::by_id(s, caller, id).await
 }
 
-#[utoipa::path(get, path = "/channels/byid/{id}/deliveries", summary = "A channel's deliveries and their attempts, newest first, 10 per page", params(crate::http::openapi::Paging), responses((status = 200, body = crate::http::openapi::DeliveryList)))]
+#[utoipa::path(get, path = "/channels/byid/{id}/deliveries", summary = "A channel's deliveries and their attempts, newest first, 10 per page", params(crate::api::doc::Paging), responses((status = 200, body = crate::api::doc::DeliveryList)))]
 pub async fn deliveries(
     s: State<AppState>,
     caller: Extension<Caller>,

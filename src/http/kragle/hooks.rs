@@ -9,12 +9,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::{KResult, Kragle, id_param};
+use crate::api::doc::{ExecAnswer, HookQuery, HookReply, HookToken};
 use crate::domain::HookMethod;
 use crate::http::AppState;
 use crate::http::auth::{add_quota_headers, identify};
 use crate::http::error::{Failure, RequestError};
 use crate::http::extract::read_body;
-use crate::http::openapi::{ExecAnswer, HookQuery, HookReply, HookToken};
 use crate::service::{Caller, HOOK_TOKEN_HEADER, HookAnswer, HookCall, HookRequest, ServiceError};
 
 /// `GET|POST /blockstacks/hook/<id>`: runs the stack's command with Kragle's request document

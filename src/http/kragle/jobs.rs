@@ -12,8 +12,8 @@ use crate::http::{AppState, json_bytes, json_response};
 use crate::service::{Caller, DeleteOutcome, JobPatch};
 use axum::response::Response;
 
+use crate::api::doc::{Created, JobDeleted, JobList, Paging};
 use crate::api::v1::JobView;
-use crate::http::openapi::{Created, JobDeleted, JobList, Paging};
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

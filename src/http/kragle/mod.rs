@@ -97,18 +97,7 @@ fn kragle_code(e: &ApiError) -> u32 {
     }
 }
 
-/// Every v1 error: `{code, msg}`.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[schema(as = KragleError)]
-pub struct ErrorBody {
-    /// Kragle's fault code: 1 bad parameter, 2 bad JSON, 3 not authenticated, 4 invalid,
-    /// 6 not found, 10 stack name taken, 12 name taken, 24 no such stack, 25 no such object,
-    /// 26 invalid schedule, 27 schedule in use; cronstack's 28 rate limited, 29 missing
-    /// scope, 30 server-side failure.
-    pub code: u32,
-    /// What went wrong, for a person.
-    pub msg: String,
-}
+use crate::api::v1::KragleError as ErrorBody;
 
 impl Dialect for Kragle {
     fn render(err: &ApiError) -> Response {

@@ -22,8 +22,8 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(pings))
 }
 
+use crate::api::doc::{Deleted, MonitorList, Paging, PingList};
 use crate::api::v1::{MonitorView, PingView};
-use crate::http::openapi::{Deleted, MonitorList, Paging, PingList};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -7,11 +7,11 @@ use axum::extract::{Extension, FromRequestParts, State};
 use axum::http::request::Parts;
 
 use super::{KResult, Kragle};
+use crate::api::doc::OverviewQueryParams;
 use crate::api::v1::{JobView, OverviewJobView, OverviewView, StackRef};
 use crate::http::AppState;
 use crate::http::error::{Failure, RequestError};
 use crate::http::extract::query_map;
-use crate::http::openapi::OverviewQueryParams;
 use crate::service::{Caller, OverviewQuery, OverviewRow, PageRequest};
 
 impl From<OverviewRow> for OverviewJobView {

@@ -13,8 +13,8 @@ use crate::http::AppState;
 use crate::http::extract::{IdempotencyKey, JsonBody, PageParam};
 use crate::service::{Caller, RunLog, Service};
 
+use crate::api::doc::{Paging, RunList};
 use crate::api::v1::{BackfillView, RunView};
-use crate::http::openapi::{Paging, RunList};
 
 #[utoipa::path(get, path = "/jobs/byid/{id}/runs", summary = "A job's runs, newest first, 10 per page", params(Paging), responses((status = 200, body = RunList)))]
 pub async fn list(

@@ -8,9 +8,9 @@ use serde_json::Value;
 use super::{Body, KResult, Page, id_param, list_page, not_null, nullable, page_request};
 use crate::api::v1::ScheduleView;
 
+use crate::api::doc::{Created, Deleted, Paging, ScheduleList};
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
-use crate::http::openapi::{Created, Deleted, Paging, ScheduleList};
 use crate::service::Caller;
 use axum::response::Response;
 

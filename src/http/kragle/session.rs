@@ -7,12 +7,12 @@ use axum_extra::extract::cookie::SignedCookieJar;
 use serde::Deserialize;
 
 use super::{Body, KResult, id_param, not_null};
+use crate::api::doc::{Deleted, KragleOk, LoginAnswer};
 use crate::api::v1::{NewTokenView, NodeList, NodeView, TokenList, TokenView, WhoamiView};
 use crate::domain::{Scope, iso8601};
 use crate::http::AppState;
 use crate::http::auth::{clear_session_cookie, session_cookie};
 use crate::http::extract::JsonBody;
-use crate::http::openapi::{Deleted, KragleOk, LoginAnswer};
 use crate::service::Caller;
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -8,12 +8,12 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Body, KResult, Page, id_param, list_page, not_null, nullable, page_request};
+use crate::api::doc::{Created, Deleted, Paging, StackList, TypeList};
 use crate::api::v1::{Listed, PublicStackView, StackJob, StackView};
 use crate::blocks::ALL_TYPES;
 use crate::domain::{HookAccess, HookMethod, Stack};
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
-use crate::http::openapi::{Created, Deleted, Paging, StackList, TypeList};
 use crate::service::{Caller, Owned, SecretChanges, Service, ServiceResult, StackPatch, Visible};
 use axum::response::Response;
 

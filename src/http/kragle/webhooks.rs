@@ -5,11 +5,11 @@ use axum::extract::{Extension, MatchedPath, Path, State};
 use serde::Deserialize;
 
 use super::{Body, KResult, Page, id_param, list_page, not_null, nullable, page_request};
+use crate::api::doc::{Deleted, DeliveryList, Paging, WebhookList};
 use crate::api::v1::{DeliveryView, NewWebhookView, WebhookView};
 use crate::domain::{ChannelKind, EventKind};
 use crate::http::AppState;
 use crate::http::extract::{JsonBody, PageParam};
-use crate::http::openapi::{Deleted, DeliveryList, Paging, WebhookList};
 use crate::service::{Caller, WebhookPatch};
 use axum::response::Response;
 
