@@ -920,7 +920,7 @@ def row_cluster():
     for jobs, nodes in ((n, 1), (n, 3), (3 * n, 3)):
         key = f"nodes{nodes}" if jobs == n else f"nodes{nodes}_{jobs}"
         log(f"cluster: {nodes} node(s), {jobs} every-second jobs on PostgreSQL, {t}s")
-        r = run_cronstack("second", jobs, t, 3, f"cluster{nodes}-{jobs}", db_kind="postgres", nodes=nodes,
+        r = run_cronstack("second", jobs, t, 3, f"cluster{nodes}_{jobs}", db_kind="postgres", nodes=nodes,
                           extra=["--lookahead-ms", "1000"])
         r["claims_per_s"] = r["claimed"] / t
         r["jobs"] = jobs
