@@ -321,12 +321,7 @@ async fn acknowledged_writes_survive_a_sigkill_right_after_the_reply() {
             .as_str()
             .unwrap()
             .to_string();
-        let stack_uid = api.get(&format!("/api/v1/blockstacks/byid/{stack}")).await.json()["uid"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let job_uid =
-            api.get(&format!("/api/v1/jobs/byid/{job}")).await.json()["uid"].as_str().unwrap().to_string();
+        let (stack_uid, job_uid) = api.v3_uids(stack, job).await;
         assert_eq!(
             api.put(&format!("/api/v1/jobs/{job}"), json!({"name": format!("renamed-{i}")})).await.status,
             200

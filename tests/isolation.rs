@@ -63,12 +63,7 @@ async fn side(server: &Server, token: &str, user: &str) -> Side {
             json!({"stack_id": stack, "schedule_id": schedule, "name": format!("{user}-job"), "enabled": true}),
         )
         .await;
-    let stack_uid = api.get(&format!("/api/v1/blockstacks/byid/{stack}")).await.json()["uid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let job_uid =
-        api.get(&format!("/api/v1/jobs/byid/{job}")).await.json()["uid"].as_str().unwrap().to_string();
+    let (stack_uid, job_uid) = api.v3_uids(stack, job).await;
     // An outbound webhook for the job's runs (to a closed local port: deliveries just fail).
     let webhook = api
         .create(

@@ -48,12 +48,7 @@ async fn world() -> World {
             json!({"url": "http://127.0.0.1:9/hook", "events": ["run.failed"], "job_id": job}),
         )
         .await;
-    let stack_uid = api.get(&format!("/api/v1/blockstacks/byid/{stack}")).await.json()["uid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let job_uid =
-        api.get(&format!("/api/v1/jobs/byid/{job}")).await.json()["uid"].as_str().unwrap().to_string();
+    let (stack_uid, job_uid) = api.v3_uids(stack, job).await;
     World { server, api, stack, stack_uid, schedule, job, job_uid, webhook, _db: db }
 }
 

@@ -256,6 +256,14 @@ impl Api {
         Api { base: server.base.clone(), token: token.map(str::to_string), http: reqwest::Client::new() }
     }
 
+    /// The uids a v3 path names a stack and one of its jobs by, read through v1.
+    pub async fn v3_uids(&self, stack: i64, job: i64) -> (String, String) {
+        let uid = |v: Value| v["uid"].as_str().unwrap().to_string();
+        let stack_uid = uid(self.get(&format!("/api/v1/blockstacks/byid/{stack}")).await.json());
+        let job_uid = uid(self.get(&format!("/api/v1/jobs/byid/{job}")).await.json());
+        (stack_uid, job_uid)
+    }
+
     pub async fn send(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
         let mut req = self.http.request(method.parse().unwrap(), format!("{}{}", self.base, path));
         if let Some(t) = &self.token {

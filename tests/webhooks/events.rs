@@ -101,12 +101,7 @@ async fn pause_unpause_and_delete_are_announced_including_a_deferred_delete() {
     assert_eq!(got[0].body_event(), "job.unpaused");
     assert_eq!(got[0].json()["job"]["do_run"], true);
     assert!(got[0].json()["run"].is_null());
-    let stack_uid = api.get(&format!("/api/v1/blockstacks/byid/{stack}")).await.json()["uid"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let job_uid =
-        api.get(&format!("/api/v1/jobs/byid/{job}")).await.json()["uid"].as_str().unwrap().to_string();
+    let (stack_uid, job_uid) = api.v3_uids(stack, job).await;
     let r = api.post(&format!("/api/3/stacks/{stack_uid}/jobs/{job_uid}/pause"), json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let got = receiver.wait_delivered(2).await;
