@@ -141,6 +141,104 @@ async fn three_nodes_fire_every_slot_exactly_once_through_a_node_crash() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn healthy_nodes_share_the_slots_and_a_frozen_nodes_share_is_taken_over() {
+    if !postgres_or_skip() {
+        return;
+    }
+    const JOBS: usize = 150;
+    let db = TestDb::new();
+    let token = add_user(&db, "ops", None);
+    let flags = ["--lease-s", "3", "--rate-limit", "1000000"];
+    let mut nodes: Vec<Server> = (0..3).map(|_| Server::start_on(&db, &flags)).collect();
+    let api = Api::new(&nodes[0], Some(&token));
+    let stack = api.create("/api/v1/blockstacks", json!({"name": "s", "command": "true"})).await;
+    let schedule = api.create("/api/v1/schedules", json!({"config": {"period": 1}})).await;
+    for i in 0..JOBS {
+        api.create(
+            "/api/v1/jobs",
+            json!({"stack_id": stack, "schedule_id": schedule, "name": format!("j{i}"), "enabled": true, "overlap": "allow"}),
+        )
+        .await;
+    }
+    let frozen_id = {
+        let list = Api::new(&nodes[2], Some(&token)).get("/api/v1/nodes").await.json();
+        assert_eq!(list["count"], 3, "{list}");
+        list["nodes"].as_array().unwrap().iter().find(|n| n["this_node"] == true).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // Every node has read the others' heartbeats by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let healthy_from = chrono_now_ms();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Frozen half-way between two slots: nothing claimed for the next one yet (the claims go
+    // a lookahead, 200 ms, before it), nor inside a transaction.
+    let wait = (500 - chrono_now_ms().rem_euclid(1000)).rem_euclid(1000);
+    tokio::time::sleep(Duration::from_millis(wait as u64)).await;
+    let frozen_at = chrono_now_ms();
+    let signal = |sig: &str| {
+        let pid = nodes[2].pid().to_string();
+        assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
+    };
+    signal("-STOP");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let thawed_at = chrono_now_ms();
+    signal("-CONT");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for n in &mut nodes {
+        n.stop();
+    }
+
+    let rows = psql_rows(
+        &db.url,
+        "SELECT job_id, scheduled_for, COALESCE(node_id, ''), COALESCE(started_at - scheduled_for, -1) \
+         FROM runs WHERE trigger_kind = 'schedule'",
+    );
+    let mut per_slot: HashMap<(i64, i64), usize> = HashMap::new();
+    let mut healthy: HashMap<String, usize> = HashMap::new();
+    let mut frozen_window: HashMap<(i64, i64), String> = HashMap::new();
+    let mut taken_over_late = 0i64;
+    for r in &rows {
+        let (job, slot) = (r[0].parse::<i64>().unwrap(), r[1].parse::<i64>().unwrap());
+        *per_slot.entry((job, slot)).or_default() += 1;
+        if slot > healthy_from + 1000 && slot < frozen_at {
+            *healthy.entry(r[2].clone()).or_default() += 1;
+        }
+        if slot > frozen_at && slot < thawed_at {
+            frozen_window.insert((job, slot), r[2].clone());
+            taken_over_late = taken_over_late.max(r[3].parse().unwrap());
+        }
+    }
+    let duplicates = per_slot.values().filter(|n| **n > 1).count();
+    let total: usize = healthy.values().sum();
+    eprintln!(
+        "healthy: {total} slots by node {healthy:?}; frozen for {} ms: {} slots, latest start {taken_over_late} ms after its slot",
+        thawed_at - frozen_at,
+        frozen_window.len()
+    );
+    assert_eq!(duplicates, 0, "a slot fired twice");
+    assert_eq!(healthy.len(), 3, "all three nodes claimed: {healthy:?}");
+    for (node, n) in &healthy {
+        // A third each by preference; loose, since the test shares the machine.
+        assert!(*n * 5 >= total, "node {node} claimed {n} of {total} slots: {healthy:?}");
+    }
+    // Every slot while the node was frozen ran once, claimed by the other two.
+    let mut gaps = Vec::new();
+    let mut slot = frozen_at - frozen_at % 1000 + 1000;
+    while slot < thawed_at - 1000 {
+        for job in per_slot.keys().map(|(j, _)| *j).collect::<std::collections::BTreeSet<_>>() {
+            match frozen_window.get(&(job, slot)) {
+                None => gaps.push((job, slot - frozen_at)),
+                Some(node) => assert_ne!(node, &frozen_id, "the frozen node claimed a slot"),
+            }
+        }
+        slot += 1000;
+    }
+    assert!(gaps.is_empty(), "slots not run while a node was frozen (job, ms after the freeze): {gaps:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_change_made_through_one_node_reaches_the_others_within_a_second() {
     if !postgres_or_skip() {
         return;

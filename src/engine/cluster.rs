@@ -9,6 +9,7 @@ use sqlx::postgres::PgListener;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::preference::{LIVE_MS, Preference};
 use super::scheduler::SchedMsg;
 use crate::domain::{EpochMs, now_ms};
 use crate::store::{Backend, JOBS_CHANNEL, KILL_CHANNEL, ROWS_CHANNEL, Store};
@@ -23,12 +24,20 @@ pub(super) async fn heartbeat(
     node_id: Arc<str>,
     address: String,
     started_at: EpochMs,
+    preference: Arc<Preference>,
     stop: CancellationToken,
 ) {
     loop {
         let now = now_ms();
         if let Err(e) = store.heartbeat(&node_id, &address, started_at, now).await {
             tracing::warn!(error = %e, "node heartbeat");
+        }
+        // Who else is alive, for the scheduler's preferences (one node on SQLite: itself).
+        if store.backend() == Backend::Postgres {
+            match store.live_node_ids(now - LIVE_MS).await {
+                Ok(ids) => preference.set_live(ids.iter().map(String::as_str)),
+                Err(e) => tracing::warn!(error = %e, "reading the live nodes"),
+            }
         }
         let _ = store.prune_nodes(now - FORGET_NODES_MS).await;
         tokio::select! {

@@ -5,6 +5,7 @@ mod batch;
 mod cluster;
 mod fence;
 mod monitor_watch;
+mod preference;
 mod pruner;
 mod runner;
 mod scheduler;
@@ -261,11 +262,13 @@ impl Engine {
             .await?;
         runner.take_over(expired);
         let groups = TaskTracker::new();
+        let preference = Arc::new(preference::Preference::new(&node_id));
         let scheduler = Scheduler::load(
             store.clone(),
             runner.clone(),
             settings.clone(),
             node_id.clone(),
+            preference.clone(),
             sched_rx,
             groups.clone(),
         )
@@ -274,7 +277,7 @@ impl Engine {
         let scheduler = tokio::spawn(scheduler.run());
         tasks.spawn(runner.clone().maintain());
         tasks.spawn(runner.clone().watch_fence());
-        tasks.spawn(cluster::heartbeat(store.clone(), node_id, address, now_ms(), stop.clone()));
+        tasks.spawn(cluster::heartbeat(store.clone(), node_id, address, now_ms(), preference, stop.clone()));
         tasks.spawn(cluster::listen(store.clone(), sched_tx.clone(), runner.clone(), stop.clone()));
         tasks.spawn(cluster::periodic_resync(store.clone(), sched_tx.clone(), stop.clone()));
         tasks.spawn(pruner::run(store.clone(), settings.retention.clone(), stop.clone()));

@@ -11,6 +11,7 @@ use cronstack_cron::Trigger;
 use cronstack_exec::Gate;
 use tokio::sync::{mpsc, oneshot};
 
+use super::preference::{Preference, STANDBY_MS};
 use super::runner::Runner;
 use super::{EngineSettings, Launch};
 use crate::domain::{
@@ -66,8 +67,14 @@ pub(super) struct Scheduler {
     runner: Arc<Runner>,
     settings: EngineSettings,
     node_id: Arc<str>,
+    /// The live nodes: which slots this node claims as soon as they are due.
+    preference: Arc<Preference>,
     rx: mpsc::UnboundedReceiver<SchedMsg>,
     heap: BinaryHeap<Reverse<(EpochMs, i64)>>,
+    /// Slots another live node is preferred for, as `(when to try, job, slot)`: this node
+    /// claims them only if still unclaimed [`STANDBY_MS`] after they were due. An entry whose
+    /// job has moved to another slot meanwhile is dropped.
+    standby: BinaryHeap<Reverse<(EpochMs, i64, EpochMs)>>,
     /// The authoritative slot per job; heap entries that disagree are stale and dropped.
     /// A B-tree built from the ids in order: its nodes full, a million entries take about
     /// 25 MiB where a hash map's table takes twice that.
@@ -102,6 +109,7 @@ impl Scheduler {
         runner: Arc<Runner>,
         settings: EngineSettings,
         node_id: Arc<str>,
+        preference: Arc<Preference>,
         rx: mpsc::UnboundedReceiver<SchedMsg>,
         group_tasks: tokio_util::task::TaskTracker,
     ) -> anyhow::Result<Self> {
@@ -110,8 +118,10 @@ impl Scheduler {
             runner,
             settings,
             node_id,
+            preference,
             rx,
             heap: BinaryHeap::new(),
+            standby: BinaryHeap::new(),
             jobs: BTreeMap::new(),
             catching_up: HashMap::new(),
             groups: HashMap::new(),
@@ -141,6 +151,7 @@ impl Scheduler {
         }
         let uids = self.store.job_uids_on_schedules(&per_job).await?;
         self.heap.clear();
+        self.standby.clear();
         self.jobs.clear();
         self.heap.reserve(loaded.jobs.len());
         let mut entries = Vec::with_capacity(loaded.jobs.len());
@@ -219,6 +230,10 @@ impl Scheduler {
         loop {
             self.drop_stale_top();
             let wake = self.heap.peek().map(|Reverse((slot, _))| *slot - self.lookahead_ms());
+            let wake = match (wake, self.standby.peek()) {
+                (Some(w), Some(Reverse((at, _, _)))) => Some(w.min(*at)),
+                (w, s) => w.or(s.map(|Reverse((at, _, _))| *at)),
+            };
             let sleep = async {
                 match wake {
                     Some(at) => tokio::time::sleep(ms_until(at)).await,
@@ -259,12 +274,32 @@ impl Scheduler {
         }
     }
 
-    /// Claims every slot due within the lookahead, then starts each claimed run at its time.
+    /// Claims every slot due within the lookahead that this node is preferred for, and those
+    /// of other nodes still unclaimed a standby delay after they were due; then starts each
+    /// claimed run at its time.
     async fn fire_due(&mut self) {
         let now = now_ms();
         let horizon = now + self.lookahead_ms();
         let mut claims = Vec::new();
         let mut in_batch = HashSet::new();
+        // Other nodes' slots whose standby is over: their node may be frozen or dead. Mostly
+        // it claimed them long ago, and the claim answers `Lost` without waiting on a lock.
+        while claims.len() < CLAIM_BATCH {
+            let Some(Reverse((at, job_id, slot))) = self.standby.peek().copied() else {
+                break;
+            };
+            if at > now {
+                break;
+            }
+            self.standby.pop();
+            let Some(entry) = self.jobs.get(&job_id).filter(|e| e.slot == slot) else {
+                continue;
+            };
+            if in_batch.insert(job_id) {
+                claims.push(self.plan(job_id, slot, &entry.rule, now));
+            }
+        }
+        let live = self.preference.snapshot();
         while claims.len() < CLAIM_BATCH {
             self.drop_stale_top();
             let Some(Reverse((due, job_id))) = self.heap.peek().copied() else {
@@ -274,11 +309,17 @@ impl Scheduler {
                 break;
             }
             self.heap.pop();
+            let entry = &self.jobs[&job_id];
+            // Another live node's slot: left to it for the standby delay (none once it is
+            // past, as for a slot put back or missed).
+            if due + STANDBY_MS > now && !live.mine(job_id, entry.slot) {
+                self.standby.push(Reverse((due + STANDBY_MS, job_id, entry.slot)));
+                continue;
+            }
             // Defence in depth against a duplicate heap entry (see `set`).
             if !in_batch.insert(job_id) {
                 continue;
             }
-            let entry = &self.jobs[&job_id];
             claims.push(self.plan(job_id, entry.slot, &entry.rule, now));
         }
         if claims.is_empty() {

@@ -68,6 +68,16 @@ impl Store {
             .collect()
     }
 
+    /// The ids of the nodes seen since `since` (the live set of `engine::preference`).
+    pub async fn live_node_ids(&self, since: EpochMs) -> StoreResult<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM nodes WHERE last_seen >= $1")
+            .bind(since)
+            .fetch_all(&self.read)
+            .await
+            .db()?;
+        rows.iter().map(|r| get_string(r, "id")).collect()
+    }
+
     /// Forgets nodes not seen since `before`.
     pub async fn prune_nodes(&self, before: EpochMs) -> StoreResult<()> {
         sqlx::query("DELETE FROM nodes WHERE last_seen < $1")
