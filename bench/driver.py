@@ -997,6 +997,160 @@ def row_ping():
     return {"monitors": 100, "duration_s": 5 if QUICK else 10, "sqlite": ping("sqlite"), "postgres": ping("postgres")}
 
 
+# The `history` row: a long run history (10,000,000 runs over 1,000 jobs) with retention on,
+# against the same jobs with an empty history.
+HISTORY_JOBS = 1000
+# One in FAILED_EVERY seeded runs failed (the others succeeded).
+FAILED_EVERY = 20
+
+
+def metric(server, name, label=""):
+    """The sum of a counter's series on /metrics whose labels include `label` (0 when none)."""
+    _, body = http_get(server.base + "/metrics")
+    return sum(float(v) for labels, v in re.findall(rf"^{re.escape(name)}(?:\{{(.*?)\}})? (\S+)$", body.decode(), re.M)
+               if label in labels)
+
+
+def seed_history(db, per_job, t_end):
+    """`per_job` finished runs for every job, one a second before `t_end` (ms), inserted in
+    time order across jobs as a scheduler would have (ids grow with time): one in
+    FAILED_EVERY failed, the others succeeded, no logs."""
+    lo, hi, n = (int(v) for v in db.query("SELECT MIN(id), MAX(id), COUNT(*) FROM jobs")[0])
+    assert hi - lo + 1 == n, "job ids not contiguous"
+    total = per_job * n
+    # g = 0 … total−1: job lo + g % n, slot k = per_job − g / n seconds before t_end.
+    cols = ("job_id, owner, trigger_kind, scheduled_for, due_at, status, node_id, started_at, "
+            "finished_at, exit_code, created_at")
+    if db.kind == "postgres":
+        k, job = f"({per_job} - g / {n})", f"({lo} + g % {n})"
+        src = f"generate_series(0, {total - 1}) AS g"
+    else:
+        k, job = f"({per_job} - g / {n})", f"({lo} + g % {n})"
+        src = "g"
+    slot = f"({t_end} - {k} * 1000)"
+    failed = f"(g % {n * FAILED_EVERY} < {n})"  # every FAILED_EVERY-th slot of each job
+    select = (f"SELECT {job}, 1, 'schedule', {slot}, {slot}, "
+              f"CASE WHEN {failed} THEN 'failed' ELSE 'succeeded' END, 'seed', {slot} + 3, {slot} + 9, "
+              f"CASE WHEN {failed} THEN 1 ELSE 0 END, {slot} - 500 FROM {src}")
+    if db.kind == "postgres":
+        # The secondary indexes are built after the rows (the same definitions, read back),
+        # several times faster than maintained row by row.
+        defs = [r[0] for r in db.query("SELECT indexdef FROM pg_indexes WHERE tablename = 'runs' "
+                                       "AND indexname <> 'runs_pkey'")]
+        names = [r[0] for r in db.query("SELECT indexname FROM pg_indexes WHERE tablename = 'runs' "
+                                        "AND indexname <> 'runs_pkey'")]
+        psql(db.url, "BEGIN; " + "".join(f"DROP INDEX {i}; " for i in names)
+             + f"INSERT INTO runs ({cols}) {select}; SET LOCAL maintenance_work_mem = '512MB'; "
+             + "".join(f"{d}; " for d in defs) + "COMMIT")
+        psql(db.url, "VACUUM ANALYZE runs")  # what autovacuum would have done by then
+    else:
+        con = sqlite3.connect(db.path, timeout=60)
+        try:
+            con.execute("PRAGMA synchronous = OFF")
+            con.execute("PRAGMA cache_size = -1000000")
+            con.execute(f"INSERT INTO runs ({cols}) WITH RECURSIVE g(g) AS "
+                        f"(SELECT 0 UNION ALL SELECT g + 1 FROM g WHERE g < {total - 1}) {select}")
+            con.commit()
+            con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            con.close()
+    return total
+
+
+def history_phase(db, kind, tag, token, window, dur, keep):
+    """One history's figures: the claim rate of every job every second over `window` s, then
+    (the jobs disabled) the v1 runs page of one job and run by id under wrk."""
+    flags = ["--keep-succeeded", str(keep[0]), "--keep-failed", str(keep[1])]
+    now = int(time.time() * 1000)
+    db.exec(f"UPDATE jobs SET enabled = 1, next_run_at = {now + 2000}")
+    server = Server(db, f"history-{kind}-{tag}-claim", max_runs=2048,
+                    extra=["--lookahead-ms", "1000", *flags]).start()
+    ready_s = server.wait_ready()
+    t0 = (int(time.time()) + 3) * 1000
+    t1 = t0 + window * 1000
+    sleep_until(t0 / 1000)
+    cpu0 = proc_cpu(server.p.pid)
+    sleep_until(t1 / 1000)
+    cpu1 = proc_cpu(server.p.pid)
+    pruned_claim = metric(server, "cronstack_pruned_rows_total", 'table="runs"')
+    time.sleep(3)  # the window's last runs finish
+    server.stop()
+    late, claimed, done = cronstack_lateness(db, t0, t1)
+    res = {"claim": {"window_s": window, "expected": HISTORY_JOBS * window, "claimed": claimed,
+                     "claims_per_s": claimed / window, "succeeded": done, "cpu_s": cpu1 - cpu0,
+                     "startup_s": ready_s, "pruned_runs": pruned_claim, "lateness_ms": summary(late)}}
+    db.exec("UPDATE jobs SET enabled = 0, next_run_at = NULL")
+    server = Server(db, f"history-{kind}-{tag}-read", extra=flags).start()
+    server.wait_ready()
+    lo, hi, count = (int(v) for v in db.query("SELECT MIN(id), MAX(id), COUNT(*) FROM runs")[0])
+    job_id = int(db.query("SELECT MIN(id) FROM jobs")[0][0]) + HISTORY_JOBS // 2
+    res["runs"] = count
+    page = f"/api/v1/jobs/byid/{job_id}/runs"
+    status, body = http_get(server.base + page, token, timeout=30)
+    assert status == 200, (page, status)
+    res["page_count"] = json.loads(body).get("count")
+    lua = os.path.join(WORK, f"history-{kind}-{tag}.lua")
+    with open(lua, "w") as f:
+        f.write(f"""
+math.randomseed(42)
+request = function()
+  return wrk.format("GET", "/api/v1/runs/" .. math.random({lo}, {hi}), {{["Authorization"] = "Bearer {token}"}})
+end
+""")
+    log(f"  {tag}: {count} runs, wrk runs page then run by id")
+    res["page"] = wrk(server.base + page, duration=dur, token=token)
+    res["page"]["path"] = page
+    res["byid"] = wrk(server.base + "/", lua=lua, duration=dur)
+    res["byid"]["ids"] = [lo, hi]
+    res["pruned_runs_read"] = metric(server, "cronstack_pruned_rows_total", 'table="runs"')
+    _, res["peak_rss_mib"] = proc_mem(server.p.pid)
+    server.stop()
+    return res
+
+
+def history(kind):
+    per_job = 1000 if QUICK else 10_000
+    window = 10 if QUICK else 20
+    dur = 5 if QUICK else 8
+    log(f"history on {kind}: {HISTORY_JOBS} every-second jobs, empty then {per_job * HISTORY_JOBS} runs")
+    db = Db(kind, f"history_{kind}")
+    start = int(time.time() * 1000)
+    token, _ = seed(db, ["* * * * * *"], [(0, start)] * HISTORY_JOBS)
+    db.exec("UPDATE jobs SET enabled = 0, next_run_at = NULL")
+    # Each job keeps as many runs as it was seeded with: the pruner removes as many as the
+    # jobs add (steady state), and with the empty history finds nothing to remove.
+    failed = per_job // FAILED_EVERY
+    keep = (per_job - failed, failed)
+    res = {"jobs": HISTORY_JOBS, "runs_per_job": per_job, "keep_succeeded": keep[0], "keep_failed": keep[1]}
+    res["empty"] = history_phase(db, kind, "empty", token, window, dur, keep)
+    log(f"  seeding {per_job * HISTORY_JOBS} runs")
+    t = time.time()
+    # The seeded runs end before the empty phase's runs (one slot per job and second).
+    seed_history(db, per_job, start - 1000)
+    res["seed_s"] = time.time() - t
+    if kind == "sqlite":
+        res["db_mib"] = os.path.getsize(db.path) / 2**20
+    else:
+        res["db_mib"] = int(db.query("SELECT pg_total_relation_size('runs')")[0][0]) / 2**20
+    log(f"  seeded in {res['seed_s']:.0f}s")
+    res["full"] = history_phase(db, kind, "full", token, window, dur, keep)
+    e, f = res["empty"], res["full"]
+    res["ratios"] = {
+        "page_p99": f["page"]["p99_ms"] / e["page"]["p99_ms"],
+        "page_rps": f["page"]["rps"] / e["page"]["rps"],
+        "byid_p99": f["byid"]["p99_ms"] / e["byid"]["p99_ms"],
+        "byid_rps": f["byid"]["rps"] / e["byid"]["rps"],
+        "claims_per_s": f["claim"]["claims_per_s"] / e["claim"]["claims_per_s"],
+        "claim_p99": f["claim"]["lateness_ms"]["p99"] / max(1, e["claim"]["lateness_ms"]["p99"]),
+    }
+    db.drop()
+    return res
+
+
+def row_history():
+    return {"sqlite": history("sqlite"), "postgres": history("postgres")}
+
+
 ROWS = {
     "cron": row_cron,
     "lateness": row_lateness_minute,
@@ -1011,9 +1165,10 @@ ROWS = {
     "api": row_api,
     "cluster": row_cluster,
     "ping": row_ping,
+    "history": row_history,
 }
 DEFAULT = ["cron", "lateness", "lateness-observed", "lateness-second", "lateness-second-observed", "executor", "idle",
-           "million", "api", "cluster", "pgcron", "ping"]
+           "million", "api", "cluster", "pgcron", "ping", "history"]
 
 
 def machine():

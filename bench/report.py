@@ -361,6 +361,51 @@ def section_ping(out):
                        f"{f1(srv.get('p99_le_ms'))} | {w['non2xx']} |")
 
 
+def section_history(out):
+    out.append("## A long run history (10,000,000 runs) with retention on\n")
+    r = stamped(out, "history")
+    if not r:
+        return
+    first = r.get("sqlite") or r.get("postgres")
+    n = first["jobs"] * first["runs_per_job"]
+    out.append(f"{first['jobs']:,} jobs on one every-second schedule (`true`). *empty*: the jobs with no runs but their "
+               f"own; *full*: the same database after {n:,} finished runs were inserted with SQL ({first['runs_per_job']:,} a job, "
+               f"one a second, one in 20 failed). The server keeps per job {first['keep_succeeded']:,} succeeded and "
+               f"{first['keep_failed']:,} other runs (`--keep-succeeded`, `--keep-failed`; the default 30-day age limit on): "
+               f"as many as were seeded, so on *full* the pruner removes as many runs as the jobs add (the steady state "
+               f"of a full history) and on *empty* it finds nothing to remove. Each history: every job enabled for the "
+               f"claim window (`--lookahead-ms 1000`; claims/s = runs claimed for the window's slots ÷ its length, "
+               f"lateness = started_at − slot), then the jobs disabled and the server restarted for the reads: wrk -t2 "
+               f"-c32 on one job's v1 runs page (`/api/v1/jobs/byid/{{id}}/runs`, page 1: 10 runs and the total) and "
+               f"on run by id (`/api/v1/runs/{{id}}`, random ids between the lowest and the highest: a pruned one answers 404, counted as non-2xx). Target: full within 10% of "
+               f"empty (ratio p99 ≤ 1.10, claims/s ≥ 0.90).\n")
+    out.append("| database | history | runs | claims/s (due) | claim p50 / p99 ms | pruned during claim | runs page req/s | p50 / p99 ms | run by id req/s | p50 / p99 ms |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for kind in ("sqlite", "postgres"):
+        x = r.get(kind)
+        if not x:
+            continue
+        for h in ("empty", "full"):
+            y = x[h]
+            c, pg, b = y["claim"], y["page"], y["byid"]
+            bad = [f" ({w['non2xx']:,} non-2xx)" if w.get("non2xx") else "" for w in (pg, b)]
+            out.append(f"| {kind} | {h} | {f0(y['runs'])} | {f0(c['claims_per_s'])} ({f0(c['expected'] / c['window_s'])}) | "
+                       f"{f0(c['lateness_ms']['p50'])} / {f0(c['lateness_ms']['p99'])} | {f0(c['pruned_runs'])} | "
+                       f"{f0(pg['rps'])}{bad[0]} | {f2(pg['p50_ms'])} / {f2(pg['p99_ms'])} | {f0(b['rps'])}{bad[1]} | "
+                       f"{f2(b['p50_ms'])} / {f2(b['p99_ms'])} |")
+    out.append("")
+    out.append("| database | seed s | runs size MiB | runs page p99 full ÷ empty | req/s | run by id p99 | req/s | claims/s | claim p99 |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for kind in ("sqlite", "postgres"):
+        x = r.get(kind)
+        if not x:
+            continue
+        q = x["ratios"]
+        out.append(f"| {kind} | {f0(x['seed_s'])} | {f0(x['db_mib'])} | {q['page_p99']:.2f} | {q['page_rps']:.2f} | "
+                   f"{q['byid_p99']:.2f} | {q['byid_rps']:.2f} | {q['claims_per_s']:.2f} | {q['claim_p99']:.2f} |")
+    out.append("")
+
+
 def mib(x):
     return "–" if x is None else f"{x / 1048576:,.1f}"
 
@@ -421,7 +466,8 @@ def write():
             out.append(f.read().strip())
             out.append("")
     for section in (section_cron, section_lateness, section_executor, section_idle, section_million,
-                    section_api, section_cluster, section_pgcron, section_ping, section_retention):
+                    section_api, section_cluster, section_pgcron, section_ping, section_history,
+                    section_retention):
         section(out)
     with open(os.path.join(BENCH, "RESULTS.md"), "w") as f:
         f.write("\n".join(out).rstrip() + "\n")

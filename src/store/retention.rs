@@ -226,20 +226,7 @@ impl Store {
         if self.backend == Backend::Postgres {
             return self.runs_beyond_keep_pg(keeps, limit).await;
         }
-        let member = |i: usize, status: &str| {
-            format!(
-                "SELECT id FROM (SELECT id FROM runs WHERE job_id = ${} AND status {status} \
-                 ORDER BY id DESC LIMIT ${} OFFSET ${}) AS k{i}",
-                3 * i + 1,
-                3 * i + 2,
-                3 * i + 3
-            )
-        };
-        let other = format!("IN ({OTHER_FINAL})");
-        let sql = (0..keeps.len())
-            .flat_map(|j| [member(2 * j, "= 'succeeded'"), member(2 * j + 1, &other)])
-            .collect::<Vec<_>>()
-            .join(" UNION ALL ");
+        let sql = beyond_keep_sqlite(keeps.len());
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (job_id, keep) in keeps {
             q = q.bind(*job_id).bind(limit).bind(keep.succeeded);
@@ -406,6 +393,55 @@ impl Store {
     }
 }
 
+/// SQLite: the statement of [`Store::runs_beyond_keep`] for `jobs` jobs, each with its
+/// `(job_id, limit, keep)` for the succeeded runs then for the others.
+///
+/// Both read `runs_by_job_status` alone. The succeeded runs walk it backwards from the job's
+/// newest; the others come from one range per status, sorted (few rows): `+id` keeps SQLite
+/// from walking `runs_by_job` for the order instead, which reads every run of the job from
+/// the table to test its status.
+fn beyond_keep_sqlite(jobs: usize) -> String {
+    let member = |i: usize, status: &str, order: &str| {
+        format!(
+            "SELECT id FROM (SELECT id FROM runs WHERE job_id = ${} AND status {status} \
+             ORDER BY {order} DESC LIMIT ${} OFFSET ${}) AS k{i}",
+            3 * i + 1,
+            3 * i + 2,
+            3 * i + 3
+        )
+    };
+    let other = format!("IN ({OTHER_FINAL})");
+    (0..jobs)
+        .flat_map(|j| [member(2 * j, "= 'succeeded'", "id"), member(2 * j + 1, &other, "+id")])
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
 fn ids(rows: &[AnyRow]) -> StoreResult<Vec<i64>> {
     rows.iter().map(|r| get_i64(r, "id")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job's runs beyond its limits are found in `runs_by_job_status` alone, never by
+    /// reading the job's runs from the table (`runs_by_job` then the row for its status): with
+    /// 10,000 runs a job that cost a pass over 1,000 every-second jobs more than its second.
+    #[tokio::test]
+    async fn runs_beyond_keep_read_the_job_and_status_index_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", beyond_keep_sqlite(2))));
+        for job in [1, 2] {
+            q = q.bind(job).bind(1000).bind(100).bind(job).bind(1000).bind(100);
+        }
+        let plan: Vec<String> =
+            q.fetch_all(&store.read).await.unwrap().iter().map(|r| r.try_get("detail").unwrap()).collect();
+        let searches: Vec<&String> = plan.iter().filter(|d| d.contains("runs")).collect();
+        assert_eq!(searches.len(), 4, "{plan:#?}");
+        for d in searches {
+            assert!(d.contains("COVERING INDEX runs_by_job_status (job_id=? AND status=?)"), "{plan:#?}");
+        }
+    }
 }
