@@ -247,24 +247,15 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use sqlx::Row;
-
     use super::*;
 
     /// The watcher's looks for queued and running runs go through `runs_active` on SQLite.
     #[tokio::test]
     async fn the_watchers_looks_for_unfinished_runs_read_runs_active() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        let (_dir, store) = crate::store::testing::scratch_sqlite().await;
         for sql in [queued_past_grace(), STUCK_RUNS.to_string()] {
-            let plan: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
-                .bind(0_i64)
-                .fetch_all(&store.read)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.try_get("detail").unwrap())
-                .collect();
+            let explain = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))).bind(0_i64);
+            let plan = crate::store::testing::plan(&store, explain).await;
             assert!(plan.iter().any(|d| d.contains("SEARCH r USING INDEX runs_active")), "{sql}: {plan:#?}");
         }
     }

@@ -701,3 +701,25 @@ pub fn page_window(page: i64, per_page: i64) -> Option<(i64, i64)> {
     let offset = page.checked_sub(1)?.checked_mul(per_page)?;
     Some((per_page, offset))
 }
+
+/// What the store's own tests share: a scratch SQLite store and its query plans.
+#[cfg(test)]
+pub(crate) mod testing {
+    use sqlx::Row;
+
+    /// A fresh, migrated SQLite store in a directory removed when the guard drops.
+    pub async fn scratch_sqlite() -> (tempfile::TempDir, super::Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            super::Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        (dir, store)
+    }
+
+    /// The `detail` lines of SQLite's plan for `explain` (an `EXPLAIN QUERY PLAN …` query, bound).
+    pub async fn plan(
+        store: &super::Store,
+        explain: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Vec<String> {
+        explain.fetch_all(&store.read).await.unwrap().iter().map(|r| r.try_get("detail").unwrap()).collect()
+    }
+}

@@ -430,14 +430,12 @@ mod tests {
     /// 10,000 runs a job that cost a pass over 1,000 every-second jobs more than its second.
     #[tokio::test]
     async fn runs_beyond_keep_read_the_job_and_status_index_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}", dir.path().join("t.db").display())).await.unwrap();
+        let (_dir, store) = crate::store::testing::scratch_sqlite().await;
         let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", beyond_keep_sqlite(2))));
         for job in [1, 2] {
             q = q.bind(job).bind(1000).bind(100).bind(job).bind(1000).bind(100);
         }
-        let plan: Vec<String> =
-            q.fetch_all(&store.read).await.unwrap().iter().map(|r| r.try_get("detail").unwrap()).collect();
+        let plan = crate::store::testing::plan(&store, q).await;
         let searches: Vec<&String> = plan.iter().filter(|d| d.contains("runs")).collect();
         assert_eq!(searches.len(), 4, "{plan:#?}");
         for d in searches {
