@@ -283,7 +283,7 @@ class Server:
              "--rate-limit", "4000000000", "--max-concurrent-runs", str(self.max_runs), "--log-cap", "65536",
              *(["--secret-key-file", self.db.key_file] if self.db.kind == "postgres" else []),
              *self.extra],
-            stdout=self.logf, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "info,sqlx=warn,tower_http=warn"},
+            stdout=self.logf, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": os.environ.get("CRONSTACK_BENCH_LOG", "info,sqlx=warn,tower_http=warn")},
         )
         return self
 

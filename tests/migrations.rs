@@ -1,7 +1,8 @@
 //! The two migration sets (`migrations/sqlite`, `migrations/postgres`) must build the same
-//! schema: the same tables, each with the same columns, and the same named indexes (with the
-//! same columns). Both databases are migrated by the real server, then read back from each
-//! catalogue. Runs on the PostgreSQL pass (it needs both databases).
+//! schema: the same tables, each with the same columns, the same named indexes (with the
+//! same columns) and the same triggers on the same tables. Both databases are migrated by the
+//! real server, then read back from each catalogue. Runs on the PostgreSQL pass (it needs both
+//! databases).
 
 mod common;
 
@@ -10,11 +11,12 @@ use std::collections::BTreeMap;
 use common::{Server, TestDb};
 use sqlx::Row;
 
-/// table → columns, and index → (table, columns), each sorted.
+/// table → columns, index → (table, columns), each sorted, and trigger → table.
 #[derive(Debug, PartialEq)]
 struct Schema {
     tables: BTreeMap<String, Vec<String>>,
     indexes: BTreeMap<String, (String, Vec<String>)>,
+    triggers: BTreeMap<String, String>,
 }
 
 async fn sqlite_schema(url: &str) -> Schema {
@@ -61,8 +63,15 @@ async fn sqlite_schema(url: &str) -> Schema {
         }
         tables.insert(table, columns);
     }
+    let triggers = sqlx::query("SELECT name, tbl_name FROM sqlite_master WHERE type = 'trigger'")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
     pool.close().await;
-    Schema { tables, indexes }
+    Schema { tables, indexes, triggers }
 }
 
 async fn postgres_schema(url: &str) -> Schema {
@@ -104,8 +113,18 @@ async fn postgres_schema(url: &str) -> Schema {
         entry.1.push(row.get(2));
     }
     indexes.values_mut().for_each(|(_, c)| c.sort());
+    let triggers = sqlx::query(
+        "SELECT DISTINCT trigger_name::text, event_object_table::text FROM information_schema.triggers \
+         WHERE trigger_schema = 'public'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
     pool.close().await;
-    Schema { tables, indexes }
+    Schema { tables, indexes, triggers }
 }
 
 #[tokio::test]
@@ -137,5 +156,9 @@ async fn sqlite_and_postgresql_migrations_build_the_same_schema() {
             differences.push(format!("index {name}: SQLite {a:?}, PostgreSQL {b:?}"));
         }
     }
+    if lite.triggers != post.triggers {
+        differences.push(format!("triggers: SQLite {:?}, PostgreSQL {:?}", lite.triggers, post.triggers));
+    }
+    assert!(!lite.triggers.is_empty(), "SQLite triggers not read: {lite:?}");
     assert!(differences.is_empty(), "the migrations disagree:\n{}", differences.join("\n"));
 }

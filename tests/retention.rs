@@ -112,17 +112,32 @@ impl Fixture {
         assert!(got.is_some(), "job {job} kept {:?}, expected {want:?}", self.runs(job).await);
     }
 
-    /// Runs SQL on the server's database, as an operator's tool would (`sqlite3` or `psql`).
-    fn sql(&self, statement: &str) {
+    /// Runs SQL on the server's database, as an operator's tool would (`sqlite3` or `psql`);
+    /// answers what it printed, a line per row.
+    fn sql(&self, statement: &str) -> String {
         if let Some(path) = self.db.url.strip_prefix("sqlite://") {
             let out = Command::new("sqlite3")
                 .args(["-cmd", ".timeout 10000", path, statement])
                 .output()
                 .expect("sqlite3 runs");
             assert!(out.status.success(), "sqlite3: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap()
         } else {
-            psql_rows(&self.db.url, statement);
+            psql_rows(&self.db.url, statement).iter().map(|row| row.join("|") + "\n").collect()
         }
+    }
+
+    /// The number answered by a `SELECT COUNT(*) …` on the server's database.
+    fn count(&self, query: &str) -> i64 {
+        let text = self.sql(query);
+        text.trim().parse().unwrap_or_else(|_| panic!("{query}: {text}"))
+    }
+
+    /// The `count` of the job's runs page.
+    async fn page_count(&self, job: i64) -> i64 {
+        let r = self.api.get(&format!("/api/v1/jobs/byid/{job}/runs")).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()["count"].as_i64().unwrap()
     }
 }
 
@@ -338,6 +353,46 @@ async fn deleting_a_job_deletes_its_runs() {
     for id in ids {
         assert!(f.run_or_gone(id).await.is_none(), "run {id} outlived its job");
     }
+}
+
+/// The `count` of a job's runs page is the database's kept count (migration 0018): it follows
+/// runs added (run now, scheduled slots), pruned, and deleted by an operator's SQL, and goes
+/// with its job.
+#[tokio::test]
+async fn the_runs_page_count_follows_every_run_added_or_removed() {
+    let f = fixture(&[]).await;
+    let job = f.job(json!({"period": 3600}), json!({"keep_succeeded": 3, "keep_failed": 2})).await;
+    let every_second = f.job(json!({"period": 1}), json!({"enabled": true})).await;
+    let ids = fire(&f, job, &[0, 1, 0, 0, 2, 0, 1]).await;
+    let counted = |job: i64| format!("SELECT COUNT(*) FROM runs WHERE job_id = {job}");
+    // Seven added, two pruned (the oldest succeeded one and the oldest failed one).
+    let kept = eventually(WAIT, || async { (f.runs(job).await.len() == 5).then_some(()) }).await;
+    assert!(kept.is_some(), "pruned to 3 + 2: {:?}", f.runs(job).await);
+    assert_eq!(f.page_count(job).await, 5);
+    assert_eq!(f.count(&counted(job)), 5);
+    // Scheduled slots: stopped, then counted the same both ways.
+    let fired = eventually(WAIT, || async { (f.count(&counted(every_second)) >= 3).then_some(()) }).await;
+    assert!(fired.is_some(), "three slots fired");
+    let r = f.api.put(&format!("/api/v1/jobs/{every_second}"), json!({"enabled": false})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let settled = eventually(WAIT, || async {
+        let active = f.count(&format!(
+            "SELECT COUNT(*) FROM runs WHERE job_id = {every_second} AND status IN ('queued', 'running')"
+        ));
+        (active == 0).then_some(())
+    })
+    .await;
+    assert!(settled.is_some(), "the every-second job's runs ended");
+    assert_eq!(f.page_count(every_second).await, f.count(&counted(every_second)));
+    // An operator's delete.
+    f.sql(&format!("DELETE FROM runs WHERE id = {}", ids[ids.len() - 1]));
+    assert_eq!(f.page_count(job).await, 4);
+    // A job's count goes with it; a job without runs counts 0.
+    let r = f.api.delete(&format!("/api/v1/jobs/{job}")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(f.count(&format!("SELECT COUNT(*) FROM job_run_counts WHERE job_id = {job}")), 0);
+    let idle = f.job(json!({"period": 3600}), json!({})).await;
+    assert_eq!(f.page_count(idle).await, 0);
 }
 
 /// A receiver that answers 200 to anything.

@@ -567,10 +567,12 @@ impl Store {
         Ok(row.map(|r| get_opt_string(&r, "log")).transpose()?.flatten())
     }
 
-    /// A job's runs, newest first.
+    /// A job's runs, newest first, counted by the database's kept count (migration 0018),
+    /// not by counting a history of thousands of runs on every page.
     pub async fn job_runs(&self, job_id: i64, limit: i64, offset: i64) -> StoreResult<Page<Run>> {
         let listing = Listing { columns: COLUMNS, from_where: "runs WHERE job_id = $1", order: "id DESC" };
-        self.page(listing, job_id, (limit, offset), run_from_row).await
+        let count = "SELECT runs AS n FROM job_run_counts WHERE job_id = $1";
+        self.page_with_total(listing, count, job_id, (limit, offset), run_from_row).await
     }
 
     /// The outcomes of each job's newest `n` runs, newest first, for several jobs in one
