@@ -229,6 +229,25 @@ async fn running_runs_are_never_pruned() {
     f.wait_runs_are(job, &BTreeSet::new()).await;
 }
 
+/// The succeeded runs beyond a job's limit are its kept count of runs less its other runs: a
+/// run still going is one of those, never taken for a succeeded one (which would prune one
+/// succeeded run too many while it runs).
+#[tokio::test]
+async fn a_run_still_going_is_not_counted_as_succeeded() {
+    let f = fixture(&[]).await;
+    let fields = json!({"command": "sleep ${1:-0}", "keep_succeeded": 2, "keep_failed": 0});
+    let job = f.job(json!({"period": 3600}), fields).await;
+    let done = fire(&f, job, &[0, 0, 0, 0]).await;
+    let going = f.run(job, 3).await;
+    let want: BTreeSet<i64> = newest(&done, 2).into_iter().chain([going]).collect();
+    f.wait_runs_are(job, &want).await;
+    // Passes every 100 ms while it runs keep the same runs.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(f.run_or_gone(going).await.expect("kept while running")["outcome"], "running");
+    let kept: BTreeSet<i64> = f.runs(job).await.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(kept, want);
+}
+
 #[tokio::test]
 async fn a_pass_comes_once_enough_runs_were_created_long_before_the_interval() {
     // An hour between passes, but one as soon as 4 runs were created since the last.
