@@ -171,7 +171,9 @@ async fn healthy_nodes_share_the_slots_and_a_frozen_nodes_share_is_taken_over() 
     // Every node has read the others' heartbeats by now.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let healthy_from = chrono_now_ms();
+    let claims_before = cluster_claims(&nodes).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
+    let claims_healthy = cluster_claims(&nodes).await;
     // Frozen half-way between two slots: nothing claimed for the next one yet (the claims go
     // a lookahead, 200 ms, before it), nor inside a transaction.
     let wait = (500 - chrono_now_ms().rem_euclid(1000)).rem_euclid(1000);
@@ -219,6 +221,15 @@ async fn healthy_nodes_share_the_slots_and_a_frozen_nodes_share_is_taken_over() 
     );
     assert_eq!(duplicates, 0, "a slot fired twice");
     assert_eq!(healthy.len(), 3, "all three nodes claimed: {healthy:?}");
+    // Healthy nodes hear each other's claims and skip their standby claims of those slots,
+    // which would each come back lost: two per slot with three nodes if not heard.
+    let (claimed, lost) = (claims_healthy.0 - claims_before.0, claims_healthy.1 - claims_before.1);
+    eprintln!("healthy: {claimed} slots claimed, {lost} claims lost");
+    assert!(claimed >= JOBS as u64 * 4, "{claimed} slots claimed in 6 s");
+    assert!(
+        lost * 10 <= claimed,
+        "{lost} claims lost for {claimed} claimed: standby claims went to the database"
+    );
     for (node, n) in &healthy {
         // A third each by preference; loose, since the test shares the machine.
         assert!(*n * 5 >= total, "node {node} claimed {n} of {total} slots: {healthy:?}");
@@ -326,6 +337,21 @@ async fn the_rate_limit_is_one_budget_for_the_whole_cluster() {
     let refused_at = refused_at.expect("the limit is reached");
     assert!(admitted <= 500, "admitted {admitted} of a budget of 500");
     assert!(refused_at >= 500 - 2 * 5, "first refusal at request {refused_at}, admitted {admitted}");
+}
+
+/// The cluster's claims so far, `(claimed, lost)`, summed over the nodes' `/metrics`.
+async fn cluster_claims(nodes: &[Server]) -> (u64, u64) {
+    let mut sum = (0, 0);
+    for node in nodes {
+        let text = Api::new(node, None).get("/metrics").await.text;
+        let count = |outcome: &str| {
+            let prefix = format!("cronstack_claims_total{{outcome=\"{outcome}\"}} ");
+            let line = text.lines().find_map(|l| l.strip_prefix(&prefix));
+            line.unwrap_or_else(|| panic!("no {prefix} in:\n{text}")).trim().parse::<u64>().unwrap()
+        };
+        sum = (sum.0 + count("claimed"), sum.1 + count("lost"));
+    }
+    sum
 }
 
 fn chrono_now_ms() -> i64 {

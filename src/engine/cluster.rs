@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::preference::{LIVE_MS, Preference};
 use super::scheduler::SchedMsg;
 use crate::domain::{EpochMs, now_ms};
-use crate::store::{Backend, JOBS_CHANNEL, KILL_CHANNEL, ROWS_CHANNEL, Store};
+use crate::store::{Backend, Change, JOBS_CHANNEL, KILL_CHANNEL, ROWS_CHANNEL, Store};
 
 const HEARTBEAT: Duration = Duration::from_secs(1);
 const RESYNC: Duration = Duration::from_secs(30);
@@ -79,7 +79,11 @@ pub(super) async fn listen(
         loop {
             tokio::select! {
                 msg = listener.try_recv() => match msg {
-                    Ok(Some(n)) if n.channel() == ROWS_CHANNEL => store.apply_announced(n.payload()),
+                    Ok(Some(n)) if n.channel() == ROWS_CHANNEL => {
+                        if let Some(Change::Claimed(moves)) = store.apply_announced(n.payload()) {
+                            let _ = tx.send(SchedMsg::Claimed(moves));
+                        }
+                    }
                     Ok(Some(n)) if n.channel() == KILL_CHANNEL => {
                         if let Ok(run_id) = n.payload().parse::<i64>() {
                             runner.kill(run_id);

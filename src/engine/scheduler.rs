@@ -18,7 +18,7 @@ use crate::domain::{
     EpochMs, EventKind, Missed, Run, RunStatus, ScheduleConfig, SlotPolicy, Stack, TriggerKind, now_ms,
 };
 use crate::events::Event;
-use crate::store::{Claim, ClaimOutcome, Store};
+use crate::store::{Claim, ClaimOutcome, SlotMove, Store};
 
 /// How to compute a job's slots after the current one.
 #[derive(Debug, Clone)]
@@ -40,6 +40,8 @@ pub(super) enum SchedMsg {
     },
     /// Another node changed a job: read it from the database.
     Reload(i64),
+    /// Other nodes' committed claims: jobs moved from a slot to the next (PostgreSQL).
+    Claimed(Vec<SlotMove>),
     /// Rebuild everything from the database (the safety net behind notifications).
     Resync,
     Shutdown,
@@ -247,6 +249,7 @@ impl Scheduler {
                         metrics::gauge!("cronstack_jobs_scheduled").set(self.jobs.len() as f64);
                     }
                     Some(SchedMsg::Reload(job_id)) => self.reload(job_id).await,
+                    Some(SchedMsg::Claimed(moves)) => self.heard_claimed(moves),
                     Some(SchedMsg::Resync) => {
                         if let Err(e) = self.resync().await {
                             tracing::error!(error = %e, "resync from the database");
@@ -282,8 +285,9 @@ impl Scheduler {
         let horizon = now + self.lookahead_ms();
         let mut claims = Vec::new();
         let mut in_batch = HashSet::new();
-        // Other nodes' slots whose standby is over: their node may be frozen or dead. Mostly
-        // it claimed them long ago, and the claim answers `Lost` without waiting on a lock.
+        // Other nodes' slots whose standby is over: their node may be frozen or dead. A claim
+        // of theirs heard meanwhile made the entry stale (`heard_claimed`); one not heard
+        // answers `Lost` without waiting on a lock.
         while claims.len() < CLAIM_BATCH {
             let Some(Reverse((at, job_id, slot))) = self.standby.peek().copied() else {
                 break;
@@ -361,6 +365,7 @@ impl Scheduler {
         // Runs due at the same instant start together (see `start_group`).
         let mut groups: BTreeMap<EpochMs, Vec<Due>> = BTreeMap::new();
         for (claim, outcome) in claims.into_iter().zip(outcomes) {
+            metrics::counter!("cronstack_claims_total", "outcome" => outcome.name()).increment(1);
             match outcome {
                 ClaimOutcome::Claimed { run_id, job } => {
                     self.runner.hold(run_id);
@@ -485,6 +490,21 @@ impl Scheduler {
                 self.jobs.remove(&job_id);
             }
         }
+    }
+
+    /// Another node claimed these slots, committed: each job still at that slot here moves
+    /// to where the claim moved it in the database, as a `Lost` claim would have, so its
+    /// standby entry goes stale and is dropped without a claim (with 3 nodes, two useless
+    /// claims per slot). Only what was claimed is heard: a frozen or dead node's slots are
+    /// not, and their standby claims still go. A job that moved or changed meanwhile is left
+    /// alone (a change arrives as `Reload`).
+    fn heard_claimed(&mut self, moves: Vec<SlotMove>) {
+        for (job_id, slot, next) in moves {
+            if self.jobs.get(&job_id).is_some_and(|e| e.slot == slot) {
+                self.advance(job_id, next);
+            }
+        }
+        metrics::gauge!("cronstack_jobs_scheduled").set(self.jobs.len() as f64);
     }
 
     /// Another node changed the job: read where it stands now, with its schedule.

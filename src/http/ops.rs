@@ -110,11 +110,18 @@ pub fn describe_metrics() {
     );
     describe_gauge!("cronstack_db_pool_max_connections", "Largest size of each database connection pool");
     describe_counter!("cronstack_pruned_rows_total", "Rows deleted by the history pruner, by table");
+    describe_counter!(
+        "cronstack_claims_total",
+        "Slots this node's scheduler tried to claim, by outcome (lost: another node had claimed it)"
+    );
     for status in crate::domain::RunStatus::ALL.iter().filter(|s| s.is_final()) {
         metrics::counter!("cronstack_runs_total", "outcome" => status.as_str()).increment(0);
     }
     for result in ["delivered", "retrying", "failed", "lost"] {
         metrics::counter!("cronstack_webhook_deliveries_total", "result" => result).increment(0);
+    }
+    for outcome in crate::store::ClaimOutcome::NAMES {
+        metrics::counter!("cronstack_claims_total", "outcome" => outcome).increment(0);
     }
     for table in crate::store::Aged::ALL {
         metrics::counter!("cronstack_pruned_rows_total", "table" => table.table()).increment(0);

@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Backend;
+use crate::domain::EpochMs;
 
 /// The PostgreSQL channel of row changes, for the other nodes' caches.
 pub const ROWS_CHANNEL: &str = "cronstack_rows";
@@ -182,7 +183,18 @@ pub enum Change {
     Token(i64),
     /// A user's sessions were ended (a password change).
     User(i64),
+    /// Claims committed: each job moved in the database from its slot to its next one
+    /// (`None`: no longer scheduled). The jobs changed, as for `Jobs`; and the other nodes'
+    /// schedulers drop their standby claims of these slots (`engine::scheduler`).
+    Claimed(Vec<SlotMove>),
 }
+
+/// `(job, slot, next)`: the job's `next_run_at` went from `slot` to `next` in a claim.
+pub type SlotMove = (i64, EpochMs, Option<EpochMs>);
+
+/// Slot moves per payload: at most 63 characters each (three `i64`s, two dots, a comma),
+/// 7,560 in all, under PostgreSQL's 8,000-byte cap with the origin.
+const MOVES_PER_PAYLOAD: usize = 120;
 
 impl Change {
     /// The notification payloads, each `<origin>:<change>` with the announcing store's origin
@@ -201,6 +213,15 @@ impl Change {
             Change::Schedule(id) => one("c", *id),
             Change::Token(id) => one("t", *id),
             Change::User(id) => one("u", *id),
+            Change::Claimed(moves) => moves
+                .chunks(MOVES_PER_PAYLOAD)
+                .map(|c| {
+                    let moves = c.iter().map(|(job, slot, next)| {
+                        format!("{job}.{slot}.{}", next.map(|n| n.to_string()).unwrap_or_default())
+                    });
+                    format!("{origin:x}:m{}", moves.collect::<Vec<_>>().join(","))
+                })
+                .collect(),
         }
     }
 
@@ -219,10 +240,23 @@ impl Change {
                 "c" => Change::Schedule(id()?),
                 "t" => Change::Token(id()?),
                 "u" => Change::User(id()?),
+                "m" => Change::Claimed(rest.split(',').map(parse_move).collect::<Option<_>>()?),
                 _ => return None,
             },
         ))
     }
+}
+
+/// `job.slot.next` (`next` empty: none) back into a slot move.
+fn parse_move(text: &str) -> Option<SlotMove> {
+    let mut parts = text.split('.');
+    let job = parts.next()?.parse().ok()?;
+    let slot = parts.next()?.parse().ok()?;
+    let next = match parts.next()? {
+        "" => None,
+        n => Some(n.parse().ok()?),
+    };
+    parts.next().is_none().then_some((job, slot, next))
 }
 
 /// Sends the changes of this node to the others, coalesced: one `NOTIFY` per payload of
@@ -241,10 +275,13 @@ pub(super) fn spawn_announcer(
         while let Some(first) = rx.recv().await {
             tokio::time::sleep(Duration::from_millis(5)).await;
             let (mut jobs, mut added, mut rest) = (BTreeSet::new(), false, Vec::new());
+            // In commit order: a job claimed twice in the window moves twice, in turn.
+            let mut claimed = Vec::new();
             let mut next = Some(first);
             while let Some(change) = next {
                 match change {
                     Change::Jobs(ids) => jobs.extend(ids),
+                    Change::Claimed(moves) => claimed.extend(moves),
                     Change::JobAdded => added = true,
                     other if !rest.contains(&other) => rest.push(other),
                     _ => {}
@@ -255,6 +292,9 @@ pub(super) fn spawn_announcer(
                 rest.push(Change::Jobs(jobs.into_iter().collect()));
             } else if added {
                 rest.push(Change::JobAdded);
+            }
+            if !claimed.is_empty() {
+                rest.push(Change::Claimed(claimed));
             }
             for payload in rest.iter().flat_map(|c| c.payloads(origin)) {
                 let sent = sqlx::query("SELECT pg_notify($1, $2)")
@@ -319,6 +359,10 @@ impl Caches {
         match change {
             Change::Jobs(ids) => {
                 self.jobs.invalidate(ids);
+                self.job_pages.clear();
+            }
+            Change::Claimed(moves) => {
+                self.jobs.invalidate(moves.iter().map(|(job, _, _)| job));
                 self.job_pages.clear();
             }
             Change::JobAdded => self.job_pages.clear(),
@@ -409,6 +453,10 @@ mod tests {
             Change::Schedule(-4),
             Change::Token(9),
             Change::User(5),
+            Change::Claimed(vec![(7, 1_733_400_000_000, Some(1_733_400_001_000)), (8, 5, None)]),
+            Change::Claimed(
+                (0..1000).map(|i| (i64::MIN + i, i64::MIN, (i % 2 == 0).then_some(i64::MIN))).collect(),
+            ),
         ] {
             let payloads = change.payloads(u64::MAX);
             assert!(payloads.iter().all(|p| p.len() < 8000), "{change:?}");
@@ -420,22 +468,48 @@ mod tests {
                     c
                 })
                 .collect();
-            match &change {
-                Change::Jobs(ids) => {
-                    let all: Vec<i64> = back
-                        .iter()
-                        .flat_map(|c| match c {
-                            Change::Jobs(part) => part.clone(),
-                            other => panic!("{other:?}"),
-                        })
-                        .collect();
-                    assert_eq!(&all, ids);
+            // A long change comes back in parts of its kind, which joined make it again.
+            let joined = back.into_iter().reduce(|a, b| match (a, b) {
+                (Change::Jobs(mut all), Change::Jobs(part)) => {
+                    all.extend(part);
+                    Change::Jobs(all)
                 }
-                _ => assert_eq!(back, vec![change.clone()]),
+                (Change::Claimed(mut all), Change::Claimed(part)) => {
+                    all.extend(part);
+                    Change::Claimed(all)
+                }
+                (a, b) => panic!("{a:?} then {b:?}"),
+            });
+            assert_eq!(joined.as_ref(), Some(&change), "every id and move, in order");
+            if let Change::Claimed(moves) = &change {
+                assert_eq!(
+                    payloads.len(),
+                    moves.len().div_ceil(MOVES_PER_PAYLOAD),
+                    "chunked, not one per claim"
+                );
             }
         }
-        for junk in ["", "j1", "1:", "x:j1", "1:x1", "1:j", "1:j1,,2", "1:s", "1:sx", "1:a1", "1:t1.5", "1:u"]
-        {
+        for junk in [
+            "",
+            "j1",
+            "1:",
+            "x:j1",
+            "1:x1",
+            "1:j",
+            "1:j1,,2",
+            "1:s",
+            "1:sx",
+            "1:a1",
+            "1:t1.5",
+            "1:u",
+            "1:m",
+            "1:m1",
+            "1:m1.2",
+            "1:m1.2.3.4",
+            "1:m1..3",
+            "1:m1.2.3,",
+            "1:mx.2.3",
+        ] {
             assert_eq!(Change::parse(junk), None, "{junk:?}");
         }
     }

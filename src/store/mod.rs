@@ -28,7 +28,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 pub use accounts::{LoginRecord, SessionRecord, TokenRecord};
-pub use cache::{Change, ROWS_CHANNEL, SHARED_TTL};
+pub use cache::{Change, ROWS_CHANNEL, SHARED_TTL, SlotMove};
 pub use cluster::{JOBS_CHANNEL, KILL_CHANNEL, NodeRecord};
 pub use health::{Incident, JobHealthRow};
 pub use idempotency::KeyClaim;
@@ -313,13 +313,19 @@ impl Store {
         }
     }
 
-    /// A change announced on `ROWS_CHANNEL`: another node's is applied; this store's own,
-    /// heard back, was applied on commit.
-    pub fn apply_announced(&self, payload: &str) {
+    /// A change announced on `ROWS_CHANNEL`: another node's is applied, and answered (its
+    /// claims concern the scheduler too); this store's own, heard back, was applied on commit.
+    pub fn apply_announced(&self, payload: &str) -> Option<Change> {
         match Change::parse(payload) {
-            Some((origin, _)) if origin == self.origin => {}
-            Some((_, change)) => self.cache.apply(&change),
-            None => tracing::warn!(payload, "unknown row change announced"),
+            Some((origin, _)) if origin == self.origin => None,
+            Some((_, change)) => {
+                self.cache.apply(&change);
+                Some(change)
+            }
+            None => {
+                tracing::warn!(payload, "unknown row change announced");
+                None
+            }
         }
     }
 

@@ -60,6 +60,22 @@ pub enum ClaimOutcome {
     Busy,
 }
 
+impl ClaimOutcome {
+    pub const NAMES: [&str; 5] = ["claimed", "advanced", "deleted", "lost", "busy"];
+
+    /// Its name in metrics (`cronstack_claims_total`).
+    pub fn name(&self) -> &'static str {
+        let i = match self {
+            ClaimOutcome::Claimed { .. } => 0,
+            ClaimOutcome::Advanced => 1,
+            ClaimOutcome::Deleted { .. } => 2,
+            ClaimOutcome::Lost => 3,
+            ClaimOutcome::Busy => 4,
+        };
+        Self::NAMES[i]
+    }
+}
+
 /// A run whose process started.
 #[derive(Debug, Clone, Copy)]
 pub struct RunStart {
@@ -239,7 +255,16 @@ impl Store {
         }
         tx.commit().await.db()?;
         if !moved.is_empty() {
-            self.changed(Change::Jobs(moved.keys().copied().collect()));
+            // Only now, committed: the other nodes skip their standby claims of these slots
+            // on this word. From the rows as written (a deleted job has no next slot).
+            let moves = mine
+                .iter()
+                .filter_map(|c| {
+                    let job = moved.get(&c.job_id)?;
+                    Some((c.job_id, c.slot, job.next_run_at.filter(|_| !job.pending_delete)))
+                })
+                .collect();
+            self.changed(Change::Claimed(moves));
         }
 
         Ok(claims
