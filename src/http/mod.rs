@@ -86,40 +86,28 @@ pub fn app(
         // Cloud 66 clients' `.json` suffixes: rewritten before anything looks at the path.
         .map_request(cloud66::strip_json_suffix as fn(_) -> _)
         .layer_fn(ops::observe)
-        // A span per request only when debug logs are on: its layers cost a cached read
-        // 12–15% of its CPU (bench `api`) for what the default level never shows.
-        .option_layer(tracing::enabled!(tracing::Level::DEBUG).then(request_spans))
+        // Debug logging's request span and events, only when debug logs are on: these layers
+        // cost a cached read 12–15% of its CPU (bench `api`) for what the default level never
+        // shows. The span names the path, never the query string: a hook token may travel
+        // there; the headers that carry secrets are marked sensitive. Failures are logged by
+        // `ops::observe` at every level.
+        .option_layer(tracing::enabled!(tracing::Level::DEBUG).then(|| {
+            tower::ServiceBuilder::new()
+                .map_response(axum::response::IntoResponse::into_response)
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    axum::http::header::AUTHORIZATION,
+                    axum::http::header::COOKIE,
+                    axum::http::HeaderName::from_static("x-cronstack-hook-token"),
+                ]))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|req: &axum::extract::Request| {
+                            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+                        })
+                        .on_failure(()),
+                )
+        }))
         .service(router(state))
-}
-
-/// Debug logging's request span and events. The span names the path, never the query
-/// string: a hook token may travel there; the headers that carry secrets are marked
-/// sensitive. Failures are logged by `ops::observe` at every level.
-fn request_spans() -> impl tower::Layer<
-    Router,
-    Service: tower::Service<
-        axum::extract::Request,
-        Response = axum::response::Response,
-        Error = std::convert::Infallible,
-        Future: Send + 'static,
-    > + Clone
-                 + Send
-                 + 'static,
-> {
-    tower::ServiceBuilder::new()
-        .map_response(axum::response::IntoResponse::into_response)
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            axum::http::header::AUTHORIZATION,
-            axum::http::header::COOKIE,
-            axum::http::HeaderName::from_static("x-cronstack-hook-token"),
-        ]))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &axum::extract::Request| {
-                    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
-                })
-                .on_failure(()),
-        )
 }
 
 /// Every route, and the OpenAPI document of the API routes among them (see `openapi`).
