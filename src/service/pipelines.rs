@@ -1,11 +1,9 @@
 //! Stacks as pipelines, seen from the API: public stacks, the Cloud 66 stack fields that sum
-//! up a stack's runs (health, last activity), a run's steps.
-
-use serde_json::Value;
+//! up a stack's runs (health, last activity).
 
 use super::owned::{Owned, Visible, owned_page, visible};
 use super::{Caller, PageRequest, Service, ServiceResult, paged};
-use crate::domain::{EpochMs, JobStatus, Run, Stack};
+use crate::domain::{EpochMs, JobStatus, Stack};
 use crate::store::Page;
 
 /// Cloud 66's stack health: 3 healthy, 2 impaired, 4 failed, 0 unknown.
@@ -72,11 +70,6 @@ impl Service {
     /// When the stack last ran or acted, if ever.
     pub async fn stack_last_activity(&self, stack: &Owned<Stack>) -> ServiceResult<Option<EpochMs>> {
         Ok(self.store.stack_last_activity(stack.id).await?)
-    }
-
-    /// A pipeline run's steps (`None` for a one-command run).
-    pub async fn run_steps(&self, run: &Run) -> ServiceResult<Option<Value>> {
-        Ok(self.store.run_steps(run.id).await?)
     }
 }
 

@@ -1,5 +1,7 @@
 //! Run history and logs.
 
+use serde_json::Value;
+
 use super::owned::{Owned, owned};
 use super::{Caller, PageRequest, Service, ServiceError, ServiceResult, paged};
 use crate::domain::{Job, Run, Scope};
@@ -19,6 +21,17 @@ impl Service {
     /// The caller's run by id; someone else's is "not found".
     pub async fn run(&self, caller: &Caller, id: i64) -> ServiceResult<Owned<Run>> {
         owned(caller, self.store.run(id).await?)
+    }
+
+    /// The caller's run by id with its pipeline steps (`None` for a one-command run), read
+    /// together.
+    pub async fn run_with_steps(
+        &self,
+        caller: &Caller,
+        id: i64,
+    ) -> ServiceResult<(Owned<Run>, Option<Value>)> {
+        let (run, steps) = self.store.run_with_steps(id).await?.map_or((None, None), |(r, s)| (Some(r), s));
+        Ok((owned(caller, run)?, steps))
     }
 
     /// Kills the caller's run, on whichever node it goes (it ends `killed`); answers the run as

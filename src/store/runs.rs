@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use super::cache::Change;
 use super::chains::{ChainLease, fire_chains};
 use super::rows::{JOB_COLUMNS, RUN_COLUMNS as COLUMNS, job_from_row, placeholders, run_from_row};
+use super::stacks::opt_json;
 use super::{Backend, Listing, Page, SqlxResultExt, Store, StoreResult, get_enum, get_i64, get_opt_string};
 use crate::domain::{ChainCause, EpochMs, Job, JobStatus, Run, RunStatus, TriggerKind, UserId, bool_flag};
 
@@ -580,6 +581,13 @@ impl Store {
 
     pub async fn run(&self, id: i64) -> StoreResult<Option<Run>> {
         self.one(COLUMNS, "runs WHERE id = $1", id, run_from_row).await
+    }
+
+    /// A run with its pipeline steps (`None` for a one-command run), in one read of its row:
+    /// the by-id view (on a long history each read of a run is an index descent).
+    pub async fn run_with_steps(&self, id: i64) -> StoreResult<Option<(Run, Option<serde_json::Value>)>> {
+        let columns = format!("{COLUMNS}, steps");
+        self.one(&columns, "runs WHERE id = $1", id, |r| Ok((run_from_row(r)?, opt_json(r, "steps")?))).await
     }
 
     /// The stored log of a finished run (a running run's log lives in memory).

@@ -270,11 +270,6 @@ impl Store {
         Ok(())
     }
 
-    /// A run's steps: `None` for a one-command run.
-    pub async fn run_steps(&self, run_id: i64) -> StoreResult<Option<serde_json::Value>> {
-        self.json_cell("SELECT steps FROM runs WHERE id = $1", run_id, "steps").await
-    }
-
     /// When the stack last ran or acted: its newest run's creation or action's start.
     pub async fn stack_last_activity(&self, id: i64) -> StoreResult<Option<EpochMs>> {
         let row = sqlx::query(
@@ -291,7 +286,7 @@ impl Store {
 }
 
 /// A nullable JSON text column.
-fn opt_json<T: DeserializeOwned>(r: &AnyRow, col: &str) -> StoreResult<Option<T>> {
+pub(super) fn opt_json<T: DeserializeOwned>(r: &AnyRow, col: &str) -> StoreResult<Option<T>> {
     get_opt_string(r, col)?
         .map(|text| serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("{col}: {e}"))))
         .transpose()

@@ -35,8 +35,7 @@ pub async fn show(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> KResult<Json<RunView>> {
-    let run = s.service.run(&caller, id_param(&id, "run")?).await?;
-    let steps = s.service.run_steps(&run).await?;
+    let (run, steps) = s.service.run_with_steps(&caller, id_param(&id, "run")?).await?;
     Ok(Json(RunView { steps, ..RunView::from(&*run) }))
 }
 
