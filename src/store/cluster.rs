@@ -44,17 +44,7 @@ impl Store {
 
     /// Nodes seen since `since`, with how many of `owner`'s runs each is running.
     pub async fn nodes(&self, since: EpochMs, owner: UserId) -> StoreResult<Vec<NodeRecord>> {
-        let rows = sqlx::query(
-            "SELECT n.id, n.address, n.started_at, n.last_seen, \
-             CAST((SELECT COUNT(*) FROM runs r \
-                   WHERE r.node_id = n.id AND r.status = 'running' AND r.owner = $2) AS BIGINT) AS running \
-             FROM nodes n WHERE n.last_seen >= $1 ORDER BY n.started_at",
-        )
-        .bind(since)
-        .bind(owner)
-        .fetch_all(&self.read)
-        .await
-        .db()?;
+        let rows = sqlx::query(NODES).bind(since).bind(owner).fetch_all(&self.read).await.db()?;
         rows.iter()
             .map(|r| {
                 Ok(NodeRecord {
@@ -142,5 +132,26 @@ impl Store {
     /// The database URL, for a dedicated PostgreSQL listener connection.
     pub fn url(&self) -> &str {
         &self.url
+    }
+}
+
+/// Nodes seen since `$1`, with how many of owner `$2`'s runs each is running: counted through
+/// `runs_active`, whose condition SQLite needs spelled out (see `runs::lost_sweep`).
+const NODES: &str = "SELECT n.id, n.address, n.started_at, n.last_seen, \
+     CAST((SELECT COUNT(*) FROM runs r \
+           WHERE r.node_id = n.id AND r.status IN ('queued', 'running') AND r.status = 'running' \
+           AND r.owner = $2) AS BIGINT) AS running \
+     FROM nodes n WHERE n.last_seen >= $1 ORDER BY n.started_at";
+
+#[cfg(test)]
+mod tests {
+    /// A node's running runs are counted through `runs_active` on SQLite, not by reading the
+    /// whole history once per node.
+    #[tokio::test]
+    async fn the_nodes_running_runs_are_counted_through_runs_active() {
+        let (_dir, store) = crate::store::testing::scratch_sqlite().await;
+        let explain = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", super::NODES)));
+        let plan = crate::store::testing::plan(&store, explain).await;
+        assert!(plan.iter().any(|d| d.contains("SEARCH r USING INDEX runs_active")), "{plan:#?}");
     }
 }
