@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::rows::placeholders;
+use super::rows::Params;
 use super::{Backend, SqlxResultExt, Store, StoreResult, get_i64, get_opt_i64};
 use crate::domain::{EpochMs, RunStatus};
 
@@ -221,7 +221,7 @@ impl Store {
         }
         let sql = format!(
             "SELECT id, keep_succeeded, keep_failed FROM jobs WHERE id IN ({})",
-            placeholders(1, jobs.len())
+            Params::new(self.backend).list(jobs.len())
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in jobs {
@@ -296,7 +296,7 @@ impl Store {
         }
         let sql = format!(
             "DELETE FROM runs WHERE id IN ({}) AND status NOT IN ('queued', 'running')",
-            placeholders(1, ids.len())
+            Params::new(self.backend).list(ids.len())
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in ids {

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::cache::Change;
 use super::chains::{ChainLease, fire_chains};
-use super::rows::{JOB_COLUMNS, RUN_COLUMNS as COLUMNS, job_from_row, placeholders, run_from_row};
+use super::rows::{JOB_COLUMNS, Params, RUN_COLUMNS as COLUMNS, job_from_row, placeholders, run_from_row};
 use super::stacks::opt_json;
 use super::{Backend, Listing, Page, SqlxResultExt, Store, StoreResult, get_enum, get_i64, get_opt_string};
 use crate::domain::{ChainCause, EpochMs, Job, JobStatus, Run, RunStatus, TriggerKind, UserId, bool_flag};
@@ -144,23 +144,10 @@ impl Store {
         if !mine.is_empty() {
             let returning =
                 JOB_COLUMNS.split(", ").map(|c| format!("jobs.{c}")).collect::<Vec<_>>().join(", ");
-            let values = (0..mine.len())
-                .map(|i| {
-                    let p = 7 * i;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        p + 1,
-                        p + 2,
-                        p + 3,
-                        p + 4,
-                        p + 5,
-                        p + 6,
-                        p + 7
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            let now_param = 7 * mine.len() + 1;
+            // `now` first: each parameter appears once, in the order bound (see `Params`).
+            let mut p = Params::new(self.backend);
+            let now_param = p.next();
+            let values = (0..mine.len()).map(|_| p.row(7)).collect::<Vec<_>>().join(", ");
             // `max_runs`: the run that reaches it disables the job (no next slot). A slot
             // dropped, or claimed past the job's grace, opens a missed incident (`health`).
             let sql = format!(
@@ -172,13 +159,13 @@ impl Store {
                    runs_fired = jobs.runs_fired + v.f, \
                    missed_slot = CASE WHEN jobs.pending_delete = 1 OR jobs.missed_slot IS NOT NULL THEN jobs.missed_slot \
                      WHEN v.ms IS NOT NULL THEN v.ms \
-                     WHEN v.due + COALESCE(jobs.grace_s, {grace}) * 1000 < ${now_param} THEN v.slot ELSE NULL END \
+                     WHEN v.due + COALESCE(jobs.grace_s, {grace}) * 1000 < {now_param} THEN v.slot ELSE NULL END \
                  FROM (SELECT column1 AS id, column2 AS slot, column3 AS nxt, column4 AS dis, column5 AS f, column6 AS ms, column7 AS due \
                    FROM (VALUES {values}) AS t) AS v \
                  WHERE jobs.id = v.id AND jobs.next_run_at = v.slot RETURNING {returning}",
                 grace = crate::domain::DEFAULT_GRACE_S,
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
             for c in &mine {
                 let fires = i64::from(c.fire.is_some());
                 q = q
@@ -190,7 +177,6 @@ impl Store {
                     .bind(c.dropped)
                     .bind(c.due);
             }
-            q = q.bind(now);
             for row in q.fetch_all(&mut *tx).await.db()? {
                 let job = job_from_row(&row)?;
                 moved.insert(job.id, job);
@@ -200,7 +186,8 @@ impl Store {
         // Kragle's deferred delete: the job goes at its slot instead of running.
         let doomed: Vec<i64> = moved.values().filter(|j| j.pending_delete).map(|j| j.id).collect();
         if !doomed.is_empty() {
-            let sql = format!("DELETE FROM jobs WHERE id IN ({})", placeholders(1, doomed.len()));
+            let sql =
+                format!("DELETE FROM jobs WHERE id IN ({})", Params::new(self.backend).list(doomed.len()));
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for id in &doomed {
                 q = q.bind(*id);
@@ -218,20 +205,12 @@ impl Store {
             .collect();
         let mut run_ids: HashMap<i64, i64> = HashMap::new();
         if !to_fire.is_empty() {
-            // Six parameters per row, then `now` once at the end.
-            let now_param = 6 * to_fire.len() + 1;
+            // Seven parameters per row, `now` among them (each appears once: see `Params`).
+            let mut p = Params::new(self.backend);
             let values = (0..to_fire.len())
-                .map(|i| {
-                    let p = 6 * i;
-                    format!(
-                        "(${}, ${}, 'schedule', ${}, 1, '[]', 'queued', ${}, ${}, ${now_param}, ${})",
-                        p + 1,
-                        p + 2,
-                        p + 3,
-                        p + 4,
-                        p + 5,
-                        p + 6
-                    )
+                .map(|_| {
+                    let (job, owner, fire) = (p.next(), p.next(), p.next());
+                    format!("({job}, {owner}, 'schedule', {fire}, 1, '[]', 'queued', {})", p.list(4))
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
@@ -247,9 +226,9 @@ impl Store {
                     .bind(*fire)
                     .bind(&c.node_id)
                     .bind(c.lease_until)
+                    .bind(now)
                     .bind(c.due);
             }
-            q = q.bind(now);
             for row in q.fetch_all(&mut *tx).await.db()? {
                 run_ids.insert(get_i64(&row, "job_id")?, get_i64(&row, "id")?);
             }
@@ -351,10 +330,12 @@ impl Store {
     pub async fn hand_back_runs(&self, node_id: &str, ids: &[i64]) -> StoreResult<u64> {
         let mut handed = 0;
         for chunk in ids.chunks(1000) {
+            let mut p = Params::new(self.backend);
             let sql = format!(
                 "UPDATE runs SET lease_until = 0 WHERE id IN (SELECT id FROM runs \
-                 WHERE node_id = $1 AND status = 'queued' AND id IN ({}){})",
-                placeholders(2, chunk.len()),
+                 WHERE node_id = {} AND status = 'queued' AND id IN ({}){})",
+                p.next(),
+                p.list(chunk.len()),
                 in_lock_order(self.backend),
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(node_id);
@@ -378,10 +359,13 @@ impl Store {
         let mut renewed = HashSet::with_capacity(ids.len());
         for chunk in ids.chunks(1000) {
             // The rows locked in id order (see `lock_runs`), in the same statement.
+            let mut p = Params::new(self.backend);
             let sql = format!(
-                "UPDATE runs SET lease_until = $1 WHERE id IN (SELECT id FROM runs \
-                 WHERE node_id = $2 AND status IN ('queued', 'running') AND id IN ({}){}) RETURNING id",
-                placeholders(3, chunk.len()),
+                "UPDATE runs SET lease_until = {} WHERE id IN (SELECT id FROM runs \
+                 WHERE node_id = {} AND status IN ('queued', 'running') AND id IN ({}){}) RETURNING id",
+                p.next(),
+                p.next(),
+                p.list(chunk.len()),
                 in_lock_order(self.backend),
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(until).bind(node_id);
@@ -409,19 +393,20 @@ impl Store {
         let ids: Vec<i64> = starts.iter().map(|s| s.run_id).collect();
         lock_runs(&mut tx, self.backend, &ids).await?;
         for chunk in starts.chunks(1000) {
-            let values = (0..chunk.len())
-                .map(|i| format!("(${}, ${})", 2 * i + 2, 2 * i + 3))
-                .collect::<Vec<_>>()
-                .join(", ");
+            // The node last: each parameter appears once, in the order bound (see `Params`).
+            let mut p = Params::new(self.backend);
+            let values = (0..chunk.len()).map(|_| p.row(2)).collect::<Vec<_>>().join(", ");
             let sql = format!(
                 "UPDATE runs SET status = 'running', started_at = v.t \
                  FROM (SELECT column1 AS id, column2 AS t FROM (VALUES {values}) AS x) AS v \
-                 WHERE runs.id = v.id AND runs.status = 'queued' AND runs.node_id = $1 RETURNING runs.id"
+                 WHERE runs.id = v.id AND runs.status = 'queued' AND runs.node_id = {} RETURNING runs.id",
+                p.next()
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(node_id);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for s in chunk {
                 q = q.bind(s.run_id).bind(s.started_at);
             }
+            q = q.bind(node_id);
             for row in q.fetch_all(&mut *tx).await.db()? {
                 started.insert(get_i64(&row, "id")?);
             }
@@ -432,11 +417,12 @@ impl Store {
             }
             // "Started" is a passing status: on PostgreSQL a job row locked right now (another
             // node's claim, perhaps frozen) is skipped rather than waited for.
-            let ids = placeholders(2, chunk_jobs.len());
+            let mut p = Params::new(self.backend);
+            let (status, ids) = (p.next(), p.list(chunk_jobs.len()));
             let sql = match self.backend {
-                Backend::Sqlite => format!("UPDATE jobs SET last_status = $1 WHERE id IN ({ids})"),
+                Backend::Sqlite => format!("UPDATE jobs SET last_status = {status} WHERE id IN ({ids})"),
                 Backend::Postgres => format!(
-                    "UPDATE jobs SET last_status = $1 WHERE id IN \
+                    "UPDATE jobs SET last_status = {status} WHERE id IN \
                      (SELECT id FROM jobs WHERE id IN ({ids}) FOR UPDATE SKIP LOCKED)"
                 ),
             };
