@@ -371,6 +371,36 @@ async fn every_second_cron_fires_on_whole_consecutive_seconds() {
     }
 }
 
+/// The release clock (the thread that starts each group of runs at its instant) may run at
+/// real-time priority; a job never does, nor may it take that priority for itself.
+#[tokio::test]
+async fn scheduled_jobs_run_at_ordinary_priority_whatever_the_release_clock_has() {
+    // The limit systemd's `LimitRTPRIO=1` gives the server (raising it needs root; elsewhere it
+    // stays as it is): the clock may use it, the jobs must not get it.
+    let one = libc::rlimit { rlim_cur: 1, rlim_max: 1 };
+    // SAFETY: sets this test process's own limit, which the server started below inherits.
+    unsafe { libc::setrlimit(libc::RLIMIT_RTPRIO, &one) };
+    let env = Env::start(&[]);
+    let stack = env.stack(json!({})).await;
+    let sched = env.schedule(json!({"cron": "* * * * * *", "timezone": "UTC"}), false).await;
+    // Field 41 of /proc/<pid>/stat is the scheduling policy (0: SCHED_OTHER).
+    let command =
+        "awk '{print \"policy \" $41}' /proc/self/stat; grep 'Max realtime priority' /proc/self/limits";
+    let job = env.job(stack, sched, json!({ "command": command })).await;
+    let runs = env
+        .wait_runs(job, secs(15), "two ended runs", |runs| {
+            runs.iter().filter(|r| r["outcome"] == "succeeded").count() >= 2
+        })
+        .await;
+    for r in runs.iter().filter(|r| r["outcome"] == "succeeded") {
+        let log = env.log(r["id"].as_i64().unwrap()).await;
+        assert!(log.contains("policy 0\n"), "{log}");
+        let limit: Vec<&str> =
+            log.lines().find(|l| l.starts_with("Max realtime")).unwrap().split_whitespace().collect();
+        assert_eq!(limit[3..5], ["0", "0"], "{log}");
+    }
+}
+
 #[tokio::test]
 async fn period_job_fires_on_epoch_aligned_multiples() {
     let env = Env::start(&[]);

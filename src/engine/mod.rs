@@ -7,6 +7,7 @@ mod fence;
 mod monitor_watch;
 mod preference;
 mod pruner;
+mod release;
 mod runner;
 mod scheduler;
 mod watcher;

@@ -12,6 +12,7 @@ use cronstack_exec::Gate;
 use tokio::sync::{mpsc, oneshot};
 
 use super::preference::{Preference, STANDBY_MS};
+use super::release::ReleaseClock;
 use super::runner::Runner;
 use super::{EngineSettings, Launch};
 use crate::domain::{
@@ -89,6 +90,8 @@ pub(super) struct Scheduler {
     groups: HashMap<EpochMs, mpsc::UnboundedSender<Vec<Due>>>,
     /// The groups' tasks: shutdown waits for them to release what was claimed.
     group_tasks: tokio_util::task::TaskTracker,
+    /// Starts each group at its instant (see `release`).
+    release: Arc<ReleaseClock>,
 }
 
 /// A claimed run due at an instant, with its job and (when loaded with the batch) stack.
@@ -128,6 +131,7 @@ impl Scheduler {
             catching_up: HashMap::new(),
             groups: HashMap::new(),
             group_tasks,
+            release: Arc::new(ReleaseClock::start()?),
         };
         me.resync().await?;
         Ok(me)
@@ -551,43 +555,57 @@ impl Scheduler {
         self.groups.insert(fire, intake);
         let store = self.store.clone();
         let runner = self.runner.clone();
+        let release = self.release.clone();
         self.group_tasks.spawn(async move {
-            let mut launches = Vec::new();
-            let mut gate = runner.gate();
-            let add = async |due: Vec<Due>, launches: &mut Vec<Launch>, gate: &mut Option<Gate>| {
-                for (run, job, stack) in due {
-                    let Some(stack) = stack_of(&store, &job, stack).await else { continue };
-                    let mut launch = Launch::new(run, job, stack);
-                    if let Some(gate) = gate.as_mut() {
-                        runner.prepare(&mut launch, gate);
+            // The release clock takes the group whole at its instant, whatever the runtime's
+            // workers are doing then; a run that arrives later starts on its own right after.
+            let group: Arc<Forming> = Arc::new(std::sync::Mutex::new(Some((Vec::new(), runner.gate()))));
+            let released = release.at(fire, {
+                let (group, runner) = (group.clone(), runner.clone());
+                move || {
+                    if let Some((launches, gate)) = forming(&group).take() {
+                        runner.start_group(launches, gate);
                     }
-                    launches.push(launch);
                 }
+            });
+            tokio::pin!(released);
+            let launch_of = async |(run, job, stack): Due| {
+                let stack = stack_of(&store, &job, stack).await?;
+                Some(Launch::new(run, job, stack))
             };
-            let nearly = tokio::time::sleep(ms_until(fire - WAIT_SPIN_MS));
-            tokio::pin!(nearly);
+            let mut late = Vec::new();
             loop {
                 tokio::select! {
                     biased;
-                    () = &mut nearly => break,
+                    () = &mut released => break,
                     due = arrivals.recv() => match due {
-                        Some(due) => add(due, &mut launches, &mut gate).await,
-                        None => break,
+                        Some(due) => {
+                            for due in due {
+                                let Some(mut launch) = launch_of(due).await else { continue };
+                                match forming(&group).as_mut() {
+                                    Some((launches, gate)) => {
+                                        if let Some(gate) = gate.as_mut() {
+                                            runner.prepare(&mut launch, gate);
+                                        }
+                                        launches.push(launch);
+                                    }
+                                    None => late.push(launch),
+                                }
+                            }
+                        }
+                        None => {
+                            (&mut released).await;
+                            break;
+                        }
                     },
                 }
             }
-            // Joined at the last moment: still spawned now, released with the rest.
-            while let Ok(due) = arrivals.try_recv() {
-                add(due, &mut launches, &mut gate).await;
-            }
-            wait_until(fire).await;
-            runner.start_group(launches, gate);
-            // Joined after the release: started at once, on their own. (Closing first makes
-            // any later send fail, so the scheduler starts a new group instead.)
+            // Closing first makes any later send fail, so the scheduler starts a new group.
             arrivals.close();
-            let (mut late, mut no_gate) = (Vec::new(), None);
             while let Ok(due) = arrivals.try_recv() {
-                add(due, &mut late, &mut no_gate).await;
+                for due in due {
+                    late.extend(launch_of(due).await);
+                }
             }
             if !late.is_empty() {
                 runner.start_group(late, None);
@@ -616,6 +634,13 @@ impl Scheduler {
     }
 }
 
+/// A group of runs due at one instant and their gate, until the release clock takes them.
+type Forming = std::sync::Mutex<Option<(Vec<Launch>, Option<Gate>)>>;
+
+fn forming(group: &Forming) -> std::sync::MutexGuard<'_, Option<(Vec<Launch>, Option<Gate>)>> {
+    group.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The job's stack: the one loaded with the batch, or read now.
 async fn stack_of(store: &Store, job: &crate::domain::Job, loaded: Option<Stack>) -> Option<Stack> {
     let stack = match loaded {
@@ -628,21 +653,6 @@ async fn stack_of(store: &Store, job: &crate::domain::Job, loaded: Option<Stack>
             tracing::error!(job = job.id, ?other, "stack of a due job not found");
             None
         }
-    }
-}
-
-/// How early before an instant the timer is set; the rest is waited out by yielding.
-const WAIT_SPIN_MS: EpochMs = 2;
-
-/// Sleeps until the wall-clock millisecond `at`. The timer wakes up to a millisecond
-/// late, so it is set `WAIT_SPIN_MS` early and the rest is waited out by yielding the thread.
-async fn wait_until(at: EpochMs) {
-    let early = at - WAIT_SPIN_MS;
-    if now_ms() < early {
-        tokio::time::sleep(ms_until(early)).await;
-    }
-    while now_ms() < at {
-        std::thread::yield_now();
     }
 }
 
