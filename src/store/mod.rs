@@ -690,6 +690,9 @@ impl Store {
 
     /// One page of a listing, its count read by `count` (a constant of ours answering `n` for
     /// the same `$1`; no row counts as 0), where a kept count is cheaper than `COUNT(*)`.
+    ///
+    /// One statement reads both, so the count and the rows come from one snapshot: with two,
+    /// a delete between them (history pruning) answered a count of 3 beside 8 rows.
     async fn page_with_total<T>(
         &self,
         listing: Listing,
@@ -699,7 +702,13 @@ impl Store {
         from_row: FromRow<T>,
     ) -> StoreResult<Page<T>> {
         let Listing { columns, from_where, order } = listing;
-        let sql = format!("SELECT {columns} FROM {from_where} ORDER BY {order} LIMIT $2 OFFSET $3");
+        // The count's one row, joined to the page's rows (none past the end: then the page
+        // columns are NULL, and `listed_` tells that row from a real one).
+        let sql = format!(
+            "SELECT total_.n AS total_, page_.* FROM (SELECT ({count}) AS n) total_ \
+             LEFT JOIN (SELECT CAST(1 AS BIGINT) AS listed_, {columns} FROM {from_where} ORDER BY {order} LIMIT $2 OFFSET $3) page_ \
+             ON 1 = 1 ORDER BY {order}"
+        );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(key)
             .bind(limit)
@@ -707,12 +716,17 @@ impl Store {
             .fetch_all(&self.read)
             .await
             .db()?;
-        let total =
-            sqlx::query(sqlx::AssertSqlSafe(count)).bind(key).fetch_optional(&self.read).await.db()?;
-        Ok(Page {
-            items: rows.iter().map(from_row).collect::<StoreResult<_>>()?,
-            total: total.map(|row| get_i64(&row, "n")).transpose()?.unwrap_or(0),
-        })
+        let total = match rows.first() {
+            Some(row) => get_opt_i64(row, "total_")?.unwrap_or(0),
+            None => 0,
+        };
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if get_opt_i64(row, "listed_")?.is_some() {
+                items.push(from_row(row)?);
+            }
+        }
+        Ok(Page { items, total })
     }
 }
 
