@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use sqlx::Transaction;
 
-use super::rows::{RUN_COLUMNS, placeholders, run_from_row};
+use super::rows::{Params, RUN_COLUMNS, run_from_row};
 use super::{Backend, SqlxResultExt, Store, StoreResult, get_bool, get_i64, get_opt_json};
 use crate::domain::{ChainAfter, ChainCause, EpochMs, Run, RunStatus, UserId};
 
@@ -122,7 +122,7 @@ pub(super) async fn fire_chains(
         let cause = if get_bool(&d, "after_any")? || upstreams.len() == 1 {
             Some(vec![run.id])
         } else {
-            fan_in(tx, downstream, &upstreams, run, status, lease.now).await?
+            fan_in(tx, backend, downstream, &upstreams, run, status, lease.now).await?
         };
         if let Some(upstream_runs) = cause {
             let cause = ChainCause { upstream_runs, run_id: run.id, outcome: status };
@@ -136,6 +136,7 @@ pub(super) async fn fire_chains(
 /// consumes them all and answers the upstream runs (ascending).
 async fn fan_in(
     tx: &mut Transaction<'static, sqlx::Any>,
+    backend: Backend,
     downstream: i64,
     upstreams: &BTreeSet<i64>,
     run: &Run,
@@ -156,7 +157,7 @@ async fn fan_in(
     .db()?;
     // An upstream deleted since the entry was written no longer holds the chain back.
     let ids: Vec<i64> = upstreams.iter().copied().collect();
-    let sql = format!("SELECT id FROM jobs WHERE id IN ({})", placeholders(1, ids.len()));
+    let sql = format!("SELECT id FROM jobs WHERE id IN ({})", Params::new(backend).list(ids.len()));
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for id in &ids {
         q = q.bind(*id);

@@ -95,11 +95,6 @@ pub(super) fn run_from_row(r: &AnyRow) -> StoreResult<Run> {
     })
 }
 
-/// `$first, $first+1, …` for `n` parameters.
-pub(super) fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
 /// The placeholders of a batch statement (thousands of parameters) whose parameters each
 /// appear once, in the order they are bound: `$1, $2, …` on PostgreSQL, anonymous `?` on
 /// SQLite. sqlx binds a `$N` by asking SQLite the parameter's name, which SQLite finds by

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::cache::Change;
 use super::chains::{ChainLease, fire_chains};
-use super::rows::{JOB_COLUMNS, Params, RUN_COLUMNS as COLUMNS, job_from_row, placeholders, run_from_row};
+use super::rows::{JOB_COLUMNS, Params, RUN_COLUMNS as COLUMNS, job_from_row, run_from_row};
 use super::stacks::opt_json;
 use super::{Backend, Listing, Page, SqlxResultExt, Store, StoreResult, get_enum, get_i64, get_opt_string};
 use crate::domain::{ChainCause, EpochMs, Job, JobStatus, Run, RunStatus, TriggerKind, UserId, bool_flag};
@@ -126,7 +126,7 @@ impl Store {
             Backend::Postgres => {
                 let sql = format!(
                     "SELECT id FROM jobs WHERE id IN ({}) ORDER BY id FOR UPDATE SKIP LOCKED",
-                    placeholders(1, claims.len())
+                    Params::new(self.backend).list(claims.len())
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for c in claims {
@@ -679,7 +679,7 @@ async fn lock_runs(
     for chunk in ids.chunks(1000) {
         let sql = format!(
             "SELECT id FROM runs WHERE id IN ({}){}",
-            placeholders(1, chunk.len()),
+            Params::new(backend).list(chunk.len()),
             in_lock_order(backend)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use sqlx::any::AnyRow;
 
 use super::cache::Change;
-use super::rows::{JOB_COLUMNS, job_from_row, placeholders};
+use super::rows::{JOB_COLUMNS, Params, job_from_row};
 use super::{
     Backend, Listing, Page, SqlxResultExt, Store, StoreError, StoreResult, get_enum, get_i64, get_opt_i64,
     get_opt_string, get_string,
@@ -216,7 +216,7 @@ impl Store {
         }
         let sql = format!(
             "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE owner IN ({})",
-            placeholders(1, owners.len())
+            Params::new(self.backend).list(owners.len())
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for owner in owners {
@@ -230,18 +230,14 @@ impl Store {
 
     /// Queues deliveries, due now, in one statement per chunk.
     pub async fn insert_deliveries(&self, items: &[NewDelivery], now: EpochMs) -> StoreResult<()> {
-        // Three parameters per row plus `now`; PostgreSQL allows 65,535 parameters.
+        // Six parameters per row, `now` three times (each parameter appears once: see
+        // `Params`); PostgreSQL allows 65,535.
         for chunk in items.chunks(1000) {
-            let now_param = 3 * chunk.len() + 1;
+            let mut params = Params::new(self.backend);
             let values = (0..chunk.len())
-                .map(|i| {
-                    let p = 3 * i;
-                    format!(
-                        "(${}, ${}, ${}, 'pending', 0, ${now_param}, ${now_param}, ${now_param})",
-                        p + 1,
-                        p + 2,
-                        p + 3
-                    )
+                .map(|_| {
+                    let [hook, event, payload, due, created, updated] = [(); 6].map(|_| params.next());
+                    format!("({hook}, {event}, {payload}, 'pending', 0, {due}, {created}, {updated})")
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
@@ -250,9 +246,15 @@ impl Store {
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for d in chunk {
-                q = q.bind(d.webhook_id).bind(d.event.as_str()).bind(&d.payload);
+                q = q
+                    .bind(d.webhook_id)
+                    .bind(d.event.as_str())
+                    .bind(&d.payload)
+                    .bind(now)
+                    .bind(now)
+                    .bind(now);
             }
-            q.bind(now).execute(&self.write).await.wrote()?;
+            q.execute(&self.write).await.wrote()?;
         }
         Ok(())
     }
@@ -272,29 +274,32 @@ impl Store {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        // Bound as they appear: node, claim_until, now twice, the skipped subscriptions, limit.
+        let mut params = Params::new(self.backend);
+        let [node_p, until_p, now_p, due_p] = [(); 4].map(|_| params.next());
         let skip_clause = if skip.is_empty() {
             String::new()
         } else {
-            format!(" AND webhook_id NOT IN ({})", placeholders(5, skip.len()))
+            format!(" AND webhook_id NOT IN ({})", params.list(skip.len()))
         };
         // A node that cannot send mail leaves it to the nodes that can.
         let mail_clause =
             if mail { "" } else { " AND webhook_id NOT IN (SELECT id FROM webhooks WHERE kind = 'email')" };
+        let limit_p = params.next();
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
         let sql = format!(
-            "UPDATE webhook_deliveries SET status = 'delivering', claimed_by = $1, claim_until = $2, updated_at = $3 \
-             WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $3{skip_clause}{mail_clause} \
-             ORDER BY next_attempt_at, id LIMIT $4{lock}) RETURNING {DELIVERY_COLUMNS}"
+            "UPDATE webhook_deliveries SET status = 'delivering', claimed_by = {node_p}, claim_until = {until_p}, updated_at = {now_p} \
+             WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= {due_p}{skip_clause}{mail_clause} \
+             ORDER BY next_attempt_at, id LIMIT {limit_p}{lock}) RETURNING {DELIVERY_COLUMNS}"
         );
-        let mut q =
-            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(node).bind(claim_until).bind(now).bind(limit as i64);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(node).bind(claim_until).bind(now).bind(now);
         for id in skip {
             q = q.bind(*id);
         }
-        let rows = q.fetch_all(&self.write).await.wrote()?;
+        let rows = q.bind(limit as i64).fetch_all(&self.write).await.wrote()?;
         let deliveries = rows.iter().map(delivery_from_row).collect::<StoreResult<Vec<_>>>()?;
         if deliveries.is_empty() {
             return Ok(Vec::new());
@@ -304,7 +309,7 @@ impl Store {
         ids.dedup();
         let sql = format!(
             "SELECT id, url, secret, kind FROM webhooks WHERE id IN ({})",
-            placeholders(1, ids.len())
+            Params::new(self.backend).list(ids.len())
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for id in &ids {
@@ -362,12 +367,15 @@ impl Store {
         if ids.is_empty() {
             return Ok(());
         }
+        // Bound as they appear: now twice, node, the ids.
+        let mut params = Params::new(self.backend);
+        let [due, updated, claimed_by] = [(); 3].map(|_| params.next());
         let sql = format!(
-            "UPDATE webhook_deliveries SET status = 'pending', claimed_by = NULL, claim_until = NULL, next_attempt_at = $2, updated_at = $2 \
-             WHERE claimed_by = $1 AND status = 'delivering' AND id IN ({})",
-            placeholders(3, ids.len())
+            "UPDATE webhook_deliveries SET status = 'pending', claimed_by = NULL, claim_until = NULL, next_attempt_at = {due}, updated_at = {updated} \
+             WHERE claimed_by = {claimed_by} AND status = 'delivering' AND id IN ({})",
+            params.list(ids.len())
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(node).bind(now);
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(now).bind(node);
         for id in ids {
             q = q.bind(*id);
         }
