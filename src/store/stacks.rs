@@ -271,9 +271,14 @@ impl Store {
     }
 
     /// When the stack last ran or acted: its newest run's creation or action's start.
+    ///
+    /// Each job's newest run is its highest id, one step back along `runs_by_job`; a
+    /// `MAX(created_at)` over the stack's runs read every run of every job in it
+    /// (`created_at` has no index), once per v3 stack answered.
     pub async fn stack_last_activity(&self, id: i64) -> StoreResult<Option<EpochMs>> {
         let row = sqlx::query(
-            "SELECT (SELECT MAX(r.created_at) FROM runs r JOIN jobs j ON r.job_id = j.id WHERE j.stack_id = $1) AS run_at, \
+            "SELECT (SELECT MAX(newest.created_at) FROM (SELECT (SELECT r.created_at FROM runs r \
+                     WHERE r.job_id = j.id ORDER BY r.id DESC LIMIT 1) AS created_at FROM jobs j WHERE j.stack_id = $1) newest) AS run_at, \
                     (SELECT MAX(started_at) FROM actions WHERE stack_id = $1) AS action_at",
         )
         .bind(id)
