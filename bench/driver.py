@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import sqlite3
+import statistics
 import subprocess
 import threading
 import sys
@@ -154,21 +155,33 @@ def sleep_until(t):
 
 
 class Db:
-    """A fresh cronstack database: SQLite file or PostgreSQL database."""
+    """A fresh cronstack database: SQLite file or PostgreSQL database; with `template`, a copy
+    of that one as it is now (no server may be using it), sharing its secret key."""
 
-    def __init__(self, kind, name):
+    def __init__(self, kind, name, template=None):
         self.kind = kind
         if kind == "sqlite":
             self.path = os.path.join(WORK, f"{name}.db")
             for suffix in ("", "-wal", "-shm"):
                 if os.path.exists(self.path + suffix):
                     os.remove(self.path + suffix)
+            if template:
+                src, dst = sqlite3.connect(template.path, timeout=60), sqlite3.connect(self.path)
+                try:
+                    src.backup(dst)
+                finally:
+                    src.close()
+                    dst.close()
             self.url = f"sqlite://{self.path}"
         else:
             self.dbname = f"cronstack_bench_{name}"
             psql(f"{PG}/postgres", f"DROP DATABASE IF EXISTS {self.dbname} WITH (FORCE)")
-            psql(f"{PG}/postgres", f"CREATE DATABASE {self.dbname}")
+            copy = f" TEMPLATE {template.dbname}" if template else ""
+            psql(f"{PG}/postgres", f"CREATE DATABASE {self.dbname}{copy}")
             self.url = f"{PG}/{self.dbname}"
+            if template:
+                self.key_file = template.key_file
+                return
             # PostgreSQL servers need the secret env key; every node of this database shares it.
             self.key_file = os.path.join(WORK, f"{name}.key")
             fd = os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -1057,14 +1070,12 @@ def seed_history(db, per_job, t_end):
     return total
 
 
-def history_phase(db, kind, tag, token, window, dur, keep):
-    """One history's figures: the claim rate of every job every second over `window` s, then
-    (the jobs disabled) the v1 runs page of one job and run by id under wrk."""
-    flags = ["--keep-succeeded", str(keep[0]), "--keep-failed", str(keep[1])]
+def history_claim(db, kind, tag, window, keep):
+    """One history's claim figures: every job enabled and due every second over `window` s."""
     now = int(time.time() * 1000)
     db.exec(f"UPDATE jobs SET enabled = 1, next_run_at = {now + 2000}")
     server = Server(db, f"history-{kind}-{tag}-claim", max_runs=2048,
-                    extra=["--lookahead-ms", "1000", *flags]).start()
+                    extra=["--lookahead-ms", "1000", *history_flags(keep)]).start()
     ready_s = server.wait_ready()
     t0 = (int(time.time()) + 3) * 1000
     t1 = t0 + window * 1000
@@ -1072,46 +1083,77 @@ def history_phase(db, kind, tag, token, window, dur, keep):
     cpu0 = proc_cpu(server.p.pid)
     sleep_until(t1 / 1000)
     cpu1 = proc_cpu(server.p.pid)
-    pruned_claim = metric(server, "cronstack_pruned_rows_total", 'table="runs"')
+    pruned = metric(server, "cronstack_pruned_rows_total", 'table="runs"')
     time.sleep(3)  # the window's last runs finish
     server.stop()
-    late, claimed, done = cronstack_lateness(db, t0, t1)
-    res = {"claim": {"window_s": window, "expected": HISTORY_JOBS * window, "claimed": claimed,
-                     "claims_per_s": claimed / window, "succeeded": done, "cpu_s": cpu1 - cpu0,
-                     "startup_s": ready_s, "pruned_runs": pruned_claim, "lateness_ms": summary(late)}}
     db.exec("UPDATE jobs SET enabled = 0, next_run_at = NULL")
-    server = Server(db, f"history-{kind}-{tag}-read", extra=flags).start()
-    server.wait_ready()
-    lo, hi, count = (int(v) for v in db.query("SELECT MIN(id), MAX(id), COUNT(*) FROM runs")[0])
-    job_id = int(db.query("SELECT MIN(id) FROM jobs")[0][0]) + HISTORY_JOBS // 2
-    res["runs"] = count
-    page = f"/api/v1/jobs/byid/{job_id}/runs"
-    status, body = http_get(server.base + page, token, timeout=30)
-    assert status == 200, (page, status)
-    res["page_count"] = json.loads(body).get("count")
-    lua = os.path.join(WORK, f"history-{kind}-{tag}.lua")
-    with open(lua, "w") as f:
-        f.write(f"""
+    late, claimed, done = cronstack_lateness(db, t0, t1)
+    return {"window_s": window, "expected": HISTORY_JOBS * window, "claimed": claimed,
+            "claims_per_s": claimed / window, "succeeded": done, "cpu_s": cpu1 - cpu0,
+            "startup_s": ready_s, "pruned_runs": pruned, "lateness_ms": summary(late)}
+
+
+def history_flags(keep):
+    return ["--keep-succeeded", str(keep[0]), "--keep-failed", str(keep[1])]
+
+
+def history_reads(dbs, kind, token, rounds, dur, keep):
+    """Both histories' reads, interleaved: a server on each (the jobs disabled), then `rounds`
+    rounds of wrk on one job's v1 runs page and on run by id, each round reading both histories
+    (which one first alternates). Run one after the other, minutes apart, the empty history's
+    figures (the ratio's denominator) moved by 20-40% from run to run; interleaved, both sides
+    see the same machine. Per history: req/s over all rounds, p50/p99 the median round's."""
+    servers = {tag: Server(db, f"history-{kind}-{tag}-read", extra=history_flags(keep)).start()
+               for tag, db in dbs.items()}
+    targets = {}
+    for tag, server in servers.items():
+        server.wait_ready()
+        db = dbs[tag]
+        lo, hi, count = (int(v) for v in db.query("SELECT MIN(id), MAX(id), COUNT(*) FROM runs")[0])
+        job_id = int(db.query("SELECT MIN(id) FROM jobs")[0][0]) + HISTORY_JOBS // 2
+        page = f"/api/v1/jobs/byid/{job_id}/runs"
+        status, body = http_get(server.base + page, token, timeout=30)
+        assert status == 200, (page, status)
+        lua = os.path.join(WORK, f"history-{kind}-{tag}.lua")
+        with open(lua, "w") as f:
+            f.write(f"""
 math.randomseed(42)
 request = function()
   return wrk.format("GET", "/api/v1/runs/" .. math.random({lo}, {hi}), {{["Authorization"] = "Bearer {token}"}})
 end
 """)
-    log(f"  {tag}: {count} runs, wrk runs page then run by id")
-    res["page"] = wrk(server.base + page, duration=dur, token=token)
-    res["page"]["path"] = page
-    res["byid"] = wrk(server.base + "/", lua=lua, duration=dur)
-    res["byid"]["ids"] = [lo, hi]
-    res["pruned_runs_read"] = metric(server, "cronstack_pruned_rows_total", 'table="runs"')
-    _, res["peak_rss_mib"] = proc_mem(server.p.pid)
-    server.stop()
+        targets[tag] = {"runs": count, "page_count": json.loads(body).get("count"), "page": page, "lua": lua,
+                        "ids": [lo, hi]}
+    log(f"  reads, {rounds} interleaved rounds of {dur}s: " +
+        ", ".join(f"{tag} {t['runs']} runs" for tag, t in targets.items()))
+    samples = {(tag, what): [] for tag in servers for what in ("page", "byid")}
+    for i in range(rounds):
+        for tag in (list(servers) if i % 2 == 0 else list(servers)[::-1]):
+            base, t = servers[tag].base, targets[tag]
+            samples[tag, "page"].append(wrk(base + t["page"], duration=dur, token=token))
+            samples[tag, "byid"].append(wrk(base + "/", lua=t["lua"], duration=dur))
+    res = {}
+    for tag, server in servers.items():
+        t = targets[tag]
+        res[tag] = {"runs": t["runs"], "page_count": t["page_count"], "rounds": rounds, "round_s": dur,
+                    "pruned_runs_read": metric(server, "cronstack_pruned_rows_total", 'table="runs"'),
+                    "peak_rss_mib": proc_mem(server.p.pid)[1]}
+        for what in ("page", "byid"):
+            got = samples[tag, what]
+            res[tag][what] = {"rps": statistics.mean(w["rps"] for w in got),
+                              "p50_ms": statistics.median(w["p50_ms"] for w in got),
+                              "p99_ms": statistics.median(w["p99_ms"] for w in got),
+                              "non2xx": sum(w["non2xx"] for w in got), "rounds": got}
+        res[tag]["page"]["path"] = t["page"]
+        res[tag]["byid"]["ids"] = t["ids"]
+        server.stop()
     return res
 
 
 def history(kind):
     per_job = 1000 if QUICK else 10_000
     window = 10 if QUICK else 20
-    dur = 5 if QUICK else 8
+    rounds, dur = (2, 2) if QUICK else (4, 3)
     log(f"history on {kind}: {HISTORY_JOBS} every-second jobs, empty then {per_job * HISTORY_JOBS} runs")
     db = Db(kind, f"history_{kind}")
     start = int(time.time() * 1000)
@@ -1122,7 +1164,9 @@ def history(kind):
     failed = per_job // FAILED_EVERY
     keep = (per_job - failed, failed)
     res = {"jobs": HISTORY_JOBS, "runs_per_job": per_job, "keep_succeeded": keep[0], "keep_failed": keep[1]}
-    res["empty"] = history_phase(db, kind, "empty", token, window, dur, keep)
+    empty_claim = history_claim(db, kind, "empty", window, keep)
+    # The empty history stays readable beside the full one: a copy, read in the same rounds.
+    empty = Db(kind, f"history_{kind}_empty", template=db)
     log(f"  seeding {per_job * HISTORY_JOBS} runs")
     t = time.time()
     # The seeded runs end before the empty phase's runs (one slot per job and second).
@@ -1133,7 +1177,10 @@ def history(kind):
     else:
         res["db_mib"] = int(db.query("SELECT pg_total_relation_size('runs')")[0][0]) / 2**20
     log(f"  seeded in {res['seed_s']:.0f}s")
-    res["full"] = history_phase(db, kind, "full", token, window, dur, keep)
+    full_claim = history_claim(db, kind, "full", window, keep)
+    reads = history_reads({"empty": empty, "full": db}, kind, token, rounds, dur, keep)
+    res["empty"] = {**reads["empty"], "claim": empty_claim}
+    res["full"] = {**reads["full"], "claim": full_claim}
     e, f = res["empty"], res["full"]
     res["ratios"] = {
         "page_p99": f["page"]["p99_ms"] / e["page"]["p99_ms"],
@@ -1143,6 +1190,7 @@ def history(kind):
         "claims_per_s": f["claim"]["claims_per_s"] / e["claim"]["claims_per_s"],
         "claim_p99": f["claim"]["lateness_ms"]["p99"] / max(1, e["claim"]["lateness_ms"]["p99"]),
     }
+    empty.drop()
     db.drop()
     return res
 

@@ -368,6 +368,11 @@ def section_history(out):
         return
     first = r.get("sqlite") or r.get("postgres")
     n = first["jobs"] * first["runs_per_job"]
+    e = first["empty"]
+    reads = ("the server restarted for the reads, *empty* then *full*" if "rounds" not in e else
+             f"the reads interleaved: a server on each history (*empty* read from a copy taken before the seeding), "
+             f"{e['rounds']} rounds of {e['round_s']} s each reading both, which one first alternating (req/s over "
+             f"all rounds, p50 / p99 the median round's)")
     out.append(f"{first['jobs']:,} jobs on one every-second schedule (`true`). *empty*: the jobs with no runs but their "
                f"own; *full*: the same database after {n:,} finished runs were inserted with SQL ({first['runs_per_job']:,} a job, "
                f"one a second, one in 20 failed). The server keeps per job {first['keep_succeeded']:,} succeeded and "
@@ -375,8 +380,7 @@ def section_history(out):
                f"as many as were seeded, so on *full* the pruner removes as many runs as the jobs add (the steady state "
                f"of a full history) and on *empty* it finds nothing to remove. Each history: every job enabled for the "
                f"claim window (`--lookahead-ms 1000`; claims/s = runs claimed for the window's slots ÷ its length, "
-               f"lateness = started_at − slot), then the jobs disabled and the server restarted for the reads: wrk -t2 "
-               f"-c32 on one job's v1 runs page (`/api/v1/jobs/byid/{{id}}/runs`, page 1: 10 runs and the total) and "
+               f"lateness = started_at − slot), then the jobs disabled and {reads}: wrk -t2 -c32 on one job's v1 runs page (`/api/v1/jobs/byid/{{id}}/runs`, page 1: 10 runs and the total) and "
                f"on run by id (`/api/v1/runs/{{id}}`, random ids between the lowest and the highest: a pruned one answers 404, counted as non-2xx). Target: full within 10% of "
                f"empty (ratio p99 ≤ 1.10, claims/s ≥ 0.90).\n")
     out.append("| database | history | runs | claims/s (due) | claim p50 / p99 ms | pruned during claim | runs page req/s | p50 / p99 ms | run by id req/s | p50 / p99 ms |")
