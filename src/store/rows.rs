@@ -120,6 +120,11 @@ impl Params {
         }
     }
 
+    /// The next `N` parameters' placeholders, one each, to name them in a statement.
+    pub(super) fn take<const N: usize>(&mut self) -> [String; N] {
+        std::array::from_fn(|_| self.next())
+    }
+
     /// The next `n` parameters' placeholders, comma-separated.
     pub(super) fn list(&mut self, n: usize) -> String {
         (0..n).map(|_| self.next()).collect::<Vec<_>>().join(", ")

@@ -236,7 +236,7 @@ impl Store {
             let mut params = Params::new(self.backend);
             let values = (0..chunk.len())
                 .map(|_| {
-                    let [hook, event, payload, due, created, updated] = [(); 6].map(|_| params.next());
+                    let [hook, event, payload, due, created, updated] = params.take();
                     format!("({hook}, {event}, {payload}, 'pending', 0, {due}, {created}, {updated})")
                 })
                 .collect::<Vec<_>>()
@@ -276,7 +276,7 @@ impl Store {
         }
         // Bound as they appear: node, claim_until, now twice, the skipped subscriptions, limit.
         let mut params = Params::new(self.backend);
-        let [node_p, until_p, now_p, due_p] = [(); 4].map(|_| params.next());
+        let [node_p, until_p, now_p, due_p] = params.take();
         let skip_clause = if skip.is_empty() {
             String::new()
         } else {
@@ -369,7 +369,7 @@ impl Store {
         }
         // Bound as they appear: now twice, node, the ids.
         let mut params = Params::new(self.backend);
-        let [due, updated, claimed_by] = [(); 3].map(|_| params.next());
+        let [due, updated, claimed_by] = params.take();
         let sql = format!(
             "UPDATE webhook_deliveries SET status = 'pending', claimed_by = NULL, claim_until = NULL, next_attempt_at = {due}, updated_at = {updated} \
              WHERE claimed_by = {claimed_by} AND status = 'delivering' AND id IN ({})",
