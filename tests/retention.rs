@@ -188,6 +188,19 @@ async fn a_job_keeps_its_newest_succeeded_and_failed_runs() {
     assert!(!f.server.log().contains("pruning history"), "no pass failed: {}", f.server.log());
 }
 
+/// The pruner reads the runs of jobs with more runs than the smaller of their limits only:
+/// a job far below one limit and over the other is still trimmed.
+#[tokio::test]
+async fn a_job_over_its_smaller_limit_only_is_trimmed() {
+    let f = fixture(&[]).await;
+    let job = f.job(json!({"period": 3600}), json!({"keep_succeeded": 50, "keep_failed": 1})).await;
+    let codes = [1, 0, 2, 1];
+    let ids = fire(&f, job, &codes).await;
+    // Four runs, under 50 in all, but three failed where one is kept.
+    let want: BTreeSet<i64> = [ids[1], ids[3]].into_iter().collect();
+    f.wait_runs_are(job, &want).await;
+}
+
 #[tokio::test]
 async fn a_job_firing_every_second_stays_within_its_limits() {
     let f = fixture(&[]).await;
