@@ -425,9 +425,8 @@ impl Store {
 /// status, sorted (few rows): `+id` keeps SQLite from walking `runs_by_job` for the order
 /// instead, which reads every run of the job from the table to test its status.
 fn beyond_keep_sqlite(jobs: usize) -> String {
-    // Anonymous placeholders, bound in the order they appear (see `bind_beyond_keep`): sqlx
-    // looks a `$N` up by name, a walk of the statement's 600 names for each of its 600
-    // parameters, which made this read most of the pruner's cost.
+    // Anonymous placeholders, as `Params` writes them on SQLite (why: see there), but a job's
+    // id appears three times: bound once each, in order, by `bind_beyond_keep`.
     let succeeded = format!(
         "SELECT id FROM (SELECT id FROM runs WHERE job_id = ? AND status = 'succeeded' \
          ORDER BY id LIMIT MIN(?, {}))",
