@@ -928,17 +928,29 @@ def row_cluster():
     # about that, see the executor row): does the cluster keep up, and how late.
     # Then 3,000 a second on 3 nodes: more process starts than the machine has (about 2,700/s
     # bare, see the executor row), so it measures claiming and the split under overload.
+    # Then 1,000 a second again on a loaded machine: two busy-loop processes (ordinary
+    # priority) beside the nodes for the whole run, so the nodes, PostgreSQL and the jobs get
+    # what is left of the 2 cores.
     n, t = 1000, (20 if QUICK else 30)
-    res = {"jobs": n, "window_s": t}
-    for jobs, nodes in ((n, 1), (n, 3), (3 * n, 3)):
-        key = f"nodes{nodes}" if jobs == n else f"nodes{nodes}_{jobs}"
-        log(f"cluster: {nodes} node(s), {jobs} every-second jobs on PostgreSQL, {t}s")
-        r = run_cronstack("second", jobs, t, 3, f"cluster{nodes}_{jobs}", db_kind="postgres", nodes=nodes,
-                          extra=["--lookahead-ms", "1000"])
+    res = {"jobs": n, "window_s": t, "hogs": HOGS}
+    for jobs, nodes, loaded in ((n, 1, False), (n, 3, False), (3 * n, 3, False), (n, 1, True), (n, 3, True)):
+        key = (f"nodes{nodes}" if jobs == n else f"nodes{nodes}_{jobs}") + ("_loaded" if loaded else "")
+        log(f"cluster: {nodes} node(s), {jobs} every-second jobs on PostgreSQL, {t}s" + (", loaded" if loaded else ""))
+        hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"]) for _ in range(HOGS if loaded else 0)]
+        try:
+            r = run_cronstack("second", jobs, t, 3, f"cluster{nodes}_{jobs}", db_kind="postgres", nodes=nodes,
+                              extra=["--lookahead-ms", "1000"])
+        finally:
+            for h in hogs:
+                stop(h)
         r["claims_per_s"] = r["claimed"] / t
         r["jobs"] = jobs
         res[key] = r
     return res
+
+
+# Busy-loop processes beside the nodes in the cluster row's loaded runs.
+HOGS = 2
 
 
 def http_post_json(url, body, token):

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -994,6 +994,54 @@ async fn graceful_shutdown_kills_and_records_running_runs() {
     let run = env.run(id).await;
     assert_eq!(run["outcome"], "killed", "recorded as killed, not lost: {run}");
     assert!(!run["finished_at"].is_null(), "{run}");
+}
+
+/// Many runs due at one instant: their processes are spawned ahead several at a time and
+/// held at one gate. Each run of each slot runs its script exactly once and succeeds (a
+/// process spawned at a gate already opened would read EOF there and exit 125).
+#[tokio::test]
+async fn a_burst_of_runs_due_together_each_runs_exactly_once() {
+    const JOBS: usize = 60;
+    let env = Env::start(&[]);
+    let stack = env.stack(json!({})).await;
+    let sched = env.schedule(json!({"cron": "*/2 * * * * *", "timezone": "UTC"}), false).await;
+    let mut jobs = Vec::new();
+    for _ in 0..JOBS {
+        jobs.push(
+            env.job(stack, sched, json!({"command": "echo \"$CRONSTACK_RUN_ID\" >> \"$T/ran\""})).await,
+        );
+    }
+    // Every job exists from here on: the slots after this are each due for all of them.
+    let all_there = now_ms();
+    let mut finished = Vec::new();
+    for &job in &jobs {
+        let runs = env
+            .wait_runs(job, secs(30), "2 finished runs of slots after the last job was made", |runs| {
+                runs.iter().filter(|r| is_final(r) && ms(&r["scheduled_for"]) > all_there).count() >= 2
+            })
+            .await;
+        assert_no_duplicate_slots(&runs, "a job of the burst");
+        finished.extend(runs.into_iter().filter(is_final));
+    }
+    for r in &finished {
+        assert_eq!(outcome(r), "succeeded", "{r}");
+    }
+    // Each finished run's script ran once, and no script ran for a run twice.
+    let ran = std::fs::read_to_string(env.path("ran")).unwrap();
+    let mut counts: HashMap<i64, usize> = HashMap::new();
+    for line in ran.lines() {
+        *counts.entry(line.parse().unwrap()).or_default() += 1;
+    }
+    assert!(counts.values().all(|&n| n == 1), "a script ran twice: {counts:?}");
+    for r in &finished {
+        assert!(counts.contains_key(&r["id"].as_i64().unwrap()), "run without its script: {r}");
+    }
+    // A real burst: some slot was run by every job.
+    let mut per_slot: HashMap<i64, usize> = HashMap::new();
+    for r in finished.iter().filter(|r| ms(&r["scheduled_for"]) > all_there) {
+        *per_slot.entry(ms(&r["scheduled_for"])).or_default() += 1;
+    }
+    assert!(per_slot.values().any(|&n| n == JOBS), "no slot run by all {JOBS} jobs: {per_slot:?}");
 }
 
 #[tokio::test]

@@ -208,7 +208,7 @@ impl Runner {
 
     /// Spawns a scheduled run's process ahead of its slot, held at `gate`, if a concurrency
     /// permit is free now; otherwise it is spawned at the slot as usual.
-    pub(super) fn prepare(&self, launch: &mut Launch, gate: &mut Gate) {
+    pub(super) fn prepare(&self, launch: &mut Launch, gate: &Gate) {
         if launch.stdin.is_some() || launch.stack.blocks.is_some() {
             return;
         }

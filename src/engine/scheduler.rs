@@ -3,7 +3,7 @@
 //! of its time (compare-and-swap + unique run row), then the child starts on the dot.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -559,11 +559,11 @@ impl Scheduler {
         self.group_tasks.spawn(async move {
             // The release clock takes the group whole at its instant, whatever the runtime's
             // workers are doing then; a run that arrives later starts on its own right after.
-            let group: Arc<Forming> = Arc::new(std::sync::Mutex::new(Some((Vec::new(), runner.gate()))));
+            let group = Arc::new(Forming::new(runner.gate()));
             let released = release.at(fire, {
                 let (group, runner) = (group.clone(), runner.clone());
                 move || {
-                    if let Some((launches, gate)) = forming(&group).take() {
+                    if let Some((launches, gate)) = group.take() {
                         runner.start_group(launches, gate);
                     }
                 }
@@ -573,39 +573,43 @@ impl Scheduler {
                 let stack = stack_of(&store, &job, stack).await?;
                 Some(Launch::new(run, job, stack))
             };
+            // Runs come in claim batches; their processes are spawned a few at a time, each
+            // on a worker of its own (see `SPAWNS_AHEAD`). Each spawn returns its run if the
+            // group was released first.
+            let mut waiting: VecDeque<Due> = VecDeque::new();
+            let mut spawning = tokio::task::JoinSet::new();
             let mut late = Vec::new();
+            let mut arriving = true;
             loop {
+                if spawning.len() < SPAWNS_AHEAD
+                    && let Some(due) = waiting.pop_front()
+                {
+                    if let Some(launch) = launch_of(due).await {
+                        let (group, runner) = (group.clone(), runner.clone());
+                        spawning.spawn(async move { group.add(&runner, launch) });
+                    }
+                    continue;
+                }
                 tokio::select! {
                     biased;
                     () = &mut released => break,
-                    due = arrivals.recv() => match due {
-                        Some(due) => {
-                            for due in due {
-                                let Some(mut launch) = launch_of(due).await else { continue };
-                                match forming(&group).as_mut() {
-                                    Some((launches, gate)) => {
-                                        if let Some(gate) = gate.as_mut() {
-                                            runner.prepare(&mut launch, gate);
-                                        }
-                                        launches.push(launch);
-                                    }
-                                    None => late.push(launch),
-                                }
-                            }
-                        }
-                        None => {
-                            (&mut released).await;
-                            break;
-                        }
+                    Some(spawned) = spawning.join_next() => late.extend(returned(spawned)),
+                    due = arrivals.recv(), if arriving => match due {
+                        Some(due) => waiting.extend(due),
+                        None => arriving = false,
                     },
                 }
             }
             // Closing first makes any later send fail, so the scheduler starts a new group.
             arrivals.close();
+            while let Some(spawned) = spawning.join_next().await {
+                late.extend(returned(spawned));
+            }
             while let Ok(due) = arrivals.try_recv() {
-                for due in due {
-                    late.extend(launch_of(due).await);
-                }
+                waiting.extend(due);
+            }
+            for due in waiting {
+                late.extend(launch_of(due).await);
             }
             if !late.is_empty() {
                 runner.start_group(late, None);
@@ -634,11 +638,57 @@ impl Scheduler {
     }
 }
 
-/// A group of runs due at one instant and their gate, until the release clock takes them.
-type Forming = std::sync::Mutex<Option<(Vec<Launch>, Option<Gate>)>>;
+/// Processes spawned ahead for one group at once, at most: a spawn waits for its child's
+/// `exec`, mostly for a CPU on a busy machine, and one spawn after another then fell behind.
+/// With two CPU-bound processes beside one node starting 1,000 runs due together every
+/// second, spawns took ~1.5 ms each one at a time, and half of each group was still waiting
+/// at its instant (bench `cluster` under load). A few: each holds a runtime worker.
+const SPAWNS_AHEAD: usize = 4;
 
-fn forming(group: &Forming) -> std::sync::MutexGuard<'_, Option<(Vec<Launch>, Option<Gate>)>> {
-    group.lock().unwrap_or_else(|e| e.into_inner())
+/// A group of runs due at one instant and their gate, until the release clock takes them.
+/// Each spawn ahead holds the group shared while it spawns and adds its run; the release
+/// takes it exclusively, so it waits for the spawns under way (a few, each brief) and no
+/// process is ever spawned at a gate already opened.
+struct Forming {
+    state: std::sync::RwLock<Option<FormingGroup>>,
+}
+
+struct FormingGroup {
+    launches: std::sync::Mutex<Vec<Launch>>,
+    gate: Option<Gate>,
+}
+
+impl Forming {
+    fn new(gate: Option<Gate>) -> Self {
+        let group = FormingGroup { launches: std::sync::Mutex::new(Vec::new()), gate };
+        Forming { state: std::sync::RwLock::new(Some(group)) }
+    }
+
+    /// Spawns the run's process at the gate and adds the run to the group; the run back if
+    /// the group was released already (it then starts on its own).
+    fn add(&self, runner: &Runner, mut launch: Launch) -> Option<Launch> {
+        let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+        let Some(group) = state.as_ref() else { return Some(launch) };
+        if let Some(gate) = &group.gate {
+            runner.prepare(&mut launch, gate);
+        }
+        group.launches.lock().unwrap_or_else(|e| e.into_inner()).push(launch);
+        None
+    }
+
+    /// The group's runs and gate, once: for the release.
+    fn take(&self) -> Option<(Vec<Launch>, Option<Gate>)> {
+        let group = self.state.write().unwrap_or_else(|e| e.into_inner()).take()?;
+        Some((group.launches.into_inner().unwrap_or_else(|e| e.into_inner()), group.gate))
+    }
+}
+
+/// The run a spawn ahead gave back (the group was released before it), if any.
+fn returned(spawned: Result<Option<Launch>, tokio::task::JoinError>) -> Option<Launch> {
+    spawned.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "spawning a run ahead of its slot failed");
+        None
+    })
 }
 
 /// The job's stack: the one loaded with the batch, or read now.

@@ -12,7 +12,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -69,10 +69,13 @@ pub fn spawn(cmd: Command) -> io::Result<Running> {
 /// [`Gate::open`] writes one newline per prepared job in one `write`, waking
 /// them all. Dropping the gate unopened (or this process dying) gives the jobs
 /// EOF instead: they exit 125 without running anything.
+///
+/// Several jobs may be prepared at one gate at once (from several threads): each spawn
+/// waits for its child's `exec`, which on a busy machine is mostly waiting for a CPU.
 pub struct Gate {
     reader: io::PipeReader,
     writer: io::PipeWriter,
-    held: usize,
+    held: AtomicUsize,
 }
 
 /// The script line that holds a prepared job at its gate.
@@ -85,29 +88,38 @@ pub const GATE_CAPACITY: usize = 4096;
 impl Gate {
     pub fn new() -> io::Result<Gate> {
         let (reader, writer) = io::pipe()?;
-        Ok(Gate { reader, writer, held: 0 })
+        Ok(Gate { reader, writer, held: AtomicUsize::new(0) })
     }
 
     /// Spawns `cmd` now, held at this gate (see [`Gate`]). Its timeout and
     /// `started_at` count from its [`Prepared::release`]. A job with stdin bytes
     /// cannot be held (its stdin is the gate), nor more than [`GATE_CAPACITY`].
-    pub fn prepare(&mut self, cmd: Command) -> io::Result<Prepared> {
+    pub fn prepare(&self, cmd: Command) -> io::Result<Prepared> {
         if cmd.stdin.as_ref().is_some_and(|b| !b.is_empty()) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "a job with input cannot be held"));
         }
-        if self.held >= GATE_CAPACITY {
+        // A place taken before the spawn (so that concurrent prepares cannot overfill the
+        // gate) and given back if it fails; `open` owns the gate, so it sees the final count.
+        if self.held.fetch_add(1, Ordering::Relaxed) >= GATE_CAPACITY {
+            self.held.fetch_sub(1, Ordering::Relaxed);
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "the gate is full"));
         }
-        let (running, start) = start(cmd, Some(self.reader.try_clone()?))?;
-        self.held += 1;
-        let start = start.ok_or_else(|| io::Error::other("held spawn without a start channel"))?;
-        Ok(Prepared { running, start })
+        let spawned = self.reader.try_clone().and_then(|reader| start(cmd, Some(reader))).and_then(
+            |(running, start)| {
+                let start = start.ok_or_else(|| io::Error::other("held spawn without a start channel"))?;
+                Ok(Prepared { running, start })
+            },
+        );
+        if spawned.is_err() {
+            self.held.fetch_sub(1, Ordering::Relaxed);
+        }
+        spawned
     }
 
     /// Lets every job held here run. Release the ones that are to run first:
     /// one dropped meanwhile has been killed and never runs its script.
     pub fn open(mut self) {
-        let lines = vec![b'\n'; self.held];
+        let lines = vec![b'\n'; *self.held.get_mut()];
         // Empty pipe, at most PIPE_BUF bytes: one atomic write that does not block.
         // EPIPE (every job gone) is fine.
         let _ = io::Write::write_all(&mut self.writer, &lines);

@@ -623,7 +623,7 @@ async fn large_output_is_read_fully_and_capped() {
 async fn held_jobs_run_nothing_until_their_gate_opens() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ran");
-    let mut gate = Gate::new().unwrap();
+    let gate = Gate::new().unwrap();
     let script = format!("echo ran >> '{}'; echo out \"$@\"", marker.display());
     let held: Vec<_> =
         (0..3).map(|i| gate.prepare(with_args(&script, &[&format!("{i} x")])).unwrap()).collect();
@@ -646,7 +646,7 @@ async fn held_jobs_run_nothing_until_their_gate_opens() {
 async fn a_held_job_dropped_before_the_gate_opens_never_runs() {
     let dir = tempfile::tempdir().unwrap();
     let (kept, dropped) = (dir.path().join("kept"), dir.path().join("dropped"));
-    let mut gate = Gate::new().unwrap();
+    let gate = Gate::new().unwrap();
     let a = gate.prepare(cmd(&format!("touch '{}'; sleep 300", dropped.display()))).unwrap();
     let b = gate.prepare(cmd(&format!("touch '{}'", kept.display()))).unwrap();
     let pgid = a.pid();
@@ -664,7 +664,7 @@ async fn a_held_job_dropped_before_the_gate_opens_never_runs() {
 async fn a_gate_dropped_unopened_ends_its_jobs_without_running_them() {
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("ran");
-    let mut gate = Gate::new().unwrap();
+    let gate = Gate::new().unwrap();
     let p = gate.prepare(cmd(&format!("touch '{}'", marker.display()))).unwrap();
     let running = p.release(Release::now());
     drop(gate);
@@ -675,7 +675,7 @@ async fn a_gate_dropped_unopened_ends_its_jobs_without_running_them() {
 
 #[tokio::test]
 async fn a_held_jobs_timeout_counts_from_its_release() {
-    let mut gate = Gate::new().unwrap();
+    let gate = Gate::new().unwrap();
     let p = gate.prepare(Command { timeout: Some(Duration::from_millis(400)), ..cmd("sleep 300") }).unwrap();
     // Held longer than its timeout: the clock must not be running yet.
     tokio::time::sleep(Duration::from_millis(700)).await;
@@ -692,7 +692,7 @@ async fn a_held_jobs_timeout_counts_from_its_release() {
 
 #[tokio::test]
 async fn a_held_jobs_stdin_reads_eof_after_the_gate_and_input_is_refused() {
-    let mut gate = Gate::new().unwrap();
+    let gate = Gate::new().unwrap();
     let p = gate.prepare(cmd("cat; echo done")).unwrap();
     let running = p.release(Release::now());
     gate.open();
@@ -704,7 +704,7 @@ async fn a_held_jobs_stdin_reads_eof_after_the_gate_and_input_is_refused() {
 
 #[tokio::test]
 async fn a_burst_of_held_jobs_all_run_when_the_gate_opens() {
-    let mut gate = Gate::new().unwrap();
+    let gate = Gate::new().unwrap();
     let held: Vec<_> = (0..200).map(|_| gate.prepare(cmd("true")).unwrap()).collect();
     let at = Release::now();
     let running: Vec<_> = held.into_iter().map(|p| p.release(at)).collect();
@@ -713,6 +713,45 @@ async fn a_burst_of_held_jobs_all_run_when_the_gate_opens() {
         let f = tokio::time::timeout(HANG, r.wait()).await.expect("run hung");
         assert_eq!(f.outcome, Outcome::Succeeded);
     }
+}
+
+/// Jobs prepared at one gate from several threads at once (as the scheduler spawns a group's
+/// processes): each waits at the gate, and opening it runs every one of them exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_prepared_at_one_gate_from_several_threads_each_run_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("ran");
+    let gate = Gate::new().unwrap();
+    let runtime = tokio::runtime::Handle::current();
+    let script = format!("echo \"$1\" >> '{}'", marker.display());
+    let held: Vec<_> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (gate, runtime, script) = (&gate, runtime.clone(), &script);
+                s.spawn(move || {
+                    let _entered = runtime.enter();
+                    (0..25)
+                        .map(|i| gate.prepare(with_args(script, &[&format!("{t}-{i}")])).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!marker.exists(), "a script ran before its gate opened");
+    let at = Release::now();
+    let running: Vec<_> = held.into_iter().map(|p| p.release(at)).collect();
+    gate.open();
+    for r in running {
+        let f = tokio::time::timeout(HANG, r.wait()).await.expect("run hung");
+        assert_eq!(f.outcome, Outcome::Succeeded, "{f:?}");
+    }
+    let mut ran: Vec<String> = std::fs::read_to_string(&marker).unwrap().lines().map(String::from).collect();
+    ran.sort();
+    let mut expected: Vec<String> = (0..4).flat_map(|t| (0..25).map(move |i| format!("{t}-{i}"))).collect();
+    expected.sort();
+    assert_eq!(ran, expected, "every job ran exactly once");
 }
 
 /// A secret written in pieces, with pauses that make each piece its own read, on stdout and
