@@ -223,15 +223,10 @@ impl Runner {
     }
 
     /// Starts scheduled runs due at this instant: each held process whose run passes its
-    /// overlap check is kept, then their gate opens for all at once (one write), then each
-    /// run goes on in its own task. A held process that must not run is dropped, which kills
-    /// it before the gate opens; `run_once` then records its run as skipped.
-    ///
-    /// Called on the release clock, which may run at real-time priority: it does only what
-    /// must come before the gate and hands the rest (telling each process its start, one
-    /// task per run) to a task on the runtime. At 1,000 runs an instant that rest took the
-    /// clock ~10 ms, a whole core taken from the processes it had just let go.
-    pub(super) fn start_group(self: &Arc<Self>, launches: Vec<Launch>, gate: Option<Gate>) {
+    /// overlap check is released, then their gate opens for all at once (one write), then
+    /// each run goes on in its own task. A held process that must not run is dropped, which
+    /// kills it before the gate opens; `run_once` then records its run as skipped.
+    pub(super) fn start_group(self: &Arc<Self>, mut launches: Vec<Launch>, gate: Option<Gate>) {
         if !self.fence.is_current() {
             // Frozen past the point where another node may take these runs: release none.
             // Dropping the held processes kills them; the runs' leases run out and whichever
@@ -243,37 +238,27 @@ impl Runner {
             return;
         }
         let at = Release::now();
-        let mut passed = Vec::with_capacity(launches.len());
-        for mut launch in launches {
+        for launch in &mut launches {
             // A run this node no longer holds was taken by another node while this one could
             // not renew (its renewal just found out): its process must never pass the gate.
-            let held = match launch.prespawned.take() {
-                Some(Prespawned::Held(child, permit))
-                    if self.holds(launch.run.id) && self.overlap_allows(&launch.job) =>
-                {
-                    self.reserve(launch.job.id, true);
-                    Some((child, permit))
-                }
-                _ => None,
-            };
-            passed.push((launch, held));
+            if let Some(Prespawned::Held(child, permit)) = launch.prespawned.take()
+                && self.holds(launch.run.id)
+                && self.overlap_allows(&launch.job)
+            {
+                self.reserve(launch.job.id, true);
+                launch.prespawned = Some(Prespawned::Released(child.release(at), permit));
+            }
         }
         if let Some(gate) = gate {
             gate.open();
         }
-        let me = self.clone();
-        self.tasks.spawn(async move {
-            for (mut launch, held) in passed {
-                if let Some((child, permit)) = held {
-                    launch.prespawned = Some(Prespawned::Released(child.release(at), permit));
-                }
-                // A run given up meanwhile (taken by another node) is not started here in
-                // any form: `spawn_launch` would hold it again and spawn it afresh.
-                if me.holds(launch.run.id) {
-                    me.spawn_launch(launch);
-                }
+        // A run given up meanwhile (taken by another node) is not started here in any form:
+        // `spawn_launch` would hold it again and spawn it afresh.
+        for launch in launches {
+            if self.holds(launch.run.id) {
+                self.spawn_launch(launch);
             }
-        });
+        }
     }
 
     /// Applies the job's overlap policy to a scheduled run about to start: `false` when it

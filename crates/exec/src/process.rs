@@ -116,9 +116,8 @@ impl Gate {
         spawned
     }
 
-    /// Lets every job held here run. Drop the ones that are not to run first:
-    /// one dropped before has been killed and never runs its script. The others
-    /// may be released before or after: a job's start is its release's either way.
+    /// Lets every job held here run. Release the ones that are to run first:
+    /// one dropped meanwhile has been killed and never runs its script.
     pub fn open(mut self) {
         let lines = vec![b'\n'; *self.held.get_mut()];
         // Empty pipe, at most PIPE_BUF bytes: one atomic write that does not block.
@@ -163,8 +162,7 @@ impl Prepared {
     }
 
     /// Marks the job as starting at `at` (its timeout counts from then) and
-    /// hands it over; it runs once its gate opens, which may already have
-    /// happened. The job's end is reported only once its release (or drop) came.
+    /// hands it over; it runs once its gate opens.
     pub fn release(self, at: Release) -> Running {
         let Prepared { mut running, start } = self;
         running.started_at = at.wall;
@@ -542,13 +540,6 @@ impl Driver {
                 }
             }
         }
-        // A job can end before its release reaches us (the release clock opens the gate
-        // first and tells each job after): its start is still the release's, which comes (or
-        // is dropped, if it never will) right after the gate.
-        if self.start.is_some() {
-            let start = released(self.start.as_mut()).await;
-            self.on_start(start);
-        }
         self.finish()
     }
 
@@ -698,6 +689,10 @@ impl Driver {
     }
 
     fn finish(&mut self) -> Finished {
+        // A release sent before the job could run, but not yet seen by the loop.
+        if let Some(r) = self.start.as_mut().and_then(|rx| rx.try_recv().ok()) {
+            self.on_start(Some(r));
+        }
         // Output closed during a grace period: end the stragglers now.
         if !self.group_killed {
             self.group.signal(Signal::SIGKILL);

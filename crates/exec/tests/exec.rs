@@ -690,32 +690,6 @@ async fn a_held_jobs_timeout_counts_from_its_release() {
     );
 }
 
-/// The scheduler opens a gate first and tells each job its start after: a job that is done
-/// before its release comes still ends with the release's start, and only once it came.
-#[tokio::test]
-async fn a_held_job_that_ends_before_its_release_still_starts_at_the_release() {
-    let dir = tempfile::tempdir().unwrap();
-    let marker = dir.path().join("ran");
-    let gate = Gate::new().unwrap();
-    let p = gate.prepare(cmd(&format!("echo out; touch '{}'", marker.display()))).unwrap();
-    let at = Release::now();
-    gate.open();
-    for _ in 0..200 {
-        if marker.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(marker.exists(), "the job did not run once its gate opened");
-    // Its process is gone well before it is released.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let f = tokio::time::timeout(HANG, p.release(at).wait()).await.expect("run hung");
-    assert_eq!(f.outcome, Outcome::Succeeded, "{f:?}");
-    assert_eq!(f.log, "out\n");
-    assert_eq!(f.started_at, at.wall());
-    assert!(f.finished_at >= at.wall() + 300, "finished at {} for a start at {}", f.finished_at, at.wall());
-}
-
 #[tokio::test]
 async fn a_held_jobs_stdin_reads_eof_after_the_gate_and_input_is_refused() {
     let gate = Gate::new().unwrap();
