@@ -2,12 +2,13 @@
 //! of run ends while a lease renewal covers the same runs. On PostgreSQL each takes the runs'
 //! rows in one order (by id); taken in opposite orders, two of them at once deadlocked and
 //! the database aborted one (bench `history`: a batch of run starts, whose runs then kept no
-//! start time). On SQLite writes take turns; the test checks the same answers there.
+//! start time). On SQLite writes take turns; the test checks the same answers there. A batch
+//! of run ends records each end as it would alone, whatever the batch holds.
 
 mod common;
 
 use common::*;
-use cronstack::domain::{RunStatus, TriggerKind, now_ms};
+use cronstack::domain::{JobStatus, RunStatus, TriggerKind, now_ms};
 use cronstack::store::{NewRun, RunEnd, RunFinish, RunStart, Store};
 use serde_json::json;
 
@@ -16,19 +17,42 @@ const NODE: &str = "node-under-test";
 const RUNS: usize = 500;
 const ROUNDS: usize = 4;
 
+/// `jobs` jobs of one user that never fire on their own, made through the API (the server
+/// stopped after).
+async fn quiet_jobs(db: &TestDb, jobs: usize) -> Vec<i64> {
+    let token = add_user(db, "alice", None);
+    let mut server = Server::start_on(db, &[]);
+    let api = Api::new(&server, Some(&token));
+    let stack = api.create("/api/v1/blockstacks", json!({"name": "s", "command": "true"})).await;
+    let schedule = api.create("/api/v1/schedules", json!({"config": {"cron": "0 0 1 1 *"}})).await;
+    let mut ids = Vec::with_capacity(jobs);
+    for _ in 0..jobs {
+        ids.push(api.create("/api/v1/jobs", json!({"stack_id": stack, "schedule_id": schedule})).await);
+    }
+    server.stop();
+    ids
+}
+
+/// A run of `job_id` queued under `node`.
+fn queued_run(job_id: i64, owner: i64, trigger: TriggerKind, scheduled_for: i64, node: &str) -> NewRun {
+    NewRun {
+        job_id,
+        owner,
+        trigger,
+        scheduled_for,
+        attempt: 1,
+        args: Vec::new(),
+        status: RunStatus::Queued,
+        node_id: Some(node.into()),
+        lease_until: Some(scheduled_for + 3_600_000),
+        chain: None,
+    }
+}
+
 #[tokio::test]
 async fn batched_run_writes_and_lease_renewals_never_deadlock() {
     let db = TestDb::new();
-    let token = add_user(&db, "alice", None);
-    let job_id = {
-        let mut server = Server::start_on(&db, &[]);
-        let api = Api::new(&server, Some(&token));
-        let stack = api.create("/api/v1/blockstacks", json!({"name": "s", "command": "true"})).await;
-        let schedule = api.create("/api/v1/schedules", json!({"config": {"cron": "0 0 1 1 *"}})).await;
-        let job = api.create("/api/v1/jobs", json!({"stack_id": stack, "schedule_id": schedule})).await;
-        server.stop();
-        job
-    };
+    let job_id = quiet_jobs(&db, 1).await[0];
     let store = Store::open(&db.url).await.expect("open the store");
     let owner = store.job(job_id).await.unwrap().expect("the job").owner;
     for round in 0..ROUNDS {
@@ -36,18 +60,7 @@ async fn batched_run_writes_and_lease_renewals_never_deadlock() {
         let lease = now + 3_600_000;
         let mut ids = Vec::with_capacity(RUNS);
         for _ in 0..RUNS {
-            let run = NewRun {
-                job_id,
-                owner,
-                trigger: TriggerKind::RunNow,
-                scheduled_for: now,
-                attempt: 1,
-                args: Vec::new(),
-                status: RunStatus::Queued,
-                node_id: Some(NODE.into()),
-                lease_until: Some(lease),
-                chain: None,
-            };
+            let run = queued_run(job_id, owner, TriggerKind::RunNow, now, NODE);
             ids.push(store.insert_run(&run, now).await.expect("insert a run"));
         }
         // The batches newest first, the renewal as it comes: opposite orders unless the store
@@ -83,4 +96,92 @@ async fn batched_run_writes_and_lease_renewals_never_deadlock() {
             assert_eq!(store.run(id).await.unwrap().expect("the run").status, RunStatus::Succeeded);
         }
     }
+}
+
+/// One batch of run ends: several of one job (its status from the last in run order, its last
+/// run the one that finished last), a run given twice, a run another node holds, and a
+/// skipped slot. Each is recorded as it would be alone.
+#[tokio::test]
+async fn a_batch_of_run_ends_records_each_as_alone() {
+    let db = TestDb::new();
+    let jobs = quiet_jobs(&db, 2).await;
+    let (busy, other) = (jobs[0], jobs[1]);
+    let store = Store::open(&db.url).await.expect("open the store");
+    let owner = store.job(busy).await.unwrap().expect("the job").owner;
+    let t = now_ms();
+    let insert = async |job: i64, trigger: TriggerKind, slot: i64, node: &str| {
+        let id =
+            store.insert_run(&queued_run(job, owner, trigger, slot, node), t).await.expect("insert a run");
+        store.run(id).await.unwrap().expect("the run")
+    };
+    let busy_runs = [
+        insert(busy, TriggerKind::RunNow, t, NODE).await,
+        insert(busy, TriggerKind::RunNow, t, NODE).await,
+        insert(busy, TriggerKind::RunNow, t, NODE).await,
+    ];
+    let twice = insert(other, TriggerKind::RunNow, t, NODE).await;
+    let elsewhere = insert(other, TriggerKind::RunNow, t, "another-node").await;
+    let skipped_slot = t - 60_000;
+    let skipped = insert(other, TriggerKind::Schedule, skipped_slot, NODE).await;
+
+    let end =
+        |run: &cronstack::domain::Run, status: RunStatus, at: i64, job_status: Option<JobStatus>| RunEnd {
+            run: run.clone(),
+            finish: RunFinish {
+                status,
+                finished_at: at,
+                exit_code: (status != RunStatus::Skipped).then_some(if status == RunStatus::Failed {
+                    3
+                } else {
+                    0
+                }),
+                signal: None,
+                log: format!("log of run {}", run.id),
+                log_truncated: status == RunStatus::Failed,
+            },
+            job_status,
+            chain_lease: None,
+        };
+    // Given newest run first: the store orders them.
+    let ends = vec![
+        end(&busy_runs[2], RunStatus::Succeeded, t + 20, Some(JobStatus::Success)),
+        end(&twice, RunStatus::Succeeded, t + 5, Some(JobStatus::Success)),
+        end(&busy_runs[1], RunStatus::Succeeded, t + 10, Some(JobStatus::Success)),
+        end(&busy_runs[0], RunStatus::Failed, t + 30, Some(JobStatus::Failed)),
+        end(&elsewhere, RunStatus::Failed, t + 40, Some(JobStatus::Failed)),
+        end(&twice, RunStatus::Failed, t + 50, Some(JobStatus::Failed)),
+        end(&skipped, RunStatus::Skipped, t + 1, None),
+    ];
+    let answers = store.finish_runs(NODE, &ends).await.expect("the batch");
+    let recorded: Vec<bool> = answers.iter().map(Option::is_some).collect();
+    assert_eq!(recorded, [true, true, true, true, false, false, true]);
+
+    let failed = store.run(busy_runs[0].id).await.unwrap().expect("the run");
+    assert_eq!(
+        (failed.status, failed.finished_at, failed.exit_code),
+        (RunStatus::Failed, Some(t + 30), Some(3))
+    );
+    assert!(failed.log_truncated);
+    assert_eq!(
+        store.run_log(failed.id).await.unwrap().as_deref(),
+        Some(format!("log of run {}", failed.id).as_str())
+    );
+    let first_end = store.run(twice.id).await.unwrap().expect("the run");
+    assert_eq!((first_end.status, first_end.finished_at), (RunStatus::Succeeded, Some(t + 5)));
+    assert_eq!(store.run(elsewhere.id).await.unwrap().expect("the run").status, RunStatus::Queued);
+    assert_eq!(store.run(skipped.id).await.unwrap().expect("the run").status, RunStatus::Skipped);
+
+    // The busy job: its status from its last run in run order (as one at a time, in that
+    // order, wrote it); its last run the one that finished last; each outcome's latest time.
+    let busy_job = store.job(busy).await.unwrap().expect("the job");
+    assert_eq!(busy_job.last_status, JobStatus::Success);
+    assert_eq!(busy_job.track.last_run, Some((busy_runs[0].id, RunStatus::Failed, t + 30)));
+    assert_eq!(
+        (busy_job.track.last_success_at, busy_job.track.last_failure_at),
+        (Some(t + 20), Some(t + 30))
+    );
+    let other_job = store.job(other).await.unwrap().expect("the job");
+    assert_eq!(other_job.last_status, JobStatus::Success);
+    assert_eq!(other_job.track.last_run, Some((twice.id, RunStatus::Succeeded, t + 5)));
+    assert_eq!(other_job.track.missed_slot, Some(skipped_slot));
 }

@@ -358,7 +358,7 @@ impl Store {
     ) -> StoreResult<HashSet<i64>> {
         let mut renewed = HashSet::with_capacity(ids.len());
         for chunk in ids.chunks(1000) {
-            // The rows locked in id order (see `lock_runs`), in the same statement.
+            // The rows locked in id order (see `lock_rows`), in the same statement.
             let mut p = Params::new(self.backend);
             let sql = format!(
                 "UPDATE runs SET lease_until = {} WHERE id IN (SELECT id FROM runs \
@@ -391,7 +391,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let mut jobs = Vec::with_capacity(starts.len());
         let ids: Vec<i64> = starts.iter().map(|s| s.run_id).collect();
-        lock_runs(&mut tx, self.backend, &ids).await?;
+        lock_rows(&mut tx, self.backend, Table::Runs, &ids).await?;
         for chunk in starts.chunks(1000) {
             // The node last: each parameter appears once, in the order bound (see `Params`).
             let mut p = Params::new(self.backend);
@@ -461,39 +461,38 @@ impl Store {
     /// each: at hundreds of run ends a second, most of their cost), answered in their order.
     /// Any failure fails them all, written or not: each is then tried again alone.
     ///
-    /// The runs' rows first, then their jobs' rows in id order (as every batch of every node
-    /// does: two batches ending runs of the same jobs wait for each other instead of
-    /// deadlocking), so that a job's row, which the scheduler's claims want too, is held only
-    /// from its write to the commit.
+    /// A few statements whatever the batch size: the runs' rows locked in id order and
+    /// written in one `UPDATE … FROM (VALUES …)`, then their jobs' rows locked in id order
+    /// (as every batch of every node takes them: two batches ending runs of the same jobs
+    /// wait for each other instead of deadlocking) and written in one more. A statement per
+    /// run held each job's row from its write to the commit, hundreds of round trips later:
+    /// on a loaded 3-node cluster the other nodes' batches queued behind it past
+    /// `lock_timeout`, and their runs' lease renewals behind them (bench `cluster`).
     pub async fn finish_runs(&self, node_id: &str, ends: &[RunEnd]) -> StoreResult<Vec<Option<Vec<Run>>>> {
         let mut answers: Vec<Option<Vec<Run>>> = vec![None; ends.len()];
+        if ends.is_empty() {
+            return Ok(answers);
+        }
         let mut tx = self.begin_write().await?;
-        let mut ended = Vec::new();
-        // In id order, as every write of several runs takes them (see `lock_runs`).
-        let mut by_id: Vec<usize> = (0..ends.len()).collect();
-        by_id.sort_by_key(|&i| ends[i].run.id);
-        for i in by_id {
-            let end = &ends[i];
-            if end_run(&mut tx, node_id, &end.run, &end.finish).await? {
-                answers[i] = Some(Vec::new());
-                ended.push(i);
-            }
+        // One end per run: a run given twice is ended by its first.
+        let mut seen = HashSet::with_capacity(ends.len());
+        let unique: Vec<usize> = (0..ends.len()).filter(|&i| seen.insert(ends[i].run.id)).collect();
+        let ids: Vec<i64> = unique.iter().map(|&i| ends[i].run.id).collect();
+        lock_rows(&mut tx, self.backend, Table::Runs, &ids).await?;
+        let written = end_runs(&mut tx, self.backend, node_id, ends, &unique).await?;
+        let mut ended: Vec<usize> =
+            unique.into_iter().filter(|&i| written.contains(&ends[i].run.id)).collect();
+        for &i in &ended {
+            answers[i] = Some(Vec::new());
         }
         ended.sort_by_key(|&i| (ends[i].run.job_id, ends[i].run.id));
-        let mut jobs = Vec::new();
-        let mut chaining = Vec::new();
+
+        let (jobs, chained) = end_jobs(&mut tx, self.backend, ends, &ended).await?;
         for &i in &ended {
-            let RunEnd { run, finish, job_status, chain_lease } = &ends[i];
-            let (job_updated, has_chains) = end_job(&mut tx, run, finish, *job_status).await?;
-            if job_updated {
-                jobs.push(run.job_id);
-            }
-            if let Some(lease_until) = chain_lease.filter(|_| has_chains) {
-                chaining.push((i, lease_until));
-            }
-        }
-        for (i, lease_until) in chaining {
-            let RunEnd { run, finish, .. } = &ends[i];
+            let RunEnd { run, finish, chain_lease, .. } = &ends[i];
+            let Some(lease_until) = chain_lease.filter(|_| chained.contains(&run.job_id)) else {
+                continue;
+            };
             let lease = ChainLease { node_id, lease_until, now: finish.finished_at };
             answers[i] = Some(fire_chains(&mut tx, self.backend, run, finish.status, &lease).await?);
         }
@@ -660,25 +659,38 @@ pub struct RunEnd {
     pub chain_lease: Option<EpochMs>,
 }
 
-/// PostgreSQL: locks the rows of these runs in id order, for the rest of `tx`. Every write of
+/// A table whose rows a batch locks: see [`lock_rows`].
+#[derive(Clone, Copy)]
+enum Table {
+    Runs,
+    Jobs,
+}
+
+/// PostgreSQL: locks these rows of `table` in id order, for the rest of `tx`. Every write of
 /// several runs at once (run starts, run ends, lease renewals, hand-backs) takes them in that
-/// one order: taken in two orders, two such writes at once could each wait for a row the
-/// other took first, and PostgreSQL aborted one (bench `history`: a batch of run starts
-/// deadlocked with a lease renewal, and hundreds of runs kept no start time). SQLite has one
-/// writer at a time: nothing to do.
-async fn lock_runs(
+/// one order, and every batch of run ends takes its jobs' rows in that order too: taken in
+/// two orders, two such writes at once could each wait for a row the other took first, and
+/// PostgreSQL aborted one (bench `history`: a batch of run starts deadlocked with a lease
+/// renewal, and hundreds of runs kept no start time). SQLite has one writer at a time:
+/// nothing to do.
+async fn lock_rows(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     backend: Backend,
+    table: Table,
     ids: &[i64],
 ) -> StoreResult<()> {
     if backend != Backend::Postgres {
         return Ok(());
     }
+    let table = match table {
+        Table::Runs => "runs",
+        Table::Jobs => "jobs",
+    };
     let mut ids = ids.to_vec();
     ids.sort_unstable();
     for chunk in ids.chunks(1000) {
         let sql = format!(
-            "SELECT id FROM runs WHERE id IN ({}){}",
+            "SELECT id FROM {table} WHERE id IN ({}){}",
             Params::new(backend).list(chunk.len()),
             in_lock_order(backend)
         );
@@ -692,7 +704,7 @@ async fn lock_runs(
 }
 
 /// The end of a `SELECT id FROM runs …` that locks the rows it finds in id order on
-/// PostgreSQL (see [`lock_runs`]).
+/// PostgreSQL (see [`lock_rows`]).
 fn in_lock_order(backend: Backend) -> &'static str {
     match backend {
         Backend::Postgres => " ORDER BY id FOR UPDATE",
@@ -700,72 +712,132 @@ fn in_lock_order(backend: Backend) -> &'static str {
     }
 }
 
-/// A run's end inside `tx`, if this node still owns the run and it has not ended (see
-/// [`Store::finish_run`]); whether it was written.
-async fn end_run(
+/// The ends of `ends[which]` inside `tx`, each only if this node still owns the run and it
+/// has not ended (see [`Store::finish_run`]); answers the ids of the runs written.
+async fn end_runs(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
     node_id: &str,
-    run: &Run,
-    f: &RunFinish,
-) -> StoreResult<bool> {
-    let done = sqlx::query(
-        "UPDATE runs SET status = $2, finished_at = $3, exit_code = $4, signal = $5, log = $6, log_truncated = $7, lease_until = NULL \
-         WHERE id = $1 AND node_id = $8 AND status IN ('queued', 'running')",
-    )
-    .bind(run.id)
-    .bind(f.status.as_str())
-    .bind(f.finished_at)
-    .bind(f.exit_code)
-    .bind(f.signal)
-    .bind(&f.log)
-    .bind(bool_flag(f.log_truncated))
-    .bind(node_id)
-    .execute(&mut **tx)
-    .await
-    .db()?;
-    Ok(done.rows_affected() > 0)
+    ends: &[RunEnd],
+    which: &[usize],
+) -> StoreResult<HashSet<i64>> {
+    let mut written = HashSet::with_capacity(which.len());
+    for chunk in which.chunks(500) {
+        // The node last: each parameter appears once, in the order bound (see `Params`).
+        let mut p = Params::new(backend);
+        let values = (0..chunk.len()).map(|_| p.row(7)).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "UPDATE runs SET status = v.st, finished_at = v.fin, exit_code = v.code, signal = v.sig, \
+               log = v.out, log_truncated = v.cut, lease_until = NULL \
+             FROM (SELECT column1 AS id, column2 AS st, column3 AS fin, column4 AS code, column5 AS sig, \
+               column6 AS out, column7 AS cut FROM (VALUES {values}) AS t) AS v \
+             WHERE runs.id = v.id AND runs.node_id = {} AND runs.status IN ('queued', 'running') RETURNING runs.id",
+            p.next()
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for &i in chunk {
+            let RunEnd { run, finish: f, .. } = &ends[i];
+            q = q
+                .bind(run.id)
+                .bind(f.status.as_str())
+                .bind(f.finished_at)
+                .bind(f.exit_code)
+                .bind(f.signal)
+                .bind(&f.log)
+                .bind(bool_flag(f.log_truncated));
+        }
+        for row in q.bind(node_id).fetch_all(&mut **tx).await.db()? {
+            written.insert(get_i64(&row, "id")?);
+        }
+    }
+    Ok(written)
 }
 
-/// After a run's end: its job's status and last run (see `health`), or the slot a skip
-/// missed. Answers whether the job's row was written and whether its owner may have chained
-/// jobs: asked with the status write, so that the common case (none) costs no statement more.
-async fn end_job(
+/// After the runs `ends[ended]` ended (sorted by job, then run): their jobs' status and last
+/// run (see `health`), or the slot a skip missed. Answers the jobs written, and the jobs
+/// whose owner may have chained jobs: asked with the status write, so that the common case
+/// (none) costs no statement more.
+async fn end_jobs(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    run: &Run,
-    f: &RunFinish,
-    job_status: Option<JobStatus>,
-) -> StoreResult<(bool, bool)> {
-    if let Some(status) = job_status {
-        let sql = format!(
-            "UPDATE jobs SET last_status = $5, {} WHERE id = $1 RETURNING \
-             (SELECT COUNT(*) FROM jobs c WHERE c.owner = jobs.owner AND c.chain_after IS NOT NULL) AS chained",
-            super::health::run_end_set("$2", "$3", "$4")
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(run.job_id)
-            .bind(run.id)
-            .bind(f.finished_at)
-            .bind(f.status.as_str())
-            .bind(status as i64)
-            .fetch_optional(&mut **tx)
-            .await
-            .db()?;
-        let has_chains = match row {
-            Some(row) => get_i64(&row, "chained")? > 0,
-            None => false,
+    backend: Backend,
+    ends: &[RunEnd],
+    ended: &[usize],
+) -> StoreResult<(Vec<i64>, HashSet<i64>)> {
+    let with_status: Vec<usize> = ended.iter().copied().filter(|&i| ends[i].job_status.is_some()).collect();
+    let skipped: Vec<usize> = ended
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let RunEnd { run, finish, job_status, .. } = &ends[i];
+            job_status.is_none()
+                && finish.status == RunStatus::Skipped
+                && run.trigger == TriggerKind::Schedule
+        })
+        .collect();
+    let mut jobs: Vec<i64> = with_status.iter().chain(&skipped).map(|&i| ends[i].run.job_id).collect();
+    jobs.sort_unstable();
+    jobs.dedup();
+    lock_rows(tx, backend, Table::Jobs, &jobs).await?;
+
+    // A job whose status this batch does not write may have chains: the caller asks.
+    let mut chained: HashSet<i64> =
+        ended.iter().filter(|&&i| ends[i].job_status.is_none()).map(|&i| ends[i].run.job_id).collect();
+    // Several ends of one job go in rounds, in run order (one row per job a statement: an
+    // `UPDATE … FROM` writes a row once however many source rows match it).
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    let mut previous: Option<(i64, usize)> = None;
+    for &i in &with_status {
+        let job_id = ends[i].run.job_id;
+        let round = match previous {
+            Some((job, round)) if job == job_id => round + 1,
+            _ => 0,
         };
-        return Ok((true, has_chains));
+        previous = Some((job_id, round));
+        if rounds.len() <= round {
+            rounds.push(Vec::new());
+        }
+        rounds[round].push(i);
     }
-    if f.status == RunStatus::Skipped && run.trigger == TriggerKind::Schedule {
+    for round in &rounds {
+        for chunk in round.chunks(500) {
+            let mut p = Params::new(backend);
+            let values = (0..chunk.len()).map(|_| p.row(5)).collect::<Vec<_>>().join(", ");
+            let sql = format!(
+                "UPDATE jobs SET last_status = v.js, {} \
+                 FROM (SELECT column1 AS id, column2 AS run, column3 AS fin, column4 AS st, column5 AS js \
+                   FROM (VALUES {values}) AS t) AS v WHERE jobs.id = v.id RETURNING jobs.id, \
+                 (SELECT COUNT(*) FROM jobs c WHERE c.owner = jobs.owner AND c.chain_after IS NOT NULL) AS chained",
+                super::health::run_end_set("v.run", "v.fin", "v.st")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for &i in chunk {
+                let RunEnd { run, finish: f, job_status, .. } = &ends[i];
+                q = q
+                    .bind(run.job_id)
+                    .bind(run.id)
+                    .bind(f.finished_at)
+                    .bind(f.status.as_str())
+                    .bind(job_status.map(|s| s as i64));
+            }
+            for row in q.fetch_all(&mut **tx).await.db()? {
+                if get_i64(&row, "chained")? > 0 {
+                    chained.insert(get_i64(&row, "id")?);
+                }
+            }
+        }
+    }
+    // Rare (an overlap policy skipped the slot): one statement each.
+    for &i in &skipped {
+        let run = &ends[i].run;
         sqlx::query(super::health::SKIPPED_SLOT)
             .bind(run.job_id)
             .bind(run.scheduled_for)
             .execute(&mut **tx)
             .await
             .db()?;
-        return Ok((true, true));
+        chained.insert(run.job_id);
     }
-    Ok((false, true))
+    Ok((jobs, chained))
 }
 
 // The lease sweep's two statements. `status IN ('queued', 'running')` is the partial index
