@@ -487,6 +487,8 @@ def run_cronstack(mode, n, t_measure, warmup, name, db_kind="sqlite", nodes=1, m
     for s in servers:
         s.stop()
     late, claimed, done = cronstack_lateness(db, t0, t1)
+    # The seconds between the first slot and the window (start-up, nodes joining), apart.
+    startup, _, _ = cronstack_lateness(db, start_at, t0)
     observed = None
     if clock:
         rows = db.query(f"SELECT id, scheduled_for FROM runs WHERE trigger_kind = 'schedule' "
@@ -500,6 +502,7 @@ def run_cronstack(mode, n, t_measure, warmup, name, db_kind="sqlite", nodes=1, m
     return {"startup_s": ready - t_launch, "window_s": t_measure, "expected": expected_slots(jobs, t0, t1),
             "fired": len(late), "claimed": claimed, "succeeded": done, "cpu_s": cpu1 - cpu0,
             "peak_rss_mib": hwm, "per_node": sorted(int(c) for _, c in per_node), **summary(late),
+            "startup": summary(startup),
             **({"observed": summary(observed), "observed_n": len(observed)} if observed is not None else {})}
 
 

@@ -15,6 +15,13 @@ use crate::domain::{EpochMs, now_ms};
 use crate::store::{Backend, Change, JOBS_CHANNEL, KILL_CHANNEL, ROWS_CHANNEL, Store};
 
 const HEARTBEAT: Duration = Duration::from_secs(1);
+/// A node starting beats this often for its first [`JOINING`], so that nodes started
+/// together, or one after another, see each other within this rather than a whole heartbeat.
+const JOINING_HEARTBEAT: Duration = Duration::from_millis(100);
+const JOINING: Duration = Duration::from_secs(3);
+/// Between a node's first heartbeat and its first read of the live set: nodes started
+/// together have announced themselves by then.
+const JOIN_WAIT: Duration = Duration::from_millis(150);
 const RESYNC: Duration = Duration::from_secs(30);
 /// Nodes not seen for a day are forgotten.
 const FORGET_NODES_MS: EpochMs = 24 * 3600 * 1000;
@@ -27,6 +34,8 @@ pub(super) async fn heartbeat(
     preference: Arc<Preference>,
     stop: CancellationToken,
 ) {
+    let start = std::time::Instant::now();
+    let mut first = true;
     loop {
         let now = now_ms();
         if let Err(e) = store.heartbeat(&node_id, &address, started_at, now).await {
@@ -34,14 +43,24 @@ pub(super) async fn heartbeat(
         }
         // Who else is alive, for the scheduler's preferences (one node on SQLite: itself).
         if store.backend() == Backend::Postgres {
-            match store.live_node_ids(now - LIVE_MS).await {
+            if first {
+                tokio::select! {
+                    _ = tokio::time::sleep(JOIN_WAIT) => {}
+                    _ = stop.cancelled() => return,
+                }
+            }
+            match store.live_node_ids(now_ms() - LIVE_MS).await {
                 Ok(ids) => preference.set_live(ids.iter().map(String::as_str)),
                 Err(e) => tracing::warn!(error = %e, "reading the live nodes"),
             }
         }
+        // Read or not (the database away), the scheduler waits no longer.
+        preference.set_joined();
+        first = false;
         let _ = store.prune_nodes(now - FORGET_NODES_MS).await;
+        let every = if start.elapsed() < JOINING { JOINING_HEARTBEAT } else { HEARTBEAT };
         tokio::select! {
-            _ = tokio::time::sleep(HEARTBEAT) => {}
+            _ = tokio::time::sleep(every) => {}
             _ = stop.cancelled() => return,
         }
     }
