@@ -95,6 +95,19 @@ pub(super) fn run_from_row(r: &AnyRow) -> StoreResult<Run> {
     })
 }
 
+/// A statement over a batch of rows (a `VALUES` or `IN` list) whose rows the parameters name.
+/// On PostgreSQL it is planned for its own values every time (an unnamed statement), never
+/// from a cached generic plan: a batch of run ends, always 200 rows long at 1,000 runs a
+/// second, got a generic plan after five runs while `runs` was nearly empty (a hash join
+/// over every active run instead of the primary key), kept it as the table grew, and took
+/// 1.0–3.7 s a batch (bench `cluster`, one node).
+pub(super) fn batch_query(
+    backend: Backend,
+    sql: String,
+) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(backend == Backend::Sqlite)
+}
+
 /// The placeholders of a batch statement (thousands of parameters) whose parameters each
 /// appear once, in the order they are bound: `$1, $2, …` on PostgreSQL, anonymous `?` on
 /// SQLite. sqlx binds a `$N` by asking SQLite the parameter's name, which SQLite finds by

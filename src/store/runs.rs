@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::cache::Change;
 use super::chains::{ChainLease, fire_chains};
-use super::rows::{JOB_COLUMNS, Params, RUN_COLUMNS as COLUMNS, job_from_row, run_from_row};
+use super::rows::{JOB_COLUMNS, Params, RUN_COLUMNS as COLUMNS, batch_query, job_from_row, run_from_row};
 use super::stacks::opt_json;
 use super::{Backend, Listing, Page, SqlxResultExt, Store, StoreResult, get_enum, get_i64, get_opt_string};
 use crate::domain::{ChainCause, EpochMs, Job, JobStatus, Run, RunStatus, TriggerKind, UserId, bool_flag};
@@ -128,7 +128,7 @@ impl Store {
                     "SELECT id FROM jobs WHERE id IN ({}) ORDER BY id FOR UPDATE SKIP LOCKED",
                     Params::new(self.backend).list(claims.len())
                 );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                let mut q = batch_query(self.backend, sql);
                 for c in claims {
                     q = q.bind(c.job_id);
                 }
@@ -165,7 +165,7 @@ impl Store {
                  WHERE jobs.id = v.id AND jobs.next_run_at = v.slot RETURNING {returning}",
                 grace = crate::domain::DEFAULT_GRACE_S,
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+            let mut q = batch_query(self.backend, sql).bind(now);
             for c in &mine {
                 let fires = i64::from(c.fire.is_some());
                 q = q
@@ -188,7 +188,7 @@ impl Store {
         if !doomed.is_empty() {
             let sql =
                 format!("DELETE FROM jobs WHERE id IN ({})", Params::new(self.backend).list(doomed.len()));
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = batch_query(self.backend, sql);
             for id in &doomed {
                 q = q.bind(*id);
             }
@@ -218,7 +218,7 @@ impl Store {
                 "INSERT INTO runs (job_id, owner, trigger_kind, scheduled_for, attempt, args, status, node_id, lease_until, created_at, due_at) \
                  VALUES {values} ON CONFLICT (job_id, scheduled_for) WHERE trigger_kind IN ('schedule', 'backfill') DO NOTHING RETURNING id, job_id"
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = batch_query(self.backend, sql);
             for (c, fire, job) in &to_fire {
                 q = q
                     .bind(c.job_id)
@@ -287,7 +287,7 @@ impl Store {
                  VALUES {values} ON CONFLICT (job_id, scheduled_for) WHERE trigger_kind IN ('schedule', 'backfill') DO NOTHING \
                  RETURNING {COLUMNS}"
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            let mut q = batch_query(self.backend, sql)
                 .bind(job.id)
                 .bind(job.owner)
                 .bind(node_id)
@@ -338,7 +338,7 @@ impl Store {
                 p.list(chunk.len()),
                 in_lock_order(self.backend),
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(node_id);
+            let mut q = batch_query(self.backend, sql).bind(node_id);
             for id in chunk {
                 q = q.bind(*id);
             }
@@ -368,7 +368,7 @@ impl Store {
                 p.list(chunk.len()),
                 in_lock_order(self.backend),
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(until).bind(node_id);
+            let mut q = batch_query(self.backend, sql).bind(until).bind(node_id);
             for id in chunk {
                 q = q.bind(*id);
             }
@@ -402,7 +402,7 @@ impl Store {
                  WHERE runs.id = v.id AND runs.status = 'queued' AND runs.node_id = {} RETURNING runs.id",
                 p.next()
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = batch_query(self.backend, sql);
             for s in chunk {
                 q = q.bind(s.run_id).bind(s.started_at);
             }
@@ -426,7 +426,7 @@ impl Store {
                      (SELECT id FROM jobs WHERE id IN ({ids}) FOR UPDATE SKIP LOCKED)"
                 ),
             };
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(JobStatus::Started as i64);
+            let mut q = batch_query(self.backend, sql).bind(JobStatus::Started as i64);
             for job_id in &chunk_jobs {
                 q = q.bind(*job_id);
             }
@@ -694,7 +694,7 @@ async fn lock_rows(
             Params::new(backend).list(chunk.len()),
             in_lock_order(backend)
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut q = batch_query(backend, sql);
         for id in chunk {
             q = q.bind(*id);
         }
@@ -734,7 +734,7 @@ async fn end_runs(
              WHERE runs.id = v.id AND runs.node_id = {} AND runs.status IN ('queued', 'running') RETURNING runs.id",
             p.next()
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut q = batch_query(backend, sql);
         for &i in chunk {
             let RunEnd { run, finish: f, .. } = &ends[i];
             q = q
@@ -809,7 +809,7 @@ async fn end_jobs(
                  (SELECT COUNT(*) FROM jobs c WHERE c.owner = jobs.owner AND c.chain_after IS NOT NULL) AS chained",
                 super::health::run_end_set("v.run", "v.fin", "v.st")
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let mut q = batch_query(backend, sql);
             for &i in chunk {
                 let RunEnd { run, finish: f, job_status, .. } = &ends[i];
                 q = q
