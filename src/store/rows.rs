@@ -97,10 +97,11 @@ pub(super) fn run_from_row(r: &AnyRow) -> StoreResult<Run> {
 
 /// A statement over a batch of rows (a `VALUES` or `IN` list) whose rows the parameters name.
 /// On PostgreSQL it is planned for its own values every time (an unnamed statement), never
-/// from a cached generic plan: a batch of run ends, always 200 rows long at 1,000 runs a
-/// second, got a generic plan after five runs while `runs` was nearly empty (a hash join
-/// over every active run instead of the primary key), kept it as the table grew, and took
-/// 1.0–3.7 s a batch (bench `cluster`, one node).
+/// from a cached generic plan: PostgreSQL makes a generic plan once, after five runs of the
+/// same text, and keeps it. One made while `runs` was nearly empty (EXPLAIN, bench `cluster`)
+/// joined a 200-run batch of ends against every active run through `runs_active` instead of
+/// the primary key, for good. This alone did not cure that batch: without statistics the
+/// per-value plan picked `runs_active` too (see `lock_owned_runs` in `runs`).
 pub(super) fn batch_query(
     backend: Backend,
     sql: String,
