@@ -185,3 +185,50 @@ async fn a_batch_of_run_ends_records_each_as_alone() {
     assert_eq!(other_job.track.last_run, Some((twice.id, RunStatus::Succeeded, t + 5)));
     assert_eq!(other_job.track.missed_slot, Some(skipped_slot));
 }
+
+/// One batch of run starts: a run queued under this node starts; one another node holds, one
+/// already running and one already ended do not, and the answer says which started.
+#[tokio::test]
+async fn a_batch_of_run_starts_starts_only_this_nodes_queued_runs() {
+    let db = TestDb::new();
+    let job = quiet_jobs(&db, 1).await[0];
+    let store = Store::open(&db.url).await.expect("open the store");
+    let owner = store.job(job).await.unwrap().expect("the job").owner;
+    let t = now_ms();
+    let insert = async |node: &str| {
+        store
+            .insert_run(&queued_run(job, owner, TriggerKind::RunNow, t, node), t)
+            .await
+            .expect("insert a run")
+    };
+    let (queued, elsewhere, running, ended) =
+        (insert(NODE).await, insert("another-node").await, insert(NODE).await, insert(NODE).await);
+    let start = |run_id: i64, at: i64| RunStart { run_id, job_id: job, started_at: at };
+    assert_eq!(store.mark_runs_started(NODE, &[start(running, t + 1)]).await.unwrap().len(), 1);
+    let ended_run = store.run(ended).await.unwrap().expect("the run");
+    let finish = RunFinish {
+        status: RunStatus::Killed,
+        finished_at: t + 2,
+        exit_code: None,
+        signal: None,
+        log: String::new(),
+        log_truncated: false,
+    };
+    let end = RunEnd { run: ended_run, finish, job_status: None, chain_lease: None };
+    assert!(store.finish_runs(NODE, &[end]).await.unwrap()[0].is_some());
+
+    let batch =
+        [start(ended, t + 10), start(running, t + 10), start(elsewhere, t + 10), start(queued, t + 10)];
+    let started = store.mark_runs_started(NODE, &batch).await.expect("the batch");
+    assert_eq!(started, [queued].into_iter().collect());
+
+    let status_and_start = async |id: i64| {
+        let run = store.run(id).await.unwrap().expect("the run");
+        (run.status, run.started_at)
+    };
+    assert_eq!(status_and_start(queued).await, (RunStatus::Running, Some(t + 10)));
+    assert_eq!(status_and_start(elsewhere).await, (RunStatus::Queued, None));
+    assert_eq!(status_and_start(running).await, (RunStatus::Running, Some(t + 1)));
+    assert_eq!(status_and_start(ended).await.0, RunStatus::Killed);
+    assert_eq!(store.job(job).await.unwrap().expect("the job").last_status, JobStatus::Started);
+}

@@ -395,30 +395,24 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let mut jobs = Vec::with_capacity(starts.len());
         let ids: Vec<i64> = starts.iter().map(|s| s.run_id).collect();
-        lock_rows(&mut tx, self.backend, Table::Runs, &ids).await?;
+        let queued = lock_owned_runs(&mut tx, self.backend, node_id, &ids, &["queued"]).await?;
+        let starts: Vec<&RunStart> = starts.iter().filter(|s| queued.contains(&s.run_id)).collect();
         for chunk in starts.chunks(1000) {
-            // The node last: each parameter appears once, in the order bound (see `Params`).
+            // By id alone: `lock_owned_runs` checked each row it holds locked.
             let mut p = Params::new(self.backend);
             let values = (0..chunk.len()).map(|_| p.row(2)).collect::<Vec<_>>().join(", ");
             let sql = format!(
                 "UPDATE runs SET status = 'running', started_at = v.t \
                  FROM (SELECT column1 AS id, column2 AS t FROM (VALUES {values}) AS x) AS v \
-                 WHERE runs.id = v.id AND runs.status = 'queued' AND runs.node_id = {} RETURNING runs.id",
-                p.next()
+                 WHERE runs.id = v.id"
             );
             let mut q = batch_query(self.backend, sql);
             for s in chunk {
                 q = q.bind(s.run_id).bind(s.started_at);
             }
-            q = q.bind(node_id);
-            for row in q.fetch_all(&mut *tx).await.db()? {
-                started.insert(get_i64(&row, "id")?);
-            }
-            let chunk_jobs: Vec<i64> =
-                chunk.iter().filter(|s| started.contains(&s.run_id)).map(|s| s.job_id).collect();
-            if chunk_jobs.is_empty() {
-                continue;
-            }
+            q.execute(&mut *tx).await.db()?;
+            started.extend(chunk.iter().map(|s| s.run_id));
+            let chunk_jobs: Vec<i64> = chunk.iter().map(|s| s.job_id).collect();
             // "Started" is a passing status: on PostgreSQL a job row locked right now (another
             // node's claim, perhaps frozen) is skipped rather than waited for.
             let mut p = Params::new(self.backend);
@@ -482,7 +476,7 @@ impl Store {
         let mut seen = HashSet::with_capacity(ends.len());
         let unique: Vec<usize> = (0..ends.len()).filter(|&i| seen.insert(ends[i].run.id)).collect();
         let ids: Vec<i64> = unique.iter().map(|&i| ends[i].run.id).collect();
-        let owned = lock_owned_runs(&mut tx, self.backend, node_id, &ids).await?;
+        let owned = lock_owned_runs(&mut tx, self.backend, node_id, &ids, &["queued", "running"]).await?;
         let mut ended: Vec<usize> = unique.into_iter().filter(|&i| owned.contains(&ends[i].run.id)).collect();
         end_runs(&mut tx, self.backend, ends, &ended).await?;
         for &i in &ended {
@@ -764,19 +758,20 @@ async fn end_runs(
 }
 
 /// Locks these runs' rows in id order (PostgreSQL; see [`lock_rows`]) and answers those this
-/// node still holds unended. Read by primary key alone, then checked here: with the status
-/// in the statement, PostgreSQL chose the partial index `runs_active` (a bitmap over every
-/// active run's entries, dead ones included) over the key, 1.0–3.9 s a batch.
+/// node holds in one of `statuses`. Read by primary key alone, then checked here: with the
+/// status in the statement, PostgreSQL chose the partial index `runs_active` (a bitmap over
+/// every active run's entries, dead ones included) over the key, 1.0–3.9 s a batch.
 async fn lock_owned_runs(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     backend: Backend,
     node_id: &str,
     ids: &[i64],
+    statuses: &[&str],
 ) -> StoreResult<HashSet<i64>> {
     let mut owned = HashSet::with_capacity(ids.len());
     for row in select_in_lock_order(tx, backend, Table::Runs, "id, node_id, status", ids).await? {
-        let active = matches!(get_string(&row, "status")?.as_str(), "queued" | "running");
-        if active && get_opt_string(&row, "node_id")?.as_deref() == Some(node_id) {
+        let held = statuses.contains(&get_string(&row, "status")?.as_str());
+        if held && get_opt_string(&row, "node_id")?.as_deref() == Some(node_id) {
             owned.insert(get_i64(&row, "id")?);
         }
     }
