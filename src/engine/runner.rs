@@ -10,6 +10,7 @@ use serde_json::json;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
+mod holds;
 mod pipeline;
 
 use super::fence::Fence;
@@ -70,7 +71,7 @@ pub(super) struct Runner {
     fence: Fence,
     /// The runs a task of this process is responsible for — claimed, recorded or adopted here
     /// and not yet ended or given up: the ones whose lease it renews.
-    held: Mutex<HashSet<i64>>,
+    held: holds::Holds,
     /// This runner, for tasks it spawns from a borrowed `&self` (chained runs).
     me: std::sync::Weak<Runner>,
 }
@@ -92,7 +93,7 @@ impl Runner {
             starts: super::batch::start_recorder(store.clone(), node_id.clone()),
             ends: super::batch::end_recorder(store.clone(), node_id.clone()),
             fence: Fence::new(store.backend() == crate::store::Backend::Postgres, settings.lease),
-            held: Mutex::new(HashSet::new()),
+            held: holds::Holds::default(),
             cancelled: Mutex::new(HashSet::new()),
             cancel_wake: Notify::new(),
             queued_behind: Mutex::new(HashSet::new()),
@@ -129,16 +130,16 @@ impl Runner {
 
     /// Takes responsibility for a run recorded under this node (its lease is renewed).
     pub(super) fn hold(&self, run_id: i64) {
-        self.held.lock().unwrap().insert(run_id);
+        self.held.hold(run_id);
     }
 
     /// Gives up a run: its lease is no longer renewed here.
     fn release_hold(&self, run_id: i64) {
-        self.held.lock().unwrap().remove(&run_id);
+        self.held.release(run_id);
     }
 
     fn holds(&self, run_id: i64) -> bool {
-        self.held.lock().unwrap().contains(&run_id)
+        self.held.contains(run_id)
     }
 
     /// Kills a run this node holds (`POST /runs/<id>/kill`): a running one's process group
@@ -603,6 +604,7 @@ impl Runner {
     /// this node's to end any more — another node took it as lost and said so — or the end
     /// could not be written at all (the sweep will find the run): nothing is announced.
     async fn store_finish(&self, job: &Job, run: &Run, f: RunFinish) -> Option<RunFinish> {
+        self.held.ending(run.id);
         let written = self.write_finish(job, run, f).await;
         self.release_hold(run.id);
         let (f, chained) = written?;
@@ -833,7 +835,7 @@ impl Runner {
     /// One lease renewal. Held runs the database no longer shows as this node's were taken by
     /// another node while this one could not renew: their processes are stopped at once.
     async fn renew(&self) {
-        let ids: Vec<i64> = self.held.lock().unwrap().iter().copied().collect();
+        let ids = self.held.ids();
         let sent = std::time::Instant::now();
         let until = now_ms() + self.settings.lease.as_millis() as EpochMs;
         let renewed = match self.store.renew_leases(&self.node_id, &ids, until).await {
@@ -843,15 +845,7 @@ impl Runner {
                 return;
             }
         };
-        let mut held = self.held.lock().unwrap();
-        // A run that ended meanwhile left `held` after its end was written: only the ones
-        // still held and not renewed were taken.
-        let taken: Vec<i64> =
-            ids.into_iter().filter(|id| !renewed.contains(id) && held.contains(id)).collect();
-        for id in &taken {
-            held.remove(id);
-        }
-        drop(held);
+        let taken = self.held.take_lost(ids, &renewed);
         if !taken.is_empty() {
             tracing::warn!(
                 runs = taken.len(),
@@ -902,7 +896,7 @@ impl Runner {
 
     /// The runs this node holds, to hand back to the cluster when it stops.
     pub(super) fn held_runs(&self) -> Vec<i64> {
-        self.held.lock().unwrap().iter().copied().collect()
+        self.held.ids()
     }
 
     /// Lets running runs finish within the grace period, then kills them (they are recorded
