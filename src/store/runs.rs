@@ -8,9 +8,7 @@ use super::cache::Change;
 use super::chains::{ChainLease, fire_chains};
 use super::rows::{JOB_COLUMNS, Params, RUN_COLUMNS as COLUMNS, batch_query, job_from_row, run_from_row};
 use super::stacks::opt_json;
-use super::{
-    Backend, Listing, Page, SqlxResultExt, Store, StoreResult, get_enum, get_i64, get_opt_string, get_string,
-};
+use super::{Backend, Listing, Page, SqlxResultExt, Store, StoreResult, get_enum, get_i64, get_opt_string};
 use crate::domain::{ChainCause, EpochMs, Job, JobStatus, Run, RunStatus, TriggerKind, UserId, bool_flag};
 
 #[derive(Debug, Clone)]
@@ -395,7 +393,7 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let mut jobs = Vec::with_capacity(starts.len());
         let ids: Vec<i64> = starts.iter().map(|s| s.run_id).collect();
-        let queued = lock_owned_runs(&mut tx, self.backend, node_id, &ids, &["queued"]).await?;
+        let queued = lock_owned_runs(&mut tx, self.backend, node_id, &ids, &[RunStatus::Queued]).await?;
         let starts: Vec<&RunStart> = starts.iter().filter(|s| queued.contains(&s.run_id)).collect();
         for chunk in starts.chunks(1000) {
             // By id alone: `lock_owned_runs` checked each row it holds locked.
@@ -476,7 +474,9 @@ impl Store {
         let mut seen = HashSet::with_capacity(ends.len());
         let unique: Vec<usize> = (0..ends.len()).filter(|&i| seen.insert(ends[i].run.id)).collect();
         let ids: Vec<i64> = unique.iter().map(|&i| ends[i].run.id).collect();
-        let owned = lock_owned_runs(&mut tx, self.backend, node_id, &ids, &["queued", "running"]).await?;
+        let owned =
+            lock_owned_runs(&mut tx, self.backend, node_id, &ids, &[RunStatus::Queued, RunStatus::Running])
+                .await?;
         let mut ended: Vec<usize> = unique.into_iter().filter(|&i| owned.contains(&ends[i].run.id)).collect();
         end_runs(&mut tx, self.backend, ends, &ended).await?;
         for &i in &ended {
@@ -766,11 +766,11 @@ async fn lock_owned_runs(
     backend: Backend,
     node_id: &str,
     ids: &[i64],
-    statuses: &[&str],
+    statuses: &[RunStatus],
 ) -> StoreResult<HashSet<i64>> {
     let mut owned = HashSet::with_capacity(ids.len());
     for row in select_in_lock_order(tx, backend, Table::Runs, "id, node_id, status", ids).await? {
-        let held = statuses.contains(&get_string(&row, "status")?.as_str());
+        let held = statuses.contains(&get_enum(&row, "status", RunStatus::parse)?);
         if held && get_opt_string(&row, "node_id")?.as_deref() == Some(node_id) {
             owned.insert(get_i64(&row, "id")?);
         }
