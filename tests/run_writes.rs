@@ -193,29 +193,9 @@ async fn a_batch_of_run_starts_starts_only_this_nodes_queued_runs() {
     let db = TestDb::new();
     let job = quiet_jobs(&db, 1).await[0];
     let store = Store::open(&db.url).await.expect("open the store");
-    let owner = store.job(job).await.unwrap().expect("the job").owner;
     let t = now_ms();
-    let insert = async |node: &str| {
-        store
-            .insert_run(&queued_run(job, owner, TriggerKind::RunNow, t, node), t)
-            .await
-            .expect("insert a run")
-    };
-    let (queued, elsewhere, running, ended) =
-        (insert(NODE).await, insert("another-node").await, insert(NODE).await, insert(NODE).await);
+    let FourRuns { queued, elsewhere, running, ended } = four_runs(&store, job, t).await;
     let start = |run_id: i64, at: i64| RunStart { run_id, job_id: job, started_at: at };
-    assert_eq!(store.mark_runs_started(NODE, &[start(running, t + 1)]).await.unwrap().len(), 1);
-    let ended_run = store.run(ended).await.unwrap().expect("the run");
-    let finish = RunFinish {
-        status: RunStatus::Killed,
-        finished_at: t + 2,
-        exit_code: None,
-        signal: None,
-        log: String::new(),
-        log_truncated: false,
-    };
-    let end = RunEnd { run: ended_run, finish, job_status: None, chain_lease: None };
-    assert!(store.finish_runs(NODE, &[end]).await.unwrap()[0].is_some());
 
     let batch =
         [start(ended, t + 10), start(running, t + 10), start(elsewhere, t + 10), start(queued, t + 10)];
@@ -231,4 +211,66 @@ async fn a_batch_of_run_starts_starts_only_this_nodes_queued_runs() {
     assert_eq!(status_and_start(running).await, (RunStatus::Running, Some(t + 1)));
     assert_eq!(status_and_start(ended).await.0, RunStatus::Killed);
     assert_eq!(store.job(job).await.unwrap().expect("the job").last_status, JobStatus::Started);
+}
+
+/// Runs of one job made at `t` (`run now`): one queued under this node, one under another
+/// node, one this node started at `t + 1` and one it ended (killed) at `t + 2`.
+struct FourRuns {
+    queued: i64,
+    elsewhere: i64,
+    running: i64,
+    ended: i64,
+}
+
+async fn four_runs(store: &Store, job: i64, t: i64) -> FourRuns {
+    let owner = store.job(job).await.unwrap().expect("the job").owner;
+    let insert = async |node: &str| {
+        store
+            .insert_run(&queued_run(job, owner, TriggerKind::RunNow, t, node), t)
+            .await
+            .expect("insert a run")
+    };
+    let (queued, elsewhere, running, ended) =
+        (insert(NODE).await, insert("another-node").await, insert(NODE).await, insert(NODE).await);
+    let start = RunStart { run_id: running, job_id: job, started_at: t + 1 };
+    assert_eq!(store.mark_runs_started(NODE, &[start]).await.unwrap().len(), 1);
+    let finish = RunFinish {
+        status: RunStatus::Killed,
+        finished_at: t + 2,
+        exit_code: None,
+        signal: None,
+        log: String::new(),
+        log_truncated: false,
+    };
+    let end = RunEnd {
+        run: store.run(ended).await.unwrap().expect("the run"),
+        finish,
+        job_status: None,
+        chain_lease: None,
+    };
+    assert!(store.finish_runs(NODE, &[end]).await.unwrap()[0].is_some());
+    FourRuns { queued, elsewhere, running, ended }
+}
+
+/// A lease renewal renews the runs this node holds queued or running, not another node's nor
+/// an ended one; a hand-back ends the lease of this node's queued runs alone, and the sweep
+/// of another node then adopts exactly those.
+#[tokio::test]
+async fn lease_renewals_and_hand_backs_touch_only_this_nodes_unended_runs() {
+    let db = TestDb::new();
+    let job = quiet_jobs(&db, 1).await[0];
+    let store = Store::open(&db.url).await.expect("open the store");
+    let t = now_ms();
+    let FourRuns { queued, elsewhere, running, ended } = four_runs(&store, job, t).await;
+
+    let all = [ended, running, elsewhere, queued];
+    let renewed = store.renew_leases(NODE, &all, t + 7_200_000).await.expect("the renewal");
+    assert_eq!(renewed, [queued, running].into_iter().collect());
+    assert_eq!(store.hand_back_runs(NODE, &all).await.expect("the hand-back"), 1);
+
+    // Another node's sweep, a minute on: only the handed-back run's lease has ended.
+    let expired =
+        store.sweep_expired_runs(t + 60_000, false, "sweeper", t + 120_000).await.expect("the sweep");
+    assert!(expired.lost.is_empty(), "{:?}", expired.lost);
+    assert_eq!(expired.adopted.iter().map(|r| r.id).collect::<Vec<_>>(), [queued]);
 }

@@ -297,9 +297,15 @@ impl Store {
     /// A write transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`) so a
     /// read-then-write never fails half-way on a lock upgrade.
     async fn begin_write(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
+        self.begin_on(&self.write).await
+    }
+
+    /// A write transaction on `pool` (the write pool, or the lease pool), begun as
+    /// [`Store::begin_write`] begins one.
+    async fn begin_on(&self, pool: &AnyPool) -> StoreResult<sqlx::Transaction<'static, sqlx::Any>> {
         match self.backend {
-            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await.db(),
-            Backend::Postgres => self.write.begin().await.db(),
+            Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await.db(),
+            Backend::Postgres => pool.begin().await.db(),
         }
     }
 

@@ -330,55 +330,36 @@ impl Store {
     /// Hands this node's queued runs among `ids` back to the cluster: their lease ends now, so
     /// the next sweep (on any node, this one after a restart) adopts and starts them.
     pub async fn hand_back_runs(&self, node_id: &str, ids: &[i64]) -> StoreResult<u64> {
-        let mut handed = 0;
-        for chunk in ids.chunks(1000) {
-            let mut p = Params::new(self.backend);
-            let sql = format!(
-                "UPDATE runs SET lease_until = 0 WHERE id IN (SELECT id FROM runs \
-                 WHERE node_id = {} AND status = 'queued' AND id IN ({}){})",
-                p.next(),
-                p.list(chunk.len()),
-                in_lock_order(self.backend),
-            );
-            let mut q = batch_query(self.backend, sql).bind(node_id);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            handed += q.execute(&self.write).await.db()?.rows_affected();
+        if ids.is_empty() {
+            return Ok(0);
         }
-        Ok(handed)
+        let mut tx = self.begin_write().await?;
+        let queued = lock_owned_runs(&mut tx, self.backend, node_id, ids, &[RunStatus::Queued]).await?;
+        set_leases(&mut tx, self.backend, &queued, 0).await?;
+        tx.commit().await.db()?;
+        Ok(queued.len() as u64)
     }
 
     /// Extends the lease on the runs among `ids` that this node still holds; returns those.
     /// A held run missing from the answer was taken by another node (its lease ran out while
-    /// this node was frozen or cut off): this node must stop acting on it.
+    /// this node was frozen or cut off): this node must stop acting on it. On the lease pool,
+    /// so that a node whose writes wait on other nodes' locks still renews in time.
     pub async fn renew_leases(
         &self,
         node_id: &str,
         ids: &[i64],
         until: EpochMs,
     ) -> StoreResult<HashSet<i64>> {
-        let mut renewed = HashSet::with_capacity(ids.len());
-        for chunk in ids.chunks(1000) {
-            // The rows locked in id order (see `lock_rows`), in the same statement.
-            let mut p = Params::new(self.backend);
-            let sql = format!(
-                "UPDATE runs SET lease_until = {} WHERE id IN (SELECT id FROM runs \
-                 WHERE node_id = {} AND status IN ('queued', 'running') AND id IN ({}){}) RETURNING id",
-                p.next(),
-                p.next(),
-                p.list(chunk.len()),
-                in_lock_order(self.backend),
-            );
-            let mut q = batch_query(self.backend, sql).bind(until).bind(node_id);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            for row in q.fetch_all(&self.lease).await.db()? {
-                renewed.insert(get_i64(&row, "id")?);
-            }
+        if ids.is_empty() {
+            return Ok(HashSet::new());
         }
-        Ok(renewed)
+        let mut tx = self.begin_on(&self.lease).await?;
+        let held =
+            lock_owned_runs(&mut tx, self.backend, node_id, ids, &[RunStatus::Queued, RunStatus::Running])
+                .await?;
+        set_leases(&mut tx, self.backend, &held, until).await?;
+        tx.commit().await.db()?;
+        Ok(held)
     }
 
     /// These runs go `queued` → `running` and their jobs show "started", in one transaction
@@ -776,6 +757,28 @@ async fn lock_owned_runs(
         }
     }
     Ok(owned)
+}
+
+/// Sets the lease of these runs, which `tx` holds locked (see [`lock_owned_runs`]), to
+/// `until`: by primary key alone, for the reason given there.
+async fn set_leases(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    runs: &HashSet<i64>,
+    until: EpochMs,
+) -> StoreResult<()> {
+    let mut ids: Vec<i64> = runs.iter().copied().collect();
+    ids.sort_unstable();
+    for chunk in ids.chunks(1000) {
+        let mut p = Params::new(backend);
+        let sql = format!("UPDATE runs SET lease_until = {} WHERE id IN ({})", p.next(), p.list(chunk.len()));
+        let mut q = batch_query(backend, sql).bind(until);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut **tx).await.db()?;
+    }
+    Ok(())
 }
 
 /// After the runs `ends[ended]` ended (sorted by job, then run): their jobs' status and last
