@@ -3,13 +3,14 @@
 //! rows in one order (by id); taken in opposite orders, two of them at once deadlocked and
 //! the database aborted one (bench `history`: a batch of run starts, whose runs then kept no
 //! start time). On SQLite writes take turns; the test checks the same answers there. A batch
-//! of run ends records each end as it would alone, whatever the batch holds.
+//! of run ends records each end as it would alone, whatever the batch holds, and so does a
+//! batch of claims (one statement on PostgreSQL).
 
 mod common;
 
 use common::*;
 use cronstack::domain::{JobStatus, RunStatus, TriggerKind, now_ms};
-use cronstack::store::{NewRun, RunEnd, RunFinish, RunStart, Store};
+use cronstack::store::{Claim, ClaimOutcome, NewRun, RunEnd, RunFinish, RunStart, Store};
 use serde_json::json;
 
 const NODE: &str = "node-under-test";
@@ -273,4 +274,95 @@ async fn lease_renewals_and_hand_backs_touch_only_this_nodes_unended_runs() {
         store.sweep_expired_runs(t + 60_000, false, "sweeper", t + 120_000).await.expect("the sweep");
     assert!(expired.lost.is_empty(), "{:?}", expired.lost);
     assert_eq!(expired.adopted.iter().map(|r| r.id).collect::<Vec<_>>(), [queued]);
+}
+
+/// One claim batch answers each claim as it would be answered alone, on both backends: a slot
+/// fired (its job moved on, its run queued under this node), a slot skipped (moved on, no
+/// run), a stale slot (another node moved the job first: lost, nothing written), a job queued
+/// for deletion (deleted at its slot, no run). Claimed again, the batch loses every slot: no
+/// slot fires twice. On PostgreSQL, a job row another transaction holds is busy (skipped, not
+/// waited for), and claimed once free.
+#[tokio::test]
+async fn a_claim_batch_answers_each_claim_as_alone() {
+    let db = TestDb::new();
+    let token = add_user(&db, "alice", None);
+    let mut server = Server::start_on(&db, &[]);
+    let api = Api::new(&server, Some(&token));
+    let stack = api.create("/api/v1/blockstacks", json!({"name": "s", "command": "true"})).await;
+    let schedule = api.create("/api/v1/schedules", json!({"config": {"cron": "0 0 1 1 *"}})).await;
+    let mut jobs = Vec::new();
+    for _ in 0..4 {
+        let job = json!({"stack_id": stack, "schedule_id": schedule, "enabled": true});
+        jobs.push(api.create("/api/v1/jobs", job).await);
+    }
+    let (fires, skips, stale, doomed) = (jobs[0], jobs[1], jobs[2], jobs[3]);
+    // An enabled job with a next slot is deleted at that slot (Kragle's deferred delete).
+    let queued = api.delete(&format!("/api/v1/jobs/{doomed}")).await;
+    assert!(queued.status < 300, "queue the job for deletion: {}", queued.status);
+    server.stop();
+    let store = Store::open(&db.url).await.expect("open the store");
+    let slot_of =
+        async |id: i64| store.job(id).await.unwrap().expect("the job").next_run_at.expect("a next slot");
+    let t = now_ms();
+    let next = |slot: i64| slot + 86_400_000;
+    let claim = |job_id: i64, slot: i64, fire: Option<i64>| Claim {
+        job_id,
+        slot,
+        fire,
+        due: slot,
+        next: Some(next(slot)),
+        dropped: fire.is_none().then_some(slot),
+        disable: false,
+        node_id: NODE.into(),
+        lease_until: t + 60_000,
+    };
+    let (fire_slot, doomed_slot) = (slot_of(fires).await, slot_of(doomed).await);
+    let stale_slot = slot_of(stale).await - 60_000;
+    let claims = [
+        claim(fires, fire_slot, Some(fire_slot)),
+        claim(skips, slot_of(skips).await, None),
+        claim(stale, stale_slot, Some(stale_slot)),
+        claim(doomed, doomed_slot, Some(doomed_slot)),
+    ];
+    assert!(store.job(doomed).await.unwrap().expect("the job").pending_delete);
+
+    let outcomes = store.claim_slots(&claims, t).await.expect("claim");
+    let ClaimOutcome::Claimed { run_id, job } = &outcomes[0] else { panic!("fired: {:?}", outcomes[0]) };
+    assert_eq!(job.next_run_at, Some(next(fire_slot)));
+    let run = store.run(*run_id).await.unwrap().expect("the fired run");
+    assert_eq!(
+        (run.status, run.scheduled_for, run.node_id.as_deref()),
+        (RunStatus::Queued, fire_slot, Some(NODE))
+    );
+    assert!(matches!(outcomes[1], ClaimOutcome::Advanced), "skipped: {:?}", outcomes[1]);
+    assert_eq!(store.job(skips).await.unwrap().unwrap().next_run_at, Some(next(claims[1].slot)));
+    assert!(matches!(outcomes[2], ClaimOutcome::Lost), "stale: {:?}", outcomes[2]);
+    assert_eq!(store.job(stale).await.unwrap().unwrap().next_run_at, Some(stale_slot + 60_000));
+    assert!(
+        matches!(&outcomes[3], ClaimOutcome::Deleted { job } if job.id == doomed),
+        "doomed: {:?}",
+        outcomes[3]
+    );
+    assert!(store.job(doomed).await.unwrap().is_none(), "the job queued for deletion is deleted");
+    for (job, runs) in [(fires, 1), (skips, 0), (stale, 0)] {
+        assert_eq!(store.job_runs(job, 10, 0).await.unwrap().total, runs, "runs of job {job}");
+    }
+
+    let again = store.claim_slots(&claims[..3], t).await.expect("claim again");
+    assert!(again.iter().all(|o| matches!(o, ClaimOutcome::Lost)), "claimed again: {again:?}");
+    assert_eq!(store.job_runs(fires, 10, 0).await.unwrap().total, 1, "the slot fired once");
+
+    if !db.url.starts_with("postgres") {
+        return;
+    }
+    let holder = sqlx::PgPool::connect(&db.url).await.expect("connect");
+    let mut tx = holder.begin().await.unwrap();
+    sqlx::query("SELECT id FROM jobs WHERE id = $1 FOR UPDATE").bind(fires).execute(&mut *tx).await.unwrap();
+    let following = [claim(fires, next(fire_slot), Some(next(fire_slot)))];
+    let busy = store.claim_slots(&following, t).await.expect("claim a held row");
+    assert!(matches!(busy[0], ClaimOutcome::Busy), "held: {:?}", busy[0]);
+    tx.rollback().await.unwrap();
+    let free = store.claim_slots(&following, t).await.expect("claim the row, free");
+    assert!(matches!(free[0], ClaimOutcome::Claimed { .. }), "free: {:?}", free[0]);
+    assert_eq!(store.job_runs(fires, 10, 0).await.unwrap().total, 2);
 }

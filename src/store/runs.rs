@@ -8,7 +8,9 @@ use super::cache::Change;
 use super::chains::{ChainLease, fire_chains};
 use super::rows::{JOB_COLUMNS, Params, RUN_COLUMNS as COLUMNS, batch_query, job_from_row, run_from_row};
 use super::stacks::opt_json;
-use super::{Backend, Listing, Page, SqlxResultExt, Store, StoreResult, get_enum, get_i64, get_opt_string};
+use super::{
+    Backend, Listing, Page, SqlxResultExt, Store, StoreResult, get_enum, get_i64, get_opt_i64, get_opt_string,
+};
 use crate::domain::{ChainCause, EpochMs, Job, JobStatus, Run, RunStatus, TriggerKind, UserId, bool_flag};
 
 #[derive(Debug, Clone)]
@@ -111,78 +113,132 @@ pub struct RunFinish {
 }
 
 impl Store {
-    /// Claims due slots in one transaction of a few statements, whatever the batch size:
-    /// each claim is a compare-and-swap of the job's `next_run_at` (all in one `UPDATE … FROM
-    /// (VALUES …)`) plus the insert of its run under `UNIQUE(job_id, scheduled_for)` (one
-    /// multi-row `INSERT … ON CONFLICT DO NOTHING`). Whatever the number of nodes racing,
-    /// exactly one wins a slot; the others see `Lost`.
+    /// Claims due slots, whatever the batch size, in one statement on PostgreSQL and one
+    /// transaction of a few on SQLite: each claim is a compare-and-swap of the job's
+    /// `next_run_at` (all in one `UPDATE … FROM (VALUES …)`) plus the insert of its run under
+    /// `UNIQUE(job_id, scheduled_for)` (one multi-row `INSERT … ON CONFLICT DO NOTHING`).
+    /// Whatever the number of nodes racing, exactly one wins a slot; the others see `Lost`.
     pub async fn claim_slots(&self, claims: &[Claim], now: EpochMs) -> StoreResult<Vec<ClaimOutcome>> {
         if claims.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.begin_write().await?;
-        // PostgreSQL: lock the rows first, in id order and skipping rows another node holds,
-        // so claimers never wait for each other nor deadlock. SQLite has a single writer.
-        let locked: HashSet<i64> = match self.backend {
-            Backend::Sqlite => claims.iter().map(|c| c.job_id).collect(),
-            Backend::Postgres => {
-                let sql = format!(
-                    "SELECT id FROM jobs WHERE id IN ({}) ORDER BY id FOR UPDATE SKIP LOCKED",
-                    Params::new(self.backend).list(claims.len())
-                );
-                let mut q = batch_query(self.backend, sql);
-                for c in claims {
-                    q = q.bind(c.job_id);
-                }
-                let rows = q.fetch_all(&mut *tx).await.db()?;
-                rows.iter().map(|r| get_i64(r, "id")).collect::<StoreResult<_>>()?
-            }
+        let Claimed { locked, moved, run_ids } = match self.backend {
+            Backend::Sqlite => self.claim_in_steps(claims, now).await?,
+            Backend::Postgres => self.claim_in_one_statement(claims, now).await?,
         };
-        let mine: Vec<&Claim> = claims.iter().filter(|c| locked.contains(&c.job_id)).collect();
+        if !moved.is_empty() {
+            // Only now, committed: the other nodes skip their standby claims of these slots
+            // on this word. From the rows as written (a deleted job has no next slot).
+            let moves = claims
+                .iter()
+                .filter(|c| locked.contains(&c.job_id))
+                .filter_map(|c| {
+                    let job = moved.get(&c.job_id)?;
+                    Some((c.job_id, c.slot, job.next_run_at.filter(|_| !job.pending_delete)))
+                })
+                .collect();
+            self.changed(Change::Claimed(moves));
+        }
+
+        Ok(claims
+            .iter()
+            .map(|c| {
+                if !locked.contains(&c.job_id) {
+                    return ClaimOutcome::Busy;
+                }
+                let Some(job) = moved.get(&c.job_id) else { return ClaimOutcome::Lost };
+                if job.pending_delete {
+                    return ClaimOutcome::Deleted { job: job.clone() };
+                }
+                match run_ids.get(&c.job_id) {
+                    Some(run_id) => ClaimOutcome::Claimed { run_id: *run_id, job: job.clone() },
+                    // Skipped by the missed-run policy, or the slot had already fired.
+                    None => ClaimOutcome::Advanced,
+                }
+            })
+            .collect())
+    }
+
+    /// PostgreSQL's claim: lock, compare-and-swap, deferred deletes and run inserts in one
+    /// statement, so the jobs' rows are held for that statement alone. As a transaction of
+    /// five round trips they stayed locked across every await between them, and a starved
+    /// node held them for tens of milliseconds: run-end batches waited on them (lock-wait
+    /// log, bench `cluster`), and claims of other nodes saw them busy.
+    ///
+    /// Rows are locked in id order, skipping rows another node holds, so claimers never
+    /// wait for each other nor deadlock. The update and the delete see the rows' latest
+    /// versions (read committed re-checks `next_run_at = v.slot` on a row changed since the
+    /// statement began), so a slot another node took meanwhile is `Lost`, not claimed again;
+    /// the unique slot index would refuse its run anyway.
+    async fn claim_in_one_statement(&self, claims: &[Claim], now: EpochMs) -> StoreResult<Claimed> {
+        let mut p = Params::new(self.backend);
+        let now_param = p.next();
+        let values = (0..claims.len()).map(|_| p.row(10)).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "WITH v AS (SELECT {CLAIM_VALUES}, column8 AS fire, column9 AS node, column10 AS lease \
+               FROM (VALUES {values}) AS t), \
+             locked AS (SELECT id FROM jobs WHERE id IN (SELECT id FROM v) ORDER BY id FOR UPDATE SKIP LOCKED), \
+             moved AS (UPDATE jobs SET {set} FROM v \
+               WHERE jobs.id = v.id AND jobs.id IN (SELECT id FROM locked) AND jobs.next_run_at = v.slot \
+                 AND jobs.pending_delete = 0 RETURNING {returning}), \
+             doomed AS (DELETE FROM jobs USING v \
+               WHERE jobs.id = v.id AND jobs.id IN (SELECT id FROM locked) AND jobs.next_run_at = v.slot \
+                 AND jobs.pending_delete = 1 RETURNING {returning}), \
+             fired AS (INSERT INTO runs (job_id, owner, trigger_kind, scheduled_for, attempt, args, status, node_id, lease_until, created_at, due_at) \
+               SELECT v.id, moved.owner, 'schedule', v.fire, 1, '[]', 'queued', v.node, v.lease, {now_param}, v.due \
+               FROM moved JOIN v ON v.id = moved.id WHERE v.fire IS NOT NULL \
+               ON CONFLICT (job_id, scheduled_for) WHERE trigger_kind IN ('schedule', 'backfill') DO NOTHING \
+               RETURNING id, job_id) \
+             SELECT locked.id AS held, fired.id AS run_id, j.* FROM locked \
+               LEFT JOIN (SELECT * FROM moved UNION ALL SELECT * FROM doomed) AS j ON j.id = locked.id \
+               LEFT JOIN fired ON fired.job_id = locked.id",
+            set = claim_set(&now_param),
+            returning = claim_returning(),
+        );
+        let mut q = batch_query(self.backend, sql).bind(now);
+        for c in claims {
+            q = bind_claim(q, c).bind(c.fire).bind(&c.node_id).bind(c.lease_until);
+        }
+        let mut claimed = Claimed::default();
+        for row in q.fetch_all(&self.write).await.wrote()? {
+            let job_id = get_i64(&row, "held")?;
+            claimed.locked.insert(job_id);
+            if get_opt_i64(&row, "id")?.is_some() {
+                claimed.moved.insert(job_id, job_from_row(&row)?);
+            }
+            if let Some(run_id) = get_opt_i64(&row, "run_id")? {
+                claimed.run_ids.insert(job_id, run_id);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// SQLite's claim: one transaction on the single write connection (nothing else can hold
+    /// a row), a statement per step.
+    async fn claim_in_steps(&self, claims: &[Claim], now: EpochMs) -> StoreResult<Claimed> {
+        let mut tx = self.begin_write().await?;
+        let locked: HashSet<i64> = claims.iter().map(|c| c.job_id).collect();
 
         // Advance every job still at the expected slot. A job queued for deletion keeps its
         // slot here and is deleted below instead.
         let mut moved: HashMap<i64, Job> = HashMap::new();
-        if !mine.is_empty() {
-            let returning =
-                JOB_COLUMNS.split(", ").map(|c| format!("jobs.{c}")).collect::<Vec<_>>().join(", ");
-            // `now` first: each parameter appears once, in the order bound (see `Params`).
-            let mut p = Params::new(self.backend);
-            let now_param = p.next();
-            let values = (0..mine.len()).map(|_| p.row(7)).collect::<Vec<_>>().join(", ");
-            // `max_runs`: the run that reaches it disables the job (no next slot). A slot
-            // dropped, or claimed past the job's grace, opens a missed incident (`health`).
-            let sql = format!(
-                "UPDATE jobs SET \
-                   next_run_at = CASE WHEN jobs.pending_delete = 1 THEN jobs.next_run_at \
-                     WHEN jobs.max_runs IS NOT NULL AND jobs.runs_fired + v.f >= jobs.max_runs THEN NULL ELSE v.nxt END, \
-                   enabled = CASE WHEN jobs.pending_delete = 0 AND (v.dis = 1 \
-                     OR (jobs.max_runs IS NOT NULL AND jobs.runs_fired + v.f >= jobs.max_runs)) THEN 0 ELSE jobs.enabled END, \
-                   runs_fired = jobs.runs_fired + v.f, \
-                   missed_slot = CASE WHEN jobs.pending_delete = 1 OR jobs.missed_slot IS NOT NULL THEN jobs.missed_slot \
-                     WHEN v.ms IS NOT NULL THEN v.ms \
-                     WHEN v.due + COALESCE(jobs.grace_s, {grace}) * 1000 < {now_param} THEN v.slot ELSE NULL END \
-                 FROM (SELECT column1 AS id, column2 AS slot, column3 AS nxt, column4 AS dis, column5 AS f, column6 AS ms, column7 AS due \
-                   FROM (VALUES {values}) AS t) AS v \
-                 WHERE jobs.id = v.id AND jobs.next_run_at = v.slot RETURNING {returning}",
-                grace = crate::domain::DEFAULT_GRACE_S,
-            );
-            let mut q = batch_query(self.backend, sql).bind(now);
-            for c in &mine {
-                let fires = i64::from(c.fire.is_some());
-                q = q
-                    .bind(c.job_id)
-                    .bind(c.slot)
-                    .bind(c.next)
-                    .bind(bool_flag(c.disable))
-                    .bind(fires)
-                    .bind(c.dropped)
-                    .bind(c.due);
-            }
-            for row in q.fetch_all(&mut *tx).await.db()? {
-                let job = job_from_row(&row)?;
-                moved.insert(job.id, job);
-            }
+        // `now` first: each parameter appears once, in the order bound (see `Params`).
+        let mut p = Params::new(self.backend);
+        let now_param = p.next();
+        let values = (0..claims.len()).map(|_| p.row(7)).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "UPDATE jobs SET {set} FROM (SELECT {CLAIM_VALUES} FROM (VALUES {values}) AS t) AS v \
+             WHERE jobs.id = v.id AND jobs.next_run_at = v.slot RETURNING {returning}",
+            set = claim_set(&now_param),
+            returning = claim_returning(),
+        );
+        let mut q = batch_query(self.backend, sql).bind(now);
+        for c in claims {
+            q = bind_claim(q, c);
+        }
+        for row in q.fetch_all(&mut *tx).await.db()? {
+            let job = job_from_row(&row)?;
+            moved.insert(job.id, job);
         }
 
         // Kragle's deferred delete: the job goes at its slot instead of running.
@@ -198,11 +254,11 @@ impl Store {
         }
 
         // One run row per slot to fire; a slot that already has one is not fired again.
-        let to_fire: Vec<(&Claim, EpochMs, &Job)> = mine
+        let to_fire: Vec<(&Claim, EpochMs, &Job)> = claims
             .iter()
             .filter_map(|c| {
                 let job = moved.get(&c.job_id).filter(|j| !j.pending_delete)?;
-                Some((*c, c.fire?, job))
+                Some((c, c.fire?, job))
             })
             .collect();
         let mut run_ids: HashMap<i64, i64> = HashMap::new();
@@ -235,37 +291,8 @@ impl Store {
                 run_ids.insert(get_i64(&row, "job_id")?, get_i64(&row, "id")?);
             }
         }
-        tx.commit().await.db()?;
-        if !moved.is_empty() {
-            // Only now, committed: the other nodes skip their standby claims of these slots
-            // on this word. From the rows as written (a deleted job has no next slot).
-            let moves = mine
-                .iter()
-                .filter_map(|c| {
-                    let job = moved.get(&c.job_id)?;
-                    Some((c.job_id, c.slot, job.next_run_at.filter(|_| !job.pending_delete)))
-                })
-                .collect();
-            self.changed(Change::Claimed(moves));
-        }
-
-        Ok(claims
-            .iter()
-            .map(|c| {
-                if !locked.contains(&c.job_id) {
-                    return ClaimOutcome::Busy;
-                }
-                let Some(job) = moved.get(&c.job_id) else { return ClaimOutcome::Lost };
-                if job.pending_delete {
-                    return ClaimOutcome::Deleted { job: job.clone() };
-                }
-                match run_ids.get(&c.job_id) {
-                    Some(run_id) => ClaimOutcome::Claimed { run_id: *run_id, job: job.clone() },
-                    // Skipped by the missed-run policy, or the slot had already fired.
-                    None => ClaimOutcome::Advanced,
-                }
-            })
-            .collect())
+        tx.commit().await.wrote()?;
+        Ok(Claimed { locked, moved, run_ids })
     }
 
     /// Records backfill runs of `job` for `slots` that never ran (scheduled or backfilled: the
@@ -866,6 +893,56 @@ async fn end_jobs(
         chained.insert(run.job_id);
     }
     Ok((jobs, chained))
+}
+
+/// What a claim wrote: the jobs whose rows it held (the others were busy), those it moved
+/// or deleted as written, and the run it recorded for each job that fired.
+#[derive(Default)]
+struct Claimed {
+    locked: HashSet<i64>,
+    moved: HashMap<i64, Job>,
+    run_ids: HashMap<i64, i64>,
+}
+
+/// A claim's values as the columns `v` of its statement; [`bind_claim`] binds them.
+const CLAIM_VALUES: &str = "column1 AS id, column2 AS slot, column3 AS nxt, column4 AS dis, \
+     column5 AS f, column6 AS ms, column7 AS due";
+
+/// Binds a claim's [`CLAIM_VALUES`].
+fn bind_claim<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    c: &Claim,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    q.bind(c.job_id)
+        .bind(c.slot)
+        .bind(c.next)
+        .bind(bool_flag(c.disable))
+        .bind(i64::from(c.fire.is_some()))
+        .bind(c.dropped)
+        .bind(c.due)
+}
+
+/// A claim's write to a job row still at its slot, from the claim's values `v`; `now` is the
+/// claim time's placeholder. `max_runs`: the run that reaches it disables the job (no next
+/// slot). A slot dropped, or claimed past the job's grace, opens a missed incident (`health`).
+/// A job queued for deletion keeps its slot (it is deleted instead).
+fn claim_set(now: &str) -> String {
+    format!(
+        "next_run_at = CASE WHEN jobs.pending_delete = 1 THEN jobs.next_run_at \
+           WHEN jobs.max_runs IS NOT NULL AND jobs.runs_fired + v.f >= jobs.max_runs THEN NULL ELSE v.nxt END, \
+         enabled = CASE WHEN jobs.pending_delete = 0 AND (v.dis = 1 \
+           OR (jobs.max_runs IS NOT NULL AND jobs.runs_fired + v.f >= jobs.max_runs)) THEN 0 ELSE jobs.enabled END, \
+         runs_fired = jobs.runs_fired + v.f, \
+         missed_slot = CASE WHEN jobs.pending_delete = 1 OR jobs.missed_slot IS NOT NULL THEN jobs.missed_slot \
+           WHEN v.ms IS NOT NULL THEN v.ms \
+           WHEN v.due + COALESCE(jobs.grace_s, {grace}) * 1000 < {now} THEN v.slot ELSE NULL END",
+        grace = crate::domain::DEFAULT_GRACE_S,
+    )
+}
+
+/// The job columns a claim's writes return, named through `jobs` (its values `v` has an `id`).
+fn claim_returning() -> String {
+    JOB_COLUMNS.split(", ").map(|c| format!("jobs.{c}")).collect::<Vec<_>>().join(", ")
 }
 
 // The lease sweep's two statements. `status IN ('queued', 'running')` is the partial index
