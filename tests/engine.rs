@@ -1073,3 +1073,40 @@ async fn per_node_concurrency_limit_queues_runs_in_order() {
         "the second started before the first finished: {runs:#?}"
     );
 }
+
+/// A node claims no more than it starts. With one process slot (`--max-concurrent-runs 1`)
+/// and an every-second job whose runs last 3 s, claimed runs wait for the slot; once one has
+/// waited past the missed-run grace (1 s) the node is behind and claims nothing more, so
+/// slots are left unclaimed (and then dropped by the job's missed-run policy) instead of
+/// queuing here to start later and later: before, every second added a run to the queue.
+/// When the queue has drained, the node claims again.
+#[tokio::test]
+async fn a_node_behind_its_slots_claims_no_more() {
+    let env = Env::start(&["--max-concurrent-runs", "1"]);
+    let stack = env.stack(json!({})).await;
+    let sched = env.schedule(json!({"cron": "*/1 * * * * *", "timezone": "UTC"}), false).await;
+    let job = env.job(stack, sched, json!({"command": "sleep 3", "overlap": "allow"})).await;
+
+    // Claims resumed: a run of a slot well after the queue built up.
+    let runs = env
+        .wait_runs(job, secs(30), "a run 8 s after the first", |runs| {
+            let s = slots(runs);
+            s.len() >= 2 && s[s.len() - 1] - s[0] >= 8000
+        })
+        .await;
+    assert_no_duplicate_slots(&runs, "every-second job, behind");
+    let s = slots(&runs);
+    let seconds = (s[s.len() - 1] - s[0]) / 1000 + 1;
+    assert!(
+        (runs.len() as i64) <= seconds - 3,
+        "slots were claimed while the node was behind: {} runs over {seconds} s: {s:?}",
+        runs.len()
+    );
+    let metrics = Api::new(&env.server, None).get("/metrics").await.text;
+    let deferred: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("cronstack_claims_deferred_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("cronstack_claims_deferred_total in /metrics");
+    assert!(deferred > 0.0, "no claim was put off");
+}

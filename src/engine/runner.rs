@@ -1,9 +1,10 @@
 //! The runner: starts runs as child processes and records how they end. It applies the
 //! overlap policy, the per-node concurrency limit, timeouts and retries.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cronstack_exec::{Command, Finished, Gate, Killer, Log, Outcome, Release};
 use serde_json::json;
@@ -58,6 +59,9 @@ pub(super) struct Runner {
     cancelled: Mutex<HashSet<i64>>,
     /// Wakes runs waiting for a concurrency permit when one of them is cancelled.
     cancel_wake: Notify,
+    /// Runs waiting for a concurrency permit, by when each began to wait (see [`Runner::behind`]).
+    waiting: Mutex<BTreeMap<u64, Instant>>,
+    next_waiting: AtomicU64,
     /// Jobs with a slot waiting for their running run to end (`overlap: queue`): one each.
     queued_behind: Mutex<HashSet<i64>>,
     /// Wakes those waiting slots when a run ends.
@@ -96,6 +100,8 @@ impl Runner {
             held: holds::Holds::default(),
             cancelled: Mutex::new(HashSet::new()),
             cancel_wake: Notify::new(),
+            waiting: Mutex::new(BTreeMap::new()),
+            next_waiting: AtomicU64::new(0),
             queued_behind: Mutex::new(HashSet::new()),
             run_ended: Notify::new(),
             permits: Arc::new(Semaphore::new(settings.max_concurrent_runs.max(1))),
@@ -221,6 +227,14 @@ impl Runner {
             // Spawned again at the slot, where a lasting error is recorded on the run.
             Err(e) => tracing::debug!(run = launch.run.id, error = %e, "spawning ahead of the slot"),
         }
+    }
+
+    /// How long the run that has waited longest for a concurrency permit has waited: zero
+    /// unless every permit is taken. The scheduler claims nothing more while it is past the
+    /// missed-run grace (see `Scheduler::fire_due`).
+    pub(super) fn behind(&self) -> Duration {
+        let waiting = self.waiting.lock().unwrap();
+        waiting.values().next().map_or(Duration::ZERO, Instant::elapsed)
     }
 
     /// Starts scheduled runs due at this instant: each held process whose run passes its
@@ -463,7 +477,7 @@ impl Runner {
             Some(Prespawned::Released(running, permit)) => (running, permit),
             // (A held one never released here is dropped, which kills it.)
             _ => {
-                metrics::gauge!("cronstack_runs_waiting").increment(1.0);
+                let waiting = Waiting::new(self);
                 // The same acquire future throughout, so the run keeps its place in line.
                 let acquire = self.permits.clone().acquire_owned();
                 tokio::pin!(acquire);
@@ -472,13 +486,12 @@ impl Runner {
                         permit = &mut acquire => break permit,
                         () = self.cancel_wake.notified() => {
                             if self.cancelled.lock().unwrap().contains(&launch.run.id) {
-                                metrics::gauge!("cronstack_runs_waiting").decrement(1.0);
                                 return Err(KILLED_BEFORE_START.to_string());
                             }
                         }
                     }
                 };
-                metrics::gauge!("cronstack_runs_waiting").decrement(1.0);
+                drop(waiting);
                 let permit = permit.map_err(|_| "the node is shutting down".to_string())?;
                 let stdin = launch.stdin.take();
                 let running = cronstack_exec::spawn(self.command(launch, stdin)?)
@@ -940,4 +953,27 @@ const FINISH_TRIES: u32 = 8;
 
 fn log_err(e: impl std::fmt::Display) {
     tracing::error!(error = %e, "retry bookkeeping");
+}
+
+/// A run waiting for a concurrency permit, counted in [`Runner::behind`] and the
+/// `cronstack_runs_waiting` gauge until dropped (it got its permit, or gave up).
+struct Waiting<'a> {
+    runner: &'a Runner,
+    id: u64,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(runner: &'a Runner) -> Self {
+        let id = runner.next_waiting.fetch_add(1, Ordering::Relaxed);
+        runner.waiting.lock().unwrap().insert(id, Instant::now());
+        metrics::gauge!("cronstack_runs_waiting").increment(1.0);
+        Waiting { runner, id }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.runner.waiting.lock().unwrap().remove(&self.id);
+        metrics::gauge!("cronstack_runs_waiting").decrement(1.0);
+    }
 }

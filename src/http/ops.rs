@@ -109,6 +109,10 @@ pub fn describe_metrics() {
         "Open database connections by pool and state (idle, in_use)"
     );
     describe_gauge!("cronstack_db_pool_max_connections", "Largest size of each database connection pool");
+    describe_counter!(
+        "cronstack_claims_deferred_total",
+        "Claims put off because a run had waited past the missed-run grace for a slot: the node is behind"
+    );
     describe_counter!("cronstack_pruned_rows_total", "Rows deleted by the history pruner, by table");
     describe_counter!(
         "cronstack_claims_total",
@@ -123,6 +127,7 @@ pub fn describe_metrics() {
     for outcome in crate::store::ClaimOutcome::NAMES {
         metrics::counter!("cronstack_claims_total", "outcome" => outcome).increment(0);
     }
+    metrics::counter!("cronstack_claims_deferred_total").increment(0);
     for table in crate::store::Aged::ALL {
         metrics::counter!("cronstack_pruned_rows_total", "table" => table.table()).increment(0);
     }
