@@ -1086,7 +1086,25 @@ async fn a_node_behind_its_slots_claims_no_more() {
     let stack = env.stack(json!({})).await;
     let sched = env.schedule(json!({"cron": "*/1 * * * * *", "timezone": "UTC"}), false).await;
     let job = env.job(stack, sched, json!({"command": "sleep 3", "overlap": "allow"})).await;
+    claims_wait_while_behind(&env, job, "every-second job, behind").await;
+}
 
+/// The same with a pipeline's runs waiting for the one process slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_behind_its_pipeline_slots_claims_no_more() {
+    let env = Env::start(&["--max-concurrent-runs", "1"]);
+    let blocks = json!([["Shell command", {"command": "sleep 3"}]]);
+    let stack =
+        env.api.create("/api/v1/blockstacks", json!({"name": env.name("pipe"), "blocks": blocks})).await;
+    let sched = env.schedule(json!({"cron": "*/1 * * * * *", "timezone": "UTC"}), false).await;
+    let job = env.job(stack, sched, json!({"overlap": "allow"})).await;
+    claims_wait_while_behind(&env, job, "every-second pipeline, behind").await;
+}
+
+/// Runs of `job` (every second, each 3 s long, one process slot) piled up: the node claimed
+/// none of at least 3 of the seconds while behind, claimed again once the line drained, ran
+/// no slot twice, and counted the rounds it put off.
+async fn claims_wait_while_behind(env: &Env, job: i64, what: &str) {
     // Claims resumed: a run of a slot well after the queue built up.
     let runs = env
         .wait_runs(job, secs(30), "a run 8 s after the first", |runs| {
@@ -1094,12 +1112,12 @@ async fn a_node_behind_its_slots_claims_no_more() {
             s.len() >= 2 && s[s.len() - 1] - s[0] >= 8000
         })
         .await;
-    assert_no_duplicate_slots(&runs, "every-second job, behind");
+    assert_no_duplicate_slots(&runs, what);
     let s = slots(&runs);
     let seconds = (s[s.len() - 1] - s[0]) / 1000 + 1;
     assert!(
         (runs.len() as i64) <= seconds - 3,
-        "slots were claimed while the node was behind: {} runs over {seconds} s: {s:?}",
+        "{what}: slots were claimed while the node was behind: {} runs over {seconds} s: {s:?}",
         runs.len()
     );
     let metrics = Api::new(&env.server, None).get("/metrics").await.text;
@@ -1108,5 +1126,5 @@ async fn a_node_behind_its_slots_claims_no_more() {
         .find_map(|l| l.strip_prefix("cronstack_claims_deferred_total "))
         .and_then(|v| v.trim().parse().ok())
         .expect("cronstack_claims_deferred_total in /metrics");
-    assert!(deferred > 0.0, "no claim was put off");
+    assert!(deferred > 0.0, "{what}: no claim was put off");
 }

@@ -131,7 +131,7 @@ impl Store {
             // on this word. From the rows as written (a deleted job has no next slot).
             let moves = claims
                 .iter()
-                .filter(|c| locked.contains(&c.job_id))
+                // Only locked jobs can have moved.
                 .filter_map(|c| {
                     let job = moved.get(&c.job_id)?;
                     Some((c.job_id, c.slot, job.next_run_at.filter(|_| !job.pending_delete)))
@@ -940,9 +940,13 @@ fn claim_set(now: &str) -> String {
     )
 }
 
-/// The job columns a claim's writes return, named through `jobs` (its values `v` has an `id`).
-fn claim_returning() -> String {
-    JOB_COLUMNS.split(", ").map(|c| format!("jobs.{c}")).collect::<Vec<_>>().join(", ")
+/// The job columns a claim's writes return, named through `jobs` (its values `v` has an `id`);
+/// built once, not per batch.
+fn claim_returning() -> &'static str {
+    static COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        JOB_COLUMNS.split(", ").map(|c| format!("jobs.{c}")).collect::<Vec<_>>().join(", ")
+    });
+    &COLUMNS
 }
 
 // The lease sweep's two statements. `status IN ('queued', 'running')` is the partial index

@@ -97,10 +97,13 @@ impl Runner {
                 return self.finish_without_start(&job, &run, RunStatus::Failed, &why).await;
             }
         };
+        // Counted while it waits, as a command's run is: it holds back the node's claims too.
+        let waiting = super::Waiting::new(self);
         let permit = tokio::select! {
             permit = self.permits.clone().acquire_owned() => permit.ok(),
             () = self.shutting_down.notified() => None,
         };
+        drop(waiting);
         // Not started because the node is stopping: handed back to the cluster at shutdown.
         let permit = permit?;
         let started_at = now_ms();
