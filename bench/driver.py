@@ -513,6 +513,7 @@ def next_slot(offset, period, after_ms):
 TCS = [os.path.join(PEERS, "tcs_peer")]
 APS = [VENV_PY, os.path.join(BENCH, "apscheduler_peer.py")]
 BURST = [os.path.join(PEERS, "bare_burst")]
+GATE = [os.path.join(PEERS, "bare_gate")]
 CELERY = [VENV_PY, os.path.join(BENCH, "celery_peer.py")]
 
 
@@ -611,7 +612,7 @@ def observed_row(mode, n, t, warm, tag, cronstack_extra):
         log(f"lateness observed by the jobs, {tag}: {key} ({t}s window)")
         res[key] = observed_cronstack(mode, n, t, warm, f"obs-{tag}-{key}", extra=extra)
     for key, cmd, w in (("apscheduler", APS, warm + 2), ("tcs", TCS, warm + 2), ("celery", CELERY, warm + 2),
-                        ("bare", BURST, warm)):
+                        ("bare", BURST, warm), ("bare_gate", GATE, warm)):
         log(f"lateness observed by the jobs, {tag}: {key} ({t}s window)")
         res[key] = peer_or_failure(observed_peer, cmd, mode, n, t, w, f"obs-{tag}-{key}")
     return res

@@ -764,3 +764,18 @@ async fn readable(rx: Option<&pipe::Receiver>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::GATE_LINE;
+
+    /// The bench's floor for prespawned bursts (bench/peers' `bare_gate`) holds its jobs with
+    /// this very line; a change here must go there too, or the floor measures another design.
+    #[test]
+    fn the_bench_floor_holds_jobs_with_the_executors_gate_line() {
+        let peer = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/peers/src/bin/bare_gate.rs");
+        let source = std::fs::read_to_string(peer).expect("bench/peers/src/bin/bare_gate.rs");
+        let line = format!("const GATE_LINE: &str = {GATE_LINE:?};");
+        assert!(source.contains(&line), "bare_gate.rs has no `{line}`");
+    }
+}

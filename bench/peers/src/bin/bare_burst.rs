@@ -8,15 +8,12 @@
 //!
 //! bare_burst minute|second JOBS SECONDS OUT [THREADS]   (prints "ready"; THREADS default 16)
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
-}
+use cronstack_bench_peers::{jobs_per_second, now_us, write_records};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -27,19 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = args.get(4).ok_or(usage)?.clone();
     let threads: usize = args.get(5).map(|t| t.parse()).transpose()?.unwrap_or(16);
 
-    // Jobs due at each second of the minute.
-    let mut per_second: BTreeMap<i64, usize> = BTreeMap::new();
-    for i in 0..jobs {
-        match mode.as_str() {
-            "minute" => *per_second.entry((i % 60) as i64).or_default() += 1,
-            "second" => {
-                for s in 0..60 {
-                    *per_second.entry(s).or_default() += 1;
-                }
-            }
-            _ => return Err(usage.into()),
-        }
-    }
+    let per_second = jobs_per_second(&mode, jobs).ok_or(usage)?;
 
     let fifo = std::env::var("BENCH_FIFO").ok();
     let (tx, rx) = mpsc::channel::<(i64, usize)>();
@@ -84,11 +69,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         slot += 1000;
     }
     std::thread::sleep(Duration::from_secs(2));
-    let records = records.lock().unwrap();
-    let mut text = String::with_capacity(records.len() * 24);
-    for (slot, late) in records.iter() {
-        text.push_str(&format!("{slot} {late}\n"));
-    }
-    std::fs::write(out, text)?;
+    write_records(&out, &records.lock().unwrap())?;
     std::process::exit(0);
 }

@@ -10,11 +10,8 @@
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
-}
+use cronstack_bench_peers::now_us;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();

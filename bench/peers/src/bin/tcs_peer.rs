@@ -15,13 +15,10 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use cronstack_bench_peers::{now_us, write_records};
 use tokio_cron_scheduler::{Job, JobScheduler};
-
-fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
-}
 
 type Records = Arc<Mutex<Vec<(i64, i64)>>>;
 
@@ -73,12 +70,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::io::stdout().flush()?;
     tokio::time::sleep(Duration::from_secs(seconds)).await;
     if let Some(path) = out {
-        let records = records.lock().unwrap();
-        let mut text = String::with_capacity(records.len() * 24);
-        for (slot, late) in records.iter() {
-            text.push_str(&format!("{slot} {late}\n"));
-        }
-        std::fs::write(path, text)?;
+        write_records(&path, &records.lock().unwrap())?;
     }
     // Skip the scheduler's shutdown: the measurement is over.
     std::process::exit(0);
