@@ -56,6 +56,9 @@ async fn each_slot_fires_after_its_own_jitter_the_same_on_every_node() {
     let a = Server::start_on(&db, &[]);
     // On PostgreSQL a second node claims some of the slots: it must place them alike.
     let b = on_pg.then(|| Server::start_on(&db, &[]));
+    if let Some(b) = &b {
+        wait_joined(&[&a, b], &token).await;
+    }
     let api = Api::new(&a, Some(&token));
     let (stack, schedule) = setup(&api, 2).await;
     let mut jobs = Vec::new();

@@ -450,6 +450,26 @@ pub fn assert_err(r: &Resp, status: u16, code: i64) -> String {
     msg.to_string()
 }
 
+/// Waits until every node of a cluster is ready and lists all of them in `/api/v1/nodes`,
+/// then a heartbeat more (each node reads the live set, which splits the slots, once a
+/// second): a node started last on a loaded machine otherwise joins after the first slots,
+/// which the others then claim alone.
+pub async fn wait_joined(nodes: &[&Server], token: &str) {
+    for node in nodes {
+        let api = Api::new(node, Some(token));
+        eventually(Duration::from_secs(30), || async {
+            let ready = api.get("/readyz").await.status == 200;
+            let listed = api.get("/api/v1/nodes").await.json()["count"].as_u64() == Some(nodes.len() as u64);
+            (ready && listed).then_some(())
+        })
+        .await
+        .unwrap_or_else(|| {
+            panic!("{} did not see all {} nodes; log:\n{}", node.base, nodes.len(), node.log())
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+}
+
 /// Polls `check` every 50 ms until it returns Some or `timeout` passes.
 pub async fn eventually<T, F, Fut>(timeout: Duration, mut check: F) -> Option<T>
 where
