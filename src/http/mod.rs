@@ -116,17 +116,23 @@ pub fn router(state: AppState) -> Router {
     let (cloud66, cloud66_doc) = cloud66::router(state.clone());
     let (ops, ops_doc) = ops::router().merge(openapi::router()).split_for_parts();
     let (ping, ping_doc) = ping::router().split_for_parts();
-    openapi::publish(&openapi::document(
-        vec![("/api/v1", kragle_doc), ("/api/3", cloud66_doc)],
-        vec![ops_doc, ping_doc],
-    ));
+    openapi::publish(&openapi::document(vec![kragle_doc, cloud66_doc, ops_doc, ping_doc]));
     let site = ops.merge(ui::router()).route_layer(axum::middleware::from_fn(ops::label_route)).merge(ping);
-    Router::new()
-        .nest("/api/v1", kragle)
-        .nest("/api/3", cloud66)
-        .merge(site)
-        .fallback(ops::not_found)
-        .with_state(state)
+    Router::new().merge(kragle).merge(cloud66).merge(site).fallback(ops::not_found).with_state(state)
+}
+
+/// A dialect's routes with its "no such endpoint" answer for every other path under its
+/// `prefix` (a nested router's fallback, for routes registered at their full paths).
+fn dialect_fallbacks<H, T>(routes: Router<AppState>, prefix: &str, not_found: H) -> Router<AppState>
+where
+    H: axum::handler::Handler<T, AppState>,
+    T: 'static,
+{
+    let answer = axum::routing::any(not_found);
+    routes
+        .route(prefix, answer.clone())
+        .route(&format!("{prefix}/"), answer.clone())
+        .route(&format!("{prefix}/{{*rest}}"), answer)
 }
 
 /// A JSON body, rendered to bytes (kept as such by `AppState::memo`).

@@ -65,6 +65,21 @@ impl utoipa::Modify for SecuritySchemes {
     }
 }
 
+/// `routes` (what `routes!` gives) served and documented at `prefix` + their path. The
+/// dialects register their routes at the full path this way instead of being nested:
+/// `Router::nest` rebuilds every request's URI to strip the prefix, about 8% of the
+/// instructions of a cached read (callgrind, bench `api`'s v1 job by id).
+pub fn at<S>(
+    prefix: &str,
+    (schemas, mut paths, method_router): utoipa_axum::router::UtoipaMethodRouter<S>,
+) -> utoipa_axum::router::UtoipaMethodRouter<S> {
+    paths.paths = std::mem::take(&mut paths.paths)
+        .into_iter()
+        .map(|(path, item)| (format!("{prefix}{path}"), item))
+        .collect();
+    (schemas, paths, method_router)
+}
+
 /// Who may call the operations of a group of routes.
 pub enum Access {
     /// Anyone (the handler checks what it needs, if anything).
@@ -110,15 +125,12 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = (&'static str, &mut O
     .filter_map(|(method, op)| Some((method, op.as_mut()?)))
 }
 
-/// The document of the whole service: the dialects' parts nested where they are served, the
-/// rest at the root. Each operation gets its tag, its path parameters and its dialect's error
-/// body from where it is served, and an id made of its method and path.
-pub fn document(nested: Vec<(&str, Document)>, root: Vec<Document>) -> Document {
+/// The document of the whole service from its parts (each with the full paths it is served
+/// at). Each operation gets its tag, its path parameters and its dialect's error body from
+/// where it is served, and an id made of its method and path.
+pub fn document(parts: Vec<Document>) -> Document {
     let mut doc = Base::openapi();
-    for (prefix, part) in nested {
-        doc = doc.nest(prefix, part);
-    }
-    for part in root {
+    for part in parts {
         doc.merge(part);
     }
     for (path, item) in doc.paths.paths.iter_mut() {

@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::api::v3::{
     ActionView, Envelope, ErrorBody, JobParams, JobView, ListEnvelope, Pagination, RunNowBody, StackView,
@@ -29,6 +28,16 @@ use crate::service::{Caller, Owned, PageRequest, Service, ServiceResult, split_a
 use crate::store::Page;
 
 pub struct Cloud66;
+
+/// Where the dialect is served.
+pub const PREFIX: &str = "/api/3";
+
+/// `routes!`, served and documented under [`PREFIX`] (see `openapi::at`).
+macro_rules! v3_routes {
+    ($($handler:tt)*) => {
+        crate::http::openapi::at(PREFIX, utoipa_axum::routes!($($handler)*))
+    };
+}
 
 type CResult<T> = Result<T, Failure<Cloud66>>;
 type PageQ = PageParam<Cloud66>;
@@ -54,20 +63,20 @@ impl Dialect for Cloud66 {
 pub fn router(state: AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use crate::http::openapi::{Access, described};
     let routes = OpenApiRouter::new()
-        .routes(routes!(list_stacks))
-        .routes(routes!(show_stack))
-        .routes(routes!(list_jobs))
-        .routes(routes!(pause_all))
-        .routes(routes!(unpause_all))
-        .routes(routes!(show_job))
-        .routes(routes!(run_now))
-        .routes(routes!(pause))
-        .routes(routes!(unpause))
-        .routes(routes!(list_actions))
-        .routes(routes!(show_action))
+        .routes(v3_routes!(list_stacks))
+        .routes(v3_routes!(show_stack))
+        .routes(v3_routes!(list_jobs))
+        .routes(v3_routes!(pause_all))
+        .routes(v3_routes!(unpause_all))
+        .routes(v3_routes!(show_job))
+        .routes(v3_routes!(run_now))
+        .routes(v3_routes!(pause))
+        .routes(v3_routes!(unpause))
+        .routes(v3_routes!(list_actions))
+        .routes(v3_routes!(show_action))
         .route_layer(axum::middleware::from_fn_with_state(state, require_caller::<Cloud66>));
     let (router, doc) = described(routes, Access::Required).split_for_parts();
-    (router.fallback(not_found).method_not_allowed_fallback(method_not_allowed), doc)
+    (super::dialect_fallbacks(router.method_not_allowed_fallback(method_not_allowed), PREFIX, not_found), doc)
 }
 
 /// Cloud 66 clients append `.json` to every path; routing sees the path without it.

@@ -1,6 +1,13 @@
 //! The Kragle-style v1 dialect: `{code, msg}` errors with Kragle's numbers (and accurate HTTP
 //! statuses), `{count, pagesize, page, <items>}` lists of 10.
 
+/// `routes!`, served and documented under [`PREFIX`] (see `openapi::at`).
+macro_rules! v1_routes {
+    ($($handler:tt)*) => {
+        crate::http::openapi::at(crate::http::kragle::PREFIX, utoipa_axum::routes!($($handler)*))
+    };
+}
+
 mod channels;
 mod hooks;
 pub(crate) mod jobs;
@@ -17,7 +24,6 @@ use axum::Json;
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::{allow_anonymous, require_caller};
@@ -26,6 +32,9 @@ use super::extract::{not_null, nullable};
 use crate::service::{Entity, PageRequest, ServiceError};
 
 pub struct Kragle;
+
+/// Where the dialect is served.
+pub const PREFIX: &str = "/api/v1";
 
 pub type KResult<T> = Result<T, Failure<Kragle>>;
 type Body<T> = super::extract::JsonBody<T, Kragle>;
@@ -115,56 +124,56 @@ fn id_param(raw: &str, what: &str) -> Result<i64, Failure<Kragle>> {
 pub fn router(state: AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     use crate::http::openapi::{Access, described};
     let authed = OpenApiRouter::new()
-        .routes(routes!(jobs::list, jobs::create))
-        .routes(routes!(jobs::by_id))
-        .routes(routes!(jobs::by_name))
-        .routes(routes!(jobs::update, jobs::delete))
-        .routes(routes!(runs::list))
-        .routes(routes!(runs::run_now))
-        .routes(routes!(runs::show))
-        .routes(routes!(runs::kill))
-        .routes(routes!(runs::backfill))
-        .routes(routes!(runs::log))
-        .routes(routes!(schedules::list, schedules::create))
-        .routes(routes!(schedules::by_id))
-        .routes(routes!(schedules::update, schedules::delete))
-        .routes(routes!(stacks::by_name))
-        .routes(routes!(stacks::update, stacks::delete))
-        .routes(routes!(hooks::exec))
-        .routes(routes!(hooks::token_refresh))
-        .routes(routes!(webhooks::list, webhooks::create))
-        .routes(routes!(webhooks::by_id))
-        .routes(routes!(webhooks::deliveries))
-        .routes(routes!(webhooks::update, webhooks::delete))
+        .routes(v1_routes!(jobs::list, jobs::create))
+        .routes(v1_routes!(jobs::by_id))
+        .routes(v1_routes!(jobs::by_name))
+        .routes(v1_routes!(jobs::update, jobs::delete))
+        .routes(v1_routes!(runs::list))
+        .routes(v1_routes!(runs::run_now))
+        .routes(v1_routes!(runs::show))
+        .routes(v1_routes!(runs::kill))
+        .routes(v1_routes!(runs::backfill))
+        .routes(v1_routes!(runs::log))
+        .routes(v1_routes!(schedules::list, schedules::create))
+        .routes(v1_routes!(schedules::by_id))
+        .routes(v1_routes!(schedules::update, schedules::delete))
+        .routes(v1_routes!(stacks::by_name))
+        .routes(v1_routes!(stacks::update, stacks::delete))
+        .routes(v1_routes!(hooks::exec))
+        .routes(v1_routes!(hooks::token_refresh))
+        .routes(v1_routes!(webhooks::list, webhooks::create))
+        .routes(v1_routes!(webhooks::by_id))
+        .routes(v1_routes!(webhooks::deliveries))
+        .routes(v1_routes!(webhooks::update, webhooks::delete))
         // Notification channels: the same subscriptions, by their other name.
-        .routes(routes!(channels::list, channels::create))
-        .routes(routes!(channels::by_id))
-        .routes(routes!(channels::deliveries))
-        .routes(routes!(channels::update, channels::delete))
-        .routes(routes!(session::list_tokens, session::create_token))
-        .routes(routes!(session::revoke_token))
-        .routes(routes!(overview::overview))
-        .routes(routes!(session::whoami))
-        .routes(routes!(session::change_password))
-        .routes(routes!(session::nodes))
+        .routes(v1_routes!(channels::list, channels::create))
+        .routes(v1_routes!(channels::by_id))
+        .routes(v1_routes!(channels::deliveries))
+        .routes(v1_routes!(channels::update, channels::delete))
+        .routes(v1_routes!(session::list_tokens, session::create_token))
+        .routes(v1_routes!(session::revoke_token))
+        .routes(v1_routes!(overview::overview))
+        .routes(v1_routes!(session::whoami))
+        .routes(v1_routes!(session::change_password))
+        .routes(v1_routes!(session::nodes))
         .merge(monitors::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_caller::<Kragle>));
     // Public stacks are listed and read without credentials too.
     let open_reads = OpenApiRouter::new()
-        .routes(routes!(stacks::list, stacks::create))
-        .routes(routes!(stacks::by_id))
+        .routes(v1_routes!(stacks::list, stacks::create))
+        .routes(v1_routes!(stacks::by_id))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), allow_anonymous::<Kragle>));
     let open = OpenApiRouter::new()
-        .routes(routes!(session::authenticate))
-        .routes(routes!(session::logout))
-        .routes(routes!(stacks::types))
+        .routes(v1_routes!(session::authenticate))
+        .routes(v1_routes!(session::logout))
+        .routes(v1_routes!(stacks::types))
         // Access follows the stack's `webhook` setting: checked by the handler.
-        .routes(routes!(hooks::hook))
+        .routes(v1_routes!(hooks::hook))
         .route_layer(axum::middleware::from_fn(super::guard::dialect_guard::<Kragle>));
     let (router, doc) = described(open, Access::Open)
         .merge(described(authed, Access::Required).merge(described(open_reads, Access::Optional)))
         .split_for_parts();
-    (router.fallback(not_found).method_not_allowed_fallback(method_not_allowed), doc)
+    (super::dialect_fallbacks(router.method_not_allowed_fallback(method_not_allowed), PREFIX, not_found), doc)
 }
 
 async fn not_found(uri: axum::http::Uri) -> Failure<Kragle> {

@@ -7,7 +7,6 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use super::{Body, KResult, Page, id_param, list_page, not_null, page_request};
 use crate::http::AppState;
@@ -17,9 +16,9 @@ use crate::service::{Caller, MonitorPatch};
 /// The v1 routes (behind the dialect's authentication).
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list, create))
-        .routes(routes!(by_id, update, delete))
-        .routes(routes!(pings))
+        .routes(v1_routes!(list, create))
+        .routes(v1_routes!(by_id, update, delete))
+        .routes(v1_routes!(pings))
 }
 
 use crate::api::doc::{Deleted, MonitorList, Paging, PingList};
