@@ -23,7 +23,7 @@ servers = {}
 try:
     for tag, binary in (("A", bin_a), ("B", bin_b)):
         d.CRONSTACK = binary
-        db = d.Db(kind, f"ab_{kind}_{tag}")
+        db = d.Db(kind, f"ab_{kind}_{tag.lower()}")
         token, stack_uid = d.seed(db, ["0 0 0 1 1 *"], [(0, jan1)] * n)
         server = d.Server(db, f"ab-{kind}-{tag}").start()
         servers[tag] = (server, db, token, {})

@@ -17,14 +17,14 @@ pub type BodyKey = (&'static str, i64, i64);
 /// The kept bodies, at most `capacity`, each for at most `ttl` (PostgreSQL: other nodes'
 /// writes are heard, not seen).
 pub struct Bodies {
-    kept: Mutex<HashMap<BodyKey, (u64, Instant, Bytes)>>,
+    kept: Mutex<HashMap<BodyKey, (u64, Instant, Bytes), foldhash::fast::RandomState>>,
     capacity: usize,
     ttl: Option<Duration>,
 }
 
 impl Bodies {
     pub fn new(capacity: usize, ttl: Option<Duration>) -> Self {
-        Bodies { kept: Mutex::new(HashMap::new()), capacity, ttl }
+        Bodies { kept: Mutex::new(HashMap::default()), capacity, ttl }
     }
 
     /// A memo for one read, asked for before its rows are read, with the store's change
@@ -33,7 +33,9 @@ impl Bodies {
         Memo { bodies: self, stamp }
     }
 
-    fn kept(&self) -> std::sync::MutexGuard<'_, HashMap<BodyKey, (u64, Instant, Bytes)>> {
+    fn kept(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<BodyKey, (u64, Instant, Bytes), foldhash::fast::RandomState>> {
         self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -264,7 +264,7 @@ where
 /// request neither builds label strings nor looks its series up in the registry.
 #[derive(Default)]
 struct RequestMetrics {
-    routes: RwLock<HashMap<Box<str>, RouteMetrics>>,
+    routes: RwLock<HashMap<Box<str>, RouteMetrics, foldhash::fast::RandomState>>,
 }
 
 struct RouteMetrics {

@@ -47,7 +47,7 @@ pub(super) struct ReadCache<K, V> {
 struct CacheState<K, V> {
     /// Bumped by every invalidation: a fill that began before it is dropped.
     generation: u64,
-    entries: HashMap<K, (V, Instant)>,
+    entries: HashMap<K, (V, Instant), foldhash::fast::RandomState>,
 }
 
 /// What a lookup that missed hands to the fill: the generation the read started in.
@@ -56,7 +56,7 @@ pub(super) struct Ticket(u64);
 impl<K: Hash + Eq, V: Clone> ReadCache<K, V> {
     fn new(capacity: usize, ttl: Option<Duration>, live: Arc<AtomicBool>) -> Self {
         ReadCache {
-            state: Mutex::new(CacheState { generation: 0, entries: HashMap::new() }),
+            state: Mutex::new(CacheState { generation: 0, entries: HashMap::default() }),
             capacity,
             ttl,
             live,
