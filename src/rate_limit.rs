@@ -53,8 +53,8 @@ const MAX_KEY_LEN: usize = 64;
 /// collisions an attacker could aim for (a chance one merges two keys' counts).
 struct Recent<V> {
     // Keyed by those hashes, themselves random: hashed again the cheap way.
-    recent: HashMap<u64, V, foldhash::fast::RandomState>,
-    older: HashMap<u64, V, foldhash::fast::RandomState>,
+    recent: foldhash::HashMap<u64, V>,
+    older: foldhash::HashMap<u64, V>,
     half: usize,
     hasher: std::hash::RandomState,
 }

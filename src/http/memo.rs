@@ -17,7 +17,7 @@ pub type BodyKey = (&'static str, i64, i64);
 /// The kept bodies, at most `capacity`, each for at most `ttl` (PostgreSQL: other nodes'
 /// writes are heard, not seen).
 pub struct Bodies {
-    kept: Mutex<HashMap<BodyKey, (u64, Instant, Bytes), foldhash::fast::RandomState>>,
+    kept: Mutex<foldhash::HashMap<BodyKey, (u64, Instant, Bytes)>>,
     capacity: usize,
     ttl: Option<Duration>,
 }
@@ -33,9 +33,7 @@ impl Bodies {
         Memo { bodies: self, stamp }
     }
 
-    fn kept(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<BodyKey, (u64, Instant, Bytes), foldhash::fast::RandomState>> {
+    fn kept(&self) -> std::sync::MutexGuard<'_, foldhash::HashMap<BodyKey, (u64, Instant, Bytes)>> {
         self.kept.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

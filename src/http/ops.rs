@@ -1,7 +1,6 @@
 //! Operational endpoints: health, readiness, Prometheus metrics; request metrics; the
 //! answers for unknown routes and panics.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -264,7 +263,7 @@ where
 /// request neither builds label strings nor looks its series up in the registry.
 #[derive(Default)]
 struct RequestMetrics {
-    routes: RwLock<HashMap<Box<str>, RouteMetrics, foldhash::fast::RandomState>>,
+    routes: RwLock<foldhash::HashMap<Box<str>, RouteMetrics>>,
 }
 
 struct RouteMetrics {

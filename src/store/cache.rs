@@ -47,7 +47,7 @@ pub(super) struct ReadCache<K, V> {
 struct CacheState<K, V> {
     /// Bumped by every invalidation: a fill that began before it is dropped.
     generation: u64,
-    entries: HashMap<K, (V, Instant), foldhash::fast::RandomState>,
+    entries: foldhash::HashMap<K, (V, Instant)>,
 }
 
 /// What a lookup that missed hands to the fill: the generation the read started in.
