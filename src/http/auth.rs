@@ -72,9 +72,28 @@ pub(super) fn add_quota_headers(headers: &mut HeaderMap, q: Quota) {
     const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
     const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
     const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
-    headers.insert(LIMIT, HeaderValue::from(q.limit));
+    let (limit, reset) = unchanging_quota_headers(q);
+    headers.insert(LIMIT, limit);
     headers.insert(REMAINING, HeaderValue::from(q.remaining));
-    headers.insert(RESET, HeaderValue::from(q.reset));
+    headers.insert(RESET, reset);
+}
+
+/// The limit and reset headers' values: the same for every request of a window, so each
+/// thread keeps the last ones and clones them (a reference count) instead of formatting and
+/// allocating both on every request.
+fn unchanging_quota_headers(q: Quota) -> (HeaderValue, HeaderValue) {
+    type Kept = Option<((u32, i64), (HeaderValue, HeaderValue))>;
+    thread_local! {
+        static LAST: std::cell::RefCell<Kept> = const { std::cell::RefCell::new(None) };
+    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((key, values)) if *key == (q.limit, q.reset) => values.clone(),
+        _ => {
+            let values = (HeaderValue::from(q.limit), HeaderValue::from(q.reset));
+            *last = Some(((q.limit, q.reset), values.clone()));
+            values
+        }
+    })
 }
 
 /// The 429 answer of a limiter whose window is spent, with its quota headers.

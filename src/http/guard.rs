@@ -73,7 +73,9 @@ pub async fn finish_response<D: Dialect>(route: Option<MatchedPath>, mut respons
 }
 
 fn has_encoded_nul(s: &str) -> bool {
-    s.as_bytes().windows(3).any(|w| w == b"%00")
+    // `str::contains` compares 16 bytes at a time; a byte-by-byte window was ~700
+    // instructions on every request to a Cloud 66 job's path (callgrind).
+    s.contains("%00")
 }
 
 /// Whether valid JSON text holds an escaped NUL (`\u0000`) in a string.

@@ -53,8 +53,13 @@ where
         let timeout = ClientTimeout(client_timeout);
         let service =
             tower::ServiceExt::map_request(app.clone(), move |req: hyper::Request<hyper::body::Incoming>| {
+                // Only a request with a body has a read to bound: a GET's extensions stay
+                // without it (each insert is an allocation on every read).
+                let bodyless = hyper::body::Body::is_end_stream(req.body());
                 let mut req = req.map(axum::body::Body::new);
-                req.extensions_mut().insert(timeout);
+                if !bodyless {
+                    req.extensions_mut().insert(timeout);
+                }
                 req
             });
         let conn =
