@@ -1,7 +1,6 @@
 //! Rate limits: a fixed hourly window per key (a token, a login name, a stack's hook, a
 //! monitor's pings), in memory on SQLite and shared through the database on PostgreSQL.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::domain::{EpochMs, now_ms};
@@ -62,8 +61,8 @@ struct Recent<V> {
 impl<V> Recent<V> {
     fn new(capacity: usize) -> Self {
         Recent {
-            recent: HashMap::default(),
-            older: HashMap::default(),
+            recent: foldhash::HashMap::default(),
+            older: foldhash::HashMap::default(),
             half: (capacity / 2).max(1),
             hasher: std::hash::RandomState::new(),
         }
@@ -101,7 +100,7 @@ impl<V> Recent<V> {
             // Sized once: the old generation's table is freed just as a same-sized one is taken.
             self.older = std::mem::replace(
                 &mut self.recent,
-                HashMap::with_capacity_and_hasher(self.half, Default::default()),
+                foldhash::HashMap::with_capacity_and_hasher(self.half, Default::default()),
             );
         }
         self.recent.insert(h, value);

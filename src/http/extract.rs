@@ -49,8 +49,8 @@ pub(crate) fn check_json_content_type(headers: &axum::http::HeaderMap) -> Result
 }
 
 pub(crate) async fn read_body<S: Send + Sync>(req: Request, _state: &S) -> Result<Bytes, RequestError> {
-    // The server bounds how long a body may take (`http::serve`); requests built in-process
-    // (the fuzz entry points) carry no bound.
+    // The server bounds how long a body may take (`http::serve`) when a request has one;
+    // bodyless requests and requests built in-process (the fuzz entry points) carry no bound.
     let timeout = req.extensions().get::<super::ClientTimeout>().map(|t| t.0);
     let read = axum::body::to_bytes(req.into_body(), BODY_LIMIT);
     let read = match timeout {

@@ -4,7 +4,6 @@
 //! store hears of it) retires every body. While the store's caches are not live (PostgreSQL
 //! without its change listener) there is no stamp and nothing is kept.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -24,7 +23,7 @@ pub struct Bodies {
 
 impl Bodies {
     pub fn new(capacity: usize, ttl: Option<Duration>) -> Self {
-        Bodies { kept: Mutex::new(HashMap::default()), capacity, ttl }
+        Bodies { kept: Mutex::new(foldhash::HashMap::default()), capacity, ttl }
     }
 
     /// A memo for one read, asked for before its rows are read, with the store's change

@@ -20,7 +20,6 @@
 //! each time it connects, and keep no entry longer than [`SHARED_TTL`], the bound should an
 //! announcement ever fail to be sent.
 
-use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -56,7 +55,7 @@ pub(super) struct Ticket(u64);
 impl<K: Hash + Eq, V: Clone> ReadCache<K, V> {
     fn new(capacity: usize, ttl: Option<Duration>, live: Arc<AtomicBool>) -> Self {
         ReadCache {
-            state: Mutex::new(CacheState { generation: 0, entries: HashMap::default() }),
+            state: Mutex::new(CacheState { generation: 0, entries: foldhash::HashMap::default() }),
             capacity,
             ttl,
             live,
