@@ -43,6 +43,17 @@ fn succeeded_beyond(job: &str, keep: &str, greatest: &str) -> String {
     )
 }
 
+/// How many of the job `job`'s other finished runs (`OTHER_FINAL`) are beyond `keep` (SQL,
+/// both backends): the `LIMIT` of the statement that reads them, 0 for a job within its limit,
+/// so that it is not read and sorted at every pass (bench row `history`: 500 failed runs kept
+/// of each of 1,000 jobs, two thirds of a full sweep's reads).
+fn others_beyond(job: &str, keep: &str, greatest: &str) -> String {
+    format!(
+        "{greatest}(0, (SELECT COUNT(*) FROM runs o WHERE o.job_id = {job} AND o.status IN ({OTHER_FINAL})) \
+         - {keep})"
+    )
+}
+
 /// A table whose old rows go by age, and how its rows are told old and finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Aged {
@@ -250,7 +261,8 @@ impl Store {
     /// many as the job's count says are too many (see [`succeeded_beyond`]): read from the
     /// job's oldest, they cost what goes, where skipping the `keep` newest cost `keep` index
     /// entries a job at every pass (bench row `history`, 9,500 kept: 10,000,000 entries a
-    /// pass over 1,000 jobs). The others are few, counted and sorted.
+    /// pass over 1,000 jobs). The others are few: counted, then read and sorted only for a job
+    /// with some beyond (see [`others_beyond`]).
     pub async fn runs_beyond_keep(&self, keeps: &[(i64, Keep)], limit: i64) -> StoreResult<Vec<i64>> {
         if keeps.is_empty() {
             return Ok(Vec::new());
@@ -277,8 +289,9 @@ impl Store {
              (SELECT id FROM runs WHERE job_id = k.job_id AND status = 'succeeded' \
              ORDER BY id LIMIT LEAST($4, {})) UNION ALL \
              (SELECT id FROM runs WHERE job_id = k.job_id AND status IN ({OTHER_FINAL}) \
-             ORDER BY id DESC LIMIT $4 OFFSET k.keep_f)) AS r",
-            succeeded_beyond("k.job_id", "k.keep_s", "GREATEST")
+             ORDER BY id DESC LIMIT LEAST($4, {}) OFFSET k.keep_f)) AS r",
+            succeeded_beyond("k.job_id", "k.keep_s", "GREATEST"),
+            others_beyond("k.job_id", "k.keep_f", "GREATEST")
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(list(&|(id, _)| *id))
@@ -421,12 +434,13 @@ impl Store {
 /// [`bind_beyond_keep`]).
 ///
 /// Both read `runs_by_job_status` alone. The succeeded runs walk it from the job's oldest,
-/// as many as are beyond (see [`succeeded_beyond`]); the others come from one range per
-/// status, sorted (few rows): `+id` keeps SQLite from walking `runs_by_job` for the order
-/// instead, which reads every run of the job from the table to test its status.
+/// as many as are beyond (see [`succeeded_beyond`]); the others are counted, and when some
+/// are beyond (see [`others_beyond`]) read from one range per status and sorted (few rows):
+/// `+id` keeps SQLite from walking `runs_by_job` for the order instead, which reads every run
+/// of the job from the table to test its status.
 fn beyond_keep_sqlite(jobs: usize) -> String {
     // Anonymous placeholders, as `Params` writes them on SQLite (why: see there), but a job's
-    // id appears three times: bound once each, in order, by `bind_beyond_keep`.
+    // id appears five times: bound once each, in order, by `bind_beyond_keep`.
     let succeeded = format!(
         "SELECT id FROM (SELECT id FROM runs WHERE job_id = ? AND status = 'succeeded' \
          ORDER BY id LIMIT MIN(?, {}))",
@@ -434,7 +448,8 @@ fn beyond_keep_sqlite(jobs: usize) -> String {
     );
     let others = format!(
         "SELECT id FROM (SELECT id FROM runs WHERE job_id = ? AND status IN ({OTHER_FINAL}) \
-         ORDER BY +id DESC LIMIT ? OFFSET ?)"
+         ORDER BY +id DESC LIMIT MIN(?, {}) OFFSET ?)",
+        others_beyond("?", "?", "MAX")
     );
     (0..jobs)
         .flat_map(|j| [format!("{succeeded} AS k{}", 2 * j), format!("{others} AS k{}", 2 * j + 1)])
@@ -443,7 +458,8 @@ fn beyond_keep_sqlite(jobs: usize) -> String {
 }
 
 /// Binds [`beyond_keep_sqlite`]'s parameters: per job, the succeeded member's (its job, the
-/// limit, its job twice more for its counts, its keep), then the others' (job, limit, keep).
+/// limit, its job twice more for its counts, its keep), then the others' (its job, the limit,
+/// its job again for its count, its keep twice: beyond it, and the offset).
 fn bind_beyond_keep<'q>(
     mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
     keeps: &[(i64, Keep)],
@@ -451,7 +467,7 @@ fn bind_beyond_keep<'q>(
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
     for (job_id, keep) in keeps {
         q = q.bind(*job_id).bind(limit).bind(*job_id).bind(*job_id).bind(keep.succeeded);
-        q = q.bind(*job_id).bind(limit).bind(keep.failed);
+        q = q.bind(*job_id).bind(limit).bind(*job_id).bind(keep.failed).bind(keep.failed);
     }
     q
 }
@@ -468,7 +484,7 @@ mod tests {
     /// reading the job's runs from the table (`runs_by_job` then the row for its status): with
     /// 10,000 runs a job that cost a pass over 1,000 every-second jobs more than its second.
     /// Its count is one lookup by key, and its succeeded runs are walked in the index's order
-    /// (from the oldest, no sort): only the other outcomes are sorted.
+    /// (from the oldest, no sort): only the other outcomes are sorted, after being counted.
     #[tokio::test]
     async fn runs_beyond_keep_read_the_job_and_status_index_only() {
         let (_dir, store) = crate::store::testing::scratch_sqlite().await;
@@ -477,8 +493,9 @@ mod tests {
         let q = bind_beyond_keep(q, &[(1, keep), (2, keep)], 1000);
         let plan = crate::store::testing::plan(&store, q).await;
         let searches: Vec<&String> = plan.iter().filter(|d| d.contains("runs")).collect();
-        // Per job: its other runs counted, its succeeded ones walked, its others read.
-        assert_eq!(searches.len(), 6, "{plan:#?}");
+        // Per job: its other runs counted (for each member), its succeeded ones walked, its
+        // others read.
+        assert_eq!(searches.len(), 8, "{plan:#?}");
         for d in searches {
             assert!(d.contains("COVERING INDEX runs_by_job_status (job_id=? AND status=?)"), "{plan:#?}");
         }
