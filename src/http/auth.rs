@@ -1,9 +1,10 @@
 //! Authentication (bearer token or the Kragle `auth_tkt` session cookie) and the per-token
 //! rate limit, as one middleware per dialect so that failures speak the dialect.
 
-use axum::extract::{Request, State};
+use std::convert::Infallible;
+
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
 use serde::{Deserialize, Serialize};
@@ -107,25 +108,24 @@ pub(super) fn throttled<D: Dialect>(q: Quota) -> Response {
 
 /// The dialect's routes that need a caller: the dialect's checks (`guard`), then
 /// authentication and the caller's quota; the `Caller` reaches the handler as an extension.
-pub async fn require_caller<D: Dialect>(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+pub async fn require_caller<D, R>(state: &AppState, mut req: Request, route: R) -> Response
+where
+    D: Dialect,
+    R: tower::Service<Request, Response = Response, Error = Infallible>,
+{
     if let Some(refused) = super::guard::refusal::<D>(&req) {
         return refused;
     }
-    let caller = match identify(&state, req.headers()).await {
+    let caller = match identify(state, req.headers()).await {
         Ok(c) => c,
         Err(e) => return Failure::<D>::new(e).into_response(),
     };
-    let quota = match hit::<D>(&state, &caller.rate_key).await {
+    let quota = match hit::<D>(state, &caller.rate_key).await {
         Ok(q) => q,
         Err(refused) => return refused,
     };
-    let route = req.extensions().get::<axum::extract::MatchedPath>().cloned();
     req.extensions_mut().insert(caller);
-    let mut response = super::guard::finish_response::<D>(route, next.run(req).await).await;
+    let mut response = super::guard::finish_response::<D>(super::guard::run(route, req).await).await;
     add_quota_headers(response.headers_mut(), quota);
     response
 }
@@ -143,11 +143,11 @@ async fn hit<D: Dialect>(state: &AppState, key: &str) -> Result<Quota, Response>
 /// Routes that answer without credentials too (Kragle's public stacks): a `GET` that carries
 /// no credentials at all goes through the dialect's checks without a `Caller`; anything else
 /// is [`require_caller`]'s.
-pub async fn allow_anonymous<D: Dialect>(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub async fn allow_anonymous<D, R>(state: &AppState, req: Request, route: R) -> Response
+where
+    D: Dialect,
+    R: tower::Service<Request, Response = Response, Error = Infallible>,
+{
     let anonymous = req.method() == axum::http::Method::GET
         && bearer(req.headers()).is_none()
         && session_user(req.headers(), &state.cookie_key).is_none()
@@ -155,13 +155,13 @@ pub async fn allow_anonymous<D: Dialect>(
     if anonymous {
         // Without credentials there is no token to count against: anonymous reads share
         // one budget of the rate limit.
-        let quota = match hit::<D>(&state, "anonymous").await {
+        let quota = match hit::<D>(state, "anonymous").await {
             Ok(q) => q,
             Err(refused) => return refused,
         };
-        let mut response = super::guard::dialect_guard::<D>(req, next).await;
+        let mut response = super::guard::dialect_guard::<D, R>(req, route).await;
         add_quota_headers(response.headers_mut(), quota);
         return response;
     }
-    require_caller::<D>(State(state), req, next).await
+    require_caller::<D, R>(state, req, route).await
 }

@@ -115,7 +115,7 @@ pub fn router(state: AppState) -> Router {
     let (kragle, kragle_doc) = kragle::router(state.clone());
     let (cloud66, cloud66_doc) = cloud66::router(state.clone());
     let (ops, ops_doc) = ops::router().merge(openapi::router()).split_for_parts();
-    let (ping, ping_doc) = ping::router().split_for_parts();
+    let (ping, ping_doc) = ping::router(&state).split_for_parts();
     openapi::publish(&openapi::document(vec![kragle_doc, cloud66_doc, ops_doc, ping_doc]));
     let site = ops.merge(ui::router()).route_layer(axum::middleware::from_fn(ops::label_route)).merge(ping);
     Router::new().merge(kragle).merge(cloud66).merge(site).fallback(ops::not_found).with_state(state)

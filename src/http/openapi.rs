@@ -81,6 +81,7 @@ pub fn at<S>(
 }
 
 /// Who may call the operations of a group of routes.
+#[derive(Clone, Copy)]
 pub enum Access {
     /// Anyone (the handler checks what it needs, if anything).
     Open,

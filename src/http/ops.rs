@@ -165,25 +165,25 @@ pub fn spawn_metrics_upkeep(
     });
 }
 
-/// The route a response answered, as the router matched it: put on the response by the
-/// layers inside the router (the dialect guards, [`label_route`]) for [`Observe`], which runs
-/// outside it. A response without one (no route matched) counts as `unmatched`.
-#[derive(Clone)]
-pub struct RouteLabel(pub MatchedPath);
-
-/// Labels the response with the route matched for `req` (see [`RouteLabel`]).
-pub fn label_response(route: Option<MatchedPath>, response: &mut Response) {
-    if let Some(route) = route {
-        response.extensions_mut().insert(RouteLabel(route));
-    }
+tokio::task_local! {
+    /// The route the request being answered matched, as the router matched it: set by the
+    /// layers inside the router (the dialect gates, [`label_route`]) for [`Observe`], which
+    /// runs outside it and cannot see the routed request. A task-local, not a response
+    /// extension: the first extension of a response allocates its map and a box, on every
+    /// request. A request no route matched counts as `unmatched`.
+    static MATCHED_ROUTE: std::cell::Cell<Option<MatchedPath>>;
 }
 
-/// For the routes outside the two dialects (theirs are labelled by their guards).
+/// Records `route` as the route of the request being answered (see [`MATCHED_ROUTE`]); a
+/// no-op outside [`Observe`] (a router driven without it, in tests).
+pub fn label_request(route: Option<MatchedPath>) {
+    let _ = MATCHED_ROUTE.try_with(|matched| matched.set(route));
+}
+
+/// For the routes outside the two dialects (theirs are labelled by their gates).
 pub async fn label_route(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let mut response = next.run(req).await;
-    label_response(route, &mut response);
-    response
+    label_request(req.extensions().get::<MatchedPath>().cloned());
+    next.run(req).await
 }
 
 /// The outermost layer, around the router (not applied per route, so nothing is cloned per
@@ -233,7 +233,7 @@ where
         // A panic in the router's call or in the handler's future is answered, never unwound
         // into the server's connection task.
         let answer = std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req)));
-        Box::pin(async move {
+        Box::pin(MATCHED_ROUTE.scope(std::cell::Cell::new(None), async move {
             let answered = match answer {
                 Ok(future) => AssertUnwindSafe(future).catch_unwind().await.map(|Ok(r)| r),
                 Err(panic) => Err(panic),
@@ -249,13 +249,14 @@ where
                 Err(panic) => panic_response(panic),
             };
             let status = response.status();
-            let route = response.extensions().get::<RouteLabel>().map_or("unmatched", |r| r.0.as_str());
+            let route = MATCHED_ROUTE.with(|matched| matched.take());
+            let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
             handles.record(route, &method, status, started.elapsed().as_secs_f64());
             if has_body && (status.is_client_error() || status.is_server_error()) {
                 response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
             }
             Ok(response)
-        })
+        }))
     }
 }
 

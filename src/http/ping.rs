@@ -12,15 +12,17 @@ use super::AppState;
 use super::auth::{add_quota_headers, throttled};
 use super::error::{Failure, RequestError};
 use super::extract::read_body;
+use super::guard::GateLayer;
 use super::kragle::Kragle;
+use super::openapi::Access;
 use crate::domain::monitor::PingKind;
 use crate::service::{Entity, PingRequest, ServiceError};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(success))
         .routes(routes!(with_kind))
-        .route_layer(axum::middleware::from_fn(super::guard::dialect_guard::<Kragle>))
+        .route_layer(GateLayer::<Kragle>::new(Access::Open, state))
 }
 
 /// `/ping/<uuid>`: the job succeeded.

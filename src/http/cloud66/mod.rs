@@ -18,9 +18,9 @@ use crate::api::v3::{
     ActionView, Envelope, ErrorBody, JobParams, JobView, ListEnvelope, Pagination, RunNowBody, StackView,
 };
 
-use super::auth::require_caller;
 use super::error::{ApiError, Dialect, Failure, RequestError};
 use super::extract::{PageParam, parse_json, query_map, read_body};
+use super::guard::GateLayer;
 use super::{AppState, json_bytes, json_response};
 use crate::api::doc::{JobsQuery, Paging, RunNowQuery, StacksQuery};
 use crate::domain::{Action, EpochMs, Job, Schedule, Stack, utc_fields};
@@ -74,7 +74,7 @@ pub fn router(state: AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(v3_routes!(unpause))
         .routes(v3_routes!(list_actions))
         .routes(v3_routes!(show_action))
-        .route_layer(axum::middleware::from_fn_with_state(state, require_caller::<Cloud66>));
+        .route_layer(GateLayer::<Cloud66>::new(Access::Required, &state));
     let (router, doc) = described(routes, Access::Required).split_for_parts();
     (super::dialect_fallbacks(router.method_not_allowed_fallback(method_not_allowed), PREFIX, not_found), doc)
 }

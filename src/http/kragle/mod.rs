@@ -26,9 +26,9 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 
 use super::AppState;
-use super::auth::{allow_anonymous, require_caller};
 use super::error::{ApiError, Dialect, Failure, RequestError};
 use super::extract::{not_null, nullable};
+use super::guard::GateLayer;
 use crate::service::{Entity, PageRequest, ServiceError};
 
 pub struct Kragle;
@@ -157,19 +157,19 @@ pub fn router(state: AppState) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(v1_routes!(session::change_password))
         .routes(v1_routes!(session::nodes))
         .merge(monitors::routes())
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_caller::<Kragle>));
+        .route_layer(GateLayer::<Kragle>::new(Access::Required, &state));
     // Public stacks are listed and read without credentials too.
     let open_reads = OpenApiRouter::new()
         .routes(v1_routes!(stacks::list, stacks::create))
         .routes(v1_routes!(stacks::by_id))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), allow_anonymous::<Kragle>));
+        .route_layer(GateLayer::<Kragle>::new(Access::Optional, &state));
     let open = OpenApiRouter::new()
         .routes(v1_routes!(session::authenticate))
         .routes(v1_routes!(session::logout))
         .routes(v1_routes!(stacks::types))
         // Access follows the stack's `webhook` setting: checked by the handler.
         .routes(v1_routes!(hooks::hook))
-        .route_layer(axum::middleware::from_fn(super::guard::dialect_guard::<Kragle>));
+        .route_layer(GateLayer::<Kragle>::new(Access::Open, &state));
     let (router, doc) = described(open, Access::Open)
         .merge(described(authed, Access::Required).merge(described(open_reads, Access::Optional)))
         .split_for_parts();
