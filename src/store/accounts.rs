@@ -7,6 +7,17 @@ use super::cache::Change;
 use super::{SqlxResultExt, Store, StoreResult, get_i64, get_opt_string, get_string};
 use crate::domain::{ApiToken, EpochMs, Scope, User, UserId};
 
+/// A token's SHA-256, the only form of it kept. The token cache is keyed by its 32 bytes (a
+/// hit makes no hex text); the column holds its lowercase hex ([`TokenDigest::to_hex`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenDigest(pub [u8; 32]);
+
+impl TokenDigest {
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
 /// What a token hash resolves to.
 #[derive(Debug, Clone)]
 pub struct TokenRecord {
@@ -153,18 +164,14 @@ impl Store {
         get_i64(&row, "id")
     }
 
-    pub async fn token_by_hash(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
-        // Looked up by reference first: a hit copies no key.
-        if let Some(hit) = self.cache.tokens.get(token_hash) {
-            return Ok(Some(hit));
-        }
-        let load = self.one(
-            "t.id, t.user_id, t.scopes, u.username",
-            "api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1",
-            token_hash,
-            token_from_row,
-        );
-        self.cache.tokens.get_or_load(token_hash.to_string(), load).await
+    pub async fn token_by_digest(&self, digest: &TokenDigest) -> StoreResult<Option<TokenRecord>> {
+        // Built only on a miss: a hit makes no hex text.
+        let load = async {
+            let from_where = "api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1";
+            self.one("t.id, t.user_id, t.scopes, u.username", from_where, digest.to_hex(), token_from_row)
+                .await
+        };
+        self.cache.tokens.get_or_load(*digest, load).await
     }
 
     pub async fn list_tokens(&self, user: UserId) -> StoreResult<Vec<ApiToken>> {

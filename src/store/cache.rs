@@ -313,7 +313,7 @@ pub(super) fn spawn_announcer(
 /// The store's caches. Rows are capped per cache; pages (each up to a page of jobs) fewer.
 pub(super) struct Caches {
     live: Arc<AtomicBool>,
-    pub tokens: ReadCache<String, super::TokenRecord>,
+    pub tokens: ReadCache<super::TokenDigest, super::TokenRecord>,
     pub jobs: ReadCache<i64, crate::domain::Job>,
     /// A job's uid never changes; the job read by its id is checked against the uid.
     pub job_uids: ReadCache<String, i64>,

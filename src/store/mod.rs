@@ -27,7 +27,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
-pub use accounts::{LoginRecord, SessionRecord, TokenRecord};
+pub use accounts::{LoginRecord, SessionRecord, TokenDigest, TokenRecord};
 pub use cache::{Change, ROWS_CHANNEL, SHARED_TTL, SlotMove};
 pub use cluster::{JOBS_CHANNEL, KILL_CHANNEL, NodeRecord};
 pub use health::{Incident, JobHealthRow};
