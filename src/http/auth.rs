@@ -1,5 +1,5 @@
 //! Authentication (bearer token or the Kragle `auth_tkt` session cookie) and the per-token
-//! rate limit, as one middleware per dialect so that failures speak the dialect.
+//! rate limit, run by each dialect's `guard::Gate` so that failures speak the dialect.
 
 use std::convert::Infallible;
 

@@ -45,7 +45,8 @@ impl<D, R> tower::Layer<R> for GateLayer<D> {
 
 /// A route behind its group's checks. Written out rather than `axum::middleware::from_fn`,
 /// whose `Next` boxes the route and its future again on every request (callgrind, a cached
-/// read: three allocations and ~2,000 instructions of the ~42,000).
+/// read, with the task-local route label of `ops`: 42,286 -> 40,709 instructions, 5 fewer
+/// allocations).
 pub struct Gate<D, R> {
     route: R,
     layer: GateLayer<D>,
